@@ -1,0 +1,54 @@
+# Guichet — two commands: `make dev` runs the whole system, `make test` runs every test.
+# Only Python 3.11+ is needed: uv and the virtual environment are bootstrapped here.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: dev test lint proto proto-check bench chaos install clean help
+
+help:
+	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
+	@echo "make test   - lint, type-check, check generated code, run the whole test suite"
+	@echo "make lint | proto | bench | clean"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(VENV)/.synced
+
+dev: install
+	$(RUN) python -m services.devstack
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy services workflows tests bench
+
+proto: install
+	$(RUN) python -m services.kit.protogen
+
+proto-check: install
+	$(RUN) python -m services.kit.protogen --check
+	$(RUN) buf lint proto
+
+test: lint proto-check
+	$(RUN) pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(RUN) python -m bench.login
+
+chaos: install
+	$(RUN) pytest -q -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .state .pytest_cache .mypy_cache .ruff_cache

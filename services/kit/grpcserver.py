@@ -1,0 +1,166 @@
+"""The `grpc.aio` server every service runs: auth, error mapping, health, reflection, drain.
+
+One interceptor verifies the caller's token and binds the principal for the call, and maps a
+`DomainError` to its status with details; any other exception becomes INTERNAL with no trace
+leaked (it is logged with the trace id instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.kit.auth import TokenVerifier, bind_deadline, bind_principal
+from services.kit.errors import DomainError, Unauthenticated, to_grpc_status
+
+log = logging.getLogger(__name__)
+
+# Calls that need no token: the standard services, and a service's declared public methods.
+_ALWAYS_PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+def _bearer(metadata: Iterable[Any] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+    return None
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
+    status = to_grpc_status(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Authenticates every call (except public ones) and maps domain errors to gRPC status."""
+
+    def __init__(self, verifier: TokenVerifier, public_methods: Iterable[str] = ()) -> None:
+        self._verifier = verifier
+        self._public = frozenset(public_methods)
+
+    def _is_public(self, method: str) -> bool:
+        return method in self._public or method.startswith(_ALWAYS_PUBLIC_PREFIXES)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method: str = handler_call_details.method
+        public = self._is_public(method)
+        inner = handler.unary_unary
+        verifier = self._verifier
+
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            remaining = context.time_remaining()
+            bind_deadline(None if remaining is None else time.monotonic() + remaining)
+            try:
+                token = _bearer(context.invocation_metadata())
+                if token is None:
+                    if not public:
+                        raise Unauthenticated("missing bearer token")
+                    bind_principal(None)
+                else:
+                    try:
+                        bind_principal(await verifier.verify(token))
+                    except Unauthenticated:
+                        if not public:
+                            raise
+                        bind_principal(None)
+                return await inner(request, context)
+            except DomainError as error:
+                await abort_with(context, error)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # Aborts raised by context.abort pass through untouched.
+                if isinstance(error, grpc.aio.AbortError):
+                    raise
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    grace: float
+
+    async def stop(self) -> None:
+        """Reports NOT_SERVING, then lets in-flight calls finish within the grace period."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.grace)
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+
+async def start_server(
+    *,
+    register: Callable[[grpc.aio.Server], None],
+    service_names: Iterable[str],
+    verifier: TokenVerifier,
+    public_methods: Iterable[str] = (),
+    host: str = "[::]",
+    port: int = 0,
+    grace: float = 10.0,
+) -> RunningServer:
+    """Builds, binds (port 0 picks a free port) and starts a server with health and reflection."""
+    server = grpc.aio.server(
+        interceptors=[GuichetServerInterceptor(verifier, public_methods)],
+        options=SERVER_OPTIONS,
+    )
+    register(server)
+    names = list(service_names)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot bind gRPC port {host}:{port}")
+    await server.start()
+    for name in [*names, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC server listening", extra={"port": bound, "services": names})
+    return RunningServer(server=server, port=bound, health=health_servicer, grace=grace)
+
+
+async def serve_until_signalled(running: RunningServer) -> None:
+    """Runs until SIGTERM or SIGINT, then drains."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining gRPC server", extra={"grace_seconds": running.grace})
+    await running.stop()

