@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 WORKFLOWS: list[type[Any]] = [DeliverMail]
 
 
-def build_worker(client: Client, settings: WorkerSettings, *, task_queue: str | None = None) -> Worker:
+def build_worker(
+    client: Client, settings: WorkerSettings, *, task_queue: str | None = None
+) -> Worker:
     mail = MailActivities(
         SmtpSender(
             settings.smtp_host,

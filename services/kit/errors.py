@@ -133,7 +133,6 @@ def to_grpc_status(error: DomainError) -> grpc.Status:
     return rpc_status.to_status(to_status(error))
 
 
-
 class RemoteProblem:
     """A failed gRPC call as a caller sees it: status, message and the typed details."""
 

@@ -31,7 +31,7 @@ def connect_identity(settings: CommonSettings) -> IdentityLink:
 
     async def load_jwks() -> str:
         response = await bare_stub.GetJwks(identity_pb2.GetJwksRequest(), timeout=timeout)
-        return response.jwks_json
+        return str(response.jwks_json)
 
     tokens: ServiceTokenSource | None = None
     client_id, client_secret = settings.service_client_id, settings.service_client_secret

@@ -95,23 +95,6 @@ class LocalPostgres:
             if not quiet:
                 raise
 
-    def create_database(self, name: str) -> None:
-        """Creates the database unless it exists (one database per service)."""
-        psql = str(_commands.POSTGRES_BIN_PATH / "psql")
-        exists = subprocess.run(
-            [psql, self.url(), "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if exists != "1":
-            subprocess.run(
-                [psql, self.url(), "-c", f'CREATE DATABASE "{name}"'],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-
     def destroy(self) -> None:
         self.stop(quiet=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -8,14 +8,15 @@ business keys and the start uses USE_EXISTING, so a start retried after a crash 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Table, Text, func, select, update
 from sqlalchemy import Column as _Column
+from sqlalchemy import DateTime, Integer, MetaData, String, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -102,10 +103,8 @@ class OutboxRelay:
                 self._client = None
                 backoff = min(backoff * 2, 10.0)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
 
     async def relay_once(self) -> int:
         """Starts every pending row it can lock; returns how many it started."""
@@ -125,7 +124,8 @@ class OutboxRelay:
             if self._client is None:
                 self._client = await self._connect()
             for row in rows:
-                try:
+                # Already started before a crash, or already completed: either way, done.
+                with contextlib.suppress(WorkflowAlreadyStartedError):
                     await self._client.start_workflow(
                         row.workflow,
                         row.argument,
@@ -134,8 +134,6 @@ class OutboxRelay:
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     )
-                except WorkflowAlreadyStartedError:
-                    pass  # Started before a crash, or already completed: either way, done.
                 await session.execute(
                     update(t)
                     .where(t.c.id == row.id)

@@ -1,4 +1,4 @@
-"""Generates the Python code of every `.proto` beside it; `--check` fails when the committed code is stale.
+"""Generates the Python code beside every `.proto`; `--check` fails when committed code is stale.
 
 Run as `make proto` (write) or `make proto-check` (part of `make test`).
 """

@@ -77,9 +77,9 @@ async def open_context(spec: ServiceSpec, settings: ServiceSettings) -> ServiceC
     return ServiceContext(settings, engine, sessions, exit_stack, relay)
 
 
-async def start_service(spec: ServiceSpec, settings: ServiceSettings) -> tuple[
-    ServiceContext, RunningServer
-]:
+async def start_service(
+    spec: ServiceSpec, settings: ServiceSettings
+) -> tuple[ServiceContext, RunningServer]:
     """Starts the service in this event loop (also how tests run it, on port 0)."""
     context = await open_context(spec, settings)
     wiring = await spec.build(context)

@@ -53,7 +53,7 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 def load_settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
     """Builds the settings or exits with a message naming every bad variable."""
     try:
-        return cls(**overrides)
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = [f"{cls.__name__}: invalid configuration"]
         for error in exc.errors():

@@ -27,7 +27,7 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.content
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
@@ -73,15 +73,17 @@ class SmtpSink:
     def to(self, address: str) -> list[ReceivedMail]:
         return [m for m in self.messages if address.lower() in (r.lower() for r in m.recipients)]
 
-    async def wait_for(self, address: str, *, count: int = 1, timeout: float = 20.0) -> list[ReceivedMail]:
+    async def wait_for(
+        self, address: str, *, count: int = 1, within: float = 20.0
+    ) -> list[ReceivedMail]:
         """Waits until `count` mails reached `address` (mail goes through a workflow: async)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             received = self.to(address)
             if len(received) >= count:
                 return received
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"{count} mail(s) to {address} not received within {timeout}s")
+        raise TimeoutError(f"{count} mail(s) to {address} not received within {within}s")
 
 
 def _free_port() -> int:

@@ -46,14 +46,14 @@ def setup_telemetry(
         GrpcAioInstrumentorServer,
     )
 
-    GrpcAioInstrumentorServer().instrument()
-    GrpcAioInstrumentorClient().instrument()
+    GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
+    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
     _provider = provider
     return provider
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """One span per SQL statement. skip_dep_check: the instrumentor's pin predates SQLAlchemy 2.1."""
+    """One span per SQL statement (skip_dep_check: its pin predates SQLAlchemy 2.1)."""
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, skip_dep_check=True)

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
+from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres, free_port
 
 
@@ -25,24 +23,8 @@ class DatabaseServer:
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
 
-    def url_for(self, database: str) -> str:
-        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
-
     async def new_database(self, prefix: str = "test") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        admin = make_url(self.admin_url)
-        connection = await asyncpg.connect(
-            host=admin.host,
-            port=admin.port,
-            user=admin.username,
-            password=admin.password,
-            database=admin.database or "postgres",
-        )
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-        return self.url_for(name)
+        return await ensure_database(self.admin_url, f"{prefix}_{uuid.uuid4().hex[:10]}")
 
 
 def _docker_reachable() -> bool:

@@ -1,0 +1,43 @@
+"""Every process of Guichet, in one place: `make dev`, the end-to-end tests and the Helm chart's
+component list follow this table. A new service joins by adding one `Component` here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    # `python -m <module>` runs it; services also accept `migrate`.
+    module: str
+    # Key of the port in the stack's port map (None: the process listens on nothing).
+    port_key: str | None
+    # Its own database (one per service), or None.
+    database: str | None = None
+    # Whether it serves gRPC (health-checked) or HTTP (/healthz).
+    protocol: str = "grpc"
+    # Service credentials identity issues to it, for calls made on nobody's behalf.
+    service_client: bool = True
+
+
+IDENTITY = Component("identity", "services.identity", "identity", database="identity")
+WORKER = Component("worker", "workflows.worker", None, protocol="none")
+GATEWAY = Component("gateway", "services.gateway", "gateway", protocol="http")
+
+# Start order: identity first (everyone verifies tokens with it), the gateway last.
+COMPONENTS: tuple[Component, ...] = (IDENTITY, WORKER, GATEWAY)
+
+DEFAULT_PORTS: dict[str, int] = {
+    "gateway": 8000,
+    "identity": 50051,
+    "groups": 50052,
+    "support": 50053,
+    "partners": 50054,
+    "membership": 50055,
+    "postgres": 5432,
+    "temporal": 7233,
+    "temporal_ui": 8233,
+    "smtp": 1025,
+}

@@ -1,0 +1,320 @@
+"""Starts and stops the whole system: PostgreSQL, Temporal, the SMTP sink and every component.
+
+Used by `make dev` (fixed ports, state kept under `.state/`) and by the end-to-end tests
+(free ports, a temporary state folder). Each component is its own OS process, as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from temporalio.client import Client
+
+from services.devstack.components import COMPONENTS, Component
+from services.kit.binaries import temporal_cli
+from services.kit.db import ensure_database
+from services.kit.localpg import LocalPostgres
+from services.kit.mail import new_sealing_key
+from services.kit.smtpsink import SmtpSink
+
+log = logging.getLogger("devstack")
+
+ADMIN_USERNAME = "ops.admin"
+ADMIN_EMAIL = "ops.admin@guichet.local"
+
+
+@dataclass
+class StackSecrets:
+    """Generated once per state folder, so a restart keeps working credentials."""
+
+    admin_password: str
+    mail_sealing_key: str
+    client_secrets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> StackSecrets:
+        if path.exists():
+            loaded = cls(**json.loads(path.read_text()))
+        else:
+            loaded = cls(
+                admin_password="Guichet-" + secrets.token_urlsafe(9),
+                mail_sealing_key=new_sealing_key(),
+            )
+        for component in COMPONENTS:
+            if component.service_client and component.name not in loaded.client_secrets:
+                loaded.client_secrets[component.name] = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(loaded.__dict__, indent=2))
+        path.chmod(0o600)
+        return loaded
+
+
+@dataclass
+class Running:
+    component: Component
+    process: asyncio.subprocess.Process
+    pump: asyncio.Task[None]
+
+
+class Stack:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: dict[str, int],
+        *,
+        database_admin_url: str | None = None,
+        temporal_address: str | None = None,
+        echo: bool = True,
+        otlp_endpoint: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.ports = ports
+        self.echo = echo
+        self.otlp_endpoint = otlp_endpoint
+        self.extra_env = extra_env or {}
+        self.secrets = StackSecrets.load_or_create(state_dir / "secrets.json")
+        self._database_admin_url = database_admin_url
+        self._temporal_address = temporal_address
+        self.postgres: LocalPostgres | None = None
+        self.temporal_process: asyncio.subprocess.Process | None = None
+        self.smtp = SmtpSink(port=ports["smtp"], folder=state_dir / "mail")
+        self.database_urls: dict[str, str] = {}
+        self.running: list[Running] = []
+        (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    @property
+    def temporal_address(self) -> str:
+        return self._temporal_address or f"127.0.0.1:{self.ports['temporal']}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def grpc_address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    # --- infrastructure ----------------------------------------------------------------------
+
+    async def start_infrastructure(self) -> None:
+        self.smtp.start()
+        if self._database_admin_url is None:
+            self.postgres = LocalPostgres(self.state_dir / "postgres", self.ports["postgres"])
+            await asyncio.to_thread(self.postgres.start)
+            self._database_admin_url = self.postgres.url()
+        for component in COMPONENTS:
+            if component.database:
+                self.database_urls[component.name] = await ensure_database(
+                    self._database_admin_url, component.database
+                )
+        if self._temporal_address is None:
+            await self._start_temporal()
+
+    async def _start_temporal(self) -> None:
+        """`temporal server start-dev`, persisted to a file so a restart keeps the workflows."""
+        log_file = (self.state_dir / "logs" / "temporal.log").open("ab")
+        self.temporal_process = await asyncio.create_subprocess_exec(
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.ports["temporal"]),
+            "--ui-port",
+            str(self.ports["temporal_ui"]),
+            "--db-filename",
+            str(self.state_dir / "temporal.db"),
+            "--log-level",
+            "warn",
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await Client.connect(self.temporal_address)
+                return
+            except Exception:
+                if self.temporal_process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "Temporal dev server did not start; see .state/logs/temporal.log"
+                    ) from None
+                await asyncio.sleep(0.5)
+
+    # --- components --------------------------------------------------------------------------
+
+    def env_for(self, component: Component) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "SERVICE_NAME": component.name,
+            "LOG_JSON": "true",
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "IDENTITY_ADDR": self.grpc_address("identity"),
+            "MAIL_SEALING_KEY": self.secrets.mail_sealing_key,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp.port),
+            "PUBLIC_BASE_URL": self.gateway_url,
+        }
+        if self.otlp_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+        if component.service_client:
+            env["SERVICE_CLIENT_ID"] = component.name
+            env["SERVICE_CLIENT_SECRET"] = self.secrets.client_secrets[component.name]
+        if component.database:
+            env["DATABASE_URL"] = self.database_urls[component.name]
+        if component.protocol == "grpc" and component.port_key:
+            env["GRPC_PORT"] = str(self.ports[component.port_key])
+        if component.protocol == "http" and component.port_key:
+            env["HTTP_HOST"] = "127.0.0.1"
+            env["HTTP_PORT"] = str(self.ports[component.port_key])
+        for other in COMPONENTS:
+            if other.protocol == "grpc" and other.port_key:
+                env[f"{other.name.upper()}_ADDR"] = self.grpc_address(other.port_key)
+        if component.name == "identity":
+            env["SERVICE_CLIENTS"] = ",".join(
+                f"{name}={secret}" for name, secret in self.secrets.client_secrets.items()
+            )
+            env["BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
+            env["BOOTSTRAP_ADMIN_PASSWORD"] = self.secrets.admin_password
+            env["BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
+        env.update(self.extra_env)
+        return env
+
+    async def migrate(self, component: Component) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            component.module,
+            "migrate",
+            env=self.env_for(component),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{component.name} migrations failed:\n{output.decode()}")
+
+    async def _pump(self, component: Component, stream: asyncio.StreamReader) -> None:
+        """Copies a component's output to its log file, and to the console in `make dev`."""
+        with (self.state_dir / "logs" / f"{component.name}.log").open("ab") as sink:
+            while line := await stream.readline():
+                sink.write(line)
+                sink.flush()
+                if self.echo:
+                    sys.stdout.write(f"{component.name:>9} | {_readable(line)}\n")
+                    sys.stdout.flush()
+
+    async def start_component(self, component: Component) -> None:
+        if component.database:
+            await self.migrate(component)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            component.module,
+            env=self.env_for(component),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        pump = asyncio.create_task(self._pump(component, process.stdout))
+        self.running.append(Running(component, process, pump))
+        await self._wait_ready(component, process)
+
+    async def _wait_ready(self, component: Component, process: asyncio.subprocess.Process) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(
+                    f"{component.name} exited with {process.returncode}; "
+                    f"see {self.state_dir / 'logs' / (component.name + '.log')}"
+                )
+            if await self._is_ready(component):
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"{component.name} not ready within 60 s")
+
+    async def _is_ready(self, component: Component) -> bool:
+        if component.protocol == "grpc" and component.port_key:
+            async with grpc.aio.insecure_channel(self.grpc_address(component.port_key)) as channel:
+                try:
+                    response = await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(service=""), timeout=1
+                    )
+                except grpc.aio.AioRpcError:
+                    return False
+                return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+        if component.protocol == "http":
+            async with httpx.AsyncClient(timeout=1) as client:
+                try:
+                    return (await client.get(f"{self.gateway_url}/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+        await asyncio.sleep(1.0)  # the worker: alive after a second of polling is good enough
+        return True
+
+    async def start(self) -> None:
+        await self.start_infrastructure()
+        for component in COMPONENTS:
+            await self.start_component(component)
+
+    async def stop(self) -> None:
+        """SIGTERM in reverse start order (each drains), SIGKILL what outstays its grace."""
+        for running in reversed(self.running):
+            await _terminate(running.process, grace=15)
+            await asyncio.gather(running.pump, return_exceptions=True)
+        self.running.clear()
+        if self.temporal_process is not None:
+            await _terminate(self.temporal_process, grace=15)
+            self.temporal_process = None
+        if self.postgres is not None:
+            await asyncio.to_thread(self.postgres.stop, quiet=True)
+        with contextlib.suppress(Exception):
+            self.smtp.stop()
+
+
+async def _terminate(process: asyncio.subprocess.Process, *, grace: float) -> None:
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout=grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+def _readable(line: bytes) -> str:
+    """A JSON log line as `LEVEL message key=value`, for the console."""
+    text = line.decode(errors="replace").rstrip()
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(entry, dict):
+        return text
+    core = {"time", "level", "service", "logger", "message", "span_id"}
+    extras = " ".join(f"{k}={v}" for k, v in entry.items() if k not in core and k != "exception")
+    rendered = f"{entry.get('level', '')[:4]:<4} {entry.get('message', '')} {extras}".rstrip()
+    if "exception" in entry:
+        rendered += "\n" + str(entry["exception"])
+    return rendered

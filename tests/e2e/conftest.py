@@ -1,0 +1,41 @@
+"""The whole system as separate OS processes, as `make dev` runs it, on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from services.devstack.components import DEFAULT_PORTS
+from services.devstack.demo import load_demo_data
+from services.devstack.stack import ADMIN_USERNAME, Stack
+from services.kit.localpg import free_port
+from services.kit.testing import DatabaseServer
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    pg: DatabaseServer, temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    state: Path = tmp_path_factory.mktemp("stack")
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    running = Stack(
+        state,
+        ports,
+        database_admin_url=pg.admin_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        echo=False,
+    )
+    try:
+        await running.start()
+        await load_demo_data(
+            running.grpc_address("identity"),
+            ADMIN_USERNAME,
+            running.secrets.admin_password,
+            running.smtp,
+        )
+        yield running
+    finally:
+        await running.stop()
