@@ -135,7 +135,7 @@ async def _ensure_user(
     organisation_id: str,
     user: DemoUser,
 ) -> None:
-    email = f"{user.username.lower()}@demo.guichet.local"
+    email = f"{user.username.lower()}@demo.guichet.example.com"
     try:
         await stub.CreateUser(
             identity_pb2.CreateUserRequest(

@@ -33,7 +33,7 @@ from services.kit.smtpsink import SmtpSink
 log = logging.getLogger("devstack")
 
 ADMIN_USERNAME = "ops.admin"
-ADMIN_EMAIL = "ops.admin@guichet.local"
+ADMIN_EMAIL = "ops.admin@guichet.example.com"
 
 
 @dataclass
@@ -170,7 +170,8 @@ class Stack:
             "MAIL_SEALING_KEY": self.secrets.mail_sealing_key,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port),
-            "PUBLIC_BASE_URL": self.gateway_url,
+            # Links in mails lead to the web portal (a client of the gateway), not to the API.
+            "PUBLIC_BASE_URL": "http://localhost:3000",
         }
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint

@@ -1,0 +1,1 @@
+"""The REST/JSON gateway: web and mobile clients in, identity (gRPC) out."""

@@ -107,7 +107,7 @@ class TokenVerifier:
         self,
         load_jwks: Callable[[], Awaitable[str]],
         *,
-        min_refresh_interval: float = 5.0,
+        min_refresh_interval: float = 1.0,
         leeway: float = 5.0,
     ) -> None:
         self._load_jwks = load_jwks

@@ -1,0 +1,82 @@
+"""`python -m services.gateway`: uvicorn on HTTP_PORT (or GATEWAY_PORT, default 8000).
+
+SIGTERM stops accepting connections, lets in-flight requests finish within SHUTDOWN_GRACE, runs
+the lifespan's close (identity channel), flushes traces, and leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from services.kit.logs import configure_logging
+from services.kit.settings import load_settings
+from services.kit.telemetry import setup_telemetry, shutdown_telemetry
+
+log = logging.getLogger("services.gateway")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM after draining, which would kill the process before
+    traces are flushed; this server drains and returns instead."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
+    setup_telemetry(settings.service_name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
+    rc = 0
+    try:
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            lifespan="on",
+            log_config=None,  # our JSON logging, configured above
+            access_log=False,  # RequestContext logs one line per request, with its request id
+            proxy_headers=False,  # the client address comes from TRUSTED_PROXY_COUNT only
+            server_header=False,
+            timeout_graceful_shutdown=settings.shutdown_grace,
+        )
+        server = _Server(config)
+        log.info(
+            "gateway listening", extra={"host": settings.http_host, "port": settings.http_port}
+        )
+        asyncio.run(server.serve())
+        if not server.started:
+            rc = 3
+    except KeyboardInterrupt:
+        pass
+    except Exception:
+        log.exception("gateway stopped on an error")
+        rc = 1
+    finally:
+        shutdown_telemetry()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    # grpc threads can abort interpreter exit (as in services.kit.runtime.main): leave now.
+    os._exit(rc)
+
+
+if __name__ == "__main__":
+    main()

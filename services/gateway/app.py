@@ -1,0 +1,145 @@
+"""The FastAPI application, built by `create_app` (nothing happens at import).
+
+The app owns its identity link when it makes one (in the lifespan); tests and embedders can pass
+one in instead, which also lets a test drive the app through `httpx.ASGITransport` without a
+lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from guichet.identity.v1 import identity_pb2
+from pydantic import BaseModel, Field
+
+from services.gateway.auth import identity_link
+from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext
+from services.gateway.openapi import errors, openapi_schema
+from services.gateway.problems import ProblemException, install_problem_handlers
+from services.gateway.ratelimit import TokenBucketLimiter
+from services.gateway.routers import admin, auth, me, registration
+from services.gateway.settings import GatewaySettings
+from services.kit.identity_client import IdentityLink, connect_identity
+from services.kit.telemetry import instrument_app
+
+IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
+
+DESCRIPTION = """\
+REST/JSON API of Guichet for the portals' web and mobile clients.
+
+* Authenticate with `POST /v1/auth/token`, then send `Authorization: Bearer <access_token>`.
+* Every error is an RFC 9457 problem document (`application/problem+json`) carrying `request_id`
+  and `trace_id`; 400s list each invalid field in `errors`.
+* Send `X-Request-ID` to correlate your logs with ours; it is echoed on every response.
+"""
+
+OPENAPI_TAGS = [
+    {"name": "authentication", "description": "Tokens, JWKS and passwords."},
+    {"name": "registration", "description": "Self-registration of members."},
+    {"name": "me", "description": "The signed-in member's own account."},
+    {"name": "organisations", "description": "Organisations (tenants) and their members."},
+    {"name": "accounts", "description": "The admin's account pages."},
+    {"name": "operator", "description": "Platform staff only."},
+    {"name": "health", "description": "Probes for the orchestrator."},
+]
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = None) -> FastAPI:
+    """The gateway app; connects to identity in its lifespan unless `identity` is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned: IdentityLink | None = None
+        if app.state.identity is None:
+            owned = connect_identity(settings)
+            app.state.identity = owned
+        try:
+            yield
+        finally:
+            if owned is not None:
+                app.state.identity = None
+                await owned.close()
+
+    app = FastAPI(
+        title="Guichet API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.public_docs else None,
+        openapi_url="/openapi.json" if settings.public_docs else None,
+        redoc_url=None,
+        # Tracing is kit.telemetry's job (instrument_app below); avoid a second set of spans.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.settings = settings
+    app.state.identity = identity
+    app.state.auth_limiter = TokenBucketLimiter(
+        settings.auth_rate_limit_per_minute, settings.auth_rate_limit_burst
+    )
+    install_problem_handlers(app)
+    # Added inside out: the last one added is the outermost.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorBoundary)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allow_origins,
+        allow_credentials=False,  # bearer tokens, no cookies
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+        max_age=600,
+    )
+    app.add_middleware(RequestContext, hsts_max_age=settings.hsts_max_age)
+
+    for router in (auth.router, registration.router, me.router, admin.router):
+        app.include_router(router)
+    _add_probes(app, settings)
+
+    def openapi() -> dict[str, Any]:
+        return openapi_schema(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    instrument_app(app)
+    return app
+
+
+def _add_probes(app: FastAPI, settings: GatewaySettings) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> Health:
+        """Depends on nothing: a failing liveness probe should mean a stuck process."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Identity answers SERVING",
+        responses=errors(503),
+    )
+    async def readyz(request: Request) -> Health:
+        """Ready when identity's grpc.health.v1 reports SERVING; 503 while it does not."""
+        link = identity_link(request)
+        stub = health_pb2_grpc.HealthStub(link.channel)
+        try:
+            answer = await stub.Check(
+                health_pb2.HealthCheckRequest(service=IDENTITY_SERVICE),
+                timeout=settings.readiness_timeout,
+            )
+            serving = answer.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError:
+            serving = False
+        if not serving:
+            raise ProblemException(
+                503, "not_ready", "Identity is not serving yet.", headers={"Retry-After": "1"}
+            )
+        return Health(status="ready")

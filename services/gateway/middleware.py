@@ -1,0 +1,166 @@
+"""Plain ASGI middleware: request ids, security headers, access log, and the last-resort 500.
+
+Pure ASGI (no BaseHTTPMiddleware) so that streaming, context variables and the OpenTelemetry span
+of the request pass through untouched. Order, outside in (see `app.create_app`):
+RequestContext → CORS → ErrorBoundary → FastAPI's exception handlers → routes. The boundary sits
+inside CORS so that even an unexpected 500 carries CORS headers and a browser can read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from opentelemetry import trace
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway.problems import (
+    ProblemException,
+    internal_error_response,
+    problem_response,
+    request_id_of,
+)
+
+log = logging.getLogger("services.gateway.access")
+
+# Accept a caller's id when it looks like one (UUID, ULID, hex, W3C-ish): 8-128 safe characters.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def pick_request_id(value: str | None) -> str:
+    """The caller's X-Request-ID when well-formed, else a fresh one (never echo arbitrary bytes)."""
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    """Gives every request an id, adds security headers to every response, logs one line each."""
+
+    def __init__(self, app: ASGIApp, *, hsts_max_age: int = 0) -> None:
+        self.app = app
+        self.hsts = f"max-age={hsts_max_age}; includeSubDomains" if hsts_max_age > 0 else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = pick_request_id(Headers(scope=scope).get("x-request-id"))
+        scope.setdefault("state", {})["request_id"] = request_id
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("guichet.request_id", request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+                # Tokens and personal data: nothing is cached unless a route says otherwise.
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                # JSON never needs to run anything; the HTML of /docs loads Swagger UI's scripts.
+                if not headers.get("content-type", "").startswith("text/html"):
+                    headers["Content-Security-Policy"] = (
+                        "default-src 'none'; frame-ancestors 'none'"
+                    )
+                if self.hsts is not None:
+                    headers["Strict-Transport-Security"] = self.hsts
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            path = str(scope.get("path", ""))
+            level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+            log.log(
+                level,
+                "%s %s %s",
+                scope.get("method"),
+                path,
+                status,
+                extra={
+                    "http_method": scope.get("method"),
+                    "http_path": path,
+                    "http_status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "request_id": request_id,
+                },
+            )
+
+
+class ErrorBoundary:
+    """Turns any exception no handler claimed into a generic 500 problem, logged with its trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            logging.getLogger("services.gateway").exception(
+                "unhandled error", extra={"request_id": request_id_of(scope)}
+            )
+            if response_started:
+                raise
+            await internal_error_response(scope)(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes` with a 413 problem, by Content-Length or while reading.
+
+    (FastAPI's own limit answers in plain text, bypassing the problem handlers.)
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            problem = ProblemException(413, "content_too_large", TOO_LARGE)
+            await problem_response(scope, problem)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside body parsing; FastAPI re-raises HTTPException to the handlers.
+                    raise HTTPException(413, TOO_LARGE)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+TOO_LARGE = "The request body is too large."

@@ -1,0 +1,65 @@
+"""Self-registration: create a pending account, verify the e-mail, re-send the verification."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from guichet.identity.v1 import identity_pb2 as pb
+
+from services.gateway.auth import Identity, public_metadata
+from services.gateway.openapi import errors
+from services.gateway.ratelimit import auth_rate_limit
+from services.gateway.schemas import RegistrationBody, TokenBody, User, UsernameBody
+
+router = APIRouter(tags=["registration"])
+braked = [Depends(auth_rate_limit)]
+
+
+@router.post(
+    "/v1/registrations",
+    summary="Register a new member",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=braked,
+    responses=errors(400, 404, 409, 429),
+)
+async def register(body: RegistrationBody, request: Request, link: Identity) -> User:
+    """The account starts pending: verify the e-mail, complete the profile, wait for an admin."""
+    response = await link.stub.Register(
+        pb.RegisterRequest(
+            organisation_id=str(body.organisation_id),
+            username=body.username,
+            email=body.email,
+            password=body.password,
+            first_name=body.first_name,
+            last_name=body.last_name,
+        ),
+        metadata=public_metadata(request),
+    )
+    return User.from_proto(response.user)
+
+
+@router.post(
+    "/v1/registrations/verify-email",
+    summary="Confirm the e-mail address with the mailed token",
+    dependencies=braked,
+    responses=errors(400, 404, 409, 429),
+)
+async def verify_email(body: TokenBody, request: Request, link: Identity) -> User:
+    response = await link.stub.VerifyEmail(
+        pb.VerifyEmailRequest(token=body.token), metadata=public_metadata(request)
+    )
+    return User.from_proto(response.user)
+
+
+@router.post(
+    "/v1/registrations/resend-verification",
+    summary="Mail the verification link again",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    dependencies=braked,
+    responses=errors(400, 429),
+)
+async def resend_verification(body: UsernameBody, request: Request, link: Identity) -> Response:
+    await link.stub.ResendVerification(
+        pb.ResendVerificationRequest(username=body.username), metadata=public_metadata(request)
+    )
+    return Response(status_code=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,70 @@
+"""Settings of the gateway: where it listens, who may call it from a browser, how hard it brakes.
+
+Read from the environment at start (`load_settings(GatewaySettings)`); a bad value stops the
+process with one line per problem.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
+
+from services.kit.settings import CommonSettings
+
+# Origins of the portals' dev servers (Vite, Next/CRA); production sets its own list.
+DEV_ORIGINS = [
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+]
+
+
+class GatewaySettings(CommonSettings):
+    """The public REST edge. Every field maps to an upper-case environment variable."""
+
+    service_name: str = "gateway"
+    # The gateway is the public edge: in a container it must listen on every interface.
+    http_host: str = Field(
+        default="0.0.0.0",  # noqa: S104
+        validation_alias=AliasChoices("http_host", "gateway_host"),
+    )
+    http_port: int = Field(
+        default=8000, ge=0, le=65535, validation_alias=AliasChoices("http_port", "gateway_port")
+    )
+    # Browser origins allowed by CORS: a JSON list or a comma-separated string.
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEV_ORIGINS)
+    )
+    # Per client IP and per route, on the routes that take a password or send mail.
+    # 0 turns the brake off (benchmarks only).
+    auth_rate_limit_per_minute: float = Field(default=10.0, ge=0)
+    # Requests a client may make at once before the per-minute rate applies.
+    auth_rate_limit_burst: int = Field(default=10, ge=1)
+    # Reverse proxies in front of the gateway that append to X-Forwarded-For (0: none, use the
+    # peer address). Only those hops are trusted; anything further left is client-controlled.
+    trusted_proxy_count: int = Field(default=0, ge=0, le=10)
+    # Serve /docs and /openapi.json.
+    public_docs: bool = True
+    # Strict-Transport-Security max-age; 0 sends no header (plain-HTTP development).
+    hsts_max_age: int = Field(default=0, ge=0)
+    # Largest accepted request body, in bytes: every route takes small JSON documents.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # How long /readyz waits for identity's health answer, in seconds.
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    # Seconds SIGTERM gives in-flight requests before the server stops.
+    shutdown_grace: int = Field(default=10, ge=0)
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accepts `["https://a", "https://b"]` or `https://a,https://b` from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value

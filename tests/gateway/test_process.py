@@ -1,0 +1,74 @@
+"""`python -m services.gateway` as a real process: serves, logs JSON, drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+import httpx
+
+from services.kit.localpg import free_port
+from tests.gateway.conftest import RefusingServer
+
+
+async def test_serves_then_drains_in_flight_requests_on_sigterm(
+    refusing_identity: RefusingServer,
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": str(port),
+        "IDENTITY_ADDR": refusing_identity.address,
+        "LOG_JSON": "true",
+        "SHUTDOWN_GRACE": "10",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.gateway",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.returncode is None, "gateway exited early"
+                assert time.monotonic() < deadline, "gateway did not start"
+                await asyncio.sleep(0.1)
+            assert (await client.get("/readyz")).status_code == 200
+            # A slow request is in flight when SIGTERM arrives: it still gets its answer.
+            slow = asyncio.create_task(
+                client.post(
+                    "/v1/password/forgot",
+                    json={"login": "SLOW"},
+                    headers={"x-request-id": "drain-test-0001"},
+                )
+            )
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            response = await slow
+            assert response.status_code == 202
+        await asyncio.wait_for(process.wait(), timeout=15)
+        assert process.returncode == 0
+        assert process.stderr is not None
+        lines = (await process.stderr.read()).decode().splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        access = [e for e in entries if e.get("request_id") == "drain-test-0001"]
+        assert access and access[0]["http_status"] == 202
+        assert all(e["service"] == "gateway" for e in entries)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
