@@ -1,0 +1,1 @@
+"""Identity: organisations, users, roles, credentials and tokens (JWKS) for every portal."""

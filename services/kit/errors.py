@@ -20,9 +20,17 @@ class DomainError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION
     reason: str = "failed_precondition"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        violations: Iterable[tuple[str, str]] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # The fields at fault, for any status (e.g. ALREADY_EXISTS naming the taken `username`).
+        self.violations: list[tuple[str, str]] = list(violations)
         if reason is not None:
             self.reason = reason
 
@@ -37,9 +45,8 @@ class InvalidArgument(DomainError):
         message: str | None = None,
     ) -> None:
         items = list(violations.items()) if isinstance(violations, Mapping) else list(violations)
-        self.violations: list[tuple[str, str]] = items
         summary = message or "; ".join(f"{field}: {why}" for field, why in items)
-        super().__init__(summary or "invalid request")
+        super().__init__(summary or "invalid request", violations=items)
 
 
 class NotFound(DomainError):
@@ -110,7 +117,7 @@ def to_status(error: DomainError) -> status_pb2.Status:
     packed = any_pb2.Any()
     packed.Pack(info)
     details.append(packed)
-    if isinstance(error, InvalidArgument):
+    if error.violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=f, description=d)

@@ -1,0 +1,596 @@
+"""The identity gRPC servicer (thin: request → transaction → domain → proto) and its SPEC.
+
+Each method opens one transaction, calls one domain function and maps the result. Mails are
+recorded in the outbox inside that transaction; after the commit the relay is woken so that they
+leave at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from guichet.common.v1 import common_pb2
+from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.identity import domain
+from services.identity.models import AuditEvent, Organisation, OrganisationKind, User, UserStatus
+from services.identity.models import outbox as outbox_table
+from services.identity.passwords import Passwords
+from services.identity.settings import IdentitySettings
+from services.kit.auth import TokenVerifier, current_principal
+from services.kit.outbox import OutboxRelay
+from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
+
+Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type stubs)
+Clock = Callable[[], datetime]
+
+SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
+
+# Called by the gateway for anonymous visitors (with its service token) or with no token at all.
+PUBLIC_METHODS = frozenset(
+    f"/{SERVICE_NAME}/{method}"
+    for method in (
+        "GetJwks",
+        "IssueServiceToken",
+        "Login",
+        "Refresh",
+        "Logout",
+        "Register",
+        "VerifyEmail",
+        "ResendVerification",
+        "RequestPasswordReset",
+        "ResetPassword",
+    )
+)
+
+_KIND_TO_PROTO: dict[str, identity_pb2.OrganisationKind.ValueType] = {
+    OrganisationKind.SERVICE_PROVIDER: identity_pb2.ORGANISATION_KIND_SERVICE_PROVIDER,
+    OrganisationKind.CLIENT_BUSINESS: identity_pb2.ORGANISATION_KIND_CLIENT_BUSINESS,
+    OrganisationKind.ASSOCIATION: identity_pb2.ORGANISATION_KIND_ASSOCIATION,
+    OrganisationKind.DELIVERY_PARTNER: identity_pb2.ORGANISATION_KIND_DELIVERY_PARTNER,
+    OrganisationKind.WORKSHOP: identity_pb2.ORGANISATION_KIND_WORKSHOP,
+    OrganisationKind.ERP_CUSTOMER: identity_pb2.ORGANISATION_KIND_ERP_CUSTOMER,
+    OrganisationKind.OPERATOR: identity_pb2.ORGANISATION_KIND_OPERATOR,
+}
+_KIND_FROM_PROTO: dict[int, str] = {int(value): key for key, value in _KIND_TO_PROTO.items()}
+_STATUS_TO_PROTO: dict[str, identity_pb2.UserStatus.ValueType] = {
+    UserStatus.PENDING: identity_pb2.USER_STATUS_PENDING,
+    UserStatus.ACTIVE: identity_pb2.USER_STATUS_ACTIVE,
+    UserStatus.DISABLED: identity_pb2.USER_STATUS_DISABLED,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def kind_name(value: int) -> str:
+    """The domain's kind for a proto value: "" when unspecified, a non-kind when unknown."""
+    if value == identity_pb2.ORGANISATION_KIND_UNSPECIFIED:
+        return ""
+    return _KIND_FROM_PROTO.get(value, f"#{value}")
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def organisation_to_proto(organisation: Organisation) -> identity_pb2.Organisation:
+    return identity_pb2.Organisation(
+        id=str(organisation.id),
+        kind=_KIND_TO_PROTO[organisation.kind],
+        name=organisation.name,
+        code=organisation.code or "",
+        create_time=_timestamp(organisation.created_at),
+    )
+
+
+def user_to_proto(user: User) -> identity_pb2.User:
+    return identity_pb2.User(
+        id=str(user.id),
+        username=user.username,
+        email=user.email or "",
+        email_verified=user.email_verified,
+        profile=identity_pb2.Profile(
+            first_name=user.first_name or "",
+            last_name=user.last_name or "",
+            phone=user.phone or "",
+            address_line=user.address_line or "",
+            postal_code=user.postal_code or "",
+            city=user.city or "",
+            birth_date=user.birth_date.isoformat() if user.birth_date else "",
+        ),
+        profile_complete=domain.is_profile_complete(user),
+        status=_STATUS_TO_PROTO[user.status],
+        pending=user.status == UserStatus.PENDING,
+        organisation_id=str(user.organisation_id),
+        memberships=[
+            identity_pb2.Membership(organisation_id=str(m.organisation_id), role=m.role)
+            for m in user.memberships
+        ],
+        create_time=_timestamp(user.created_at),
+    )
+
+
+def audit_to_proto(event: AuditEvent) -> identity_pb2.AuditEvent:
+    return identity_pb2.AuditEvent(
+        id=str(event.id),
+        time=_timestamp(event.time),
+        event=event.event,
+        actor_id=event.actor_id or "",
+        user_id=str(event.user_id) if event.user_id else "",
+        detail={key: str(value) for key, value in event.detail.items()},
+    )
+
+
+def _tokens(issued: domain.IssuedTokens | domain.Refusal) -> identity_pb2.TokenPair:
+    if isinstance(issued, domain.Refusal):
+        raise issued.error
+    return identity_pb2.TokenPair(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        token_type="Bearer",
+        expires_in=issued.expires_in,
+        refresh_expires_in=issued.refresh_expires_in,
+    )
+
+
+def _page(token: str) -> common_pb2.PageResponse:
+    return common_pb2.PageResponse(next_page_token=token)
+
+
+class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: IdentitySettings,
+        passwords: Passwords,
+        relay: OutboxRelay | None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._passwords = passwords
+        self._relay = relay
+        self._clock = clock
+
+    def _mail_sent(self) -> None:
+        """After a commit that may have recorded mail: let the relay start it now."""
+        if self._relay is not None:
+            self._relay.wake()
+
+    async def load_jwks(self) -> str:
+        """Identity verifies its own tokens from its own database, not over gRPC."""
+        async with self._sessions.begin() as session:
+            return await domain.jwks(session=session, settings=self._settings, now=self._clock())
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    async def Login(
+        self, request: identity_pb2.LoginRequest, context: Context
+    ) -> identity_pb2.LoginResponse:
+        async with self._sessions.begin() as session:
+            result = await domain.login(
+                session=session,
+                settings=self._settings,
+                passwords=self._passwords,
+                now=self._clock(),
+                username=request.username,
+                password=request.password,
+                client_ip=request.client_ip,
+            )
+        return identity_pb2.LoginResponse(tokens=_tokens(result))
+
+    async def Refresh(
+        self, request: identity_pb2.RefreshRequest, context: Context
+    ) -> identity_pb2.RefreshResponse:
+        async with self._sessions.begin() as session:
+            result = await domain.refresh(
+                session=session,
+                settings=self._settings,
+                now=self._clock(),
+                refresh_token=request.refresh_token,
+            )
+        return identity_pb2.RefreshResponse(tokens=_tokens(result))
+
+    async def Logout(
+        self, request: identity_pb2.LogoutRequest, context: Context
+    ) -> identity_pb2.LogoutResponse:
+        async with self._sessions.begin() as session:
+            await domain.logout(
+                session=session, now=self._clock(), refresh_token=request.refresh_token
+            )
+        return identity_pb2.LogoutResponse()
+
+    async def IssueServiceToken(
+        self, request: identity_pb2.IssueServiceTokenRequest, context: Context
+    ) -> identity_pb2.IssueServiceTokenResponse:
+        async with self._sessions.begin() as session:
+            token, expires_in = await domain.issue_service_token(
+                session=session,
+                settings=self._settings,
+                now=self._clock(),
+                client_id=request.client_id,
+                client_secret=request.client_secret,
+            )
+        return identity_pb2.IssueServiceTokenResponse(access_token=token, expires_in=expires_in)
+
+    async def GetJwks(
+        self, request: identity_pb2.GetJwksRequest, context: Context
+    ) -> identity_pb2.GetJwksResponse:
+        return identity_pb2.GetJwksResponse(jwks_json=await self.load_jwks())
+
+    async def RotateSigningKey(
+        self, request: identity_pb2.RotateSigningKeyRequest, context: Context
+    ) -> identity_pb2.RotateSigningKeyResponse:
+        async with self._sessions.begin() as session:
+            kid = await domain.rotate_signing_key(
+                session=session, actor=current_principal(), now=self._clock()
+            )
+        return identity_pb2.RotateSigningKeyResponse(kid=kid)
+
+    # --- registration and self service ----------------------------------------------------------
+
+    async def Register(
+        self, request: identity_pb2.RegisterRequest, context: Context
+    ) -> identity_pb2.RegisterResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.register(
+                session=session,
+                settings=self._settings,
+                passwords=self._passwords,
+                now=self._clock(),
+                organisation_id=request.organisation_id,
+                username=request.username,
+                email=request.email,
+                password=request.password,
+                first_name=request.first_name,
+                last_name=request.last_name,
+            )
+        self._mail_sent()
+        return identity_pb2.RegisterResponse(user=user_to_proto(user))
+
+    async def VerifyEmail(
+        self, request: identity_pb2.VerifyEmailRequest, context: Context
+    ) -> identity_pb2.VerifyEmailResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.verify_email(
+                session=session, now=self._clock(), token=request.token
+            )
+        return identity_pb2.VerifyEmailResponse(user=user_to_proto(user))
+
+    async def ResendVerification(
+        self, request: identity_pb2.ResendVerificationRequest, context: Context
+    ) -> identity_pb2.ResendVerificationResponse:
+        async with self._sessions.begin() as session:
+            await domain.resend_verification(
+                session=session,
+                settings=self._settings,
+                now=self._clock(),
+                username=request.username,
+            )
+        self._mail_sent()
+        return identity_pb2.ResendVerificationResponse()
+
+    async def GetMe(
+        self, request: identity_pb2.GetMeRequest, context: Context
+    ) -> identity_pb2.GetMeResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.get_me(session=session, actor=current_principal())
+        return identity_pb2.GetMeResponse(user=user_to_proto(user))
+
+    async def CompleteProfile(
+        self, request: identity_pb2.CompleteProfileRequest, context: Context
+    ) -> identity_pb2.CompleteProfileResponse:
+        profile = request.profile
+        async with self._sessions.begin() as session:
+            user = await domain.complete_profile(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                profile=domain.ProfileInput(
+                    first_name=profile.first_name,
+                    last_name=profile.last_name,
+                    phone=profile.phone,
+                    address_line=profile.address_line,
+                    postal_code=profile.postal_code,
+                    city=profile.city,
+                    birth_date=profile.birth_date,
+                ),
+            )
+        return identity_pb2.CompleteProfileResponse(user=user_to_proto(user))
+
+    async def RequestPasswordReset(
+        self, request: identity_pb2.RequestPasswordResetRequest, context: Context
+    ) -> identity_pb2.RequestPasswordResetResponse:
+        async with self._sessions.begin() as session:
+            await domain.request_password_reset(
+                session=session, settings=self._settings, now=self._clock(), login=request.login
+            )
+        self._mail_sent()
+        return identity_pb2.RequestPasswordResetResponse()
+
+    async def ResetPassword(
+        self, request: identity_pb2.ResetPasswordRequest, context: Context
+    ) -> identity_pb2.ResetPasswordResponse:
+        async with self._sessions.begin() as session:
+            await domain.reset_password(
+                session=session,
+                settings=self._settings,
+                passwords=self._passwords,
+                now=self._clock(),
+                token=request.token,
+                new_password=request.new_password,
+            )
+        return identity_pb2.ResetPasswordResponse()
+
+    # --- organisations and roles ------------------------------------------------------------------
+
+    async def CreateOrganisation(
+        self, request: identity_pb2.CreateOrganisationRequest, context: Context
+    ) -> identity_pb2.CreateOrganisationResponse:
+        async with self._sessions.begin() as session:
+            organisation = await domain.create_organisation(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                kind=kind_name(request.kind),
+                name=request.name,
+                code=request.code,
+            )
+        return identity_pb2.CreateOrganisationResponse(
+            organisation=organisation_to_proto(organisation)
+        )
+
+    async def GetOrganisation(
+        self, request: identity_pb2.GetOrganisationRequest, context: Context
+    ) -> identity_pb2.GetOrganisationResponse:
+        async with self._sessions.begin() as session:
+            organisation = await domain.get_organisation(
+                session=session, actor=current_principal(), organisation_id=request.organisation_id
+            )
+        return identity_pb2.GetOrganisationResponse(
+            organisation=organisation_to_proto(organisation)
+        )
+
+    async def ListOrganisations(
+        self, request: identity_pb2.ListOrganisationsRequest, context: Context
+    ) -> identity_pb2.ListOrganisationsResponse:
+        async with self._sessions.begin() as session:
+            page = await domain.list_organisations(
+                session=session,
+                actor=current_principal(),
+                kind=kind_name(request.kind),
+                page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+        return identity_pb2.ListOrganisationsResponse(
+            organisations=[organisation_to_proto(o) for o in page.items],
+            page=_page(page.next_page_token),
+        )
+
+    async def ListOrganisationMembers(
+        self, request: identity_pb2.ListOrganisationMembersRequest, context: Context
+    ) -> identity_pb2.ListOrganisationMembersResponse:
+        async with self._sessions.begin() as session:
+            page = await domain.list_organisation_members(
+                session=session,
+                actor=current_principal(),
+                organisation_id=request.organisation_id,
+                roles=list(request.roles),
+                page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+        return identity_pb2.ListOrganisationMembersResponse(
+            users=[user_to_proto(u) for u in page.items], page=_page(page.next_page_token)
+        )
+
+    async def GrantRole(
+        self, request: identity_pb2.GrantRoleRequest, context: Context
+    ) -> identity_pb2.GrantRoleResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.grant_role(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                user_id=request.user_id,
+                organisation_id=request.organisation_id,
+                role=request.role,
+            )
+        return identity_pb2.GrantRoleResponse(user=user_to_proto(user))
+
+    async def RevokeRole(
+        self, request: identity_pb2.RevokeRoleRequest, context: Context
+    ) -> identity_pb2.RevokeRoleResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.revoke_role(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                user_id=request.user_id,
+                organisation_id=request.organisation_id,
+                role=request.role,
+            )
+        return identity_pb2.RevokeRoleResponse(user=user_to_proto(user))
+
+    # --- the admin's account pages ----------------------------------------------------------------
+
+    async def CreateUser(
+        self, request: identity_pb2.CreateUserRequest, context: Context
+    ) -> identity_pb2.CreateUserResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.create_user(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                organisation_id=request.organisation_id,
+                username=request.username,
+                email=request.email,
+                first_name=request.first_name,
+                last_name=request.last_name,
+                roles=list(request.roles),
+            )
+        self._mail_sent()
+        return identity_pb2.CreateUserResponse(user=user_to_proto(user))
+
+    async def GetUser(
+        self, request: identity_pb2.GetUserRequest, context: Context
+    ) -> identity_pb2.GetUserResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.get_user(
+                session=session, actor=current_principal(), user_id=request.user_id
+            )
+        return identity_pb2.GetUserResponse(user=user_to_proto(user))
+
+    async def SearchUsers(
+        self, request: identity_pb2.SearchUsersRequest, context: Context
+    ) -> identity_pb2.SearchUsersResponse:
+        async with self._sessions.begin() as session:
+            page = await domain.search_users(
+                session=session,
+                actor=current_principal(),
+                organisation_id=request.organisation_id,
+                last_name=request.last_name,
+                first_name=request.first_name,
+                page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+        return identity_pb2.SearchUsersResponse(
+            users=[user_to_proto(u) for u in page.items], page=_page(page.next_page_token)
+        )
+
+    async def ListAccountsToValidate(
+        self, request: identity_pb2.ListAccountsToValidateRequest, context: Context
+    ) -> identity_pb2.ListAccountsToValidateResponse:
+        async with self._sessions.begin() as session:
+            page = await domain.list_accounts_to_validate(
+                session=session,
+                actor=current_principal(),
+                organisation_id=request.organisation_id,
+                page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+        return identity_pb2.ListAccountsToValidateResponse(
+            users=[user_to_proto(u) for u in page.items], page=_page(page.next_page_token)
+        )
+
+    async def ValidateAccount(
+        self, request: identity_pb2.ValidateAccountRequest, context: Context
+    ) -> identity_pb2.ValidateAccountResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.validate_account(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                user_id=request.user_id,
+            )
+        return identity_pb2.ValidateAccountResponse(user=user_to_proto(user))
+
+    async def SetUserEmail(
+        self, request: identity_pb2.SetUserEmailRequest, context: Context
+    ) -> identity_pb2.SetUserEmailResponse:
+        async with self._sessions.begin() as session:
+            user = await domain.set_user_email(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                user_id=request.user_id,
+                email=request.email,
+            )
+        self._mail_sent()
+        return identity_pb2.SetUserEmailResponse(user=user_to_proto(user))
+
+    async def SendPasswordReset(
+        self, request: identity_pb2.SendPasswordResetRequest, context: Context
+    ) -> identity_pb2.SendPasswordResetResponse:
+        async with self._sessions.begin() as session:
+            await domain.send_password_reset(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                user_id=request.user_id,
+            )
+        self._mail_sent()
+        return identity_pb2.SendPasswordResetResponse()
+
+    async def RecoverUsername(
+        self, request: identity_pb2.RecoverUsernameRequest, context: Context
+    ) -> identity_pb2.RecoverUsernameResponse:
+        async with self._sessions.begin() as session:
+            await domain.recover_username(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                email=request.email,
+                verification_reference=request.verification_reference,
+            )
+        self._mail_sent()
+        return identity_pb2.RecoverUsernameResponse()
+
+    async def ListAuditEvents(
+        self, request: identity_pb2.ListAuditEventsRequest, context: Context
+    ) -> identity_pb2.ListAuditEventsResponse:
+        async with self._sessions.begin() as session:
+            page = await domain.list_audit_events(
+                session=session,
+                actor=current_principal(),
+                user_id=request.user_id,
+                page_size=request.page.page_size,
+                page_token=request.page.page_token,
+            )
+        return identity_pb2.ListAuditEventsResponse(
+            events=[audit_to_proto(e) for e in page.items], page=_page(page.next_page_token)
+        )
+
+
+async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
+    """Bootstraps the database (clients, first key, first admin) and wires the servicer."""
+    settings = context.settings
+    if not isinstance(settings, IdentitySettings):
+        raise TypeError("identity needs IdentitySettings")
+    passwords = Passwords.from_settings(settings)
+    await passwords.warm_up()
+    async with context.sessions.begin() as session:
+        await domain.bootstrap(session=session, settings=settings, passwords=passwords, now=clock())
+    servicer = IdentityServicer(
+        sessions=context.sessions,
+        settings=settings,
+        passwords=passwords,
+        relay=context.relay,
+        clock=clock,
+    )
+    # Its own keys come from its own table: a re-read on an unknown kid costs one small query,
+    # so no minimum interval (a key rotated by this process verifies at once).
+    verifier = TokenVerifier(servicer.load_jwks, min_refresh_interval=0.0)
+
+    def register(server: grpc.aio.Server) -> None:
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
+
+    return Wiring(
+        register=register,
+        service_names=[SERVICE_NAME],
+        verifier=verifier,
+        public_methods=PUBLIC_METHODS,
+    )
+
+
+SPEC = ServiceSpec(
+    name="identity",
+    settings_class=IdentitySettings,
+    migrations_dir=Path(__file__).parent / "migrations",
+    build=build,
+    outbox=outbox_table,
+)
