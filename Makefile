@@ -45,7 +45,7 @@ test: lint proto-check
 	$(RUN) pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(RUN) python -m bench.login
+	$(RUN) python -m bench
 
 chaos: install
 	$(RUN) pytest -q -m slow $(PYTEST_ARGS)

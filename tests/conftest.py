@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from services.kit.binaries import temporal_cli
 from services.kit.smtpsink import SmtpSink
 from services.kit.telemetry import temporal_interceptors
+from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import DatabaseServer, database_server
 
 
@@ -33,7 +34,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         interceptors=temporal_interceptors(),
-        dev_server_extra_args=["--log-level", "error"],
+        dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
     )
     yield env
     await env.shutdown()

@@ -16,6 +16,8 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from services.kit.grpcclient import ServiceTokenSource
+from services.kit.identity_client import connect_identity
 from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
 from services.kit.settings import load_settings
@@ -30,8 +32,15 @@ WORKFLOWS: list[type[Any]] = [DeliverMail]
 
 
 def build_worker(
-    client: Client, settings: WorkerSettings, *, task_queue: str | None = None
+    client: Client,
+    settings: WorkerSettings,
+    *,
+    task_queue: str | None = None,
+    tokens: ServiceTokenSource | None = None,
 ) -> Worker:
+    """Every workflow and activity. Activities that call services get channels made with
+    `create_channel(settings.<service>_addr, tokens=tokens)`: deadlines and the worker's own
+    service token on every call."""
     mail = MailActivities(
         SmtpSender(
             settings.smtp_host,
@@ -51,7 +60,8 @@ def build_worker(
 
 async def _run(settings: WorkerSettings) -> None:
     client = await connect_temporal(settings)
-    worker = build_worker(client, settings)
+    identity = connect_identity(settings)
+    worker = build_worker(client, settings, tokens=identity.tokens)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -60,6 +70,7 @@ async def _run(settings: WorkerSettings) -> None:
         log.info("worker polling", extra={"task_queue": settings.temporal_task_queue})
         await stop.wait()
         log.info("worker draining")
+    await identity.close()
 
 
 def main() -> None:

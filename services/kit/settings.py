@@ -26,7 +26,12 @@ class CommonSettings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "guichet"
+    # Where each service listens (host:port); every process may call any of them.
     identity_addr: str = "localhost:50051"
+    groups_addr: str = "localhost:50052"
+    support_addr: str = "localhost:50053"
+    partners_addr: str = "localhost:50054"
+    membership_addr: str = "localhost:50055"
     # Client credentials this process uses for calls made on nobody's behalf.
     service_client_id: str | None = None
     service_client_secret: str | None = None
