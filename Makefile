@@ -8,6 +8,9 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# Chart checks' tools pin old common libraries: they get an environment of their own.
+CHART_TOOLS := $(TOOLS)/chart
+CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0
 
 .PHONY: dev test lint proto proto-check bench chaos install clean help
 
@@ -24,7 +27,12 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen
 	@touch $@
 
-install: $(VENV)/.synced
+$(CHART_TOOLS)/.installed: $(UV) Makefile
+	$(PYTHON) -m venv $(CHART_TOOLS)
+	$(UV) pip install --quiet --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
+	@touch $@
+
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed
 
 dev: install
 	$(RUN) python -m services.devstack

@@ -6,7 +6,9 @@ missing value stops the process with one clear line per problem.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import Field, ValidationError
@@ -56,7 +58,14 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 def load_settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
-    """Builds the settings or exits with a message naming every bad variable."""
+    """Builds the settings or exits with a message naming every bad variable.
+
+    In Kubernetes, credentials arrive as files named after the fields (`database_url`,
+    `service_client_secret`…) in GUICHET_SECRETS_DIR, never as environment variables.
+    """
+    secrets_dir = os.environ.get("GUICHET_SECRETS_DIR")
+    if secrets_dir and Path(secrets_dir).is_dir():
+        overrides = {"_secrets_dir": secrets_dir, **overrides}
     try:
         return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
