@@ -19,7 +19,7 @@ from guichet.identity.v1 import identity_pb2
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import identity_link
-from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext
+from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext, SafeText
 from services.gateway.openapi import errors, openapi_schema
 from services.gateway.problems import ProblemException, install_problem_handlers
 from services.gateway.ratelimit import TokenBucketLimiter
@@ -89,6 +89,7 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
     )
     install_problem_handlers(app)
     # Added inside out: the last one added is the outermost.
+    app.add_middleware(SafeText)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorBoundary)
     app.add_middleware(

@@ -8,10 +8,13 @@ inside CORS so that even an unexpected 500 carries CORS headers and a browser ca
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 import uuid
+from typing import Any
+from urllib.parse import unquote_plus
 
 from opentelemetry import trace
 from starlette.datastructures import Headers, MutableHeaders
@@ -23,6 +26,7 @@ from services.gateway.problems import (
     internal_error_response,
     problem_response,
     request_id_of,
+    validation_problem,
 )
 
 log = logging.getLogger("services.gateway.access")
@@ -164,3 +168,80 @@ class BodyLimit:
 
 
 TOO_LARGE = "The request body is too large."
+UNSAFE_TEXT = "must not contain NUL characters or unpaired surrogates"
+
+
+def _unsafe(text: str) -> bool:
+    """NUL cannot be stored by PostgreSQL, and a lone surrogate cannot be encoded as UTF-8."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _unsafe_fields(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [path or "body"] if _unsafe(value) else []
+    if isinstance(value, dict):
+        found: list[str] = []
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            found += [name] if _unsafe(str(key)) else _unsafe_fields(item, name)
+        return found
+    if isinstance(value, list):
+        return [f for i, item in enumerate(value) for f in _unsafe_fields(item, f"{path}[{i}]")]
+    return []
+
+
+class SafeText:
+    """Refuses text no service could store (NUL, unpaired surrogates) with a 400 problem naming
+    the field, in the path, the query or a JSON body, before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        bad: list[str] = []
+        if _unsafe(scope.get("path", "")):
+            bad.append("path")
+        query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+        if "\x00" in query:
+            bad.append("query")
+        content_type = Headers(scope=scope).get("content-type", "")
+        if not bad and "json" not in content_type:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more and not bad:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        if not bad:
+            try:
+                bad = _unsafe_fields(json.loads(body), "") if body else []
+            except ValueError:
+                bad = []  # Malformed JSON: FastAPI reports it as a validation problem.
+        if bad:
+            problem = validation_problem([(field, UNSAFE_TEXT) for field in bad])
+            await problem_response(scope, problem)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

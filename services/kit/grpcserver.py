@@ -11,16 +11,17 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.kit.auth import TokenVerifier, bind_deadline, bind_principal
-from services.kit.errors import DomainError, Unauthenticated, to_grpc_status
+from services.kit.errors import DomainError, InvalidArgument, Unauthenticated, to_grpc_status
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,27 @@ def _bearer(metadata: Iterable[Any] | None) -> str | None:
             if scheme.lower() == "bearer" and token:
                 return token.strip()
     return None
+
+
+def unstorable_text(value: Any, name: str = "") -> list[str]:
+    """Fields holding NUL, which PostgreSQL cannot store: refused up front as INVALID_ARGUMENT
+    (protobuf itself already guarantees valid UTF-8)."""
+    if isinstance(value, str):
+        return [name] if "\x00" in value else []
+    if isinstance(value, Message):
+        found: list[str] = []
+        for descriptor, field_value in value.ListFields():
+            path = f"{name}.{descriptor.name}" if name else descriptor.name
+            found += unstorable_text(field_value, path)
+        return found
+    if isinstance(value, Mapping):
+        found = []
+        for key, item in value.items():
+            found += unstorable_text(key, name) + unstorable_text(item, f"{name}[{key}]")
+        return found
+    if isinstance(value, bytes | int | float | bool):
+        return []
+    return [f for i, item in enumerate(value) for f in unstorable_text(item, f"{name}[{i}]")]
 
 
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
@@ -88,6 +110,10 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                         if not public:
                             raise
                         bind_principal(None)
+                if bad := unstorable_text(request):
+                    raise InvalidArgument(
+                        [(field, "must not contain NUL characters") for field in bad]
+                    )
                 return await inner(request, context)
             except DomainError as error:
                 await abort_with(context, error)

@@ -447,3 +447,34 @@ async def test_openapi_lists_every_route_with_problems_and_examples(
             assert op["security"] == [{"bearer": []}], path
             assert "401" in responses, path
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"login": "a\\u0000b"}',  # NUL: PostgreSQL cannot store it
+        b'{"login": "a\\udb0cb"}',  # unpaired surrogate: not encodable as UTF-8
+        b'{"login": "ok", "\\u0000": 1}',  # in a key
+    ],
+)
+async def test_text_no_service_could_store_is_a_400_naming_the_field(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
+    response = await client.post(
+        "/v1/password/forgot", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    fields = [error["field"] for error in response.json()["errors"]]
+    assert fields and all(f in ("login", "\x00") for f in fields)
+
+
+async def test_nul_in_the_query_string_is_a_400(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/organisations?kind=%00")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "query"
+
+
+async def test_ordinary_unicode_passes_the_text_guard(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/password/forgot", json={"login": "élodie.müller"})
+    assert response.status_code == 202

@@ -228,3 +228,17 @@ async def test_health_reports_serving_then_not_serving_on_drain(keys: Keys) -> N
         reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=2)
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     await asyncio.wait_for(running.server.stop(0.5), timeout=5)
+
+
+def test_text_postgres_cannot_store_is_found_in_nested_messages() -> None:
+    from guichet.identity.v1 import identity_pb2
+
+    from services.kit.grpcserver import unstorable_text
+
+    request = identity_pb2.CompleteProfileRequest(
+        profile=identity_pb2.Profile(first_name="Ann\x00e", city="Lyon")
+    )
+    assert unstorable_text(request) == ["profile.first_name"]
+    members = identity_pb2.ListOrganisationMembersRequest(roles=["member", "x\x00"])
+    assert unstorable_text(members) == ["roles[1]"]
+    assert unstorable_text(identity_pb2.LoginRequest(username="élodie")) == []

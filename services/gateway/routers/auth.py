@@ -123,7 +123,7 @@ async def forgot_password(body: ForgotPasswordBody, request: Request, link: Iden
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     dependencies=braked,
-    responses=errors(400, 409, 429),
+    responses=errors(400, 404, 409, 429),
 )
 async def reset_password(body: ResetPasswordBody, request: Request, link: Identity) -> Response:
     await link.stub.ResetPassword(
