@@ -85,9 +85,19 @@ _TOKEN = re.compile(r"token=([A-Za-z0-9_\-\.~%]+)")
 
 
 async def load_demo_data(
-    identity_addr: str, admin_username: str, admin_password: str, sink: SmtpSink
+    identity_addr: str,
+    admin_username: str,
+    admin_password: str,
+    sink: SmtpSink,
+    *,
+    large: bool = True,
 ) -> list[tuple[str, str, str]]:
-    """Creates the demo organisations and users; returns (organisation, username, role) rows."""
+    """Creates the demo organisations and users; returns (organisation, username, role) rows.
+
+    Each service's demo loader is called from here after identity's. `large=False` (the tests)
+    asks every loader to skip its bulk volumes (10,000 program accounts, 100,000 orders or client
+    records…) and load only the handful of rows that show each feature.
+    """
     created: list[tuple[str, str, str]] = []
     async with grpc.aio.insecure_channel(identity_addr) as channel:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)

@@ -38,6 +38,7 @@ async def stack(
             ADMIN_USERNAME,
             running.secrets.admin_password,
             running.smtp,
+            large=False,
         )
         yield running
     finally:
