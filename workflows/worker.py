@@ -22,7 +22,7 @@ from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
-from services.kit.temporal import connect_temporal
+from services.kit.temporal import connect_temporal, prometheus_runtime
 from workflows.mail import DeliverMail, MailActivities
 from workflows.settings import WorkerSettings
 
@@ -59,7 +59,11 @@ def build_worker(
 
 
 async def _run(settings: WorkerSettings) -> None:
-    client = await connect_temporal(settings)
+    runtime = None
+    if settings.metrics_port is not None:
+        # The SDK serves /metrics itself: pollers, task slots, schedule-to-start latencies.
+        runtime = prometheus_runtime(settings.metrics_port)
+    client = await connect_temporal(settings, runtime=runtime)
     identity = connect_identity(settings)
     worker = build_worker(client, settings, tokens=identity.tokens)
     stop = asyncio.Event()

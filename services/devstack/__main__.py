@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ports() -> dict[str, int]:
-    """Default ports, each overridable with GUICHET_<NAME>_PORT."""
+    """Default ports, each overridable with GUICHET_<NAME>_PORT; metrics from 9460 on."""
+    defaults = dict(DEFAULT_PORTS)
+    for index, component in enumerate(COMPONENTS):
+        defaults[f"{component.name}_metrics"] = 9460 + index
     return {
         name: int(os.environ.get(f"GUICHET_{name.upper()}_PORT", port))
-        for name, port in DEFAULT_PORTS.items()
+        for name, port in defaults.items()
     }
 
 
@@ -44,6 +47,10 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
         f"  PostgreSQL         postgresql://postgres@127.0.0.1:{ports['postgres']}/<service>",
         f"  Mail (SMTP sink)   127.0.0.1:{stack.smtp.port}, saved in {stack.smtp.folder}",
         f"  Logs               {stack.state_dir / 'logs'}",
+        "  Metrics            "
+        + ", ".join(
+            f"{c.name} :{port}" for c in COMPONENTS if (port := stack.metrics_port(c)) is not None
+        ),
         "",
         "Demo credentials:",
         f"  operator admin     {ADMIN_USERNAME} / {stack.secrets.admin_password}",

@@ -110,6 +110,10 @@ class Stack:
     def grpc_address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
+    def metrics_port(self, component: Component) -> int | None:
+        """Where the component serves Prometheus metrics, when the port map names one."""
+        return self.ports.get(f"{component.name}_metrics")
+
     # --- infrastructure ----------------------------------------------------------------------
 
     async def start_infrastructure(self) -> None:
@@ -182,6 +186,8 @@ class Stack:
             env["SERVICE_CLIENT_SECRET"] = self.secrets.client_secrets[component.name]
         if component.database:
             env["DATABASE_URL"] = self.database_urls[component.name]
+        if (metrics_port := self.metrics_port(component)) is not None:
+            env["METRICS_PORT"] = str(metrics_port)
         if component.protocol == "grpc" and component.port_key:
             env["GRPC_PORT"] = str(self.ports[component.port_key])
         if component.protocol == "http" and component.port_key:

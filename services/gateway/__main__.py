@@ -19,6 +19,7 @@ import uvicorn
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.kit.logs import configure_logging
+from services.kit.metrics import serve_metrics
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 
@@ -58,6 +59,9 @@ def main() -> None:
             timeout_graceful_shutdown=settings.shutdown_grace,
         )
         server = _Server(config)
+        if settings.metrics_port is not None:
+            # Its own port, so that /metrics never goes out through the Ingress.
+            serve_metrics(settings.metrics_port)
         log.info(
             "gateway listening", extra={"host": settings.http_host, "port": settings.http_port}
         )

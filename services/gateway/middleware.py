@@ -28,6 +28,7 @@ from services.gateway.problems import (
     request_id_of,
     validation_problem,
 )
+from services.kit.metrics import http_metrics
 
 log = logging.getLogger("services.gateway.access")
 
@@ -49,6 +50,7 @@ class RequestContext:
     def __init__(self, app: ASGIApp, *, hsts_max_age: int = 0) -> None:
         self.app = app
         self.hsts = f"max-age={hsts_max_age}; includeSubDomains" if hsts_max_age > 0 else None
+        self.metrics = http_metrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,6 +89,10 @@ class RequestContext:
             await self.app(scope, receive, send_with_headers)
         finally:
             path = str(scope.get("path", ""))
+            elapsed = time.perf_counter() - started
+            # The route template, not the path: one series per route, whatever the ids.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe(route, str(scope.get("method")), status, elapsed)
             level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
             log.log(
                 level,
@@ -98,7 +104,7 @@ class RequestContext:
                     "http_method": scope.get("method"),
                     "http_path": path,
                     "http_status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(elapsed * 1000, 1),
                     "request_id": request_id,
                 },
             )

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.kit.auth import TokenVerifier, bind_deadline, bind_principal
 from services.kit.errors import DomainError, InvalidArgument, Unauthenticated, to_grpc_status
+from services.kit.metrics import grpc_server_metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,23 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         public = self._is_public(method)
         inner = handler.unary_unary
         verifier = self._verifier
+        metrics = grpc_server_metrics()
 
         async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await guarded(request, context)
+            except grpc.aio.AbortError:
+                code = _code_name(context)
+                raise
+            except BaseException:
+                code = "UNKNOWN"
+                raise
+            finally:
+                metrics.observe(method, code, time.perf_counter() - started)
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             remaining = context.time_remaining()
             bind_deadline(None if remaining is None else time.monotonic() + remaining)
             try:
@@ -131,6 +147,11 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
 @dataclass

@@ -26,6 +26,7 @@ from services.kit.auth import TokenVerifier
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.grpcserver import RunningServer, serve_until_signalled, start_server
 from services.kit.logs import configure_logging
+from services.kit.metrics import serve_metrics, watch_pool
 from services.kit.outbox import OutboxRelay
 from services.kit.settings import ServiceSettings, load_settings
 from services.kit.telemetry import instrument_engine, setup_telemetry, shutdown_telemetry
@@ -105,6 +106,10 @@ async def start_service(
 
 async def _serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     context, running = await start_service(spec, settings)
+    if settings.metrics_port is not None:
+        port = serve_metrics(settings.metrics_port)
+        context.exit_stack.callback(watch_pool(spec.name, context.engine))
+        log.info("metrics served", extra={"metrics_port": port})
     try:
         await serve_until_signalled(running)
     finally:

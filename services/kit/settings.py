@@ -39,6 +39,8 @@ class CommonSettings(BaseSettings):
     service_client_secret: str | None = None
     # Key (base64 of 32 bytes) that seals mail bodies on their way through Temporal.
     mail_sealing_key: str | None = None
+    # Port of this process's Prometheus /metrics (0: any free port; unset: not served).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Deadline given to outgoing gRPC calls that do not inherit one, in seconds.
     grpc_default_timeout: float = Field(default=10.0, gt=0)
 

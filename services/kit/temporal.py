@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from services.kit.settings import CommonSettings
 from services.kit.telemetry import temporal_interceptors
@@ -27,9 +28,17 @@ def dev_server_search_attribute_args() -> list[str]:
     return args
 
 
-async def connect_temporal(settings: CommonSettings) -> Client:
+def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104
+    """A Temporal runtime that serves the SDK's own metrics (polls, task latencies, slots…)."""
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
+    )
+
+
+async def connect_temporal(settings: CommonSettings, *, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         interceptors=temporal_interceptors(),
+        runtime=runtime,
     )

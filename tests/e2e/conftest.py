@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from services.devstack.components import DEFAULT_PORTS
+from services.devstack.components import COMPONENTS, DEFAULT_PORTS
 from services.devstack.demo import load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.localpg import free_port
@@ -21,6 +21,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     state: Path = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in DEFAULT_PORTS}
+    ports |= {f"{component.name}_metrics": free_port() for component in COMPONENTS}
     running = Stack(
         state,
         ports,

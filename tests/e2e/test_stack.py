@@ -6,6 +6,7 @@ import grpc
 import httpx
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from services.devstack.components import COMPONENTS
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import ADMIN_USERNAME, Stack
 
@@ -60,3 +61,28 @@ async def test_identity_lists_its_service_through_reflection(stack: Stack) -> No
             names += [s.name for s in response.list_services_response.service]
         assert "guichet.identity.v1.IdentityService" in names
         assert "grpc.health.v1.Health" in names
+
+
+async def test_every_process_serves_prometheus_metrics(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+        await client.post(
+            "/v1/auth/token",
+            json={"username": ADMIN_USERNAME, "password": stack.secrets.admin_password},
+        )
+
+    async def scrape(name: str) -> str:
+        component = next(c for c in COMPONENTS if c.name == name)
+        port = stack.metrics_port(component)
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+        assert response.status_code == 200
+        return response.text
+
+    identity = await scrape("identity")
+    assert 'grpc_method="Login",grpc_service="guichet.identity.v1.IdentityService"' in identity
+    assert "guichet_grpc_server_handling_seconds_bucket" in identity
+    assert 'guichet_db_pool_connections{service="identity",state="in_use"}' in identity
+    gateway = await scrape("gateway")
+    assert 'route="/v1/auth/token"' in gateway
+    worker = await scrape("worker")
+    assert "temporal_" in worker  # the SDK's own metrics: pollers, slots, latencies
