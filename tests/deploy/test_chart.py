@@ -113,7 +113,7 @@ def test_only_the_gateway_and_the_worker_reach_services_and_services_reach_ident
     policies = of_kind(render({}), "NetworkPolicy")
 
     def callers(component: str) -> set[str]:
-        rule = policies[f"guichet-{component}"]["spec"]["ingress"][0]
+        rule = policies[f"guichet-{component}"]["spec"]["ingress"][1]
         return {
             peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
             for peer in rule["from"]
@@ -157,3 +157,16 @@ def test_ingress_only_when_enabled() -> None:
 def test_schema_refuses_bad_values(values: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmValuesError):
         render(values)
+
+
+def test_only_the_monitoring_namespace_scrapes_metrics() -> None:
+    documents = render({})
+    for name, policy in of_kind(documents, "NetworkPolicy").items():
+        if name == "guichet-default-deny-ingress":
+            continue
+        scrape = policy["spec"]["ingress"][0]
+        assert scrape["ports"] == [{"port": 9464, "protocol": "TCP"}]
+        [source] = scrape["from"]
+        assert source["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "monitoring"
+        }

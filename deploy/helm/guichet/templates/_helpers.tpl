@@ -31,6 +31,8 @@ app.kubernetes.io/name: {{ .name }}
 {{- $root := .root -}}
 - name: SERVICE_NAME
   value: {{ .name | quote }}
+- name: METRICS_PORT
+  value: {{ $root.Values.metrics.port | quote }}
 - name: SERVICE_CLIENT_ID
   value: {{ .name | quote }}
 - name: GUICHET_SECRETS_DIR
