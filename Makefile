@@ -11,6 +11,9 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Chart checks' tools pin old common libraries: they get an environment of their own.
 CHART_TOOLS := $(TOOLS)/chart
 CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0
+# The trace UI of make dev (an OTLP receiver with a web UI), in its own environment too.
+TRACE_UI := $(TOOLS)/trace-ui
+TRACE_UI_VERSION := arize-phoenix==20.26.1
 
 .PHONY: dev test lint proto proto-check bench chaos install clean help
 
@@ -32,10 +35,15 @@ $(CHART_TOOLS)/.installed: $(UV) Makefile
 	$(UV) pip install --quiet --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
 	@touch $@
 
+$(TRACE_UI)/.installed: $(UV) Makefile
+	$(PYTHON) -m venv $(TRACE_UI)
+	$(UV) pip install --quiet --python $(TRACE_UI)/bin/python $(TRACE_UI_VERSION)
+	@touch $@
+
 install: $(VENV)/.synced $(CHART_TOOLS)/.installed
 
-dev: install
-	$(RUN) python -m services.devstack
+dev: install $(TRACE_UI)/.installed
+	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
 
 lint: install
 	$(RUN) ruff check .

@@ -37,6 +37,11 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
         f"  Gateway API docs   {stack.gateway_url}/docs",
         f"  Temporal UI        http://127.0.0.1:{ports['temporal_ui']}",
     ]
+    if stack.trace_ui_url:
+        lines.append(
+            f"  Trace UI           {stack.trace_ui_url}  "
+            f"(a problem's trace: {stack.trace_ui_url}/redirects/traces/<trace_id>)"
+        )
     for component in COMPONENTS:
         if component.protocol == "grpc" and component.port_key:
             lines.append(
@@ -75,6 +80,7 @@ async def _main() -> None:
         _ports(),
         database_admin_url=os.environ.get("DATABASE_URL"),
         otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        trace_ui=os.environ.get("GUICHET_TRACE_UI"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -40,4 +40,6 @@ DEFAULT_PORTS: dict[str, int] = {
     "temporal": 7233,
     "temporal_ui": 8233,
     "smtp": 1025,
+    "trace_ui": 6006,
+    "otlp": 4317,
 }

@@ -81,11 +81,14 @@ class Stack:
         echo: bool = True,
         otlp_endpoint: str | None = None,
         extra_env: dict[str, str] | None = None,
+        trace_ui: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.ports = ports
         self.echo = echo
         self.otlp_endpoint = otlp_endpoint
+        self._trace_ui = trace_ui
+        self.trace_ui_process: asyncio.subprocess.Process | None = None
         self.extra_env = extra_env or {}
         self.secrets = StackSecrets.load_or_create(state_dir / "secrets.json")
         self._database_admin_url = database_admin_url
@@ -129,6 +132,47 @@ class Stack:
                 )
         if self._temporal_address is None:
             await self._start_temporal()
+        if self._trace_ui is not None and self.otlp_endpoint is None:
+            await self._start_trace_ui(self._trace_ui)
+
+    @property
+    def trace_ui_url(self) -> str | None:
+        if self.trace_ui_process is None:
+            return None
+        return f"http://127.0.0.1:{self.ports['trace_ui']}"
+
+    async def _start_trace_ui(self, executable: str) -> None:
+        """An OTLP receiver with a web UI (Arize Phoenix), fed by every process of the stack."""
+        folder = self.state_dir / "traces"
+        folder.mkdir(parents=True, exist_ok=True)
+        log_file = (self.state_dir / "logs" / "trace-ui.log").open("ab")
+        self.trace_ui_process = await asyncio.create_subprocess_exec(
+            executable,
+            "serve",
+            env={
+                **os.environ,
+                "PHOENIX_WORKING_DIR": str(folder),
+                "PHOENIX_HOST": "127.0.0.1",
+                "PHOENIX_PORT": str(self.ports["trace_ui"]),
+                "PHOENIX_GRPC_PORT": str(self.ports["otlp"]),
+                "PHOENIX_TELEMETRY_ENABLED": "false",
+            },
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        async with httpx.AsyncClient(timeout=1) as client:
+            while True:
+                try:
+                    if (await client.get(f"{self.trace_ui_url}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if self.trace_ui_process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the trace UI did not start; see .state/logs/trace-ui.log")
+                await asyncio.sleep(0.5)
+        self.otlp_endpoint = f"http://127.0.0.1:{self.ports['otlp']}"
 
     async def _start_temporal(self) -> None:
         """`temporal server start-dev`, persisted to a file so a restart keeps the workflows."""
@@ -293,6 +337,9 @@ class Stack:
         if self.temporal_process is not None:
             await _terminate(self.temporal_process, grace=15)
             self.temporal_process = None
+        if self.trace_ui_process is not None:
+            await _terminate(self.trace_ui_process, grace=15)
+            self.trace_ui_process = None
         if self.postgres is not None:
             await asyncio.to_thread(self.postgres.stop, quiet=True)
         with contextlib.suppress(Exception):
