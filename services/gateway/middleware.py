@@ -28,6 +28,7 @@ from services.gateway.problems import (
     request_id_of,
     validation_problem,
 )
+from services.kit import tracing
 from services.kit.metrics import http_metrics
 
 log = logging.getLogger("services.gateway.access")
@@ -60,7 +61,7 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attribute("guichet.request_id", request_id)
+            span.set_attribute(tracing.REQUEST_ID, request_id)
         status = 500
         started = time.perf_counter()
 

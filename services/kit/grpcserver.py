@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from services.kit.auth import TokenVerifier, bind_deadline, bind_principal
 from services.kit.errors import DomainError, InvalidArgument, Unauthenticated, to_grpc_status
 from services.kit.metrics import grpc_server_metrics
+from services.kit.tracing import tag_from_request
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                         if not public:
                             raise
                         bind_principal(None)
+                tag_from_request(request)
                 if bad := unstorable_text(request):
                     raise InvalidArgument(
                         [(field, "must not contain NUL characters") for field in bad]

@@ -105,3 +105,4 @@ async def test_login_is_one_trace_from_gateway_to_database(pg: DatabaseServer) -
             ancestor = by_id.get(ancestor.parent.span_id) if ancestor.parent else None
         assert ancestor is grpc_server
     assert _children(in_trace, grpc_server)
+    assert http_root.attributes is not None and "guichet.request_id" in http_root.attributes
