@@ -227,7 +227,12 @@ class SafeText:
         chunks: list[bytes] = []
         more = True
         while more and not bad:
-            message = await receive()
+            try:
+                message = await receive()
+            except HTTPException as refused:  # BodyLimit, outside, stopped an oversized body
+                problem = ProblemException(refused.status_code, "content_too_large", refused.detail)
+                await problem_response(scope, problem)(scope, receive, send)
+                return
             if message["type"] != "http.request":
                 break
             chunks.append(message.get("body", b""))
