@@ -20,6 +20,7 @@ _DESCRIPTIONS = {
     403: "The caller is not allowed to do this.",
     404: "No such resource, or not one the caller may see.",
     409: "Conflicts with the current state (already exists, already done, not yet allowed).",
+    413: "The request body is too large.",
     429: "Too many attempts: wait for Retry-After seconds.",
     500: "Unexpected failure; quote request_id when reporting it.",
     501: "Not available on this server.",
@@ -43,6 +44,26 @@ def _problem_ref(content: dict[str, Any]) -> bool:
     return bool(schema.get("$ref", "").endswith("/Problem"))
 
 
+def _declare_edge_refusals(operation: dict[str, Any]) -> None:
+    """What the edge itself answers before any route runs, declared on every operation it can
+    reach: 400 when a parameter or the body is malformed, 413 when a body is too large."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    problem = next(
+        (r["content"] for c, r in responses.items() if c.isdigit() and int(c) >= 500), None
+    )
+    if problem is None:
+        return
+    wanted = []
+    if operation.get("parameters") or operation.get("requestBody"):
+        wanted.append(400)
+    if operation.get("requestBody"):
+        wanted.append(413)
+    for code in wanted:
+        responses.setdefault(
+            str(code), {"description": _DESCRIPTIONS[code], "content": dict(problem)}
+        )
+
+
 def openapi_schema(app: FastAPI) -> dict[str, Any]:
     """Builds (once) the document FastAPI would, with problem media types fixed."""
     if app.openapi_schema:
@@ -62,6 +83,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                 content = response.get("content", {})
                 if code.isdigit() and int(code) >= 400 and _problem_ref(content):
                     response["content"] = {PROBLEM_MEDIA_TYPE: content["application/json"]}
+            _declare_edge_refusals(operation)
     schemas = document.get("components", {}).get("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

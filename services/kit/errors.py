@@ -110,6 +110,17 @@ class Validator:
             raise InvalidArgument(self.violations)
 
 
+# Status details travel in trailing metadata, which gRPC caps (8 KiB by default): beyond that the
+# caller sees RESOURCE_EXHAUSTED instead of the real answer. A request with thousands of bad
+# fields reports the first ones, which is what a person can act on anyway.
+MAX_VIOLATIONS = 50
+MAX_MESSAGE = 500
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def to_status(error: DomainError) -> status_pb2.Status:
     """The google.rpc.Status for a domain error: code, message, and typed details."""
     details: list[any_pb2.Any] = []
@@ -120,8 +131,10 @@ def to_status(error: DomainError) -> status_pb2.Status:
     if error.violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                for f, d in error.violations
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=_clip(f, 200), description=_clip(d, 200)
+                )
+                for f, d in error.violations[:MAX_VIOLATIONS]
             ]
         )
         packed = any_pb2.Any()
@@ -133,7 +146,9 @@ def to_status(error: DomainError) -> status_pb2.Status:
         packed = any_pb2.Any()
         packed.Pack(retry)
         details.append(packed)
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    return status_pb2.Status(
+        code=error.code.value[0], message=_clip(error.message, MAX_MESSAGE), details=details
+    )
 
 
 def to_grpc_status(error: DomainError) -> grpc.Status:

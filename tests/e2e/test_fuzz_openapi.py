@@ -59,6 +59,8 @@ async def test_no_operation_answers_5xx_or_breaks_its_schema(stack: Stack, tmp_p
     )
     output, _ = await process.communicate()
     text = output.decode(errors="replace")
+    (tmp_path / "schemathesis.txt").write_text(text)
+    print(f"schemathesis output: {tmp_path / 'schemathesis.txt'}")
     assert process.returncode == 0, text[-6000:]
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     assert events, "schemathesis ran nothing"

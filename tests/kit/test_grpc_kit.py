@@ -242,3 +242,31 @@ def test_text_postgres_cannot_store_is_found_in_nested_messages() -> None:
     members = identity_pb2.ListOrganisationMembersRequest(roles=["member", "x\x00"])
     assert unstorable_text(members) == ["roles[1]"]
     assert unstorable_text(identity_pb2.LoginRequest(username="élodie")) == []
+
+
+async def many_bad_fields(request: bytes, context: Any) -> bytes:
+    raise InvalidArgument([(f"items[{i}].name", "is required " * 5) for i in range(5000)])
+
+
+async def test_thousands_of_violations_still_arrive_as_invalid_argument(keys: Keys) -> None:
+    async def load() -> str:
+        return keys.jwks()
+
+    def register(server: grpc.aio.Server) -> None:
+        handlers = {"Many": _handler(many_bad_fields)}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+    running = await start_server(
+        register=register,
+        service_names=[SERVICE],
+        verifier=TokenVerifier(load),
+        port=0,
+        host="127.0.0.1",
+    )
+    try:
+        found = await problem(running, "Many", keys.token())
+    finally:
+        await running.stop()
+    assert found.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(found.violations) == 50
+    assert found.violations[0][0] == "items[0].name"
