@@ -13,3 +13,10 @@ class WorkerSettings(CommonSettings):
     smtp_sender: str = "Guichet <no-reply@guichet.local>"
     smtp_starttls: bool = False
     mail_sealing_key: str
+    # Program accounts per delegation batch (one SQL statement in the groups service), and
+    # batches per activity (each heartbeats its cursor).
+    delegation_batch_size: int = Field(default=25_000, ge=1, le=50_000)
+    delegation_batches_per_activity: int = Field(default=40, ge=1)
+    # Workflow runs kept in memory between tasks (about 80 KiB each): a run evicted from the cache
+    # is replayed from its history when it wakes. bench/sla.py holds 10,000 live SLA workflows.
+    max_cached_workflows: int = Field(default=5_000, ge=0)

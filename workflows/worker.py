@@ -13,22 +13,43 @@ import signal
 import sys
 from typing import Any
 
+from guichet.groups.v1 import groups_pb2_grpc
+from guichet.partners.v1 import partners_pb2_grpc
+from guichet.support.v1 import support_pb2_grpc
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
-from services.kit.grpcclient import ServiceTokenSource
+from services.kit.grpcclient import ServiceTokenSource, create_channel
 from services.kit.identity_client import connect_identity
 from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 from services.kit.temporal import connect_temporal, prometheus_runtime
+from workflows.delegation import Delegation, RelationshipExpiry
+from workflows.groups_activities import GroupsActivities
 from workflows.mail import DeliverMail, MailActivities
+from workflows.membership_activities import MembershipActivities
+from workflows.order_escalation import OrderEscalation
+from workflows.partners import OpenPartnerTicket, ReactivateProduct
+from workflows.partners_activities import PartnersActivities
+from workflows.renewal import Renewal
 from workflows.settings import WorkerSettings
+from workflows.support_activities import SupportActivities
+from workflows.ticket_sla import TicketSla
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: list[type[Any]] = [DeliverMail]
+WORKFLOWS: list[type[Any]] = [
+    DeliverMail,
+    Delegation,
+    RelationshipExpiry,
+    TicketSla,
+    Renewal,
+    OrderEscalation,
+    OpenPartnerTicket,
+    ReactivateProduct,
+]
 
 
 def build_worker(
@@ -50,11 +71,59 @@ def build_worker(
         ),
         settings.mail_sealing_key,
     )
+    groups = GroupsActivities(
+        groups_pb2_grpc.GroupsServiceStub(
+            create_channel(
+                settings.groups_addr,
+                default_timeout=settings.grpc_default_timeout,
+                tokens=tokens,
+            )
+        ),
+        batch_size=settings.delegation_batch_size,
+        batches_per_activity=settings.delegation_batches_per_activity,
+    )
+    support = SupportActivities(
+        create_channel(
+            settings.support_addr, default_timeout=settings.grpc_default_timeout, tokens=tokens
+        )
+    )
+    membership = MembershipActivities(
+        create_channel(
+            settings.membership_addr, default_timeout=settings.grpc_default_timeout, tokens=tokens
+        )
+    )
+    partners = PartnersActivities(
+        partners_pb2_grpc.PartnersServiceStub(
+            create_channel(
+                settings.partners_addr, default_timeout=settings.grpc_default_timeout, tokens=tokens
+            )
+        ),
+        support_pb2_grpc.SupportServiceStub(
+            create_channel(
+                settings.support_addr, default_timeout=settings.grpc_default_timeout, tokens=tokens
+            )
+        ),
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[mail.send_mail],
+        max_cached_workflows=settings.max_cached_workflows,
+        # Pollers follow the backlog (1 to 100): a burst of timers (10,000 SLA workflows) is
+        # drained at once instead of queueing behind five long polls.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        activities=[
+            mail.send_mail,
+            groups.apply_delegation_batches,
+            groups.fail_delegation_batch,
+            groups.expire_relationship,
+            support.record_sla_event,
+            membership.renewal_state,
+            membership.send_anniversary_letter,
+            membership.open_removal_window,
+            membership.close_removal_window,
+            *partners.all(),
+        ],
     )
 
 

@@ -97,7 +97,11 @@ async def _main() -> None:
             return
         starting.result()
         users = await load_demo_data(
-            stack.grpc_address("identity"), ADMIN_USERNAME, stack.secrets.admin_password, stack.smtp
+            stack.grpc_address("identity"),
+            ADMIN_USERNAME,
+            stack.secrets.admin_password,
+            stack.smtp,
+            addresses={c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
         )
         print(_banner(stack, users), flush=True)
         await stop.wait()

@@ -23,11 +23,23 @@ class Component:
 
 
 IDENTITY = Component("identity", "services.identity", "identity", database="identity")
+GROUPS = Component("groups", "services.groups", "groups", database="groups")
+SUPPORT = Component("support", "services.support", "support", database="support")
+MEMBERSHIP = Component("membership", "services.membership", "membership", database="membership")
+PARTNERS = Component("partners", "services.partners", "partners", database="partners")
 WORKER = Component("worker", "workflows.worker", None, protocol="none")
 GATEWAY = Component("gateway", "services.gateway", "gateway", protocol="http")
 
 # Start order: identity first (everyone verifies tokens with it), the gateway last.
-COMPONENTS: tuple[Component, ...] = (IDENTITY, WORKER, GATEWAY)
+COMPONENTS: tuple[Component, ...] = (
+    IDENTITY,
+    GROUPS,
+    SUPPORT,
+    MEMBERSHIP,
+    PARTNERS,
+    WORKER,
+    GATEWAY,
+)
 
 DEFAULT_PORTS: dict[str, int] = {
     "gateway": 8000,

@@ -8,12 +8,17 @@ mail pipeline (outbox → Temporal → SMTP) is exercised on every fresh start.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
 from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from services.devstack.demo_groups import load_groups_demo
+from services.devstack.demo_membership import load_membership_demo
+from services.devstack.demo_partners import load_partners_demo
+from services.devstack.demo_support import load_support_demo
 from services.kit.smtpsink import SmtpSink
 
 DEMO_PASSWORD = "Guichet-demo-2026!"
@@ -68,6 +73,12 @@ DEMO: tuple[DemoOrganisation, ...] = (
         (DemoUser("napoli.manager", "Luca", "Rossi", "partner_manager"),),
     ),
     DemoOrganisation(
+        Kind.ORGANISATION_KIND_DELIVERY_PARTNER,
+        "Supérette du Port",
+        "DP-PORT",
+        (DemoUser("port.manager", "Nadia", "Benali", "partner_manager"),),
+    ),
+    DemoOrganisation(
         Kind.ORGANISATION_KIND_WORKSHOP,
         "Garage du Centre",
         "WS-CENTRE",
@@ -91,12 +102,14 @@ async def load_demo_data(
     sink: SmtpSink,
     *,
     large: bool = True,
+    addresses: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str, str]]:
     """Creates the demo organisations and users; returns (organisation, username, role) rows.
 
     Each service's demo loader is called from here after identity's. `large=False` (the tests)
     asks every loader to skip its bulk volumes (10,000 program accounts, 100,000 orders or client
-    records…) and load only the handful of rows that show each feature.
+    records…) and load only the handful of rows that show each feature. `addresses` maps the
+    other services' names to their gRPC addresses (a service missing from it gets no demo data).
     """
     created: list[tuple[str, str, str]] = []
     async with grpc.aio.insecure_channel(identity_addr) as channel:
@@ -121,6 +134,7 @@ async def load_demo_data(
             page_token = page.page.next_page_token
             if not page_token:
                 break
+        codes: dict[str, str] = {}
         for demo in DEMO:
             organisation_id = existing.get((demo.kind, demo.code))
             if organisation_id is None:
@@ -132,9 +146,24 @@ async def load_demo_data(
                     timeout=10,
                 )
                 organisation_id = response.organisation.id
+            codes[demo.code] = organisation_id
             for user in demo.users:
                 await _ensure_user(stub, auth, sink, organisation_id, user)
                 created.append((demo.name, user.username, user.role))
+        if addresses and "support" in addresses:
+            await load_support_demo(addresses["support"], stub, auth, codes, DEMO_PASSWORD)
+        if addresses and "groups" in addresses:
+            await load_groups_demo(
+                stub, auth, addresses["groups"], codes["SP-DUPONT"], DEMO_PASSWORD, large=large
+            )
+        if addresses and "membership" in addresses:
+            await load_membership_demo(
+                addresses["membership"], stub, auth, codes, DEMO_PASSWORD, large=large
+            )
+        if addresses and "partners" in addresses:
+            await load_partners_demo(
+                addresses["partners"], stub, auth, codes, DEMO_PASSWORD, large=large
+            )
     return created
 
 

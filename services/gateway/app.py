@@ -23,7 +23,16 @@ from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext
 from services.gateway.openapi import errors, openapi_schema
 from services.gateway.problems import ProblemException, install_problem_handlers
 from services.gateway.ratelimit import TokenBucketLimiter
-from services.gateway.routers import admin, auth, me, registration
+from services.gateway.routers import (
+    admin,
+    auth,
+    groups,
+    me,
+    membership,
+    partners,
+    registration,
+    support,
+)
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import IdentityLink, connect_identity
 from services.kit.telemetry import instrument_app
@@ -46,6 +55,27 @@ OPENAPI_TAGS = [
     {"name": "organisations", "description": "Organisations (tenants) and their members."},
     {"name": "accounts", "description": "The admin's account pages."},
     {"name": "operator", "description": "Platform staff only."},
+    {
+        "name": "client groups",
+        "description": "A service provider's client groups, delegated access, process requests.",
+    },
+    {
+        "name": "support",
+        "description": "Tickets with SLA, categories and answers, partners' messages, reports.",
+    },
+    {
+        "name": "workshops",
+        "description": "Banner program: workshops, options, technicians, courses, claims.",
+    },
+    {
+        "name": "associations",
+        "description": "Members and fees, trainings, coverage requests, client records.",
+    },
+    {
+        "name": "partners",
+        "description": "A delivery partner's back office: orders, menu, couriers, check-ins, "
+        "promotions, messages to support, bank details.",
+    },
     {"name": "health", "description": "Probes for the orchestrator."},
 ]
 
@@ -66,6 +96,10 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
         try:
             yield
         finally:
+            await groups.close_channel(app.state)
+            await support.close_channel(app.state)
+            await membership.close_channel(app.state)
+            await partners.close_channel(app.state)
             if owned is not None:
                 app.state.identity = None
                 await owned.close()
@@ -103,7 +137,16 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
     )
     app.add_middleware(RequestContext, hsts_max_age=settings.hsts_max_age)
 
-    for router in (auth.router, registration.router, me.router, admin.router):
+    for router in (
+        auth.router,
+        registration.router,
+        me.router,
+        admin.router,
+        groups.router,
+        support.router,
+        membership.router,
+        partners.router,
+    ):
         app.include_router(router)
     _add_probes(app, settings)
 

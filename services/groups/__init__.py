@@ -1,1 +1,1 @@
-"""The groups service: not built yet; it will follow the anatomy of services/identity."""
+"""The groups service: client groups and delegated access for service providers."""

@@ -1,1 +1,2 @@
-"""The membership service: not built yet; it will follow the anatomy of services/identity."""
+"""The membership service: garages' banner programs and renewals, associations' members,
+trainings, first-aid coverage requests, client records and their duplicates (docs/membership.md)."""

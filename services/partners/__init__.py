@@ -1,1 +1,1 @@
-"""The partners service: not built yet; it will follow the anatomy of services/identity."""
+"""The partners service: the delivery-partner back office (docs/partners.md)."""

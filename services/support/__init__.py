@@ -1,1 +1,1 @@
-"""The support service: not built yet; it will follow the anatomy of services/identity."""
+"""Support: plans and SLA targets, calendars, contracts, categories and FAQ, tickets, SLA events."""

@@ -40,6 +40,7 @@ async def stack(
             running.secrets.admin_password,
             running.smtp,
             large=False,
+            addresses={c.name: running.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
         )
         yield running
     finally:

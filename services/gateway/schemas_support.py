@@ -1,0 +1,724 @@
+"""The JSON shapes of `/v1/support/...` and their translation to and from support's messages.
+
+Request models check shape only (types, UUIDs, size caps, no unknown fields); what a value means
+(is the category one of this form, is this transition allowed) is the support service's rule and
+comes back as a problem naming the field. Enums travel as lower-case strings, timestamps as
+ISO 8601, proto3's empty strings as null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from guichet.support.v1 import support_pb2 as pb
+from pydantic import BaseModel, ConfigDict, Field
+
+TEXT_CAP = 20_000
+
+E = TypeVar("E", bound="_ProtoEnum")
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _time(value: Timestamp, present: bool) -> dt.datetime | None:
+    return value.ToDatetime(tzinfo=dt.UTC) if present else None
+
+
+def _none(value: str) -> str | None:
+    return value or None
+
+
+class _ProtoEnum(StrEnum):
+    """A lower-case name for each value of a proto enum `<PREFIX>_<NAME>`."""
+
+    @classmethod
+    def _prefix(cls) -> str:
+        raise NotImplementedError
+
+    def to_proto(self) -> Any:
+        return getattr(pb, f"{self._prefix()}_{self.name}")
+
+    @classmethod
+    def from_proto(cls: type[E], value: int) -> E:
+        for member in cls:
+            if int(member.to_proto()) == value:
+                return member
+        raise ValueError(f"unknown {cls.__name__} {value}")
+
+
+class TicketStatus(_ProtoEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "TICKET_STATUS"
+
+
+class TicketPriority(_ProtoEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "TICKET_PRIORITY"
+
+
+class TicketKind(_ProtoEnum):
+    SUPPORT = "support"
+    CONSULTING = "consulting"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "TICKET_KIND"
+
+
+class TicketChannel(_ProtoEnum):
+    EXTRANET = "extranet"
+    PARTNER_MESSAGE = "partner_message"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "TICKET_CHANNEL"
+
+
+class CategoryAudience(_ProtoEnum):
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "CATEGORY_AUDIENCE"
+
+
+class AuthorSide(_ProtoEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "AUTHOR_SIDE"
+
+
+class SlaClock(_ProtoEnum):
+    FIRST_RESPONSE = "first_response"
+    NEXT_RESPONSE = "next_response"
+    RESOLUTION = "resolution"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "SLA_CLOCK"
+
+
+class SlaEventKind(_ProtoEnum):
+    WARNING = "warning"
+    BREACH = "breach"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RECOMPUTE = "recompute"
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "SLA_EVENT_KIND"
+
+
+def _enum_or_zero(value: _ProtoEnum | None) -> Any:
+    return value.to_proto() if value is not None else 0
+
+
+# --- calendars, plans, contracts ----------------------------------------------------------------
+
+
+class CalendarBody(_Request):
+    name: str = Field(max_length=100, examples=["Paris office hours"])
+    time_zone: str = Field(max_length=64, examples=["Europe/Paris"])
+    weekly_hours: list[str] = Field(
+        max_length=7,
+        description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00".',
+        examples=[["09:00-12:00,13:00-18:00"] * 5 + ["", ""]],
+    )
+    country: str | None = Field(default=None, max_length=8, examples=["FR"])
+    subdivision: str | None = Field(default=None, max_length=16, examples=[None])
+    closed_days: list[dt.date] = Field(default_factory=list, max_length=366)
+
+
+class Calendar(BaseModel):
+    id: uuid.UUID
+    name: str
+    time_zone: str
+    weekly_hours: list[str]
+    country: str | None
+    subdivision: str | None
+    closed_days: list[dt.date]
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, c: pb.Calendar) -> Calendar:
+        return cls(
+            id=uuid.UUID(c.id),
+            name=c.name,
+            time_zone=c.time_zone,
+            weekly_hours=list(c.weekly_hours),
+            country=_none(c.country),
+            subdivision=_none(c.subdivision),
+            closed_days=[dt.date.fromisoformat(d) for d in c.closed_days],
+            created_at=_time(c.create_time, c.HasField("create_time")),
+        )
+
+
+class CalendarPage(BaseModel):
+    items: list[Calendar]
+    next_page_token: str | None
+
+
+class SlaTarget(_Request):
+    priority: TicketPriority
+    first_response_minutes: int = Field(ge=1, le=525_600, examples=[240])
+    next_response_minutes: int = Field(ge=1, le=525_600, examples=[480])
+    resolution_minutes: int = Field(ge=1, le=525_600, examples=[2400])
+
+    def to_proto(self) -> pb.SlaTarget:
+        return pb.SlaTarget(
+            priority=self.priority.to_proto(),
+            first_response_minutes=self.first_response_minutes,
+            next_response_minutes=self.next_response_minutes,
+            resolution_minutes=self.resolution_minutes,
+        )
+
+    @classmethod
+    def from_proto(cls, t: pb.SlaTarget) -> SlaTarget:
+        return cls(
+            priority=TicketPriority.from_proto(t.priority),
+            first_response_minutes=t.first_response_minutes,
+            next_response_minutes=t.next_response_minutes,
+            resolution_minutes=t.resolution_minutes,
+        )
+
+
+class PlanBody(_Request):
+    code: str = Field(max_length=40, examples=["STANDARD"])
+    name: str = Field(max_length=100, examples=["Standard"])
+    calendar_id: uuid.UUID
+    warning_percent: int | None = Field(default=None, ge=1, le=99, examples=[80])
+    targets: list[SlaTarget] = Field(max_length=4)
+
+
+class Plan(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    calendar_id: uuid.UUID
+    warning_percent: int
+    targets: list[SlaTarget]
+
+    @classmethod
+    def from_proto(cls, p: pb.Plan) -> Plan:
+        return cls(
+            id=uuid.UUID(p.id),
+            code=p.code,
+            name=p.name,
+            calendar_id=uuid.UUID(p.calendar_id),
+            warning_percent=p.warning_percent,
+            targets=[SlaTarget.from_proto(t) for t in p.targets],
+        )
+
+
+class PlanPage(BaseModel):
+    items: list[Plan]
+    next_page_token: str | None
+
+
+class ContractBody(_Request):
+    plan_id: uuid.UUID
+    operations_email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="Delivery partners: where answers to their messages go by default.",
+        examples=["operations@napoli.example.com"],
+    )
+
+
+class Contract(BaseModel):
+    organisation_id: uuid.UUID
+    organisation_name: str
+    organisation_kind: str
+    plan_id: uuid.UUID
+    operations_email: str | None
+    updated_at: dt.datetime | None
+    tickets_moved: int | None = Field(
+        default=None, description="On a change of plan: unfinished tickets recomputed."
+    )
+
+    @classmethod
+    def from_proto(cls, c: pb.Contract, *, moved: int | None = None) -> Contract:
+        return cls(
+            organisation_id=uuid.UUID(c.organisation_id),
+            organisation_name=c.organisation_name,
+            organisation_kind=c.organisation_kind,
+            plan_id=uuid.UUID(c.plan_id),
+            operations_email=_none(c.operations_email),
+            updated_at=_time(c.update_time, c.HasField("update_time")),
+            tickets_moved=moved,
+        )
+
+
+class ContractWithPlan(BaseModel):
+    contract: Contract
+    plan: Plan
+
+
+class ContractPage(BaseModel):
+    items: list[Contract]
+    next_page_token: str | None
+
+
+# --- categories ---------------------------------------------------------------------------------
+
+
+class FaqEntryBody(_Request):
+    question: str = Field(max_length=500, examples=["Comment réimprimer une facture ?"])
+    answer: str = Field(max_length=TEXT_CAP, examples=["Menu Ventes > Factures > Réimprimer."])
+
+
+class CategoryBody(_Request):
+    code: str = Field(max_length=40, examples=["INVOICING"])
+    name: str = Field(max_length=100, examples=["Facturation"])
+    audience: CategoryAudience
+    position: int = Field(default=0, ge=0, le=10_000)
+    entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
+
+
+class CategoryUpdateBody(_Request):
+    name: str = Field(max_length=100)
+    position: int = Field(default=0, ge=0, le=10_000)
+    entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
+
+
+class FaqEntry(BaseModel):
+    id: uuid.UUID
+    question: str
+    answer: str
+
+
+class Category(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    audience: CategoryAudience
+    position: int
+    entries: list[FaqEntry]
+
+    @classmethod
+    def from_proto(cls, c: pb.Category) -> Category:
+        return cls(
+            id=uuid.UUID(c.id),
+            code=c.code,
+            name=c.name,
+            audience=CategoryAudience.from_proto(c.audience),
+            position=c.position,
+            entries=[
+                FaqEntry(id=uuid.UUID(e.id), question=e.question, answer=e.answer)
+                for e in c.entries
+            ],
+        )
+
+
+class CategoryList(BaseModel):
+    items: list[Category]
+
+
+class CategoryView(BaseModel):
+    """A category's answers, shown before the form; `view_id` goes with the ticket or the
+    "this answered my question" click."""
+
+    category: Category
+    view_id: uuid.UUID
+
+
+# --- tickets ------------------------------------------------------------------------------------
+
+
+class TicketBody(_Request):
+    """The extranet form. Every field is required; the support service names each missing one
+    (they are optional here so that one answer lists them all)."""
+
+    category_id: str | None = Field(default=None, max_length=64)
+    title: str | None = Field(
+        default=None, max_length=400, examples=["E-mail du contact non gravé"]
+    )
+    description: str | None = Field(
+        default=None,
+        max_length=TEXT_CAP,
+        examples=[
+            "Cadastrei o cliente código 100, porém o e-mail do contato Bruno não foi gravado."
+        ],
+    )
+    screen_code: str | None = Field(default=None, max_length=80, examples=["ATW0001"])
+    example_record: str | None = Field(default=None, max_length=1000, examples=["client 100"])
+    priority: TicketPriority | None = None
+    kind: TicketKind | None = None
+    view_id: uuid.UUID | None = Field(default=None, description="The category view that led here.")
+    organisation_id: uuid.UUID | None = Field(
+        default=None, description="Only when you belong to several customer organisations."
+    )
+
+    def to_proto(self) -> pb.OpenTicketRequest:
+        return pb.OpenTicketRequest(
+            category_id=self.category_id or "",
+            title=self.title or "",
+            description=self.description or "",
+            screen_code=self.screen_code or "",
+            example_record=self.example_record or "",
+            priority=_enum_or_zero(self.priority),
+            kind=_enum_or_zero(self.kind),
+            view_id=str(self.view_id) if self.view_id else "",
+            organisation_id=str(self.organisation_id) if self.organisation_id else "",
+        )
+
+
+class PartnerMessageBody(_Request):
+    category_id: str | None = Field(default=None, max_length=64)
+    subject: str | None = Field(default=None, max_length=400, examples=["Paiement de mars"])
+    body: str | None = Field(
+        default=None,
+        max_length=TEXT_CAP,
+        examples=["Le paiement de la période du 1er au 15 mars manque."],
+    )
+    reply_to_email: str | None = Field(default=None, max_length=320)
+    organisation_id: uuid.UUID | None = None
+    view_id: uuid.UUID | None = None
+
+
+class Ticket(BaseModel):
+    id: uuid.UUID
+    number: int
+    organisation_id: uuid.UUID
+    organisation_name: str | None
+    channel: TicketChannel
+    category_id: uuid.UUID
+    category_name: str | None
+    title: str
+    description: str
+    screen_code: str | None
+    example_record: str | None
+    priority: TicketPriority
+    status: TicketStatus
+    kind: TicketKind
+    plan_id: uuid.UUID
+    opened_by_id: str
+    opened_by_name: str
+    reply_to_email: str | None
+    consulting_minutes: int
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    first_response_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    next_due_at: dt.datetime | None
+    at_risk: bool
+    breached: bool
+
+    @classmethod
+    def from_proto(cls, t: pb.Ticket) -> Ticket:
+        return cls(
+            id=uuid.UUID(t.id),
+            number=t.number,
+            organisation_id=uuid.UUID(t.organisation_id),
+            organisation_name=_none(t.organisation_name),
+            channel=TicketChannel.from_proto(t.channel),
+            category_id=uuid.UUID(t.category_id),
+            category_name=_none(t.category_name),
+            title=t.title,
+            description=t.description,
+            screen_code=_none(t.screen_code),
+            example_record=_none(t.example_record),
+            priority=TicketPriority.from_proto(t.priority),
+            status=TicketStatus.from_proto(t.status),
+            kind=TicketKind.from_proto(t.kind),
+            plan_id=uuid.UUID(t.plan_id),
+            opened_by_id=t.opened_by_id,
+            opened_by_name=t.opened_by_name,
+            reply_to_email=_none(t.reply_to_email),
+            consulting_minutes=t.consulting_minutes,
+            created_at=_time(t.create_time, t.HasField("create_time")),
+            updated_at=_time(t.update_time, t.HasField("update_time")),
+            first_response_at=_time(t.first_response_time, t.HasField("first_response_time")),
+            closed_at=_time(t.close_time, t.HasField("close_time")),
+            next_due_at=_time(t.next_due_time, t.HasField("next_due_time")),
+            at_risk=t.at_risk,
+            breached=t.breached,
+        )
+
+
+class TicketPage(BaseModel):
+    items: list[Ticket]
+    next_page_token: str | None
+
+
+class TicketMessage(BaseModel):
+    id: uuid.UUID
+    author_id: str
+    author_name: str
+    side: AuthorSide
+    body: str
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, m: pb.TicketMessage) -> TicketMessage:
+        return cls(
+            id=uuid.UUID(m.id),
+            author_id=m.author_id,
+            author_name=m.author_name,
+            side=AuthorSide.from_proto(m.side),
+            body=m.body,
+            created_at=_time(m.create_time, m.HasField("create_time")),
+        )
+
+
+class Attachment(BaseModel):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by_id: str
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, a: pb.Attachment) -> Attachment:
+        return cls(
+            id=uuid.UUID(a.id),
+            filename=a.filename,
+            content_type=a.content_type,
+            size_bytes=a.size_bytes,
+            sha256=a.sha256,
+            uploaded_by_id=a.uploaded_by_id,
+            created_at=_time(a.create_time, a.HasField("create_time")),
+        )
+
+
+class SlaClockState(BaseModel):
+    clock: SlaClock
+    cycle: int
+    target_minutes: int
+    started_at: dt.datetime | None
+    warning_at: dt.datetime | None
+    due_at: dt.datetime | None = Field(description="Unset while waiting on the customer.")
+    stopped_at: dt.datetime | None
+    met: bool | None = Field(description="Set once stopped.")
+    elapsed_seconds: int | None = Field(description="Business seconds used, pauses excluded.")
+
+    @classmethod
+    def from_proto(cls, c: pb.SlaClockState) -> SlaClockState:
+        return cls(
+            clock=SlaClock.from_proto(c.clock),
+            cycle=c.cycle,
+            target_minutes=c.target_minutes,
+            started_at=_time(c.start_time, c.HasField("start_time")),
+            warning_at=_time(c.warning_time, c.HasField("warning_time")),
+            due_at=_time(c.due_time, c.HasField("due_time")),
+            stopped_at=_time(c.stop_time, c.HasField("stop_time")),
+            met=c.met if c.stopped else None,
+            elapsed_seconds=c.elapsed_seconds if c.stopped else None,
+        )
+
+
+class SlaEvent(BaseModel):
+    id: uuid.UUID
+    kind: SlaEventKind
+    clock: SlaClock | None
+    cycle: int | None
+    at: dt.datetime | None
+    due_at: dt.datetime | None
+    detail: dict[str, str]
+
+    @classmethod
+    def from_proto(cls, e: pb.SlaEvent) -> SlaEvent:
+        return cls(
+            id=uuid.UUID(e.id),
+            kind=SlaEventKind.from_proto(e.kind),
+            clock=SlaClock.from_proto(e.clock) if e.clock else None,
+            cycle=e.cycle or None,
+            at=_time(e.time, e.HasField("time")),
+            due_at=_time(e.due_time, e.HasField("due_time")),
+            detail=dict(e.detail),
+        )
+
+
+class SlaPause(BaseModel):
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+
+class ConsultingEntry(BaseModel):
+    id: uuid.UUID
+    minutes: int
+    note: str | None
+    agent_id: str
+    created_at: dt.datetime | None
+
+
+class TicketHistory(BaseModel):
+    ticket: Ticket
+    messages: list[TicketMessage]
+    attachments: list[Attachment]
+    clocks: list[SlaClockState]
+    events: list[SlaEvent]
+    pauses: list[SlaPause]
+    consulting: list[ConsultingEntry]
+
+    @classmethod
+    def from_proto(cls, r: pb.GetTicketResponse) -> TicketHistory:
+        return cls(
+            ticket=Ticket.from_proto(r.ticket),
+            messages=[TicketMessage.from_proto(m) for m in r.messages],
+            attachments=[Attachment.from_proto(a) for a in r.attachments],
+            clocks=[SlaClockState.from_proto(c) for c in r.clocks],
+            events=[SlaEvent.from_proto(e) for e in r.events],
+            pauses=[
+                SlaPause(
+                    started_at=_time(p.start_time, p.HasField("start_time")),
+                    ended_at=_time(p.end_time, p.HasField("end_time")),
+                )
+                for p in r.pauses
+            ],
+            consulting=[
+                ConsultingEntry(
+                    id=uuid.UUID(e.id),
+                    minutes=e.minutes,
+                    note=_none(e.note),
+                    agent_id=e.agent_id,
+                    created_at=_time(e.create_time, e.HasField("create_time")),
+                )
+                for e in r.consulting
+            ],
+        )
+
+
+class ReplyBody(_Request):
+    body: str = Field(max_length=TEXT_CAP, examples=["Pouvez-vous nous envoyer une capture ?"])
+    set_status: TicketStatus | None = Field(
+        default=None, description="Agents only: the status to move to with this reply."
+    )
+
+
+class Reply(BaseModel):
+    ticket: Ticket
+    message: TicketMessage
+
+
+class StatusBody(_Request):
+    status: TicketStatus
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class PriorityBody(_Request):
+    priority: TicketPriority
+
+
+class KindBody(_Request):
+    kind: TicketKind
+
+
+class ConsultingBody(_Request):
+    minutes: int = Field(ge=1, le=1440, examples=[45])
+    note: str | None = Field(default=None, max_length=500)
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+class TargetReport(BaseModel):
+    clock: SlaClock
+    measured: int
+    within: int
+    breached: int
+    within_percent: float
+
+
+class PlanReport(BaseModel):
+    plan_id: uuid.UUID
+    plan_code: str
+    plan_name: str
+    tickets_opened: int
+    targets: list[TargetReport]
+    breaches: int
+    warnings: int
+
+
+class CategoryDeflection(BaseModel):
+    category_id: uuid.UUID
+    category_name: str
+    views: int
+    deflections: int
+    tickets: int
+
+
+class ConsultingTime(BaseModel):
+    organisation_id: uuid.UUID
+    organisation_name: str
+    plan_id: uuid.UUID
+    tickets: int
+    minutes: int = Field(description="Billable.")
+
+
+class SlaReport(BaseModel):
+    plans: list[PlanReport]
+    deflections: list[CategoryDeflection]
+    consulting: list[ConsultingTime]
+
+    @classmethod
+    def from_proto(cls, r: pb.GetSlaReportResponse) -> SlaReport:
+        return cls(
+            plans=[
+                PlanReport(
+                    plan_id=uuid.UUID(p.plan_id),
+                    plan_code=p.plan_code,
+                    plan_name=p.plan_name,
+                    tickets_opened=p.tickets_opened,
+                    targets=[
+                        TargetReport(
+                            clock=SlaClock.from_proto(t.clock),
+                            measured=t.measured,
+                            within=t.within,
+                            breached=t.breached,
+                            within_percent=t.within_percent,
+                        )
+                        for t in p.targets
+                    ],
+                    breaches=p.breaches,
+                    warnings=p.warnings,
+                )
+                for p in r.plans
+            ],
+            deflections=[
+                CategoryDeflection(
+                    category_id=uuid.UUID(d.category_id),
+                    category_name=d.category_name,
+                    views=d.views,
+                    deflections=d.deflections,
+                    tickets=d.tickets,
+                )
+                for d in r.deflections
+            ],
+            consulting=[
+                ConsultingTime(
+                    organisation_id=uuid.UUID(c.organisation_id),
+                    organisation_name=c.organisation_name,
+                    plan_id=uuid.UUID(c.plan_id),
+                    tickets=c.tickets,
+                    minutes=c.minutes,
+                )
+                for c in r.consulting
+            ],
+        )

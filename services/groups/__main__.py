@@ -1,0 +1,9 @@
+"""`python -m services.groups [serve|migrate]`."""
+
+from __future__ import annotations
+
+from services.groups.servicer import SPEC
+from services.kit.runtime import main
+
+if __name__ == "__main__":
+    main(SPEC)

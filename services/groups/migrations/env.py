@@ -1,0 +1,6 @@
+"""Alembic environment of groups: its own metadata, run the house way."""
+
+from services.groups.models import Base
+from services.kit.alembic_env import run_migrations
+
+run_migrations(Base.metadata)

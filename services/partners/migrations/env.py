@@ -1,0 +1,6 @@
+"""Alembic environment of partners: its own metadata, run the house way."""
+
+from services.kit.alembic_env import run_migrations
+from services.partners.models import Base
+
+run_migrations(Base.metadata)

@@ -1,0 +1,52 @@
+"""Opening a partner's message as a ticket in the support service (its public contract).
+
+Used by the servicer (right after the commit, with the partner's own token) and by the
+OpenPartnerTicket workflow's activity (later, with the worker's service token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from guichet.support.v1 import support_pb2, support_pb2_grpc
+
+from services.partners import contract
+
+
+async def open_support_ticket(
+    support: support_pb2_grpc.SupportServiceStub,
+    *,
+    category: str,
+    store_id: str,
+    subject: str,
+    body: str,
+    reply_to_email: str,
+    seconds: float,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Sends the message as a partner message; returns the ticket id.
+
+    The category is support's partner category whose code matches (`SUPPORT_CATEGORY_CODES`);
+    LookupError when support has none. gRPC errors pass through.
+    """
+    code = contract.SUPPORT_CATEGORY_CODES[category]
+    categories = await support.ListCategories(
+        support_pb2.ListCategoriesRequest(audience=support_pb2.CATEGORY_AUDIENCE_PARTNER),
+        timeout=seconds,
+        metadata=tuple(metadata),
+    )
+    category_id = next((c.id for c in categories.categories if c.code == code), None)
+    if category_id is None:
+        raise LookupError(f"support has no partner category {code}")
+    response = await support.SendPartnerMessage(
+        support_pb2.SendPartnerMessageRequest(
+            category_id=category_id,
+            subject=subject,
+            body=body,
+            reply_to_email=reply_to_email,
+            organisation_id=store_id,
+        ),
+        timeout=seconds,
+        metadata=tuple(metadata),
+    )
+    return str(response.ticket.id)

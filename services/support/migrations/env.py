@@ -1,0 +1,6 @@
+"""Alembic environment of support: its own metadata, run the house way."""
+
+from services.kit.alembic_env import run_migrations
+from services.support.models import Base
+
+run_migrations(Base.metadata)

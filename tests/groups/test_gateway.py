@@ -1,0 +1,165 @@
+"""The client-groups routes through the real gateway app, to the real groups service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from services.kit.identity_client import connect_identity
+from tests.groups.harness import World
+
+
+@pytest.fixture
+async def http(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    settings = GatewaySettings(identity_addr=world.identity_addr, groups_addr=world.groups_addr)
+    link = connect_identity(settings)
+    app: FastAPI = create_app(settings, identity=link)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+    finally:
+        from services.gateway.routers.groups import close_channel
+
+        await close_channel(app.state)
+        await link.close()
+
+
+def auth(metadata: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(metadata)
+
+
+async def test_the_whole_flow_through_the_gateway(world: World, http: httpx.AsyncClient) -> None:
+    provider = await world.provider()
+    clients = await world.clients(provider, 3, accounts=4, names=["Alpha Import", "Bêta", "Gamma"])
+    headers = auth(provider.manager_auth)
+    base = f"/v1/providers/{provider.id}"
+    relationships = await http.get(f"{base}/relationships", headers=headers)
+    assert relationships.status_code == 200, relationships.text
+    assert len(relationships.json()["items"]) == 3
+    available = await http.get(f"{base}/available-clients", params={"q": "beta"}, headers=headers)
+    assert [c["name"] for c in available.json()["items"]] == ["Bêta"]
+    created = await http.post(
+        f"{base}/groups", json={"name": "Importateurs", "client_ids": clients[:2]}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    group = created.json()
+    assert (group["client_count"], group["program_account_count"]) == (2, 8)
+    taken = await http.post(
+        f"{base}/groups", json={"name": "importateurs", "client_ids": clients[2:]}, headers=headers
+    )
+    assert taken.status_code == 409
+    assert taken.headers["content-type"].startswith("application/problem+json")
+    assert taken.json()["type"].endswith("/group_name_taken")
+    employees = await http.get(f"{base}/employees", headers=headers)
+    assert employees.status_code == 200
+    editor = provider.employees["editor"]
+    assert editor.id in {e["id"] for e in employees.json()["items"]}
+    assignment = {"group_id": group["id"], "role": "editor", "employee_ids": [editor.id]}
+    summary = await http.post(
+        f"{base}/employees/assignments", json={**assignment, "dry_run": True}, headers=headers
+    )
+    assert summary.status_code == 200, summary.text
+    [change] = summary.json()["summary"]["changes"]
+    assert (change["role_after"], change["granted"]) == ("editor", 8)
+    assert summary.json()["process_requests"] == []
+    refused = await http.post(f"{base}/employees/assignments", json=assignment, headers=headers)
+    assert refused.status_code == 400
+    assert [e["field"] for e in refused.json()["errors"]] == ["confirmation"]
+    saved = await http.post(
+        f"{base}/employees/assignments",
+        json={**assignment, "confirmation": "CONFIRMER"},
+        headers=headers,
+    )
+    assert saved.status_code == 200, saved.text
+    [request] = saved.json()["process_requests"]
+    assert request["status"] == "pending"
+    assert request["workflow_id"] == f"delegation/{request['id']}"
+    deadline = time.monotonic() + 30
+    while True:
+        read = await http.get(f"{base}/process-requests/{request['id']}", headers=headers)
+        assert read.status_code == 200
+        if read.json()["status"] == "completed":
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert (read.json()["done"], read.json()["total"]) == (8, 8)
+    # Add a client and rename in one save; preview first.
+    changes = {"add_client_ids": clients[2:], "name": "Importateurs QC"}
+    preview = await http.post(
+        f"{base}/groups/{group['id']}/access-summary", json=changes, headers=headers
+    )
+    assert preview.status_code == 200
+    assert preview.json()["changes"][0]["granted"] == 4
+    saved = await http.post(
+        f"{base}/groups/{group['id']}/changes",
+        json={**changes, "confirmation": "CONFIRM"},
+        headers=headers,
+    )
+    assert saved.status_code == 202, saved.text
+    assert saved.json()["group"]["name"] == "Importateurs QC"
+    listed = await http.get(
+        f"{base}/process-requests", params={"group_id": group["id"]}, headers=headers
+    )
+    assert [r["operation"] for r in listed.json()["items"]] == ["add_clients", "assign_employees"]
+    members = await http.get(
+        f"{base}/groups/{group['id']}/clients", params={"q": "gam"}, headers=headers
+    )
+    assert [c["name"] for c in members.json()["items"]] == ["Gamma"]
+    # Delete: only with SUPPRIMER.
+    wrong = await http.delete(f"{base}/groups/{group['id']}", headers=headers)
+    assert wrong.status_code == 400
+    deleted = await http.delete(
+        f"{base}/groups/{group['id']}", params={"confirmation": "SUPPRIMER"}, headers=headers
+    )
+    assert deleted.status_code == 202
+    assert deleted.json()["operation"] == "delete_group"
+    gone = await http.get(f"{base}/groups/{group['id']}", headers=headers)
+    assert gone.status_code == 404
+
+
+async def test_other_callers_get_403_or_404(world: World, http: httpx.AsyncClient) -> None:
+    provider = await world.provider()
+    other = await world.provider()
+    group = await world.group(provider, await world.clients(provider, 1))
+    for headers in (auth(other.manager_auth), auth(world.ops)):
+        listed = await http.get(f"/v1/providers/{provider.id}/groups", headers=headers)
+        assert listed.status_code == 403
+        assert listed.headers["content-type"].startswith("application/problem+json")
+        read = await http.get(f"/v1/providers/{provider.id}/groups/{group}", headers=headers)
+        assert read.status_code == 404
+    anonymous = await http.get(f"/v1/providers/{provider.id}/groups")
+    assert anonymous.status_code == 401
+
+
+async def test_fifty_requests_race_for_one_client(world: World, http: httpx.AsyncClient) -> None:
+    """50 saves put one client into 50 different groups at once: one wins, 49 get 409."""
+    provider = await world.provider()
+    seeds = await world.clients(provider, 50, accounts=1)
+    [contested] = await world.clients(provider, 1, accounts=2)
+    groups = await asyncio.gather(*(world.group(provider, [seed]) for seed in seeds))
+    headers = auth(provider.manager_auth)
+
+    async def add(group: str) -> httpx.Response:
+        return await http.post(
+            f"/v1/providers/{provider.id}/groups/{group}/changes",
+            json={"add_client_ids": [contested], "confirmation": "CONFIRMER"},
+            headers=headers,
+        )
+
+    answers = await asyncio.gather(*(add(group) for group in groups))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [202] + [409] * 49, statuses
+    assert {a.json()["type"].rsplit("/", 1)[1] for a in answers if a.status_code == 409} == {
+        "client_already_grouped"
+    }
+    relationships = await http.get(f"/v1/providers/{provider.id}/relationships", headers=headers)
+    grouped = [r for r in relationships.json()["items"] if r["client"]["id"] == contested]
+    assert grouped[0]["group_id"] in groups

@@ -1,0 +1,33 @@
+"""Saved OrderEscalation histories (one per path) replay against the current workflow code: a
+change that would break running escalations fails here, not in production.
+
+Regenerate after an intended change: `GUICHET_RECORD_HISTORIES=1 pytest
+tests/workflows/test_order_escalation.py` (and keep the old files if old runs may still be open:
+then the change needs `workflow.patched`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.order_escalation import OrderEscalation
+
+HISTORIES = sorted(
+    (Path(__file__).resolve().parents[1] / "histories").glob("order_escalation_*.json")
+)
+
+
+def test_every_path_has_a_saved_history() -> None:
+    names = {path.stem.removeprefix("order_escalation_") for path in HISTORIES}
+    assert names >= {"accepted", "refused", "no_answer", "support_cancels"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_saved_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"order-escalation/{path.stem}", path.read_text())
+    result = await Replayer(workflows=[OrderEscalation]).replay_workflow(history)
+    assert result.replay_failure is None

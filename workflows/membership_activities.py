@@ -1,0 +1,98 @@
+"""Activities of the renewal workflow: calls to the membership service's internal RPCs.
+
+Built with a channel made by `create_channel(settings.membership_addr, tokens=tokens)`: every call
+carries a deadline and the worker's service token (the internal RPCs refuse anything else). Each
+call is idempotent on the service side, so Temporal may retry freely.
+"""
+
+from __future__ import annotations
+
+import grpc
+from guichet.membership.v1 import membership_pb2 as pb
+from guichet.membership.v1 import membership_pb2_grpc
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.renewal import CycleInput, LetterResult, RenewalState, WindowResult
+
+# Refusals that no retry will change: the request itself is wrong.
+_FINAL = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED})
+
+
+def _final(error: grpc.aio.AioRpcError) -> ApplicationError | None:
+    if error.code() in _FINAL:
+        return ApplicationError(
+            f"membership refused the call: {error.details()}",
+            type=error.code().name,
+            non_retryable=True,
+        )
+    return None
+
+
+class MembershipActivities:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = membership_pb2_grpc.MembershipServiceStub(channel)
+
+    @activity.defn(name="membership_renewal_state")
+    async def renewal_state(self, membership_id: str) -> RenewalState:
+        try:
+            state = await self._stub.GetRenewalState(
+                pb.GetRenewalStateRequest(membership_id=membership_id)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return RenewalState(membership_id=membership_id, exists=False)
+            raise _final(error) or error from None
+        return RenewalState(
+            membership_id=membership_id,
+            exists=True,
+            workshop_id=state.workshop_id,
+            active=state.status == pb.MEMBERSHIP_STATUS_ACTIVE,
+            renewal_date=state.renewal_date,
+            window_open=state.window_open,
+            window_opened_on=state.window_opened_on,
+            window_closes_on=state.window_closes_on,
+            version=state.version,
+            window_days=state.window_days,
+            letter_lead_days=state.letter_lead_days,
+        )
+
+    @activity.defn(name="membership_send_anniversary_letter")
+    async def send_anniversary_letter(self, cycle: CycleInput) -> LetterResult:
+        try:
+            response = await self._stub.SendAnniversaryLetter(
+                pb.SendAnniversaryLetterRequest(
+                    membership_id=cycle.membership_id, renewal_date=cycle.renewal_date
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _final(error) or error from None
+        return LetterResult(sent=response.sent, recipients=list(response.recipients))
+
+    @activity.defn(name="membership_open_removal_window")
+    async def open_removal_window(self, cycle: CycleInput) -> WindowResult:
+        try:
+            response = await self._stub.OpenRemovalWindow(
+                pb.OpenRemovalWindowRequest(
+                    membership_id=cycle.membership_id, renewal_date=cycle.renewal_date
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _final(error) or error from None
+        return WindowResult(
+            changed=response.opened,
+            closes_on=response.closes_on,
+            next_renewal_date=response.next_renewal_date,
+        )
+
+    @activity.defn(name="membership_close_removal_window")
+    async def close_removal_window(self, cycle: CycleInput) -> WindowResult:
+        try:
+            response = await self._stub.CloseRemovalWindow(
+                pb.CloseRemovalWindowRequest(
+                    membership_id=cycle.membership_id, renewal_date=cycle.renewal_date
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _final(error) or error from None
+        return WindowResult(changed=response.closed)

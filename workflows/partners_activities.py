@@ -1,0 +1,212 @@
+"""Activities of the partners workflows: each calls one internal partners RPC (or support).
+
+Activities are methods of an object built with its channels (see `workflows.worker`); calls carry
+the worker's service token and a deadline. Every partners step is idempotent, so Temporal's
+retries are safe. A refusal that no retry can change (INVALID_ARGUMENT, NOT_FOUND, FAILED_
+PRECONDITION, PERMISSION_DENIED from partners) becomes a non-retryable error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from guichet.partners.v1 import partners_pb2 as pb
+from guichet.partners.v1 import partners_pb2_grpc
+from guichet.support.v1 import support_pb2_grpc
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from services.partners.support_link import open_support_ticket
+
+T = TypeVar("T")
+
+# Statuses no retry can change.
+_FINAL = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+
+
+@dataclass
+class EscalationState:
+    """What the database says of an escalation after a step (lower-case names)."""
+
+    status: str
+    answer: str
+    cancelled_by: str
+    refunded: bool
+
+
+@dataclass
+class EscalateInput:
+    order_id: str
+    # ISO 8601, computed by the workflow from its own clock.
+    support_deadline: str
+
+
+@dataclass
+class ReactivateInput:
+    product_id: str
+    deactivation: int
+
+
+def _state(escalation: pb.Escalation) -> EscalationState:
+    status = pb.EscalationStatus.Name(escalation.status).removeprefix("ESCALATION_STATUS_")
+    answer = pb.EscalationAnswer.Name(escalation.answer).removeprefix("ESCALATION_ANSWER_")
+    return EscalationState(
+        status=status.lower(),
+        answer="" if answer == "UNSPECIFIED" else answer.lower(),
+        cancelled_by=escalation.cancelled_by,
+        refunded=escalation.refunded,
+    )
+
+
+async def _call(call: Awaitable[T]) -> T:
+    """Maps a refused partners call to a non-retryable failure; the rest is retried."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as error:
+        if error.code() in _FINAL:
+            raise ApplicationError(
+                f"partners refused: {error.code().name}: {error.details()}",
+                type=error.code().name,
+                non_retryable=True,
+            ) from None
+        raise
+
+
+class PartnersActivities:
+    def __init__(
+        self,
+        partners: partners_pb2_grpc.PartnersServiceStub,
+        support: support_pb2_grpc.SupportServiceStub,
+        *,
+        support_timeout: float = 10.0,
+    ) -> None:
+        self._partners: Any = partners
+        self._support = support
+        self._support_timeout = support_timeout
+
+    # --- the escalation ------------------------------------------------------------------------
+
+    @activity.defn(name="partners.escalation.deactivate_product")
+    async def deactivate_product(self, order_id: str) -> EscalationState:
+        response = await _call(
+            self._partners.DeactivateEscalatedProduct(
+                pb.DeactivateEscalatedProductRequest(order_id=order_id)
+            )
+        )
+        return _state(response.escalation)
+
+    @activity.defn(name="partners.escalation.settle_answer")
+    async def settle_answer(self, order_id: str) -> EscalationState:
+        response = await _call(
+            self._partners.SettleOutOfStockAnswer(
+                pb.SettleOutOfStockAnswerRequest(order_id=order_id)
+            )
+        )
+        return _state(response.escalation)
+
+    @activity.defn(name="partners.escalation.replace_item")
+    async def replace_item(self, order_id: str) -> EscalationState:
+        response = await _call(
+            self._partners.ReplaceEscalatedItem(pb.ReplaceEscalatedItemRequest(order_id=order_id))
+        )
+        return _state(response.escalation)
+
+    @activity.defn(name="partners.escalation.escalate")
+    async def escalate(self, request: EscalateInput) -> EscalationState:
+        deadline = Timestamp()
+        deadline.FromJsonString(request.support_deadline)
+        response = await _call(
+            self._partners.EscalateToSupport(
+                pb.EscalateToSupportRequest(order_id=request.order_id, support_deadline=deadline)
+            )
+        )
+        return _state(response.escalation)
+
+    @activity.defn(name="partners.escalation.cancel")
+    async def cancel(self, order_id: str) -> EscalationState:
+        """At support's deadline (idempotent: support may have cancelled already)."""
+        response = await _call(
+            self._partners.CancelEscalatedOrder(pb.CancelEscalatedOrderRequest(order_id=order_id))
+        )
+        return _state(response.escalation)
+
+    # --- product reactivation ------------------------------------------------------------------
+
+    @activity.defn(name="partners.reactivate_product")
+    async def reactivate_product(self, request: ReactivateInput) -> bool:
+        response = await _call(
+            self._partners.ReactivateScheduledProduct(
+                pb.ReactivateScheduledProductRequest(
+                    product_id=request.product_id, deactivation=request.deactivation
+                )
+            )
+        )
+        return bool(response.reactivated)
+
+    # --- tickets in support --------------------------------------------------------------------
+
+    @activity.defn(name="partners.open_support_ticket")
+    async def open_support_ticket(self, message_id: str) -> str:
+        """Opens the message's ticket in support (with the worker's service token) unless it has
+        one; records the ticket, or why support did not take it (then retried)."""
+        found = await _call(
+            self._partners.GetSupportMessage(pb.GetSupportMessageRequest(message_id=message_id))
+        )
+        message = found.message
+        if message.status == pb.SUPPORT_MESSAGE_STATUS_TICKET_OPENED:
+            return str(message.ticket_id)
+        try:
+            category = pb.SupportCategory.Name(message.category)
+            ticket_id = await open_support_ticket(
+                self._support,
+                category=category.removeprefix("SUPPORT_CATEGORY_").lower(),
+                store_id=message.store_id,
+                subject=message.subject,
+                body=message.body,
+                reply_to_email=message.reply_to_email,
+                seconds=self._support_timeout,
+            )
+        except (grpc.aio.AioRpcError, LookupError) as error:
+            if isinstance(error, grpc.aio.AioRpcError):
+                detail = (error.details() or "").strip()
+                reason = f"support answered {error.code().name}: {detail}"
+                final = error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            else:
+                reason, final = str(error), False
+            reason += " (with the worker's token)"
+            await _call(
+                self._partners.RecordSupportTicket(
+                    pb.RecordSupportTicketRequest(message_id=message_id, error=reason)
+                )
+            )
+            raise ApplicationError(reason, type="SupportRefused", non_retryable=final) from None
+        await _call(
+            self._partners.RecordSupportTicket(
+                pb.RecordSupportTicketRequest(message_id=message_id, ticket_id=ticket_id)
+            )
+        )
+        return ticket_id
+
+    def all(self) -> list[Any]:
+        """Every activity of this object, for the worker's list."""
+        return [
+            self.deactivate_product,
+            self.settle_answer,
+            self.replace_item,
+            self.escalate,
+            self.cancel,
+            self.reactivate_product,
+            self.open_support_ticket,
+        ]

@@ -1,0 +1,58 @@
+"""Activities of the ticket SLA workflow: calls to the support service, with the worker's token.
+
+Built with a channel made by `create_channel(settings.support_addr, tokens=tokens)`: every call
+carries a deadline and the worker's service token (RecordSlaEvent refuses anything else).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from guichet.support.v1 import support_pb2, support_pb2_grpc
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.ticket_sla import SlaRecord
+
+_KIND = {"warning": support_pb2.SLA_EVENT_KIND_WARNING, "breach": support_pb2.SLA_EVENT_KIND_BREACH}
+_CLOCK = {
+    "first_response": support_pb2.SLA_CLOCK_FIRST_RESPONSE,
+    "next_response": support_pb2.SLA_CLOCK_NEXT_RESPONSE,
+    "resolution": support_pb2.SLA_CLOCK_RESOLUTION,
+}
+# Refusals that no retry will change: the request itself is wrong.
+_FINAL = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED}
+)
+
+
+class SupportActivities:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = support_pb2_grpc.SupportServiceStub(channel)
+
+    @activity.defn(name="record_sla_event")
+    async def record_sla_event(self, record: SlaRecord) -> bool:
+        """Reports a warning or breach; True when the service recorded it now."""
+        due = Timestamp()
+        due.FromDatetime(datetime.fromisoformat(record.due_at))
+        try:
+            response = await self._stub.RecordSlaEvent(
+                support_pb2.RecordSlaEventRequest(
+                    ticket_id=record.ticket_id,
+                    kind=_KIND[record.kind],
+                    clock=_CLOCK[record.clock],
+                    cycle=record.cycle,
+                    due_time=due,
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _FINAL:
+                raise ApplicationError(
+                    f"support refused the SLA event: {error.details()}",
+                    type=error.code().name,
+                    non_retryable=True,
+                ) from None
+            raise
+        return bool(response.recorded)
