@@ -46,8 +46,8 @@ dev: install $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
 
 lint: install
-	$(RUN) ruff check .
-	$(RUN) ruff format --check .
+	$(RUN) ruff check --no-cache .
+	$(RUN) ruff format --no-cache --check .
 	$(RUN) mypy services workflows tests bench
 
 proto: install

@@ -1,7 +1,6 @@
 """Alembic environment of membership: its own metadata, run the house way."""
 
-from services.membership.models import Base
-
 from services.kit.alembic_env import run_migrations
+from services.membership.models import Base
 
 run_migrations(Base.metadata)
