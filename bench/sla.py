@@ -10,7 +10,7 @@ ticket then falls during the run; lateness is when support recorded it minus whe
 The bench plan warns at 50 % of a 16-minute target: each warning falls 8 minutes after its
 ticket opened, and the run ends before the first breach (a breach mails the team and raises the
 priority: another load, not the timer lateness measured here). Tickets open at `--rate` per second
-(default 20), so warnings fall at that rate too: the dev server keeps its state in one SQLite
+(default 10), so warnings fall at that rate too: the dev server keeps its state in one SQLite
 database and serialises every write, and an unpaced burst (~40/s here) queues warnings behind
 each other (`--rate 0` shows it).
 
@@ -345,7 +345,7 @@ if __name__ == "__main__":
     parser.add_argument("--target-minutes", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--rate", type=float, default=20.0, help="tickets opened per second at most (0: no cap)"
+        "--rate", type=float, default=10.0, help="tickets opened per second at most (0: no cap)"
     )
     parser.add_argument("--explain", action="store_true", help="print the latest warning's history")
     options = parser.parse_args()
