@@ -26,8 +26,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import httpx
-from guichet.groups.v1 import groups_pb2 as pb
-from guichet.groups.v1 import groups_pb2_grpc
+from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment

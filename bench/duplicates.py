@@ -34,8 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.kit.auth import Principal
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.testing import database_server
-from services.membership import domain
-from services.membership import duplicates as dup
+from services.membership import domain, duplicates as dup
 from services.membership.models import ClientRecord
 from services.membership.samples import SampleRecord, generate, score, truth_pairs
 from services.membership.servicer import SPEC

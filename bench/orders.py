@@ -35,8 +35,7 @@ import grpc
 import httpx
 from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.partners.v1 import partners_pb2 as pb
-from guichet.partners.v1 import partners_pb2_grpc
+from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from temporalio.testing import WorkflowEnvironment
 
 from services.devstack.components import DEFAULT_PORTS, GATEWAY, IDENTITY, PARTNERS, WORKER
@@ -45,9 +44,9 @@ from services.devstack.demo_partners import BATCH, _orders
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.binaries import temporal_cli
 from services.kit.localpg import free_port
+from services.kit.paging import page_token as encode_page_token
 from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import database_server
-from services.partners.domain import encode_page_token
 
 P99_BUDGET_MS = 50.0
 FLOOR_RATIO = 3.0

@@ -33,8 +33,7 @@ import asyncpg
 import grpc
 import psutil  # type: ignore[import-untyped]
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.support.v1 import support_pb2 as pb
-from guichet.support.v1 import support_pb2_grpc
+from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from guichet.groups.v1 import groups_pb2 as pb
-from guichet.groups.v1 import groups_pb2_grpc
+from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 

@@ -8,8 +8,7 @@ call is idempotent on the service side, so Temporal may retry freely.
 from __future__ import annotations
 
 import grpc
-from guichet.membership.v1 import membership_pb2 as pb
-from guichet.membership.v1 import membership_pb2_grpc
+from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 

@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from guichet.partners.v1 import partners_pb2 as pb
-from guichet.partners.v1 import partners_pb2_grpc
+from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError

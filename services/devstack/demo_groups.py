@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
-from guichet.groups.v1 import groups_pb2 as pb
-from guichet.groups.v1 import groups_pb2_grpc
+from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]

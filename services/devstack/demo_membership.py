@@ -20,8 +20,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.membership.v1 import membership_pb2 as pb
-from guichet.membership.v1 import membership_pb2_grpc
+from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 
 from services.membership.samples import generate
 

@@ -20,8 +20,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.partners.v1 import partners_pb2 as pb
-from guichet.partners.v1 import partners_pb2_grpc
+from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 
 log = logging.getLogger("devstack")
 

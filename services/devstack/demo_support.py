@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import grpc
 from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.support.v1 import support_pb2 as pb
-from guichet.support.v1 import support_pb2_grpc
+from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]
 OFFICE = "09:00-12:00,13:00-18:00"

@@ -14,20 +14,16 @@ requests of one group converge whatever order they run in (docs/groups.md).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Uuid, any_, bindparam, delete, func, or_, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Uuid, any_, bindparam, delete, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,6 +56,15 @@ from services.kit.errors import (
     Validator,
 )
 from services.kit.outbox import enqueue
+from services.kit.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    PageQuery,
+    keyset_after as _after,
+    page_token as _page_token,
+    parse_page as _parse_page,
+)
 
 T = TypeVar("T")
 
@@ -74,8 +79,6 @@ DELEGATION_WORKFLOW = "Delegation"
 EXPIRY_WORKFLOW = "RelationshipExpiry"
 SYSTEM_INITIATOR = "system"
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 # Caps on one call's lists: bounds on what a request can make the service hold, not rules.
 MAX_CLIENTS_PER_CALL = 10_000
 MAX_EMPLOYEES_PER_CALL = 500
@@ -191,53 +194,6 @@ def expiry_workflow_id(relationship_id: uuid.UUID, term: int) -> str:
 # --------------------------------------------------------------------------------------------
 # Pagination (keyset; the token is base64 of the list's name and the last sort key)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class PageQuery:
-    size: int
-    after: list[Any] | None
-
-
-def _parse_page(
-    v: Validator,
-    list_name: str,
-    page_size: int,
-    page_token: str,
-    convert: Sequence[Callable[[str], Any]],
-) -> PageQuery:
-    v.check(
-        0 <= page_size <= MAX_PAGE_SIZE, "page.page_size", f"must be between 0 and {MAX_PAGE_SIZE}"
-    )
-    after: list[Any] | None = None
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            if decoded["l"] != list_name or len(decoded["a"]) != len(convert):
-                raise ValueError(list_name)
-            after = [conv(str(raw)) for conv, raw in zip(convert, decoded["a"], strict=True)]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            v.check(False, "page.page_token", "is not a page token of this list")
-    return PageQuery(size=page_size or DEFAULT_PAGE_SIZE, after=after)
-
-
-def _page_token(list_name: str, key: Sequence[object]) -> str:
-    payload = json.dumps({"l": list_name, "a": [str(part) for part in key]})
-    return base64.urlsafe_b64encode(payload.encode()).decode()
-
-
-def _after(page: PageQuery, columns: Sequence[Any], *, descending: bool = False) -> list[Any]:
-    if page.after is None:
-        return []
-    if descending:
-        return [tuple_(*columns) < tuple_(*page.after)]
-    return [tuple_(*columns) > tuple_(*page.after)]
 
 
 def _paged(

@@ -17,14 +17,12 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
-from guichet.groups.v1 import groups_pb2 as pb
-from guichet.groups.v1 import groups_pb2_grpc
+from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.groups import domain
-from services.groups.models import ProcessRequest
-from services.groups.models import outbox as outbox_table
+from services.groups.models import ProcessRequest, outbox as outbox_table
 from services.groups.settings import GroupsSettings
 from services.kit.auth import current_principal
 from services.kit.identity_client import connect_identity

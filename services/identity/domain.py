@@ -11,11 +11,8 @@ raise after the commit, instead of raising.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import math
 import re
 import secrets
@@ -24,10 +21,10 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,6 +60,13 @@ from services.kit.errors import (
     Validator,
 )
 from services.kit.mail import enqueue_mail
+from services.kit.paging import (
+    Page,
+    PageQuery,
+    keyset_after as _after,
+    page_token as _page_token,
+    parse_page as _parse_page,
+)
 
 T = TypeVar("T")
 
@@ -124,8 +128,6 @@ BOOTSTRAP_ORGANISATION_CODE = "ops"
 
 # Keys stay published this long past their last token's expiry (clock skew between services).
 JWKS_GRACE_SECONDS = 60
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 # Transaction-scoped advisory locks: one key creation, one bootstrap at a time (many replicas).
 _SIGNING_KEY_LOCK = 0x6964_0001
 _BOOTSTRAP_LOCK = 0x6964_0002
@@ -293,47 +295,6 @@ async def _flush(session: AsyncSession, taken: dict[str, DomainError]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class PageQuery:
-    size: int
-    # The sort key of the last item of the previous page, already converted to column types.
-    after: list[Any] | None
-
-
-def _parse_page(
-    v: Validator,
-    list_name: str,
-    page_size: int,
-    page_token: str,
-    convert: Sequence[Callable[[str], Any]],
-) -> PageQuery:
-    """Checks the page request; the token is base64 of the list's name and the last sort key."""
-    v.check(
-        0 <= page_size <= MAX_PAGE_SIZE, "page.page_size", f"must be between 0 and {MAX_PAGE_SIZE}"
-    )
-    after: list[Any] | None = None
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            if decoded["l"] != list_name or len(decoded["a"]) != len(convert):
-                raise ValueError(list_name)
-            after = [conv(str(raw)) for conv, raw in zip(convert, decoded["a"], strict=True)]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            v.check(False, "page.page_token", "is not a page token of this list")
-    return PageQuery(size=page_size or DEFAULT_PAGE_SIZE, after=after)
-
-
-def _page_token(list_name: str, key: Sequence[object]) -> str:
-    payload = json.dumps({"l": list_name, "a": [str(part) for part in key]})
-    return base64.urlsafe_b64encode(payload.encode()).decode()
-
-
 async def _fetch_page(
     session: AsyncSession,
     query: Select[Any],
@@ -348,15 +309,6 @@ async def _fetch_page(
         items = items[: page.size]
         token = _page_token(list_name, key(items[-1]))
     return Page(items=items, next_page_token=token)
-
-
-def _after(page: PageQuery, columns: Sequence[Any], *, descending: bool = False) -> list[Any]:
-    """The keyset condition: rows strictly after (or before, descending) the previous page."""
-    if page.after is None:
-        return []
-    if descending:
-        return [tuple_(*columns) < tuple_(*page.after)]
-    return [tuple_(*columns) > tuple_(*page.after)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,8 +19,14 @@ from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.identity import domain
-from services.identity.models import AuditEvent, Organisation, OrganisationKind, User, UserStatus
-from services.identity.models import outbox as outbox_table
+from services.identity.models import (
+    AuditEvent,
+    Organisation,
+    OrganisationKind,
+    User,
+    UserStatus,
+    outbox as outbox_table,
+)
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.auth import TokenVerifier, current_principal

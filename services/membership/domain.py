@@ -11,20 +11,17 @@ exists; someone of the right tenant without the right role gets PERMISSION_DENIE
 
 from __future__ import annotations
 
-import base64
-import binascii
 import calendar
-import json
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +40,13 @@ from services.kit.errors import (
 )
 from services.kit.mail import enqueue_mail
 from services.kit.outbox import enqueue
+from services.kit.paging import (
+    Page,
+    PageQuery,
+    keyset_after as _after,
+    page_token as _page_token,
+    parse_page as _parse_page,
+)
 from services.membership import duplicates as dup
 from services.membership.models import (
     AssociationMember,
@@ -97,8 +101,6 @@ WORKSHOP_KIND = "workshop"
 ASSOCIATION_KIND = "association"
 
 RENEWAL_WORKFLOW = "Renewal"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_IMPORT = 10_000
 MAX_OPTIONS = 50
 DELETE_CONFIRMATIONS = frozenset({"SUPPRIMER", "DELETE"})
@@ -249,53 +251,6 @@ def _taken(field: str, description: str) -> AlreadyExists:
 # ------------------------------------------------------------------------------------------------
 # Pagination (keyset; the token names the list and carries the last sort key)
 # ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class PageQuery:
-    size: int
-    after: list[Any] | None
-
-
-def _parse_page(
-    v: Validator,
-    list_name: str,
-    page_size: int,
-    page_token: str,
-    convert: Sequence[Callable[[str], Any]],
-) -> PageQuery:
-    v.check(
-        0 <= page_size <= MAX_PAGE_SIZE, "page.page_size", f"must be between 0 and {MAX_PAGE_SIZE}"
-    )
-    after: list[Any] | None = None
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            if decoded["l"] != list_name or len(decoded["a"]) != len(convert):
-                raise ValueError(list_name)
-            after = [conv(str(raw)) for conv, raw in zip(convert, decoded["a"], strict=True)]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            v.check(False, "page.page_token", "is not a page token of this list")
-    return PageQuery(size=page_size or DEFAULT_PAGE_SIZE, after=after)
-
-
-def _page_token(list_name: str, key: Sequence[object]) -> str:
-    payload = json.dumps({"l": list_name, "a": [str(part) for part in key]})
-    return base64.urlsafe_b64encode(payload.encode()).decode()
-
-
-def _after(page: PageQuery, columns: Sequence[Any], *, descending: bool = False) -> list[Any]:
-    if page.after is None:
-        return []
-    if descending:
-        return [tuple_(*columns) < tuple_(*page.after)]
-    return [tuple_(*columns) > tuple_(*page.after)]
 
 
 async def _fetch_page(

@@ -17,8 +17,7 @@ from typing import Any, TypeAlias
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
-from guichet.membership.v1 import membership_pb2 as pb
-from guichet.membership.v1 import membership_pb2_grpc
+from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.auth import current_principal
@@ -41,8 +40,8 @@ from services.membership.models import (
     RequestChannel,
     Technician,
     WorkshopMembership,
+    outbox as outbox_table,
 )
-from services.membership.models import outbox as outbox_table
 from services.membership.settings import MembershipSettings
 from services.membership.signals import RenewalSignalRelay
 

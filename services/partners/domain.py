@@ -13,16 +13,13 @@ same transaction as the change that needs them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -36,7 +33,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    tuple_,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +48,13 @@ from services.kit.errors import (
     Validator,
 )
 from services.kit.outbox import enqueue
+from services.kit.paging import (
+    Page,
+    PageQuery,
+    keyset_after as _after,
+    page_token as encode_page_token,
+    parse_page as _parse_page,
+)
 from services.partners import contract
 from services.partners.models import (
     HISTORY_STATUSES,
@@ -93,8 +96,6 @@ SUPPORT_AGENT = "support_agent"
 OPS_ADMIN = "ops_admin"
 DELIVERY_PARTNER = "delivery_partner"
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_ITEMS_PER_ORDER = 100
 MAX_QUANTITY = 99
 MAX_PRICE_CENTS = 100_000_000
@@ -351,64 +352,6 @@ def _normalise_iban(raw: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Pagination
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class PageQuery:
-    size: int
-    # The sort key of the last item of the previous page, already converted to column types.
-    after: list[Any] | None
-
-
-def _parse_page(
-    v: Validator,
-    list_name: str,
-    page_size: int,
-    page_token: str,
-    convert: Sequence[Callable[[str], Any]],
-    filters: str = "",
-) -> PageQuery:
-    """Checks the page request; the token is base64 of the list, its filters and the last key.
-
-    A token read with other filters (another status, another period) is refused: its key would
-    not be a position in this list.
-    """
-    v.check(
-        0 <= page_size <= MAX_PAGE_SIZE, "page.page_size", f"must be between 0 and {MAX_PAGE_SIZE}"
-    )
-    after: list[Any] | None = None
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            if decoded["l"] != list_name or decoded.get("f", "") != filters:
-                raise ValueError(list_name)
-            if len(decoded["a"]) != len(convert):
-                raise ValueError(list_name)
-            after = [conv(str(raw)) for conv, raw in zip(convert, decoded["a"], strict=True)]
-        except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-            v.check(False, "page.page_token", "is not a page token of this list and filters")
-    return PageQuery(size=page_size or DEFAULT_PAGE_SIZE, after=after)
-
-
-def encode_page_token(list_name: str, key: Sequence[object], filters: str = "") -> str:
-    """The opaque token of the page after `key` (public for benchmarks that jump deep)."""
-    payload = json.dumps({"l": list_name, "f": filters, "a": [str(part) for part in key]})
-    return base64.urlsafe_b64encode(payload.encode()).decode()
-
-
-def _after(page: PageQuery, columns: Sequence[Any], *, descending: bool = False) -> list[Any]:
-    """The keyset condition: rows strictly after (or before, descending) the previous page."""
-    if page.after is None:
-        return []
-    if descending:
-        return [tuple_(*columns) < tuple_(*page.after)]
-    return [tuple_(*columns) > tuple_(*page.after)]
 
 
 def _timestamp(raw: str) -> datetime:

@@ -26,8 +26,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.partners.v1 import partners_pb2 as pb
-from guichet.partners.v1 import partners_pb2_grpc
+from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -55,8 +54,8 @@ from services.partners.models import (
     ProofDocument,
     Store,
     SupportMessage,
+    outbox as outbox_table,
 )
-from services.partners.models import outbox as outbox_table
 from services.partners.settings import PartnersSettings
 from services.partners.support_link import open_support_ticket
 

@@ -18,17 +18,14 @@ transaction. Opening a ticket records the workflow's start in the outbox.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
@@ -48,6 +45,12 @@ from services.kit.errors import (
 )
 from services.kit.mail import enqueue_mail
 from services.kit.outbox import enqueue
+from services.kit.paging import (
+    Page,
+    PageQuery,
+    page_token as _page_token,
+    parse_page as _parse_page,
+)
 from services.support.models import (
     Attachment,
     Audience,
@@ -127,8 +130,6 @@ ACTIVE_STATUSES = (Status.OPEN, Status.IN_PROGRESS, Status.WAITING_ON_CUSTOMER)
 PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
 
 DEFAULT_WARNING_PERCENT = 80
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 TITLE_MAX = 200
 TEXT_MAX = 20_000
 EXAMPLE_MAX = 500
@@ -229,45 +230,6 @@ async def _flush(session: AsyncSession, taken: dict[str, DomainError]) -> None:
 # --------------------------------------------------------------------------------------------
 # Pagination (keyset, opaque tokens)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_page_token: str
-
-
-@dataclass(frozen=True)
-class PageQuery:
-    size: int
-    after: list[Any] | None
-
-
-def _parse_page(
-    v: Validator,
-    list_name: str,
-    page_size: int,
-    page_token: str,
-    convert: Sequence[Callable[[str], Any]],
-) -> PageQuery:
-    v.check(
-        0 <= page_size <= MAX_PAGE_SIZE, "page.page_size", f"must be between 0 and {MAX_PAGE_SIZE}"
-    )
-    after: list[Any] | None = None
-    if page_token:
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            if decoded["l"] != list_name or len(decoded["a"]) != len(convert):
-                raise ValueError(list_name)
-            after = [conv(str(raw)) for conv, raw in zip(convert, decoded["a"], strict=True)]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            v.check(False, "page.page_token", "is not a page token of this list")
-    return PageQuery(size=page_size or DEFAULT_PAGE_SIZE, after=after)
-
-
-def _page_token(list_name: str, key: Sequence[object]) -> str:
-    payload = json.dumps({"l": list_name, "a": [str(part) for part in key]})
-    return base64.urlsafe_b64encode(payload.encode()).decode()
 
 
 async def _fetch_page(

@@ -17,8 +17,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2
-from guichet.support.v1 import support_pb2 as pb
-from guichet.support.v1 import support_pb2_grpc
+from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.auth import current_principal
@@ -45,8 +44,8 @@ from services.support.models import (
     SlaPause,
     Status,
     Ticket,
+    outbox as outbox_table,
 )
-from services.support.models import outbox as outbox_table
 from services.support.settings import SupportSettings
 from services.support.signals import SignalRelay
 from workflows.business_time import CalendarSpec

@@ -19,8 +19,7 @@ from typing import Any, cast
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from guichet.groups.v1 import groups_pb2 as pb
-from guichet.groups.v1 import groups_pb2_grpc
+from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

@@ -22,8 +22,7 @@ from typing import Any, cast
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.membership.v1 import membership_pb2 as pb
-from guichet.membership.v1 import membership_pb2_grpc
+from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest

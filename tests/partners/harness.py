@@ -20,8 +20,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.partners.v1 import partners_pb2 as pb
-from guichet.partners.v1 import partners_pb2_grpc
+from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from guichet.support.v1 import support_pb2, support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client

@@ -15,7 +15,7 @@ from guichet.partners.v1 import partners_pb2 as pb
 from sqlalchemy import event, text
 
 from services.kit.errors import RemoteProblem
-from services.partners.domain import encode_page_token
+from services.kit.paging import page_token as encode_page_token
 from tests.partners.harness import Partners, StoreFixture, fails
 
 

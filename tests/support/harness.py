@@ -20,8 +20,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
-from guichet.support.v1 import support_pb2 as pb
-from guichet.support.v1 import support_pb2_grpc
+from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker

@@ -14,8 +14,7 @@ from typing import Annotated
 import grpc
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from guichet.common.v1 import common_pb2
-from guichet.groups.v1 import groups_pb2 as pb
-from guichet.groups.v1 import groups_pb2_grpc
+from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 
 from services.gateway.auth import CurrentCaller
 from services.gateway.openapi import errors

@@ -17,8 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
-from guichet.membership.v1 import membership_pb2 as pb
-from guichet.membership.v1 import membership_pb2_grpc
+from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 
 from services.gateway.auth import CurrentCaller, public_metadata
 from services.gateway.openapi import errors

@@ -16,8 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
-from guichet.support.v1 import support_pb2 as pb
-from guichet.support.v1 import support_pb2_grpc
+from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 
 from services.gateway.auth import CurrentCaller
 from services.gateway.openapi import errors
