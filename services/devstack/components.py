@@ -20,17 +20,34 @@ class Component:
     protocol: str = "grpc"
     # Service credentials identity issues to it, for calls made on nobody's behalf.
     service_client: bool = True
+    # The services it calls over gRPC. Every process gets every `<NAME>_ADDR` (stack.py); this
+    # list is what the Helm chart's NetworkPolicies must allow (tests/deploy/test_chart.py).
+    calls: tuple[str, ...] = ()
 
 
-IDENTITY = Component("identity", "services.identity", "identity", database="identity")
-GROUPS = Component("groups", "services.groups", "groups", database="groups")
-SUPPORT = Component("support", "services.support", "support", database="support")
-MEMBERSHIP = Component("membership", "services.membership", "membership", database="membership")
-PARTNERS = Component("partners", "services.partners", "partners", database="partners")
-WORKER = Component("worker", "workflows.worker", None, protocol="none")
-GATEWAY = Component("gateway", "services.gateway", "gateway", protocol="http")
+_SERVICES = ("identity", "groups", "support", "partners", "membership")
 
-# Start order: identity first (everyone verifies tokens with it), the gateway last.
+# Identity asks membership whether an association member's fee is paid (account validation).
+# Membership verifies tokens with identity's JWKS, so identity cannot wait for membership: it
+# starts first and connects to membership on the first validation (a lazy gRPC channel).
+IDENTITY = Component(
+    "identity", "services.identity", "identity", database="identity", calls=("membership",)
+)
+GROUPS = Component("groups", "services.groups", "groups", database="groups", calls=("identity",))
+SUPPORT = Component(
+    "support", "services.support", "support", database="support", calls=("identity",)
+)
+MEMBERSHIP = Component(
+    "membership", "services.membership", "membership", database="membership", calls=("identity",)
+)
+PARTNERS = Component(
+    "partners", "services.partners", "partners", database="partners", calls=("identity", "support")
+)
+WORKER = Component("worker", "workflows.worker", None, protocol="none", calls=_SERVICES)
+GATEWAY = Component("gateway", "services.gateway", "gateway", protocol="http", calls=_SERVICES)
+
+# Start order: identity first (everyone verifies tokens with it; what it calls itself, it reaches
+# lazily), the gateway last.
 COMPONENTS: tuple[Component, ...] = (
     IDENTITY,
     GROUPS,

@@ -472,7 +472,7 @@ class CreateGroupBody(_Request):
 
 class EmployeeRoleBody(_Request):
     employee_id: uuid.UUID = Field(examples=[EXAMPLE_EMPLOYEE_ID])
-    role: DelegatedRole
+    role: DelegatedRole = Field(examples=["editor"])
 
 
 class GroupChangesBody(_Request):
@@ -481,12 +481,19 @@ class GroupChangesBody(_Request):
     name: str | None = Field(
         default=None, max_length=200, description="A new name.", examples=["Importateurs QC"]
     )
-    add_client_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_IDS)
+    add_client_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=MAX_IDS, examples=[[EXAMPLE_CLIENT_ID]]
+    )
     remove_client_ids: list[uuid.UUID] = Field(
-        default_factory=list, max_length=MAX_IDS, description="The clients to remove (effacer)."
+        default_factory=list,
+        max_length=MAX_IDS,
+        description="The clients to remove (effacer).",
+        examples=[["5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"]],
     )
     assign: list[EmployeeRoleBody] = Field(default_factory=list, max_length=500)
-    unassign_employee_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
+    unassign_employee_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=500, examples=[["7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"]]
+    )
     confirmation: str | None = Field(default=None, max_length=40, examples=["CONFIRMER"])
 
     def to_proto(
@@ -512,8 +519,10 @@ class AssignEmployeesBody(_Request):
     """The Employees page: some employees, one group, one role."""
 
     group_id: uuid.UUID = Field(examples=[EXAMPLE_GROUP_ID])
-    role: DelegatedRole
-    employee_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+    role: DelegatedRole = Field(examples=["read_only"])
+    employee_ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=500, examples=[[EXAMPLE_EMPLOYEE_ID]]
+    )
     confirmation: str | None = Field(default=None, max_length=40, examples=["CONFIRMER"])
     dry_run: bool = Field(
         default=False, description="Only answer the access summary.", examples=[False]

@@ -204,8 +204,14 @@ class FeeFilter(_ProtoEnum):
 class ProgramBody(_Request):
     code: str = Field(max_length=32, examples=["ATELIER-PLUS"])
     name: str = Field(max_length=NAME, examples=["Atelier Plus"])
-    description: str = Field(default="", max_length=TEXT)
-    benefits: list[str] = Field(default_factory=list, max_length=30)
+    description: str = Field(
+        default="", max_length=TEXT, examples=["Le réseau des garages indépendants."]
+    )
+    benefits: list[str] = Field(
+        default_factory=list,
+        max_length=30,
+        examples=[["Garantie main d'œuvre nationale", "Formations techniques"]],
+    )
 
 
 class OptionBody(_Request):
@@ -215,11 +221,11 @@ class OptionBody(_Request):
 
 
 class ProgramOption(BaseModel):
-    id: uuid.UUID
-    program_id: uuid.UUID
-    code: str
-    name: str
-    benefit: str
+    id: uuid.UUID = Field(examples=["2cc4ddaf-a686-5172-bdbf-cf0b59d1b3b3"])
+    program_id: uuid.UUID = Field(examples=["ae986f19-3f82-5f96-ae29-62903cb2af03"])
+    code: str = Field(examples=["VO"])
+    name: str = Field(examples=["Véhicules d'occasion"])
+    benefit: str = Field(examples=["Garantie VO 12 mois"])
 
     @classmethod
     def from_proto(cls, option: pb.ProgramOption) -> ProgramOption:
@@ -233,13 +239,13 @@ class ProgramOption(BaseModel):
 
 
 class Program(BaseModel):
-    id: uuid.UUID
-    code: str
-    name: str
-    description: str
+    id: uuid.UUID = Field(examples=["cb61b366-2b75-5bea-b29a-cfcaac25f7b2"])
+    code: str = Field(examples=["ATELIER-PLUS"])
+    name: str = Field(examples=["Atelier Plus"])
+    description: str = Field(examples=["Le réseau des garages indépendants."])
     benefits: list[str]
     options: list[ProgramOption]
-    created_at: dt.datetime | None
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, program: pb.Program) -> Program:
@@ -256,7 +262,7 @@ class Program(BaseModel):
 
 class ProgramPage(BaseModel):
     items: list[Program]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 # --- workshops ----------------------------------------------------------------------------------
@@ -265,10 +271,10 @@ class ProgramPage(BaseModel):
 class WorkshopInfo(BaseModel):
     name: str = Field(default="", max_length=NAME, examples=["Garage du Centre"])
     email: str = Field(max_length=EMAIL, examples=["contact@garageducentre.example.fr"])
-    phone: str = Field(default="", max_length=32)
-    address_line: str = Field(default="", max_length=NAME)
-    postal_code: str = Field(default="", max_length=16)
-    city: str = Field(default="", max_length=100)
+    phone: str = Field(default="", max_length=32, examples=["+33 4 78 12 34 56"])
+    address_line: str = Field(default="", max_length=NAME, examples=["12 avenue Jean Jaurès"])
+    postal_code: str = Field(default="", max_length=16, examples=["69007"])
+    city: str = Field(default="", max_length=100, examples=["Lyon"])
 
     def to_proto(self) -> pb.WorkshopInfo:
         return pb.WorkshopInfo(**self.model_dump())
@@ -290,19 +296,19 @@ class RemovalWindow(BaseModel):
 
 
 class WorkshopMembership(BaseModel):
-    id: uuid.UUID
-    workshop_id: uuid.UUID
-    program_id: uuid.UUID
-    program_name: str
+    id: uuid.UUID = Field(examples=["6180d471-8b9d-53f7-932e-fa38ea7f138f"])
+    workshop_id: uuid.UUID = Field(examples=["218c5ce5-053c-5d6c-aeca-252f92e24379"])
+    program_id: uuid.UUID = Field(examples=["ae986f19-3f82-5f96-ae29-62903cb2af03"])
+    program_name: str = Field(examples=["Atelier Plus"])
     status: MembershipStatus
-    renewal_date: dt.date | None
+    renewal_date: dt.date | None = Field(examples=["2027-06-01"])
     workshop: WorkshopInfo
     wholesaler: Contact
     distributor: Contact
     options: list[ProgramOption]
     removal_window: RemovalWindow
-    ended_on: dt.date | None
-    created_at: dt.datetime | None
+    ended_on: dt.date | None = Field(examples=[None])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, m: pb.WorkshopMembership) -> WorkshopMembership:
@@ -346,16 +352,18 @@ class WorkshopView(BaseModel):
 
 class MembershipPage(BaseModel):
     items: list[WorkshopMembership]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class MembershipBody(_Request):
-    program_id: uuid.UUID
-    renewal_date: dt.date
+    program_id: uuid.UUID = Field(examples=["1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b"])
+    renewal_date: dt.date = Field(examples=["2027-06-01"])
     workshop: WorkshopInfo
     wholesaler: Contact
     distributor: Contact
-    option_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
+    option_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=100, examples=[["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"]]
+    )
 
 
 class ContactsBody(_Request):
@@ -365,7 +373,7 @@ class ContactsBody(_Request):
 
 
 class RenewalDateBody(_Request):
-    renewal_date: dt.date
+    renewal_date: dt.date = Field(examples=["2027-09-01"])
 
 
 class ReasonBody(_Request):
@@ -373,32 +381,39 @@ class ReasonBody(_Request):
 
 
 class OptionChangeBody(_Request):
-    option_id: uuid.UUID
-    change: OptionChange
+    option_id: uuid.UUID = Field(examples=["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"])
+    change: OptionChange = Field(examples=["add"])
     # Left out by a workshop (portal); `email` for the program team recording a mailed request.
-    channel: RequestChannel | None = None
-    note: str = Field(default="", max_length=2000)
+    channel: RequestChannel | None = Field(default=None, examples=["email"])
+    note: str = Field(
+        default="", max_length=2000, examples=["Demande reçue par courriel le 3 février."]
+    )
 
 
 class DecisionBody(_Request):
-    approve: bool
-    note: str = Field(default="", max_length=2000, description="Required to reject.")
+    approve: bool = Field(examples=[False])
+    note: str = Field(
+        default="",
+        max_length=2000,
+        description="Required to reject.",
+        examples=["L'option ne peut être retirée qu'à la date anniversaire."],
+    )
 
 
 class OptionChangeRequest(BaseModel):
-    id: uuid.UUID
-    membership_id: uuid.UUID
-    workshop_id: uuid.UUID
+    id: uuid.UUID = Field(examples=["2e9836ad-f470-5bcc-abdd-ba40d2401402"])
+    membership_id: uuid.UUID = Field(examples=["3be4525a-104d-5f09-bb6e-96cbd22f1b70"])
+    workshop_id: uuid.UUID = Field(examples=["218c5ce5-053c-5d6c-aeca-252f92e24379"])
     option: ProgramOption
     change: OptionChange
     channel: RequestChannel
     status: OptionChangeStatus
-    note: str
-    requested_by: str
-    created_at: dt.datetime | None
-    decided_by: str | None
-    decision_note: str | None
-    decided_at: dt.datetime | None
+    note: str = Field(examples=["Demande reçue par courriel le 3 février."])
+    requested_by: str = Field(examples=["garage.owner"])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    decided_by: str | None = Field(examples=["ops.leroy"])
+    decision_note: str | None = Field(examples=[None])
+    decided_at: dt.datetime | None = Field(examples=[None])
 
     @classmethod
     def from_proto(cls, r: pb.OptionChangeRequest) -> OptionChangeRequest:
@@ -421,7 +436,7 @@ class OptionChangeRequest(BaseModel):
 
 class OptionChangeRequestPage(BaseModel):
     items: list[OptionChangeRequest]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class Decision(BaseModel):
@@ -430,18 +445,18 @@ class Decision(BaseModel):
 
 
 class TechnicianBody(_Request):
-    first_name: str = Field(max_length=100)
-    last_name: str = Field(max_length=100)
-    email: str = Field(default="", max_length=EMAIL)
+    first_name: str = Field(max_length=100, examples=["João"])
+    last_name: str = Field(max_length=100, examples=["Ferreira"])
+    email: str = Field(default="", max_length=EMAIL, examples=["joao.ferreira@example.fr"])
 
 
 class Technician(BaseModel):
-    id: uuid.UUID
-    workshop_id: uuid.UUID
-    first_name: str
-    last_name: str
-    email: str | None
-    created_at: dt.datetime | None
+    id: uuid.UUID = Field(examples=["a536b1b9-faa5-51ca-882c-36b7d0523b39"])
+    workshop_id: uuid.UUID = Field(examples=["218c5ce5-053c-5d6c-aeca-252f92e24379"])
+    first_name: str = Field(examples=["João"])
+    last_name: str = Field(examples=["Ferreira"])
+    email: str | None = Field(examples=["joao.ferreira@example.fr"])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, t: pb.Technician) -> Technician:
@@ -457,29 +472,35 @@ class Technician(BaseModel):
 
 class TechnicianPage(BaseModel):
     items: list[Technician]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class CourseBody(_Request):
     code: str = Field(max_length=32, examples=["DIAG-2027-03"])
     title: str = Field(max_length=NAME, examples=["Diagnostic électronique avancé"])
-    description: str = Field(default="", max_length=TEXT)
-    starts_on: dt.date
-    ends_on: dt.date | None = None
-    location: str = Field(max_length=NAME)
-    capacity: int = Field(ge=1, le=1000)
+    description: str = Field(
+        default="",
+        max_length=TEXT,
+        examples=["Lecture des codes défaut, multiplexage CAN et calculateurs moteur."],
+    )
+    starts_on: dt.date = Field(examples=["2027-03-08"])
+    ends_on: dt.date | None = Field(default=None, examples=["2027-03-09"])
+    location: str = Field(max_length=NAME, examples=["Centre de formation de Villeurbanne"])
+    capacity: int = Field(ge=1, le=1000, examples=[12])
 
 
 class Course(BaseModel):
-    id: uuid.UUID
-    code: str
-    title: str
-    description: str
-    starts_on: dt.date | None
-    ends_on: dt.date | None
-    location: str
-    capacity: int
-    seats_taken: int
+    id: uuid.UUID = Field(examples=["b735d302-b68f-5a2c-a0e9-0297ac0cef30"])
+    code: str = Field(examples=["DIAG-2027-03"])
+    title: str = Field(examples=["Diagnostic électronique avancé"])
+    description: str = Field(
+        examples=["Lecture des codes défaut, multiplexage CAN et calculateurs moteur."]
+    )
+    starts_on: dt.date | None = Field(examples=["2027-03-08"])
+    ends_on: dt.date | None = Field(examples=["2027-03-09"])
+    location: str = Field(examples=["Centre de formation de Villeurbanne"])
+    capacity: int = Field(examples=[12])
+    seats_taken: int = Field(examples=[7])
 
     @classmethod
     def from_proto(cls, c: pb.TrainingCourse) -> Course:
@@ -498,27 +519,27 @@ class Course(BaseModel):
 
 class CoursePage(BaseModel):
     items: list[Course]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class CourseRegistrationBody(_Request):
-    course_id: uuid.UUID
-    technician_id: uuid.UUID
+    course_id: uuid.UUID = Field(examples=["7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"])
+    technician_id: uuid.UUID = Field(examples=["3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"])
 
 
 class CourseRegistrationUpdate(_Request):
-    status: CourseRegistrationStatus
+    status: CourseRegistrationStatus = Field(examples=["completed"])
 
 
 class CourseRegistration(BaseModel):
-    id: uuid.UUID
+    id: uuid.UUID = Field(examples=["b2f31422-3d88-5e6f-898d-9d34c1cc8859"])
     course: Course
-    technician_id: uuid.UUID
-    technician_name: str
-    workshop_id: uuid.UUID
+    technician_id: uuid.UUID = Field(examples=["6e22422f-317c-51b7-9001-b826a59477f9"])
+    technician_name: str = Field(examples=["João Ferreira"])
+    workshop_id: uuid.UUID = Field(examples=["218c5ce5-053c-5d6c-aeca-252f92e24379"])
     status: CourseRegistrationStatus
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
 
     @classmethod
     def from_proto(cls, r: pb.CourseRegistration) -> CourseRegistration:
@@ -536,22 +557,29 @@ class CourseRegistration(BaseModel):
 
 class CourseRegistrationPage(BaseModel):
     items: list[CourseRegistration]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class ClaimBody(_Request):
     vehicle_vin: str = Field(max_length=17, examples=["VF1RFB00X12345678"])
     repair_order: str = Field(max_length=40, examples=["OR-2026-0412"])
-    repair_date: dt.date
-    technician_id: uuid.UUID | None = None
+    repair_date: dt.date = Field(examples=["2026-04-08"])
+    technician_id: uuid.UUID | None = Field(
+        default=None, examples=["3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"]
+    )
     labour_minutes: int = Field(ge=0, le=1_000_000, examples=[90])
     amount_cents: int = Field(ge=0, le=1_000_000_000, examples=[13500])
-    description: str = Field(max_length=TEXT)
+    description: str = Field(
+        max_length=TEXT,
+        examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."],
+    )
 
 
 class TransitionBody(_Request):
-    to_status: ClaimStatus
-    note: str = Field(default="", max_length=TEXT)
+    to_status: ClaimStatus = Field(examples=["needs_information"])
+    note: str = Field(
+        default="", max_length=TEXT, examples=["Merci de joindre la facture des pièces."]
+    )
 
 
 class ClaimEvent(BaseModel):
@@ -563,20 +591,22 @@ class ClaimEvent(BaseModel):
 
 
 class Claim(BaseModel):
-    id: uuid.UUID
-    number: str
-    workshop_id: uuid.UUID
-    vehicle_vin: str
-    repair_order: str
-    repair_date: dt.date | None
-    technician_id: uuid.UUID | None
-    labour_minutes: int
-    amount_cents: int
-    description: str
+    id: uuid.UUID = Field(examples=["c2d8c215-6df6-58c8-be17-42ac427f4eb6"])
+    number: str = Field(examples=["GMO-000042"])
+    workshop_id: uuid.UUID = Field(examples=["218c5ce5-053c-5d6c-aeca-252f92e24379"])
+    vehicle_vin: str = Field(examples=["VF1RFB00X12345678"])
+    repair_order: str = Field(examples=["OR-2026-0412"])
+    repair_date: dt.date | None = Field(examples=["2026-04-08"])
+    technician_id: uuid.UUID | None = Field(examples=["6e22422f-317c-51b7-9001-b826a59477f9"])
+    labour_minutes: int = Field(examples=[90])
+    amount_cents: int = Field(examples=[13500])
+    description: str = Field(
+        examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."]
+    )
     status: ClaimStatus
     history: list[ClaimEvent]
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
 
     @classmethod
     def from_proto(cls, c: pb.WarrantyClaim) -> Claim:
@@ -609,24 +639,32 @@ class Claim(BaseModel):
 
 class ClaimPage(BaseModel):
     items: list[Claim]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 # --- associations -------------------------------------------------------------------------------
 
 
 class MemberBody(_Request):
-    user_id: uuid.UUID | None = Field(default=None, description="The member's identity account.")
-    first_name: str = Field(max_length=100)
-    last_name: str = Field(max_length=100)
-    email: str = Field(default="", max_length=EMAIL)
-    joined_on: dt.date | None = None
+    user_id: uuid.UUID | None = Field(
+        default=None,
+        description="The member's identity account: its validation checks this year's fee.",
+        examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"],
+    )
+    first_name: str = Field(max_length=100, examples=["Marie"])
+    last_name: str = Field(max_length=100, examples=["Dupont"])
+    email: str = Field(default="", max_length=EMAIL, examples=["marie.dupont@example.org"])
+    joined_on: dt.date | None = Field(
+        default=None, description="Default: today.", examples=["2026-01-10"]
+    )
 
 
 class FeeBody(_Request):
     year: int = Field(ge=1900, le=2200, examples=[2026])
     amount_cents: int = Field(ge=0, le=10_000_000, examples=[3500])
-    paid_on: dt.date | None = None
+    paid_on: dt.date | None = Field(
+        default=None, description="Default: today.", examples=["2026-01-15"]
+    )
 
 
 class FeePayment(BaseModel):
@@ -636,13 +674,13 @@ class FeePayment(BaseModel):
 
 
 class Member(BaseModel):
-    id: uuid.UUID
-    association_id: uuid.UUID
-    user_id: uuid.UUID | None
-    first_name: str
-    last_name: str
-    email: str | None
-    joined_on: dt.date | None
+    id: uuid.UUID = Field(examples=["d1532258-8fcd-557d-a7df-425d0d409a47"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    user_id: uuid.UUID | None = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
+    first_name: str = Field(examples=["Marie"])
+    last_name: str = Field(examples=["Dupont"])
+    email: str | None = Field(examples=["marie.dupont@example.org"])
+    joined_on: dt.date | None = Field(examples=["2026-01-10"])
     fees: list[FeePayment]
 
     @classmethod
@@ -664,14 +702,14 @@ class Member(BaseModel):
 
 class MemberPage(BaseModel):
     items: list[Member]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class FeeStatus(BaseModel):
-    paid: bool
-    year: int
-    member_id: uuid.UUID | None
-    paid_on: dt.date | None
+    paid: bool = Field(examples=[True])
+    year: int = Field(examples=[2026])
+    member_id: uuid.UUID | None = Field(examples=["3b0f931d-5aa3-5a44-8f27-28d1a4e4bfb1"])
+    paid_on: dt.date | None = Field(examples=["2026-01-15"])
 
     @classmethod
     def from_proto(cls, r: pb.IsFeePaidResponse) -> FeeStatus:
@@ -686,22 +724,22 @@ class FeeStatus(BaseModel):
 class TrainingBody(_Request):
     training_type: str = Field(max_length=32, examples=["PSC1"])
     title: str = Field(max_length=NAME, examples=["Prévention et secours civiques de niveau 1"])
-    start_time: dt.datetime
-    location: str = Field(max_length=NAME)
-    capacity: int = Field(ge=1, le=1000)
-    public: bool = True
+    start_time: dt.datetime = Field(examples=["2026-05-16T08:30:00+02:00"])
+    location: str = Field(max_length=NAME, examples=["Caserne Bonaparte, Toulon"])
+    capacity: int = Field(ge=1, le=1000, examples=[10])
+    public: bool = Field(default=True, examples=[True])
 
 
 class Training(BaseModel):
-    id: uuid.UUID
-    association_id: uuid.UUID
-    training_type: str
-    title: str
-    start_time: dt.datetime | None
-    location: str
-    capacity: int
-    seats_taken: int
-    public: bool
+    id: uuid.UUID = Field(examples=["121276c6-dcba-5fde-97d1-16368843a61a"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    training_type: str = Field(examples=["PSC1"])
+    title: str = Field(examples=["Prévention et secours civiques de niveau 1"])
+    start_time: dt.datetime | None = Field(examples=["2026-05-16T06:30:00Z"])
+    location: str = Field(examples=["Caserne Bonaparte, Toulon"])
+    capacity: int = Field(examples=[10])
+    seats_taken: int = Field(examples=[4])
+    public: bool = Field(examples=[True])
 
     @classmethod
     def from_proto(cls, t: pb.Training) -> Training:
@@ -720,28 +758,32 @@ class Training(BaseModel):
 
 class TrainingPage(BaseModel):
     items: list[Training]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class Trainee(BaseModel):
     first_name: str = Field(max_length=100, examples=["Jeanne"])
     last_name: str = Field(max_length=100, examples=["Martin"])
-    birth_date: dt.date
+    birth_date: dt.date = Field(examples=["1992-11-03"])
     email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
-    phone: str = Field(default="", max_length=32)
+    phone: str = Field(default="", max_length=32, examples=["+33 6 12 34 56 78"])
 
 
 class RegistrationBody(_Request):
     trainee: Trainee
     company_name: str = Field(
-        default="", max_length=NAME, description="Who pays, if not the trainee."
+        default="",
+        max_length=NAME,
+        description="Who pays, if not the trainee.",
+        examples=["Lycée Victor Hugo"],
     )
-    siret: str = Field(default="", max_length=20)
+    siret: str = Field(default="", max_length=20, examples=["73282932000074"])
     client_number: int | None = Field(
         default=None,
         ge=1,
         le=MAX_CLIENT_NUMBER,
         description="The number received with an earlier request.",
+        examples=[100123],
     )
 
 
@@ -752,16 +794,16 @@ class ClientRef(BaseModel):
 
 
 class Registration(BaseModel):
-    id: uuid.UUID
-    training_id: uuid.UUID
-    association_id: uuid.UUID
-    training_type: str
+    id: uuid.UUID = Field(examples=["03823525-af48-54e1-9bf7-9a8ca1482fda"])
+    training_id: uuid.UUID = Field(examples=["77c35d99-5360-5454-a77e-dcaec4eb50e6"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    training_type: str = Field(examples=["PSC1"])
     trainee: Trainee
     status: RegistrationStatus
-    cancel_reason: str | None
+    cancel_reason: str | None = Field(examples=[None])
     client: ClientRef
-    created_at: dt.datetime | None
-    validated_at: dt.datetime | None
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    validated_at: dt.datetime | None = Field(examples=[None])
 
     @classmethod
     def from_proto(cls, r: pb.TrainingRegistration) -> Registration:
@@ -793,34 +835,35 @@ class Registration(BaseModel):
 class RegistrationResult(BaseModel):
     registration: Registration
     cancelled_registration_id: uuid.UUID | None = Field(
-        description="The earlier registration for this type of training that this one replaced."
+        description="The earlier registration for this type of training that this one replaced.",
+        examples=[None],
     )
-    new_client_record: bool
+    new_client_record: bool = Field(examples=[True])
 
 
 class RegistrationPage(BaseModel):
     items: list[Registration]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class EmailBody(_Request):
-    email: str = Field(max_length=EMAIL)
+    email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
 
 
 class Organiser(BaseModel):
     company_name: str = Field(max_length=NAME, examples=["Mairie de Toulon"])
-    siret: str = Field(default="", max_length=20)
-    client_number: int | None = Field(default=None, ge=1, le=MAX_CLIENT_NUMBER)
-    contact_name: str = Field(max_length=NAME)
-    email: str = Field(max_length=EMAIL)
-    phone: str = Field(default="", max_length=32)
+    siret: str = Field(default="", max_length=20, examples=["21830137100017"])
+    client_number: int | None = Field(default=None, ge=1, le=MAX_CLIENT_NUMBER, examples=[100045])
+    contact_name: str = Field(max_length=NAME, examples=["Sophie Bernard"])
+    email: str = Field(max_length=EMAIL, examples=["evenements@mairie-toulon.example.fr"])
+    phone: str = Field(default="", max_length=32, examples=["+33 4 94 36 30 00"])
 
 
 class CoverageBody(_Request):
     event_name: str = Field(max_length=NAME, examples=["Fête de la musique"])
-    event_date: dt.date
-    location: str = Field(max_length=NAME)
-    expected_attendance: int = Field(ge=1, le=1_000_000)
+    event_date: dt.date = Field(examples=["2026-06-21"])
+    location: str = Field(max_length=NAME, examples=["Place de la Liberté, Toulon"])
+    expected_attendance: int = Field(ge=1, le=1_000_000, examples=[3000])
     organiser: Organiser
 
 
@@ -864,26 +907,26 @@ class Coverage(BaseModel):
 
 class CoverageResult(BaseModel):
     request: Coverage
-    new_client_record: bool
+    new_client_record: bool = Field(examples=[False])
 
 
 class CoveragePage(BaseModel):
     items: list[Coverage]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class ClientRecord(BaseModel):
-    id: uuid.UUID
-    association_id: uuid.UUID
-    number: int
-    company_name: str
-    siret: str | None
-    email: str | None
-    contact_name: str | None
-    registration_count: int
-    coverage_count: int
-    merged_into_id: uuid.UUID | None
-    created_at: dt.datetime | None
+    id: uuid.UUID = Field(examples=["0c48c31a-4695-52d3-969c-a6eb826f500e"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    number: int = Field(examples=[100045])
+    company_name: str = Field(examples=["Mairie de Toulon"])
+    siret: str | None = Field(examples=["21830137100017"])
+    email: str | None = Field(examples=["evenements@mairie-toulon.example.fr"])
+    contact_name: str | None = Field(examples=["Sophie Bernard"])
+    registration_count: int = Field(examples=[3])
+    coverage_count: int = Field(examples=[2])
+    merged_into_id: uuid.UUID | None = Field(examples=[None])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, r: pb.ClientRecord) -> ClientRecord:
@@ -904,7 +947,7 @@ class ClientRecord(BaseModel):
 
 class ClientRecordPage(BaseModel):
     items: list[ClientRecord]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class DuplicateGroup(BaseModel):
@@ -925,7 +968,7 @@ class DuplicateTotals(BaseModel):
 class DuplicatePage(BaseModel):
     items: list[DuplicateGroup]
     totals: DuplicateTotals
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class DuplicateCandidate(BaseModel):
@@ -939,14 +982,17 @@ class RecordDuplicates(BaseModel):
 
 
 class MergeBody(_Request):
-    target_id: uuid.UUID
+    target_id: uuid.UUID = Field(
+        description="The record that keeps the events.",
+        examples=["9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"],
+    )
 
 
 class MergePreview(BaseModel):
     source: ClientRecord
     target: ClientRecord
-    registrations_to_move: int
-    coverage_requests_to_move: int
+    registrations_to_move: int = Field(examples=[4])
+    coverage_requests_to_move: int = Field(examples=[1])
 
 
 class AuditEntry(BaseModel):
@@ -980,14 +1026,14 @@ class AuditEntry(BaseModel):
 class MergeResult(BaseModel):
     source: ClientRecord
     target: ClientRecord
-    registrations_moved: int
-    coverage_requests_moved: int
+    registrations_moved: int = Field(examples=[4])
+    coverage_requests_moved: int = Field(examples=[1])
     audit: AuditEntry
 
 
 class AuditPage(BaseModel):
     items: list[AuditEntry]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 def iso(value: dt.date | None) -> str:

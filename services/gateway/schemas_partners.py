@@ -233,16 +233,21 @@ class BankDetailChangeStatus(_ProtoEnum):
 
 
 class Store(BaseModel):
-    id: uuid.UUID
-    name: str
-    operations_email: str = Field(description="Where support's answers go by default.")
-    phone: str | None
+    id: uuid.UUID = Field(examples=["0d10acdd-b848-5302-b51e-f4c1344b18a7"])
+    name: str = Field(examples=["Pizzeria Napoli"])
+    operations_email: str = Field(
+        description="Where support's answers go by default.", examples=["operations@napoli.example"]
+    )
+    phone: str | None = Field(examples=["+33 4 91 12 34 56"])
     timezone: str = Field(examples=["Europe/Paris"])
     currency: str = Field(examples=["EUR"])
-    iban_masked: str | None = Field(description="The bank details in force, masked.")
-    bic: str | None
-    account_holder: str | None
-    created_at: dt.datetime | None
+    iban_masked: str | None = Field(
+        description="The bank details in force, masked.",
+        examples=["FR76 •••• •••• •••• •••• •••• 189"],
+    )
+    bic: str | None = Field(examples=["AGRIFRPP"])
+    account_holder: str | None = Field(examples=["SARL Pizzeria Napoli"])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, store: pb.Store) -> Store:
@@ -261,9 +266,12 @@ class Store(BaseModel):
 
 
 class RegisterStoreBody(_Request):
-    store_id: uuid.UUID = Field(description="A delivery_partner organisation's id.")
+    store_id: uuid.UUID = Field(
+        description="A delivery_partner organisation's id.",
+        examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"],
+    )
     operations_email: str = Field(max_length=320, examples=["operations@napoli.example"])
-    phone: str | None = Field(default=None, max_length=32)
+    phone: str | None = Field(default=None, max_length=32, examples=["+33 4 91 12 34 56"])
     timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Paris"])
     currency: str | None = Field(default=None, max_length=3, examples=["EUR"])
 
@@ -277,15 +285,17 @@ class StoreSettingsBody(_Request):
 
 
 class Product(BaseModel):
-    id: uuid.UUID
-    name: str
-    description: str
-    price_cents: int
-    currency: str | None
-    active: bool
-    reactivate_at: dt.datetime | None = Field(description="When it comes back by itself.")
-    deactivation_reason: str | None
-    updated_at: dt.datetime | None
+    id: uuid.UUID = Field(examples=["c76ba440-dfb3-55f1-8daa-cc0f4783dd4e"])
+    name: str = Field(examples=["Margherita"])
+    description: str = Field(examples=["Tomate, mozzarella fior di latte, basilic."])
+    price_cents: int = Field(examples=[1090])
+    currency: str | None = Field(examples=["EUR"])
+    active: bool = Field(examples=[False])
+    reactivate_at: dt.datetime | None = Field(
+        description="When it comes back by itself.", examples=["2026-03-15T10:00:00Z"]
+    )
+    deactivation_reason: str | None = Field(examples=["rupture de stock"])
+    updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
 
     @classmethod
     def from_proto(cls, product: pb.Product) -> Product:
@@ -304,12 +314,14 @@ class Product(BaseModel):
 
 class ProductPage(BaseModel):
     items: list[Product]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class ProductBody(_Request):
     name: str = Field(max_length=200, examples=["Margherita"])
-    description: str = Field(default="", max_length=TEXT_CAP)
+    description: str = Field(
+        default="", max_length=TEXT_CAP, examples=["Tomate, mozzarella fior di latte, basilic."]
+    )
     price_cents: int = Field(ge=0, le=2**63 - 1, examples=[1090])
 
 
@@ -321,35 +333,53 @@ class PriceBody(_Request):
 
 class DeactivateBody(_Request):
     reactivate_at: dt.datetime | None = Field(
-        default=None, description="Bring it back by itself at this time (within 90 days)."
+        default=None,
+        description="Bring it back by itself at this time (within 90 days).",
+        examples=["2026-03-15T11:00:00+01:00"],
     )
     reason: str | None = Field(default=None, max_length=200, examples=["rupture de stock"])
 
 
 class ContentChangeBody(_Request):
-    product_id: uuid.UUID | None = Field(default=None, description="Empty: a new product.")
-    proposed_name: str | None = Field(default=None, max_length=200)
-    proposed_description: str | None = Field(default=None, max_length=TEXT_CAP)
-    proposed_price_cents: int | None = Field(
-        default=None, description="New products only.", ge=I64_MIN, le=I64_MAX
+    product_id: uuid.UUID | None = Field(
+        default=None,
+        description="Empty: a new product.",
+        examples=["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"],
     )
-    note: str | None = Field(default=None, max_length=NOTE_CAP)
-    reply_to_email: str | None = Field(default=None, max_length=320)
+    proposed_name: str | None = Field(
+        default=None, max_length=200, examples=["Pizza Quatre Fromages"]
+    )
+    proposed_description: str | None = Field(
+        default=None,
+        max_length=TEXT_CAP,
+        examples=["Mozzarella, gorgonzola, chèvre et comté sur base crème."],
+    )
+    proposed_price_cents: int | None = Field(
+        default=None, description="New products only.", ge=I64_MIN, le=I64_MAX, examples=[1290]
+    )
+    note: str | None = Field(
+        default=None, max_length=NOTE_CAP, examples=["Le chèvre remplace l'emmental."]
+    )
+    reply_to_email: str | None = Field(
+        default=None, max_length=320, examples=["carte@pizzeria-napoli.fr"]
+    )
 
 
 class ContentChange(BaseModel):
-    id: uuid.UUID
-    product_id: uuid.UUID | None
-    proposed_name: str | None
-    proposed_description: str | None
-    proposed_price_cents: int | None
-    note: str | None
+    id: uuid.UUID = Field(examples=["d32398af-1523-5c4c-ac07-35a87c62e9f4"])
+    product_id: uuid.UUID | None = Field(examples=["291d4f2e-f105-5aa7-b3f3-d9a6d4730202"])
+    proposed_name: str | None = Field(examples=["Pizza Quatre Fromages"])
+    proposed_description: str | None = Field(
+        examples=["Mozzarella, gorgonzola, chèvre et comté sur base crème."]
+    )
+    proposed_price_cents: int | None = Field(examples=[1290])
+    note: str | None = Field(examples=["Le chèvre remplace l'emmental."])
     status: ContentChangeStatus | None
     ticket_status: SupportMessageStatus | None
-    ticket_id: str | None
-    decision_note: str | None
-    created_at: dt.datetime | None
-    decided_at: dt.datetime | None
+    ticket_id: str | None = Field(examples=["9f1d790a-2c37-561c-837b-58a5c16823bb"])
+    decision_note: str | None = Field(examples=[None])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    decided_at: dt.datetime | None = Field(examples=[None])
 
     @classmethod
     def from_proto(cls, change: pb.ContentChange) -> ContentChange:
@@ -371,7 +401,7 @@ class ContentChange(BaseModel):
 
 class ContentChangePage(BaseModel):
     items: list[ContentChange]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class ContentDecision(BaseModel):
@@ -380,7 +410,9 @@ class ContentDecision(BaseModel):
 
 
 class NoteBody(_Request):
-    note: str | None = Field(default=None, max_length=NOTE_CAP)
+    note: str | None = Field(
+        default=None, max_length=NOTE_CAP, examples=["Client prévenu par téléphone à 19 h 40."]
+    )
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -389,16 +421,16 @@ class NoteBody(_Request):
 class Order(BaseModel):
     """One line of the lists: what the history shows without opening the order."""
 
-    id: uuid.UUID
-    code: str
+    id: uuid.UUID = Field(examples=["3fce0b90-766e-5a5b-9a2e-5063bf9306a2"])
+    code: str = Field(examples=["PORT-000123"])
     status: OrderStatus | None
-    created_at: dt.datetime | None
-    closed_at: dt.datetime | None
-    total_cents: int
-    currency: str
-    payment_made: bool
-    cancellation_reason: str | None
-    refund_reason: str | None
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    closed_at: dt.datetime | None = Field(examples=["2026-03-14T20:41:00Z"])
+    total_cents: int = Field(examples=[3480])
+    currency: str = Field(examples=["EUR"])
+    payment_made: bool = Field(examples=[True])
+    cancellation_reason: str | None = Field(examples=[None])
+    refund_reason: str | None = Field(examples=[None])
     refund_funded_by: RefundFunder | None
     escalation_status: EscalationStatus | None
 
@@ -422,7 +454,7 @@ class Order(BaseModel):
 
 class OrderPage(BaseModel):
     items: list[Order]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class OrderItem(BaseModel):
@@ -525,15 +557,15 @@ class Escalation(BaseModel):
 
 class EscalationPage(BaseModel):
     items: list[Escalation]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class CourierReport(BaseModel):
-    id: uuid.UUID
-    order_id: uuid.UUID
+    id: uuid.UUID = Field(examples=["ffff0f1a-68e1-5a3a-b21d-92ecd9619b67"])
+    order_id: uuid.UUID = Field(examples=["4676b3a8-9208-5fc4-93a2-e12a8ee23bdc"])
     reason: CourierReportReason | None
-    comment: str | None
-    created_at: dt.datetime | None
+    comment: str | None = Field(examples=["Arrivé 40 minutes après l'appel."])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, report: pb.CourierReport) -> CourierReport:
@@ -548,10 +580,10 @@ class CourierReport(BaseModel):
 
 class OrderDetail(BaseModel):
     order: Order
-    customer_name: str | None
-    customer_phone: str | None
-    courier_name: str | None
-    courier_phone: str | None
+    customer_name: str | None = Field(examples=["Camille Lefèvre"])
+    customer_phone: str | None = Field(examples=["+33 6 98 76 54 32"])
+    courier_name: str | None = Field(examples=["Rui Costa"])
+    courier_phone: str | None = Field(examples=["+33 7 11 22 33 44"])
     items: list[OrderItem]
     payments: list[Payment]
     events: list[OrderEvent]
@@ -581,24 +613,39 @@ class OrderDetail(BaseModel):
 
 
 class OutOfStockBody(_Request):
-    item_id: uuid.UUID = Field(description="The order item whose product ran out.")
-    note: str | None = Field(default=None, max_length=NOTE_CAP)
+    item_id: uuid.UUID = Field(
+        description="The order item whose product ran out.",
+        examples=["2e1d0c9b-8a7f-4e6d-9c5b-4a3f2e1d0c9b"],
+    )
+    note: str | None = Field(
+        default=None, max_length=NOTE_CAP, examples=["Plus de burrata avant demain midi."]
+    )
 
 
 class AnswerBody(_Request):
-    customer_accepted: bool
+    customer_accepted: bool = Field(examples=[True])
     replacement_product_id: uuid.UUID | None = Field(
-        default=None, description="Required when the customer accepted the alternative."
+        default=None,
+        description="Required when the customer accepted the alternative.",
+        examples=["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"],
     )
     replacement_quantity: int | None = Field(
-        default=None, ge=1, le=99, description="Default: the quantity of the item replaced."
+        default=None,
+        ge=1,
+        le=99,
+        description="Default: the quantity of the item replaced.",
+        examples=[1],
     )
-    note: str | None = Field(default=None, max_length=NOTE_CAP)
+    note: str | None = Field(
+        default=None, max_length=NOTE_CAP, examples=["Mme Lefèvre accepte une Regina à la place."]
+    )
 
 
 class CourierReportBody(_Request):
-    reason: CourierReportReason
-    comment: str | None = Field(default=None, max_length=NOTE_CAP)
+    reason: CourierReportReason = Field(examples=["late"])
+    comment: str | None = Field(
+        default=None, max_length=NOTE_CAP, examples=["Arrivé 40 minutes après l'appel."]
+    )
 
 
 class CourierContactBody(_Request):
@@ -606,8 +653,8 @@ class CourierContactBody(_Request):
 
 
 class CourierContact(BaseModel):
-    courier_name: str
-    courier_phone: str
+    courier_name: str = Field(examples=["Rui Costa"])
+    courier_phone: str = Field(examples=["+33 7 11 22 33 44"])
 
 
 class CancelResult(BaseModel):
@@ -616,17 +663,17 @@ class CancelResult(BaseModel):
 
 
 class RefundBody(_Request):
-    reason: str = Field(max_length=200)
-    funded_by: RefundFunder
+    reason: str = Field(max_length=200, examples=["Pizza livrée froide"])
+    funded_by: RefundFunder = Field(examples=["partner"])
 
 
 # --- check-ins ---------------------------------------------------------------------------------
 
 
 class CheckIn(BaseModel):
-    day: dt.date
-    at: dt.datetime | None
-    user_id: str
+    day: dt.date = Field(examples=["2026-03-14"])
+    at: dt.datetime | None = Field(examples=["2026-03-14T10:02:00Z"])
+    user_id: str = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
 
     @classmethod
     def from_proto(cls, row: pb.CheckIn) -> CheckIn:
@@ -635,7 +682,7 @@ class CheckIn(BaseModel):
 
 class CheckInPage(BaseModel):
     items: list[CheckIn]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class MissingCheckIn(BaseModel):
@@ -654,25 +701,25 @@ class MissingCheckIn(BaseModel):
 
 class MissingCheckInPage(BaseModel):
     items: list[MissingCheckIn]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 # --- promotions --------------------------------------------------------------------------------
 
 
 class Promotion(BaseModel):
-    id: uuid.UUID
-    name: str
+    id: uuid.UUID = Field(examples=["175ffe0d-510f-5602-803a-159dc176dbb6"])
+    name: str = Field(examples=["-20 % sur les pizzas"])
     kind: PromotionKind | None
     status: PromotionStatus | None
-    percent_off: int | None
-    amount_off_cents: int | None
-    min_order_cents: int
+    percent_off: int | None = Field(examples=[20])
+    amount_off_cents: int | None = Field(examples=[None])
+    min_order_cents: int = Field(examples=[2500])
     product_ids: list[uuid.UUID] = Field(description="Empty: the whole menu.")
-    starts_at: dt.datetime | None
-    ends_at: dt.datetime | None
-    created_at: dt.datetime | None
-    activated_at: dt.datetime | None
+    starts_at: dt.datetime | None = Field(examples=["2026-03-31T22:00:00Z"])
+    ends_at: dt.datetime | None = Field(examples=["2026-04-30T21:59:00Z"])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    activated_at: dt.datetime | None = Field(examples=["2026-03-20T08:00:00Z"])
 
     @classmethod
     def from_proto(cls, promotion: pb.Promotion) -> Promotion:
@@ -694,50 +741,62 @@ class Promotion(BaseModel):
 
 class PromotionPage(BaseModel):
     items: list[Promotion]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class PromotionBody(_Request):
     """Step 1: a draft."""
 
     name: str = Field(max_length=120, examples=["-20 % sur les pizzas"])
-    kind: PromotionKind
+    kind: PromotionKind = Field(examples=["percent_off"])
 
 
 class PromotionConfigBody(_Request):
     """Step 2: the discount, the products and the period."""
 
     percent_off: int | None = Field(
-        default=None, description="percent_off: 1 to 90.", ge=I32_MIN, le=I32_MAX
+        default=None, description="percent_off: 1 to 90.", ge=I32_MIN, le=I32_MAX, examples=[20]
     )
     amount_off_cents: int | None = Field(
-        default=None, description="amount_off only.", ge=I64_MIN, le=I64_MAX
+        default=None, description="amount_off only.", ge=I64_MIN, le=I64_MAX, examples=[None]
     )
-    min_order_cents: int | None = Field(default=None, ge=I64_MIN, le=I64_MAX)
-    product_ids: list[uuid.UUID] = Field(default_factory=list, max_length=200)
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    min_order_cents: int | None = Field(default=None, ge=I64_MIN, le=I64_MAX, examples=[2500])
+    product_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=200, examples=[["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"]]
+    )
+    starts_at: dt.datetime = Field(examples=["2026-04-01T00:00:00+02:00"])
+    ends_at: dt.datetime = Field(examples=["2026-04-30T23:59:00+02:00"])
 
 
 class ProblemBody(_Request):
-    description: str = Field(max_length=TEXT_CAP)
-    reply_to_email: str | None = Field(default=None, max_length=320)
+    description: str = Field(
+        max_length=TEXT_CAP,
+        examples=["La remise de 20 % ne s'applique pas aux pizzas ajoutées au panier."],
+    )
+    reply_to_email: str | None = Field(
+        default=None, max_length=320, examples=["gerant@pizzeria-napoli.fr"]
+    )
 
 
 # --- messages to support -----------------------------------------------------------------------
 
 
 class SupportMessage(BaseModel):
-    id: uuid.UUID
+    id: uuid.UUID = Field(examples=["5aac17c6-d6fe-55f4-a076-2bc358e94193"])
     category: SupportCategory | None
-    subject: str
-    body: str
-    reply_to_email: str
-    order_code: str | None
-    period: str | None
+    subject: str = Field(examples=["Commande non payée"])
+    body: str = Field(
+        examples=["La commande PORT-000123 livrée le 12 n'apparaît pas sur le relevé."]
+    )
+    reply_to_email: str = Field(examples=["compta@pizzeria-napoli.fr"])
+    order_code: str | None = Field(examples=["PORT-000123"])
+    period: str | None = Field(examples=[None])
     status: SupportMessageStatus | None
-    ticket_id: str | None = Field(description="The support ticket, once opened.")
-    created_at: dt.datetime | None
+    ticket_id: str | None = Field(
+        description="The support ticket, once opened.",
+        examples=["9f1d790a-2c37-561c-837b-58a5c16823bb"],
+    )
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, message: pb.SupportMessage) -> SupportMessage:
@@ -757,16 +816,21 @@ class SupportMessage(BaseModel):
 
 class SupportMessagePage(BaseModel):
     items: list[SupportMessage]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class SupportMessageBody(_Request):
-    category: MessageCategory
-    subject: str = Field(max_length=200)
-    body: str = Field(max_length=TEXT_CAP)
-    order_code: str | None = Field(default=None, max_length=40)
+    category: MessageCategory = Field(examples=["invoices_and_orders"])
+    subject: str = Field(max_length=200, examples=["Commande non payée"])
+    body: str = Field(
+        max_length=TEXT_CAP,
+        examples=["La commande PORT-000123 livrée le 12 n'apparaît pas sur le relevé."],
+    )
+    order_code: str | None = Field(default=None, max_length=40, examples=["PORT-000123"])
     period: str | None = Field(default=None, max_length=7, examples=["2026-10"])
-    reply_to_email: str | None = Field(default=None, max_length=320)
+    reply_to_email: str | None = Field(
+        default=None, max_length=320, examples=["compta@pizzeria-napoli.fr"]
+    )
 
 
 # --- bank details ------------------------------------------------------------------------------
@@ -791,17 +855,17 @@ class ProofDocument(BaseModel):
 
 
 class BankDetailChange(BaseModel):
-    id: uuid.UUID
-    store_id: uuid.UUID
-    iban: str | None = Field(description="In full for operators only.")
-    iban_masked: str
-    bic: str
-    account_holder: str
+    id: uuid.UUID = Field(examples=["8d31a534-6bee-5f37-b206-57aa0594359d"])
+    store_id: uuid.UUID = Field(examples=["60287f46-8ee9-5d68-b0a5-1fdbbac603ee"])
+    iban: str | None = Field(description="In full for operators only.", examples=[None])
+    iban_masked: str = Field(examples=["FR76 •••• •••• •••• •••• •••• 189"])
+    bic: str = Field(examples=["AGRIFRPP"])
+    account_holder: str = Field(examples=["SARL Pizzeria Napoli"])
     status: BankDetailChangeStatus | None
     proof: ProofDocument | None
-    decision_reason: str | None
-    created_at: dt.datetime | None
-    decided_at: dt.datetime | None
+    decision_reason: str | None = Field(examples=[None])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    decided_at: dt.datetime | None = Field(examples=["2026-03-16T10:15:00Z"])
 
     @classmethod
     def from_proto(cls, change: pb.BankDetailChange) -> BankDetailChange:
@@ -822,14 +886,16 @@ class BankDetailChange(BaseModel):
 
 class BankDetailChangePage(BaseModel):
     items: list[BankDetailChange]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class BankDetailBody(_Request):
     iban: str = Field(max_length=64, examples=["FR76 3000 6000 0112 3456 7890 189"])
     bic: str = Field(max_length=16, examples=["AGRIFRPP"])
-    account_holder: str = Field(max_length=200)
+    account_holder: str = Field(max_length=200, examples=["SARL Pizzeria Napoli"])
 
 
 class RejectBody(_Request):
-    reason: str = Field(max_length=NOTE_CAP)
+    reason: str = Field(
+        max_length=NOTE_CAP, examples=["Le RIB joint n'est pas au nom de la société."]
+    )

@@ -34,6 +34,9 @@ def _none(value: str) -> str | None:
     return value or None
 
 
+EXAMPLE_CATEGORY_ID = "4e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b"
+
+
 class _ProtoEnum(StrEnum):
     """A lower-case name for each value of a proto enum `<PREFIX>_<NAME>`."""
 
@@ -150,18 +153,23 @@ class CalendarBody(_Request):
     )
     country: str | None = Field(default=None, max_length=8, examples=["FR"])
     subdivision: str | None = Field(default=None, max_length=16, examples=[None])
-    closed_days: list[dt.date] = Field(default_factory=list, max_length=366)
+    closed_days: list[dt.date] = Field(
+        default_factory=list,
+        max_length=366,
+        description="Holidays and other closed days.",
+        examples=[["2026-05-01", "2026-07-14", "2026-12-25"]],
+    )
 
 
 class Calendar(BaseModel):
-    id: uuid.UUID
-    name: str
-    time_zone: str
+    id: uuid.UUID = Field(examples=["3dc75338-87d7-5da5-a3ff-9be600219748"])
+    name: str = Field(examples=["Paris office hours"])
+    time_zone: str = Field(examples=["Europe/Paris"])
     weekly_hours: list[str]
-    country: str | None
-    subdivision: str | None
+    country: str | None = Field(examples=["FR"])
+    subdivision: str | None = Field(examples=[None])
     closed_days: list[dt.date]
-    created_at: dt.datetime | None
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, c: pb.Calendar) -> Calendar:
@@ -179,11 +187,11 @@ class Calendar(BaseModel):
 
 class CalendarPage(BaseModel):
     items: list[Calendar]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class SlaTarget(_Request):
-    priority: TicketPriority
+    priority: TicketPriority = Field(examples=["high"])
     first_response_minutes: int = Field(ge=1, le=525_600, examples=[240])
     next_response_minutes: int = Field(ge=1, le=525_600, examples=[480])
     resolution_minutes: int = Field(ge=1, le=525_600, examples=[2400])
@@ -209,17 +217,17 @@ class SlaTarget(_Request):
 class PlanBody(_Request):
     code: str = Field(max_length=40, examples=["STANDARD"])
     name: str = Field(max_length=100, examples=["Standard"])
-    calendar_id: uuid.UUID
+    calendar_id: uuid.UUID = Field(examples=["1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"])
     warning_percent: int | None = Field(default=None, ge=1, le=99, examples=[80])
     targets: list[SlaTarget] = Field(max_length=4)
 
 
 class Plan(BaseModel):
-    id: uuid.UUID
-    code: str
-    name: str
-    calendar_id: uuid.UUID
-    warning_percent: int
+    id: uuid.UUID = Field(examples=["ac8a613e-e0a0-5f12-90fa-c559724fd500"])
+    code: str = Field(examples=["STANDARD"])
+    name: str = Field(examples=["Standard"])
+    calendar_id: uuid.UUID = Field(examples=["7cd3f649-8584-5da3-8151-642307a4839b"])
+    warning_percent: int = Field(examples=[80])
     targets: list[SlaTarget]
 
     @classmethod
@@ -236,11 +244,11 @@ class Plan(BaseModel):
 
 class PlanPage(BaseModel):
     items: list[Plan]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class ContractBody(_Request):
-    plan_id: uuid.UUID
+    plan_id: uuid.UUID = Field(examples=["8c7b6a59-4837-4261-a5f4-e3d2c1b0a987"])
     operations_email: str | None = Field(
         default=None,
         max_length=320,
@@ -250,14 +258,16 @@ class ContractBody(_Request):
 
 
 class Contract(BaseModel):
-    organisation_id: uuid.UUID
-    organisation_name: str
-    organisation_kind: str
-    plan_id: uuid.UUID
-    operations_email: str | None
-    updated_at: dt.datetime | None
+    organisation_id: uuid.UUID = Field(examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"])
+    organisation_name: str = Field(examples=["Importações Souza Ltda"])
+    organisation_kind: str = Field(examples=["erp_customer"])
+    plan_id: uuid.UUID = Field(examples=["9c5ec9e5-2e15-5e9e-8139-454a8cfe3042"])
+    operations_email: str | None = Field(examples=["operations@souza.example.com.br"])
+    updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
     tickets_moved: int | None = Field(
-        default=None, description="On a change of plan: unfinished tickets recomputed."
+        default=None,
+        description="On a change of plan: unfinished tickets recomputed.",
+        examples=[None],
     )
 
     @classmethod
@@ -280,7 +290,7 @@ class ContractWithPlan(BaseModel):
 
 class ContractPage(BaseModel):
     items: list[Contract]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 # --- categories ---------------------------------------------------------------------------------
@@ -294,14 +304,14 @@ class FaqEntryBody(_Request):
 class CategoryBody(_Request):
     code: str = Field(max_length=40, examples=["INVOICING"])
     name: str = Field(max_length=100, examples=["Facturation"])
-    audience: CategoryAudience
-    position: int = Field(default=0, ge=0, le=10_000)
+    audience: CategoryAudience = Field(examples=["customer"])
+    position: int = Field(default=0, ge=0, le=10_000, examples=[10])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
 
 
 class CategoryUpdateBody(_Request):
-    name: str = Field(max_length=100)
-    position: int = Field(default=0, ge=0, le=10_000)
+    name: str = Field(max_length=100, examples=["Factures et paiements"])
+    position: int = Field(default=0, ge=0, le=10_000, examples=[20])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
 
 
@@ -312,11 +322,11 @@ class FaqEntry(BaseModel):
 
 
 class Category(BaseModel):
-    id: uuid.UUID
-    code: str
-    name: str
+    id: uuid.UUID = Field(examples=["0b8173cc-1202-5b59-ae0b-8b3339938350"])
+    code: str = Field(examples=["INVOICING"])
+    name: str = Field(examples=["Facturation"])
     audience: CategoryAudience
-    position: int
+    position: int = Field(examples=[10])
     entries: list[FaqEntry]
 
     @classmethod
@@ -343,7 +353,7 @@ class CategoryView(BaseModel):
     "this answered my question" click."""
 
     category: Category
-    view_id: uuid.UUID
+    view_id: uuid.UUID = Field(examples=["53b560ca-1fbb-5150-b1f9-5b785039748b"])
 
 
 # --- tickets ------------------------------------------------------------------------------------
@@ -353,7 +363,7 @@ class TicketBody(_Request):
     """The extranet form. Every field is required; the support service names each missing one
     (they are optional here so that one answer lists them all)."""
 
-    category_id: str | None = Field(default=None, max_length=64)
+    category_id: str | None = Field(default=None, max_length=64, examples=[EXAMPLE_CATEGORY_ID])
     title: str | None = Field(
         default=None, max_length=400, examples=["E-mail du contact non gravé"]
     )
@@ -366,11 +376,17 @@ class TicketBody(_Request):
     )
     screen_code: str | None = Field(default=None, max_length=80, examples=["ATW0001"])
     example_record: str | None = Field(default=None, max_length=1000, examples=["client 100"])
-    priority: TicketPriority | None = None
-    kind: TicketKind | None = None
-    view_id: uuid.UUID | None = Field(default=None, description="The category view that led here.")
+    priority: TicketPriority | None = Field(default=None, examples=["normal"])
+    kind: TicketKind | None = Field(default=None, examples=["support"])
+    view_id: uuid.UUID | None = Field(
+        default=None,
+        description="The category view that led here.",
+        examples=["b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"],
+    )
     organisation_id: uuid.UUID | None = Field(
-        default=None, description="Only when you belong to several customer organisations."
+        default=None,
+        description="Only when you belong to several customer organisations.",
+        examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"],
     )
 
     def to_proto(self) -> pb.OpenTicketRequest:
@@ -388,45 +404,58 @@ class TicketBody(_Request):
 
 
 class PartnerMessageBody(_Request):
-    category_id: str | None = Field(default=None, max_length=64)
+    category_id: str | None = Field(default=None, max_length=64, examples=[EXAMPLE_CATEGORY_ID])
     subject: str | None = Field(default=None, max_length=400, examples=["Paiement de mars"])
     body: str | None = Field(
         default=None,
         max_length=TEXT_CAP,
         examples=["Le paiement de la période du 1er au 15 mars manque."],
     )
-    reply_to_email: str | None = Field(default=None, max_length=320)
-    organisation_id: uuid.UUID | None = None
-    view_id: uuid.UUID | None = None
+    reply_to_email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="Where the answer goes, when not the operations contact.",
+        examples=["compta@pizzeria-napoli.fr"],
+    )
+    organisation_id: uuid.UUID | None = Field(
+        default=None, examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"]
+    )
+    view_id: uuid.UUID | None = Field(
+        default=None, examples=["b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"]
+    )
 
 
 class Ticket(BaseModel):
-    id: uuid.UUID
-    number: int
-    organisation_id: uuid.UUID
-    organisation_name: str | None
+    id: uuid.UUID = Field(examples=["f169a4b2-abdd-5975-9daa-f82864acd779"])
+    number: int = Field(examples=[1042])
+    organisation_id: uuid.UUID = Field(examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"])
+    organisation_name: str | None = Field(examples=["Importações Souza Ltda"])
     channel: TicketChannel
-    category_id: uuid.UUID
-    category_name: str | None
-    title: str
-    description: str
-    screen_code: str | None
-    example_record: str | None
+    category_id: uuid.UUID = Field(examples=["74e004cf-50ea-519a-b76e-f20852cc9ed7"])
+    category_name: str | None = Field(examples=["Cadastros"])
+    title: str = Field(examples=["E-mail du contact non gravé"])
+    description: str = Field(
+        examples=[
+            "Cadastrei o cliente código 100, porém o e-mail do contato Bruno não foi gravado."
+        ]
+    )
+    screen_code: str | None = Field(examples=["ATW0001"])
+    example_record: str | None = Field(examples=["client 100"])
     priority: TicketPriority
     status: TicketStatus
     kind: TicketKind
-    plan_id: uuid.UUID
-    opened_by_id: str
-    opened_by_name: str
-    reply_to_email: str | None
-    consulting_minutes: int
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
-    first_response_at: dt.datetime | None
-    closed_at: dt.datetime | None
-    next_due_at: dt.datetime | None
-    at_risk: bool
-    breached: bool
+    plan_id: uuid.UUID = Field(examples=["9c5ec9e5-2e15-5e9e-8139-454a8cfe3042"])
+    opened_by_id: str = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
+    opened_by_name: str = Field(examples=["souza.bruno"])
+    reply_to_email: str | None = Field(examples=["suporte@souza.example.com.br"])
+    consulting_minutes: int = Field(examples=[0])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
+    first_response_at: dt.datetime | None = Field(examples=["2026-03-14T10:05:00Z"])
+    closed_at: dt.datetime | None = Field(examples=[None])
+    next_due_at: dt.datetime | None = Field(examples=["2026-03-17T09:26:53Z"])
+    at_risk: bool = Field(examples=[False])
+    breached: bool = Field(examples=[False])
 
     @classmethod
     def from_proto(cls, t: pb.Ticket) -> Ticket:
@@ -462,7 +491,7 @@ class Ticket(BaseModel):
 
 class TicketPage(BaseModel):
     items: list[Ticket]
-    next_page_token: str | None
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
 class TicketMessage(BaseModel):
@@ -486,13 +515,15 @@ class TicketMessage(BaseModel):
 
 
 class Attachment(BaseModel):
-    id: uuid.UUID
-    filename: str
-    content_type: str
-    size_bytes: int
-    sha256: str
-    uploaded_by_id: str
-    created_at: dt.datetime | None
+    id: uuid.UUID = Field(examples=["638ffb89-a0e3-58ce-8f28-7cd6bec11490"])
+    filename: str = Field(examples=["capture-ATW0001.png"])
+    content_type: str = Field(examples=["image/png"])
+    size_bytes: int = Field(examples=[184320])
+    sha256: str = Field(
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+    )
+    uploaded_by_id: str = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
 
     @classmethod
     def from_proto(cls, a: pb.Attachment) -> Attachment:
@@ -608,7 +639,9 @@ class TicketHistory(BaseModel):
 class ReplyBody(_Request):
     body: str = Field(max_length=TEXT_CAP, examples=["Pouvez-vous nous envoyer une capture ?"])
     set_status: TicketStatus | None = Field(
-        default=None, description="Agents only: the status to move to with this reply."
+        default=None,
+        description="Agents only: the status to move to with this reply.",
+        examples=["waiting_on_customer"],
     )
 
 
@@ -618,21 +651,23 @@ class Reply(BaseModel):
 
 
 class StatusBody(_Request):
-    status: TicketStatus
-    reason: str | None = Field(default=None, max_length=500)
+    status: TicketStatus = Field(examples=["cancelled"])
+    reason: str | None = Field(default=None, max_length=500, examples=["Doublon du chamado 1042"])
 
 
 class PriorityBody(_Request):
-    priority: TicketPriority
+    priority: TicketPriority = Field(examples=["urgent"])
 
 
 class KindBody(_Request):
-    kind: TicketKind
+    kind: TicketKind = Field(examples=["consulting"])
 
 
 class ConsultingBody(_Request):
     minutes: int = Field(ge=1, le=1440, examples=[45])
-    note: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(
+        default=None, max_length=500, examples=["Análise do cadastro de clientes com o Bruno"]
+    )
 
 
 # --- reports ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, update
@@ -1003,13 +1003,30 @@ async def issue_service_token(
     if client is None or not matches:
         raise Unauthenticated("invalid client credentials", reason="invalid_client")
     ttl = settings.service_token_ttl_seconds
-    claims = {
+    claims = _service_claims(client_id)
+    return await _sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
+
+
+def _service_claims(client_id: str) -> dict[str, Any]:
+    return {
         "sub": f"svc:{client_id}",
         "typ": "service",
         "st": "active",
         "name": client_id,
         "orgs": {},
     }
+
+
+# The client id of identity's own calls to other services (the membership fee check).
+IDENTITY_CLIENT_ID = "identity"
+
+
+async def own_service_token(
+    *, session: AsyncSession, settings: IdentitySettings, now: datetime
+) -> tuple[str, int]:
+    """Identity's own service token, signed here: the issuer needs no credentials of its own."""
+    ttl = settings.service_token_ttl_seconds
+    claims = _service_claims(IDENTITY_CLIENT_ID)
     return await _sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
 
 
@@ -1764,10 +1781,37 @@ async def list_accounts_to_validate(
     )
 
 
+@dataclass(frozen=True)
+class FeeStatus:
+    paid: bool
+    year: int
+
+
+class FeeLedger(Protocol):
+    """Where association fees are recorded (the membership service, `services.identity.fees`).
+
+    Raises `Unavailable` when it cannot answer: the validation then fails and changes nothing.
+    """
+
+    async def prepare(self) -> None:
+        """Called before the transaction opens (to get a token), so asking needs no database."""
+
+    async def is_fee_paid(self, organisation_id: uuid.UUID, user_id: uuid.UUID) -> FeeStatus: ...
+
+
 async def validate_account(
-    *, session: AsyncSession, actor: Principal | None, now: datetime, user_id: str
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    user_id: str,
+    fees: FeeLedger,
 ) -> User:
-    """An admin accepts a complete pending account: ACTIVE, with the kind's base role if none."""
+    """An admin accepts a complete pending account: ACTIVE, with the kind's base role if none.
+
+    In an association the member must also have paid this year's fee (asked last, once every
+    local rule passed, so a refused request costs no remote call).
+    """
     user, organisation = await _user_for_admin(
         session, actor, _uuid_or_raise("user_id", user_id), lock=True
     )
@@ -1784,8 +1828,18 @@ async def validate_account(
             "this account's information is incomplete: " + "; ".join(parts),
             reason="profile_incomplete",
         )
-    # Seam: for associations the yearly membership fee will be checked here (membership service,
-    # over gRPC) before the account is activated.
+    fee_year = None
+    if organisation.kind == OrganisationKind.ASSOCIATION:
+        # The user row stays locked while membership answers (bounded by the call's deadline):
+        # a concurrent validation waits for this one instead of asking twice.
+        fee = await fees.is_fee_paid(organisation.id, user.id)
+        if not fee.paid:
+            raise FailedPrecondition(
+                f"this year's membership fee ({fee.year}) is not recorded for this account: "
+                "record the payment in the association's members, then validate",
+                reason="fee_unpaid",
+            )
+        fee_year = fee.year
     user.status = UserStatus.ACTIVE.value
     user.updated_at = now
     granted = None
@@ -1801,6 +1855,7 @@ async def validate_account(
         actor=actor,
         user_id=user.id,
         granted_role=granted,
+        fee_year=fee_year,
     )
     return user
 

@@ -19,6 +19,7 @@ from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.identity import domain
+from services.identity.fees import MembershipFees
 from services.identity.models import (
     AuditEvent,
     Organisation,
@@ -161,12 +162,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         settings: IdentitySettings,
         passwords: Passwords,
         relay: OutboxRelay | None,
+        fees: domain.FeeLedger,
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._passwords = passwords
         self._relay = relay
+        self._fees = fees
         self._clock = clock
 
     def _mail_sent(self) -> None:
@@ -493,12 +496,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def ValidateAccount(
         self, request: identity_pb2.ValidateAccountRequest, context: Context
     ) -> identity_pb2.ValidateAccountResponse:
+        await self._fees.prepare()
         async with self._sessions.begin() as session:
             user = await domain.validate_account(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
                 user_id=request.user_id,
+                fees=self._fees,
             )
         return identity_pb2.ValidateAccountResponse(user=user_to_proto(user))
 
@@ -571,11 +576,25 @@ async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
     await passwords.warm_up()
     async with context.sessions.begin() as session:
         await domain.bootstrap(session=session, settings=settings, passwords=passwords, now=clock())
+
+    # Membership answers the association fee check; its channel connects on the first call, so
+    # identity starts whether or not membership is up (membership itself needs identity's JWKS).
+    async def own_token() -> tuple[str, int]:
+        async with context.sessions.begin() as session:
+            return await domain.own_service_token(session=session, settings=settings, now=clock())
+
+    fees = MembershipFees(
+        settings.membership_addr,
+        own_token=own_token,
+        default_timeout=settings.grpc_default_timeout,
+    )
+    context.exit_stack.push_async_callback(fees.close)
     servicer = IdentityServicer(
         sessions=context.sessions,
         settings=settings,
         passwords=passwords,
         relay=context.relay,
+        fees=fees,
         clock=clock,
     )
     # Its own keys come from its own table: a re-read on an unknown kid costs one small query,

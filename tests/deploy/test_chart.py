@@ -15,7 +15,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from services.devstack.components import COMPONENTS
+from services.devstack.components import COMPONENTS, DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "guichet"
@@ -126,6 +126,36 @@ def test_only_the_gateway_and_the_worker_reach_services_and_services_reach_ident
     )
     assert callers("gateway") == set()  # only the ingress controller's namespace
     assert "guichet-default-deny-ingress" in policies
+
+
+def test_every_call_the_devstack_makes_is_allowed_by_a_network_policy() -> None:
+    """`Component.calls` (services/devstack/components.py) is the list of who calls whom; each
+    call needs the callee's address in the caller's environment and the caller in the callee's
+    NetworkPolicy — identity → membership (the association fee check) among them."""
+    documents = render({})
+    policies = of_kind(documents, "NetworkPolicy")
+    deployments = of_kind(documents, "Deployment")
+    for component in COMPONENTS:
+        [container] = deployments[f"guichet-{component.name}"]["spec"]["template"]["spec"][
+            "containers"
+        ]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        for callee in component.calls:
+            port = DEFAULT_PORTS[callee]
+            assert env[f"{callee.upper()}_ADDR"] == f"guichet-{callee}:{port}"
+            [service_rule] = [
+                rule
+                for rule in policies[f"guichet-{callee}"]["spec"]["ingress"]
+                if rule["ports"][0]["port"] == port
+            ]
+            allowed = {
+                peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                for peer in service_rule["from"]
+                if "podSelector" in peer
+            }
+            assert component.name in allowed, f"{component.name} → {callee} is not allowed"
+    identity = next(c for c in COMPONENTS if c.name == "identity")
+    assert "membership" in identity.calls
 
 
 def test_migrations_run_as_a_pre_upgrade_job_per_service() -> None:

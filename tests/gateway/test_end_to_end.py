@@ -1,8 +1,9 @@
 """The gateway in front of the real identity service: the journeys a portal's clients make.
 
 Real PostgreSQL, identity on a real gRPC port, its outbox relayed to the real Temporal dev server,
-the mail worker delivering to the SMTP sink, and the gateway app driven over ASGI. Nothing is
-mocked. Every response is checked never to be a 5xx.
+the mail worker delivering to the SMTP sink, and the gateway app driven over ASGI. Membership runs
+beside identity, which asks it whether an association member's fee is paid before validating the
+account. Nothing is mocked. Every response is checked never to be a 5xx.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,10 +30,13 @@ from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.db import upgrade
 from services.kit.identity_client import IdentityLink, connect_identity
+from services.kit.localpg import free_port
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import ServiceContext, start_service
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer
+from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
+from services.membership.settings import MembershipSettings
 from tests.gateway.test_problems import assert_problem
 from workflows.settings import WorkerSettings
 from workflows.worker import build_worker
@@ -40,6 +45,7 @@ ADMIN_USERNAME = "Ops.Root"
 ADMIN_PASSWORD = "bootstrap-secret-for-gateway-tests"
 CLIENT_ID = "gateway"
 CLIENT_SECRET = "gateway-secret-" + "0123456789abcdef"
+MEMBERSHIP_CLIENT = ("membership", "membership-secret-" + "0123456789abcdef")
 PASSWORD = "correct horse battery staple"
 PROFILE = {
     "first_name": "Jean",
@@ -120,11 +126,28 @@ class Stack:
         profile = {**PROFILE, "last_name": body["last_name"]}
         response = await self.http.put("/v1/me/profile", json=profile, headers=bearer(member_token))
         assert response.status_code == 200, response.text
+        await self.pay_fee(user["id"], body["last_name"])
         response = await self.http.post(
             f"/v1/accounts/{user['id']}/validate", headers=bearer(self.association_admin_token)
         )
         assert response.status_code == 200, response.text
         return body, await self.login(body["username"])
+
+    async def pay_fee(self, user_id: str, last_name: str) -> None:
+        """The association's admin records the account as a member and this year's fee."""
+        admin = bearer(self.association_admin_token)
+        member = await self.http.post(
+            f"/v1/associations/{self.association_id}/members",
+            json={"user_id": user_id, "first_name": "Jean", "last_name": last_name},
+            headers=admin,
+        )
+        assert member.status_code == 201, member.text
+        fee = await self.http.post(
+            f"/v1/associations/{self.association_id}/members/{member.json()['id']}/fees",
+            json={"year": datetime.now(UTC).year, "amount_cents": 3500},
+            headers=admin,
+        )
+        assert fee.status_code == 201, fee.text
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +156,10 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     url = await pg.new_database("identity")
     await upgrade(SPEC.migrations_dir, url)
+    membership_url = await pg.new_database("membership")
+    await upgrade(MEMBERSHIP_SPEC.migrations_dir, membership_url)
+    # Identity starts first and must know where membership will listen: one port chosen up front.
+    membership_port = free_port()
     sealing_key = new_sealing_key()
     queue = f"gateway-{uuid.uuid4()}"
     identity_settings = IdentitySettings(
@@ -145,7 +172,8 @@ async def stack(
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_task_queue=queue,
         mail_sealing_key=sealing_key,
-        service_clients=f"{CLIENT_ID}={CLIENT_SECRET}",
+        service_clients=f"{CLIENT_ID}={CLIENT_SECRET},{'='.join(MEMBERSHIP_CLIENT)}",
+        membership_addr=f"127.0.0.1:{membership_port}",
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
         bootstrap_admin_email="ops.root@example.org",
@@ -161,8 +189,26 @@ async def stack(
     )
     async with worker:
         context, server = await start_service(SPEC, identity_settings)
+        membership_context, membership_server = await start_service(
+            MEMBERSHIP_SPEC,
+            MembershipSettings(
+                service_name="membership",
+                database_url=membership_url,
+                grpc_host="127.0.0.1",
+                grpc_port=membership_port,
+                shutdown_grace=0,
+                log_json=False,
+                temporal_address=identity_settings.temporal_address,
+                temporal_task_queue=queue,
+                identity_addr=f"127.0.0.1:{server.port}",
+                service_client_id=MEMBERSHIP_CLIENT[0],
+                service_client_secret=MEMBERSHIP_CLIENT[1],
+                mail_sealing_key=sealing_key,
+            ),
+        )
         gateway_settings = GatewaySettings(
             identity_addr=f"127.0.0.1:{server.port}",
+            membership_addr=f"127.0.0.1:{membership_port}",
             service_client_id=CLIENT_ID,
             service_client_secret=CLIENT_SECRET,
             # Every request of this module comes from one address.
@@ -211,6 +257,8 @@ async def stack(
         finally:
             await http.aclose()
             await link.close()
+            await membership_server.stop()
+            await membership_context.exit_stack.aclose()
             await server.stop()
             await context.exit_stack.aclose()
 
@@ -257,6 +305,14 @@ async def test_registration_to_validated_account(stack: Stack) -> None:
     assert found.status_code == 200
     assert [u["pending"] for u in found.json()["items"] if u["id"] == user["id"]] == [True]
 
+    # An association validates only members whose fee of the year is recorded (membership).
+    unpaid = await http.post(f"/v1/accounts/{user['id']}/validate", headers=admin)
+    problem = assert_problem(unpaid, 409)
+    assert problem["type"].endswith("/fee_unpaid")
+    assert "fee" in problem["detail"]
+    still = await http.get(f"/v1/accounts/{user['id']}", headers=admin)
+    assert still.json()["status"] == "pending" and still.json()["memberships"] == []
+    await stack.pay_fee(user["id"], body["last_name"])
     validated = await http.post(f"/v1/accounts/{user['id']}/validate", headers=admin)
     assert validated.status_code == 200, validated.text
     assert validated.json()["status"] == "active" and validated.json()["pending"] is False

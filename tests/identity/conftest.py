@@ -1,4 +1,7 @@
-"""One identity service for the package: migrated database, gRPC on port 0, mail worker."""
+"""One identity service for the package: migrated database, gRPC on port 0, mail worker, and
+beside it a real membership service (its own database), which answers the association fee check
+of account validation. Identity starts first, while membership is not up yet (as in `make dev`):
+it reaches membership on the first validation."""
 
 from __future__ import annotations
 
@@ -11,19 +14,25 @@ from typing import cast
 import grpc
 import pytest
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
+from guichet.membership.v1 import membership_pb2_grpc
 from temporalio.testing import WorkflowEnvironment
 
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.db import upgrade
+from services.kit.localpg import free_port
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import start_service
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer
+from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
+from services.membership.settings import MembershipSettings
 from tests.identity.harness import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
+    MEMBERSHIP_CLIENT_ID,
+    MEMBERSHIP_CLIENT_SECRET,
     SERVICE_CLIENT_ID,
     SERVICE_CLIENT_SECRET,
     Identity,
@@ -42,11 +51,24 @@ async def identity_url(pg: DatabaseServer) -> str:
 
 
 @pytest.fixture(scope="package")
+async def membership_url(pg: DatabaseServer) -> str:
+    url = await pg.new_database("membership")
+    await upgrade(Path(MEMBERSHIP_SPEC.migrations_dir), url)
+    return url
+
+
+@pytest.fixture(scope="package")
 async def identity(
-    identity_url: str, smtp_sink: SmtpSink, temporal_env: WorkflowEnvironment
+    identity_url: str,
+    membership_url: str,
+    smtp_sink: SmtpSink,
+    temporal_env: WorkflowEnvironment,
 ) -> AsyncIterator[Identity]:
     key = new_sealing_key()
     queue = f"identity-{uuid.uuid4()}"
+    # Identity must know where membership will listen before membership (which verifies tokens
+    # with identity's JWKS) can start: the one port chosen up front.
+    membership_addr = f"127.0.0.1:{free_port()}"
     settings = IdentitySettings(
         service_name="identity",
         database_url=identity_url,
@@ -57,7 +79,11 @@ async def identity(
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_task_queue=queue,
         mail_sealing_key=key,
-        service_clients=f"{SERVICE_CLIENT_ID}={SERVICE_CLIENT_SECRET},groups={'g' * 32}",
+        service_clients=(
+            f"{SERVICE_CLIENT_ID}={SERVICE_CLIENT_SECRET},groups={'g' * 32},"
+            f"{MEMBERSHIP_CLIENT_ID}={MEMBERSHIP_CLIENT_SECRET}"
+        ),
+        membership_addr=membership_addr,
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
         bootstrap_admin_email="root.admin@example.org",
@@ -74,6 +100,27 @@ async def identity(
         stack.push_async_callback(server.stop)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
         stack.push_async_callback(channel.close)
+        membership_settings = MembershipSettings(
+            service_name="membership",
+            database_url=membership_url,
+            grpc_host="127.0.0.1",
+            grpc_port=int(membership_addr.rsplit(":", 1)[1]),
+            shutdown_grace=0,
+            log_json=False,
+            temporal_address=settings.temporal_address,
+            temporal_task_queue=queue,
+            identity_addr=f"127.0.0.1:{server.port}",
+            service_client_id=MEMBERSHIP_CLIENT_ID,
+            service_client_secret=MEMBERSHIP_CLIENT_SECRET,
+            mail_sealing_key=key,
+        )
+        membership_context, membership_server = await start_service(
+            MEMBERSHIP_SPEC, membership_settings
+        )
+        stack.push_async_callback(membership_context.exit_stack.aclose)
+        stack.push_async_callback(membership_server.stop)
+        membership_channel = grpc.aio.insecure_channel(membership_addr)
+        stack.push_async_callback(membership_channel.close)
         stub = cast(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(channel),
@@ -94,4 +141,8 @@ async def identity(
             smtp=smtp_sink,
             admin_token=admin.tokens.access_token,
             service_token=service.access_token,
+            membership=cast(
+                "membership_pb2_grpc.MembershipServiceAsyncStub",
+                membership_pb2_grpc.MembershipServiceStub(membership_channel),
+            ),
         )

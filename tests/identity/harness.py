@@ -1,9 +1,10 @@
 """What identity tests share: the running service, a stub, factories and mail helpers.
 
 One identity process (real PostgreSQL, real gRPC on port 0, outbox relay to the real Temporal dev
-server, a mail worker, the SMTP sink) serves the whole package; tests stay independent by using
-fresh names. Factories write accounts straight to the database when a test is not about how they
-were made, which keeps argon2 and mail round-trips for the tests that are.
+server, a mail worker, the SMTP sink) serves the whole package, with a real membership service
+beside it for the association fee check; tests stay independent by using fresh names. Factories
+write accounts straight to the database when a test is not about how they were made, which keeps
+argon2 and mail round-trips for the tests that are.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
+from guichet.membership.v1 import membership_pb2, membership_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.identity import domain
@@ -40,6 +42,8 @@ ADMIN_USERNAME = "Root.Admin"
 ADMIN_PASSWORD = "bootstrap-secret-for-tests"
 SERVICE_CLIENT_ID = "gateway"
 SERVICE_CLIENT_SECRET = "gateway-secret-0123456789abcdef"
+MEMBERSHIP_CLIENT_ID = "membership"
+MEMBERSHIP_CLIENT_SECRET = "membership-secret-0123456789abc"
 
 _TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_-]+)")
 
@@ -83,6 +87,8 @@ class Identity:
     smtp: SmtpSink
     admin_token: str
     service_token: str
+    # The membership service beside identity (tests/identity only): where fees are recorded.
+    membership: membership_pb2_grpc.MembershipServiceAsyncStub | None = None
 
     @property
     def admin(self) -> tuple[tuple[str, str], ...]:
@@ -156,6 +162,30 @@ class Identity:
         async with self.sessions.begin() as session:
             session.add(user)
         return Account(str(user_id), username, password or "", email, organisation_id)
+
+    async def pay_fee(self, account: Account, *, year: int | None = None) -> str:
+        """Records `account` as a member of its association and its fee for `year` (default:
+        this year) in the membership service, as the association's admin would; the member id."""
+        assert self.membership is not None, "this identity runs without membership"
+        added: membership_pb2.AddMemberResponse = await self.membership.AddMember(
+            membership_pb2.AddMemberRequest(
+                association_id=account.organisation_id,
+                user_id=account.id,
+                first_name="Jeanne",
+                last_name="Martin",
+            ),
+            metadata=self.admin,
+        )
+        await self.membership.RecordFeePayment(
+            membership_pb2.RecordFeePaymentRequest(
+                association_id=account.organisation_id,
+                member_id=added.member.id,
+                year=year or datetime.now(UTC).year,
+                amount_cents=3500,
+            ),
+            metadata=self.admin,
+        )
+        return added.member.id
 
     async def link_token(self, address: str, *, count: int = 1, path: str = "") -> str:
         """The token of the `count`-th mail to `address` (the one a person would click)."""

@@ -592,6 +592,8 @@ async def test_validation_activates_and_grants_the_base_role(
 ) -> None:
     org = await identity.organisation(kind)
     account = await identity.account(org, status=UserStatus.PENDING)
+    if kind == ASSOCIATION:
+        await identity.pay_fee(account)  # the fee check itself: tests/identity/test_fees.py
     user = (
         await identity.stub.ValidateAccount(
             identity_pb2.ValidateAccountRequest(user_id=account.id), metadata=identity.admin
@@ -610,6 +612,7 @@ async def test_validation_keeps_existing_roles_and_is_audited(identity: Identity
     org = await identity.organisation(ASSOCIATION)
     admin = await identity.account(org, "association_admin")
     account = await identity.account(org, "association_admin", status=UserStatus.PENDING)
+    await identity.pay_fee(account)
     auth = await identity.token(admin)
     user = (
         await identity.stub.ValidateAccount(

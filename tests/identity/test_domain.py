@@ -395,6 +395,19 @@ async def test_the_last_ops_admin_keeps_the_role(world: World) -> None:
             )
 
 
+class _NotAsked:
+    """A fee ledger for refusals decided before the fee matters: asking it is the bug."""
+
+    async def prepare(self) -> None:
+        return None
+
+    async def is_fee_paid(self, organisation_id: uuid.UUID, user_id: uuid.UUID) -> domain.FeeStatus:
+        raise AssertionError("the fee was asked although the request was already refused")
+
+
+NOT_ASKED = _NotAsked()
+
+
 async def test_domain_authorisation_without_grpc(world: World) -> None:
     user = await world.register(unique("authz."))
     stranger = Principal(
@@ -413,15 +426,15 @@ async def test_domain_authorisation_without_grpc(world: World) -> None:
     async with world.sessions.begin() as session:
         with pytest.raises(NotFound):
             await domain.validate_account(
-                session=session, actor=stranger, now=T0, user_id=str(user.id)
+                session=session, actor=stranger, now=T0, user_id=str(user.id), fees=NOT_ASKED
             )
         with pytest.raises(PermissionDenied):
             await domain.validate_account(
-                session=session, actor=colleague, now=T0, user_id=str(user.id)
+                session=session, actor=colleague, now=T0, user_id=str(user.id), fees=NOT_ASKED
             )
         with pytest.raises(PermissionDenied):
             await domain.validate_account(
-                session=session, actor=service, now=T0, user_id=str(user.id)
+                session=session, actor=service, now=T0, user_id=str(user.id), fees=NOT_ASKED
             )
         assert (
             await domain.get_user(session=session, actor=service, user_id=str(user.id))
