@@ -449,7 +449,13 @@ async def _client_views(
     return [ClientView(c.id, c.name, counts.get(c.id, 0)) for c in clients]
 
 
-async def _group_views(session: AsyncSession, groups: Sequence[ClientGroup]) -> list[GroupView]:
+async def _group_views(
+    session: AsyncSession,
+    groups: Sequence[ClientGroup],
+    *,
+    accounts: dict[uuid.UUID, int] | None = None,
+) -> list[GroupView]:
+    """Groups with their counts; `accounts`: program account counts the caller already has."""
     ids = [g.id for g in groups]
     if not ids:
         return []
@@ -462,16 +468,17 @@ async def _group_views(session: AsyncSession, groups: Sequence[ClientGroup]) -> 
             )
         ).all()
     )
-    accounts = dict(
-        (
-            await session.execute(
-                select(GroupMember.group_id, func.count())
-                .join(ProgramAccount, ProgramAccount.client_id == GroupMember.client_id)
-                .where(GroupMember.group_id.in_(ids))
-                .group_by(GroupMember.group_id)
-            )
-        ).all()
-    )
+    if accounts is None:
+        accounts = dict(
+            (
+                await session.execute(
+                    select(GroupMember.group_id, func.count())
+                    .join(ProgramAccount, ProgramAccount.client_id == GroupMember.client_id)
+                    .where(GroupMember.group_id.in_(ids))
+                    .group_by(GroupMember.group_id)
+                )
+            ).all()
+        )
     names = {g.id: g.name for g in groups}
     assignments: dict[uuid.UUID, list[AssignmentView]] = {g: [] for g in ids}
     rows = await session.execute(
@@ -843,6 +850,8 @@ class _Plan:
     summary: AccessSummary
     had_assignments: bool
     has_assignments: bool
+    # The group's program accounts once the change is saved (counted once, reused).
+    accounts_after: int
 
 
 async def _plan_update(
@@ -859,12 +868,20 @@ async def _plan_update(
     people: dict[uuid.UUID, Person],
 ) -> _Plan:
     v = Validator()
-    members = set(
-        (
-            await session.execute(
-                select(GroupMember.client_id).where(GroupMember.group_id == group.id)
-            )
-        ).scalars()
+    # Only the named clients are looked up: a group may hold thousands of clients.
+    named = [*add, *remove]
+    members = (
+        set(
+            (
+                await session.execute(
+                    select(GroupMember.client_id).where(
+                        GroupMember.group_id == group.id, _among(GroupMember.client_id, named)
+                    )
+                )
+            ).scalars()
+        )
+        if named
+        else set()
     )
     assigned = {
         a.employee_id: a
@@ -895,8 +912,8 @@ async def _plan_update(
     new_clients = [c for c in add if c not in members]
     if new_clients:
         await _check_clients_available(session, group.provider_id, now, "add_client_ids", add)
-    counts = await _accounts_by_client(session, [*members, *new_clients])
-    before = sum(counts.get(c, 0) for c in members)
+    counts = await _accounts_by_client(session, [*new_clients, *remove])
+    before = await _group_account_count(session, group.id)
     added = sum(counts.get(c, 0) for c in new_clients)
     removed = sum(counts.get(c, 0) for c in remove)
     after = before - removed + added
@@ -939,6 +956,7 @@ async def _plan_update(
         summary=summary,
         had_assignments=bool(assigned),
         has_assignments=bool(final_assigned),
+        accounts_after=after,
     )
 
 
@@ -1071,6 +1089,7 @@ async def update_group(
                 initiator,
                 f"Assign {names}",
                 employees=list(plan.assign),
+                group_accounts=plan.accounts_after,
             )
         )
     if plan.unassign:
@@ -1087,6 +1106,7 @@ async def update_group(
                 initiator,
                 f"Unassign {names}",
                 employees=list(plan.unassign),
+                group_accounts=plan.accounts_after,
             )
         )
     if plan.add and plan.has_assignments:
@@ -1115,7 +1135,7 @@ async def update_group(
                 clients=plan.remove,
             )
         )
-    [view] = await _group_views(session, [group])
+    [view] = await _group_views(session, [group], accounts={group.id: plan.accounts_after})
     return UpdateResult(view, plan.summary, requests)
 
 
@@ -1246,11 +1266,13 @@ async def _record_request(
     *,
     employees: list[uuid.UUID] | None = None,
     clients: Sequence[uuid.UUID] | None = None,
+    group_accounts: int | None = None,
 ) -> ProcessRequest:
     """A process request and its workflow start (outbox), in the caller's transaction.
 
     With `clients`, the request walks those clients' program accounts (for every employee of
-    the group); otherwise the group's, for `employees` only.
+    the group); otherwise the group's, for `employees` only (`group_accounts`: how many, when the
+    caller has counted them).
     """
     request_id = uuid.uuid4()
     scope = Scope.CLIENTS if clients is not None else Scope.GROUP
@@ -1289,6 +1311,8 @@ async def _record_request(
             .join(ProgramAccount, ProgramAccount.client_id == ProcessRequestClient.client_id)
             .where(ProcessRequestClient.process_request_id == request_id)
         )
+    elif group_accounts is not None:
+        total = group_accounts
     else:
         total = await _group_account_count(session, group.id)
     request.total = int(total or 0)
@@ -1910,11 +1934,16 @@ _DOMAINS = {
         LIMIT :limit""",
 }
 
-# One batch, one statement: reconcile the batch's accounts with the group as it is now, for the
-# request's employees (or all), record what cannot be granted, and move the cursor and progress.
-# Grants are keyed (program account, employee): re-running a batch writes nothing new.
-_APPLY = """
-WITH batch AS MATERIALIZED ({domain}),
+# One batch, one statement. A request moves access one way: the granting operations write what
+# the group entitles now (and record what cannot be granted), the revoking ones delete what it no
+# longer entitles. Both read the group as it is at the batch, so whichever request touches an
+# account last leaves it right; each batch also moves the cursor and the progress. Grants are
+# keyed (program account, employee): re-running a batch writes nothing new.
+_GRANTING = frozenset(
+    {Operation.ASSIGN_EMPLOYEES, Operation.ADD_CLIENTS, Operation.PROGRAM_ACCOUNTS_ADDED}
+)
+
+_GRANT_STEPS = """
 entitled AS MATERIALIZED (
     SELECT b.id AS program_account_id, b.client_id, b.status, a.employee_id, a.role
     FROM batch b
@@ -1935,15 +1964,6 @@ granted AS (
               IS DISTINCT FROM (EXCLUDED.role, EXCLUDED.group_id)
     RETURNING 1
 ),
-revoked AS (
-    DELETE FROM access_grants g USING batch b
-    WHERE g.program_account_id = b.id AND g.group_id = :group_id
-      AND (:all_employees OR g.employee_id = ANY(CAST(:employee_ids AS uuid[])))
-      AND NOT EXISTS (
-          SELECT 1 FROM entitled e
-          WHERE e.program_account_id = g.program_account_id AND e.employee_id = g.employee_id)
-    RETURNING 1
-),
 refused AS (
     INSERT INTO process_request_failures
         (process_request_id, attempt, client_id, program_account_id, reason, message, recorded_at)
@@ -1958,6 +1978,28 @@ refused AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
+revoked AS (SELECT 1 WHERE false),"""
+
+_REVOKE_STEPS = """
+revoked AS (
+    -- Not entitled any more: the client left the group or the employee was unassigned. Probed
+    -- through the two tables' keys (never against a CTE, whose size the planner cannot know).
+    DELETE FROM access_grants g USING batch b
+    WHERE g.program_account_id = b.id AND g.group_id = :group_id
+      AND (:all_employees OR g.employee_id = ANY(CAST(:employee_ids AS uuid[])))
+      AND (NOT EXISTS (
+              SELECT 1 FROM group_members m
+              WHERE m.group_id = :group_id AND m.client_id = b.client_id)
+           OR NOT EXISTS (
+              SELECT 1 FROM employee_assignments a
+              WHERE a.group_id = :group_id AND a.employee_id = g.employee_id))
+    RETURNING 1
+),
+granted AS (SELECT 1 WHERE false),
+refused AS (SELECT 1 WHERE false),"""
+
+_APPLY = """
+WITH batch AS MATERIALIZED ({domain}),{steps}
 last AS (SELECT client_id, id FROM batch ORDER BY client_id DESC, id DESC LIMIT 1),
 counts AS (
     SELECT (SELECT count(*) FROM batch) AS processed,
@@ -1977,6 +2019,15 @@ RETURNING cursor_client, cursor_account, done, total, failed,
           (SELECT granted FROM counts) AS granted,
           (SELECT revoked FROM counts) AS revoked
 """
+
+
+def _apply_statement(request: ProcessRequest) -> str:
+    granting = Operation(request.operation) in _GRANTING
+    return _APPLY.format(
+        domain=_DOMAINS[Scope(request.scope)],
+        steps=_GRANT_STEPS if granting else _REVOKE_STEPS,
+    )
+
 
 _FAIL = """
 WITH batch AS MATERIALIZED ({domain}),
@@ -2093,11 +2144,7 @@ async def apply_batch(
         "closed_message": CLOSED_MESSAGE,
         "now": now,
     }
-    row = (
-        await session.execute(
-            text(_APPLY.format(domain=_DOMAINS[Scope(request.scope)])), parameters
-        )
-    ).one()
+    row = (await session.execute(text(_apply_statement(request)), parameters)).one()
     await session.refresh(request)
     finished = row.processed < limit
     if finished:
