@@ -19,7 +19,8 @@ TRACE_UI_VERSION := arize-phoenix==20.26.1
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
-	@echo "make test   - lint, type-check, check generated code, run the whole test suite"
+	@echo "make test   - lint, type-check, check generated code, run the fast test suite"
+	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
 	@echo "make lint | proto | bench | clean"
 
 $(UV):
@@ -58,13 +59,17 @@ proto-check: install
 	$(RUN) buf lint proto
 
 test: lint proto-check
-	$(RUN) pytest -q $(PYTEST_ARGS)
+	$(RUN) pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(RUN) python -m bench
 
-chaos: install
-	$(RUN) pytest -q -m slow $(PYTEST_ARGS)
+# The reliability suite (docs/reliability.md): every slow fault test, plus the fast security,
+# race and fuzzing tests (marked `reliability` by tests/reliability_report.py), then the table of
+# what was tried and lost, printed and written into docs/reliability.md.
+chaos: $(VENV)/.synced
+	GUICHET_RELIABILITY_REPORT=docs/reliability.md \
+		$(RUN) pytest -q -m "slow or reliability" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .state .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,8 @@ from services.kit.telemetry import temporal_interceptors
 from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import DatabaseServer, database_server
 
+pytest_plugins = ["tests.reliability_report"]  # the table of make chaos (docs/reliability.md)
+
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[DatabaseServer]:

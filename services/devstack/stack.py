@@ -323,6 +323,51 @@ class Stack:
         await asyncio.sleep(1.0)  # the worker: alive after a second of polling is good enough
         return True
 
+    # --- faults (tests/chaos): one part stopped or killed, then brought back -------------------
+
+    def _running(self, name: str) -> Running:
+        for running in self.running:
+            if running.component.name == name:
+                return running
+        raise KeyError(f"{name} is not running")
+
+    async def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Sends `sig` to one component (SIGKILL: no drain, no goodbye) and waits for its exit."""
+        running = self._running(name)
+        with contextlib.suppress(ProcessLookupError):
+            running.process.send_signal(sig)
+        await running.process.wait()
+        await asyncio.gather(running.pump, return_exceptions=True)
+        self.running.remove(running)
+
+    async def restart(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Kills one component (if it runs) and starts a replacement with the same settings."""
+        component = next(c for c in COMPONENTS if c.name == name)
+        if any(r.component.name == name for r in self.running):
+            await self.kill(name, sig)
+        await self.start_component(component)
+
+    async def stop_temporal(self) -> None:
+        """Stops the dev server this stack started (its workflows stay in its database file)."""
+        if self.temporal_process is None:
+            raise RuntimeError("Temporal was not started by this stack")
+        await _terminate(self.temporal_process, grace=15)
+        self.temporal_process = None
+
+    async def start_temporal(self) -> None:
+        await self._start_temporal()
+
+    async def stop_postgres(self) -> None:
+        """Stops the PostgreSQL this stack started (fast shutdown: sessions are disconnected)."""
+        if self.postgres is None:
+            raise RuntimeError("PostgreSQL was not started by this stack")
+        await asyncio.to_thread(self.postgres.stop)
+
+    async def start_postgres(self) -> None:
+        if self.postgres is None:
+            raise RuntimeError("PostgreSQL was not started by this stack")
+        await asyncio.to_thread(self.postgres.start)
+
     async def start(self) -> None:
         await self.start_infrastructure()
         for component in COMPONENTS:

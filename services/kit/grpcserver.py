@@ -1,8 +1,9 @@
 """The `grpc.aio` server every service runs: auth, error mapping, health, reflection, drain.
 
 One interceptor verifies the caller's token and binds the principal for the call, and maps a
-`DomainError` to its status with details; any other exception becomes INTERNAL with no trace
-leaked (it is logged with the trace id instead).
+`DomainError` to its status with details; a database that cannot be reached becomes UNAVAILABLE
+(a retry may succeed: the gateway answers 503 with Retry-After); any other exception becomes
+INTERNAL with no trace leaked (it is logged with the trace id instead).
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import grpc
+import sqlalchemy.exc
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.kit.auth import TokenVerifier, bind_deadline, bind_principal
-from services.kit.errors import DomainError, InvalidArgument, Unauthenticated, to_grpc_status
+from services.kit.errors import (
+    DomainError,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+    to_grpc_status,
+)
 from services.kit.metrics import grpc_server_metrics
 from services.kit.tracing import tag_from_request
 
@@ -36,6 +45,40 @@ SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
 ]
+
+
+# Failures that say "the database is not there right now", not "the request is wrong": refused or
+# reset connections, a server shutting down or starting up, no connection left, and any error
+# SQLAlchemy recognised as a disconnect (it then invalidates the pool, so the next call reconnects).
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an unexpected error means the database (or a socket) could not be reached."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _UNREACHABLE):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError):
+            if current.connection_invalidated:
+                return True
+            orig = current.orig
+            pending.append(orig if isinstance(orig, BaseException) else None)
+        pending += [current.__cause__, current.__context__]
+    return False
 
 
 def _bearer(metadata: Iterable[Any] | None) -> str | None:
@@ -141,6 +184,11 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                 # Aborts raised by context.abort pass through untouched.
                 if isinstance(error, grpc.aio.AbortError):
                     raise
+                if is_unavailable(error):
+                    log.warning("database unavailable in %s: %s", method, type(error).__name__)
+                    await abort_with(
+                        context, Unavailable("the service's database is unavailable, retry")
+                    )
                 log.exception("unhandled error in %s", method)
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 

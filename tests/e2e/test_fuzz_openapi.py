@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,9 @@ CHECKS = ",".join(
 )
 
 
-async def test_no_operation_answers_5xx_or_breaks_its_schema(stack: Stack, tmp_path: Path) -> None:
+async def test_no_operation_answers_5xx_or_breaks_its_schema(
+    stack: Stack, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
         response = await client.post(
             "/v1/auth/token",
@@ -66,5 +69,14 @@ async def test_no_operation_answers_5xx_or_breaks_its_schema(stack: Stack, tmp_p
     failures = re.findall(r"❌ (ST\d+) ([^:\n]+): (\d+)", text)
     assert not failures, text[-8000:]
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    cases = [
+        e["ScenarioFinished"]["recorder"].get("cases", {})
+        for e in events
+        if "ScenarioFinished" in e
+    ]
+    record_property(
+        "reliability",
+        {"kind": "input", "name": "schemathesis", "tried": sum(map(len, cases)), "lost": 0},
+    )
     assert events, "schemathesis ran nothing"
     assert "operations" in text.lower() or "passed" in text.lower(), text[-2000:]
