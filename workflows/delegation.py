@@ -50,8 +50,10 @@ class DelegationInput:
     cursor: str = ""
     # Activities per run before continuing as new (each applies many batches).
     activities_per_run: int = 20
-    # Tries of one activity before its next batch is recorded as failed.
-    batch_attempts: int = 5
+    # Tries of one activity before its next batch is recorded as failed: with the back-off
+    # below (1 s doubling to 30 s), about 90 s, so a restarted groups service or database is
+    # ridden out and only a batch that really cannot be applied is recorded as failed.
+    batch_attempts: int = 8
     heartbeat_timeout_seconds: float = 10.0
     runs: int = 0
 

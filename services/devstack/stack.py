@@ -82,7 +82,12 @@ class Stack:
         otlp_endpoint: str | None = None,
         extra_env: dict[str, str] | None = None,
         trace_ui: str | None = None,
+        instance: str = "",
     ) -> None:
+        """`instance` names this stack when several share one PostgreSQL and one Temporal (test
+        sessions): its databases and its task queue get the name, so that no stack reads another's
+        rows or runs another's workflows."""
+        self.instance = instance
         self.state_dir = state_dir
         self.ports = ports
         self.echo = echo
@@ -127,8 +132,11 @@ class Stack:
             self._database_admin_url = self.postgres.url()
         for component in COMPONENTS:
             if component.database:
+                name = (
+                    f"{self.instance}_{component.database}" if self.instance else component.database
+                )
                 self.database_urls[component.name] = await ensure_database(
-                    self._database_admin_url, component.database
+                    self._database_admin_url, name
                 )
         if self._temporal_address is None:
             await self._start_temporal()
@@ -223,6 +231,8 @@ class Stack:
             # Links in mails lead to the web portal (a client of the gateway), not to the API.
             "PUBLIC_BASE_URL": "http://localhost:3000",
         }
+        if self.instance:
+            env["TEMPORAL_TASK_QUEUE"] = f"guichet-{self.instance}"
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
         if component.service_client:

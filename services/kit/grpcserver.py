@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import grpc
 import sqlalchemy.exc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -111,6 +111,27 @@ def unstorable_text(value: Any, name: str = "") -> list[str]:
     return [f for i, item in enumerate(value) for f in unstorable_text(item, f"{name}[{i}]")]
 
 
+class _Malformed:
+    """What a request that is not a valid message of the method's type deserialises to, so the
+    interceptor answers INVALID_ARGUMENT (gRPC would answer UNKNOWN, naming parser internals)."""
+
+
+_MALFORMED = _Malformed()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _MALFORMED
+
+    return parse
+
+
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: DomainError) -> None:
     status = to_grpc_status(error)
     await context.abort(status.code, status.details, status.trailing_metadata)
@@ -170,6 +191,10 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                         if not public:
                             raise
                         bind_principal(None)
+                if request is _MALFORMED:
+                    raise InvalidArgument(
+                        [("request", "is not a valid protobuf message of this method's type")]
+                    )
                 tag_from_request(request)
                 if bad := unstorable_text(request):
                     raise InvalidArgument(
@@ -194,7 +219,7 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
         return grpc.unary_unary_rpc_method_handler(
             behaviour,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
