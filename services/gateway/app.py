@@ -124,7 +124,13 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
     install_problem_handlers(app)
     # Added inside out: the last one added is the outermost.
     app.add_middleware(SafeText)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger=dict.fromkeys(
+            [support.ATTACHMENT_UPLOAD, partners.PROOF_UPLOAD], settings.max_upload_bytes
+        ),
+    )
     app.add_middleware(ErrorBoundary)
     app.add_middleware(
         CORSMiddleware,

@@ -13,12 +13,14 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
 from opentelemetry import trace
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.problems import (
@@ -141,21 +143,47 @@ class ErrorBoundary:
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` with a 413 problem, by Content-Length or while reading.
+    """Refuses bodies over the route's limit with a 413 problem, by Content-Length or while
+    reading. (FastAPI's own limit answers in plain text, bypassing the problem handlers.)
 
-    (FastAPI's own limit answers in plain text, bypassing the problem handlers.)
+    Every route takes small JSON documents (`max_bytes`) except the uploads named in `larger`
+    (method and path template, as the router declares it → bytes): a file goes to its service
+    whole, and the service's own checks (size, type, content) decide, with a precise error. The
+    route is matched on the path here, before routing, so a refused body is never read.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        larger: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = [
+            (method.upper(), compile_path(template)[0], limit)
+            for (method, template), limit in (larger or {}).items()
+        ]
+
+    def limit_for(self, scope: Scope) -> int:
+        """The limit of the route this request goes to."""
+        method, path = scope.get("method"), str(scope.get("path", ""))
+        root = str(scope.get("root_path", ""))
+        if root and path.startswith(root):
+            path = path[len(root) :]  # as routing sees it behind a prefix (`--root-path`)
+        for route_method, pattern, limit in self.larger:
+            if method == route_method and pattern.match(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isdigit() and int(declared) > max_bytes:
             problem = ProblemException(413, "content_too_large", TOO_LARGE)
             await problem_response(scope, problem)(scope, receive, send)
             return
@@ -166,7 +194,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Raised inside body parsing; FastAPI re-raises HTTPException to the handlers.
                     raise HTTPException(413, TOO_LARGE)
             return message

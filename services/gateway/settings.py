@@ -51,8 +51,13 @@ class GatewaySettings(CommonSettings):
     public_docs: bool = True
     # Strict-Transport-Security max-age; 0 sends no header (plain-HTTP development).
     hsts_max_age: int = Field(default=0, ge=0)
-    # Largest accepted request body, in bytes: every route takes small JSON documents.
+    # Largest accepted request body, in bytes: every route takes small JSON documents...
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # ... but the file uploads (support's attachments, partners' bank proofs), whose services
+    # check size and type themselves. The default and the ceiling are the largest file either
+    # service can be set to accept (ATTACHMENT_MAX_BYTES, PROOF_MAX_BYTES): what one 4 MiB gRPC
+    # message carries with its envelope.
+    max_upload_bytes: int = Field(default=3_900_000, ge=1024, le=3_900_000)
     # How long /readyz waits for identity's health answer, in seconds.
     readiness_timeout: float = Field(default=2.0, gt=0)
     # Seconds SIGTERM gives in-flight requests before the server stops.

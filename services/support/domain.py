@@ -1483,23 +1483,50 @@ def _close_if_final(ticket: Ticket, now: datetime) -> None:
         ticket.closed_at = now
 
 
+CustomerAddress = Callable[[str], Awaitable[str | None]]
+"""A user's e-mail address to write to (verified, account active), by user id, read from identity
+by the servicer; None when there is none."""
+
+
 async def _mail_answer(
-    session: AsyncSession, settings: SupportSettings, ticket: Ticket, message: Message
+    session: AsyncSession,
+    settings: SupportSettings,
+    ticket: Ticket,
+    message: Message,
+    customer_address: CustomerAddress | None,
 ) -> None:
-    """Partner messages are answered by e-mail (the reply-to chosen when the message came)."""
-    if ticket.channel != Channel.PARTNER_MESSAGE or not ticket.reply_to_email:
-        return
+    """Every agent reply is mailed to the customer, in the reply's transaction (outbox →
+    DeliverMail, body sealed). A partner's message goes to the reply-to chosen when it came; an
+    extranet ticket to the verified address of the user who opened it, read now (it may have
+    changed since), and to nobody when there is none (they follow the ticket in the extranet)."""
+    if ticket.channel == Channel.PARTNER_MESSAGE:
+        if not ticket.reply_to_email:
+            return
+        to = ticket.reply_to_email
+        body = (
+            f"Bonjour,\n\n{message.body}\n\n"
+            f"— {message.author_name}, support Guichet\n"
+            f"(Demande #{ticket.number}; répondez dans l'interface partenaire, Compte > Aide.)\n"
+        )
+    else:
+        address = await customer_address(ticket.opened_by_id) if customer_address else None
+        if not address:
+            return
+        to = address
+        body = (
+            f"Bonjour {ticket.opened_by_name},\n\n"
+            f"Le support a répondu à votre demande #{ticket.number} « {ticket.title} » "
+            f"(statut : {ticket.status}).\n\n{message.body}\n\n"
+            f"— {message.author_name}, support Guichet\n"
+            f"(Pour répondre, ouvrez la demande dans l'Extranet, Liste des demandes.)\n"
+        )
     await enqueue_mail(
         session,
         outbox,
         mail_id=str(message.id),
-        to=[ticket.reply_to_email],
+        to=[to],
         subject=f"[Guichet #{ticket.number}] Re: {ticket.title}",
-        body=(
-            f"Bonjour,\n\n{message.body}\n\n"
-            f"— {message.author_name}, support Guichet\n"
-            f"(Demande #{ticket.number}; répondez dans l'interface partenaire, Compte > Aide.)\n"
-        ),
+        body=body,
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
     )
@@ -1514,9 +1541,11 @@ async def reply(
     ticket_id: str,
     body: str,
     set_status: str,
+    customer_address: CustomerAddress | None = None,
 ) -> tuple[Ticket, Message]:
     """Adds a message. An agent's first reply takes an open ticket in progress (or to the status
-    given); a customer's reply on a ticket waiting on them takes it back in progress."""
+    given), and is mailed to the customer; a customer's reply on a ticket waiting on them takes
+    it back in progress."""
     ticket, side = await _ticket_for(session, actor, ticket_id, lock=True)
     assert actor is not None
     v = Validator()
@@ -1565,7 +1594,7 @@ async def reply(
         actor_id=actor.subject,
     )
     if side == Side.AGENT:
-        await _mail_answer(session, settings, ticket, message)
+        await _mail_answer(session, settings, ticket, message, customer_address)
     return ticket, message
 
 

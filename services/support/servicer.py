@@ -8,6 +8,7 @@ so that they leave at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,10 @@ _EVENT = {
     EventKind.RESUME: pb.SLA_EVENT_KIND_RESUME,
     EventKind.RECOMPUTE: pb.SLA_EVENT_KIND_RECOMPUTE,
 }
+
+log = logging.getLogger(__name__)
+_USER_ACTIVE = identity_pb2.USER_STATUS_ACTIVE
+
 _ORG_KIND = {
     identity_pb2.ORGANISATION_KIND_ERP_CUSTOMER: "erp_customer",
     identity_pb2.ORGANISATION_KIND_DELIVERY_PARTNER: "delivery_partner",
@@ -299,6 +304,7 @@ class SupportServicer(support_pb2_grpc.SupportServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         settings: SupportSettings,
         lookup: domain.OrganisationLookup,
+        customer_address: domain.CustomerAddress | None = None,
         relays: list[OutboxRelay],
         signals: SignalRelay | None,
         clock: Clock_ = utcnow,
@@ -306,6 +312,7 @@ class SupportServicer(support_pb2_grpc.SupportServiceServicer):
         self._sessions = sessions
         self._settings = settings
         self._lookup = lookup
+        self._customer_address = customer_address
         self._relays = relays
         self._signals = signals
         self._clock = clock
@@ -625,6 +632,7 @@ class SupportServicer(support_pb2_grpc.SupportServiceServicer):
                 ticket_id=request.ticket_id,
                 body=request.body,
                 set_status=enum_in(_STATUS_IN, request.set_status),
+                customer_address=self._customer_address,
             )
             answer = await self._ticket(session, ticket)
         self._committed()
@@ -821,6 +829,31 @@ def identity_lookup(link: IdentityLink) -> domain.OrganisationLookup:
     return lookup
 
 
+def identity_address(link: IdentityLink) -> domain.CustomerAddress:
+    """A customer's address from identity, asked with support's own service token: the caller
+    is the agent replying, who may not read the customer's account."""
+
+    async def address(user_id: str) -> str | None:
+        if link.tokens is None:
+            log.warning("no service credentials: agent replies are not mailed to customers")
+            return None
+        try:
+            response = await link.stub.GetUser(
+                identity_pb2.GetUserRequest(user_id=user_id),
+                metadata=(("authorization", f"Bearer {await link.tokens.token()}"),),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None  # the account is gone: nobody to write to
+            raise Unavailable("identity did not answer; try again shortly") from None
+        user = response.user
+        if not user.email or not user.email_verified or user.status != _USER_ACTIVE:
+            return None
+        return str(user.email)
+
+    return address
+
+
 async def build(context: ServiceContext, *, clock: Clock_ = utcnow) -> Wiring:
     """Connects identity (JWKS, organisation look-ups), starts the SLA signal relay, wires."""
     settings = context.settings
@@ -855,6 +888,7 @@ async def build(context: ServiceContext, *, clock: Clock_ = utcnow) -> Wiring:
         sessions=context.sessions,
         settings=settings,
         lookup=identity_lookup(link),
+        customer_address=identity_address(link),
         relays=relays,
         signals=signals,
         clock=clock,

@@ -28,9 +28,9 @@ class SupportSettings(ServiceSettings):
     support_team_email: str = "support-team@guichet.example.com"
     # A category view that led to no ticket within this many seconds counts as a deflection.
     deflection_window_seconds: int = Field(default=24 * 3600, gt=0)
-    # Outbox relays in this process (each starts workflows one at a time; SKIP LOCKED shares the
-    # rows): several keep workflow starts up with bursts of new tickets.
-    outbox_relays: int = Field(default=4, ge=1, le=32)
+    # Outbox relays in this process (SKIP LOCKED shares the rows). One is enough: it starts a
+    # batch's workflows concurrently (32 at a time); more only add polling.
+    outbox_relays: int = Field(default=1, ge=1, le=32)
     # Seconds between two polls of the SLA signal outbox when nothing wakes it.
     signal_poll_interval: float = Field(default=0.5, gt=0)
     # Breach mails and partners' answers travel sealed like every mail.

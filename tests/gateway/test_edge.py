@@ -421,6 +421,38 @@ PUBLIC = {
 }
 
 
+def _refs(schema: dict[str, Any]) -> list[str]:
+    """The component names a property points at, through Optional (anyOf) and lists."""
+    names = [schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for option in schema.get(key, []):
+            names += _refs(option)
+    if isinstance(schema.get("items"), dict):
+        names += _refs(schema["items"])
+    return names
+
+
+def _fields_without_examples(
+    schema: dict[str, Any], components: dict[str, Any], seen: set[str] | None = None
+) -> list[str]:
+    """Every field of a request body and of the models it nests, lacking an example: a field
+    holding a model is documented by that model's fields; anything else (text, numbers, dates,
+    enums, lists of ids) carries its own example."""
+    seen = set() if seen is None else seen
+    missing: list[str] = []
+    for name in _refs(schema):
+        if name in seen:
+            continue
+        seen.add(name)
+        for field, prop in components[name].get("properties", {}).items():
+            models = [r for r in _refs(prop) if "properties" in components[r]]
+            if models:
+                missing += _fields_without_examples(prop, components, seen)
+            elif not prop.get("examples"):
+                missing.append(f"{name}.{field}")
+    return missing
+
+
 def _has_examples(schema: dict[str, Any], components: dict[str, Any]) -> bool:
     if "$ref" in schema:
         schema = components[schema["$ref"].rsplit("/", 1)[1]]
@@ -428,7 +460,7 @@ def _has_examples(schema: dict[str, Any], components: dict[str, Any]) -> bool:
         return True
     properties = schema.get("properties", {})
     return bool(properties) and all(
-        p.get("examples") or "$ref" in p or p.get("type") == "array" for p in properties.values()
+        p.get("examples") or _refs(p) or p.get("type") == "array" for p in properties.values()
     )
 
 
@@ -452,17 +484,21 @@ async def test_openapi_lists_every_route_with_problems_and_examples(
         assert errors or path == "/healthz", path
         for code, response in errors.items():
             assert list(response["content"]) == ["application/problem+json"], (path, code)
-        # Examples on every field: identity's routes so far (the other services' are a gap the
-        # closing note names).
-        documented = (_method, path) in ROUTES
+        # Examples on every field, on every route: of every request body, nested models
+        # included, and of every success body (a field holding a model or a list is documented
+        # by that model's own examples).
         if "requestBody" in op:
             schema = op["requestBody"]["content"].get("application/json", {}).get("schema")
-            assert schema is None or _has_examples(schema, components) or not documented, path
+            if schema is not None:
+                assert not _fields_without_examples(schema, components), (
+                    path,
+                    _fields_without_examples(schema, components),
+                )
             assert "400" in responses, path
         ok = [r for code, r in responses.items() if code.startswith("2")]
         assert len(ok) == 1, path
-        for content in ok[0].get("content", {}).values():
-            if documented and not path.startswith("/.well"):
+        for media_type, content in ok[0].get("content", {}).items():
+            if media_type == "application/json" and not path.startswith("/.well"):
                 assert _has_examples(content["schema"], components), path
         if "security" not in op:
             assert path in PUBLIC, f"{path} answers without a token but is not declared public"
@@ -501,3 +537,88 @@ async def test_nul_in_the_query_string_is_a_400(client: httpx.AsyncClient) -> No
 async def test_ordinary_unicode_passes_the_text_guard(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/password/forgot", json={"login": "élodie.müller"})
     assert response.status_code == 202
+
+
+# --- body limits: small JSON everywhere, files on the upload routes --------------------------
+
+ATTACHMENT = "/v1/support/tickets/00000000-0000-4000-8000-000000000001/attachments?filename=a.pdf"
+PROOF = (
+    "/v1/partners/00000000-0000-4000-8000-000000000002/bank-detail-changes/"
+    "00000000-0000-4000-8000-000000000003/proof?filename=rib.pdf"
+)
+UPLOAD_LIMIT = GatewaySettings.model_fields["max_upload_bytes"].default
+
+
+def _streamed(size: int) -> Any:
+    """A body without Content-Length, so the limit must hold while reading."""
+
+    async def chunks() -> Any:
+        for start in range(0, size, 64 * 1024):
+            yield b"x" * min(64 * 1024, size - start)
+
+    return chunks()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/support/tickets"), ("POST", "/v1/partners/x/messages"), ("PUT", ATTACHMENT)],
+)
+async def test_a_100_kib_json_body_off_the_upload_routes_is_a_413(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """Next to the uploads too: the attachment path takes its larger limit on POST only."""
+    response = await client.request(method, path, json={"body": "x" * (100 * 1024)})
+    assert assert_problem(response, 413)["type"].endswith("/content_too_large")
+    streamed = await client.request(
+        method, path, content=_streamed(100 * 1024), headers={"content-type": "application/json"}
+    )
+    assert_problem(streamed, 413)
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", ATTACHMENT), ("PUT", PROOF)])
+async def test_uploads_pass_the_edge_up_to_the_upload_limit(
+    client_for: ClientFactory, keys: SigningKeys, method: str, path: str
+) -> None:
+    """A 1 MiB file reaches the service (here: none listens, so 503); past the upload limit the
+    edge answers 413, whether the size is declared or only found while reading."""
+    nowhere = "127.0.0.1:9"
+    auth = {"authorization": f"Bearer {keys.token()}", "content-type": "application/pdf"}
+    async with client_for(support_addr=nowhere, partners_addr=nowhere) as client:
+        mebibyte = b"%PDF-1.7\n" + b"x" * (1024 * 1024)
+        passed = await client.request(method, path, content=mebibyte, headers=auth)
+        assert_problem(passed, 503)
+        streamed = await client.request(method, path, content=_streamed(1024 * 1024), headers=auth)
+        assert_problem(streamed, 503)
+        declared = await client.request(
+            method, path, content=b"x" * (UPLOAD_LIMIT + 1), headers=auth
+        )
+        assert assert_problem(declared, 413)["type"].endswith("/content_too_large")
+        read = await client.request(method, path, content=_streamed(UPLOAD_LIMIT + 1), headers=auth)
+        assert assert_problem(read, 413)["type"].endswith("/content_too_large")
+
+
+async def test_the_upload_limit_is_a_setting_bounded_by_the_grpc_message(
+    client_for: ClientFactory, keys: SigningKeys
+) -> None:
+    with pytest.raises(ValueError, match="max_upload_bytes"):
+        GatewaySettings(identity_addr="127.0.0.1:9", max_upload_bytes=5 * 1024 * 1024)
+    auth = {"authorization": f"Bearer {keys.token()}", "content-type": "application/pdf"}
+    async with client_for(max_upload_bytes=512 * 1024, support_addr="127.0.0.1:9") as client:
+        response = await client.post(ATTACHMENT, content=b"x" * (512 * 1024 + 1), headers=auth)
+        assert_problem(response, 413)
+
+
+async def test_openapi_declares_the_upload_limit_on_the_upload_routes(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    uploads = [
+        paths["/v1/support/tickets/{ticket_id}/attachments"]["post"],
+        paths["/v1/partners/{store_id}/bank-detail-changes/{change_id}/proof"]["put"],
+    ]
+    for operation in uploads:
+        too_large = operation["responses"]["413"]
+        assert "MAX_UPLOAD_BYTES" in too_large["description"]
+        assert list(too_large["content"]) == ["application/problem+json"]
+    message = paths["/v1/support/tickets/{ticket_id}/messages"]["post"]["responses"]["413"]
+    assert message["description"] == "The request body is too large."

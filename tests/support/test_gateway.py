@@ -3,7 +3,7 @@ a customer's journey, an agent's, and the problems (RFC 9457) they meet on the w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -213,3 +213,53 @@ async def test_agents_queue_partner_messages_and_reports(
     assert_problem(bad, 400, "invalid_argument")
     anonymous = await http.get("/v1/support/tickets")
     assert_problem(anonymous, 401, "unauthenticated")
+
+
+PDF = b"%PDF-1.7\n"
+
+
+async def test_attachments_past_the_gateway_body_limit_reach_support(
+    http: httpx.AsyncClient, support: Support
+) -> None:
+    """Uploads get the gateway's upload limit, not its 64 KiB JSON limit: support's own checks
+    decide up to it, with their precise error; past it the edge answers 413."""
+    category = await support.category()
+    _, _, token = await support.customer()
+    customer = headers(token)
+    ticket = await support.open(token, category.id)
+    url = f"/v1/support/tickets/{ticket.id}/attachments"
+
+    def upload(content: bytes, filename: str = "extrait.pdf") -> Awaitable[httpx.Response]:
+        return http.post(
+            url,
+            params={"filename": filename},
+            content=content,
+            headers={**customer, "content-type": "application/pdf"},
+        )
+
+    mebibyte = PDF + b"\x00" * (1024 * 1024 - len(PDF))
+    uploaded = await upload(mebibyte)
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["size_bytes"] == 1024 * 1024
+    download = await http.get(f"/v1/support/attachments/{uploaded.json()['id']}", headers=customer)
+    assert download.content == mebibyte
+
+    limit = support.settings.attachment_max_bytes
+    over = await upload(PDF + b"\x00" * (limit + 1 - len(PDF)))
+    problem = assert_problem(over, 400, "invalid_argument")
+    assert problem["errors"] == [{"field": "content", "detail": f"is larger than {limit} bytes"}]
+
+    ceiling = GatewaySettings.model_fields["max_upload_bytes"].default
+    beyond = await upload(PDF + b"\x00" * ceiling)
+    assert_problem(beyond, 413, "content_too_large")
+
+    # Every other route keeps the small limit, even a JSON body to the same ticket.
+    note = await http.post(
+        f"/v1/support/tickets/{ticket.id}/messages",
+        json={"body": "x" * (100 * 1024)},
+        headers=customer,
+    )
+    assert_problem(note, 413, "content_too_large")
+    history = await support.history(ticket.id)
+    assert [a.size_bytes for a in history.attachments] == [1024 * 1024]
+    assert not history.messages

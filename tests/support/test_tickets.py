@@ -416,6 +416,59 @@ async def test_partner_messages_are_answered_by_mail(support: Support, smtp_sink
     assert not_a_store.reason == "no_contract"
 
 
+async def test_the_customer_is_mailed_each_agent_reply(
+    support: Support, smtp_sink: SmtpSink
+) -> None:
+    """An extranet ticket's answers go to the opener's verified address, read from identity at
+    each reply (with support's service token: the agent may not read the account); the
+    customer's own messages, and an opener without a verified address, get no mail."""
+    category = await support.category()
+    org, account, customer = await support.customer()
+    _, agent = await support.agent()
+    assert account.email
+    ticket = await support.open(customer, category.id)
+
+    async def mailed(message_id: str) -> bool:
+        async with support.sessions() as session:
+            found = await session.scalar(
+                select(outbox.c.id).where(outbox.c.workflow_id == f"mail/{message_id}")
+            )
+        return found is not None
+
+    asked = await support.stub.ReplyToTicket(
+        pb.ReplyToTicketRequest(
+            ticket_id=ticket.id,
+            body="Quel est le code du client ?",
+            set_status=pb.TICKET_STATUS_WAITING_ON_CUSTOMER,
+        ),
+        metadata=agent,
+    )
+    [mail] = await smtp_sink.wait_for(account.email, within=30)
+    assert mail.subject == f"[Guichet #{ticket.number}] Re: {ticket.title}"
+    assert "Quel est le code du client ?" in mail.body
+    assert "waiting_on_customer" in mail.body
+    assert await mailed(asked.message.id)
+    answered = await support.stub.ReplyToTicket(
+        pb.ReplyToTicketRequest(ticket_id=ticket.id, body="Le client 100."), metadata=customer
+    )
+    assert answered.ticket.status == pb.TICKET_STATUS_IN_PROGRESS
+    assert not await mailed(answered.message.id)
+    await support.stub.ReplyToTicket(
+        pb.ReplyToTicketRequest(ticket_id=ticket.id, body="Corrigé dans la version 12.4."),
+        metadata=agent,
+    )
+    mails = await smtp_sink.wait_for(account.email, count=2, within=30)
+    assert "Corrigé dans la version 12.4." in mails[-1].body
+
+    unverified = await support.identity.account(org, "customer_user", email_verified=False)
+    quiet = await support.open(await support.login(unverified), category.id)
+    reply = await support.stub.ReplyToTicket(
+        pb.ReplyToTicketRequest(ticket_id=quiet.id, body="Nous regardons."), metadata=agent
+    )
+    assert reply.ticket.status == pb.TICKET_STATUS_IN_PROGRESS
+    assert not await mailed(reply.message.id)
+
+
 async def test_deflection_the_queue_and_the_report(support: Support) -> None:
     calendar = await support.calendar(weekly_hours=["00:00-24:00"] * 7, country="")
     plan = await support.plan(calendar.id, minutes=(60, 120, 600))

@@ -759,13 +759,22 @@ async def list_bank_detail_changes(
     )
 
 
+# The upload route: the gateway lets its body past MAX_BODY_BYTES, up to MAX_UPLOAD_BYTES, and
+# partners' own checks (PROOF_MAX_BYTES, the types, the bytes) decide.
+PROOF_UPLOAD = ("PUT", f"{PREFIX}/bank-detail-changes/{{change_id}}/proof")
+
+
 @router.put(
-    f"{PREFIX}/bank-detail-changes/{{change_id}}/proof",
+    PROOF_UPLOAD[1],
     tags=[PARTNERS_TAG],
     summary="Upload the bank's proof: the raw body, its type (PDF, PNG, JPEG) in Content-Type",
     responses={
         **errors(400, 401, 404, 409),
-        413: {"model": Problem, "description": "Larger than the gateway's body limit."},
+        413: {
+            "model": Problem,
+            "description": "Larger than the gateway's upload limit (MAX_UPLOAD_BYTES, 3,900,000 "
+            "bytes by default). Below it, a proof over partners' own limit is a 400 on `content`.",
+        },
     },
     openapi_extra={
         "requestBody": {

@@ -20,7 +20,7 @@ from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 
 from services.gateway.auth import CurrentCaller
 from services.gateway.openapi import errors
-from services.gateway.problems import ProblemException
+from services.gateway.problems import Problem, ProblemException
 from services.gateway.schemas_support import (
     Attachment,
     Calendar,
@@ -514,11 +514,23 @@ async def log_consulting_time(
     return Ticket.from_proto(response.ticket)
 
 
+# The upload route: the gateway lets its body past MAX_BODY_BYTES, up to MAX_UPLOAD_BYTES, and
+# support's own checks (ATTACHMENT_MAX_BYTES, the types) decide.
+ATTACHMENT_UPLOAD = ("POST", f"{PREFIX}/tickets/{{ticket_id}}/attachments")
+
+
 @router.post(
-    f"{PREFIX}/tickets/{{ticket_id}}/attachments",
+    ATTACHMENT_UPLOAD[1],
     summary="Attach a file: the raw body, its type in Content-Type",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(400, 401, 404, 409),
+    responses={
+        **errors(400, 401, 404, 409),
+        413: {
+            "model": Problem,
+            "description": "Larger than the gateway's upload limit (MAX_UPLOAD_BYTES, 3,900,000 "
+            "bytes by default). Below it, a file over support's own limit is a 400 on `content`.",
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
