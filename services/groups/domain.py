@@ -65,6 +65,7 @@ from services.kit.paging import (
     page_token as _page_token,
     parse_page as _parse_page,
 )
+from services.kit.temporal import GROUP, PROCESS_REQUEST_ID
 
 T = TypeVar("T")
 
@@ -1334,6 +1335,10 @@ async def _enqueue_delegation(
             "group_name": request.group_name,
         },
         task_queue=task_queue,
+        search_attributes={
+            PROCESS_REQUEST_ID.name: str(request.id),
+            GROUP.name: request.group_name,
+        },
     )
 
 

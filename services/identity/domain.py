@@ -190,7 +190,9 @@ PASSWORD_MIN_SCORE = 3
 
 
 def _guessable(password: str, username: str) -> bool:
-    return int(zxcvbn(password, user_inputs=[username])["score"]) < PASSWORD_MIN_SCORE
+    # The username and its parts (jean.dupont: jean, dupont) count as known words.
+    known = [username, *re.split(r"\W+", username)]
+    return int(zxcvbn(password, user_inputs=known)["score"]) < PASSWORD_MIN_SCORE
 
 
 def normalise_email(raw: str) -> str:

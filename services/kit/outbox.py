@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import context as otel_context, propagate
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from sqlalchemy import (
     Column as _Column,
     DateTime,
@@ -33,7 +35,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -85,6 +93,11 @@ def outbox_table(metadata: MetaData) -> Table:
         _Column("started_at", DateTime(timezone=True), nullable=True, index=True),
         _Column("attempts", Integer, nullable=False, server_default="0"),
         _Column("last_error", Text, nullable=True),
+        # W3C trace context of the change that recorded the row: the start continues its trace.
+        _Column("trace_context", JSONB, nullable=True),
+        # Keyword search attributes set at the start, so the run is found by its business key
+        # before its first workflow task has run.
+        _Column("search_attributes", JSONB, nullable=True),
     )
 
 
@@ -96,8 +109,15 @@ async def enqueue(
     workflow_id: str,
     argument: dict[str, Any],
     task_queue: str,
+    search_attributes: dict[str, str] | None = None,
 ) -> None:
-    """Records a workflow to start; the caller's transaction decides whether it happens."""
+    """Records a workflow to start; the caller's transaction decides whether it happens.
+
+    The current trace context is kept with it, so that the request that recorded the row and the
+    workflow it starts are one trace (the relay starts it later, in its own task).
+    """
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
     await session.execute(
         table.insert().values(
             id=uuid.uuid4(),
@@ -105,7 +125,20 @@ async def enqueue(
             workflow_id=workflow_id,
             task_queue=task_queue,
             argument=argument,
+            trace_context=carrier or None,
+            search_attributes=search_attributes or None,
         )
+    )
+
+
+def _typed_attributes(attributes: dict[str, str] | None) -> TypedSearchAttributes | None:
+    if not attributes:
+        return None
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
+            for name, value in attributes.items()
+        ]
     )
 
 
@@ -177,7 +210,14 @@ class OutboxRelay:
         self._deferred = {key: until for key, until in self._deferred.items() if until > now}
         query = (
             select(
-                t.c.id, t.c.workflow, t.c.workflow_id, t.c.task_queue, t.c.argument, t.c.attempts
+                t.c.id,
+                t.c.workflow,
+                t.c.workflow_id,
+                t.c.task_queue,
+                t.c.argument,
+                t.c.attempts,
+                t.c.trace_context,
+                t.c.search_attributes,
             )
             .where(t.c.started_at.is_(None))
             .order_by(t.c.created_at)
@@ -186,6 +226,15 @@ class OutboxRelay:
         )
         if self._deferred:
             query = query.where(t.c.id.not_in(list(self._deferred)))
+        # The poll runs every half second: its own SQL is not worth a trace each time.
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            return await self._relay_batch(query)
+        finally:
+            otel_context.detach(token)
+
+    async def _relay_batch(self, query: Any) -> int:
+        t = self._table
         async with self._sessions.begin() as session:
             rows = (await session.execute(query)).all()
             if not rows:
@@ -195,18 +244,22 @@ class OutboxRelay:
             client = self._client
             gate = asyncio.Semaphore(self._concurrency)
 
-            async def start(
-                workflow: str, argument: Any, workflow_id: str, task_queue: str
-            ) -> BaseException | None:
+            async def start(row: Any) -> BaseException | None:
+                # In the recording request's trace (instrumentation back on for the start).
+                parent = propagate.extract(row.trace_context or {})
+                token = otel_context.attach(
+                    otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, False, parent)
+                )
                 async with gate:
                     try:
                         await client.start_workflow(
-                            workflow,
-                            argument,
-                            id=workflow_id,
-                            task_queue=task_queue,
+                            row.workflow,
+                            row.argument,
+                            id=row.workflow_id,
+                            task_queue=row.task_queue,
                             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                            search_attributes=_typed_attributes(row.search_attributes),
                         )
                     except WorkflowAlreadyStartedError:
                         return None  # already completed (started before a crash): done
@@ -214,11 +267,11 @@ class OutboxRelay:
                         raise
                     except Exception as error:
                         return error
+                    finally:
+                        otel_context.detach(token)
                     return None
 
-            outcomes = await asyncio.gather(
-                *(start(r.workflow, r.argument, r.workflow_id, r.task_queue) for r in rows)
-            )
+            outcomes = await asyncio.gather(*(start(row) for row in rows))
             started = [row.id for row, error in zip(rows, outcomes, strict=True) if error is None]
             failed = [(row, error) for row, error in zip(rows, outcomes, strict=True) if error]
             if started:

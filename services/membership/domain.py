@@ -47,6 +47,7 @@ from services.kit.paging import (
     page_token as _page_token,
     parse_page as _parse_page,
 )
+from services.kit.temporal import MEMBERSHIP
 from services.membership import duplicates as dup
 from services.membership.models import (
     AssociationMember,
@@ -683,6 +684,7 @@ async def create_workshop_membership(
         workflow_id=renewal_workflow_id(membership.id),
         argument={"membership_id": str(membership.id)},
         task_queue=settings.temporal_task_queue,
+        search_attributes={MEMBERSHIP.name: str(membership.id)},
     )
     await session.flush()
     return await _view(session, membership)

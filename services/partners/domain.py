@@ -55,6 +55,7 @@ from services.kit.paging import (
     page_token as encode_page_token,
     parse_page as _parse_page,
 )
+from services.kit.temporal import ORDER, TENANT
 from services.partners import contract
 from services.partners.models import (
     HISTORY_STATUSES,
@@ -1879,6 +1880,7 @@ async def report_out_of_stock(
             "support_timeout_seconds": settings.escalation_support_timeout_seconds,
         },
         task_queue=settings.temporal_task_queue,
+        search_attributes={ORDER.name: str(order.id), TENANT.name: str(store.id)},
     )
     return await _order_view(session, order)
 

@@ -137,7 +137,11 @@ def test_password_policy_reports_every_problem() -> None:
         "must be at least 12 characters",
         "must not contain the username",
     ]
-    assert domain.password_problems("x" * 12, "jean") == []
+    assert domain.password_problems("vélo rouge sur le quai", "jean") == []
+    # Long enough, but one letter repeated, a keyboard row, a common password.
+    guessable = "is too easy to guess"
+    for weak in ("x" * 12, "azertyuiop123", "password1234"):
+        assert [p for p in domain.password_problems(weak, "jean.dupont") if guessable in p], weak
 
 
 def test_fold_removes_accents_case_and_extra_spaces() -> None:

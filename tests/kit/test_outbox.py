@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context, trace
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import (
@@ -22,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from services.kit.db import create_engine, create_session_factory
 from services.kit.mail import enqueue_mail, new_sealing_key
 from services.kit.outbox import OutboxRelay, enqueue, outbox_table
+from services.kit.temporal import GROUP
 from services.kit.testing import DatabaseServer
 
 
@@ -244,4 +246,63 @@ async def test_two_relays_racing_start_each_workflow_once(
     async with sessions.begin() as session:
         attempts = (await session.execute(select(outbox.c.attempts))).scalars().all()
     assert set(attempts) == {1}
+    await engine.dispose()
+
+
+class TraceAtStart(Interceptor):
+    """Records the trace id current when the relay starts each workflow."""
+
+    def __init__(self) -> None:
+        self.trace_ids: dict[str, int] = {}
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        seen = self.trace_ids
+
+        class Outbound(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                seen[input.id] = trace.get_current_span().get_span_context().trace_id
+                return await super().start_workflow(input)
+
+        return Outbound(next)
+
+
+async def test_a_start_continues_the_recording_trace_and_is_searchable_at_once(
+    pg: DatabaseServer, temporal_env: WorkflowEnvironment
+) -> None:
+    """The relay starts later, in its own task: the row carries the request's trace context and
+    the business keys, so the run is in the request's trace and found by its key before any
+    worker has picked it up (nobody polls this queue)."""
+    engine, sessions, outbox = await new_outbox(pg)
+    request_trace = 0x5EED_0000_0000_0000_0000_0000_0000_0001
+    recording = trace.NonRecordingSpan(
+        trace.SpanContext(request_trace, 0x1234, is_remote=False, trace_flags=trace.TraceFlags(1))
+    )
+    workflow_id = f"outbox-test/{uuid.uuid4()}"
+    token = otel_context.attach(trace.set_span_in_context(recording))
+    try:
+        async with sessions.begin() as session:
+            await enqueue(
+                session,
+                outbox,
+                workflow="NobodyRunsThis",
+                workflow_id=workflow_id,
+                argument={},
+                task_queue=f"nobody-polls-{uuid.uuid4()}",
+                search_attributes={GROUP.name: "Transitaires du Sud"},
+            )
+    finally:
+        otel_context.detach(token)
+    seen = TraceAtStart()
+
+    async def connect() -> Client:
+        config = temporal_env.client.config()
+        config["interceptors"] = [*config["interceptors"], seen]
+        return Client(**config)
+
+    # The relay runs outside any request: its own context has no span at all.
+    assert not trace.get_current_span().get_span_context().is_valid
+    assert await OutboxRelay(sessions, outbox, connect).relay_once() == 1
+    assert seen.trace_ids == {workflow_id: request_trace}
+    description = await temporal_env.client.get_workflow_handle(workflow_id).describe()
+    assert description.typed_search_attributes.get(GROUP) == "Transitaires du Sud"
     await engine.dispose()

@@ -212,6 +212,7 @@ def assert_traced_call(call: Call, attribute: str, value: str) -> None:
 # --- Delegation (groups) ----------------------------------------------------------------------
 
 APPLY = "/guichet.groups.v1.GroupsService/ApplyDelegationBatch"
+UPDATE = "/guichet.groups.v1.GroupsService/UpdateGroup"
 
 
 async def test_delegation_span_tree(
@@ -239,6 +240,19 @@ async def test_delegation_span_tree(
         tree = await tree_when(exporter, check)
     start = tree.start("Delegation", workflow_id)
     assert tree.children(start, "CompleteWorkflow:Delegation")
+    # One trace for the whole action: the relay started the workflow under the UpdateGroup call
+    # that recorded the request (its outbox row kept the trace context).
+    [recorded] = [
+        s
+        for s in tree.spans
+        if s.name == UPDATE
+        and s.kind == SpanKind.SERVER
+        and start.parent is not None
+        and s.context is not None
+        and s.context.span_id == start.parent.span_id
+    ]
+    assert recorded.context is not None and start.context is not None
+    assert start.context.trace_id == recorded.context.trace_id
 
 
 # --- TicketSla (support) ----------------------------------------------------------------------
