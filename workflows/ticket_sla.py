@@ -288,6 +288,13 @@ def elapsed(state: SlaState, clock: ClockState, until: datetime) -> timedelta:
 # Timers wake a little after the instant rather than before it: a threshold is never reported early.
 _EPSILON = timedelta(milliseconds=1)
 
+# A timer counts from when its workflow task completes, not from `workflow.now()` (when the task
+# started): a task slowed by a busy worker would fire the warning that much late. A threshold
+# further off than twice this is first aimed this much short, then re-aimed from a fresh clock.
+_REAIM_BEFORE = timedelta(seconds=60)
+# Runs recorded before re-aiming existed replay without it.
+_REAIM_PATCH = "sla-reaim-timers"
+
 
 # Not sandboxed: the workflow runs only this module's pure rules and business_time's arithmetic
 # (no I/O, no clock, no randomness; time is `workflow.now()`), and ten thousand of them live at
@@ -368,6 +375,8 @@ class TicketSla:
             upcoming = [t.due for t in thresholds(state) if t.due > workflow.now()]
             if upcoming:
                 delay = min(upcoming) - workflow.now() + _EPSILON
+                if delay > 2 * _REAIM_BEFORE and workflow.patched(_REAIM_PATCH):
+                    delay -= _REAIM_BEFORE
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(self._ready, timeout=delay)
             else:
