@@ -20,9 +20,9 @@ from services.kit.metrics import (
     Gauge,
     Samples,
     outbox_samples,
-    with_collector,
+    with_database_gauges,
 )
-from services.kit.runtime import ServiceContext, ServiceSpec
+from services.kit.runtime import ServiceSpec
 
 SERVICE = "groups"
 REQUESTS = Gauge(
@@ -96,8 +96,4 @@ def process_request_gauges(
 
 def with_gauges(spec: ServiceSpec) -> ServiceSpec:
     """Groups as declared, plus these gauges on its metrics port."""
-    return with_collector(spec, _gauges)
-
-
-def _gauges(context: ServiceContext) -> DatabaseCollector:
-    return process_request_gauges(context.sessions)
+    return with_database_gauges(spec, SERVICE, GAUGES, read)

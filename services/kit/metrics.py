@@ -258,6 +258,18 @@ def with_collector(spec: ServiceSpec, make: Callable[[ServiceContext], Collector
     return dataclasses.replace(spec, build=build)
 
 
+def with_database_gauges(
+    spec: ServiceSpec, service: str, gauges: Sequence[Gauge], read: Reader
+) -> ServiceSpec:
+    """The same service, plus `gauges` that `read` computes from its own database at scrape."""
+    return with_collector(
+        spec,
+        lambda context: DatabaseCollector(
+            service, context.sessions, gauges, read, loop=asyncio.get_running_loop()
+        ),
+    )
+
+
 OUTBOX_GAUGES = (
     Gauge(
         "guichet_outbox_pending",

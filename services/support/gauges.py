@@ -22,9 +22,9 @@ from services.kit.metrics import (
     Gauge,
     Samples,
     outbox_samples,
-    with_collector,
+    with_database_gauges,
 )
-from services.kit.runtime import ServiceContext, ServiceSpec
+from services.kit.runtime import ServiceSpec
 from services.support.models import Priority, SlaSignal, Status, Ticket, outbox
 
 SERVICE = "support"
@@ -93,8 +93,4 @@ def sla_gauges(
 
 def with_gauges(spec: ServiceSpec) -> ServiceSpec:
     """Support as declared, plus these gauges on its metrics port."""
-    return with_collector(spec, _gauges)
-
-
-def _gauges(context: ServiceContext) -> DatabaseCollector:
-    return sla_gauges(context.sessions)
+    return with_database_gauges(spec, SERVICE, GAUGES, read)
