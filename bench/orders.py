@@ -10,7 +10,9 @@ warm-up:
   900,000 orders deep (its keyset token built for that position);
 * partners over gRPC directly (where the gateway's share shows);
 * the floor: the statement partners sends, prepared and run with asyncpg on the same server;
-* for scale, the same deep page read with OFFSET (what the keyset avoids).
+* for scale, the same deep page read with OFFSET (what the keyset avoids);
+* the hops alone: the gateway's `/readyz`, one HTTP request into FastAPI and one gRPC call to
+  identity with no token and no SQL: what the service shape costs before any work.
 
 Done when: p99 through the gateway < 50 ms, and within 3x the SQL floor.
 Run: `make bench` (or `python -m bench.orders --orders 1000000 --requests 400`).
@@ -225,6 +227,13 @@ async def _run(stack: Stack, count: int, requests: int) -> None:
                 lambda: gateway_call({"page_size": PAGE, "page_token": token}), requests
             )
 
+            async def hops_only() -> None:
+                (await http.get("/readyz")).raise_for_status()
+
+            # The shape's own floor: the gateway's readiness check crosses the same two hops
+            # (HTTP into FastAPI, one gRPC call) and does no work at all: no token, no SQL.
+            hops = await _measure(hops_only, requests)
+
     load = os.getloadavg()
     print(f"cores / load average          {os.cpu_count()} / {load[0]:.2f} {load[1]:.2f}")
     print(f"orders in the store           {total:,} (imported in {loaded:.1f} s)")
@@ -238,6 +247,7 @@ async def _run(stack: Stack, count: int, requests: int) -> None:
         ("gateway, first page", gateway_first),
         ("gateway, deep page", gateway_deep),
         (f"(OFFSET {DEEP:,}, for scale)", offset),
+        ("gateway /readyz (hops, no work)", hops),
     )
     for name, (p50, p99) in rows:
         print(f"{name:30}{p50:10.2f}{p99:10.2f}")
@@ -252,6 +262,10 @@ async def _run(stack: Stack, count: int, requests: int) -> None:
             f"(p50 {gateway[0] / floor[0]:.1f}x); p99 < {P99_BUDGET_MS:.0f} ms "
             f"{'yes' if gateway[1] < P99_BUDGET_MS else 'NO'}; done-when {verdict}"
         )
+    print(
+        f"the two hops alone, doing nothing: p50 {hops[0] / floor_first[0]:.1f}x and "
+        f"p99 {hops[1] / floor_first[1]:.1f}x the first page's SQL floor"
+    )
 
 
 if __name__ == "__main__":

@@ -159,7 +159,11 @@ class PartnersActivities:
     @activity.defn(name="partners.open_support_ticket")
     async def open_support_ticket(self, message_id: str) -> str:
         """Opens the message's ticket in support (with the worker's service token) unless it has
-        one; records the ticket, or why support did not take it (then retried)."""
+        one; records the ticket, or why support did not take it (then retried).
+
+        The message id goes as support's idempotency key: if support opened the ticket but its
+        answer was lost (or the partner's request opened it meanwhile), the retry gets that
+        same ticket back."""
         found = await _call(
             self._partners.GetSupportMessage(pb.GetSupportMessageRequest(message_id=message_id))
         )
@@ -175,6 +179,7 @@ class PartnersActivities:
                 subject=message.subject,
                 body=message.body,
                 reply_to_email=message.reply_to_email,
+                idempotency_key=message.id,
                 seconds=self._support_timeout,
             )
         except (grpc.aio.AioRpcError, LookupError) as error:

@@ -514,6 +514,7 @@ class PartnersServicer(partners_pb2_grpc.PartnersServiceServicer):
                     subject=message.subject,
                     body=message.body,
                     reply_to_email=message.reply_to_email,
+                    idempotency_key=str(message.id),
                     seconds=3.0,
                 )
             except (grpc.aio.AioRpcError, LookupError) as failure:

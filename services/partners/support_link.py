@@ -21,13 +21,16 @@ async def open_support_ticket(
     subject: str,
     body: str,
     reply_to_email: str,
+    idempotency_key: str,
     seconds: float,
     metadata: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Sends the message as a partner message; returns the ticket id.
 
     The category is support's partner category whose code matches (`SUPPORT_CATEGORY_CODES`);
-    LookupError when support has none. gRPC errors pass through.
+    LookupError when support has none. gRPC errors pass through. `idempotency_key` is the
+    message id: support answers a second opening of the same message (a retry after a lost
+    answer, or the partner's request racing the worker) with the ticket of the first.
     """
     code = contract.SUPPORT_CATEGORY_CODES[category]
     categories = await support.ListCategories(
@@ -45,6 +48,7 @@ async def open_support_ticket(
             body=body,
             reply_to_email=reply_to_email,
             organisation_id=store_id,
+            idempotency_key=idempotency_key,
         ),
         timeout=seconds,
         metadata=tuple(metadata),

@@ -51,6 +51,7 @@ from services.kit.paging import (
     page_token as _page_token,
     parse_page as _parse_page,
 )
+from services.kit.temporal import TENANT, TICKET
 from services.support.models import (
     Attachment,
     Audience,
@@ -137,6 +138,7 @@ NOTE_MAX = 500
 FILENAME_MAX = 200
 MAX_TARGET_MINUTES = 525_600  # a year of business minutes is already no promise at all
 MAX_CONSULTING_MINUTES = 24 * 60
+IDEMPOTENCY_KEY_MAX = 100
 
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _SCREEN_CODE = re.compile(r"^[A-Za-z0-9_.\- ]{1,40}$")
@@ -189,12 +191,14 @@ def _parse_uuid(v: Validator, field: str, raw: str, *, required: bool = True) ->
         return None
 
 
-def _uuid_or_not_found(raw: str, what: str) -> uuid.UUID:
-    """A malformed id names nothing: NOT_FOUND, like an unknown one (no probing by format)."""
-    try:
-        return uuid.UUID(raw.strip())
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
+def _uuid_or_raise(field: str, raw: str) -> uuid.UUID:
+    """An id to look up: malformed (or missing) is the caller's mistake, INVALID_ARGUMENT naming
+    the field (house rule 7, as in every service); a well-formed unknown one stays NOT_FOUND."""
+    v = Validator()
+    parsed = _parse_uuid(v, field, raw)
+    v.raise_if_any()
+    assert parsed is not None
+    return parsed
 
 
 def _email(v: Validator, field: str, raw: str) -> str | None:
@@ -313,7 +317,7 @@ async def _ticket_for(
 ) -> tuple[Ticket, Side]:
     actor = _user(actor)
     ticket = await session.get(
-        Ticket, _uuid_or_not_found(ticket_id, "ticket"), with_for_update=lock or None
+        Ticket, _uuid_or_raise("ticket_id", ticket_id), with_for_update=lock or None
     )
     if ticket is None:
         raise NotFound("ticket not found")
@@ -606,7 +610,7 @@ async def get_contract(
 ) -> tuple[Contract, PlanView]:
     """Operators read any contract; a customer reads their own organisation's."""
     actor = _user(actor)
-    organisation = _uuid_or_not_found(organisation_id, "contract")
+    organisation = _uuid_or_raise("organisation_id", organisation_id)
     if not is_agent(actor) and organisation not in customer_organisations(actor):
         raise NotFound("contract not found")
     contract = await session.get(Contract, organisation)
@@ -735,7 +739,7 @@ async def update_category(
 ) -> CategoryView:
     _admin(actor)
     category = await session.get(
-        Category, _uuid_or_not_found(category_id, "category"), with_for_update=True
+        Category, _uuid_or_raise("category_id", category_id), with_for_update=True
     )
     if category is None:
         raise NotFound("category not found")
@@ -779,7 +783,7 @@ async def view_category(
 ) -> tuple[CategoryView, FaqView]:
     """Shows a category's answers and records the view (one per user, category and window)."""
     actor = _user(actor)
-    category = await session.get(Category, _uuid_or_not_found(category_id, "category"))
+    category = await session.get(Category, _uuid_or_raise("category_id", category_id))
     if category is None:
         raise NotFound("category not found")
     window = timedelta(seconds=settings.deflection_window_seconds)
@@ -808,7 +812,7 @@ async def record_deflection(
 ) -> FaqView:
     """ "This answered my question": the view counts as a deflection at once."""
     actor = _user(actor)
-    view = await session.get(FaqView, _uuid_or_not_found(view_id, "view"), with_for_update=True)
+    view = await session.get(FaqView, _uuid_or_raise("view_id", view_id), with_for_update=True)
     if view is None or view.user_id != actor.subject:
         raise NotFound("view not found")
     if view.ticket_id is not None:
@@ -826,7 +830,7 @@ async def _consume_view(
     """The user read the answers and still opened a ticket: the view deflected nothing."""
     if not view_id.strip():
         return
-    view = await session.get(FaqView, _uuid_or_not_found(view_id, "view"), with_for_update=True)
+    view = await session.get(FaqView, _uuid_or_raise("view_id", view_id), with_for_update=True)
     if view is None or view.user_id != actor.subject:
         raise InvalidArgument([("view_id", "is not a view of yours")])
     if view.category_id != category_id:
@@ -1055,6 +1059,10 @@ async def _start_sla(
             )
         ),
         task_queue=settings.temporal_task_queue,
+        search_attributes={
+            TICKET.name: str(ticket.id),
+            TENANT.name: str(ticket.organisation_id),
+        },
     )
 
 
@@ -1231,12 +1239,18 @@ async def send_partner_message(
     reply_to_email: str,
     organisation_id: str,
     view_id: str,
+    idempotency_key: str = "",
 ) -> Ticket:
     """A partner's message becomes a ticket; answers go to the address it names, else to the
     operations contact of the partner's contract.
 
     The partners service may send one on a store's behalf with its service token (a message
-    recorded while support was away): it then names the store in `organisation_id`."""
+    recorded while support was away): it then names the store in `organisation_id`.
+
+    With an `idempotency_key`, the organisation's ticket already opened with that key is returned
+    as it is (no second ticket, SLA workflow or view consumed): the partners service sends its
+    message id, so an opening retried after a lost answer, or raced by the partner's own request
+    and the worker, ends with one ticket."""
     if actor is None:
         raise Unauthenticated("authentication required")
     v = Validator()
@@ -1246,6 +1260,7 @@ async def send_partner_message(
     _check_text(v, "subject", subject, TITLE_MAX)
     _check_text(v, "body", body, TEXT_MAX, lines=True)
     explicit = _email(v, "reply_to_email", reply_to_email)
+    key = _idempotency_key(v, idempotency_key)
     v.raise_if_any()
     assert category is not None
     if actor.is_service:
@@ -1254,6 +1269,11 @@ async def send_partner_message(
         contract = await _customer_contract(
             session, actor, organisation_id, OrganisationKind.DELIVERY_PARTNER
         )
+    if key is not None:
+        # Before anything that may have changed since the first call (its reply-to address).
+        opened = await _ticket_by_key(session, contract.organisation_id, key)
+        if opened is not None:
+            return opened
     reply_to = explicit or named_address(body) or contract.operations_email
     if reply_to is None:
         raise InvalidArgument(
@@ -1281,10 +1301,22 @@ async def send_partner_message(
         breached=False,
         created_at=now,
         updated_at=now,
+        idempotency_key=key,
     )
     ticket.search_text = _search_text(ticket)
-    session.add(ticket)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(ticket)
+            await session.flush()
+    except IntegrityError as error:
+        # A concurrent call with the same key committed first (this insert waited for it on the
+        # unique index): its ticket is the answer, and this call changes nothing.
+        if key is None or _KEY_INDEX not in _constraint(error):
+            raise
+        winner = await _ticket_by_key(session, contract.organisation_id, key)
+        if winner is None:
+            raise
+        return winner
     if not actor.is_service:
         await _consume_view(session, actor, view_id, category.id, ticket)
     await _start_sla(session, settings, ticket, now=now)
@@ -1292,8 +1324,36 @@ async def send_partner_message(
     return ticket
 
 
+_KEY_INDEX = "uq_tickets_idempotency_key"
+
+
+def _idempotency_key(v: Validator, raw: str) -> str | None:
+    """The caller's key as given (compared exactly); empty means none."""
+    if not raw:
+        return None
+    field = "idempotency_key"
+    v.check(
+        len(raw) <= IDEMPOTENCY_KEY_MAX,
+        field,
+        f"must be at most {IDEMPOTENCY_KEY_MAX} characters",
+    )
+    v.check(raw.isprintable(), field, "must contain printable characters only")
+    v.check(raw == raw.strip(), field, "must not start or end with spaces")
+    return raw
+
+
+async def _ticket_by_key(
+    session: AsyncSession, organisation_id: uuid.UUID, key: str
+) -> Ticket | None:
+    return await session.scalar(
+        select(Ticket).where(
+            Ticket.organisation_id == organisation_id, Ticket.idempotency_key == key
+        )
+    )
+
+
 async def _service_contract(session: AsyncSession, organisation_id: str) -> Contract:
-    contract = await session.get(Contract, _uuid_or_not_found(organisation_id, "organisation"))
+    contract = await session.get(Contract, _uuid_or_raise("organisation_id", organisation_id))
     if contract is None or contract.organisation_kind != OrganisationKind.DELIVERY_PARTNER:
         raise FailedPrecondition(
             "this store has no support contract; ask the support team", reason="no_contract"
@@ -1788,7 +1848,7 @@ async def get_attachment(
     *, session: AsyncSession, actor: Principal | None, attachment_id: str
 ) -> Attachment:
     actor = _user(actor)
-    attachment = await session.get(Attachment, _uuid_or_not_found(attachment_id, "attachment"))
+    attachment = await session.get(Attachment, _uuid_or_raise("attachment_id", attachment_id))
     if attachment is None:
         raise NotFound("attachment not found")
     ticket = await session.get(Ticket, attachment.ticket_id)
@@ -1830,9 +1890,7 @@ async def record_sla_event(
     v.check(due_at is not None, "due_time", "is required")
     v.raise_if_any()
     assert due_at is not None
-    ticket = await session.get(
-        Ticket, _uuid_or_not_found(ticket_id, "ticket"), with_for_update=True
-    )
+    ticket = await session.get(Ticket, _uuid_or_raise("ticket_id", ticket_id), with_for_update=True)
     if ticket is None:
         raise NotFound("ticket not found")
     row = await session.get(SlaClock, (ticket.id, clock, cycle), with_for_update=True)

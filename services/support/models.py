@@ -224,6 +224,14 @@ class Ticket(Base):
         Index("ix_tickets_org_created", "organisation_id", "created_at", "id"),
         Index("ix_tickets_queue", "status", "next_due_at", "id"),
         Index("ix_tickets_plan_created", "plan_id", "created_at"),
+        # A caller's key names one ticket per organisation: a retried or raced opening finds it.
+        Index(
+            "uq_tickets_idempotency_key",
+            "organisation_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
     __mapper_args__ = {"eager_defaults": False}
 
@@ -255,6 +263,8 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(TZ)
     first_response_at: Mapped[datetime | None] = mapped_column(TZ)
     closed_at: Mapped[datetime | None] = mapped_column(TZ)
+    # The caller's key for this opening (SendPartnerMessage), if it gave one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
 
 
 class Message(Base):

@@ -566,6 +566,7 @@ class SupportServicer(support_pb2_grpc.SupportServiceServicer):
                 reply_to_email=request.reply_to_email,
                 organisation_id=request.organisation_id,
                 view_id=request.view_id,
+                idempotency_key=request.idempotency_key,
             )
             answer = await self._ticket(session, ticket)
         self._committed()

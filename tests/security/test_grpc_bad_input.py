@@ -144,6 +144,13 @@ UUID_CASES: list[Case] = [
         "plan_id",
     ),
     (
+        "support",
+        "GetTicket",
+        lambda w: support_pb2.GetTicketRequest(ticket_id="ticket-1"),
+        "customer_user",
+        "ticket_id",
+    ),
+    (
         "partners",
         "GetStore",
         lambda w: partners_pb2.GetStoreRequest(store_id="store-1"),
@@ -158,31 +165,9 @@ UUID_CASES: list[Case] = [
         "workshop_id",
     ),
 ]
-SUPPORT_LOOKUP: Case = (
-    "support",
-    "GetTicket",
-    lambda w: support_pb2.GetTicketRequest(ticket_id="ticket-1"),
-    "customer_user",
-    "ticket_id",
-)
-SUPPORT_LOOKUP_DEFECT = (
-    "defect: support answers NOT_FOUND for a malformed id it looks up "
-    "(services/support/domain.py _uuid_or_not_found, a deliberate choice there: 'no probing by "
-    "format'), where the four other services and house rule 7 answer INVALID_ARGUMENT naming "
-    "the field"
-)
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        *UUID_CASES,
-        pytest.param(
-            SUPPORT_LOOKUP, marks=pytest.mark.xfail(strict=True, reason=SUPPORT_LOOKUP_DEFECT)
-        ),
-    ],
-    ids=lambda c: f"{c[0]}.{c[1]}",
-)
+@pytest.mark.parametrize("case", UUID_CASES, ids=lambda c: f"{c[0]}.{c[1]}")
 async def test_an_invalid_uuid_is_a_field_violation(
     world: World, case: Case, record_property: Callable[[str, Any], None]
 ) -> None:

@@ -112,8 +112,16 @@ async def test_a_company_sees_all_its_tickets_and_nobody_elses(support: Support)
         support.stub.GetTicket(pb.GetTicketRequest(ticket_id=other.id), metadata=customer)
     )
     assert hidden.code == grpc.StatusCode.NOT_FOUND
-    unknown = await fails(
+    malformed = await fails(
         support.stub.GetTicket(pb.GetTicketRequest(ticket_id="not-a-uuid"), metadata=customer)
+    )
+    assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields(malformed) == {"ticket_id"}
+    unknown = await fails(
+        support.stub.GetTicket(
+            pb.GetTicketRequest(ticket_id="6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"),
+            metadata=customer,
+        )
     )
     assert unknown.code == grpc.StatusCode.NOT_FOUND
     reply = await fails(

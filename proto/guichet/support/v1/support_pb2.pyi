@@ -1412,6 +1412,7 @@ class SendPartnerMessageRequest(_message.Message):
     REPLY_TO_EMAIL_FIELD_NUMBER: _builtins.int
     ORGANISATION_ID_FIELD_NUMBER: _builtins.int
     VIEW_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     category_id: _builtins.str
     subject: _builtins.str
     body: _builtins.str
@@ -1419,6 +1420,11 @@ class SendPartnerMessageRequest(_message.Message):
     """Where to answer; when empty, an address named in the body, else the operations contact."""
     organisation_id: _builtins.str
     view_id: _builtins.str
+    idempotency_key: _builtins.str
+    """Caller-chosen, at most 100 printable characters (e.g. the partners service's message id):
+    a second call with the same key for the same organisation returns the ticket the first
+    one opened instead of opening another. Empty: no key, every call opens a ticket.
+    """
     def __init__(
         self,
         *,
@@ -1428,10 +1434,11 @@ class SendPartnerMessageRequest(_message.Message):
         reply_to_email: _builtins.str = ...,
         organisation_id: _builtins.str = ...,
         view_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category_id", b"category_id", "organisation_id", b"organisation_id", "reply_to_email", b"reply_to_email", "subject", b"subject", "view_id", b"view_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category_id", b"category_id", "idempotency_key", b"idempotency_key", "organisation_id", b"organisation_id", "reply_to_email", b"reply_to_email", "subject", b"subject", "view_id", b"view_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
