@@ -13,13 +13,13 @@ the first breach (a breach mails the team and raises the priority: another load,
 lateness measured here), so the last ticket's warning must fall before the first ticket's breach:
 opening N tickets at `--rate` per second takes D = N / rate, and the target must exceed D / 20 %
 = 5 D. By default the target is that, plus 10 % (`--target-minutes` to choose it): 10,000
-tickets at 25/s open in 400 s under a 37-minute target, and their warnings fall 29.6 minutes
-after each opening, at 25 per second, once every ticket is open. The dev server keeps its state
+tickets at 40/s open in 250 s under a 23-minute target, and their warnings fall 18.4 minutes
+after each opening, at 40 per second, once every ticket is open. The dev server keeps its state
 in one SQLite database and serialises every write; an unpaced burst (`--rate 0`, which needs
 `--target-minutes`) shows what the stack takes at most.
 
 Done when: N = 10,000 live workflows, warnings at most 2 s late at p99, worker under 1 GiB.
-Run: `make bench` (or `python -m bench.sla --tickets 10000 --rate 25`).
+Run: `make bench` (or `python -m bench.sla --tickets 10000 --rate 40`).
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--rate", type=float, default=25.0, help="tickets opened per second at most (0: no cap)"
+        "--rate", type=float, default=40.0, help="tickets opened per second at most (0: no cap)"
     )
     parser.add_argument("--explain", action="store_true", help="print the latest warning's history")
     options = parser.parse_args()
