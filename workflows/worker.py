@@ -25,7 +25,11 @@ from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
-from services.kit.temporal import connect_temporal, prometheus_runtime
+from services.kit.temporal import (
+    connect_temporal,
+    ensure_search_attributes,
+    prometheus_runtime,
+)
 from workflows.delegation import Delegation, RelationshipExpiry
 from workflows.groups_activities import GroupsActivities
 from workflows.mail import DeliverMail, MailActivities
@@ -133,6 +137,8 @@ async def _run(settings: WorkerSettings) -> None:
         # The SDK serves /metrics itself: pollers, task slots, schedule-to-start latencies.
         runtime = prometheus_runtime(settings.metrics_port)
     client = await connect_temporal(settings, runtime=runtime)
+    if added := await ensure_search_attributes(client):
+        log.info("registered search attributes", extra={"names": added})
     identity = connect_identity(settings)
     worker = build_worker(client, settings, tokens=identity.tokens)
     stop = asyncio.Event()

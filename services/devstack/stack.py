@@ -29,7 +29,7 @@ from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres
 from services.kit.mail import new_sealing_key
 from services.kit.smtpsink import SmtpSink
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_search_attribute_args, ensure_search_attributes
 
 log = logging.getLogger("devstack")
 
@@ -207,14 +207,17 @@ class Stack:
         deadline = time.monotonic() + 60
         while True:
             try:
-                await Client.connect(self.temporal_address)
-                return
+                client = await Client.connect(self.temporal_address)
             except Exception:
                 if self.temporal_process.returncode is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         "Temporal dev server did not start; see .state/logs/temporal.log"
                     ) from None
                 await asyncio.sleep(0.5)
+            else:
+                # A `.state` database from before a search attribute existed lacks it.
+                await ensure_search_attributes(client)
+                return
 
     # --- components --------------------------------------------------------------------------
 
