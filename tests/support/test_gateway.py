@@ -3,6 +3,7 @@ a customer's journey, an agent's, and the problems (RFC 9457) they meet on the w
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 
@@ -213,6 +214,23 @@ async def test_agents_queue_partner_messages_and_reports(
     assert_problem(bad, 400, "invalid_argument")
     anonymous = await http.get("/v1/support/tickets")
     assert_problem(anonymous, 401, "unauthenticated")
+
+    # A client retrying with its Idempotency-Key gets the ticket its first call opened.
+    keyed = {
+        "category_id": partner_category.id,
+        "subject": "Facture de mars",
+        "body": "La facture de mars manque.",
+    }
+    key = {**partner, "Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    first = await http.post("/v1/support/partner-messages", json=keyed, headers=key)
+    again = await http.post("/v1/support/partner-messages", json=keyed, headers=key)
+    other = await http.post("/v1/support/partner-messages", json=keyed, headers=partner)
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 201)
+    assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+    bad_key = await http.post(
+        "/v1/support/partner-messages", json=keyed, headers={**partner, "Idempotency-Key": " x"}
+    )
+    assert_problem(bad_key, 400, "invalid_argument")
 
 
 PDF = b"%PDF-1.7\n"

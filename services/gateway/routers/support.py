@@ -13,7 +13,7 @@ import uuid
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.common.v1 import common_pb2
 from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
@@ -340,7 +340,19 @@ async def open_ticket(body: TicketBody, caller: CurrentCaller, support: Support)
     responses=errors(400, 401, 403, 404, 409),
 )
 async def send_partner_message(
-    body: PartnerMessageBody, caller: CurrentCaller, support: Support
+    body: PartnerMessageBody,
+    caller: CurrentCaller,
+    support: Support,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=100,
+            description="Any string of the client's (e.g. a UUID): a retry with the same key "
+            "answers the ticket the first call opened instead of opening a second one.",
+            examples=["3f0c2d9e-5b7a-4c1e-9a53-6f2b8d41c7a0"],
+        ),
+    ] = None,
 ) -> Ticket:
     response = await support.SendPartnerMessage(
         pb.SendPartnerMessageRequest(
@@ -350,6 +362,7 @@ async def send_partner_message(
             reply_to_email=body.reply_to_email or "",
             organisation_id=str(body.organisation_id) if body.organisation_id else "",
             view_id=str(body.view_id) if body.view_id else "",
+            idempotency_key=idempotency_key or "",
         ),
         metadata=caller.metadata,
     )
