@@ -50,6 +50,7 @@ lint: install
 	$(RUN) ruff check --no-cache .
 	$(RUN) ruff format --no-cache --check .
 	$(RUN) mypy services workflows tests bench
+	$(RUN) lint-imports --no-cache
 
 proto: install
 	$(RUN) python -m services.kit.protogen
