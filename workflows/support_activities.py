@@ -14,7 +14,7 @@ from guichet.support.v1 import support_pb2, support_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.ticket_sla import SlaRecord
+from workflows.contracts.support import SlaRecord
 
 _KIND = {"warning": support_pb2.SLA_EVENT_KIND_WARNING, "breach": support_pb2.SLA_EVENT_KIND_BREACH}
 _CLOCK = {

@@ -110,7 +110,8 @@ class Calendar(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     time_zone: Mapped[str] = mapped_column(String(64))
-    # Seven strings, Monday first: "" or "HH:MM-HH:MM,HH:MM-HH:MM" (see workflows.business_time).
+    # Seven strings, Monday first: "" or "HH:MM-HH:MM,HH:MM-HH:MM"
+    # (see workflows.contracts.business_time).
     weekly_hours: Mapped[list[str]] = mapped_column(JSONB)
     country: Mapped[str] = mapped_column(String(8), default="")
     subdivision: Mapped[str] = mapped_column(String(16), default="")

@@ -1,9 +1,9 @@
 """The SLA signal outbox: events for ticket workflows, delivered after the commit that made them.
 
-`domain._ticket_event` adds a `sla_signals` row in the same transaction as the change; this relay
-sends each row as the `ticket_event` signal, in id order, once the workflow's own start (a row of
-the ordinary outbox) has gone out, and marks it sent. Delivery is at least once: a crash between
-the signal and the mark sends it again, and the workflow drops a sequence number it already
+`domain.sla.ticket_event` adds a `sla_signals` row in the same transaction as the change; this
+relay sends each row as the `ticket_event` signal, in id order, once the workflow's own start (a
+row of the ordinary outbox) has gone out, and marks it sent. Delivery is at least once: a crash
+between the signal and the mark sends it again, and the workflow drops a sequence number it already
 applied. A workflow that has already ended (ticket closed) gets nothing: the row is marked with
 that reason. While Temporal or the database is away, rows wait and the relay backs off.
 """
@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.support.models import SlaSignal, outbox
-from workflows.ticket_sla import EVENT_SIGNAL
+from workflows.contracts.support import EVENT_SIGNAL
 
 log = logging.getLogger(__name__)
 

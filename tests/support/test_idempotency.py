@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from services.support.models import FaqView, Ticket, outbox
 from tests.identity.harness import DELIVERY_PARTNER, fails, fields, unique
 from tests.support.harness import Metadata, Support
-from workflows.ticket_sla import sla_workflow_id
+from workflows.contracts.support import sla_workflow_id
 
 N = 8
 Record = Callable[[str, Any], None]

@@ -19,7 +19,8 @@ from services.kit.temporal import TENANT, TICKET
 from services.support.models import SlaSignal, outbox
 from tests.identity.harness import DELIVERY_PARTNER, ERP_CUSTOMER, fails, fields, unique
 from tests.support.harness import Support, eventually
-from workflows.ticket_sla import TicketSla, sla_workflow_id
+from workflows.contracts.support import sla_workflow_id
+from workflows.ticket_sla import TicketSla
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 FORM_FIELDS = {"category_id", "title", "description", "screen_code", "example_record"}

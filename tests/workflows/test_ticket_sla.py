@@ -37,7 +37,8 @@ from services.support.models import SlaEvent
 from services.support.servicer import SPEC
 from tests.identity.harness import Identity, unique
 from tests.support.harness import Support, TestClock, eventually, identity_service, support_service
-from workflows.ticket_sla import SlaState, TicketSla, sla_workflow_id
+from workflows.contracts.support import SlaState, sla_workflow_id
+from workflows.ticket_sla import TicketSla
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY = "09:00-17:00"

@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows import business_time
+from workflows.contracts import business_time
 from workflows.ticket_sla import TicketSla
 
 HISTORY = Path(__file__).resolve().parents[1] / "histories" / "ticket_sla.json"
