@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from guichet.membership.v1 import membership_pb2, membership_pb2_grpc
 
-from services.identity.domain import FeeStatus
+from services.identity.domain.validation_queue import FeeStatus
 from services.kit.errors import Unavailable
 from services.kit.grpcclient import ServiceTokenSource, create_channel
 
@@ -36,7 +36,7 @@ _TRANSIENT = frozenset(
 
 
 class MembershipFees:
-    """`domain.FeeLedger` over gRPC; built once per process, closed with it."""
+    """`validation_queue.FeeLedger` over gRPC; built once per process, closed with it."""
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """The identity gRPC servicer (thin: request → transaction → domain → proto) and its SPEC.
 
-Each method opens one transaction, calls one domain function and maps the result. Mails are
-recorded in the outbox inside that transaction; after the commit the relay is woken so that they
-leave at once.
+Each method opens one transaction, calls one domain function and maps the result (`mapping`).
+Mails are recorded in the outbox inside that transaction; after the commit the relay is woken so
+that they leave at once.
 """
 
 from __future__ import annotations
@@ -13,21 +13,30 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.identity import domain
-from services.identity.fees import MembershipFees
-from services.identity.models import (
-    AuditEvent,
-    Organisation,
-    OrganisationKind,
-    User,
-    UserStatus,
-    outbox as outbox_table,
+from services.identity.domain import (
+    accounts,
+    admin,
+    credentials,
+    organisations,
+    registration,
+    signing_keys,
+    startup,
+    tokens,
+    validation_queue,
 )
+from services.identity.fees import MembershipFees
+from services.identity.mapping import (
+    audit_to_proto,
+    kind_name,
+    organisation_to_proto,
+    page_response,
+    token_pair,
+    user_to_proto,
+)
+from services.identity.models import outbox as outbox_table
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.auth import TokenVerifier, current_principal
@@ -56,102 +65,9 @@ PUBLIC_METHODS = frozenset(
     )
 )
 
-_KIND_TO_PROTO: dict[str, identity_pb2.OrganisationKind.ValueType] = {
-    OrganisationKind.SERVICE_PROVIDER: identity_pb2.ORGANISATION_KIND_SERVICE_PROVIDER,
-    OrganisationKind.CLIENT_BUSINESS: identity_pb2.ORGANISATION_KIND_CLIENT_BUSINESS,
-    OrganisationKind.ASSOCIATION: identity_pb2.ORGANISATION_KIND_ASSOCIATION,
-    OrganisationKind.DELIVERY_PARTNER: identity_pb2.ORGANISATION_KIND_DELIVERY_PARTNER,
-    OrganisationKind.WORKSHOP: identity_pb2.ORGANISATION_KIND_WORKSHOP,
-    OrganisationKind.ERP_CUSTOMER: identity_pb2.ORGANISATION_KIND_ERP_CUSTOMER,
-    OrganisationKind.OPERATOR: identity_pb2.ORGANISATION_KIND_OPERATOR,
-}
-_KIND_FROM_PROTO: dict[int, str] = {int(value): key for key, value in _KIND_TO_PROTO.items()}
-_STATUS_TO_PROTO: dict[str, identity_pb2.UserStatus.ValueType] = {
-    UserStatus.PENDING: identity_pb2.USER_STATUS_PENDING,
-    UserStatus.ACTIVE: identity_pb2.USER_STATUS_ACTIVE,
-    UserStatus.DISABLED: identity_pb2.USER_STATUS_DISABLED,
-}
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def kind_name(value: int) -> str:
-    """The domain's kind for a proto value: "" when unspecified, a non-kind when unknown."""
-    if value == identity_pb2.ORGANISATION_KIND_UNSPECIFIED:
-        return ""
-    return _KIND_FROM_PROTO.get(value, f"#{value}")
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def organisation_to_proto(organisation: Organisation) -> identity_pb2.Organisation:
-    return identity_pb2.Organisation(
-        id=str(organisation.id),
-        kind=_KIND_TO_PROTO[organisation.kind],
-        name=organisation.name,
-        code=organisation.code or "",
-        create_time=_timestamp(organisation.created_at),
-    )
-
-
-def user_to_proto(user: User) -> identity_pb2.User:
-    return identity_pb2.User(
-        id=str(user.id),
-        username=user.username,
-        email=user.email or "",
-        email_verified=user.email_verified,
-        profile=identity_pb2.Profile(
-            first_name=user.first_name or "",
-            last_name=user.last_name or "",
-            phone=user.phone or "",
-            address_line=user.address_line or "",
-            postal_code=user.postal_code or "",
-            city=user.city or "",
-            birth_date=user.birth_date.isoformat() if user.birth_date else "",
-        ),
-        profile_complete=domain.is_profile_complete(user),
-        status=_STATUS_TO_PROTO[user.status],
-        pending=user.status == UserStatus.PENDING,
-        organisation_id=str(user.organisation_id),
-        memberships=[
-            identity_pb2.Membership(organisation_id=str(m.organisation_id), role=m.role)
-            for m in user.memberships
-        ],
-        create_time=_timestamp(user.created_at),
-    )
-
-
-def audit_to_proto(event: AuditEvent) -> identity_pb2.AuditEvent:
-    return identity_pb2.AuditEvent(
-        id=str(event.id),
-        time=_timestamp(event.time),
-        event=event.event,
-        actor_id=event.actor_id or "",
-        user_id=str(event.user_id) if event.user_id else "",
-        detail={key: str(value) for key, value in event.detail.items()},
-    )
-
-
-def _tokens(issued: domain.IssuedTokens | domain.Refusal) -> identity_pb2.TokenPair:
-    if isinstance(issued, domain.Refusal):
-        raise issued.error
-    return identity_pb2.TokenPair(
-        access_token=issued.access_token,
-        refresh_token=issued.refresh_token,
-        token_type="Bearer",
-        expires_in=issued.expires_in,
-        refresh_expires_in=issued.refresh_expires_in,
-    )
-
-
-def _page(token: str) -> common_pb2.PageResponse:
-    return common_pb2.PageResponse(next_page_token=token)
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
@@ -162,7 +78,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         settings: IdentitySettings,
         passwords: Passwords,
         relay: OutboxRelay | None,
-        fees: domain.FeeLedger,
+        fees: validation_queue.FeeLedger,
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
@@ -180,7 +96,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def load_jwks(self) -> str:
         """Identity verifies its own tokens from its own database, not over gRPC."""
         async with self._sessions.begin() as session:
-            return await domain.jwks(session=session, settings=self._settings, now=self._clock())
+            return await signing_keys.jwks(
+                session=session, settings=self._settings, now=self._clock()
+            )
 
     # --- tokens ---------------------------------------------------------------------------------
 
@@ -188,7 +106,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.LoginRequest, context: Context
     ) -> identity_pb2.LoginResponse:
         async with self._sessions.begin() as session:
-            result = await domain.login(
+            result = await tokens.login(
                 session=session,
                 settings=self._settings,
                 passwords=self._passwords,
@@ -197,25 +115,25 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 password=request.password,
                 client_ip=request.client_ip,
             )
-        return identity_pb2.LoginResponse(tokens=_tokens(result))
+        return identity_pb2.LoginResponse(tokens=token_pair(result))
 
     async def Refresh(
         self, request: identity_pb2.RefreshRequest, context: Context
     ) -> identity_pb2.RefreshResponse:
         async with self._sessions.begin() as session:
-            result = await domain.refresh(
+            result = await tokens.refresh(
                 session=session,
                 settings=self._settings,
                 now=self._clock(),
                 refresh_token=request.refresh_token,
             )
-        return identity_pb2.RefreshResponse(tokens=_tokens(result))
+        return identity_pb2.RefreshResponse(tokens=token_pair(result))
 
     async def Logout(
         self, request: identity_pb2.LogoutRequest, context: Context
     ) -> identity_pb2.LogoutResponse:
         async with self._sessions.begin() as session:
-            await domain.logout(
+            await tokens.logout(
                 session=session, now=self._clock(), refresh_token=request.refresh_token
             )
         return identity_pb2.LogoutResponse()
@@ -224,7 +142,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.IssueServiceTokenRequest, context: Context
     ) -> identity_pb2.IssueServiceTokenResponse:
         async with self._sessions.begin() as session:
-            token, expires_in = await domain.issue_service_token(
+            token, expires_in = await tokens.issue_service_token(
                 session=session,
                 settings=self._settings,
                 now=self._clock(),
@@ -242,7 +160,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.RotateSigningKeyRequest, context: Context
     ) -> identity_pb2.RotateSigningKeyResponse:
         async with self._sessions.begin() as session:
-            kid = await domain.rotate_signing_key(
+            kid = await signing_keys.rotate_signing_key(
                 session=session, actor=current_principal(), now=self._clock()
             )
         return identity_pb2.RotateSigningKeyResponse(kid=kid)
@@ -253,7 +171,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.RegisterRequest, context: Context
     ) -> identity_pb2.RegisterResponse:
         async with self._sessions.begin() as session:
-            user = await domain.register(
+            user = await registration.register(
                 session=session,
                 settings=self._settings,
                 passwords=self._passwords,
@@ -272,7 +190,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.VerifyEmailRequest, context: Context
     ) -> identity_pb2.VerifyEmailResponse:
         async with self._sessions.begin() as session:
-            user = await domain.verify_email(
+            user = await registration.verify_email(
                 session=session, now=self._clock(), token=request.token
             )
         return identity_pb2.VerifyEmailResponse(user=user_to_proto(user))
@@ -281,7 +199,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.ResendVerificationRequest, context: Context
     ) -> identity_pb2.ResendVerificationResponse:
         async with self._sessions.begin() as session:
-            await domain.resend_verification(
+            await registration.resend_verification(
                 session=session,
                 settings=self._settings,
                 now=self._clock(),
@@ -294,7 +212,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.GetMeRequest, context: Context
     ) -> identity_pb2.GetMeResponse:
         async with self._sessions.begin() as session:
-            user = await domain.get_me(session=session, actor=current_principal())
+            user = await accounts.get_me(session=session, actor=current_principal())
         return identity_pb2.GetMeResponse(user=user_to_proto(user))
 
     async def CompleteProfile(
@@ -302,11 +220,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.CompleteProfileResponse:
         profile = request.profile
         async with self._sessions.begin() as session:
-            user = await domain.complete_profile(
+            user = await accounts.complete_profile(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
-                profile=domain.ProfileInput(
+                profile=accounts.ProfileInput(
                     first_name=profile.first_name,
                     last_name=profile.last_name,
                     phone=profile.phone,
@@ -322,7 +240,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.RequestPasswordResetRequest, context: Context
     ) -> identity_pb2.RequestPasswordResetResponse:
         async with self._sessions.begin() as session:
-            await domain.request_password_reset(
+            await credentials.request_password_reset(
                 session=session, settings=self._settings, now=self._clock(), login=request.login
             )
         self._mail_sent()
@@ -332,7 +250,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.ResetPasswordRequest, context: Context
     ) -> identity_pb2.ResetPasswordResponse:
         async with self._sessions.begin() as session:
-            await domain.reset_password(
+            await credentials.reset_password(
                 session=session,
                 settings=self._settings,
                 passwords=self._passwords,
@@ -348,7 +266,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.CreateOrganisationRequest, context: Context
     ) -> identity_pb2.CreateOrganisationResponse:
         async with self._sessions.begin() as session:
-            organisation = await domain.create_organisation(
+            organisation = await organisations.create_organisation(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -364,7 +282,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.GetOrganisationRequest, context: Context
     ) -> identity_pb2.GetOrganisationResponse:
         async with self._sessions.begin() as session:
-            organisation = await domain.get_organisation(
+            organisation = await organisations.get_organisation(
                 session=session, actor=current_principal(), organisation_id=request.organisation_id
             )
         return identity_pb2.GetOrganisationResponse(
@@ -375,7 +293,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.ListOrganisationsRequest, context: Context
     ) -> identity_pb2.ListOrganisationsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_organisations(
+            page = await organisations.list_organisations(
                 session=session,
                 actor=current_principal(),
                 kind=kind_name(request.kind),
@@ -384,14 +302,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
         return identity_pb2.ListOrganisationsResponse(
             organisations=[organisation_to_proto(o) for o in page.items],
-            page=_page(page.next_page_token),
+            page=page_response(page.next_page_token),
         )
 
     async def ListOrganisationMembers(
         self, request: identity_pb2.ListOrganisationMembersRequest, context: Context
     ) -> identity_pb2.ListOrganisationMembersResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_organisation_members(
+            page = await organisations.list_organisation_members(
                 session=session,
                 actor=current_principal(),
                 organisation_id=request.organisation_id,
@@ -400,14 +318,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 page_token=request.page.page_token,
             )
         return identity_pb2.ListOrganisationMembersResponse(
-            users=[user_to_proto(u) for u in page.items], page=_page(page.next_page_token)
+            users=[user_to_proto(u) for u in page.items], page=page_response(page.next_page_token)
         )
 
     async def GrantRole(
         self, request: identity_pb2.GrantRoleRequest, context: Context
     ) -> identity_pb2.GrantRoleResponse:
         async with self._sessions.begin() as session:
-            user = await domain.grant_role(
+            user = await organisations.grant_role(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -421,7 +339,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.RevokeRoleRequest, context: Context
     ) -> identity_pb2.RevokeRoleResponse:
         async with self._sessions.begin() as session:
-            user = await domain.revoke_role(
+            user = await organisations.revoke_role(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -437,7 +355,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.CreateUserRequest, context: Context
     ) -> identity_pb2.CreateUserResponse:
         async with self._sessions.begin() as session:
-            user = await domain.create_user(
+            user = await admin.create_user(
                 session=session,
                 settings=self._settings,
                 actor=current_principal(),
@@ -456,7 +374,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.GetUserRequest, context: Context
     ) -> identity_pb2.GetUserResponse:
         async with self._sessions.begin() as session:
-            user = await domain.get_user(
+            user = await admin.get_user(
                 session=session, actor=current_principal(), user_id=request.user_id
             )
         return identity_pb2.GetUserResponse(user=user_to_proto(user))
@@ -465,7 +383,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.SearchUsersRequest, context: Context
     ) -> identity_pb2.SearchUsersResponse:
         async with self._sessions.begin() as session:
-            page = await domain.search_users(
+            page = await admin.search_users(
                 session=session,
                 actor=current_principal(),
                 organisation_id=request.organisation_id,
@@ -475,14 +393,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 page_token=request.page.page_token,
             )
         return identity_pb2.SearchUsersResponse(
-            users=[user_to_proto(u) for u in page.items], page=_page(page.next_page_token)
+            users=[user_to_proto(u) for u in page.items], page=page_response(page.next_page_token)
         )
 
     async def ListAccountsToValidate(
         self, request: identity_pb2.ListAccountsToValidateRequest, context: Context
     ) -> identity_pb2.ListAccountsToValidateResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_accounts_to_validate(
+            page = await validation_queue.list_accounts_to_validate(
                 session=session,
                 actor=current_principal(),
                 organisation_id=request.organisation_id,
@@ -490,7 +408,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 page_token=request.page.page_token,
             )
         return identity_pb2.ListAccountsToValidateResponse(
-            users=[user_to_proto(u) for u in page.items], page=_page(page.next_page_token)
+            users=[user_to_proto(u) for u in page.items], page=page_response(page.next_page_token)
         )
 
     async def ValidateAccount(
@@ -498,7 +416,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.ValidateAccountResponse:
         await self._fees.prepare()
         async with self._sessions.begin() as session:
-            user = await domain.validate_account(
+            user = await validation_queue.validate_account(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -511,7 +429,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.SetUserEmailRequest, context: Context
     ) -> identity_pb2.SetUserEmailResponse:
         async with self._sessions.begin() as session:
-            user = await domain.set_user_email(
+            user = await admin.set_user_email(
                 session=session,
                 settings=self._settings,
                 actor=current_principal(),
@@ -526,7 +444,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.SendPasswordResetRequest, context: Context
     ) -> identity_pb2.SendPasswordResetResponse:
         async with self._sessions.begin() as session:
-            await domain.send_password_reset(
+            await credentials.send_password_reset(
                 session=session,
                 settings=self._settings,
                 actor=current_principal(),
@@ -540,7 +458,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.RecoverUsernameRequest, context: Context
     ) -> identity_pb2.RecoverUsernameResponse:
         async with self._sessions.begin() as session:
-            await domain.recover_username(
+            await credentials.recover_username(
                 session=session,
                 settings=self._settings,
                 actor=current_principal(),
@@ -555,7 +473,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.ListAuditEventsRequest, context: Context
     ) -> identity_pb2.ListAuditEventsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_audit_events(
+            page = await admin.list_audit_events(
                 session=session,
                 actor=current_principal(),
                 user_id=request.user_id,
@@ -563,7 +481,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 page_token=request.page.page_token,
             )
         return identity_pb2.ListAuditEventsResponse(
-            events=[audit_to_proto(e) for e in page.items], page=_page(page.next_page_token)
+            events=[audit_to_proto(e) for e in page.items], page=page_response(page.next_page_token)
         )
 
 
@@ -575,13 +493,15 @@ async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
     passwords = Passwords.from_settings(settings)
     await passwords.warm_up()
     async with context.sessions.begin() as session:
-        await domain.bootstrap(session=session, settings=settings, passwords=passwords, now=clock())
+        await startup.bootstrap(
+            session=session, settings=settings, passwords=passwords, now=clock()
+        )
 
     # Membership answers the association fee check; its channel connects on the first call, so
     # identity starts whether or not membership is up (membership itself needs identity's JWKS).
     async def own_token() -> tuple[str, int]:
         async with context.sessions.begin() as session:
-            return await domain.own_service_token(session=session, settings=settings, now=clock())
+            return await tokens.own_service_token(session=session, settings=settings, now=clock())
 
     fees = MembershipFees(
         settings.membership_addr,

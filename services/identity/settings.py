@@ -90,7 +90,7 @@ class IdentitySettings(ServiceSettings):
     @model_validator(mode="after")
     def _bootstrap_admin_complete(self) -> IdentitySettings:
         if self.bootstrap_admin_username:
-            from services.identity.domain import password_problems, username_problems
+            from services.identity.domain.credentials import password_problems, username_problems
 
             problems = username_problems(self.bootstrap_admin_username)
             if not self.bootstrap_admin_password:

@@ -21,7 +21,7 @@ from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from guichet.membership.v1 import membership_pb2, membership_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.identity import domain
+from services.identity.domain import accounts
 from services.identity.models import Membership, User, UserStatus
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
@@ -144,8 +144,8 @@ class Identity:
             status=status.value,
             first_name=first_name,
             last_name=last_name,
-            search_first_name=domain.fold(first_name),
-            search_last_name=domain.fold(last_name),
+            search_first_name=accounts.fold(first_name),
+            search_last_name=accounts.fold(last_name),
             created_at=now,
             updated_at=now,
             memberships=[

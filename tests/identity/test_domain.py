@@ -17,7 +17,17 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.identity import domain
+from services.identity.domain import (
+    admin,
+    credentials,
+    organisations,
+    registration,
+    roles,
+    signing_keys,
+    startup,
+    tokens,
+    validation_queue,
+)
 from services.identity.models import (
     Membership,
     Organisation,
@@ -62,12 +72,12 @@ class World:
             subject=str(uuid.uuid4()),
             kind="user",
             token="",
-            memberships={str(self.operator.id): frozenset({domain.OPS_ADMIN})},
+            memberships={str(self.operator.id): frozenset({roles.OPS_ADMIN})},
         )
 
     async def register(self, username: str, now: datetime = T0) -> User:
         async with self.sessions.begin() as session:
-            return await domain.register(
+            return await registration.register(
                 session=session,
                 settings=self.settings,
                 passwords=self.passwords,
@@ -97,7 +107,7 @@ class World:
 
     async def login(self, username: str, password: str, now: datetime) -> object:
         async with self.sessions.begin() as session:
-            return await domain.login(
+            return await tokens.login(
                 session=session,
                 settings=self.settings,
                 passwords=self.passwords,
@@ -122,7 +132,7 @@ async def world(pg: DatabaseServer) -> AsyncIterator[World]:
     # Cheaper hashes: these tests are about rules, not about argon2's cost.
     passwords = Passwords(memory_cost_kib=1024, time_cost=1, parallelism=1)
     async with sessions.begin() as session:
-        await domain.bootstrap(session=session, settings=settings, passwords=passwords, now=T0)
+        await startup.bootstrap(session=session, settings=settings, passwords=passwords, now=T0)
         operator = Organisation(
             id=uuid.uuid4(), kind="operator", name="Ops", code=None, created_at=T0
         )
@@ -147,24 +157,26 @@ async def test_verification_link_lives_exactly_its_ttl(world: World) -> None:
         token = await world.last_link(f"{name}@example.org")
         async with world.sessions.begin() as session:
             if ok:
-                user = await domain.verify_email(session=session, now=T0 + offset, token=token)
+                user = await registration.verify_email(
+                    session=session, now=T0 + offset, token=token
+                )
                 assert user.email_verified
             else:
                 with pytest.raises(FailedPrecondition, match="expired"):
-                    await domain.verify_email(session=session, now=T0 + offset, token=token)
+                    await registration.verify_email(session=session, now=T0 + offset, token=token)
 
 
 async def test_reset_link_lives_one_hour(world: World) -> None:
     name = unique("reset.")
     await world.register(name)
     async with world.sessions.begin() as session:
-        await domain.request_password_reset(
+        await credentials.request_password_reset(
             session=session, settings=world.settings, now=T0, login=name
         )
     token = await world.last_link(f"{name}@example.org")
     async with world.sessions.begin() as session:
         with pytest.raises(FailedPrecondition, match="expired"):
-            await domain.reset_password(
+            await credentials.reset_password(
                 session=session,
                 settings=world.settings,
                 passwords=world.passwords,
@@ -180,12 +192,12 @@ async def test_public_link_requests_respect_the_cooldown(world: World) -> None:
     address = f"{name}@example.org"
     first = await world.last_link(address)
     async with world.sessions.begin() as session:
-        await domain.resend_verification(
+        await registration.resend_verification(
             session=session, settings=world.settings, now=T0 + timedelta(seconds=30), username=name
         )
     assert await world.last_link(address) == first
     async with world.sessions.begin() as session:
-        await domain.resend_verification(
+        await registration.resend_verification(
             session=session, settings=world.settings, now=T0 + timedelta(seconds=61), username=name
         )
     assert await world.last_link(address) != first
@@ -200,11 +212,11 @@ async def test_failures_outside_the_window_do_not_add_up(world: World) -> None:
     threshold = world.settings.lockout_threshold
     for n in range(threshold - 1):
         result = await world.login(name, "wrong password here", T0 + timedelta(seconds=n))
-        assert isinstance(result, domain.Refusal) and isinstance(result.error, Unauthenticated)
+        assert isinstance(result, tokens.Refusal) and isinstance(result.error, Unauthenticated)
     later = T0 + timedelta(seconds=world.settings.lockout_window_seconds + 1)
     result = await world.login(name, "wrong password here", later)  # a new window: count is 1
-    assert isinstance(result, domain.Refusal) and isinstance(result.error, Unauthenticated)
-    assert isinstance(await world.login(name, PASSWORD, later), domain.IssuedTokens)
+    assert isinstance(result, tokens.Refusal) and isinstance(result.error, Unauthenticated)
+    assert isinstance(await world.login(name, PASSWORD, later), tokens.IssuedTokens)
 
 
 async def test_lock_lasts_lockout_seconds(world: World) -> None:
@@ -214,10 +226,10 @@ async def test_lock_lasts_lockout_seconds(world: World) -> None:
         await world.login(name, "wrong password here", T0)
     almost = T0 + timedelta(seconds=world.settings.lockout_seconds - 1)
     locked = await world.login(name, PASSWORD, almost)
-    assert isinstance(locked, domain.Refusal) and isinstance(locked.error, ResourceExhausted)
+    assert isinstance(locked, tokens.Refusal) and isinstance(locked.error, ResourceExhausted)
     assert locked.error.retry_after_seconds == 1
     unlocked = T0 + timedelta(seconds=world.settings.lockout_seconds)
-    assert isinstance(await world.login(name, PASSWORD, unlocked), domain.IssuedTokens)
+    assert isinstance(await world.login(name, PASSWORD, unlocked), tokens.IssuedTokens)
 
 
 # --- signing keys and refresh tokens ------------------------------------------------------------
@@ -230,14 +242,14 @@ async def test_keys_rotate_by_age_and_stay_published_while_their_tokens_live(
         async with world.sessions.begin() as session:
             return {
                 k.kid
-                for k in await domain.published_keys(
+                for k in await signing_keys.published_keys(
                     session=session, settings=world.settings, now=now
                 )
             }
 
     async def signing(now: datetime) -> str:
         async with world.sessions.begin() as session:
-            key = await domain.current_signing_key(
+            key = await signing_keys.current_signing_key(
                 session=session, settings=world.settings, now=now
             )
             return key.kid
@@ -250,7 +262,7 @@ async def test_keys_rotate_by_age_and_stay_published_while_their_tokens_live(
     rotated_at = start + timedelta(hours=24, seconds=1)
     second = await signing(rotated_at)
     assert second != first
-    grace = world.settings.longest_token_ttl_seconds + domain.JWKS_GRACE_SECONDS
+    grace = world.settings.longest_token_ttl_seconds + signing_keys.JWKS_GRACE_SECONDS
     assert {first, second} <= await published(rotated_at + timedelta(seconds=grace - 1))
     assert await published(rotated_at + timedelta(seconds=grace + 1)) == {second}
 
@@ -260,7 +272,7 @@ async def test_concurrent_first_issues_create_one_key(world: World) -> None:
 
     async def sign() -> str:
         async with world.sessions.begin() as session:
-            key = await domain.current_signing_key(
+            key = await signing_keys.current_signing_key(
                 session=session, settings=world.settings, now=moment
             )
             return key.kid
@@ -273,24 +285,24 @@ async def test_refresh_token_lives_its_ttl(world: World) -> None:
     name = unique("refresh.")
     await world.register(name)
     issued = await world.login(name, PASSWORD, T0)
-    assert isinstance(issued, domain.IssuedTokens)
+    assert isinstance(issued, tokens.IssuedTokens)
     ttl = timedelta(seconds=world.settings.refresh_token_ttl_seconds)
     async with world.sessions.begin() as session:
-        expired = await domain.refresh(
+        expired = await tokens.refresh(
             session=session,
             settings=world.settings,
             now=T0 + ttl,
             refresh_token=issued.refresh_token,
         )
-    assert isinstance(expired, domain.Refusal) and expired.error.reason == "refresh_token_expired"
+    assert isinstance(expired, tokens.Refusal) and expired.error.reason == "refresh_token_expired"
     async with world.sessions.begin() as session:
-        fresh = await domain.refresh(
+        fresh = await tokens.refresh(
             session=session,
             settings=world.settings,
             now=T0 + ttl - timedelta(seconds=1),
             refresh_token=issued.refresh_token,
         )
-    assert isinstance(fresh, domain.IssuedTokens)
+    assert isinstance(fresh, tokens.IssuedTokens)
 
 
 # --- concurrency, bootstrap, last admin ---------------------------------------------------------
@@ -301,7 +313,7 @@ async def test_a_registration_that_loses_the_race_gets_already_exists(world: Wor
     name = unique("Race.")
     first = world.sessions()
     await first.begin()
-    await domain.register(
+    await registration.register(
         session=first,
         settings=world.settings,
         passwords=world.passwords,
@@ -333,7 +345,7 @@ async def test_bootstrap_is_idempotent_and_syncs_service_clients(world: World) -
     )
     for _ in range(2):
         async with world.sessions.begin() as session:
-            await domain.bootstrap(
+            await startup.bootstrap(
                 session=session, settings=settings, passwords=world.passwords, now=T0
             )
     async with world.sessions.begin() as session:
@@ -350,12 +362,12 @@ async def test_bootstrap_is_idempotent_and_syncs_service_clients(world: World) -
             select(func.count()).select_from(Organisation).where(Organisation.code == "ops")
         )
         assert operators == 1
-        token, _ = await domain.issue_service_token(
+        token, _ = await tokens.issue_service_token(
             session=session, settings=settings, now=T0, client_id="beta", client_secret="c" * 24
         )
         assert token
         with pytest.raises(Unauthenticated):
-            await domain.issue_service_token(
+            await tokens.issue_service_token(
                 session=session,
                 settings=settings,
                 now=T0,
@@ -367,7 +379,7 @@ async def test_bootstrap_is_idempotent_and_syncs_service_clients(world: World) -
 async def test_the_last_ops_admin_keeps_the_role(world: World) -> None:
     async with world.sessions.begin() as session:
         holders = (
-            (await session.execute(select(Membership).where(Membership.role == domain.OPS_ADMIN)))
+            (await session.execute(select(Membership).where(Membership.role == roles.OPS_ADMIN)))
             .scalars()
             .all()
         )
@@ -375,7 +387,7 @@ async def test_the_last_ops_admin_keeps_the_role(world: World) -> None:
     actor = world.ops_admin()
     for user_id in ids[:-1]:
         async with world.sessions.begin() as session:
-            await domain.revoke_role(
+            await organisations.revoke_role(
                 session=session,
                 actor=actor,
                 now=T0,
@@ -385,7 +397,7 @@ async def test_the_last_ops_admin_keeps_the_role(world: World) -> None:
             )
     async with world.sessions.begin() as session:
         with pytest.raises(FailedPrecondition, match="last ops_admin"):
-            await domain.revoke_role(
+            await organisations.revoke_role(
                 session=session,
                 actor=actor,
                 now=T0,
@@ -401,7 +413,9 @@ class _NotAsked:
     async def prepare(self) -> None:
         return None
 
-    async def is_fee_paid(self, organisation_id: uuid.UUID, user_id: uuid.UUID) -> domain.FeeStatus:
+    async def is_fee_paid(
+        self, organisation_id: uuid.UUID, user_id: uuid.UUID
+    ) -> validation_queue.FeeStatus:
         raise AssertionError("the fee was asked although the request was already refused")
 
 
@@ -425,27 +439,27 @@ async def test_domain_authorisation_without_grpc(world: World) -> None:
     service = Principal(subject="svc:gateway", kind="service", token="")
     async with world.sessions.begin() as session:
         with pytest.raises(NotFound):
-            await domain.validate_account(
+            await validation_queue.validate_account(
                 session=session, actor=stranger, now=T0, user_id=str(user.id), fees=NOT_ASKED
             )
         with pytest.raises(PermissionDenied):
-            await domain.validate_account(
+            await validation_queue.validate_account(
                 session=session, actor=colleague, now=T0, user_id=str(user.id), fees=NOT_ASKED
             )
         with pytest.raises(PermissionDenied):
-            await domain.validate_account(
+            await validation_queue.validate_account(
                 session=session, actor=service, now=T0, user_id=str(user.id), fees=NOT_ASKED
             )
         assert (
-            await domain.get_user(session=session, actor=service, user_id=str(user.id))
+            await admin.get_user(session=session, actor=service, user_id=str(user.id))
         ).id == user.id
         with pytest.raises(Unauthenticated):
-            await domain.get_user(session=session, actor=None, user_id=str(user.id))
+            await admin.get_user(session=session, actor=None, user_id=str(user.id))
 
 
 async def test_association_kind_list_is_complete() -> None:
-    assert set(domain.ROLES_BY_KIND) == set(OrganisationKind)
-    assert set(domain.ADMIN_ROLES_BY_KIND) == set(OrganisationKind)
+    assert set(roles.ROLES_BY_KIND) == set(OrganisationKind)
+    assert set(roles.ADMIN_ROLES_BY_KIND) == set(OrganisationKind)
     assert {
         "business_account_manager",
         "program_account_manager",
@@ -458,4 +472,4 @@ async def test_association_kind_list_is_complete() -> None:
         "customer_user",
         "support_agent",
         "ops_admin",
-    } == domain.ALL_ROLES
+    } == roles.ALL_ROLES

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
-from services.identity import domain
+from services.identity.domain import accounts, common, credentials
 from services.identity.models import Base
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings, parse_service_clients
@@ -129,27 +129,29 @@ def test_the_sealing_key_is_required() -> None:
     ],
 )
 def test_username_policy(username: str, ok: bool) -> None:
-    assert (domain.username_problems(username) == []) is ok
+    assert (credentials.username_problems(username) == []) is ok
 
 
 def test_password_policy_reports_every_problem() -> None:
-    assert domain.password_problems("Jean.Dup", "jean.dup") == [
+    assert credentials.password_problems("Jean.Dup", "jean.dup") == [
         "must be at least 12 characters",
         "must not contain the username",
     ]
-    assert domain.password_problems("vélo rouge sur le quai", "jean") == []
+    assert credentials.password_problems("vélo rouge sur le quai", "jean") == []
     # Long enough, but one letter repeated, a keyboard row, a common password.
     guessable = "is too easy to guess"
     for weak in ("x" * 12, "azertyuiop123", "password1234"):
-        assert [p for p in domain.password_problems(weak, "jean.dupont") if guessable in p], weak
+        assert [p for p in credentials.password_problems(weak, "jean.dupont") if guessable in p], (
+            weak
+        )
 
 
 def test_fold_removes_accents_case_and_extra_spaces() -> None:
-    assert domain.fold("  Élodie   LEFÈVRE ") == "elodie lefevre"
-    assert domain.fold("Straße") == "strasse"
+    assert accounts.fold("  Élodie   LEFÈVRE ") == "elodie lefevre"
+    assert accounts.fold("Straße") == "strasse"
 
 
 def test_email_normalisation() -> None:
-    assert domain.normalise_email(" Jean@EXAMPLE.org ") == "Jean@example.org"
+    assert common.normalise_email(" Jean@EXAMPLE.org ") == "Jean@example.org"
     with pytest.raises(ValueError):
-        domain.normalise_email("jean@")
+        common.normalise_email("jean@")
