@@ -14,6 +14,9 @@ the progress after each activity.
 
 `RelationshipExpiry` (id `relationship-expiry/<relationship_id>/<term>`) sleeps until a
 relationship's expiry date and then takes the client out of the provider's groups.
+
+The type names, ids and inputs the groups service starts these with are in
+`workflows/contracts/groups.py`.
 """
 
 from __future__ import annotations
@@ -27,35 +30,20 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from services.kit.temporal import GROUP, PROCESS_REQUEST_ID
+    from workflows.contracts.groups import (
+        DELEGATION_WORKFLOW,
+        EXPIRY_WORKFLOW,
+        DelegationInput,
+        ExpiryInput,
+    )
     from workflows.groups_activities import (
         REFUSED,
         SUPERSEDED,
         BatchesInput,
         BatchesResult,
-        ExpiryInput,
         FailBatchInput,
         GroupsActivities,
     )
-
-DELEGATION_WORKFLOW = "Delegation"
-EXPIRY_WORKFLOW = "RelationshipExpiry"
-
-
-@dataclass
-class DelegationInput:
-    process_request_id: str
-    attempt: int = 1
-    group_name: str = ""
-    # Where the previous run (before continue-as-new) stopped; "" from the start.
-    cursor: str = ""
-    # Activities per run before continuing as new (each applies many batches).
-    activities_per_run: int = 20
-    # Tries of one activity before its next batch is recorded as failed: with the back-off
-    # below (1 s doubling to 30 s), about 90 s, so a restarted groups service or database is
-    # ridden out and only a batch that really cannot be applied is recorded as failed.
-    batch_attempts: int = 8
-    heartbeat_timeout_seconds: float = 10.0
-    runs: int = 0
 
 
 @dataclass

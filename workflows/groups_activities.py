@@ -15,6 +15,8 @@ from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from workflows.contracts.groups import ExpiryInput
+
 # Answers that no retry can change: the workflow is told at once (the type names the reason).
 _PERMANENT = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -51,14 +53,6 @@ class FailBatchInput:
     attempt: int
     cursor: str
     message: str
-
-
-@dataclass
-class ExpiryInput:
-    relationship_id: str
-    term: int
-    # ISO 8601 instant at which the relationship expires.
-    expire_time: str
 
 
 def _refusal(error: grpc.aio.AioRpcError) -> Exception:

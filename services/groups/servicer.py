@@ -7,22 +7,50 @@ relay is woken so that the Delegation workflow starts at once.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from guichet.common.v1 import common_pb2
 from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
-from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.groups import domain
-from services.groups.models import ProcessRequest, outbox as outbox_table
+from services.groups.directory import IdentityDirectory
+from services.groups.domain.batches import apply_batch, fail_batch
+from services.groups.domain.client_groups import create_group, delete_group, get_group, list_groups
+from services.groups.domain.clients import ClientInput, ProgramAccountInput, record_clients
+from services.groups.domain.employees import Directory, list_employees
+from services.groups.domain.expiry import expire_relationship
+from services.groups.domain.group_changes import update_group
+from services.groups.domain.membership import list_available_clients, list_group_clients
+from services.groups.domain.process_requests import (
+    get_process_request,
+    list_failures,
+    list_process_requests,
+    retry_process_request,
+)
+from services.groups.domain.relationships import (
+    RelationshipInput,
+    list_relationships,
+    record_relationships,
+)
+from services.groups.mapping import (
+    ACCOUNT_FROM,
+    RELATIONSHIP_FROM,
+    ROLE_FROM,
+    STATUS_FROM,
+    assignment_to_proto,
+    client_to_proto,
+    group_to_proto,
+    name_of,
+    page_response,
+    progress_to_proto,
+    relationship_to_proto,
+    request_to_proto,
+    summary_to_proto,
+)
+from services.groups.models import outbox as outbox_table
 from services.groups.settings import GroupsSettings
 from services.kit.auth import current_principal
 from services.kit.identity_client import connect_identity
@@ -39,202 +67,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- enums between the domain's strings and the contract --------------------------------------
-
-
-def _enum_maps(enum: Any, prefix: str) -> tuple[dict[str, int], dict[int, str]]:
-    to_proto = {
-        name.removeprefix(prefix).lower(): value
-        for name, value in enum.items()
-        if not name.endswith("_UNSPECIFIED")
-    }
-    return to_proto, {value: name for name, value in to_proto.items()}
-
-
-_RELATIONSHIP_TO, _RELATIONSHIP_FROM = _enum_maps(pb.RelationshipStatus, "RELATIONSHIP_STATUS_")
-_ROLE_TO, _ROLE_FROM = _enum_maps(pb.DelegatedRole, "DELEGATED_ROLE_")
-_STATUS_TO, _STATUS_FROM = _enum_maps(pb.ProcessRequestStatus, "PROCESS_REQUEST_STATUS_")
-_OPERATION_TO, _ = _enum_maps(pb.Operation, "OPERATION_")
-_ACCOUNT_TO, _ACCOUNT_FROM = _enum_maps(pb.ProgramAccountStatus, "PROGRAM_ACCOUNT_STATUS_")
-
-
-def _name_of(value: int, names: dict[int, str]) -> str:
-    """The domain's name of a proto enum value: "" when unspecified, a non-name when unknown."""
-    return "" if value == 0 else names.get(value, f"#{value}")
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _page(token: str) -> common_pb2.PageResponse:
-    return common_pb2.PageResponse(next_page_token=token)
-
-
-def client_to_proto(client: domain.ClientView) -> pb.Client:
-    return pb.Client(
-        id=str(client.id), name=client.name, program_account_count=client.program_accounts
-    )
-
-
-def relationship_to_proto(view: domain.RelationshipView) -> pb.Relationship:
-    r = view.relationship
-    return pb.Relationship(
-        id=str(r.id),
-        provider_id=str(r.provider_id),
-        client=client_to_proto(view.client),
-        status=_RELATIONSHIP_TO[r.status],  # type: ignore[arg-type]
-        expire_time=_timestamp(r.expires_at),
-        group_id=str(view.group_id) if view.group_id else "",
-    )
-
-
-def assignment_to_proto(a: domain.AssignmentView) -> pb.Assignment:
-    return pb.Assignment(
-        employee_id=str(a.employee_id),
-        username=a.username,
-        role=_ROLE_TO[a.role],  # type: ignore[arg-type]
-        group_id=str(a.group_id),
-        group_name=a.group_name,
-    )
-
-
-def group_to_proto(view: domain.GroupView) -> pb.Group:
-    g = view.group
-    return pb.Group(
-        id=str(g.id),
-        provider_id=str(g.provider_id),
-        name=g.name,
-        client_count=view.clients,
-        program_account_count=view.program_accounts,
-        assignments=[assignment_to_proto(a) for a in view.assignments],
-        create_time=_timestamp(g.created_at),
-        update_time=_timestamp(g.updated_at),
-    )
-
-
-def request_to_proto(r: ProcessRequest) -> pb.ProcessRequest:
-    return pb.ProcessRequest(
-        id=str(r.id),
-        provider_id=str(r.provider_id),
-        group_id=str(r.group_id),
-        group_name=r.group_name,
-        operation=_OPERATION_TO[r.operation],  # type: ignore[arg-type]
-        initiator_id=r.initiator_id,
-        initiator_name=r.initiator_name,
-        status=_STATUS_TO[r.status],  # type: ignore[arg-type]
-        create_time=_timestamp(r.created_at),
-        update_time=_timestamp(r.updated_at),
-        finish_time=_timestamp(r.finished_at),
-        done=r.done,
-        total=r.total,
-        failed=r.failed,
-        attempt=r.attempt,
-        workflow_id=r.workflow_id,
-        summary=r.summary,
-    )
-
-
-def _role_or_unspecified(role: str | None) -> int:
-    return _ROLE_TO[role] if role else 0
-
-
-def summary_to_proto(summary: domain.AccessSummary) -> pb.AccessSummary:
-    return pb.AccessSummary(
-        changes=[
-            pb.AccessChange(
-                employee_id=str(c.employee_id),
-                username=c.username,
-                role_before=_role_or_unspecified(c.role_before),  # type: ignore[arg-type]
-                role_after=_role_or_unspecified(c.role_after),  # type: ignore[arg-type]
-                program_accounts_before=c.accounts_before,
-                program_accounts_after=c.accounts_after,
-                granted=c.granted,
-                revoked=c.revoked,
-                role_changed=c.role_changed,
-            )
-            for c in summary.changes
-        ],
-        clients_added=summary.clients_added,
-        clients_removed=summary.clients_removed,
-        program_accounts_added=summary.accounts_added,
-        program_accounts_removed=summary.accounts_removed,
-    )
-
-
-def _progress(result: domain.BatchResult) -> pb.DelegationProgress:
-    return pb.DelegationProgress(
-        next_cursor=result.next_cursor,
-        finished=result.finished,
-        processed=result.processed,
-        done=result.done,
-        total=result.total,
-        failed=result.failed,
-        status=_STATUS_TO[result.status],  # type: ignore[arg-type]
-    )
-
-
-# --- identity as the directory of employees -----------------------------------------------
-
-
-def _person(user: identity_pb2.User) -> domain.Person:
-    memberships: dict[str, set[str]] = {}
-    for m in user.memberships:
-        memberships.setdefault(m.organisation_id, set()).add(m.role)
-    return domain.Person(
-        id=uuid.UUID(user.id),
-        username=user.username,
-        first_name=user.profile.first_name,
-        last_name=user.profile.last_name,
-        active=user.status == identity_pb2.USER_STATUS_ACTIVE,
-        memberships={org: frozenset(roles) for org, roles in memberships.items()},
-    )
-
-
-class IdentityDirectory:
-    """Reads people from identity with the caller's own token (the manager's), so identity
-    applies its own rules about who may see whom."""
-
-    def __init__(self, stub: identity_pb2_grpc.IdentityServiceStub) -> None:
-        self._stub = stub
-
-    async def _one(self, user_id: uuid.UUID) -> domain.Person | None:
-        try:
-            response = await self._stub.GetUser(identity_pb2.GetUserRequest(user_id=str(user_id)))
-        except grpc.aio.AioRpcError as error:
-            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
-                return None
-            raise
-        return _person(response.user)
-
-    async def people(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, domain.Person]:
-        found = await asyncio.gather(*(self._one(user_id) for user_id in user_ids))
-        return {person.id: person for person in found if person is not None}
-
-    async def members(
-        self, provider_id: uuid.UUID, roles: Sequence[str], page_size: int, page_token: str
-    ) -> tuple[list[domain.Person], str]:
-        response = await self._stub.ListOrganisationMembers(
-            identity_pb2.ListOrganisationMembersRequest(
-                organisation_id=str(provider_id),
-                roles=list(roles),
-                page=common_pb2.PageRequest(page_size=page_size, page_token=page_token),
-            )
-        )
-        return [_person(u) for u in response.users], response.page.next_page_token
-
-
 class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
     def __init__(
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
         settings: GroupsSettings,
-        directory: domain.Directory,
+        directory: Directory,
         relay: OutboxRelay | None,
         clock: Clock = utcnow,
     ) -> None:
@@ -259,24 +98,24 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ListRelationshipsRequest, context: Context
     ) -> pb.ListRelationshipsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_relationships(
+            page = await list_relationships(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
-                status=_name_of(request.status, _RELATIONSHIP_FROM),
+                status=name_of(request.status, RELATIONSHIP_FROM),
                 page_size=request.page.page_size,
                 page_token=request.page.page_token,
             )
         return pb.ListRelationshipsResponse(
             relationships=[relationship_to_proto(r) for r in page.items],
-            page=_page(page.next_page_token),
+            page=page_response(page.next_page_token),
         )
 
     async def ListAvailableClients(
         self, request: pb.ListAvailableClientsRequest, context: Context
     ) -> pb.ListAvailableClientsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_available_clients(
+            page = await list_available_clients(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -286,7 +125,8 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 page_token=request.page.page_token,
             )
         return pb.ListAvailableClientsResponse(
-            clients=[client_to_proto(c) for c in page.items], page=_page(page.next_page_token)
+            clients=[client_to_proto(c) for c in page.items],
+            page=page_response(page.next_page_token),
         )
 
     # --- groups --------------------------------------------------------------------------------
@@ -295,7 +135,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ListGroupsRequest, context: Context
     ) -> pb.ListGroupsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_groups(
+            page = await list_groups(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
@@ -303,14 +143,14 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 page_token=request.page.page_token,
             )
         return pb.ListGroupsResponse(
-            groups=[group_to_proto(g) for g in page.items], page=_page(page.next_page_token)
+            groups=[group_to_proto(g) for g in page.items], page=page_response(page.next_page_token)
         )
 
     async def CreateGroup(
         self, request: pb.CreateGroupRequest, context: Context
     ) -> pb.CreateGroupResponse:
         async with self._sessions.begin() as session:
-            view = await domain.create_group(
+            view = await create_group(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -322,7 +162,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
 
     async def GetGroup(self, request: pb.GetGroupRequest, context: Context) -> pb.GetGroupResponse:
         async with self._sessions.begin() as session:
-            view = await domain.get_group(
+            view = await get_group(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
@@ -334,7 +174,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ListGroupClientsRequest, context: Context
     ) -> pb.ListGroupClientsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_group_clients(
+            page = await list_group_clients(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
@@ -344,14 +184,15 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 page_token=request.page.page_token,
             )
         return pb.ListGroupClientsResponse(
-            clients=[client_to_proto(c) for c in page.items], page=_page(page.next_page_token)
+            clients=[client_to_proto(c) for c in page.items],
+            page=page_response(page.next_page_token),
         )
 
     async def UpdateGroup(
         self, request: pb.UpdateGroupRequest, context: Context
     ) -> pb.UpdateGroupResponse:
         async with self._sessions.begin() as session:
-            result = await domain.update_group(
+            result = await update_group(
                 session=session,
                 actor=current_principal(),
                 directory=self._directory,
@@ -362,7 +203,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 name=request.name,
                 add_client_ids=list(request.add_client_ids),
                 remove_client_ids=list(request.remove_client_ids),
-                assign=[(a.employee_id, _name_of(a.role, _ROLE_FROM)) for a in request.assign],
+                assign=[(a.employee_id, name_of(a.role, ROLE_FROM)) for a in request.assign],
                 unassign_employee_ids=list(request.unassign_employee_ids),
                 confirmation=request.confirmation,
                 dry_run=request.dry_run,
@@ -379,7 +220,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.DeleteGroupRequest, context: Context
     ) -> pb.DeleteGroupResponse:
         async with self._sessions.begin() as session:
-            recorded = await domain.delete_group(
+            recorded = await delete_group(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -397,7 +238,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ListEmployeesRequest, context: Context
     ) -> pb.ListEmployeesResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_employees(
+            page = await list_employees(
                 session=session,
                 actor=current_principal(),
                 directory=self._directory,
@@ -417,7 +258,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 )
                 for e in page.items
             ],
-            page=_page(page.next_page_token),
+            page=page_response(page.next_page_token),
         )
 
     # --- process requests ----------------------------------------------------------------------
@@ -426,11 +267,11 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ListProcessRequestsRequest, context: Context
     ) -> pb.ListProcessRequestsResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_process_requests(
+            page = await list_process_requests(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
-                status=_name_of(request.status, _STATUS_FROM),
+                status=name_of(request.status, STATUS_FROM),
                 group_id=request.group_id,
                 group_name=request.group_name,
                 page_size=request.page.page_size,
@@ -438,14 +279,14 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
             )
         return pb.ListProcessRequestsResponse(
             process_requests=[request_to_proto(r) for r in page.items],
-            page=_page(page.next_page_token),
+            page=page_response(page.next_page_token),
         )
 
     async def GetProcessRequest(
         self, request: pb.GetProcessRequestRequest, context: Context
     ) -> pb.GetProcessRequestResponse:
         async with self._sessions.begin() as session:
-            found = await domain.get_process_request(
+            found = await get_process_request(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
@@ -457,7 +298,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ListProcessRequestFailuresRequest, context: Context
     ) -> pb.ListProcessRequestFailuresResponse:
         async with self._sessions.begin() as session:
-            page = await domain.list_failures(
+            page = await list_failures(
                 session=session,
                 actor=current_principal(),
                 provider_id=request.provider_id,
@@ -477,14 +318,14 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 )
                 for f in page.items
             ],
-            page=_page(page.next_page_token),
+            page=page_response(page.next_page_token),
         )
 
     async def RetryProcessRequest(
         self, request: pb.RetryProcessRequestRequest, context: Context
     ) -> pb.RetryProcessRequestResponse:
         async with self._sessions.begin() as session:
-            retried = await domain.retry_process_request(
+            retried = await retry_process_request(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -501,12 +342,12 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.RecordClientsRequest, context: Context
     ) -> pb.RecordClientsResponse:
         clients = [
-            domain.ClientInput(
+            ClientInput(
                 id=c.id,
                 name=c.name,
                 program_accounts=[
-                    domain.ProgramAccountInput(
-                        id=a.id, number=a.number, status=_name_of(a.status, _ACCOUNT_FROM)
+                    ProgramAccountInput(
+                        id=a.id, number=a.number, status=name_of(a.status, ACCOUNT_FROM)
                     )
                     for a in c.program_accounts
                 ],
@@ -514,7 +355,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
             for c in request.clients
         ]
         async with self._sessions.begin() as session:
-            recorded = await domain.record_clients(
+            recorded = await record_clients(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -533,10 +374,10 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.RecordRelationshipsRequest, context: Context
     ) -> pb.RecordRelationshipsResponse:
         records = [
-            domain.RelationshipInput(
+            RelationshipInput(
                 provider_id=r.provider_id,
                 client_id=r.client_id,
-                status=_name_of(r.status, _RELATIONSHIP_FROM),
+                status=name_of(r.status, RELATIONSHIP_FROM),
                 expires_at=r.expire_time.ToDatetime(tzinfo=UTC)
                 if r.HasField("expire_time")
                 else None,
@@ -544,7 +385,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
             for r in request.relationships
         ]
         async with self._sessions.begin() as session:
-            views = await domain.record_relationships(
+            views = await record_relationships(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -562,7 +403,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         self, request: pb.ApplyDelegationBatchRequest, context: Context
     ) -> pb.ApplyDelegationBatchResponse:
         async with self._sessions.begin() as session:
-            result = await domain.apply_batch(
+            result = await apply_batch(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -571,13 +412,13 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 after_cursor=request.after_cursor,
                 limit=request.limit,
             )
-        return pb.ApplyDelegationBatchResponse(progress=_progress(result))
+        return pb.ApplyDelegationBatchResponse(progress=progress_to_proto(result))
 
     async def FailDelegationBatch(
         self, request: pb.FailDelegationBatchRequest, context: Context
     ) -> pb.FailDelegationBatchResponse:
         async with self._sessions.begin() as session:
-            result = await domain.fail_batch(
+            result = await fail_batch(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
@@ -587,13 +428,13 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 limit=request.limit,
                 message=request.message,
             )
-        return pb.FailDelegationBatchResponse(progress=_progress(result))
+        return pb.FailDelegationBatchResponse(progress=progress_to_proto(result))
 
     async def ExpireRelationship(
         self, request: pb.ExpireRelationshipRequest, context: Context
     ) -> pb.ExpireRelationshipResponse:
         async with self._sessions.begin() as session:
-            requests = await domain.expire_relationship(
+            requests = await expire_relationship(
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),

@@ -437,13 +437,13 @@ async def test_a_replayed_batch_applies_nothing_twice(world: World) -> None:
     clients = await world.clients(provider, 4, accounts=5)
     group = await world.group(provider, clients)
     async with world.sessions.begin() as session:
-        from services.groups import domain
+        from services.groups.domain.process_requests import record_request
         from services.groups.models import ClientGroup, Operation
 
         found = await session.get(ClientGroup, uuid.UUID(group))
         assert found is not None
         # A request recorded without its outbox start, driven by hand below.
-        request = await domain._record_request(
+        request = await record_request(
             session,
             datetime.now(UTC),
             f"nobody-{uuid.uuid4()}",
@@ -492,12 +492,12 @@ async def test_a_batch_that_keeps_failing_is_recorded_and_retried_alone(world: W
     clients = await world.clients(provider, 2, accounts=5)
     group = await world.group(provider, clients)
     async with world.sessions.begin() as session:
-        from services.groups import domain
+        from services.groups.domain.process_requests import record_request
         from services.groups.models import ClientGroup, Operation
 
         found = await session.get(ClientGroup, uuid.UUID(group))
         assert found is not None
-        request = await domain._record_request(
+        request = await record_request(
             session,
             datetime.now(UTC),
             f"nobody-{uuid.uuid4()}",
