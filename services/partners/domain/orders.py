@@ -306,11 +306,7 @@ _OPEN_ESCALATION = (
 )
 
 
-# --------------------------------------------------------------------------------------------
-# Out of stock: the escalation
-# --------------------------------------------------------------------------------------------
-
-
+# An escalation ends here when the platform cancels its order, and in `escalations` otherwise.
 def _end_escalation(
     order: Order, escalation: Escalation, *, now: datetime, status: EscalationStatus
 ) -> None:
