@@ -55,7 +55,7 @@ FLOOR_RATIO = 3.0
 PAGE = 50
 DEEP = 900_000
 
-# The statement partners sends for a history page (services.partners.domain._order_rows).
+# The statement partners sends for a history page (services.partners.domain.orders._order_rows).
 COLUMNS = (
     "id, store_id, code, status, created_at, closed_at, total_cents, currency, paid_cents, "
     "cancellation_reason, refund_reason, refund_funded_by, escalation_status"

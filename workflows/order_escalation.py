@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from services.kit.temporal import ORDER
-    from services.partners.contract import (
+    from workflows.contracts.partners import (
         ESCALATION_WORKFLOW,
         PARTNER_ANSWERED_SIGNAL,
         SUPPORT_DECIDED_SIGNAL,

@@ -20,7 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from services.partners.contract import REACTIVATION_WORKFLOW, TICKET_WORKFLOW
+    from workflows.contracts.partners import REACTIVATION_WORKFLOW, TICKET_WORKFLOW
     from workflows.partners_activities import PartnersActivities, ReactivateInput
 
 

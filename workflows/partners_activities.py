@@ -19,7 +19,8 @@ from guichet.support.v1 import support_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from services.partners.support_link import open_support_ticket
+from services.kit.support_tickets import open_support_ticket
+from workflows.contracts.partners import SUPPORT_CATEGORY_CODES
 
 T = TypeVar("T")
 
@@ -174,7 +175,9 @@ class PartnersActivities:
             category = pb.SupportCategory.Name(message.category)
             ticket_id = await open_support_ticket(
                 self._support,
-                category=category.removeprefix("SUPPORT_CATEGORY_").lower(),
+                category_code=SUPPORT_CATEGORY_CODES[
+                    category.removeprefix("SUPPORT_CATEGORY_").lower()
+                ],
                 store_id=message.store_id,
                 subject=message.subject,
                 body=message.body,

@@ -36,12 +36,12 @@ from services.kit.runtime import ServiceContext, start_service
 from services.kit.settings import CommonSettings
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer
-from services.partners import contract
 from services.partners.servicer import SPEC, build
 from services.partners.settings import PartnersSettings
 from services.support.servicer import SPEC as SUPPORT_SPEC
 from services.support.settings import SupportSettings
 from tests.identity.harness import DELIVERY_PARTNER, OPERATOR, Account, Identity, bearer, unique
+from workflows.contracts import partners as contract
 from workflows.settings import WorkerSettings
 from workflows.worker import build_worker
 

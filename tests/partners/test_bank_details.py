@@ -10,7 +10,7 @@ import grpc
 from guichet.partners.v1 import partners_pb2 as pb
 
 from services.kit.errors import RemoteProblem
-from services.partners.domain import iban_is_valid
+from services.partners.domain.bank_details import iban_is_valid
 from tests.partners.harness import OTHER_IBAN, PDF, PNG, VALID_IBAN, Partners, fails
 
 

@@ -13,7 +13,7 @@ from guichet.partners.v1 import partners_pb2 as pb
 from guichet.support.v1 import support_pb2
 
 from services.kit.errors import RemoteProblem
-from services.partners.domain import local_day
+from services.partners.domain.check_ins import local_day
 from tests.partners.harness import Partners, eventually, fails
 
 

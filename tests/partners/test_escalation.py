@@ -11,8 +11,8 @@ from guichet.partners.v1 import partners_pb2 as pb
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit.errors import RemoteProblem
-from services.partners.contract import escalation_workflow_id
 from tests.partners.harness import Partners, StoreFixture, eventually, fails
+from workflows.contracts.partners import escalation_workflow_id
 from workflows.order_escalation import OrderEscalation
 
 

@@ -1,9 +1,9 @@
 """A partner's message gets one ticket in support, however often its opening is tried.
 
-The opening goes through `support_link.open_support_ticket` from the partner's request (partner's
-token) and from the OpenPartnerTicket workflow's activity (worker's token), both with the
-message id as support's idempotency key: a retry after a lost answer, or the request racing the
-worker, finds the ticket the first call opened.
+The opening goes through `services.kit.support_tickets.open_support_ticket` from the partner's
+request (partner's token) and from the OpenPartnerTicket workflow's activity (worker's token),
+both with the message id as support's idempotency key: a retry after a lost answer, or the request
+racing the worker, finds the ticket the first call opened.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from guichet.support.v1 import support_pb2, support_pb2_grpc
 
 from services.kit.grpcclient import ServiceTokenSource, create_channel
-from services.partners.support_link import open_support_ticket
+from services.kit.support_tickets import open_support_ticket
 from tests.partners.harness import Metadata, Partners, StoreFixture, eventually
+from workflows.contracts.partners import SUPPORT_CATEGORY_CODES
 from workflows.partners_activities import PartnersActivities
 
 N = 8
@@ -88,7 +89,7 @@ async def _open(
 ) -> str:
     return await open_support_ticket(
         support,
-        category="other",
+        category_code=SUPPORT_CATEGORY_CODES["other"],
         store_id=message.store_id,
         subject=message.subject,
         body=message.body,

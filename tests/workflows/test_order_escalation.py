@@ -27,7 +27,6 @@ from temporalio.worker import Replayer
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import ORDER, SEARCH_ATTRIBUTES
 from services.kit.testing import DatabaseServer
-from services.partners.contract import STOCKOUT_REASON, escalation_workflow_id
 from tests.identity.harness import Identity
 from tests.partners.harness import (
     Partners,
@@ -38,6 +37,7 @@ from tests.partners.harness import (
     partners_service,
     worker,
 )
+from workflows.contracts.partners import STOCKOUT_REASON, escalation_workflow_id
 from workflows.order_escalation import OrderEscalation, OrderEscalationResult
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"

@@ -41,12 +41,12 @@ from services.kit.outbox import OutboxRelay, outbox_table
 from services.kit.smtpsink import SmtpSink
 from services.kit.telemetry import setup_telemetry
 from services.kit.testing import DatabaseServer
-from services.partners.contract import PARTNER_ANSWERED_SIGNAL, escalation_workflow_id
 from services.support.servicer import SPEC as SUPPORT_SPEC
 from tests.groups.harness import COMPLETED, running_world as groups_world
 from tests.membership.harness import days_from_today, running_world as membership_world
 from tests.partners import harness as partners_harness
 from tests.support import harness as support_harness
+from workflows.contracts.partners import PARTNER_ANSWERED_SIGNAL, escalation_workflow_id
 from workflows.contracts.support import EVENT_SIGNAL, sla_workflow_id
 from workflows.mail import DeliverMail
 from workflows.order_escalation import OrderEscalation

@@ -1,6 +1,8 @@
-"""What the partners service and its workflows agree on: workflow names, ids and signal names.
+"""What the partners service and its workflows agree on: workflow names, ids, signal names, and
+support's category codes for partners' messages.
 
-Kept apart from the domain so that workflow code can import it without SQLAlchemy.
+Imports neither side (see `workflows.contracts`), so workflow code imports it without SQLAlchemy
+and the service without workflow code.
 """
 
 from __future__ import annotations

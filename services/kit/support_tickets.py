@@ -1,7 +1,10 @@
-"""Opening a partner's message as a ticket in the support service (its public contract).
+"""Opening a partner's message as a ticket in the support service (support's public contract).
 
-Used by the servicer (right after the commit, with the partner's own token) and by the
-OpenPartnerTicket workflow's activity (later, with the worker's service token).
+Shared infrastructure because two sides call it and must call it identically: the partners
+servicer (right after the commit, with the partner's own token) and the OpenPartnerTicket
+workflow's activity (later, with the worker's service token). It only speaks support's protos;
+which support category a partner's message goes to is the caller's (the partners contract's
+`SUPPORT_CATEGORY_CODES`).
 """
 
 from __future__ import annotations
@@ -10,13 +13,11 @@ from collections.abc import Sequence
 
 from guichet.support.v1 import support_pb2, support_pb2_grpc
 
-from services.partners import contract
-
 
 async def open_support_ticket(
     support: support_pb2_grpc.SupportServiceStub,
     *,
-    category: str,
+    category_code: str,
     store_id: str,
     subject: str,
     body: str,
@@ -27,20 +28,19 @@ async def open_support_ticket(
 ) -> str:
     """Sends the message as a partner message; returns the ticket id.
 
-    The category is support's partner category whose code matches (`SUPPORT_CATEGORY_CODES`);
-    LookupError when support has none. gRPC errors pass through. `idempotency_key` is the
-    message id: support answers a second opening of the same message (a retry after a lost
-    answer, or the partner's request racing the worker) with the ticket of the first.
+    The category is support's partner category whose code is `category_code`; LookupError when
+    support has none. gRPC errors pass through. `idempotency_key` is the message id: support
+    answers a second opening of the same message (a retry after a lost answer, or the partner's
+    request racing the worker) with the ticket of the first.
     """
-    code = contract.SUPPORT_CATEGORY_CODES[category]
     categories = await support.ListCategories(
         support_pb2.ListCategoriesRequest(audience=support_pb2.CATEGORY_AUDIENCE_PARTNER),
         timeout=seconds,
         metadata=tuple(metadata),
     )
-    category_id = next((c.id for c in categories.categories if c.code == code), None)
+    category_id = next((c.id for c in categories.categories if c.code == category_code), None)
     if category_id is None:
-        raise LookupError(f"support has no partner category {code}")
+        raise LookupError(f"support has no partner category {category_code}")
     response = await support.SendPartnerMessage(
         support_pb2.SendPartnerMessageRequest(
             category_id=category_id,
