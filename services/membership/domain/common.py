@@ -50,6 +50,8 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # ------------------------------------------------------------------------------------------------
 # Input checks
 # ------------------------------------------------------------------------------------------------
+# Each check records a violation of its field in `v` and returns the cleaned value ("" or None
+# when it is missing or wrong), so that one refusal names every bad field at once.
 
 
 def check_text(
@@ -272,6 +274,20 @@ def require_association_admin(actor: Principal | None, association_id: uuid.UUID
     raise NotFound("association not found")
 
 
+def association_and(
+    actor: Principal | None, association_id: str, field: str, raw: str
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """Parses the association and a resource id, and checks the caller administers the
+    association before anything is read (a stranger learns nothing)."""
+    v = Validator()
+    association = check_uuid(v, "association_id", association_id)
+    resource = check_uuid(v, field, raw)
+    v.raise_if_any()
+    assert association is not None and resource is not None
+    require_association_admin(actor, association)
+    return association, resource
+
+
 def actor_id(actor: Principal | None) -> str:
     if actor is None:
         return "anonymous"
@@ -315,17 +331,3 @@ async def queue_mail(
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
     )
-
-
-def association_and(
-    actor: Principal | None, association_id: str, field: str, raw: str
-) -> tuple[uuid.UUID, uuid.UUID]:
-    """Parses the association and a resource id, and checks the caller administers the
-    association before anything is read (a stranger learns nothing)."""
-    v = Validator()
-    association = check_uuid(v, "association_id", association_id)
-    resource = check_uuid(v, field, raw)
-    v.raise_if_any()
-    assert association is not None and resource is not None
-    require_association_admin(actor, association)
-    return association, resource
