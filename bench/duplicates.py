@@ -34,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.kit.auth import Principal
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.testing import database_server
-from services.membership import domain, duplicates as dup
+from services.membership.domain import duplicates as dup
+from services.membership.domain.merges import detect_duplicates, keyed_records
+from services.membership.domain.records import MAX_IMPORT, ImportedRecord, import_client_records
 from services.membership.models import ClientRecord
 from services.membership.samples import SampleRecord, generate, score, truth_pairs
 from services.membership.servicer import SPEC
@@ -79,16 +81,16 @@ async def load(
     sessions: async_sessionmaker[AsyncSession], association: uuid.UUID, records: list[SampleRecord]
 ) -> float:
     started = time.perf_counter()
-    for start in range(0, len(records), domain.MAX_IMPORT):
-        chunk = records[start : start + domain.MAX_IMPORT]
+    for start in range(0, len(records), MAX_IMPORT):
+        chunk = records[start : start + MAX_IMPORT]
         async with sessions.begin() as session:
-            await domain.import_client_records(
+            await import_client_records(
                 session=session,
                 actor=BENCH,
                 now=datetime.now(UTC),
                 association_id=str(association),
                 records=[
-                    domain.ImportedRecord(
+                    ImportedRecord(
                         external_ref=r.external_ref,
                         company_name=r.company_name,
                         siret=r.siret,
@@ -156,11 +158,11 @@ async def measure(admin_url_db: str, size: int, runs: int, brute_sample: int) ->
         for _ in range(runs):
             async with sessions.begin() as session:
                 started = time.perf_counter()
-                report, _ = await domain.detect_duplicates(session, association)
+                report, _ = await detect_duplicates(session, association)
                 timings.append(time.perf_counter() - started)
         assert report is not None
         async with sessions.begin() as session:
-            rows = await domain.keyed_records(session, association)
+            rows = await keyed_records(session, association)
             found = await session.execute(
                 select(ClientRecord.id, ClientRecord.external_ref).where(
                     ClientRecord.association_id == association

@@ -27,11 +27,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.contracts.membership import CHANGED_SIGNAL, RENEWAL_WORKFLOW, RenewalInput
+
 with workflow.unsafe.imports_passed_through():
     from services.kit.temporal import MEMBERSHIP, TENANT
-
-RENEWAL_WORKFLOW = "Renewal"
-CHANGED_SIGNAL = "membership_changed"
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(
@@ -40,19 +39,6 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=5),
     maximum_attempts=0,
 )
-
-
-def renewal_workflow_id(membership_id: str) -> str:
-    return f"renewal/{membership_id}"
-
-
-@dataclass
-class RenewalInput:
-    membership_id: str
-    # The highest change version already taken into account (carried across runs).
-    known_version: int = 0
-    # Years completed so far.
-    cycle: int = 0
 
 
 @dataclass

@@ -11,7 +11,7 @@ import grpc
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.kit.errors import Unavailable
-from services.membership.domain import OrganisationInfo
+from services.membership.domain.common import OrganisationInfo
 
 CACHE_SECONDS = 300.0
 

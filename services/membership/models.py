@@ -381,8 +381,8 @@ class FeePayment(Base):
 class ClientRecord(Base):
     """A "fiche client": created with each request, merged, deleted once emptied.
 
-    `name_key` and `token_key` are computed at write time (services.membership.normalise) so that
-    duplicate detection only groups stored keys.
+    `name_key` and `token_key` are computed at write time (services.membership.domain.normalise)
+    so that duplicate detection only groups stored keys.
     """
 
     __tablename__ = "client_records"

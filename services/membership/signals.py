@@ -1,10 +1,10 @@
 """Delivers changes to the renewal workflows: a signal outbox.
 
 A changed renewal date or an ended membership writes a `renewal_signals` row in the same
-transaction as the change (`domain._signal_renewal`). This relay sends each row with
-signal-with-start (`membership_changed(version)` to `renewal/<membership_id>`, starting the
-workflow if it is not running) and marks it sent. A crash between the signal and the mark sends it
-again: harmless, since the workflow keeps the highest version it heard and re-reads the
+transaction as the change (`_signal_renewal` in `domain/banner.py`). This relay sends each row
+with signal-with-start (`membership_changed(version)` to `renewal/<membership_id>`, starting
+the workflow if it is not running) and marks it sent. A crash between the signal and the mark
+sends it again: harmless, since the workflow keeps the highest version it heard and re-reads the
 membership itself. While Temporal is away, rows wait and the relay backs off.
 """
 
@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from services.membership import domain
+from services.membership.domain.renewals import pending_signals
+from workflows.contracts.membership import CHANGED_SIGNAL, RENEWAL_WORKFLOW, renewal_workflow_id
 
 log = logging.getLogger(__name__)
-
-SIGNAL = "membership_changed"
 
 
 class RenewalSignalRelay:
@@ -67,18 +66,18 @@ class RenewalSignalRelay:
 
     async def relay_once(self) -> int:
         async with self._sessions.begin() as session:
-            rows = await domain.pending_signals(session, limit=self._batch_size)
+            rows = await pending_signals(session, limit=self._batch_size)
             if not rows:
                 return 0
             if self._client is None:
                 self._client = await self._connect()
             for row in rows:
                 await self._client.start_workflow(
-                    domain.RENEWAL_WORKFLOW,
+                    RENEWAL_WORKFLOW,
                     {"membership_id": str(row.membership_id)},
-                    id=domain.renewal_workflow_id(row.membership_id),
+                    id=renewal_workflow_id(row.membership_id),
                     task_queue=self._task_queue,
-                    start_signal=SIGNAL,
+                    start_signal=CHANGED_SIGNAL,
                     start_signal_args=[row.version],
                 )
                 row.sent_at = datetime.now(UTC)

@@ -15,8 +15,8 @@ from guichet.membership.v1 import membership_pb2 as pb
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from services.membership.domain.normalise import luhn_complete
 from services.membership.models import TrainingRegistration
-from services.membership.normalise import luhn_complete
 from tests.identity.harness import WORKSHOP, unique
 from tests.membership.harness import (
     Association,

@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from tests.identity.harness import ASSOCIATION, unique
 from tests.membership.harness import World, days_from_today, fails, fields, today
-from workflows.renewal import Renewal, renewal_workflow_id
+from workflows.contracts.membership import renewal_workflow_id
+from workflows.renewal import Renewal
 
 PORTAL = pb.REQUEST_CHANNEL_PORTAL
 ADD, REMOVE = pb.OPTION_CHANGE_ADD, pb.OPTION_CHANGE_REMOVE

@@ -12,15 +12,15 @@ import pytest
 from guichet.membership.v1 import membership_pb2 as pb
 from sqlalchemy import select
 
-from services.membership import duplicates as dup
-from services.membership.models import ClientRecord
-from services.membership.normalise import (
+from services.membership.domain import duplicates as dup
+from services.membership.domain.normalise import (
     contained_keys,
     fold,
     luhn_complete,
     name_keys,
     normalise_siret,
 )
+from services.membership.models import ClientRecord
 from services.membership.samples import generate, score, truth_pairs
 from tests.membership.harness import World
 

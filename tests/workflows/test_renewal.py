@@ -30,7 +30,7 @@ from temporalio.worker import Replayer
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import MEMBERSHIP
 from services.kit.testing import DatabaseServer
-from services.membership.domain import add_years
+from services.membership.domain.renewals import add_years
 from tests.membership.harness import (
     World,
     days_from_today,
@@ -39,7 +39,8 @@ from tests.membership.harness import (
     running_world,
     today,
 )
-from workflows.renewal import Renewal, RenewalResult, RenewalStatus, renewal_workflow_id
+from workflows.contracts.membership import renewal_workflow_id
+from workflows.renewal import Renewal, RenewalResult, RenewalStatus
 
 HISTORY = Path(__file__).resolve().parents[1] / "histories" / "renewal.json"
 

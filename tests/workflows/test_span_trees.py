@@ -46,11 +46,12 @@ from tests.groups.harness import COMPLETED, running_world as groups_world
 from tests.membership.harness import days_from_today, running_world as membership_world
 from tests.partners import harness as partners_harness
 from tests.support import harness as support_harness
+from workflows.contracts.membership import CHANGED_SIGNAL, renewal_workflow_id
 from workflows.contracts.partners import PARTNER_ANSWERED_SIGNAL, escalation_workflow_id
 from workflows.contracts.support import EVENT_SIGNAL, sla_workflow_id
 from workflows.mail import DeliverMail
 from workflows.order_escalation import OrderEscalation
-from workflows.renewal import CHANGED_SIGNAL, Renewal, renewal_workflow_id
+from workflows.renewal import Renewal
 from workflows.settings import WorkerSettings
 from workflows.ticket_sla import TicketSla
 from workflows.worker import build_worker

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from services.membership.normalise import MAX_EXTRA_WORDS, MIN_SHARED_WORDS, contained_keys
+from services.membership.domain.normalise import MAX_EXTRA_WORDS, MIN_SHARED_WORDS, contained_keys
 
 Id = TypeVar("Id")
 

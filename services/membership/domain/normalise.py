@@ -4,7 +4,7 @@
 the same `name_key` are "certain" duplicates. `token_key` is the sorted set of the name's
 significant words (stop words, legal forms and single letters dropped, common abbreviations
 expanded): records whose word sets contain one another are "probable" duplicates
-(see `services.membership.duplicates`). Both are plain strings so that PostgreSQL indexes them.
+(see `duplicates`). Both are plain strings so that PostgreSQL indexes them.
 """
 
 from __future__ import annotations

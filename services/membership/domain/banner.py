@@ -1,0 +1,472 @@
+"""Banner programs (their benefits and options) and workshop memberships: enrolment, contact
+details, renewal date, end. What the renewal workflow must hear of is recorded, in the same
+transaction, in the workflow outbox (start) or the signal outbox (changes)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.auth import Principal
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from services.kit.outbox import enqueue
+from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
+from services.kit.temporal import MEMBERSHIP
+from services.membership.domain.common import (
+    WORKSHOP_KIND,
+    Directory,
+    already_taken,
+    check_code,
+    check_date,
+    check_email,
+    check_long_text,
+    check_phone,
+    check_text,
+    check_uuid,
+    fetch_page,
+    flush_or_raise,
+    operator_on_workshop,
+    parse_moment,
+    parse_uuid,
+    require_operator,
+    workshop_party,
+)
+from services.membership.domain.normalise import clean
+from services.membership.models import (
+    MembershipOption,
+    MembershipStatus,
+    Program,
+    ProgramOption,
+    RenewalSignal,
+    WorkshopMembership,
+    outbox,
+)
+from services.membership.settings import MembershipSettings
+from workflows.contracts.membership import RENEWAL_WORKFLOW, renewal_workflow_id
+
+MAX_OPTIONS = 50
+
+
+@dataclass(frozen=True)
+class ProgramView:
+    program: Program
+    options: list[ProgramOption]
+
+
+async def _options_of(
+    session: AsyncSession, program_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[ProgramOption]]:
+    ids = list(set(program_ids))
+    found: dict[uuid.UUID, list[ProgramOption]] = {program_id: [] for program_id in ids}
+    if not ids:
+        return found
+    rows = await session.scalars(
+        select(ProgramOption).where(ProgramOption.program_id.in_(ids)).order_by(ProgramOption.code)
+    )
+    for option in rows:
+        found[option.program_id].append(option)
+    return found
+
+
+async def create_program(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    code: str,
+    name: str,
+    description: str,
+    benefits: Sequence[str],
+) -> ProgramView:
+    require_operator(actor)
+    v = Validator()
+    code = check_code(v, "code", code)
+    name = check_text(v, "name", name)
+    description = check_long_text(v, "description", description, limit=4000, required=False)
+    v.check(len(benefits) <= 30, "benefits", "must list at most 30 benefits")
+    cleaned = [clean(benefit) for benefit in benefits]
+    for index, benefit in enumerate(cleaned):
+        v.check(bool(benefit), f"benefits[{index}]", "must not be empty")
+        v.check(len(benefit) <= 300, f"benefits[{index}]", "must be at most 300 characters")
+    v.raise_if_any()
+    program = Program(
+        id=uuid.uuid4(),
+        code=code,
+        name=name,
+        description=description,
+        benefits=cleaned,
+        created_at=now,
+    )
+    session.add(program)
+    await flush_or_raise(
+        session, {"uq_programs_code": already_taken("code", "is already the code of a program")}
+    )
+    return ProgramView(program, [])
+
+
+async def list_programs(
+    *, session: AsyncSession, actor: Principal | None, page_size: int, page_token: str
+) -> Page[ProgramView]:
+    require_operator(actor)
+    v = Validator()
+    page = _parse_page(v, "programs", page_size, page_token, [str])
+    v.raise_if_any()
+    query = select(Program).where(*_after(page, [Program.code])).order_by(Program.code)
+    result = await fetch_page(session, query, page, "programs", lambda p: (p.code,))
+    options = await _options_of(session, (p.id for p in result.items))
+    return Page([ProgramView(p, options[p.id]) for p in result.items], result.next_page_token)
+
+
+async def add_program_option(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    program_id: str,
+    code: str,
+    name: str,
+    benefit: str,
+) -> ProgramOption:
+    require_operator(actor)
+    v = Validator()
+    parsed = check_uuid(v, "program_id", program_id)
+    code = check_code(v, "code", code)
+    name = check_text(v, "name", name)
+    benefit = check_long_text(v, "benefit", benefit, limit=1000, required=True)
+    v.raise_if_any()
+    assert parsed is not None
+    if await session.get(Program, parsed) is None:
+        raise NotFound("program not found")
+    option = ProgramOption(
+        id=uuid.uuid4(), program_id=parsed, code=code, name=name, benefit=benefit, created_at=now
+    )
+    session.add(option)
+    await flush_or_raise(
+        session,
+        {
+            "uq_program_options_program_id": already_taken(
+                "code", "is already an option of this program"
+            )
+        },
+    )
+    return option
+
+
+# ================================================================================================
+# Workshop memberships
+# ================================================================================================
+
+
+@dataclass(frozen=True)
+class ContactInput:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class WorkshopInput:
+    name: str
+    email: str
+    phone: str = ""
+    address_line: str = ""
+    postal_code: str = ""
+    city: str = ""
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    membership: WorkshopMembership
+    program: Program
+    # The options the membership holds, and every option the program offers.
+    options: list[ProgramOption]
+    program_options: list[ProgramOption]
+
+
+async def membership_view(session: AsyncSession, membership: WorkshopMembership) -> MembershipView:
+    program = await session.get(Program, membership.program_id)
+    assert program is not None
+    offered = (await _options_of(session, [program.id]))[program.id]
+    held = set(
+        await session.scalars(
+            select(MembershipOption.option_id).where(
+                MembershipOption.membership_id == membership.id
+            )
+        )
+    )
+    return MembershipView(membership, program, [o for o in offered if o.id in held], offered)
+
+
+def _check_contacts(
+    v: Validator,
+    workshop: WorkshopInput,
+    wholesaler: ContactInput,
+    distributor: ContactInput,
+    *,
+    default_name: str = "",
+) -> tuple[WorkshopInput, ContactInput, ContactInput]:
+    checked_workshop = WorkshopInput(
+        name=check_text(v, "workshop.name", workshop.name or default_name),
+        email=check_email(v, "workshop.email", workshop.email),
+        phone=check_phone(v, "workshop.phone", workshop.phone),
+        address_line=check_text(v, "workshop.address_line", workshop.address_line, required=False),
+        postal_code=check_text(
+            v, "workshop.postal_code", workshop.postal_code, limit=16, required=False
+        ),
+        city=check_text(v, "workshop.city", workshop.city, limit=100, required=False),
+    )
+    checked = []
+    for field, contact in (("wholesaler", wholesaler), ("distributor", distributor)):
+        checked.append(
+            ContactInput(
+                name=check_text(v, f"{field}.name", contact.name),
+                email=check_email(v, f"{field}.email", contact.email),
+            )
+        )
+    return checked_workshop, checked[0], checked[1]
+
+
+def _apply_contacts(
+    membership: WorkshopMembership,
+    workshop: WorkshopInput,
+    wholesaler: ContactInput,
+    distributor: ContactInput,
+) -> None:
+    membership.workshop_name = workshop.name
+    membership.workshop_email = workshop.email
+    membership.workshop_phone = workshop.phone
+    membership.address_line = workshop.address_line
+    membership.postal_code = workshop.postal_code
+    membership.city = workshop.city
+    membership.wholesaler_name = wholesaler.name
+    membership.wholesaler_email = wholesaler.email
+    membership.distributor_name = distributor.name
+    membership.distributor_email = distributor.email
+
+
+def _signal_renewal(session: AsyncSession, membership: WorkshopMembership, now: datetime) -> None:
+    """Records, with the change, that the renewal workflow must hear of it (signal outbox)."""
+    membership.version += 1
+    session.add(
+        RenewalSignal(membership_id=membership.id, version=membership.version, created_at=now)
+    )
+
+
+async def create_workshop_membership(
+    *,
+    session: AsyncSession,
+    settings: MembershipSettings,
+    directory: Directory,
+    actor: Principal | None,
+    now: datetime,
+    workshop_id: str,
+    program_id: str,
+    renewal_date: str,
+    workshop: WorkshopInput,
+    wholesaler: ContactInput,
+    distributor: ContactInput,
+    option_ids: Sequence[str],
+) -> MembershipView:
+    """Enrols a workshop; its renewal workflow starts through the outbox in this transaction."""
+    require_operator(actor)
+    v = Validator()
+    workshop_uuid = check_uuid(v, "workshop_id", workshop_id)
+    program_uuid = check_uuid(v, "program_id", program_id)
+    renewal = check_date(v, "renewal_date", renewal_date)
+    if renewal is not None:
+        v.check(renewal > now.date(), "renewal_date", "must be after today")
+    v.check(len(option_ids) <= MAX_OPTIONS, "option_ids", f"at most {MAX_OPTIONS} options")
+    options = [
+        check_uuid(v, f"option_ids[{i}]", raw) for i, raw in enumerate(option_ids[:MAX_OPTIONS])
+    ]
+    organisation = None
+    if workshop_uuid is not None:
+        organisation = await directory.organisation(workshop_uuid)
+        if organisation is None:
+            v.check(False, "workshop_id", "no such organisation")
+        elif organisation.kind != WORKSHOP_KIND:
+            v.check(False, "workshop_id", f"is a {organisation.kind}, not a workshop")
+    checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
+        v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
+    )
+    program = await session.get(Program, program_uuid) if program_uuid else None
+    if program_uuid is not None and program is None:
+        v.check(False, "program_id", "no such program")
+    offered = (await _options_of(session, [program.id]))[program.id] if program else []
+    offered_ids = {o.id for o in offered}
+    strays = [
+        index
+        for index, option_id in enumerate(options)
+        if option_id is not None and program is not None and option_id not in offered_ids
+    ]
+    # Named one by one up to a few: the whole list travels in the status (gRPC headers).
+    for index in strays[:5]:
+        v.check(False, f"option_ids[{index}]", "is not an option of the program")
+    if len(strays) > 5:
+        v.check(False, "option_ids", f"{len(strays)} ids are not options of the program")
+    v.raise_if_any()
+    assert workshop_uuid is not None and program is not None and renewal is not None
+    membership = WorkshopMembership(
+        id=uuid.uuid4(),
+        workshop_id=workshop_uuid,
+        program_id=program.id,
+        status=MembershipStatus.ACTIVE.value,
+        renewal_date=renewal,
+        window_open=False,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_contacts(membership, checked_workshop, checked_wholesaler, checked_distributor)
+    session.add(membership)
+    await flush_or_raise(
+        session,
+        {
+            "uq_workshop_memberships_active_workshop": already_taken(
+                "workshop_id", "this workshop already has an active membership"
+            )
+        },
+    )
+    for option_id in dict.fromkeys(o for o in options if o is not None):
+        session.add(
+            MembershipOption(membership_id=membership.id, option_id=option_id, added_at=now)
+        )
+    await enqueue(
+        session,
+        outbox,
+        workflow=RENEWAL_WORKFLOW,
+        workflow_id=renewal_workflow_id(membership.id),
+        argument={"membership_id": str(membership.id)},
+        task_queue=settings.temporal_task_queue,
+        search_attributes={MEMBERSHIP.name: str(membership.id)},
+    )
+    await session.flush()
+    return await membership_view(session, membership)
+
+
+async def membership_of(
+    session: AsyncSession, workshop_id: uuid.UUID, *, lock: bool = False, active: bool = False
+) -> WorkshopMembership:
+    """The workshop's active membership, else (unless `active`) its latest one."""
+    query = (
+        select(WorkshopMembership)
+        .where(WorkshopMembership.workshop_id == workshop_id)
+        .order_by(
+            (WorkshopMembership.status == MembershipStatus.ACTIVE.value).desc(),
+            WorkshopMembership.created_at.desc(),
+        )
+        .limit(1)
+    )
+    if lock:
+        query = query.with_for_update()
+    membership = await session.scalar(query)
+    if membership is None:
+        raise NotFound("this workshop has no banner-program membership")
+    if active and membership.status != MembershipStatus.ACTIVE:
+        raise FailedPrecondition(
+            f"this workshop's membership ended on {membership.ended_on}", reason="membership_ended"
+        )
+    return membership
+
+
+async def get_workshop(
+    *, session: AsyncSession, actor: Principal | None, workshop_id: str
+) -> MembershipView:
+    """The workshop's read-only view: its information, program, options and removal window."""
+    parsed = parse_uuid("workshop_id", workshop_id)
+    workshop_party(actor, parsed)
+    return await membership_view(session, await membership_of(session, parsed))
+
+
+async def list_workshop_memberships(
+    *, session: AsyncSession, actor: Principal | None, page_size: int, page_token: str
+) -> Page[MembershipView]:
+    require_operator(actor)
+    v = Validator()
+    page = _parse_page(v, "memberships", page_size, page_token, [parse_moment, uuid.UUID])
+    v.raise_if_any()
+    columns = [WorkshopMembership.created_at, WorkshopMembership.id]
+    query = select(WorkshopMembership).where(*_after(page, columns)).order_by(*columns)
+    result = await fetch_page(
+        session, query, page, "memberships", lambda m: (m.created_at.isoformat(), m.id)
+    )
+    return Page([await membership_view(session, m) for m in result.items], result.next_page_token)
+
+
+async def update_workshop_contacts(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    workshop_id: str,
+    workshop: WorkshopInput,
+    wholesaler: ContactInput,
+    distributor: ContactInput,
+) -> MembershipView:
+    """Operators only: the workshop sees its details but changes them through the team."""
+    parsed = parse_uuid("workshop_id", workshop_id)
+    operator_on_workshop(actor, parsed, "change its contact details")
+    v = Validator()
+    checked = _check_contacts(v, workshop, wholesaler, distributor)
+    v.raise_if_any()
+    membership = await membership_of(session, parsed, lock=True, active=True)
+    _apply_contacts(membership, *checked)
+    membership.updated_at = now
+    return await membership_view(session, membership)
+
+
+async def change_renewal_date(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    workshop_id: str,
+    renewal_date: str,
+) -> MembershipView:
+    """A new renewal date; the renewal workflow hears of it by a signal sent through an outbox."""
+    parsed = parse_uuid("workshop_id", workshop_id)
+    operator_on_workshop(actor, parsed, "change its renewal date")
+    v = Validator()
+    renewal = check_date(v, "renewal_date", renewal_date)
+    if renewal is not None:
+        v.check(renewal > now.date(), "renewal_date", "must be after today")
+    v.raise_if_any()
+    assert renewal is not None
+    membership = await membership_of(session, parsed, lock=True, active=True)
+    if (
+        membership.window_open
+        and membership.window_closes_on
+        and renewal < membership.window_closes_on
+    ):
+        closes = membership.window_closes_on.isoformat()
+        raise InvalidArgument(
+            [("renewal_date", f"must be after the open removal window (it closes on {closes})")]
+        )
+    if renewal == membership.renewal_date:
+        return await membership_view(session, membership)
+    membership.renewal_date = renewal
+    membership.updated_at = now
+    _signal_renewal(session, membership, now)
+    return await membership_view(session, membership)
+
+
+async def end_workshop_membership(
+    *, session: AsyncSession, actor: Principal | None, now: datetime, workshop_id: str, reason: str
+) -> MembershipView:
+    parsed = parse_uuid("workshop_id", workshop_id)
+    operator_on_workshop(actor, parsed, "end its membership")
+    v = Validator()
+    reason = check_long_text(v, "reason", reason, limit=1000, required=True)
+    v.raise_if_any()
+    membership = await membership_of(session, parsed, lock=True, active=True)
+    membership.status = MembershipStatus.ENDED.value
+    membership.ended_on = now.date()
+    membership.end_reason = reason
+    membership.window_open = False
+    membership.updated_at = now
+    _signal_renewal(session, membership, now)
+    return await membership_view(session, membership)
