@@ -1,4 +1,8 @@
-"""Domain values to proto messages and back: the enum tables, timestamps, resources."""
+"""Domain values to proto messages and back: the enum tables, timestamps, resources.
+
+The underscore helpers (`_name_of`, `_ts`, `_time`, `_micros`, `_page`) are the servicer
+package's own, imported by its RPC modules and by nothing outside `services.partners.servicer`.
+"""
 
 from __future__ import annotations
 
