@@ -8,7 +8,9 @@ one intended change, are ignored. Regenerate the snapshot only for a deliberate 
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ SNAPSHOT = Path(__file__).with_name("openapi_before_move.json")
 IGNORED = {"operationId", "tags"}
 
 
+@functools.cache
 def _live_document() -> dict[str, Any]:
     document = create_app(GatewaySettings(identity_addr="127.0.0.1:9")).openapi()
     # Through JSON, as a client reads it (tuples become lists, keys strings).
@@ -59,3 +62,30 @@ def test_component_schemas_are_unchanged() -> None:
     changed = [n for n in sorted(before["schemas"]) if live["schemas"][n] != before["schemas"][n]]
     assert not changed, changed
     assert live == before
+
+
+# --- operationIds: the method names of every client generated from /openapi.json -------------
+
+OPERATION_ID = re.compile(r"^[a-z][A-Za-z0-9]+$")
+
+
+def test_every_operation_id_is_a_short_unique_camel_case_name() -> None:
+    """FastAPI's default (`create_group_v1_providers__provider_id__groups_post`) fails here."""
+    document = _live_document()
+    ids = [
+        operation.get("operationId", "")
+        for item in document["paths"].values()
+        for operation in item.values()
+    ]
+    assert [i for i in ids if not OPERATION_ID.match(i)] == []
+    assert [i for i in ids if len(i) > 40] == []
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+
+
+def test_every_operation_has_one_declared_tag() -> None:
+    document = _live_document()
+    declared = {tag["name"] for tag in document["tags"]}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            tags = operation.get("tags", [])
+            assert len(tags) == 1 and tags[0] in declared, (method, path, tags)
