@@ -63,7 +63,7 @@ from services.gateway.rpc import (
     page_of,
 )
 
-router = APIRouter(generate_unique_id_function=operation_id)
+router = APIRouter(tags=["associations"], generate_unique_id_function=operation_id)
 ops = Operations(router, MEMBERSHIP_SERVICE, Membership)
 braked = [Depends(auth_rate_limit)]
 
@@ -81,7 +81,6 @@ ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
     "/v1/associations/{association_id}/members",
     rpc="ListMembers",
     answer=page_of(MemberPage, Member, "members"),
-    tags=["associations"],
     summary="Members and their yearly fees",
     responses=errors(400, 401, 403, 404),
 )
@@ -105,15 +104,11 @@ def list_association_members(
     "/v1/associations/{association_id}/members",
     rpc="AddMember",
     answer=one(Member, "member"),
-    tags=["associations"],
     summary="Record a member",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def add_member(
-    association_id: AssociationId,
-    body: MemberBody,
-) -> pb.AddMemberRequest:
+def add_member(association_id: AssociationId, body: MemberBody) -> pb.AddMemberRequest:
     return pb.AddMemberRequest(
         association_id=str(association_id),
         user_id=str(body.user_id) if body.user_id else "",
@@ -128,15 +123,12 @@ def add_member(
     "/v1/associations/{association_id}/members/{member_id}/fees",
     rpc="RecordFeePayment",
     answer=one(Member, "member"),
-    tags=["associations"],
     summary="Record a member's yearly fee",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
 def record_fee(
-    association_id: AssociationId,
-    member_id: ResourceId,
-    body: FeeBody,
+    association_id: AssociationId, member_id: ResourceId, body: FeeBody
 ) -> pb.RecordFeePaymentRequest:
     return pb.RecordFeePaymentRequest(
         association_id=str(association_id),
@@ -151,7 +143,6 @@ def record_fee(
     "/v1/associations/{association_id}/fee-status",
     rpc="IsFeePaid",
     answer=one(FeeStatus),
-    tags=["associations"],
     summary="Whether an account's fee is paid (what account validation checks)",
     responses=errors(400, 401, 403, 404),
 )
@@ -174,20 +165,15 @@ def fee_status(
     "/v1/associations/{association_id}/trainings",
     rpc="ListTrainings",
     answer=page_of(TrainingPage, Training, "trainings"),
-    tags=["associations"],
     summary="Every training of the association (admin)",
     responses=errors(400, 401, 403, 404),
 )
-def list_trainings(
-    association_id: AssociationId,
-    page: Page,
-) -> pb.ListTrainingsRequest:
+def list_trainings(association_id: AssociationId, page: Page) -> pb.ListTrainingsRequest:
     return pb.ListTrainingsRequest(association_id=str(association_id), page=page)
 
 
 @router.post(
     "/v1/associations/{association_id}/trainings",
-    tags=["associations"],
     summary="Schedule a training (admin)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404),
@@ -214,7 +200,6 @@ async def create_training(
 
 @router.get(
     "/v1/associations/{association_id}/public-trainings",
-    tags=["associations"],
     summary="Upcoming public trainings (no account needed)",
     responses=errors(400),
 )
@@ -233,7 +218,6 @@ async def list_public_trainings(
 
 @router.post(
     "/v1/associations/{association_id}/trainings/{training_id}/registrations",
-    tags=["associations"],
     summary="Register for a public training (no account needed)",
     status_code=status.HTTP_201_CREATED,
     dependencies=braked,
@@ -284,7 +268,6 @@ async def register_for_training(
     "/v1/associations/{association_id}/trainings/{training_id}/trainees",
     rpc="ListTrainees",
     answer=page_of(RegistrationPage, Registration, "registrations"),
-    tags=["associations"],
     summary="The trainees of a training (admin)",
     responses=errors(400, 401, 403, 404),
 )
@@ -306,13 +289,11 @@ def list_trainees(
     "/v1/associations/{association_id}/registrations/{registration_id}/validation",
     rpc="ValidateRegistration",
     answer=one(Registration, "registration"),
-    tags=["associations"],
     summary="Validate a registration (admin)",
     responses=errors(400, 401, 403, 404, 409),
 )
 def validate_registration(
-    association_id: AssociationId,
-    registration_id: ResourceId,
+    association_id: AssociationId, registration_id: ResourceId
 ) -> pb.ValidateRegistrationRequest:
     return pb.ValidateRegistrationRequest(
         association_id=str(association_id), registration_id=str(registration_id)
@@ -323,14 +304,11 @@ def validate_registration(
     "/v1/associations/{association_id}/registrations/{registration_id}/email",
     rpc="CorrectTraineeEmail",
     answer=one(Registration, "registration"),
-    tags=["associations"],
     summary="Correct a trainee's e-mail (admin); mails already sent are not sent again",
     responses=errors(400, 401, 403, 404),
 )
 def correct_email(
-    association_id: AssociationId,
-    registration_id: ResourceId,
-    body: EmailBody,
+    association_id: AssociationId, registration_id: ResourceId, body: EmailBody
 ) -> pb.CorrectTraineeEmailRequest:
     return pb.CorrectTraineeEmailRequest(
         association_id=str(association_id),
@@ -341,7 +319,6 @@ def correct_email(
 
 @router.post(
     "/v1/associations/{association_id}/dps-requests",
-    tags=["associations"],
     summary="Ask for first-aid coverage of an event (no account needed)",
     status_code=status.HTTP_201_CREATED,
     dependencies=braked,
@@ -378,14 +355,10 @@ async def request_coverage(
     "/v1/associations/{association_id}/dps-requests",
     rpc="ListCoverageRequests",
     answer=page_of(CoveragePage, Coverage, "requests"),
-    tags=["associations"],
     summary="First-aid coverage requests, newest first (admin)",
     responses=errors(400, 401, 403, 404),
 )
-def list_coverage(
-    association_id: AssociationId,
-    page: Page,
-) -> pb.ListCoverageRequestsRequest:
+def list_coverage(association_id: AssociationId, page: Page) -> pb.ListCoverageRequestsRequest:
     return pb.ListCoverageRequestsRequest(association_id=str(association_id), page=page)
 
 
@@ -398,7 +371,6 @@ def list_coverage(
     "/v1/associations/{association_id}/client-records",
     rpc="ListClientRecords",
     answer=page_of(ClientRecordPage, ClientRecord, "records"),
-    tags=["associations"],
     summary="Client records by name (merged ones left out)",
     responses=errors(400, 401, 403, 404),
 )
@@ -416,20 +388,15 @@ def list_records(
     "/v1/associations/{association_id}/client-records/{record_id}",
     rpc="GetClientRecord",
     answer=one(ClientRecord, "record"),
-    tags=["associations"],
     summary="One client record",
     responses=errors(400, 401, 403, 404),
 )
-def get_record(
-    association_id: AssociationId,
-    record_id: ResourceId,
-) -> pb.GetClientRecordRequest:
+def get_record(association_id: AssociationId, record_id: ResourceId) -> pb.GetClientRecordRequest:
     return pb.GetClientRecordRequest(association_id=str(association_id), record_id=str(record_id))
 
 
 @router.get(
     "/v1/associations/{association_id}/duplicates",
-    tags=["associations"],
     summary="Certain and probable duplicate groups, with totals",
     responses=errors(400, 401, 403, 404),
 )
@@ -475,7 +442,6 @@ async def list_duplicates(
 
 @router.get(
     "/v1/associations/{association_id}/client-records/{record_id}/duplicates",
-    tags=["associations"],
     summary="The duplicates of one record (the merge screen)",
     responses=errors(400, 401, 403, 404),
 )
@@ -499,7 +465,6 @@ async def record_duplicates(
 
 @router.get(
     "/v1/associations/{association_id}/client-records/{record_id}/merge-preview",
-    tags=["associations"],
     summary="What merging this record into a target would move",
     responses=errors(400, 401, 403, 404, 409),
 )
@@ -528,7 +493,6 @@ async def merge_preview(
 
 @router.post(
     "/v1/associations/{association_id}/client-records/{record_id}/merge",
-    tags=["associations"],
     summary="Move every event of this record to a target record (audited)",
     responses=errors(400, 401, 403, 404, 409),
 )
@@ -559,7 +523,6 @@ async def merge_records(
 
 @router.delete(
     "/v1/associations/{association_id}/client-records/{record_id}",
-    tags=["associations"],
     summary="Delete an emptied record, for good",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
@@ -589,12 +552,10 @@ async def delete_record(
     "/v1/associations/{association_id}/client-record-audit",
     rpc="ListClientRecordAudit",
     answer=page_of(AuditPage, AuditEntry, "entries"),
-    tags=["associations"],
     summary="Every merge and deletion of client records, newest first",
     responses=errors(400, 401, 403, 404),
 )
 def list_client_record_audit(
-    association_id: AssociationId,
-    page: Page,
+    association_id: AssociationId, page: Page
 ) -> pb.ListClientRecordAuditRequest:
     return pb.ListClientRecordAuditRequest(association_id=str(association_id), page=page)

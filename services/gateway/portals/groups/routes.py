@@ -105,9 +105,7 @@ def list_relationships(
     responses=errors(400, 401, 403),
 )
 def list_available_clients(
-    provider_id: ProviderId,
-    page: Page,
-    q: Search = None,
+    provider_id: ProviderId, page: Page, q: Search = None
 ) -> pb.ListAvailableClientsRequest:
     return pb.ListAvailableClientsRequest(provider_id=str(provider_id), query=q or "", page=page)
 
@@ -122,10 +120,7 @@ def list_available_clients(
     summary="The provider's client groups",
     responses=errors(400, 401, 403),
 )
-def list_groups(
-    provider_id: ProviderId,
-    page: Page,
-) -> pb.ListGroupsRequest:
+def list_groups(provider_id: ProviderId, page: Page) -> pb.ListGroupsRequest:
     return pb.ListGroupsRequest(provider_id=str(provider_id), page=page)
 
 
@@ -137,10 +132,7 @@ def list_groups(
     status_code=status.HTTP_201_CREATED,
     responses=with_body(400, 401, 403, 409),
 )
-def create_group(
-    provider_id: ProviderId,
-    body: CreateGroupBody,
-) -> pb.CreateGroupRequest:
+def create_group(provider_id: ProviderId, body: CreateGroupBody) -> pb.CreateGroupRequest:
     """409 when the name is taken (`group_name_taken`) or belongs to a deleted group
     (`group_name_deleted`), or when a client is already in a group (`client_already_grouped`)."""
     return pb.CreateGroupRequest(
@@ -157,10 +149,7 @@ def create_group(
     summary="One client group",
     responses=errors(400, 401, 404),
 )
-def get_group(
-    provider_id: ProviderId,
-    group_id: GroupId,
-) -> pb.GetGroupRequest:
+def get_group(provider_id: ProviderId, group_id: GroupId) -> pb.GetGroupRequest:
     return pb.GetGroupRequest(provider_id=str(provider_id), group_id=str(group_id))
 
 
@@ -172,10 +161,7 @@ def get_group(
     responses=errors(400, 401, 404),
 )
 def list_group_clients(
-    provider_id: ProviderId,
-    group_id: GroupId,
-    page: Page,
-    q: Search = None,
+    provider_id: ProviderId, group_id: GroupId, page: Page, q: Search = None
 ) -> pb.ListGroupClientsRequest:
     return pb.ListGroupClientsRequest(
         provider_id=str(provider_id), group_id=str(group_id), query=q or "", page=page
@@ -189,11 +175,7 @@ def list_group_clients(
     summary="What saving these changes would do to each employee's access (nothing is written)",
     responses=with_body(400, 401, 404, 409),
 )
-def access_summary(
-    provider_id: ProviderId,
-    group_id: GroupId,
-    body: GroupChangesBody,
-) -> Message:
+def access_summary(provider_id: ProviderId, group_id: GroupId, body: GroupChangesBody) -> Message:
     return body.to_proto(provider_id, group_id, dry_run=True)
 
 
@@ -206,9 +188,7 @@ def access_summary(
     responses=with_body(400, 401, 404, 409),
 )
 def save_group_changes(
-    provider_id: ProviderId,
-    group_id: GroupId,
-    body: GroupChangesBody,
+    provider_id: ProviderId, group_id: GroupId, body: GroupChangesBody
 ) -> Message:
     """Rename, add or remove clients, assign or unassign employees, together. The access they
     move is applied by the process requests answered (202); follow them at
@@ -246,10 +226,7 @@ def delete_group(
     summary="Employees who may be assigned to groups, with their assignments",
     responses=errors(400, 401, 403),
 )
-def list_employees(
-    provider_id: ProviderId,
-    page: Page,
-) -> pb.ListEmployeesRequest:
+def list_employees(provider_id: ProviderId, page: Page) -> pb.ListEmployeesRequest:
     return pb.ListEmployeesRequest(provider_id=str(provider_id), page=page)
 
 
@@ -310,8 +287,7 @@ def list_process_requests(
     responses=errors(400, 401, 403, 404),
 )
 def get_process_request(
-    provider_id: ProviderId,
-    process_request_id: RequestId,
+    provider_id: ProviderId, process_request_id: RequestId
 ) -> pb.GetProcessRequestRequest:
     return pb.GetProcessRequestRequest(
         provider_id=str(provider_id), process_request_id=str(process_request_id)
@@ -326,9 +302,7 @@ def get_process_request(
     responses=errors(400, 401, 403, 404),
 )
 def list_process_request_failures(
-    provider_id: ProviderId,
-    process_request_id: RequestId,
-    page: Page,
+    provider_id: ProviderId, process_request_id: RequestId, page: Page
 ) -> pb.ListProcessRequestFailuresRequest:
     return pb.ListProcessRequestFailuresRequest(
         provider_id=str(provider_id), process_request_id=str(process_request_id), page=page
@@ -344,8 +318,7 @@ def list_process_request_failures(
     responses=errors(400, 401, 403, 404, 409),
 )
 def retry_process_request(
-    provider_id: ProviderId,
-    process_request_id: RequestId,
+    provider_id: ProviderId, process_request_id: RequestId
 ) -> pb.RetryProcessRequestRequest:
     return pb.RetryProcessRequestRequest(
         provider_id=str(provider_id), process_request_id=str(process_request_id)

@@ -71,9 +71,7 @@ def list_organisations(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def create_organisation(
-    body: OrganisationBody,
-) -> pb.CreateOrganisationRequest:
+def create_organisation(body: OrganisationBody) -> pb.CreateOrganisationRequest:
     return pb.CreateOrganisationRequest(
         kind=body.kind.to_proto(), name=body.name, code=body.code or ""
     )
@@ -87,9 +85,7 @@ def create_organisation(
     summary="One organisation",
     responses=errors(400, 401, 403, 404),
 )
-def get_organisation(
-    organisation_id: OrganisationId,
-) -> pb.GetOrganisationRequest:
+def get_organisation(organisation_id: OrganisationId) -> pb.GetOrganisationRequest:
     return pb.GetOrganisationRequest(organisation_id=str(organisation_id))
 
 
@@ -148,8 +144,7 @@ def search_accounts(
     responses=errors(400, 401, 403, 404),
 )
 def accounts_to_validate(
-    organisation_id: OrganisationId,
-    page: Page,
+    organisation_id: OrganisationId, page: Page
 ) -> pb.ListAccountsToValidateRequest:
     return pb.ListAccountsToValidateRequest(organisation_id=str(organisation_id), page=page)
 
@@ -163,10 +158,7 @@ def accounts_to_validate(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def create_account(
-    organisation_id: OrganisationId,
-    body: CreateUserBody,
-) -> pb.CreateUserRequest:
+def create_account(organisation_id: OrganisationId, body: CreateUserBody) -> pb.CreateUserRequest:
     return pb.CreateUserRequest(
         organisation_id=str(organisation_id),
         username=body.username,
@@ -188,9 +180,7 @@ def create_account(
     summary="One account",
     responses=errors(400, 401, 403, 404),
 )
-def get_account(
-    user_id: UserId,
-) -> pb.GetUserRequest:
+def get_account(user_id: UserId) -> pb.GetUserRequest:
     return pb.GetUserRequest(user_id=str(user_id))
 
 
@@ -202,9 +192,7 @@ def get_account(
     summary="Validate a pending account",
     responses=errors(400, 401, 403, 404, 409),
 )
-def validate_account(
-    user_id: UserId,
-) -> pb.ValidateAccountRequest:
+def validate_account(user_id: UserId) -> pb.ValidateAccountRequest:
     return pb.ValidateAccountRequest(user_id=str(user_id))
 
 
@@ -216,10 +204,7 @@ def validate_account(
     summary="Complete or correct an account's e-mail address",
     responses=errors(400, 401, 403, 404, 409),
 )
-def set_email(
-    user_id: UserId,
-    body: EmailBody,
-) -> pb.SetUserEmailRequest:
+def set_email(user_id: UserId, body: EmailBody) -> pb.SetUserEmailRequest:
     return pb.SetUserEmailRequest(user_id=str(user_id), email=body.email)
 
 
@@ -246,10 +231,7 @@ async def send_password_reset(user_id: UserId, caller: CurrentCaller, link: Iden
     summary="Grant a role in an organisation",
     responses=errors(400, 401, 403, 404, 409),
 )
-def grant_role(
-    user_id: UserId,
-    body: RoleBody,
-) -> pb.GrantRoleRequest:
+def grant_role(user_id: UserId, body: RoleBody) -> pb.GrantRoleRequest:
     return pb.GrantRoleRequest(
         user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role
     )
@@ -281,10 +263,7 @@ def revoke_role(
     summary="What happened to an account (registrations, resets sent and used, failed logins…)",
     responses=errors(400, 401, 403, 404),
 )
-def list_account_audit(
-    user_id: UserId,
-    page: Page,
-) -> pb.ListAuditEventsRequest:
+def list_account_audit(user_id: UserId, page: Page) -> pb.ListAuditEventsRequest:
     return pb.ListAuditEventsRequest(user_id=str(user_id), page=page)
 
 

@@ -36,7 +36,7 @@ from services.gateway.rpc import (
     page_of,
 )
 
-router = APIRouter(generate_unique_id_function=operation_id)
+router = APIRouter(tags=[PARTNERS_TAG], generate_unique_id_function=operation_id)
 ops = Operations(router, PARTNERS_SERVICE, Partners)
 
 # --- bank details ------------------------------------------------------------------------------
@@ -46,14 +46,12 @@ ops = Operations(router, PARTNERS_SERVICE, Partners)
     f"{PREFIX}/bank-detail-changes",
     rpc="SubmitBankDetailChange",
     answer=one(BankDetailChange, "change"),
-    tags=[PARTNERS_TAG],
     summary="Ask to change the bank details (applied after a proof and an operator's approval)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404, 409),
 )
 def submit_bank_detail_change(
-    store_id: StoreId,
-    body: BankDetailBody,
+    store_id: StoreId, body: BankDetailBody
 ) -> pb.SubmitBankDetailChangeRequest:
     return pb.SubmitBankDetailChangeRequest(
         store_id=str(store_id),
@@ -67,14 +65,10 @@ def submit_bank_detail_change(
     f"{PREFIX}/bank-detail-changes",
     rpc="ListBankDetailChanges",
     answer=page_of(BankDetailChangePage, BankDetailChange, "changes"),
-    tags=[PARTNERS_TAG],
     summary="The store's bank-detail changes, newest first",
     responses=errors(400, 401, 404),
 )
-def list_bank_detail_changes(
-    store_id: StoreId,
-    page: Page,
-) -> pb.ListBankDetailChangesRequest:
+def list_bank_detail_changes(store_id: StoreId, page: Page) -> pb.ListBankDetailChangesRequest:
     return pb.ListBankDetailChangesRequest(store_id=str(store_id), page=page)
 
 
@@ -85,7 +79,6 @@ PROOF_UPLOAD = ("PUT", f"{PREFIX}/bank-detail-changes/{{change_id}}/proof")
 
 @router.put(
     PROOF_UPLOAD[1],
-    tags=[PARTNERS_TAG],
     summary="Upload the bank's proof: the raw body, its type (PDF, PNG, JPEG) in Content-Type",
     responses={
         **errors(400, 401, 404, 409),
@@ -137,7 +130,6 @@ async def upload_proof(
 
 @router.get(
     f"{PREFIX}/bank-detail-changes/{{change_id}}/proof",
-    tags=[PARTNERS_TAG],
     summary="Download the store's own proof",
     response_class=Response,
     responses={**errors(400, 401, 404), **_DOCUMENT_RESPONSE},

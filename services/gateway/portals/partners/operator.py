@@ -59,7 +59,7 @@ from services.gateway.rpc import (
     page_of,
 )
 
-router = APIRouter(generate_unique_id_function=operation_id)
+router = APIRouter(tags=[OPERATOR_TAG], generate_unique_id_function=operation_id)
 ops = Operations(router, PARTNERS_SERVICE, Partners)
 
 # --- operators ---------------------------------------------------------------------------------
@@ -69,14 +69,11 @@ ops = Operations(router, PARTNERS_SERVICE, Partners)
     f"{OPERATOR}/stores",
     rpc="RegisterStore",
     answer=one(Store, "store"),
-    tags=[OPERATOR_TAG],
     summary="Open the back office of a delivery_partner organisation (ops admin)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def register_store(
-    body: RegisterStoreBody,
-) -> pb.RegisterStoreRequest:
+def register_store(body: RegisterStoreBody) -> pb.RegisterStoreRequest:
     return pb.RegisterStoreRequest(
         store_id=str(body.store_id),
         operations_email=body.operations_email,
@@ -90,15 +87,11 @@ def register_store(
     f"{OPERATOR}/stores/{{store_id}}/products",
     rpc="CreateProduct",
     answer=one(Product, "product"),
-    tags=[OPERATOR_TAG],
     summary="Add a product to a store's menu (onboarding)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404),
 )
-def create_product(
-    store_id: StoreId,
-    body: ProductBody,
-) -> pb.CreateProductRequest:
+def create_product(store_id: StoreId, body: ProductBody) -> pb.CreateProductRequest:
     return pb.CreateProductRequest(
         store_id=str(store_id),
         name=body.name,
@@ -111,13 +104,11 @@ def create_product(
     f"{OPERATOR}/check-ins/missing",
     rpc="ListStoresNotCheckedIn",
     answer=page_of(MissingCheckInPage, MissingCheckIn, "stores"),
-    tags=[OPERATOR_TAG],
     summary="Stores without a check-in on a day (default: each store's own today)",
     responses=errors(400, 401, 403),
 )
 def stores_not_checked_in(
-    page: Page,
-    day: Annotated[dt.date | None, Query(description="YYYY-MM-DD")] = None,
+    page: Page, day: Annotated[dt.date | None, Query(description="YYYY-MM-DD")] = None
 ) -> pb.ListStoresNotCheckedInRequest:
     return pb.ListStoresNotCheckedInRequest(day=day.isoformat() if day else "", page=page)
 
@@ -126,7 +117,6 @@ def stores_not_checked_in(
     f"{OPERATOR}/bank-detail-changes",
     rpc="ListBankDetailChanges",
     answer=page_of(BankDetailChangePage, BankDetailChange, "changes"),
-    tags=[OPERATOR_TAG],
     summary="Bank-detail changes of every store, by status (e.g. proof_submitted: to review)",
     responses=errors(400, 401, 403),
 )
@@ -146,7 +136,6 @@ def review_bank_detail_changes(
 
 @router.get(
     f"{OPERATOR}/bank-detail-changes/{{change_id}}/proof",
-    tags=[OPERATOR_TAG],
     summary="Download a change's proof",
     response_class=Response,
     responses={**errors(400, 401, 403, 404), **_DOCUMENT_RESPONSE},
@@ -164,13 +153,10 @@ async def operator_download_proof(
     f"{OPERATOR}/bank-detail-changes/{{change_id}}/approve",
     rpc="DecideBankDetailChange",
     answer=one(BankDetailChange, "change"),
-    tags=[OPERATOR_TAG],
     summary="Approve a change whose proof was checked: the new details apply now",
     responses=errors(400, 401, 403, 404, 409),
 )
-def approve_bank_detail_change(
-    change_id: ChangeId,
-) -> pb.DecideBankDetailChangeRequest:
+def approve_bank_detail_change(change_id: ChangeId) -> pb.DecideBankDetailChangeRequest:
     return pb.DecideBankDetailChangeRequest(change_id=str(change_id), approve=True)
 
 
@@ -178,13 +164,11 @@ def approve_bank_detail_change(
     f"{OPERATOR}/bank-detail-changes/{{change_id}}/reject",
     rpc="DecideBankDetailChange",
     answer=one(BankDetailChange, "change"),
-    tags=[OPERATOR_TAG],
     summary="Reject a change, saying why",
     responses=errors(400, 401, 403, 404, 409),
 )
 def reject_bank_detail_change(
-    change_id: ChangeId,
-    body: RejectBody,
+    change_id: ChangeId, body: RejectBody
 ) -> pb.DecideBankDetailChangeRequest:
     return pb.DecideBankDetailChangeRequest(
         change_id=str(change_id), approve=False, reason=body.reason
@@ -195,7 +179,6 @@ def reject_bank_detail_change(
     f"{OPERATOR}/escalations",
     rpc="ListEscalations",
     answer=page_of(EscalationPage, Escalation, "escalations"),
-    tags=[OPERATOR_TAG],
     summary="Out-of-stock escalations, oldest first (default: waiting on support)",
     responses=errors(400, 401, 403),
 )
@@ -215,15 +198,11 @@ def list_escalations(
 
 @router.post(
     f"{OPERATOR}/orders/{{order_id}}/cancel",
-    tags=[OPERATOR_TAG],
     summary="Cancel an escalated order (product unavailable); a paid order is refunded",
     responses=errors(400, 401, 403, 404, 409),
 )
 async def cancel_escalated_order(
-    order_id: OrderId,
-    caller: CurrentCaller,
-    partners: Partners,
-    body: NoteBody | None = None,
+    order_id: OrderId, caller: CurrentCaller, partners: Partners, body: NoteBody | None = None
 ) -> CancelResult:
     response = await partners.CancelEscalatedOrder(
         pb.CancelEscalatedOrderRequest(
@@ -241,14 +220,10 @@ async def cancel_escalated_order(
     f"{OPERATOR}/orders/{{order_id}}/refund",
     rpc="RefundOrder",
     answer=one(Order, "order"),
-    tags=[OPERATOR_TAG],
     summary="Refund what was paid for an order, with the reason and who funds it",
     responses=errors(400, 401, 403, 404, 409),
 )
-def refund_order(
-    order_id: OrderId,
-    body: RefundBody,
-) -> pb.RefundOrderRequest:
+def refund_order(order_id: OrderId, body: RefundBody) -> pb.RefundOrderRequest:
     return pb.RefundOrderRequest(
         order_id=str(order_id), reason=body.reason, funded_by=body.funded_by.to_proto()
     )
@@ -256,7 +231,6 @@ def refund_order(
 
 @router.post(
     f"{OPERATOR}/content-changes/{{content_change_id}}/approve",
-    tags=[OPERATOR_TAG],
     summary="Apply a content change to the menu",
     responses=errors(400, 401, 403, 404, 409),
 )
@@ -282,7 +256,6 @@ async def approve_content_change(
 
 @router.post(
     f"{OPERATOR}/content-changes/{{content_change_id}}/reject",
-    tags=[OPERATOR_TAG],
     summary="Reject a content change, saying why",
     responses=errors(400, 401, 403, 404, 409),
 )

@@ -70,7 +70,7 @@ from services.gateway.rpc import (
     page_of,
 )
 
-router = APIRouter(generate_unique_id_function=operation_id)
+router = APIRouter(tags=[PARTNERS_TAG], generate_unique_id_function=operation_id)
 ops = Operations(router, PARTNERS_SERVICE, Partners)
 
 # --- the store ---------------------------------------------------------------------------------
@@ -80,13 +80,10 @@ ops = Operations(router, PARTNERS_SERVICE, Partners)
     PREFIX,
     rpc="GetStore",
     answer=one(Store, "store"),
-    tags=[PARTNERS_TAG],
     summary="The store",
     responses=errors(400, 401, 404),
 )
-def get_store(
-    store_id: StoreId,
-) -> pb.GetStoreRequest:
+def get_store(store_id: StoreId) -> pb.GetStoreRequest:
     return pb.GetStoreRequest(store_id=str(store_id))
 
 
@@ -94,14 +91,10 @@ def get_store(
     f"{PREFIX}/settings",
     rpc="UpdateStoreSettings",
     answer=one(Store, "store"),
-    tags=[PARTNERS_TAG],
     summary="Change the operations contact (where support answers) and phone",
     responses=errors(400, 401, 404),
 )
-def update_settings(
-    store_id: StoreId,
-    body: StoreSettingsBody,
-) -> pb.UpdateStoreSettingsRequest:
+def update_settings(store_id: StoreId, body: StoreSettingsBody) -> pb.UpdateStoreSettingsRequest:
     return pb.UpdateStoreSettingsRequest(
         store_id=str(store_id), operations_email=body.operations_email, phone=body.phone or ""
     )
@@ -114,20 +107,15 @@ def update_settings(
     f"{PREFIX}/orders/in-progress",
     rpc="ListOrdersInProgress",
     answer=page_of(OrderPage, Order, "orders"),
-    tags=[PARTNERS_TAG],
     summary="Orders in progress (accepted), newest first",
     responses=errors(400, 401, 404),
 )
-def orders_in_progress(
-    store_id: StoreId,
-    page: Page,
-) -> pb.ListOrdersInProgressRequest:
+def orders_in_progress(store_id: StoreId, page: Page) -> pb.ListOrdersInProgressRequest:
     return pb.ListOrdersInProgressRequest(store_id=str(store_id), page=page)
 
 
 @router.get(
     f"{PREFIX}/orders/history",
-    tags=[PARTNERS_TAG],
     summary="The history: collected, delivered, cancelled and refunded orders, newest first",
     responses=errors(400, 401, 404),
 )
@@ -166,14 +154,10 @@ async def order_history(
     f"{PREFIX}/orders/{{order_id}}",
     rpc="GetOrder",
     answer=one(OrderDetail, "order"),
-    tags=[PARTNERS_TAG],
     summary="One order: items, payments, every event, escalation, courier report",
     responses=errors(400, 401, 404),
 )
-def get_order(
-    store_id: StoreId,
-    order_id: OrderId,
-) -> pb.GetOrderRequest:
+def get_order(store_id: StoreId, order_id: OrderId) -> pb.GetOrderRequest:
     return pb.GetOrderRequest(store_id=str(store_id), order_id=str(order_id))
 
 
@@ -181,7 +165,6 @@ def get_order(
     f"{PREFIX}/orders/{{order_id}}/out-of-stock",
     rpc="ReportOutOfStock",
     answer=one(OrderDetail, "order"),
-    tags=[PARTNERS_TAG],
     summary="A product of this order ran out: starts the escalation",
     description=(
         "The product comes off the menu and you are asked to call the customer and offer an "
@@ -191,9 +174,7 @@ def get_order(
     responses=errors(400, 401, 404, 409),
 )
 def report_out_of_stock(
-    store_id: StoreId,
-    order_id: OrderId,
-    body: OutOfStockBody,
+    store_id: StoreId, order_id: OrderId, body: OutOfStockBody
 ) -> pb.ReportOutOfStockRequest:
     return pb.ReportOutOfStockRequest(
         store_id=str(store_id),
@@ -207,14 +188,11 @@ def report_out_of_stock(
     f"{PREFIX}/orders/{{order_id}}/out-of-stock/answer",
     rpc="AnswerOutOfStock",
     answer=one(OrderDetail, "order"),
-    tags=[PARTNERS_TAG],
     summary="The customer's answer to the alternative: accepted (the item is replaced) or not",
     responses=errors(400, 401, 404, 409),
 )
 def answer_out_of_stock(
-    store_id: StoreId,
-    order_id: OrderId,
-    body: AnswerBody,
+    store_id: StoreId, order_id: OrderId, body: AnswerBody
 ) -> pb.AnswerOutOfStockRequest:
     return pb.AnswerOutOfStockRequest(
         store_id=str(store_id),
@@ -230,15 +208,12 @@ def answer_out_of_stock(
     f"{PREFIX}/orders/{{order_id}}/courier-report",
     rpc="ReportCourier",
     answer=one(CourierReport, "report"),
-    tags=[PARTNERS_TAG],
     summary="Report the courier of an order of the history (once)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404, 409),
 )
 def report_courier(
-    store_id: StoreId,
-    order_id: OrderId,
-    body: CourierReportBody,
+    store_id: StoreId, order_id: OrderId, body: CourierReportBody
 ) -> pb.ReportCourierRequest:
     return pb.ReportCourierRequest(
         store_id=str(store_id),
@@ -250,7 +225,6 @@ def report_courier(
 
 @router.post(
     f"{PREFIX}/orders/{{order_id}}/courier-contact",
-    tags=[PARTNERS_TAG],
     summary="Contact the courier of an order in progress (recorded on the order)",
     responses=errors(400, 401, 404, 409),
 )
@@ -277,7 +251,6 @@ async def contact_courier(
     f"{PREFIX}/products",
     rpc="ListProducts",
     answer=page_of(ProductPage, Product, "products"),
-    tags=[PARTNERS_TAG],
     summary="The menu, by name",
     responses=errors(400, 401, 404),
 )
@@ -293,14 +266,11 @@ def list_products(
     f"{PREFIX}/products/{{product_id}}/price",
     rpc="SetProductPrice",
     answer=one(Product, "product"),
-    tags=[PARTNERS_TAG],
     summary="Change a price (directly)",
     responses=errors(400, 401, 404),
 )
 def set_price(
-    store_id: StoreId,
-    product_id: ProductId,
-    body: PriceBody,
+    store_id: StoreId, product_id: ProductId, body: PriceBody
 ) -> pb.SetProductPriceRequest:
     return pb.SetProductPriceRequest(
         store_id=str(store_id), product_id=str(product_id), price_cents=body.price_cents
@@ -309,7 +279,6 @@ def set_price(
 
 @router.post(
     f"{PREFIX}/products/{{product_id}}/deactivate",
-    tags=[PARTNERS_TAG],
     summary="Take a product off the menu, optionally until a set time",
     responses=errors(400, 401, 404),
 )
@@ -333,14 +302,10 @@ async def deactivate_product(
     f"{PREFIX}/products/{{product_id}}/activate",
     rpc="ActivateProduct",
     answer=one(Product, "product"),
-    tags=[PARTNERS_TAG],
     summary="Put a product back on the menu",
     responses=errors(400, 401, 404),
 )
-def activate_product(
-    store_id: StoreId,
-    product_id: ProductId,
-) -> pb.ActivateProductRequest:
+def activate_product(store_id: StoreId, product_id: ProductId) -> pb.ActivateProductRequest:
     return pb.ActivateProductRequest(store_id=str(store_id), product_id=str(product_id))
 
 
@@ -348,14 +313,12 @@ def activate_product(
     f"{PREFIX}/content-changes",
     rpc="SubmitContentChange",
     answer=one(ContentChange, "content_change"),
-    tags=[PARTNERS_TAG],
     summary="Ask for a new name or description, or a new product (a message to support)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404),
 )
 def submit_content_change(
-    store_id: StoreId,
-    body: ContentChangeBody,
+    store_id: StoreId, body: ContentChangeBody
 ) -> pb.SubmitContentChangeRequest:
     return pb.SubmitContentChangeRequest(
         store_id=str(store_id),
@@ -372,14 +335,10 @@ def submit_content_change(
     f"{PREFIX}/content-changes",
     rpc="ListContentChanges",
     answer=page_of(ContentChangePage, ContentChange, "content_changes"),
-    tags=[PARTNERS_TAG],
     summary="The store's content changes, newest first",
     responses=errors(400, 401, 404),
 )
-def list_content_changes(
-    store_id: StoreId,
-    page: Page,
-) -> pb.ListContentChangesRequest:
+def list_content_changes(store_id: StoreId, page: Page) -> pb.ListContentChangesRequest:
     return pb.ListContentChangesRequest(store_id=str(store_id), page=page)
 
 
@@ -390,14 +349,11 @@ def list_content_changes(
     f"{PREFIX}/check-ins",
     rpc="CheckIn",
     answer=one(CheckIn, "check_in"),
-    tags=[PARTNERS_TAG],
     summary="Today's check-in (once a day; a second one answers 409)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404, 409),
 )
-def check_in(
-    store_id: StoreId,
-) -> pb.CheckInRequest:
+def check_in(store_id: StoreId) -> pb.CheckInRequest:
     return pb.CheckInRequest(store_id=str(store_id))
 
 
@@ -405,14 +361,10 @@ def check_in(
     f"{PREFIX}/check-ins",
     rpc="ListCheckIns",
     answer=page_of(CheckInPage, CheckIn, "check_ins"),
-    tags=[PARTNERS_TAG],
     summary="The store's check-ins, latest day first",
     responses=errors(400, 401, 404),
 )
-def list_check_ins(
-    store_id: StoreId,
-    page: Page,
-) -> pb.ListCheckInsRequest:
+def list_check_ins(store_id: StoreId, page: Page) -> pb.ListCheckInsRequest:
     return pb.ListCheckInsRequest(store_id=str(store_id), page=page)
 
 
@@ -423,15 +375,11 @@ def list_check_ins(
     f"{PREFIX}/promotions",
     rpc="CreatePromotion",
     answer=one(Promotion, "promotion"),
-    tags=[PARTNERS_TAG],
     summary="Step 1: a draft promotion",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404),
 )
-def create_promotion(
-    store_id: StoreId,
-    body: PromotionBody,
-) -> pb.CreatePromotionRequest:
+def create_promotion(store_id: StoreId, body: PromotionBody) -> pb.CreatePromotionRequest:
     return pb.CreatePromotionRequest(
         store_id=str(store_id), name=body.name, kind=body.kind.to_proto()
     )
@@ -441,14 +389,11 @@ def create_promotion(
     f"{PREFIX}/promotions/{{promotion_id}}/configuration",
     rpc="ConfigurePromotion",
     answer=one(Promotion, "promotion"),
-    tags=[PARTNERS_TAG],
     summary="Step 2: the discount, the products and the period",
     responses=errors(400, 401, 404, 409),
 )
 def configure_promotion(
-    store_id: StoreId,
-    promotion_id: PromotionId,
-    body: PromotionConfigBody,
+    store_id: StoreId, promotion_id: PromotionId, body: PromotionConfigBody
 ) -> pb.ConfigurePromotionRequest:
     return pb.ConfigurePromotionRequest(
         store_id=str(store_id),
@@ -466,14 +411,10 @@ def configure_promotion(
     f"{PREFIX}/promotions/{{promotion_id}}/activate",
     rpc="ActivatePromotion",
     answer=one(Promotion, "promotion"),
-    tags=[PARTNERS_TAG],
     summary="Step 3: activate a configured promotion",
     responses=errors(400, 401, 404, 409),
 )
-def activate_promotion(
-    store_id: StoreId,
-    promotion_id: PromotionId,
-) -> pb.ActivatePromotionRequest:
+def activate_promotion(store_id: StoreId, promotion_id: PromotionId) -> pb.ActivatePromotionRequest:
     return pb.ActivatePromotionRequest(store_id=str(store_id), promotion_id=str(promotion_id))
 
 
@@ -481,7 +422,6 @@ def activate_promotion(
     f"{PREFIX}/promotions",
     rpc="ListPromotions",
     answer=page_of(PromotionPage, Promotion, "promotions"),
-    tags=[PARTNERS_TAG],
     summary="Promotions, newest first (status=active: those running or scheduled)",
     responses=errors(400, 401, 404),
 )
@@ -505,14 +445,10 @@ def list_promotions(
     f"{PREFIX}/promotions/{{promotion_id}}",
     rpc="GetPromotion",
     answer=one(Promotion, "promotion"),
-    tags=[PARTNERS_TAG],
     summary="One promotion",
     responses=errors(400, 401, 404),
 )
-def get_promotion(
-    store_id: StoreId,
-    promotion_id: PromotionId,
-) -> pb.GetPromotionRequest:
+def get_promotion(store_id: StoreId, promotion_id: PromotionId) -> pb.GetPromotionRequest:
     return pb.GetPromotionRequest(store_id=str(store_id), promotion_id=str(promotion_id))
 
 
@@ -520,15 +456,12 @@ def get_promotion(
     f"{PREFIX}/promotions/{{promotion_id}}/problems",
     rpc="ReportPromotionProblem",
     answer=one(SupportMessage, "message"),
-    tags=[PARTNERS_TAG],
     summary="Report a problem with a promotion (a message to support)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404),
 )
 def report_promotion_problem(
-    store_id: StoreId,
-    promotion_id: PromotionId,
-    body: ProblemBody,
+    store_id: StoreId, promotion_id: PromotionId, body: ProblemBody
 ) -> pb.ReportPromotionProblemRequest:
     return pb.ReportPromotionProblemRequest(
         store_id=str(store_id),
@@ -545,15 +478,11 @@ def report_promotion_problem(
     f"{PREFIX}/messages",
     rpc="SendSupportMessage",
     answer=one(SupportMessage, "message"),
-    tags=[PARTNERS_TAG],
     summary="Send us a message (invoices and orders: name an order code or a period)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404),
 )
-def send_message(
-    store_id: StoreId,
-    body: SupportMessageBody,
-) -> pb.SendSupportMessageRequest:
+def send_message(store_id: StoreId, body: SupportMessageBody) -> pb.SendSupportMessageRequest:
     return pb.SendSupportMessageRequest(
         store_id=str(store_id),
         category=body.category.to_proto(),
@@ -569,12 +498,8 @@ def send_message(
     f"{PREFIX}/messages",
     rpc="ListSupportMessages",
     answer=page_of(SupportMessagePage, SupportMessage, "messages"),
-    tags=[PARTNERS_TAG],
     summary="The store's messages to support and their tickets, newest first",
     responses=errors(400, 401, 404),
 )
-def list_messages(
-    store_id: StoreId,
-    page: Page,
-) -> pb.ListSupportMessagesRequest:
+def list_messages(store_id: StoreId, page: Page) -> pb.ListSupportMessagesRequest:
     return pb.ListSupportMessagesRequest(store_id=str(store_id), page=page)

@@ -94,9 +94,7 @@ def _stamp(moment: dt.datetime) -> Timestamp:
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def create_calendar(
-    body: CalendarBody,
-) -> pb.CreateCalendarRequest:
+def create_calendar(body: CalendarBody) -> pb.CreateCalendarRequest:
     return pb.CreateCalendarRequest(
         name=body.name,
         time_zone=body.time_zone,
@@ -114,9 +112,7 @@ def create_calendar(
     summary="Business-hours calendars",
     responses=errors(400, 401, 403),
 )
-def list_calendars(
-    page: Page,
-) -> pb.ListCalendarsRequest:
+def list_calendars(page: Page) -> pb.ListCalendarsRequest:
     return pb.ListCalendarsRequest(page=page)
 
 
@@ -128,9 +124,7 @@ def list_calendars(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def create_plan(
-    body: PlanBody,
-) -> pb.CreatePlanRequest:
+def create_plan(body: PlanBody) -> pb.CreatePlanRequest:
     return pb.CreatePlanRequest(
         code=body.code,
         name=body.name,
@@ -147,9 +141,7 @@ def create_plan(
     summary="Support plans",
     responses=errors(400, 401, 403),
 )
-def list_plans(
-    page: Page,
-) -> pb.ListPlansRequest:
+def list_plans(page: Page) -> pb.ListPlansRequest:
     return pb.ListPlansRequest(page=page)
 
 
@@ -195,9 +187,7 @@ async def get_contract(
     summary="Every contract",
     responses=errors(400, 401, 403),
 )
-def list_contracts(
-    page: Page,
-) -> pb.ListContractsRequest:
+def list_contracts(page: Page) -> pb.ListContractsRequest:
     return pb.ListContractsRequest(page=page)
 
 
@@ -229,9 +219,7 @@ async def list_categories(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def create_category(
-    body: CategoryBody,
-) -> pb.CreateCategoryRequest:
+def create_category(body: CategoryBody) -> pb.CreateCategoryRequest:
     return pb.CreateCategoryRequest(
         code=body.code,
         name=body.name,
@@ -248,10 +236,7 @@ def create_category(
     summary="Replace a category's name and answers (ops admin)",
     responses=errors(400, 401, 403, 404),
 )
-def update_category(
-    category_id: CategoryId,
-    body: CategoryUpdateBody,
-) -> pb.UpdateCategoryRequest:
+def update_category(category_id: CategoryId, body: CategoryUpdateBody) -> pb.UpdateCategoryRequest:
     return pb.UpdateCategoryRequest(
         category_id=str(category_id),
         name=body.name,
@@ -304,9 +289,7 @@ async def record_deflection(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def open_ticket(
-    body: TicketBody,
-) -> Message:
+def open_ticket(body: TicketBody) -> Message:
     return body.to_proto()
 
 
@@ -393,9 +376,7 @@ def list_queue(
     summary="A ticket with its history (messages, attachments, SLA clocks, events, pauses)",
     responses=errors(401, 404),
 )
-def get_ticket(
-    ticket_id: TicketId,
-) -> pb.GetTicketRequest:
+def get_ticket(ticket_id: TicketId) -> pb.GetTicketRequest:
     return pb.GetTicketRequest(ticket_id=str(ticket_id))
 
 
@@ -429,10 +410,7 @@ async def reply(
     summary="Change the status (agents; customers may cancel)",
     responses=errors(400, 401, 403, 404, 409),
 )
-def change_ticket_status(
-    ticket_id: TicketId,
-    body: StatusBody,
-) -> pb.ChangeTicketStatusRequest:
+def change_ticket_status(ticket_id: TicketId, body: StatusBody) -> pb.ChangeTicketStatusRequest:
     return pb.ChangeTicketStatusRequest(
         ticket_id=str(ticket_id), status=body.status.to_proto(), reason=body.reason or ""
     )
@@ -446,8 +424,7 @@ def change_ticket_status(
     responses=errors(400, 401, 403, 404, 409),
 )
 def change_ticket_priority(
-    ticket_id: TicketId,
-    body: PriorityBody,
+    ticket_id: TicketId, body: PriorityBody
 ) -> pb.ChangeTicketPriorityRequest:
     return pb.ChangeTicketPriorityRequest(
         ticket_id=str(ticket_id), priority=body.priority.to_proto()
@@ -461,10 +438,7 @@ def change_ticket_priority(
     summary="Classify as support or consulting (agents)",
     responses=errors(400, 401, 403, 404, 409),
 )
-def classify(
-    ticket_id: TicketId,
-    body: KindBody,
-) -> pb.ClassifyTicketRequest:
+def classify(ticket_id: TicketId, body: KindBody) -> pb.ClassifyTicketRequest:
     return pb.ClassifyTicketRequest(ticket_id=str(ticket_id), kind=body.kind.to_proto())
 
 
@@ -476,10 +450,7 @@ def classify(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def log_consulting_time(
-    ticket_id: TicketId,
-    body: ConsultingBody,
-) -> pb.LogConsultingTimeRequest:
+def log_consulting_time(ticket_id: TicketId, body: ConsultingBody) -> pb.LogConsultingTimeRequest:
     return pb.LogConsultingTimeRequest(
         ticket_id=str(ticket_id), minutes=body.minutes, note=body.note or ""
     )

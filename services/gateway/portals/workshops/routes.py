@@ -62,7 +62,7 @@ from services.gateway.rpc import (
     page_of,
 )
 
-router = APIRouter(generate_unique_id_function=operation_id)
+router = APIRouter(tags=["workshops"], generate_unique_id_function=operation_id)
 ops = Operations(router, MEMBERSHIP_SERVICE, Membership)
 braked = [Depends(auth_rate_limit)]
 
@@ -80,13 +80,10 @@ ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
     "/v1/banner-programs",
     rpc="ListPrograms",
     answer=page_of(ProgramPage, Program, "programs"),
-    tags=["workshops"],
     summary="Banner programs and their options (program team)",
     responses=errors(400, 401, 403),
 )
-def list_programs(
-    page: Page,
-) -> pb.ListProgramsRequest:
+def list_programs(page: Page) -> pb.ListProgramsRequest:
     return pb.ListProgramsRequest(page=page)
 
 
@@ -94,14 +91,11 @@ def list_programs(
     "/v1/banner-programs",
     rpc="CreateProgram",
     answer=one(Program, "program"),
-    tags=["workshops"],
     summary="Create a banner program (program team)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def create_program(
-    body: ProgramBody,
-) -> pb.CreateProgramRequest:
+def create_program(body: ProgramBody) -> pb.CreateProgramRequest:
     return pb.CreateProgramRequest(
         code=body.code, name=body.name, description=body.description, benefits=body.benefits
     )
@@ -111,15 +105,11 @@ def create_program(
     "/v1/banner-programs/{program_id}/options",
     rpc="AddProgramOption",
     answer=one(ProgramOption, "option"),
-    tags=["workshops"],
     summary="Add an option to a program (program team)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def add_option(
-    program_id: ResourceId,
-    body: OptionBody,
-) -> pb.AddProgramOptionRequest:
+def add_option(program_id: ResourceId, body: OptionBody) -> pb.AddProgramOptionRequest:
     return pb.AddProgramOptionRequest(
         program_id=str(program_id), code=body.code, name=body.name, benefit=body.benefit
     )
@@ -129,13 +119,11 @@ def add_option(
     "/v1/training-courses",
     rpc="ListTrainingCourses",
     answer=page_of(CoursePage, Course, "courses"),
-    tags=["workshops"],
     summary="The training courses for technicians",
     responses=errors(400, 401, 403),
 )
 def list_courses(
-    page: Page,
-    upcoming: Annotated[bool, Query(description="Only courses not started yet.")] = True,
+    page: Page, upcoming: Annotated[bool, Query(description="Only courses not started yet.")] = True
 ) -> pb.ListTrainingCoursesRequest:
     return pb.ListTrainingCoursesRequest(upcoming_only=upcoming, page=page)
 
@@ -144,14 +132,11 @@ def list_courses(
     "/v1/training-courses",
     rpc="CreateTrainingCourse",
     answer=one(Course, "course"),
-    tags=["workshops"],
     summary="Create a training course (program team)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-def create_course(
-    body: CourseBody,
-) -> pb.CreateTrainingCourseRequest:
+def create_course(body: CourseBody) -> pb.CreateTrainingCourseRequest:
     return pb.CreateTrainingCourseRequest(
         code=body.code,
         title=body.title,
@@ -172,13 +157,10 @@ def create_course(
     "/v1/workshops",
     rpc="ListWorkshopMemberships",
     answer=page_of(MembershipPage, WorkshopMembership, "memberships"),
-    tags=["workshops"],
     summary="Every workshop membership (program team)",
     responses=errors(400, 401, 403),
 )
-def list_memberships(
-    page: Page,
-) -> pb.ListWorkshopMembershipsRequest:
+def list_memberships(page: Page) -> pb.ListWorkshopMembershipsRequest:
     return pb.ListWorkshopMembershipsRequest(page=page)
 
 
@@ -186,14 +168,12 @@ def list_memberships(
     "/v1/workshops/{workshop_id}/membership",
     rpc="CreateWorkshopMembership",
     answer=one(WorkshopMembership, "membership"),
-    tags=["workshops"],
     summary="Enrol a workshop in a banner program (program team)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
 def create_membership(
-    workshop_id: WorkshopId,
-    body: MembershipBody,
+    workshop_id: WorkshopId, body: MembershipBody
 ) -> pb.CreateWorkshopMembershipRequest:
     """Starts the renewal workflow `renewal/<membership_id>` (letter 30 days before each
     renewal date, option-removal window from the renewal date)."""
@@ -210,7 +190,6 @@ def create_membership(
 
 @router.get(
     "/v1/workshops/{workshop_id}",
-    tags=["workshops"],
     summary="The workshop's page: information, program, options, removal window",
     responses=errors(400, 401, 404),
 )
@@ -231,13 +210,11 @@ async def get_workshop(
     "/v1/workshops/{workshop_id}/contacts",
     rpc="UpdateWorkshopContacts",
     answer=one(WorkshopMembership, "membership"),
-    tags=["workshops"],
     summary="Change the workshop's contact details (program team)",
     responses=errors(400, 401, 403, 404, 409),
 )
 def update_contacts(
-    workshop_id: WorkshopId,
-    body: ContactsBody,
+    workshop_id: WorkshopId, body: ContactsBody
 ) -> pb.UpdateWorkshopContactsRequest:
     return pb.UpdateWorkshopContactsRequest(
         workshop_id=str(workshop_id),
@@ -251,13 +228,11 @@ def update_contacts(
     "/v1/workshops/{workshop_id}/renewal-date",
     rpc="ChangeRenewalDate",
     answer=one(WorkshopMembership, "membership"),
-    tags=["workshops"],
     summary="Move the renewal date (program team)",
     responses=errors(400, 401, 403, 404, 409),
 )
 def change_renewal_date(
-    workshop_id: WorkshopId,
-    body: RenewalDateBody,
+    workshop_id: WorkshopId, body: RenewalDateBody
 ) -> pb.ChangeRenewalDateRequest:
     return pb.ChangeRenewalDateRequest(
         workshop_id=str(workshop_id), renewal_date=body.renewal_date.isoformat()
@@ -268,14 +243,10 @@ def change_renewal_date(
     "/v1/workshops/{workshop_id}/membership/end",
     rpc="EndWorkshopMembership",
     answer=one(WorkshopMembership, "membership"),
-    tags=["workshops"],
     summary="End the workshop's membership (program team)",
     responses=errors(400, 401, 403, 404, 409),
 )
-def end_membership(
-    workshop_id: WorkshopId,
-    body: ReasonBody,
-) -> pb.EndWorkshopMembershipRequest:
+def end_membership(workshop_id: WorkshopId, body: ReasonBody) -> pb.EndWorkshopMembershipRequest:
     return pb.EndWorkshopMembershipRequest(workshop_id=str(workshop_id), reason=body.reason)
 
 
@@ -283,14 +254,10 @@ def end_membership(
     "/v1/workshops/{workshop_id}/option-change-requests",
     rpc="ListOptionChangeRequests",
     answer=page_of(OptionChangeRequestPage, OptionChangeRequest, "requests"),
-    tags=["workshops"],
     summary="The workshop's option-change requests, newest first",
     responses=errors(400, 401, 404),
 )
-def list_option_requests(
-    workshop_id: WorkshopId,
-    page: Page,
-) -> pb.ListOptionChangeRequestsRequest:
+def list_option_requests(workshop_id: WorkshopId, page: Page) -> pb.ListOptionChangeRequestsRequest:
     return pb.ListOptionChangeRequestsRequest(workshop_id=str(workshop_id), page=page)
 
 
@@ -298,14 +265,12 @@ def list_option_requests(
     "/v1/workshops/{workshop_id}/option-change-requests",
     rpc="RequestOptionChange",
     answer=one(OptionChangeRequest, "request"),
-    tags=["workshops"],
     summary="Request an option added (any time) or removed (in the yearly window)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404, 409),
 )
 def request_option_change(
-    workshop_id: WorkshopId,
-    body: OptionChangeBody,
+    workshop_id: WorkshopId, body: OptionChangeBody
 ) -> pb.RequestOptionChangeRequest:
     """Outside the removal window a removal answers 409 `removal_window_closed`, naming the date
     the window opens. Requests by phone are never accepted."""
@@ -320,7 +285,6 @@ def request_option_change(
 
 @router.post(
     "/v1/workshops/{workshop_id}/option-change-requests/{request_id}/decision",
-    tags=["workshops"],
     summary="Approve or reject an option-change request (program team)",
     responses=errors(400, 401, 403, 404, 409),
 )
@@ -350,14 +314,10 @@ async def decide_option_change(
     "/v1/workshops/{workshop_id}/technicians",
     rpc="ListTechnicians",
     answer=page_of(TechnicianPage, Technician, "technicians"),
-    tags=["workshops"],
     summary="The workshop's technicians",
     responses=errors(400, 401, 404),
 )
-def list_technicians(
-    workshop_id: WorkshopId,
-    page: Page,
-) -> pb.ListTechniciansRequest:
+def list_technicians(workshop_id: WorkshopId, page: Page) -> pb.ListTechniciansRequest:
     return pb.ListTechniciansRequest(workshop_id=str(workshop_id), page=page)
 
 
@@ -365,15 +325,11 @@ def list_technicians(
     "/v1/workshops/{workshop_id}/technicians",
     rpc="AddTechnician",
     answer=one(Technician, "technician"),
-    tags=["workshops"],
     summary="Add a technician",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404, 409),
 )
-def add_technician(
-    workshop_id: WorkshopId,
-    body: TechnicianBody,
-) -> pb.AddTechnicianRequest:
+def add_technician(workshop_id: WorkshopId, body: TechnicianBody) -> pb.AddTechnicianRequest:
     return pb.AddTechnicianRequest(
         workshop_id=str(workshop_id),
         first_name=body.first_name,
@@ -386,7 +342,6 @@ def add_technician(
     "/v1/workshops/{workshop_id}/training-registrations",
     rpc="ListCourseRegistrations",
     answer=page_of(CourseRegistrationPage, CourseRegistration, "registrations"),
-    tags=["workshops"],
     summary="The technicians' training history, newest first",
     responses=errors(400, 401, 404),
 )
@@ -406,14 +361,12 @@ def list_course_registrations(
     "/v1/workshops/{workshop_id}/training-registrations",
     rpc="RegisterTechnician",
     answer=one(CourseRegistration, "registration"),
-    tags=["workshops"],
     summary="Register a technician for a training course",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 404, 409),
 )
 def register_technician(
-    workshop_id: WorkshopId,
-    body: CourseRegistrationBody,
+    workshop_id: WorkshopId, body: CourseRegistrationBody
 ) -> pb.RegisterTechnicianRequest:
     return pb.RegisterTechnicianRequest(
         workshop_id=str(workshop_id),
@@ -426,14 +379,11 @@ def register_technician(
     "/v1/workshops/{workshop_id}/training-registrations/{registration_id}",
     rpc="UpdateCourseRegistration",
     answer=one(CourseRegistration, "registration"),
-    tags=["workshops"],
     summary="Cancel a registration, or record the outcome (program team)",
     responses=errors(400, 401, 403, 404, 409),
 )
 def update_course_registration(
-    workshop_id: WorkshopId,
-    registration_id: ResourceId,
-    body: CourseRegistrationUpdate,
+    workshop_id: WorkshopId, registration_id: ResourceId, body: CourseRegistrationUpdate
 ) -> pb.UpdateCourseRegistrationRequest:
     return pb.UpdateCourseRegistrationRequest(
         workshop_id=str(workshop_id),
@@ -446,7 +396,6 @@ def update_course_registration(
     "/v1/workshops/{workshop_id}/warranty-claims",
     rpc="ListWarrantyClaims",
     answer=page_of(ClaimPage, Claim, "claims"),
-    tags=["workshops"],
     summary="The workshop's labour-warranty claims, newest first",
     responses=errors(400, 401, 404),
 )
@@ -466,15 +415,11 @@ def list_claims(
     "/v1/workshops/{workshop_id}/warranty-claims",
     rpc="SubmitWarrantyClaim",
     answer=one(Claim, "claim"),
-    tags=["workshops"],
     summary="Submit a labour-warranty claim",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def submit_claim(
-    workshop_id: WorkshopId,
-    body: ClaimBody,
-) -> pb.SubmitWarrantyClaimRequest:
+def submit_claim(workshop_id: WorkshopId, body: ClaimBody) -> pb.SubmitWarrantyClaimRequest:
     return pb.SubmitWarrantyClaimRequest(
         workshop_id=str(workshop_id),
         vehicle_vin=body.vehicle_vin,
@@ -491,14 +436,10 @@ def submit_claim(
     "/v1/workshops/{workshop_id}/warranty-claims/{claim_id}",
     rpc="GetWarrantyClaim",
     answer=one(Claim, "claim"),
-    tags=["workshops"],
     summary="One claim and its history",
     responses=errors(400, 401, 404),
 )
-def get_claim(
-    workshop_id: WorkshopId,
-    claim_id: ResourceId,
-) -> pb.GetWarrantyClaimRequest:
+def get_claim(workshop_id: WorkshopId, claim_id: ResourceId) -> pb.GetWarrantyClaimRequest:
     return pb.GetWarrantyClaimRequest(workshop_id=str(workshop_id), claim_id=str(claim_id))
 
 
@@ -506,14 +447,11 @@ def get_claim(
     "/v1/workshops/{workshop_id}/warranty-claims/{claim_id}/transitions",
     rpc="TransitionWarrantyClaim",
     answer=one(Claim, "claim"),
-    tags=["workshops"],
     summary="Move a claim to its next status",
     responses=errors(400, 401, 403, 404, 409),
 )
 def transition_claim(
-    workshop_id: WorkshopId,
-    claim_id: ResourceId,
-    body: TransitionBody,
+    workshop_id: WorkshopId, claim_id: ResourceId, body: TransitionBody
 ) -> pb.TransitionWarrantyClaimRequest:
     """The program team reviews, approves, rejects, asks for information and pays; the workshop
     answers a request for information or withdraws. Other moves answer 409."""
