@@ -21,18 +21,10 @@ from pydantic import BaseModel, Field
 from services.gateway.auth import identity_link
 from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext, SafeText
 from services.gateway.openapi import errors, openapi_schema
+from services.gateway.portals import ROUTERS, UPLOADS, close_channels
 from services.gateway.problems import ProblemException, install_problem_handlers
 from services.gateway.ratelimit import TokenBucketLimiter
-from services.gateway.routers import (
-    admin,
-    auth,
-    groups,
-    me,
-    membership,
-    partners,
-    registration,
-    support,
-)
+from services.gateway.rpc import operation_id
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import IdentityLink, connect_identity
 from services.kit.telemetry import instrument_app
@@ -96,10 +88,7 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
         try:
             yield
         finally:
-            await groups.close_channel(app.state)
-            await support.close_channel(app.state)
-            await membership.close_channel(app.state)
-            await partners.close_channel(app.state)
+            await close_channels(app.state)
             if owned is not None:
                 app.state.identity = None
                 await owned.close()
@@ -109,6 +98,7 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
         version="1.0.0",
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=operation_id,
         lifespan=lifespan,
         docs_url="/docs" if settings.public_docs else None,
         openapi_url="/openapi.json" if settings.public_docs else None,
@@ -127,9 +117,7 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        larger=dict.fromkeys(
-            [support.ATTACHMENT_UPLOAD, partners.PROOF_UPLOAD], settings.max_upload_bytes
-        ),
+        larger=dict.fromkeys(UPLOADS, settings.max_upload_bytes),
     )
     app.add_middleware(ErrorBoundary)
     app.add_middleware(
@@ -143,16 +131,7 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
     )
     app.add_middleware(RequestContext, hsts_max_age=settings.hsts_max_age)
 
-    for router in (
-        auth.router,
-        registration.router,
-        me.router,
-        admin.router,
-        groups.router,
-        support.router,
-        membership.router,
-        partners.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     _add_probes(app, settings)
 

@@ -11,8 +11,8 @@ from guichet.identity.v1 import identity_pb2
 from starlette.requests import Request
 
 from services.gateway.app import create_app
+from services.gateway.portals.identity.schemas import OrganisationKind, UserStatus
 from services.gateway.ratelimit import TokenBucketLimiter, bucket_key, client_ip
-from services.gateway.schemas import OrganisationKind, UserStatus
 from services.gateway.settings import GatewaySettings
 from tests.gateway.conftest import ClientFactory, RefusingServer, SigningKeys
 from tests.gateway.test_problems import assert_problem

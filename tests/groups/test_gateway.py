@@ -26,9 +26,9 @@ async def http(world: World) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
     finally:
-        from services.gateway.routers.groups import close_channel
+        from services.gateway.rpc import close_channels
 
-        await close_channel(app.state)
+        await close_channels(app.state)
         await link.close()
 
 

@@ -352,7 +352,7 @@ async def test_public_routes_are_rate_limited(world: World) -> None:
 
 async def test_membership_contract_enums_match_the_gateway(world: World) -> None:
     """Every proto status has its lower-case JSON name (a new value fails here first)."""
-    from services.gateway import schemas_membership as s
+    from services.gateway.portals import membership as s
 
     for enum, proto in (
         (s.ClaimStatus, pb.WarrantyClaimStatus),

@@ -84,7 +84,7 @@ async def http(partners: Partners) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
     finally:
-        from services.gateway.routers import partners as partners_router
+        from services.gateway.rpc import close_channels
 
-        await partners_router.close_channel(app.state)
+        await close_channels(app.state)
         await link.close()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.gateway.app import create_app
-from services.gateway.routers import partners as partners_router
+from services.gateway.rpc import close_channels
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from tests.partners.harness import PDF, SECRETS, VALID_IBAN, Partners
@@ -33,7 +33,7 @@ async def gateway(partners: Partners) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
     finally:
-        await partners_router.close_channel(app.state)
+        await close_channels(app.state)
         await link.close()
 
 

@@ -29,7 +29,7 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _next() -> Any:
+def next_token() -> Any:
     return Field(
         default=None,
         examples=[None],
@@ -202,7 +202,7 @@ class Client(BaseModel):
 
 class ClientPage(BaseModel):
     items: list[Client]
-    next_page_token: str | None = _next()
+    next_page_token: str | None = next_token()
 
 
 class Relationship(BaseModel):
@@ -229,7 +229,7 @@ class Relationship(BaseModel):
 
 class RelationshipPage(BaseModel):
     items: list[Relationship]
-    next_page_token: str | None = _next()
+    next_page_token: str | None = next_token()
 
 
 class Assignment(BaseModel):
@@ -278,7 +278,7 @@ class Group(BaseModel):
 
 class GroupPage(BaseModel):
     items: list[Group]
-    next_page_token: str | None = _next()
+    next_page_token: str | None = next_token()
 
 
 class ProcessRequest(BaseModel):
@@ -329,7 +329,7 @@ class ProcessRequest(BaseModel):
 
 class ProcessRequestPage(BaseModel):
     items: list[ProcessRequest]
-    next_page_token: str | None = _next()
+    next_page_token: str | None = next_token()
 
 
 class ProcessRequestFailure(BaseModel):
@@ -354,7 +354,7 @@ class ProcessRequestFailure(BaseModel):
 
 class ProcessRequestFailurePage(BaseModel):
     items: list[ProcessRequestFailure]
-    next_page_token: str | None = _next()
+    next_page_token: str | None = next_token()
 
 
 class AccessChange(BaseModel):
@@ -455,7 +455,7 @@ class Employee(BaseModel):
 
 class EmployeePage(BaseModel):
     items: list[Employee]
-    next_page_token: str | None = _next()
+    next_page_token: str | None = next_token()
 
 
 # --- requests ----------------------------------------------------------------------------------

@@ -254,6 +254,10 @@ class UserPage(BaseModel):
 
 
 class RegistrationBody(_Request):
+    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
+    # name clients were generated with before the per-portal move.
+    __module__ = "services.gateway.schemas"
+
     organisation_id: uuid.UUID = Field(examples=[EXAMPLE_ORG_ID])
     username: str = _text("Dupont.Jean", description="Kept as typed; unique ignoring case.")
     email: str = Field(
@@ -336,6 +340,10 @@ class CreateUserBody(_Request):
 
 
 class EmailBody(_Request):
+    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
+    # name clients were generated with before the per-portal move.
+    __module__ = "services.gateway.schemas"
+
     email: str = Field(
         max_length=EMAIL_MAX,
         examples=["jean.dupont@example.org"],
@@ -382,3 +390,8 @@ class AuditEvent(BaseModel):
 class AuditEventPage(BaseModel):
     items: list[AuditEvent]
     next_page_token: str | None = Field(examples=[None])
+
+
+# Their annotations resolve here, not in the module they are named after (see the class note).
+for _renamed in (RegistrationBody, EmailBody):
+    _renamed.model_rebuild(_types_namespace=globals())

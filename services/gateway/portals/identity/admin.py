@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
-from guichet.common.v1 import common_pb2
+from fastapi import APIRouter, Path, Query, Response, status
 from guichet.identity.v1 import identity_pb2 as pb
 
 from services.gateway.auth import CurrentCaller, Identity
 from services.gateway.openapi import errors
-from services.gateway.schemas import (
+from services.gateway.portals.identity.common import IDENTITY_SERVICE, IdentityStub
+from services.gateway.portals.identity.schemas import (
     NAME_MAX,
     ROLE_DESCRIPTION,
     ROLE_PATTERN,
@@ -33,128 +33,92 @@ from services.gateway.schemas import (
     UsernameRecoveryBody,
     UserPage,
 )
+from services.gateway.rpc import Operations, Page, one, operation_id, page_of
 
-router = APIRouter()
+router = APIRouter(generate_unique_id_function=operation_id)
+ops = Operations(router, IDENTITY_SERVICE, IdentityStub)
 
 OrganisationId = Annotated[uuid.UUID, Path(description="The organisation's id (UUID).")]
 UserId = Annotated[uuid.UUID, Path(description="The account's id (UUID).")]
 
 
-def page_request(
-    page_size: Annotated[
-        int | None, Query(ge=1, le=500, description="Items per page (default 50).")
-    ] = None,
-    page_token: Annotated[
-        str | None, Query(max_length=1024, description="next_page_token of the previous page.")
-    ] = None,
-) -> common_pb2.PageRequest:
-    return common_pb2.PageRequest(page_size=page_size or 0, page_token=page_token or "")
-
-
-Page = Annotated[common_pb2.PageRequest, Depends(page_request)]
-
-
-def _next(page: common_pb2.PageResponse) -> str | None:
-    return page.next_page_token or None
-
-
 # --- organisations ---------------------------------------------------------------------------
 
 
-@router.get(
+@ops.get(
     "/v1/organisations",
+    rpc="ListOrganisations",
+    answer=page_of(OrganisationPage, Organisation, "organisations"),
     tags=["organisations"],
     summary="List organisations",
     responses=errors(400, 401, 403),
 )
-async def list_organisations(
-    caller: CurrentCaller,
-    link: Identity,
+def list_organisations(
     page: Page,
     kind: Annotated[OrganisationKind | None, Query(description="Only this kind.")] = None,
-) -> OrganisationPage:
-    response = await link.stub.ListOrganisations(
-        pb.ListOrganisationsRequest(
-            kind=kind.to_proto() if kind else pb.ORGANISATION_KIND_UNSPECIFIED, page=page
-        ),
-        metadata=caller.metadata,
-    )
-    return OrganisationPage(
-        items=[Organisation.from_proto(o) for o in response.organisations],
-        next_page_token=_next(response.page),
+) -> pb.ListOrganisationsRequest:
+    return pb.ListOrganisationsRequest(
+        kind=kind.to_proto() if kind else pb.ORGANISATION_KIND_UNSPECIFIED, page=page
     )
 
 
-@router.post(
+@ops.post(
     "/v1/organisations",
+    rpc="CreateOrganisation",
+    answer=one(Organisation, "organisation"),
     tags=["organisations"],
     summary="Create an organisation (operators)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-async def create_organisation(
-    body: OrganisationBody, caller: CurrentCaller, link: Identity
-) -> Organisation:
-    response = await link.stub.CreateOrganisation(
-        pb.CreateOrganisationRequest(
-            kind=body.kind.to_proto(), name=body.name, code=body.code or ""
-        ),
-        metadata=caller.metadata,
+def create_organisation(body: OrganisationBody) -> pb.CreateOrganisationRequest:
+    return pb.CreateOrganisationRequest(
+        kind=body.kind.to_proto(), name=body.name, code=body.code or ""
     )
-    return Organisation.from_proto(response.organisation)
 
 
-@router.get(
+@ops.get(
     "/v1/organisations/{organisation_id}",
+    rpc="GetOrganisation",
+    answer=one(Organisation, "organisation"),
     tags=["organisations"],
     summary="One organisation",
     responses=errors(400, 401, 403, 404),
 )
-async def get_organisation(
-    organisation_id: OrganisationId, caller: CurrentCaller, link: Identity
-) -> Organisation:
-    response = await link.stub.GetOrganisation(
-        pb.GetOrganisationRequest(organisation_id=str(organisation_id)), metadata=caller.metadata
-    )
-    return Organisation.from_proto(response.organisation)
+def get_organisation(organisation_id: OrganisationId) -> pb.GetOrganisationRequest:
+    return pb.GetOrganisationRequest(organisation_id=str(organisation_id))
 
 
-@router.get(
+@ops.get(
     "/v1/organisations/{organisation_id}/members",
+    rpc="ListOrganisationMembers",
+    answer=page_of(UserPage, User, "users"),
     tags=["organisations"],
     summary="Members of an organisation, optionally by role",
     responses=errors(400, 401, 403, 404),
 )
-async def list_members(
+def list_organisation_members(
     organisation_id: OrganisationId,
-    caller: CurrentCaller,
-    link: Identity,
     page: Page,
     role: Annotated[
         list[str] | None, Query(max_length=20, description="Repeatable. " + ROLE_DESCRIPTION)
     ] = None,
-) -> UserPage:
-    response = await link.stub.ListOrganisationMembers(
-        pb.ListOrganisationMembersRequest(
-            organisation_id=str(organisation_id), roles=role or [], page=page
-        ),
-        metadata=caller.metadata,
-    )
-    return UserPage(
-        items=[User.from_proto(u) for u in response.users], next_page_token=_next(response.page)
+) -> pb.ListOrganisationMembersRequest:
+    return pb.ListOrganisationMembersRequest(
+        organisation_id=str(organisation_id), roles=role or [], page=page
     )
 
 
-@router.get(
+@ops.get(
     "/v1/organisations/{organisation_id}/accounts",
+    rpc="SearchUsers",
+    answer=page_of(UserPage, User, "users"),
     tags=["accounts"],
     summary="Find members by last and first name (pending ones flagged)",
     responses=errors(400, 401, 403, 404),
 )
-async def search_accounts(
+def search_accounts(
     organisation_id: OrganisationId,
-    caller: CurrentCaller,
-    link: Identity,
     page: Page,
     last_name: Annotated[
         str | None, Query(max_length=NAME_MAX, description="Prefix; accents and case ignored.")
@@ -162,105 +126,86 @@ async def search_accounts(
     first_name: Annotated[
         str | None, Query(max_length=NAME_MAX, description="Prefix; accents and case ignored.")
     ] = None,
-) -> UserPage:
-    response = await link.stub.SearchUsers(
-        pb.SearchUsersRequest(
-            organisation_id=str(organisation_id),
-            last_name=last_name or "",
-            first_name=first_name or "",
-            page=page,
-        ),
-        metadata=caller.metadata,
-    )
-    return UserPage(
-        items=[User.from_proto(u) for u in response.users], next_page_token=_next(response.page)
+) -> pb.SearchUsersRequest:
+    return pb.SearchUsersRequest(
+        organisation_id=str(organisation_id),
+        last_name=last_name or "",
+        first_name=first_name or "",
+        page=page,
     )
 
 
-@router.get(
+@ops.get(
     "/v1/organisations/{organisation_id}/accounts/to-validate",
+    rpc="ListAccountsToValidate",
+    answer=page_of(UserPage, User, "users"),
     tags=["accounts"],
     summary="Accounts waiting for validation whose information is complete",
     responses=errors(400, 401, 403, 404),
 )
-async def accounts_to_validate(
-    organisation_id: OrganisationId, caller: CurrentCaller, link: Identity, page: Page
-) -> UserPage:
-    response = await link.stub.ListAccountsToValidate(
-        pb.ListAccountsToValidateRequest(organisation_id=str(organisation_id), page=page),
-        metadata=caller.metadata,
-    )
-    return UserPage(
-        items=[User.from_proto(u) for u in response.users], next_page_token=_next(response.page)
-    )
+def accounts_to_validate(
+    organisation_id: OrganisationId, page: Page
+) -> pb.ListAccountsToValidateRequest:
+    return pb.ListAccountsToValidateRequest(organisation_id=str(organisation_id), page=page)
 
 
-@router.post(
+@ops.post(
     "/v1/organisations/{organisation_id}/accounts",
+    rpc="CreateUser",
+    answer=one(User, "user"),
     tags=["accounts"],
     summary="Create an active account; the person receives a link to choose a password",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-async def create_account(
-    organisation_id: OrganisationId, body: CreateUserBody, caller: CurrentCaller, link: Identity
-) -> User:
-    response = await link.stub.CreateUser(
-        pb.CreateUserRequest(
-            organisation_id=str(organisation_id),
-            username=body.username,
-            email=body.email or "",
-            first_name=body.first_name,
-            last_name=body.last_name,
-            roles=body.roles,
-        ),
-        metadata=caller.metadata,
+def create_account(organisation_id: OrganisationId, body: CreateUserBody) -> pb.CreateUserRequest:
+    return pb.CreateUserRequest(
+        organisation_id=str(organisation_id),
+        username=body.username,
+        email=body.email or "",
+        first_name=body.first_name,
+        last_name=body.last_name,
+        roles=body.roles,
     )
-    return User.from_proto(response.user)
 
 
 # --- accounts ----------------------------------------------------------------------------------
 
 
-@router.get(
+@ops.get(
     "/v1/accounts/{user_id}",
+    rpc="GetUser",
+    answer=one(User, "user"),
     tags=["accounts"],
     summary="One account",
     responses=errors(400, 401, 403, 404),
 )
-async def get_account(user_id: UserId, caller: CurrentCaller, link: Identity) -> User:
-    response = await link.stub.GetUser(
-        pb.GetUserRequest(user_id=str(user_id)), metadata=caller.metadata
-    )
-    return User.from_proto(response.user)
+def get_account(user_id: UserId) -> pb.GetUserRequest:
+    return pb.GetUserRequest(user_id=str(user_id))
 
 
-@router.post(
+@ops.post(
     "/v1/accounts/{user_id}/validate",
+    rpc="ValidateAccount",
+    answer=one(User, "user"),
     tags=["accounts"],
     summary="Validate a pending account",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def validate_account(user_id: UserId, caller: CurrentCaller, link: Identity) -> User:
-    response = await link.stub.ValidateAccount(
-        pb.ValidateAccountRequest(user_id=str(user_id)), metadata=caller.metadata
-    )
-    return User.from_proto(response.user)
+def validate_account(user_id: UserId) -> pb.ValidateAccountRequest:
+    return pb.ValidateAccountRequest(user_id=str(user_id))
 
 
-@router.put(
+@ops.put(
     "/v1/accounts/{user_id}/email",
+    rpc="SetUserEmail",
+    answer=one(User, "user"),
     tags=["accounts"],
     summary="Complete or correct an account's e-mail address",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def set_email(
-    user_id: UserId, body: EmailBody, caller: CurrentCaller, link: Identity
-) -> User:
-    response = await link.stub.SetUserEmail(
-        pb.SetUserEmailRequest(user_id=str(user_id), email=body.email), metadata=caller.metadata
-    )
-    return User.from_proto(response.user)
+def set_email(user_id: UserId, body: EmailBody) -> pb.SetUserEmailRequest:
+    return pb.SetUserEmailRequest(user_id=str(user_id), email=body.email)
 
 
 @router.post(
@@ -278,60 +223,48 @@ async def send_password_reset(user_id: UserId, caller: CurrentCaller, link: Iden
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.post(
+@ops.post(
     "/v1/accounts/{user_id}/roles",
+    rpc="GrantRole",
+    answer=one(User, "user"),
     tags=["accounts"],
     summary="Grant a role in an organisation",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def grant_role(
-    user_id: UserId, body: RoleBody, caller: CurrentCaller, link: Identity
-) -> User:
-    response = await link.stub.GrantRole(
-        pb.GrantRoleRequest(
-            user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role
-        ),
-        metadata=caller.metadata,
+def grant_role(user_id: UserId, body: RoleBody) -> pb.GrantRoleRequest:
+    return pb.GrantRoleRequest(
+        user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role
     )
-    return User.from_proto(response.user)
 
 
-@router.delete(
+@ops.delete(
     "/v1/accounts/{user_id}/roles/{organisation_id}/{role}",
+    rpc="RevokeRole",
+    answer=one(User, "user"),
     tags=["accounts"],
     summary="Revoke a role in an organisation",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def revoke_role(
+def revoke_role(
     user_id: UserId,
     organisation_id: OrganisationId,
     role: Annotated[str, Path(pattern=ROLE_PATTERN, description=ROLE_DESCRIPTION)],
-    caller: CurrentCaller,
-    link: Identity,
-) -> User:
-    response = await link.stub.RevokeRole(
-        pb.RevokeRoleRequest(user_id=str(user_id), organisation_id=str(organisation_id), role=role),
-        metadata=caller.metadata,
+) -> pb.RevokeRoleRequest:
+    return pb.RevokeRoleRequest(
+        user_id=str(user_id), organisation_id=str(organisation_id), role=role
     )
-    return User.from_proto(response.user)
 
 
-@router.get(
+@ops.get(
     "/v1/accounts/{user_id}/audit",
+    rpc="ListAuditEvents",
+    answer=page_of(AuditEventPage, AuditEvent, "events"),
     tags=["accounts"],
     summary="What happened to an account (registrations, resets sent and used, failed logins…)",
     responses=errors(400, 401, 403, 404),
 )
-async def list_audit(
-    user_id: UserId, caller: CurrentCaller, link: Identity, page: Page
-) -> AuditEventPage:
-    response = await link.stub.ListAuditEvents(
-        pb.ListAuditEventsRequest(user_id=str(user_id), page=page), metadata=caller.metadata
-    )
-    return AuditEventPage(
-        items=[AuditEvent.from_proto(e) for e in response.events],
-        next_page_token=_next(response.page),
-    )
+def list_account_audit(user_id: UserId, page: Page) -> pb.ListAuditEventsRequest:
+    return pb.ListAuditEventsRequest(user_id=str(user_id), page=page)
 
 
 # --- operators -------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from guichet.identity.v1 import identity_pb2 as pb
 
 from services.gateway.auth import Identity, public_metadata
 from services.gateway.openapi import errors
-from services.gateway.ratelimit import auth_rate_limit, client_ip
-from services.gateway.schemas import (
+from services.gateway.portals.identity.schemas import (
     ForgotPasswordBody,
     Jwks,
     LoginBody,
@@ -20,8 +19,10 @@ from services.gateway.schemas import (
     ResetPasswordBody,
     TokenPair,
 )
+from services.gateway.ratelimit import auth_rate_limit, client_ip
+from services.gateway.rpc import operation_id
 
-router = APIRouter(tags=["authentication"])
+router = APIRouter(tags=["authentication"], generate_unique_id_function=operation_id)
 braked = [Depends(auth_rate_limit)]
 
 # Clients may cache the key set briefly; they refetch when a token names an unknown key.
@@ -86,6 +87,7 @@ router.add_api_route(
     "/v1/auth/jwks",
     _jwks,
     methods=["GET"],
+    operation_id="getJwks",
     response_model=Jwks,
     summary="Public keys that verify access tokens",
     responses=errors(),
@@ -97,7 +99,7 @@ router.add_api_route(
     response_model=Jwks,
     summary="Public keys that verify access tokens (well-known location)",
     responses=errors(),
-    operation_id="well_known_jwks",
+    operation_id="getWellKnownJwks",
 )
 
 

@@ -7,10 +7,16 @@ from guichet.identity.v1 import identity_pb2 as pb
 
 from services.gateway.auth import Identity, public_metadata
 from services.gateway.openapi import errors
+from services.gateway.portals.identity.schemas import (
+    RegistrationBody,
+    TokenBody,
+    User,
+    UsernameBody,
+)
 from services.gateway.ratelimit import auth_rate_limit
-from services.gateway.schemas import RegistrationBody, TokenBody, User, UsernameBody
+from services.gateway.rpc import operation_id
 
-router = APIRouter(tags=["registration"])
+router = APIRouter(tags=["registration"], generate_unique_id_function=operation_id)
 braked = [Depends(auth_rate_limit)]
 
 

@@ -14,15 +14,13 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from guichet.common.v1 import common_pb2
 from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 
 from services.gateway.auth import CurrentCaller
 from services.gateway.openapi import errors
-from services.gateway.problems import Problem, ProblemException
-from services.gateway.schemas_support import (
-    Attachment,
+from services.gateway.portals.support.schemas import (
     Calendar,
     CalendarBody,
     CalendarPage,
@@ -32,16 +30,21 @@ from services.gateway.schemas_support import (
     CategoryList,
     CategoryUpdateBody,
     CategoryView,
-    ConsultingBody,
     Contract,
     ContractBody,
     ContractPage,
     ContractWithPlan,
-    KindBody,
-    PartnerMessageBody,
     Plan,
     PlanBody,
     PlanPage,
+    TicketKind,
+    TicketStatus,
+)
+from services.gateway.portals.support.ticket_schemas import (
+    Attachment,
+    ConsultingBody,
+    KindBody,
+    PartnerMessageBody,
     PriorityBody,
     Reply,
     ReplyBody,
@@ -50,63 +53,28 @@ from services.gateway.schemas_support import (
     Ticket,
     TicketBody,
     TicketHistory,
-    TicketKind,
     TicketMessage,
     TicketPage,
-    TicketStatus,
 )
-from services.kit.grpcclient import create_channel
+from services.gateway.problems import Problem, ProblemException
+from services.gateway.rpc import (
+    Operations,
+    Page,
+    one,
+    operation_id,
+    page_of,
+    service_stub,
+)
 
-router = APIRouter(tags=["support"])
+router = APIRouter(tags=["support"], generate_unique_id_function=operation_id)
+support_stub = service_stub("support", support_pb2_grpc.SupportServiceStub)
+Support = Annotated[support_pb2_grpc.SupportServiceStub, Depends(support_stub)]
+ops = Operations(router, pb.DESCRIPTOR.services_by_name["SupportService"], Support)
 PREFIX = "/v1/support"
 
 TicketId = Annotated[uuid.UUID, Path(description="The ticket's id.")]
 CategoryId = Annotated[uuid.UUID, Path(description="The category's id.")]
 OrganisationId = Annotated[uuid.UUID, Path(description="The organisation's id.")]
-
-
-async def support_stub(request: Request) -> support_pb2_grpc.SupportServiceStub:
-    """The channel to support, made on first use (deadlines from the gateway's settings).
-
-    Async on purpose: a grpc.aio channel is made on the event loop, not in FastAPI's threadpool
-    where sync dependencies run."""
-    state = request.app.state
-    stub: support_pb2_grpc.SupportServiceStub | None = getattr(state, "support", None)
-    if stub is None:
-        settings = state.settings
-        channel = create_channel(
-            settings.support_addr, default_timeout=settings.grpc_default_timeout
-        )
-        state.support_channel = channel
-        stub = state.support = support_pb2_grpc.SupportServiceStub(channel)
-    return stub
-
-
-async def close_channel(state: object) -> None:
-    channel = getattr(state, "support_channel", None)
-    if channel is not None:
-        await channel.close()
-
-
-Support = Annotated[support_pb2_grpc.SupportServiceStub, Depends(support_stub)]
-
-
-def page_request(
-    page_size: Annotated[
-        int | None, Query(ge=1, le=500, description="Items per page (default 50).")
-    ] = None,
-    page_token: Annotated[
-        str | None, Query(max_length=1024, description="next_page_token of the previous page.")
-    ] = None,
-) -> common_pb2.PageRequest:
-    return common_pb2.PageRequest(page_size=page_size or 0, page_token=page_token or "")
-
-
-Page = Annotated[common_pb2.PageRequest, Depends(page_request)]
-
-
-def _next(page: common_pb2.PageResponse) -> str | None:
-    return page.next_page_token or None
 
 
 def _stamp(moment: dt.datetime) -> Timestamp:
@@ -118,66 +86,63 @@ def _stamp(moment: dt.datetime) -> Timestamp:
 # --- calendars, plans, contracts (operators) --------------------------------------------------
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/calendars",
+    rpc="CreateCalendar",
+    answer=one(Calendar, "calendar"),
     summary="Create a business-hours calendar (ops admin)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-async def create_calendar(body: CalendarBody, caller: CurrentCaller, support: Support) -> Calendar:
-    response = await support.CreateCalendar(
-        pb.CreateCalendarRequest(
-            name=body.name,
-            time_zone=body.time_zone,
-            weekly_hours=body.weekly_hours,
-            country=body.country or "",
-            subdivision=body.subdivision or "",
-            closed_days=[d.isoformat() for d in body.closed_days],
-        ),
-        metadata=caller.metadata,
+def create_calendar(body: CalendarBody) -> pb.CreateCalendarRequest:
+    return pb.CreateCalendarRequest(
+        name=body.name,
+        time_zone=body.time_zone,
+        weekly_hours=body.weekly_hours,
+        country=body.country or "",
+        subdivision=body.subdivision or "",
+        closed_days=[d.isoformat() for d in body.closed_days],
     )
-    return Calendar.from_proto(response.calendar)
 
 
-@router.get(
-    f"{PREFIX}/calendars", summary="Business-hours calendars", responses=errors(400, 401, 403)
+@ops.get(
+    f"{PREFIX}/calendars",
+    rpc="ListCalendars",
+    answer=page_of(CalendarPage, Calendar, "calendars"),
+    summary="Business-hours calendars",
+    responses=errors(400, 401, 403),
 )
-async def list_calendars(caller: CurrentCaller, support: Support, page: Page) -> CalendarPage:
-    response = await support.ListCalendars(
-        pb.ListCalendarsRequest(page=page), metadata=caller.metadata
-    )
-    return CalendarPage(
-        items=[Calendar.from_proto(c) for c in response.calendars],
-        next_page_token=_next(response.page),
-    )
+def list_calendars(page: Page) -> pb.ListCalendarsRequest:
+    return pb.ListCalendarsRequest(page=page)
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/plans",
+    rpc="CreatePlan",
+    answer=one(Plan, "plan"),
     summary="Create a support plan with its SLA targets (ops admin)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-async def create_plan(body: PlanBody, caller: CurrentCaller, support: Support) -> Plan:
-    response = await support.CreatePlan(
-        pb.CreatePlanRequest(
-            code=body.code,
-            name=body.name,
-            calendar_id=str(body.calendar_id),
-            warning_percent=body.warning_percent or 0,
-            targets=[t.to_proto() for t in body.targets],
-        ),
-        metadata=caller.metadata,
+def create_plan(body: PlanBody) -> pb.CreatePlanRequest:
+    return pb.CreatePlanRequest(
+        code=body.code,
+        name=body.name,
+        calendar_id=str(body.calendar_id),
+        warning_percent=body.warning_percent or 0,
+        targets=[t.to_proto() for t in body.targets],
     )
-    return Plan.from_proto(response.plan)
 
 
-@router.get(f"{PREFIX}/plans", summary="Support plans", responses=errors(400, 401, 403))
-async def list_plans(caller: CurrentCaller, support: Support, page: Page) -> PlanPage:
-    response = await support.ListPlans(pb.ListPlansRequest(page=page), metadata=caller.metadata)
-    return PlanPage(
-        items=[Plan.from_proto(p) for p in response.plans], next_page_token=_next(response.page)
-    )
+@ops.get(
+    f"{PREFIX}/plans",
+    rpc="ListPlans",
+    answer=page_of(PlanPage, Plan, "plans"),
+    summary="Support plans",
+    responses=errors(400, 401, 403),
+)
+def list_plans(page: Page) -> pb.ListPlansRequest:
+    return pb.ListPlansRequest(page=page)
 
 
 @router.put(
@@ -215,15 +180,15 @@ async def get_contract(
     )
 
 
-@router.get(f"{PREFIX}/contracts", summary="Every contract", responses=errors(400, 401, 403))
-async def list_contracts(caller: CurrentCaller, support: Support, page: Page) -> ContractPage:
-    response = await support.ListContracts(
-        pb.ListContractsRequest(page=page), metadata=caller.metadata
-    )
-    return ContractPage(
-        items=[Contract.from_proto(c) for c in response.contracts],
-        next_page_token=_next(response.page),
-    )
+@ops.get(
+    f"{PREFIX}/contracts",
+    rpc="ListContracts",
+    answer=page_of(ContractPage, Contract, "contracts"),
+    summary="Every contract",
+    responses=errors(400, 401, 403),
+)
+def list_contracts(page: Page) -> pb.ListContractsRequest:
+    return pb.ListContractsRequest(page=page)
 
 
 # --- categories and answers ---------------------------------------------------------------------
@@ -246,44 +211,38 @@ async def list_categories(
     return CategoryList(items=[Category.from_proto(c) for c in response.categories])
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/categories",
+    rpc="CreateCategory",
+    answer=one(Category, "category"),
     summary="Create a category with its answers (ops admin)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 409),
 )
-async def create_category(body: CategoryBody, caller: CurrentCaller, support: Support) -> Category:
-    response = await support.CreateCategory(
-        pb.CreateCategoryRequest(
-            code=body.code,
-            name=body.name,
-            audience=body.audience.to_proto(),
-            position=body.position,
-            entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
-        ),
-        metadata=caller.metadata,
+def create_category(body: CategoryBody) -> pb.CreateCategoryRequest:
+    return pb.CreateCategoryRequest(
+        code=body.code,
+        name=body.name,
+        audience=body.audience.to_proto(),
+        position=body.position,
+        entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
     )
-    return Category.from_proto(response.category)
 
 
-@router.put(
+@ops.put(
     f"{PREFIX}/categories/{{category_id}}",
+    rpc="UpdateCategory",
+    answer=one(Category, "category"),
     summary="Replace a category's name and answers (ops admin)",
     responses=errors(400, 401, 403, 404),
 )
-async def update_category(
-    category_id: CategoryId, body: CategoryUpdateBody, caller: CurrentCaller, support: Support
-) -> Category:
-    response = await support.UpdateCategory(
-        pb.UpdateCategoryRequest(
-            category_id=str(category_id),
-            name=body.name,
-            position=body.position,
-            entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
-        ),
-        metadata=caller.metadata,
+def update_category(category_id: CategoryId, body: CategoryUpdateBody) -> pb.UpdateCategoryRequest:
+    return pb.UpdateCategoryRequest(
+        category_id=str(category_id),
+        name=body.name,
+        position=body.position,
+        entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
     )
-    return Category.from_proto(response.category)
 
 
 @router.get(
@@ -322,27 +281,28 @@ async def record_deflection(
 # --- tickets ---------------------------------------------------------------------------------
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/tickets",
+    rpc="OpenTicket",
+    answer=one(Ticket, "ticket"),
     summary="Open a ticket (the extranet form: every field required)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-async def open_ticket(body: TicketBody, caller: CurrentCaller, support: Support) -> Ticket:
-    response = await support.OpenTicket(body.to_proto(), metadata=caller.metadata)
-    return Ticket.from_proto(response.ticket)
+def open_ticket(body: TicketBody) -> Message:
+    return body.to_proto()
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/partner-messages",
+    rpc="SendPartnerMessage",
+    answer=one(Ticket, "ticket"),
     summary='A delivery partner\'s "send us a message"',
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-async def send_partner_message(
+def send_partner_message(
     body: PartnerMessageBody,
-    caller: CurrentCaller,
-    support: Support,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -353,30 +313,26 @@ async def send_partner_message(
             examples=["3f0c2d9e-5b7a-4c1e-9a53-6f2b8d41c7a0"],
         ),
     ] = None,
-) -> Ticket:
-    response = await support.SendPartnerMessage(
-        pb.SendPartnerMessageRequest(
-            category_id=body.category_id or "",
-            subject=body.subject or "",
-            body=body.body or "",
-            reply_to_email=body.reply_to_email or "",
-            organisation_id=str(body.organisation_id) if body.organisation_id else "",
-            view_id=str(body.view_id) if body.view_id else "",
-            idempotency_key=idempotency_key or "",
-        ),
-        metadata=caller.metadata,
+) -> pb.SendPartnerMessageRequest:
+    return pb.SendPartnerMessageRequest(
+        category_id=body.category_id or "",
+        subject=body.subject or "",
+        body=body.body or "",
+        reply_to_email=body.reply_to_email or "",
+        organisation_id=str(body.organisation_id) if body.organisation_id else "",
+        view_id=str(body.view_id) if body.view_id else "",
+        idempotency_key=idempotency_key or "",
     )
-    return Ticket.from_proto(response.ticket)
 
 
-@router.get(
+@ops.get(
     f"{PREFIX}/tickets",
+    rpc="ListTickets",
+    answer=page_of(TicketPage, Ticket, "tickets"),
     summary="List and search tickets (a company's own; operators: all)",
     responses=errors(400, 401),
 )
-async def list_tickets(
-    caller: CurrentCaller,
-    support: Support,
+def list_tickets(
     page: Page,
     status_: Annotated[
         list[TicketStatus] | None,
@@ -387,56 +343,41 @@ async def list_tickets(
     ] = None,
     organisation_id: Annotated[uuid.UUID | None, Query()] = None,
     kind: Annotated[TicketKind | None, Query()] = None,
-) -> TicketPage:
-    response = await support.ListTickets(
-        pb.ListTicketsRequest(
-            page=page,
-            statuses=[s.to_proto() for s in status_ or []],
-            query=q or "",
-            organisation_id=str(organisation_id) if organisation_id else "",
-            kind=kind.to_proto() if kind else 0,  # type: ignore[arg-type]
-        ),
-        metadata=caller.metadata,
-    )
-    return TicketPage(
-        items=[Ticket.from_proto(t) for t in response.tickets],
-        next_page_token=_next(response.page),
+) -> pb.ListTicketsRequest:
+    return pb.ListTicketsRequest(
+        page=page,
+        statuses=[s.to_proto() for s in status_ or []],
+        query=q or "",
+        organisation_id=str(organisation_id) if organisation_id else "",
+        kind=kind.to_proto() if kind else 0,  # type: ignore[arg-type]
     )
 
 
-@router.get(
+@ops.get(
     f"{PREFIX}/queue",
+    rpc="ListQueue",
+    answer=page_of(TicketPage, Ticket, "tickets"),
     summary="The agents' queue: unfinished tickets, nearest SLA deadline first",
     responses=errors(400, 401, 403),
 )
-async def list_queue(
-    caller: CurrentCaller,
-    support: Support,
+def list_queue(
     page: Page,
     status_: Annotated[
         list[TicketStatus] | None, Query(alias="status", max_length=5, description="Repeatable.")
     ] = None,
-) -> TicketPage:
-    response = await support.ListQueue(
-        pb.ListQueueRequest(page=page, statuses=[s.to_proto() for s in status_ or []]),
-        metadata=caller.metadata,
-    )
-    return TicketPage(
-        items=[Ticket.from_proto(t) for t in response.tickets],
-        next_page_token=_next(response.page),
-    )
+) -> pb.ListQueueRequest:
+    return pb.ListQueueRequest(page=page, statuses=[s.to_proto() for s in status_ or []])
 
 
-@router.get(
+@ops.get(
     f"{PREFIX}/tickets/{{ticket_id}}",
+    rpc="GetTicket",
+    answer=one(TicketHistory),
     summary="A ticket with its history (messages, attachments, SLA clocks, events, pauses)",
     responses=errors(401, 404),
 )
-async def get_ticket(ticket_id: TicketId, caller: CurrentCaller, support: Support) -> TicketHistory:
-    response = await support.GetTicket(
-        pb.GetTicketRequest(ticket_id=str(ticket_id)), metadata=caller.metadata
-    )
-    return TicketHistory.from_proto(response)
+def get_ticket(ticket_id: TicketId) -> pb.GetTicketRequest:
+    return pb.GetTicketRequest(ticket_id=str(ticket_id))
 
 
 @router.post(
@@ -462,69 +403,57 @@ async def reply(
     )
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/tickets/{{ticket_id}}/status",
+    rpc="ChangeTicketStatus",
+    answer=one(Ticket, "ticket"),
     summary="Change the status (agents; customers may cancel)",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def change_status(
-    ticket_id: TicketId, body: StatusBody, caller: CurrentCaller, support: Support
-) -> Ticket:
-    response = await support.ChangeTicketStatus(
-        pb.ChangeTicketStatusRequest(
-            ticket_id=str(ticket_id), status=body.status.to_proto(), reason=body.reason or ""
-        ),
-        metadata=caller.metadata,
+def change_ticket_status(ticket_id: TicketId, body: StatusBody) -> pb.ChangeTicketStatusRequest:
+    return pb.ChangeTicketStatusRequest(
+        ticket_id=str(ticket_id), status=body.status.to_proto(), reason=body.reason or ""
     )
-    return Ticket.from_proto(response.ticket)
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/tickets/{{ticket_id}}/priority",
+    rpc="ChangeTicketPriority",
+    answer=one(Ticket, "ticket"),
     summary="Change the priority (agents); the SLA deadlines follow",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def change_priority(
-    ticket_id: TicketId, body: PriorityBody, caller: CurrentCaller, support: Support
-) -> Ticket:
-    response = await support.ChangeTicketPriority(
-        pb.ChangeTicketPriorityRequest(ticket_id=str(ticket_id), priority=body.priority.to_proto()),
-        metadata=caller.metadata,
+def change_ticket_priority(
+    ticket_id: TicketId, body: PriorityBody
+) -> pb.ChangeTicketPriorityRequest:
+    return pb.ChangeTicketPriorityRequest(
+        ticket_id=str(ticket_id), priority=body.priority.to_proto()
     )
-    return Ticket.from_proto(response.ticket)
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/tickets/{{ticket_id}}/kind",
+    rpc="ClassifyTicket",
+    answer=one(Ticket, "ticket"),
     summary="Classify as support or consulting (agents)",
     responses=errors(400, 401, 403, 404, 409),
 )
-async def classify(
-    ticket_id: TicketId, body: KindBody, caller: CurrentCaller, support: Support
-) -> Ticket:
-    response = await support.ClassifyTicket(
-        pb.ClassifyTicketRequest(ticket_id=str(ticket_id), kind=body.kind.to_proto()),
-        metadata=caller.metadata,
-    )
-    return Ticket.from_proto(response.ticket)
+def classify(ticket_id: TicketId, body: KindBody) -> pb.ClassifyTicketRequest:
+    return pb.ClassifyTicketRequest(ticket_id=str(ticket_id), kind=body.kind.to_proto())
 
 
-@router.post(
+@ops.post(
     f"{PREFIX}/tickets/{{ticket_id}}/consulting-time",
+    rpc="LogConsultingTime",
+    answer=one(Ticket, "ticket"),
     summary="Log billable consulting time (agents)",
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-async def log_consulting_time(
-    ticket_id: TicketId, body: ConsultingBody, caller: CurrentCaller, support: Support
-) -> Ticket:
-    response = await support.LogConsultingTime(
-        pb.LogConsultingTimeRequest(
-            ticket_id=str(ticket_id), minutes=body.minutes, note=body.note or ""
-        ),
-        metadata=caller.metadata,
+def log_consulting_time(ticket_id: TicketId, body: ConsultingBody) -> pb.LogConsultingTimeRequest:
+    return pb.LogConsultingTimeRequest(
+        ticket_id=str(ticket_id), minutes=body.minutes, note=body.note or ""
     )
-    return Ticket.from_proto(response.ticket)
 
 
 # The upload route: the gateway lets its body past MAX_BODY_BYTES, up to MAX_UPLOAD_BYTES, and
@@ -606,24 +535,20 @@ async def get_attachment(
 # --- reports --------------------------------------------------------------------------------
 
 
-@router.get(
+@ops.get(
     f"{PREFIX}/reports/sla",
+    rpc="GetSlaReport",
+    answer=one(SlaReport),
     summary="Per plan and period: % within SLA, breaches, deflections, consulting time",
     responses=errors(400, 401, 403, 404),
 )
-async def sla_report(
-    caller: CurrentCaller,
-    support: Support,
+def sla_report(
     start: Annotated[dt.datetime, Query(description="Tickets opened from (inclusive).")],
     end: Annotated[dt.datetime, Query(description="… until (exclusive).")],
     plan_id: Annotated[uuid.UUID | None, Query()] = None,
-) -> SlaReport:
-    response = await support.GetSlaReport(
-        pb.GetSlaReportRequest(
-            plan_id=str(plan_id) if plan_id else "",
-            period_start=_stamp(start),
-            period_end=_stamp(end),
-        ),
-        metadata=caller.metadata,
+) -> pb.GetSlaReportRequest:
+    return pb.GetSlaReportRequest(
+        plan_id=str(plan_id) if plan_id else "",
+        period_start=_stamp(start),
+        period_end=_stamp(end),
     )
-    return SlaReport.from_proto(response)

@@ -8,16 +8,24 @@ from guichet.identity.v1 import identity_pb2 as pb
 
 from services.gateway.auth import CurrentCaller, Identity
 from services.gateway.openapi import errors
+from services.gateway.portals.identity.common import IDENTITY_SERVICE, IdentityStub
+from services.gateway.portals.identity.schemas import ProfileBody, User
 from services.gateway.problems import problem_from_rpc_error
-from services.gateway.schemas import ProfileBody, User
+from services.gateway.rpc import Operations, one, operation_id
 
-router = APIRouter(tags=["me"])
+router = APIRouter(tags=["me"], generate_unique_id_function=operation_id)
+ops = Operations(router, IDENTITY_SERVICE, IdentityStub)
 
 
-@router.get("/v1/me", summary="The signed-in account", responses=errors(401, 403, 404))
-async def get_me(caller: CurrentCaller, link: Identity) -> User:
-    response = await link.stub.GetMe(pb.GetMeRequest(), metadata=caller.metadata)
-    return User.from_proto(response.user)
+@ops.get(
+    "/v1/me",
+    rpc="GetMe",
+    answer=one(User, "user"),
+    summary="The signed-in account",
+    responses=errors(401, 403, 404),
+)
+def get_me() -> pb.GetMeRequest:
+    return pb.GetMeRequest()
 
 
 @router.put(

@@ -1,0 +1,431 @@
+"""JSON shapes of `/v1/associations/…` (members and fees, trainings, coverage requests, client
+records) and their proto conversions.
+
+Request models check shape only; the rules are the membership service's and come back as problems.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from guichet.membership.v1 import membership_pb2 as pb
+from pydantic import BaseModel, Field
+
+from services.gateway.portals.membership import (
+    EMAIL,
+    MAX_CLIENT_NUMBER,
+    NAME,
+    DuplicateKind,
+    RegistrationStatus,
+    _date,
+    _none,
+    _Request,
+    _time,
+)
+
+# --- associations -------------------------------------------------------------------------------
+
+
+class MemberBody(_Request):
+    user_id: uuid.UUID | None = Field(
+        default=None,
+        description="The member's identity account: its validation checks this year's fee.",
+        examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"],
+    )
+    first_name: str = Field(max_length=100, examples=["Marie"])
+    last_name: str = Field(max_length=100, examples=["Dupont"])
+    email: str = Field(default="", max_length=EMAIL, examples=["marie.dupont@example.org"])
+    joined_on: dt.date | None = Field(
+        default=None, description="Default: today.", examples=["2026-01-10"]
+    )
+
+
+class FeeBody(_Request):
+    year: int = Field(ge=1900, le=2200, examples=[2026])
+    amount_cents: int = Field(ge=0, le=10_000_000, examples=[3500])
+    paid_on: dt.date | None = Field(
+        default=None, description="Default: today.", examples=["2026-01-15"]
+    )
+
+
+class FeePayment(BaseModel):
+    year: int
+    amount_cents: int
+    paid_on: dt.date | None
+
+
+class Member(BaseModel):
+    id: uuid.UUID = Field(examples=["d1532258-8fcd-557d-a7df-425d0d409a47"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    user_id: uuid.UUID | None = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
+    first_name: str = Field(examples=["Marie"])
+    last_name: str = Field(examples=["Dupont"])
+    email: str | None = Field(examples=["marie.dupont@example.org"])
+    joined_on: dt.date | None = Field(examples=["2026-01-10"])
+    fees: list[FeePayment]
+
+    @classmethod
+    def from_proto(cls, m: pb.Member) -> Member:
+        return cls(
+            id=uuid.UUID(m.id),
+            association_id=uuid.UUID(m.association_id),
+            user_id=uuid.UUID(m.user_id) if m.user_id else None,
+            first_name=m.first_name,
+            last_name=m.last_name,
+            email=_none(m.email),
+            joined_on=_date(m.joined_on),
+            fees=[
+                FeePayment(year=f.year, amount_cents=f.amount_cents, paid_on=_date(f.paid_on))
+                for f in m.fees
+            ],
+        )
+
+
+class MemberPage(BaseModel):
+    items: list[Member]
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+class FeeStatus(BaseModel):
+    paid: bool = Field(examples=[True])
+    year: int = Field(examples=[2026])
+    member_id: uuid.UUID | None = Field(examples=["3b0f931d-5aa3-5a44-8f27-28d1a4e4bfb1"])
+    paid_on: dt.date | None = Field(examples=["2026-01-15"])
+
+    @classmethod
+    def from_proto(cls, r: pb.IsFeePaidResponse) -> FeeStatus:
+        return cls(
+            paid=r.paid,
+            year=r.year,
+            member_id=uuid.UUID(r.member_id) if r.member_id else None,
+            paid_on=_date(r.paid_on),
+        )
+
+
+class TrainingBody(_Request):
+    training_type: str = Field(max_length=32, examples=["PSC1"])
+    title: str = Field(max_length=NAME, examples=["Prévention et secours civiques de niveau 1"])
+    start_time: dt.datetime = Field(examples=["2026-05-16T08:30:00+02:00"])
+    location: str = Field(max_length=NAME, examples=["Caserne Bonaparte, Toulon"])
+    capacity: int = Field(ge=1, le=1000, examples=[10])
+    public: bool = Field(default=True, examples=[True])
+
+
+class Training(BaseModel):
+    id: uuid.UUID = Field(examples=["121276c6-dcba-5fde-97d1-16368843a61a"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    training_type: str = Field(examples=["PSC1"])
+    title: str = Field(examples=["Prévention et secours civiques de niveau 1"])
+    start_time: dt.datetime | None = Field(examples=["2026-05-16T06:30:00Z"])
+    location: str = Field(examples=["Caserne Bonaparte, Toulon"])
+    capacity: int = Field(examples=[10])
+    seats_taken: int = Field(examples=[4])
+    public: bool = Field(examples=[True])
+
+    @classmethod
+    def from_proto(cls, t: pb.Training) -> Training:
+        return cls(
+            id=uuid.UUID(t.id),
+            association_id=uuid.UUID(t.association_id),
+            training_type=t.training_type,
+            title=t.title,
+            start_time=_time(t.start_time, t.HasField("start_time")),
+            location=t.location,
+            capacity=t.capacity,
+            seats_taken=t.seats_taken,
+            public=t.public,
+        )
+
+
+class TrainingPage(BaseModel):
+    items: list[Training]
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+class Trainee(BaseModel):
+    first_name: str = Field(max_length=100, examples=["Jeanne"])
+    last_name: str = Field(max_length=100, examples=["Martin"])
+    birth_date: dt.date = Field(examples=["1992-11-03"])
+    email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
+    phone: str = Field(default="", max_length=32, examples=["+33 6 12 34 56 78"])
+
+
+class RegistrationBody(_Request):
+    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
+    # name clients were generated with before the per-portal move.
+    __module__ = "services.gateway.schemas_membership"
+
+    trainee: Trainee
+    company_name: str = Field(
+        default="",
+        max_length=NAME,
+        description="Who pays, if not the trainee.",
+        examples=["Lycée Victor Hugo"],
+    )
+    siret: str = Field(default="", max_length=20, examples=["73282932000074"])
+    client_number: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CLIENT_NUMBER,
+        description="The number received with an earlier request.",
+        examples=[100123],
+    )
+
+
+class ClientRef(BaseModel):
+    id: uuid.UUID
+    number: int
+    company_name: str
+
+
+class Registration(BaseModel):
+    id: uuid.UUID = Field(examples=["03823525-af48-54e1-9bf7-9a8ca1482fda"])
+    training_id: uuid.UUID = Field(examples=["77c35d99-5360-5454-a77e-dcaec4eb50e6"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    training_type: str = Field(examples=["PSC1"])
+    trainee: Trainee
+    status: RegistrationStatus
+    cancel_reason: str | None = Field(examples=[None])
+    client: ClientRef
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    validated_at: dt.datetime | None = Field(examples=[None])
+
+    @classmethod
+    def from_proto(cls, r: pb.TrainingRegistration) -> Registration:
+        t = r.trainee
+        return cls(
+            id=uuid.UUID(r.id),
+            training_id=uuid.UUID(r.training_id),
+            association_id=uuid.UUID(r.association_id),
+            training_type=r.training_type,
+            trainee=Trainee(
+                first_name=t.first_name,
+                last_name=t.last_name,
+                birth_date=dt.date.fromisoformat(t.birth_date),
+                email=t.email,
+                phone=t.phone,
+            ),
+            status=RegistrationStatus.from_proto(r.status),
+            cancel_reason=_none(r.cancel_reason),
+            client=ClientRef(
+                id=uuid.UUID(r.client.id),
+                number=r.client.number,
+                company_name=r.client.company_name,
+            ),
+            created_at=_time(r.create_time, r.HasField("create_time")),
+            validated_at=_time(r.validate_time, r.HasField("validate_time")),
+        )
+
+
+class RegistrationResult(BaseModel):
+    registration: Registration
+    cancelled_registration_id: uuid.UUID | None = Field(
+        description="The earlier registration for this type of training that this one replaced.",
+        examples=[None],
+    )
+    new_client_record: bool = Field(examples=[True])
+
+
+class RegistrationPage(BaseModel):
+    items: list[Registration]
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+class EmailBody(_Request):
+    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
+    # name clients were generated with before the per-portal move.
+    __module__ = "services.gateway.schemas_membership"
+
+    email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
+
+
+class Organiser(BaseModel):
+    company_name: str = Field(max_length=NAME, examples=["Mairie de Toulon"])
+    siret: str = Field(default="", max_length=20, examples=["21830137100017"])
+    client_number: int | None = Field(default=None, ge=1, le=MAX_CLIENT_NUMBER, examples=[100045])
+    contact_name: str = Field(max_length=NAME, examples=["Sophie Bernard"])
+    email: str = Field(max_length=EMAIL, examples=["evenements@mairie-toulon.example.fr"])
+    phone: str = Field(default="", max_length=32, examples=["+33 4 94 36 30 00"])
+
+
+class CoverageBody(_Request):
+    event_name: str = Field(max_length=NAME, examples=["Fête de la musique"])
+    event_date: dt.date = Field(examples=["2026-06-21"])
+    location: str = Field(max_length=NAME, examples=["Place de la Liberté, Toulon"])
+    expected_attendance: int = Field(ge=1, le=1_000_000, examples=[3000])
+    organiser: Organiser
+
+
+class Coverage(BaseModel):
+    id: uuid.UUID
+    association_id: uuid.UUID
+    event_name: str
+    event_date: dt.date | None
+    location: str
+    expected_attendance: int
+    organiser: Organiser
+    client: ClientRef
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, r: pb.CoverageRequest) -> Coverage:
+        o = r.organiser
+        return cls(
+            id=uuid.UUID(r.id),
+            association_id=uuid.UUID(r.association_id),
+            event_name=r.event_name,
+            event_date=_date(r.event_date),
+            location=r.location,
+            expected_attendance=r.expected_attendance,
+            organiser=Organiser(
+                company_name=o.company_name,
+                siret=o.siret,
+                client_number=o.client_number or None,
+                contact_name=o.contact_name,
+                email=o.email,
+                phone=o.phone,
+            ),
+            client=ClientRef(
+                id=uuid.UUID(r.client.id),
+                number=r.client.number,
+                company_name=r.client.company_name,
+            ),
+            created_at=_time(r.create_time, r.HasField("create_time")),
+        )
+
+
+class CoverageResult(BaseModel):
+    request: Coverage
+    new_client_record: bool = Field(examples=[False])
+
+
+class CoveragePage(BaseModel):
+    items: list[Coverage]
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+class ClientRecord(BaseModel):
+    id: uuid.UUID = Field(examples=["0c48c31a-4695-52d3-969c-a6eb826f500e"])
+    association_id: uuid.UUID = Field(examples=["a0735503-08e3-5c4b-b3a1-9b3124393ab0"])
+    number: int = Field(examples=[100045])
+    company_name: str = Field(examples=["Mairie de Toulon"])
+    siret: str | None = Field(examples=["21830137100017"])
+    email: str | None = Field(examples=["evenements@mairie-toulon.example.fr"])
+    contact_name: str | None = Field(examples=["Sophie Bernard"])
+    registration_count: int = Field(examples=[3])
+    coverage_count: int = Field(examples=[2])
+    merged_into_id: uuid.UUID | None = Field(examples=[None])
+    created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+
+    @classmethod
+    def from_proto(cls, r: pb.ClientRecord) -> ClientRecord:
+        return cls(
+            id=uuid.UUID(r.id),
+            association_id=uuid.UUID(r.association_id),
+            number=r.number,
+            company_name=r.company_name,
+            siret=_none(r.siret),
+            email=_none(r.email),
+            contact_name=_none(r.contact_name),
+            registration_count=r.registration_count,
+            coverage_count=r.coverage_count,
+            merged_into_id=uuid.UUID(r.merged_into_id) if r.merged_into_id else None,
+            created_at=_time(r.create_time, r.HasField("create_time")),
+        )
+
+
+class ClientRecordPage(BaseModel):
+    items: list[ClientRecord]
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+class DuplicateGroup(BaseModel):
+    kind: DuplicateKind
+    key: str = Field(description="The shared folded name, or the shared group of words.")
+    records: list[ClientRecord]
+
+
+class DuplicateTotals(BaseModel):
+    records: int
+    certain_groups: int
+    certain_pairs: int
+    probable_groups: int
+    probable_pairs: int
+    elapsed_ms: int
+
+
+class DuplicatePage(BaseModel):
+    items: list[DuplicateGroup]
+    totals: DuplicateTotals
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+class DuplicateCandidate(BaseModel):
+    kind: DuplicateKind
+    record: ClientRecord
+
+
+class RecordDuplicates(BaseModel):
+    record: ClientRecord
+    candidates: list[DuplicateCandidate]
+
+
+class MergeBody(_Request):
+    target_id: uuid.UUID = Field(
+        description="The record that keeps the events.",
+        examples=["9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"],
+    )
+
+
+class MergePreview(BaseModel):
+    source: ClientRecord
+    target: ClientRecord
+    registrations_to_move: int = Field(examples=[4])
+    coverage_requests_to_move: int = Field(examples=[1])
+
+
+class AuditEntry(BaseModel):
+    id: uuid.UUID
+    association_id: uuid.UUID
+    event: str
+    record_id: uuid.UUID
+    record_number: int
+    target_id: uuid.UUID | None
+    target_number: int | None
+    detail: dict[str, str]
+    actor_id: str
+    at: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, e: pb.ClientRecordAuditEntry) -> AuditEntry:
+        return cls(
+            id=uuid.UUID(e.id),
+            association_id=uuid.UUID(e.association_id),
+            event=e.event,
+            record_id=uuid.UUID(e.record_id),
+            record_number=e.record_number,
+            target_id=uuid.UUID(e.target_id) if e.target_id else None,
+            target_number=e.target_number or None,
+            detail=dict(e.detail),
+            actor_id=e.actor_id,
+            at=_time(e.time, e.HasField("time")),
+        )
+
+
+class MergeResult(BaseModel):
+    source: ClientRecord
+    target: ClientRecord
+    registrations_moved: int = Field(examples=[4])
+    coverage_requests_moved: int = Field(examples=[1])
+    audit: AuditEntry
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
+
+
+# Their annotations resolve here, not in the module they are named after (see the class note).
+for _renamed in (RegistrationBody, EmailBody):
+    _renamed.model_rebuild(_types_namespace=globals())
