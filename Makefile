@@ -14,12 +14,18 @@ CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0
 # The trace UI of make dev (an OTLP receiver with a web UI), in its own environment too.
 TRACE_UI := $(TOOLS)/trace-ui
 TRACE_UI_VERSION := arize-phoenix==20.26.1
+# make test runs pytest in parallel (pytest-xdist): one worker per core, at most 4, since each
+# worker starts its own PostgreSQL and Temporal dev server (docs/testing.md).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+# make test-under-load keeps this many cores busy with another program meanwhile.
+BUSY_CPUS ?= 2
 
-.PHONY: dev test lint proto proto-check bench chaos install clean help
+.PHONY: dev test test-under-load lint proto proto-check bench chaos install clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
 	@echo "make test   - lint, type-check, check generated code, run the fast test suite"
+	@echo "make test-under-load - make test while $(BUSY_CPUS) busy loops take the cores (before a submission)"
 	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
 	@echo "make lint | proto | bench | clean"
 
@@ -60,7 +66,24 @@ proto-check: install
 	$(RUN) buf lint proto
 
 test: lint proto-check
-	$(RUN) pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(RUN) pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
+
+# make test while another program keeps $(BUSY_CPUS) cores busy (stress-ng when installed, else
+# Python busy loops), started here and stopped however the run ends; prints the wall time.
+test-under-load: install
+	@pids=""; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	if command -v stress-ng >/dev/null; then \
+		stress-ng --cpu $(BUSY_CPUS) --quiet & pids=" $$!"; \
+	else \
+		for _ in $$(seq $(BUSY_CPUS)); do $(PYTHON) -c 'while True: pass' & pids="$$pids $$!"; done; \
+	fi; \
+	echo "load: $(BUSY_CPUS) busy CPUs (pids$$pids $$(uptime | sed 's/.*load/load/'))"; \
+	start=$$(date +%s); status=0; \
+	$(MAKE) --no-print-directory test || status=$$?; \
+	took=$$(( $$(date +%s) - start )); \
+	echo "make test under load: $$(( took / 60 )) min $$(( took % 60 )) s, exit $$status"; \
+	exit $$status
 
 bench: install
 	$(RUN) python -m bench

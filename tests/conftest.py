@@ -1,19 +1,75 @@
-"""Session-wide real infrastructure: PostgreSQL, an SMTP sink, the Temporal dev server."""
+"""Session-wide real infrastructure: PostgreSQL, an SMTP sink, the Temporal dev server.
+
+Under pytest-xdist (`make test`) each worker is its own session: its own PostgreSQL, Temporal dev
+server, SMTP sink and free ports, its own random database names and task queues. The tests of a
+package that shares package-scoped servers (or of one module) go to one worker (`xdist_group`,
+with `--dist loadgroup`), so that those servers start once, not once per worker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit.binaries import temporal_cli, temporal_test_server
-from services.kit.smtpsink import SmtpSink
+from services.kit.smtpsink import ReceivedMail, SmtpSink
 from services.kit.telemetry import temporal_interceptors
 from services.kit.temporal import dev_server_search_attribute_args
-from services.kit.testing import DatabaseServer, database_server
+from services.kit.testing import DatabaseServer, database_server, scaled, time_scale
 
 pytest_plugins = ["tests.reliability_report"]  # the table of make chaos (docs/reliability.md)
+
+# Packages whose tests share package-scoped servers: one xdist group each. The security and
+# race tests share one stack (tests/security/harness.py). Other tests are grouped by module.
+PACKAGE_GROUPS = {
+    "e2e": "e2e",
+    "groups": "groups",
+    "identity": "identity",
+    "membership": "membership",
+    "partners": "partners",
+    "support": "support",
+    "security": "stack-security",
+    "races": "stack-security",
+}
+
+
+def _xdist_group(item: pytest.Item, root: Path) -> str:
+    try:
+        path = item.path.relative_to(root)
+    except ValueError:
+        return str(item.path)
+    parts = path.parts
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in PACKAGE_GROUPS:
+        return PACKAGE_GROUPS[parts[1]]
+    return path.as_posix()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups the tests for xdist, and stretches each test's timeout for the machine's load (the
+    pytest-timeout marker or ini value is what a quiet machine needs)."""
+    scale = time_scale()
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item, config.rootpath)))
+        marker = item.get_closest_marker("timeout")
+        given = None
+        if marker is not None:
+            given = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+        base = float(given) if given is not None else default
+        if base and scale > 1:
+            item.add_marker(pytest.mark.timeout(base * scale), append=False)
+
+
+class LoadAwareSmtpSink(SmtpSink):
+    """The SMTP sink whose waits stretch with the machine's load, like `wait_until`'s."""
+
+    async def wait_for(
+        self, address: str, *, count: int = 1, within: float = 20.0
+    ) -> list[ReceivedMail]:
+        return await super().wait_for(address, count=count, within=scaled(within))
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +80,7 @@ def pg() -> Iterator[DatabaseServer]:
 
 @pytest.fixture(scope="session")
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
+    sink = LoadAwareSmtpSink()
     sink.start()
     yield sink
     sink.stop()

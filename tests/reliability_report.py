@@ -12,6 +12,9 @@ A test that records `lost > 0` fails, even if it forgot to assert it.
 At the end of the session the plugin prints the table. With `GUICHET_RELIABILITY_REPORT` set to
 a Markdown file (`make chaos` sets `docs/reliability.md`), it also rewrites the part of that file
 between the two markers below with the same table.
+
+Under pytest-xdist the tests run in workers: a worker only fails the tests that recorded losses;
+the controller, which receives every report with its properties, keeps the table and writes it.
 """
 
 from __future__ import annotations
@@ -71,8 +74,9 @@ def _lost(entry: dict[str, Any]) -> int:
 
 
 class ReliabilityReport:
-    def __init__(self, target: str | None) -> None:
+    def __init__(self, target: str | None, *, worker: bool = False) -> None:
         self.target = target
+        self.worker = worker  # an xdist worker: its controller prints and writes the table
         self.outcomes = ""
         self.entries: list[Entry] = []
         self.failed: set[str] = set()
@@ -145,7 +149,7 @@ class ReliabilityReport:
         return out
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.entries:
+        if not self.entries or self.worker:
             return
         counts = {
             key: len(terminalreporter.stats.get(key, []))
@@ -200,4 +204,7 @@ def pytest_configure(config: pytest.Config) -> None:
     target = os.environ.get(ENV) or None
     if target and not Path(target).is_absolute():
         target = str(Path(config.rootpath) / target)
-    config.pluginmanager.register(ReliabilityReport(target), "guichet-reliability-report")
+    worker = hasattr(config, "workerinput")  # set by pytest-xdist in its workers
+    config.pluginmanager.register(
+        ReliabilityReport(target, worker=worker), "guichet-reliability-report"
+    )

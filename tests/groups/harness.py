@@ -43,7 +43,7 @@ from services.kit.runtime import start_service
 from services.kit.settings import CommonSettings
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import SEARCH_ATTRIBUTES
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from tests.identity.harness import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -232,16 +232,14 @@ class World:
         self, provider: Provider, request_id: str, *, within: float = 60
     ) -> pb.ProcessRequest:
         """Polls a process request until it is completed or failed."""
-        import asyncio
-        import time
 
-        deadline = time.monotonic() + within
-        while True:
+        async def ended() -> pb.ProcessRequest | None:
             found = await self.request(provider, request_id)
-            if found.status in (COMPLETED, FAILED):
-                return found
-            assert time.monotonic() < deadline, f"request still {found.status}: {found}"
-            await asyncio.sleep(0.05)
+            return found if found.status in (COMPLETED, FAILED) else None
+
+        return await wait_until(
+            ended, what=f"process request {request_id} completed or failed", within=within
+        )
 
     async def grants(
         self, *, employee: str | None = None, group: str | None = None

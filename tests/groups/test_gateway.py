@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
+from services.kit.testing import wait_until
 from tests.groups.harness import World
 
 
@@ -82,14 +82,13 @@ async def test_the_whole_flow_through_the_gateway(world: World, http: httpx.Asyn
     [request] = saved.json()["process_requests"]
     assert request["status"] == "pending"
     assert request["workflow_id"] == f"delegation/{request['id']}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    async def completed() -> httpx.Response | None:
         read = await http.get(f"{base}/process-requests/{request['id']}", headers=headers)
         assert read.status_code == 200
-        if read.json()["status"] == "completed":
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+        return read if read.json()["status"] == "completed" else None
+
+    read = await wait_until(completed, what=f"process request {request['id']} completed")
     assert (read.json()["done"], read.json()["total"]) == (8, 8)
     # Add a client and rename in one save; preview first.
     changes = {"add_client_ids": clients[2:], "name": "Importateurs QC"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.identity.domain import (
@@ -52,7 +52,7 @@ from services.kit.errors import (
     Unauthenticated,
 )
 from services.kit.mail import new_sealing_key, unseal
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from tests.identity.harness import PASSWORD, unique
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -326,7 +326,22 @@ async def test_a_registration_that_loses_the_race_gets_already_exists(world: Wor
         last_name="B",
     )
     second = asyncio.create_task(world.register(name.upper()))
-    await asyncio.sleep(0.3)  # the second passed the pre-check and waits on the index
+
+    async def second_waits_on_the_index() -> bool:
+        async with world.sessions() as probe:
+            waiting = await probe.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            )
+        return bool(waiting)
+
+    await wait_until(
+        second_waits_on_the_index,
+        what="the second registration to pass the pre-check and wait on the unique index",
+        within=5,
+    )
     assert not second.done()
     await first.commit()
     await first.close()

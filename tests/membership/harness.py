@@ -9,8 +9,6 @@ straight to identity's tables, as the identity tests do) and a program.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -41,7 +39,7 @@ from services.kit.runtime import ServiceContext, start_service
 from services.kit.settings import CommonSettings
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import SEARCH_ATTRIBUTES
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
 from services.membership.settings import MembershipSettings
 from tests.identity.harness import (
@@ -211,15 +209,9 @@ class World:
         self, check: Any, *, within: float = 30.0, every: float = 0.1, what: str = "condition"
     ) -> Any:
         """Polls `check()` (sync or async) until it returns something truthy."""
-        deadline = time.monotonic() + within
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            assert time.monotonic() < deadline, f"{what} not reached within {within} s"
-            await asyncio.sleep(every)
+        return await wait_until(
+            check, what=None if what == "condition" else what, within=within, every=every
+        )
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -8,8 +8,6 @@ identity's database (not the rule under test) and everything else through the pu
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,7 +33,7 @@ from services.kit.mail import new_sealing_key
 from services.kit.runtime import ServiceContext, start_service
 from services.kit.settings import CommonSettings
 from services.kit.smtpsink import SmtpSink
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from services.partners.servicer import SPEC, build
 from services.partners.settings import PartnersSettings
 from services.support.servicer import SPEC as SUPPORT_SPEC
@@ -74,14 +72,7 @@ class TestClock:
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float = 20.0) -> T:
     """Polls until `check` returns something truthy (relays and workers are asynchronous)."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+    return await wait_until(check, within=within, every=0.1)
 
 
 async def fails(call: Awaitable[Any]) -> grpc.aio.AioRpcError:

@@ -33,7 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from services.devstack.components import COMPONENTS, DEFAULT_PORTS
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.localpg import free_port
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 
 PASSWORD = "Securite-Guichet-2026!"
 _LINK = re.compile(r"token=([A-Za-z0-9_\-\.~%]+)")
@@ -588,10 +588,12 @@ async def _groups_data(api: Api, ops: Actor, tenant: Tenant, groups_addr: str) -
     requests = await api.call("GET", f"{base}/process-requests", bam)
     request = requests["items"][0]["id"]
     tenant.ids["process_request"] = request
-    deadline = time.monotonic() + 60
-    while (await api.call("GET", f"{base}/process-requests/{request}", bam))["status"] != "failed":
-        assert time.monotonic() < deadline, "the delegation did not finish"
-        await asyncio.sleep(0.3)
+
+    async def failed() -> bool:
+        read = await api.call("GET", f"{base}/process-requests/{request}", bam)
+        return bool(read["status"] == "failed")
+
+    await wait_until(failed, what="the delegation to end failed", within=60, every=0.3)
 
 
 async def _support_data(api: Api, ops: Actor, tenant: Tenant, shared: dict[str, str]) -> None:

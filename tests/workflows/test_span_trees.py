@@ -16,7 +16,6 @@ Temporal dev server with short targets so that every workflow reaches its activi
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from services.kit.mail import enqueue_mail, new_sealing_key
 from services.kit.outbox import OutboxRelay, outbox_table
 from services.kit.smtpsink import SmtpSink
 from services.kit.telemetry import setup_telemetry
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from services.support.servicer import SPEC as SUPPORT_SPEC
 from tests.groups.harness import COMPLETED, running_world as groups_world
 from tests.membership.harness import days_from_today, running_world as membership_world
@@ -188,17 +187,19 @@ async def tree_when(
     exporter: InMemorySpanExporter, check: Callable[[Tree], object], within: float = 10.0
 ) -> Tree:
     """The spans once `check` passes: a server span ends a moment after its client's."""
-    deadline = time.monotonic() + within
-    while True:
+
+    def passing() -> Tree:
         tree = Tree(list(exporter.get_finished_spans()))
-        try:
-            check(tree)
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-        else:
-            return tree
+        check(tree)
+        return tree
+
+    return await wait_until(
+        passing,
+        what="the span tree to pass its check",
+        within=within,
+        every=0.1,
+        retry_on=(AssertionError,),
+    )
 
 
 def assert_traced_call(call: Call, attribute: str, value: str) -> None:
