@@ -311,7 +311,6 @@ async def latency(targets: Sequence[Target], requests: int, rounds: int) -> dict
 async def throughput(target: Target, concurrency: int, seconds: float) -> dict[str, Any]:
     connections = [await Connection.open(target) for _ in range(concurrency)]
     done = failed = 0
-    deadline = time.perf_counter() + seconds
 
     async def drive(connection: Connection) -> None:
         nonlocal done, failed
@@ -320,9 +319,9 @@ async def throughput(target: Target, concurrency: int, seconds: float) -> dict[s
             done += 1
             failed += status != 200
 
-    for connection in connections:  # warm-up
-        await connection.get(target)
+    await asyncio.gather(*(c.get(target) for c in connections))  # warm-up
     started = time.perf_counter()
+    deadline = started + seconds
     await asyncio.gather(*(drive(c) for c in connections))
     elapsed = time.perf_counter() - started
     for connection in connections:
