@@ -1,5 +1,6 @@
 """`python -m services.gateway`: uvicorn on HTTP_PORT (or GATEWAY_PORT, default 8000).
 
+GUICHET_WORKERS > 1 starts that many copies of it sharing the port (`services.kit.workers`).
 SIGTERM stops accepting connections, lets in-flight requests finish within SHUTDOWN_GRACE, runs
 the lifespan's close (identity channel), flushes traces, and leaves.
 """
@@ -13,6 +14,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -22,11 +24,12 @@ from services.kit.logs import configure_logging
 from services.kit.metrics import serve_metrics
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
+from services.kit.workers import reuse_port_socket, supervise, worker_index
 
 log = logging.getLogger("services.gateway")
 
 
-class _Server(uvicorn.Server):
+class DrainingServer(uvicorn.Server):
     """uvicorn re-raises a caught SIGTERM after draining, which would kill the process before
     traces are flushed; this server drains and returns instead."""
 
@@ -41,31 +44,46 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def uvicorn_config(app: Any, settings: GatewaySettings) -> uvicorn.Config:
+    """How the gateway's uvicorn runs (also the bench's profiled copy): uvloop and httptools when
+    installed (`auto`), our logging, no proxy headers, no server header."""
+    return uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        lifespan="on",
+        loop="auto",
+        http="auto",
+        log_config=None,  # our JSON logging, configured above
+        access_log=False,  # RequestContext logs one line per request, with its request id
+        proxy_headers=False,  # the client address comes from TRUSTED_PROXY_COUNT only
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace,
+    )
+
+
 def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
+    if settings.workers > 1 and worker_index() is None:
+        # The supervisor: N copies of this process share the port (SO_REUSEPORT).
+        os._exit(
+            supervise("services.gateway", settings.workers, settings.http_port, settings.http_host)
+        )
     setup_telemetry(settings.service_name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     rc = 0
     try:
-        config = uvicorn.Config(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            lifespan="on",
-            log_config=None,  # our JSON logging, configured above
-            access_log=False,  # RequestContext logs one line per request, with its request id
-            proxy_headers=False,  # the client address comes from TRUSTED_PROXY_COUNT only
-            server_header=False,
-            timeout_graceful_shutdown=settings.shutdown_grace,
-        )
-        server = _Server(config)
-        if settings.metrics_port is not None:
+        server = DrainingServer(uvicorn_config(create_app(settings), settings))
+        if settings.metrics_port is not None and not worker_index():
             # Its own port, so that /metrics never goes out through the Ingress.
             serve_metrics(settings.metrics_port)
         log.info(
             "gateway listening", extra={"host": settings.http_host, "port": settings.http_port}
         )
-        asyncio.run(server.serve())
+        sockets = None
+        if settings.workers > 1:
+            sockets = [reuse_port_socket(settings.http_host, settings.http_port)]
+        asyncio.run(server.serve(sockets=sockets))
         if not server.started:
             rc = 3
     except KeyboardInterrupt:

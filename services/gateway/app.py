@@ -7,16 +7,21 @@ lifespan.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute, APIRouter
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from guichet.identity.v1 import identity_pb2
 from pydantic import BaseModel, Field
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from services.gateway.auth import identity_link
 from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext, SafeText
@@ -133,14 +138,90 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
 
     for router in ROUTERS:
         app.include_router(router)
+    skip_routers_by_prefix(app, ROUTERS)
     _add_probes(app, settings)
 
     def openapi() -> dict[str, Any]:
         return openapi_schema(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
+    run_plain_dependencies_inline([*app.router.routes, *(r for rt in ROUTERS for r in rt.routes)])
     instrument_app(app)
     return app
+
+
+def _prefix(path: str) -> tuple[str, ...] | None:
+    """The first two segments of a path: what tells our routers apart. None: a parameter."""
+    key = tuple(path.split("/", 3)[1:3])
+    return None if any("{" in part for part in key) else key
+
+
+def skip_routers_by_prefix(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Routing asks every included router in turn, and each tries all of its routes: ~120
+    regular expressions for a request to the last one. Each router here serves a few path
+    prefixes (`/v1/partners`, `/v1/support`...): a request whose prefix a router does not serve
+    skips that router at once. Only the choice of candidates changes, not which route matches
+    (a router without a route under the prefix could match neither fully nor partially)."""
+    by_router = {id(router): router for router in routers}
+    for included in app.router.routes:
+        router = by_router.get(id(getattr(included, "original_router", None)))
+        if router is None:
+            continue  # another FastAPI's layout: nothing skipped, nothing wrong
+        keys = {_prefix(route.path) for route in router.routes if isinstance(route, APIRoute)}
+        if None in keys:
+            continue
+        full_match = included.matches
+
+        def matches(
+            scope: Scope,
+            keys: frozenset[tuple[str, ...] | None] = frozenset(keys),
+            full_match: Callable[[Scope], tuple[Match, Scope]] = full_match,
+        ) -> tuple[Match, Scope]:
+            path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if _prefix(path) not in keys:
+                return Match.NONE, {}
+            return full_match(scope)
+
+        included.matches = matches  # type: ignore[method-assign]
+
+
+def run_plain_dependencies_inline(routes: Iterable[BaseRoute]) -> None:
+    """The gateway's own plain-`def` dependencies (paging, ids, headers) run on the event loop.
+
+    FastAPI runs every `def` dependency in a worker thread, in case it blocks: a thread hop per
+    dependency per request, which costs more than the dependency (they only read the request).
+    Ours never block (house rule: I/O is `async`), so each is swapped for a coroutine calling it;
+    the analysed parameters stay as FastAPI found them. One wrapper per function, so FastAPI's
+    per-request dependency cache still sees one dependency. Classes and generators are left alone.
+    """
+    wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def inline(call: Callable[..., Any]) -> Callable[..., Any]:
+        if call not in wrappers:
+
+            async def run_inline(**values: Any) -> Any:
+                return call(**values)
+
+            wrappers[call] = run_inline
+        return wrappers[call]
+
+    def visit(dependant: Dependant) -> None:
+        for sub in dependant.dependencies:
+            call = sub.call
+            if (
+                inspect.isfunction(call)
+                and not inspect.iscoroutinefunction(call)
+                and not inspect.isgeneratorfunction(call)
+                and call.__module__.startswith("services.gateway")
+            ):
+                sub.call = inline(call)
+            visit(sub)
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            visit(route.dependant)
 
 
 def _add_probes(app: FastAPI, settings: GatewaySettings) -> None:
@@ -157,7 +238,7 @@ def _add_probes(app: FastAPI, settings: GatewaySettings) -> None:
     )
     async def readyz(request: Request) -> Health:
         """Ready when identity's grpc.health.v1 reports SERVING; 503 while it does not."""
-        link = identity_link(request)
+        link = await identity_link(request)
         stub = health_pb2_grpc.HealthStub(link.channel)
         try:
             answer = await stub.Check(

@@ -28,7 +28,8 @@ _bearer = HTTPBearer(
 )
 
 
-def identity_link(request: Request) -> IdentityLink:
+async def identity_link(request: Request) -> IdentityLink:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a worker thread."""
     link: IdentityLink | None = getattr(request.app.state, "identity", None)
     if link is None:
         raise ProblemException(

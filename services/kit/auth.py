@@ -3,6 +3,13 @@
 Access tokens are short-lived JWTs signed by identity (EdDSA) with rotating keys published as
 JWKS. Services verify them locally against the cached JWKS and refresh it when they meet an
 unknown key id, so a rotation needs no restart.
+
+A token verified once is remembered until it expires (bounded, least recently used first out):
+the same bearer token arrives on every request of a session, and an EdDSA verification plus two
+base64/JSON parses cost more than the rest of a small read at the edge. The answer is the same
+as verifying again (same expiry and leeway); a key withdrawn from the JWKS before its tokens
+expire stops no token already seen, which is what identity's rotation promises anyway (a
+rotated key stays published while its tokens live).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -109,8 +117,12 @@ class TokenVerifier:
         *,
         min_refresh_interval: float = 1.0,
         leeway: float = 5.0,
+        cache_size: int = 4096,
     ) -> None:
         self._load_jwks = load_jwks
+        # token -> (principal, expiry in epoch seconds); only successful verifications.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
         self._keys: dict[str, PyJWK] = {}
         self._loaded_at = 0.0
         self._min_refresh_interval = min_refresh_interval
@@ -131,6 +143,21 @@ class TokenVerifier:
             self._loaded_at = time.monotonic()
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires + self._leeway:  # jwt.decode's own rule, same leeway
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+            raise Unauthenticated("token expired")
+        principal, expires = await self._verify_signed(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -158,4 +185,4 @@ class TokenVerifier:
             raise Unauthenticated("token expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token") from None
-        return Principal.from_claims(claims, token)
+        return Principal.from_claims(claims, token), float(claims["exp"])

@@ -254,11 +254,14 @@ async def start_server(
     host: str = "[::]",
     port: int = 0,
     grace: float = 10.0,
+    reuse_port: bool = False,
 ) -> RunningServer:
-    """Builds, binds (port 0 picks a free port) and starts a server with health and reflection."""
+    """Builds, binds (port 0 picks a free port) and starts a server with health and reflection.
+
+    `reuse_port`: other worker processes bind the same port (GUICHET_WORKERS > 1)."""
     server = grpc.aio.server(
         interceptors=[GuichetServerInterceptor(verifier, public_methods)],
-        options=SERVER_OPTIONS,
+        options=[*SERVER_OPTIONS, *([("grpc.so_reuseport", 1)] if reuse_port else [])],
     )
     register(server)
     names = list(service_names)

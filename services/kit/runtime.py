@@ -31,6 +31,7 @@ from services.kit.outbox import OutboxRelay
 from services.kit.settings import ServiceSettings, load_settings
 from services.kit.telemetry import instrument_engine, setup_telemetry, shutdown_telemetry
 from services.kit.temporal import connect_temporal
+from services.kit.workers import die_with_parent, supervise, worker_index
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,16 @@ async def start_service(
         host=settings.grpc_host,
         port=settings.grpc_port,
         grace=settings.shutdown_grace,
+        reuse_port=settings.workers > 1,
     )
     return context, running
 
 
 async def _serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
+    if worker_index() is not None:
+        die_with_parent()
     context, running = await start_service(spec, settings)
-    if settings.metrics_port is not None:
+    if settings.metrics_port is not None and not worker_index():
         port = serve_metrics(settings.metrics_port)
         context.exit_stack.callback(watch_pool(spec.name, context.engine))
         log.info("metrics served", extra={"metrics_port": port})
@@ -127,6 +131,11 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         if command == "migrate":
             asyncio.run(upgrade(spec.migrations_dir, settings.database_url))
             log.info("migrations applied")
+        elif settings.workers > 1 and worker_index() is None:
+            # The supervisor: N copies of this process share the gRPC port (SO_REUSEPORT).
+            rc = supervise(
+                f"services.{spec.name}", settings.workers, settings.grpc_port, settings.grpc_host
+            )
         else:
             setup_telemetry(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
             asyncio.run(_serve(spec, settings))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,11 @@ class CommonSettings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Deadline given to outgoing gRPC calls that do not inherit one, in seconds.
     grpc_default_timeout: float = Field(default=10.0, gt=0)
+    # Processes serving the gateway's or a service's port (SO_REUSEPORT, `services.kit.workers`):
+    # the chart sets it from the pod's CPU limit. 1 serves in the started process itself.
+    workers: int = Field(
+        default=1, ge=1, le=64, validation_alias=AliasChoices("guichet_workers", "workers")
+    )
 
 
 class ServiceSettings(CommonSettings):
