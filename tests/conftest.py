@@ -2,7 +2,7 @@
 
 Under pytest-xdist (`make test`) each worker is its own session: its own PostgreSQL, Temporal dev
 server, SMTP sink and free ports, its own random database names and task queues. The tests of a
-package that shares package-scoped servers (or of one module) go to one worker (`xdist_group`,
+package that shares package-scoped servers (or of one module) go to one worker (our scheduler,
 with `--dist loadgroup`), so that those servers start once, not once per worker.
 """
 
