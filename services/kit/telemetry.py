@@ -136,7 +136,10 @@ def _span_details_before_routing(scope: Mapping[str, Any]) -> tuple[str, dict[st
 
 class _NameSpanByRoute:
     """Names the request's server span after its route once routing has run (Starlette leaves
-    the matched route in the scope), and records an exception that escapes the app on it."""
+    the matched route in the scope), and records an exception that escapes the app on it.
+
+    The name is set when the response starts: OpenTelemetry's ASGI middleware may end the span
+    as soon as the last body chunk is sent, before the app's call returns."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -146,18 +149,29 @@ class _NameSpanByRoute:
             await self.app(scope, receive, send)
             return
         span = trace.get_current_span()
+        named = False
+
+        def name_span() -> None:
+            nonlocal named
+            template = getattr(scope.get("route"), "path", None)
+            if not named and template and span.is_recording():
+                span.update_name(f"{_span_details_before_routing(scope)[0]} {template}")
+                span.set_attribute(HTTP_ROUTE, template)
+                named = True
+
+        async def naming_send(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                name_span()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, naming_send)
         except Exception as error:
+            name_span()
             if span.is_recording():
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             raise
-        finally:
-            template = getattr(scope.get("route"), "path", None)
-            if template and span.is_recording():
-                span.update_name(f"{_span_details_before_routing(scope)[0]} {template}")
-                span.set_attribute(HTTP_ROUTE, template)
 
 
 def temporal_interceptors() -> list[Any]:
