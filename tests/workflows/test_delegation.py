@@ -24,7 +24,7 @@ from temporalio.worker import Replayer
 
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import GROUP, PROCESS_REQUEST_ID
-from services.kit.testing import DatabaseServer, wait_until
+from services.kit.testing import DatabaseServer, scaled, wait_until
 from tests.groups.harness import COMPLETED, WORKER_CLIENT, World, running_world
 from workflows.delegation import Delegation, RelationshipExpiry
 
@@ -62,6 +62,7 @@ async def _worker_process(world: World, **settings: str) -> asyncio.subprocess.P
     )
 
 
+@pytest.mark.slow  # a kill: make chaos (beside the 100,000-account kill of tests/chaos)
 async def test_a_worker_killed_mid_run_is_replaced_and_grants_are_exact(world: World) -> None:
     provider = await world.provider()
     clients = await world.clients(provider, 30, accounts=10)
@@ -120,7 +121,7 @@ async def test_a_worker_killed_mid_run_is_replaced_and_grants_are_exact(world: W
     description = await handle.describe()
     assert description.typed_search_attributes.get(PROCESS_REQUEST_ID) == request.id
     assert description.typed_search_attributes.get(GROUP) == request.group_name
-    result = await handle.result()
+    result = await asyncio.wait_for(handle.result(), timeout=scaled(30))
     assert result["status"] == "completed"
 
 
