@@ -6,10 +6,11 @@ The stub dependency of membership, and the schema helpers and enums both portals
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +20,11 @@ from services.gateway.rpc import service_stub
 MEMBERSHIP_SERVICE = pb.DESCRIPTOR.services_by_name["MembershipService"]
 membership_stub = service_stub("membership", membership_pb2_grpc.MembershipServiceStub)
 Membership = Annotated[membership_pb2_grpc.MembershipServiceStub, Depends(membership_stub)]
+
+# The path parameters both membership portals name.
+WorkshopId = Annotated[uuid.UUID, Path(description="The workshop (identity organisation) id.")]
+AssociationId = Annotated[uuid.UUID, Path(description="The association (organisation) id.")]
+ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 
 NAME = 200
 MAX_CLIENT_NUMBER = 2**63 - 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.membership.v1 import membership_pb2 as pb
 
@@ -48,9 +48,11 @@ from services.gateway.portals.associations.schemas import (
 )
 from services.gateway.portals.membership import (
     MEMBERSHIP_SERVICE,
+    AssociationId,
     DuplicateKind,
     FeeFilter,
     Membership,
+    ResourceId,
     iso,
 )
 from services.gateway.ratelimit import auth_rate_limit
@@ -66,10 +68,6 @@ from services.gateway.rpc import (
 router = APIRouter(tags=["associations"], generate_unique_id_function=operation_id)
 ops = Operations(router, MEMBERSHIP_SERVICE, Membership)
 braked = [Depends(auth_rate_limit)]
-
-WorkshopId = Annotated[uuid.UUID, Path(description="The workshop (identity organisation) id.")]
-AssociationId = Annotated[uuid.UUID, Path(description="The association (organisation) id.")]
-ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 
 
 # ================================================================================================

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from guichet.membership.v1 import membership_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
@@ -18,6 +18,8 @@ from services.gateway.portals.membership import (
     MEMBERSHIP_SERVICE,
     ClaimStatus,
     Membership,
+    ResourceId,
+    WorkshopId,
     iso,
 )
 from services.gateway.portals.workshops.schemas import (
@@ -65,10 +67,6 @@ from services.gateway.rpc import (
 router = APIRouter(tags=["workshops"], generate_unique_id_function=operation_id)
 ops = Operations(router, MEMBERSHIP_SERVICE, Membership)
 braked = [Depends(auth_rate_limit)]
-
-WorkshopId = Annotated[uuid.UUID, Path(description="The workshop (identity organisation) id.")]
-AssociationId = Annotated[uuid.UUID, Path(description="The association (organisation) id.")]
-ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 
 
 # ================================================================================================
