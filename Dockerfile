@@ -13,6 +13,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY proto ./proto
 COPY services ./services
 COPY workflows ./workflows
+COPY web ./web
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 

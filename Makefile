@@ -20,13 +20,14 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check bench chaos install clean help
+.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench chaos install clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
 	@echo "make test   - lint, type-check, check generated code, run the fast test suite"
 	@echo "make test-under-load - make test while $(BUSY_CPUS) busy loops take the cores (before a submission)"
 	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
+	@echo "make screenshots - every page of the web portal, from the browser tests, in .state/screenshots/"
 	@echo "make lint | proto | bench | clean"
 
 $(UV):
@@ -55,17 +56,26 @@ dev: install $(TRACE_UI)/.installed
 lint: install
 	$(RUN) ruff check --no-cache .
 	$(RUN) ruff format --no-cache --check .
-	$(RUN) mypy services workflows tests bench
+	$(RUN) mypy services workflows web tests bench
 	$(RUN) lint-imports --no-cache
 
 proto: install
 	$(RUN) python -m services.kit.protogen
+	$(RUN) python -m web.client.generate
 
 proto-check: install
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
+	$(RUN) python -m web.client.generate --check
 
-test: lint proto-check
+# The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
+# here): installed with apt-get when we are root, else tests/web skip and say why.
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ]; then 		exit 0; 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then 		echo "installing Debian's chromium for the browser tests (tests/web)"; 		export DEBIAN_FRONTEND=noninteractive; 		apt-get install -y -q chromium >/dev/null 2>&1 			|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } 			|| echo "could not install chromium: the browser tests will be skipped"; 	else 		echo "no chromium, and apt-get needs root: the browser tests will be skipped"; 	fi
+
+# Lint, generated-code checks and the browser install run side by side, then the suite.
+test: install
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint proto-check browser
 	$(RUN) pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
 
 # make test while another program keeps $(BUSY_CPUS) cores busy (stress-ng when installed, else
@@ -84,6 +94,12 @@ test-under-load: install
 	took=$$(( $$(date +%s) - start )); \
 	echo "make test under load: $$(( took / 60 )) min $$(( took % 60 )) s, exit $$status"; \
 	exit $$status
+
+# Every page the browser tests visit, saved as PNG under .state/screenshots/ (docs/web.md).
+screenshots: install browser
+	rm -rf .state/screenshots
+	GUICHET_SCREENSHOTS=$(CURDIR)/.state/screenshots $(RUN) pytest -q -n $(TEST_WORKERS) --dist loadgroup tests/web
+	@echo "screenshots: $$(ls .state/screenshots | wc -l) pages in .state/screenshots/"
 
 bench: install
 	$(RUN) python -m bench

@@ -26,6 +26,7 @@ pytest_plugins = ["tests.reliability_report"]  # the table of make chaos (docs/r
 # race tests share one stack (tests/security/harness.py). Other tests are grouped by module.
 PACKAGE_GROUPS = {
     "e2e": "e2e",
+    "web": "e2e",  # the browser tests share the end-to-end stack (tests/stack_fixture.py)
     "groups": "groups",
     "identity": "identity",
     "membership": "membership",

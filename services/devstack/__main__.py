@@ -34,6 +34,7 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
     lines = [
         "",
         "Guichet is running.",
+        f"  Web portal         {stack.web_url}  (sign in as a demo user below)",
         f"  Gateway API docs   {stack.gateway_url}/docs",
         f"  Temporal UI        http://127.0.0.1:{ports['temporal_ui']}",
     ]

@@ -45,6 +45,8 @@ PARTNERS = Component(
 )
 WORKER = Component("worker", "workflows.worker", None, protocol="none", calls=_SERVICES)
 GATEWAY = Component("gateway", "services.gateway", "gateway", protocol="http", calls=_SERVICES)
+# The web portal: pages for people, calling only the gateway's public HTTP API (web/).
+WEB = Component("web", "web", "web", protocol="http", service_client=False, calls=("gateway",))
 
 # Start order: identity first (everyone verifies tokens with it; what it calls itself, it reaches
 # lazily), the gateway last.
@@ -56,10 +58,12 @@ COMPONENTS: tuple[Component, ...] = (
     PARTNERS,
     WORKER,
     GATEWAY,
+    WEB,
 )
 
 DEFAULT_PORTS: dict[str, int] = {
     "gateway": 8000,
+    "web": 3000,
     "identity": 50051,
     "groups": 50052,
     "support": 50053,

@@ -115,6 +115,10 @@ class Stack:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}"
 
+    @property
+    def web_url(self) -> str:
+        return f"http://localhost:{self.ports['web']}"
+
     def grpc_address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
@@ -232,7 +236,7 @@ class Stack:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port),
             # Links in mails lead to the web portal (a client of the gateway), not to the API.
-            "PUBLIC_BASE_URL": "http://localhost:3000",
+            "PUBLIC_BASE_URL": self.web_url,
         }
         if self.instance:
             env["TEMPORAL_TASK_QUEUE"] = f"guichet-{self.instance}"
@@ -250,6 +254,9 @@ class Stack:
         if component.protocol == "http" and component.port_key:
             env["HTTP_HOST"] = "127.0.0.1"
             env["HTTP_PORT"] = str(self.ports[component.port_key])
+        if "gateway" in component.calls:
+            env["GATEWAY_URL"] = self.gateway_url
+            env["SECURE_COOKIES"] = "false"  # make dev serves plain HTTP on localhost
         for other in COMPONENTS:
             if other.protocol == "grpc" and other.port_key:
                 env[f"{other.name.upper()}_ADDR"] = self.grpc_address(other.port_key)
@@ -327,10 +334,11 @@ class Stack:
                 except grpc.aio.AioRpcError:
                     return False
                 return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-        if component.protocol == "http":
+        if component.protocol == "http" and component.port_key:
             async with httpx.AsyncClient(timeout=1) as client:
                 try:
-                    return (await client.get(f"{self.gateway_url}/readyz")).status_code == 200
+                    url = f"http://127.0.0.1:{self.ports[component.port_key]}/readyz"
+                    return (await client.get(url)).status_code == 200
                 except httpx.HTTPError:
                     return False
         await asyncio.sleep(1.0)  # the worker: alive after a second of polling is good enough

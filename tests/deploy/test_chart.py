@@ -124,7 +124,8 @@ def test_only_the_gateway_and_the_worker_reach_services_and_services_reach_ident
     assert {"gateway", "worker", "groups", "support", "partners", "membership"} <= callers(
         "identity"
     )
-    assert callers("gateway") == set()  # only the ingress controller's namespace
+    # The ingress controller's namespace, and the web portal's pages.
+    assert callers("gateway") == {"web"}
     assert "guichet-default-deny-ingress" in policies
 
 
@@ -142,7 +143,10 @@ def test_every_call_the_devstack_makes_is_allowed_by_a_network_policy() -> None:
         env = {e["name"]: e.get("value") for e in container["env"]}
         for callee in component.calls:
             port = DEFAULT_PORTS[callee]
-            assert env[f"{callee.upper()}_ADDR"] == f"guichet-{callee}:{port}"
+            if callee == "gateway":  # over HTTP, the public API
+                assert env["GATEWAY_URL"] == f"http://guichet-gateway:{port}"
+            else:
+                assert env[f"{callee.upper()}_ADDR"] == f"guichet-{callee}:{port}"
             [service_rule] = [
                 rule
                 for rule in policies[f"guichet-{callee}"]["spec"]["ingress"]
@@ -173,6 +177,11 @@ def test_ingress_only_when_enabled() -> None:
     assert not of_kind(render({}), "Ingress")
     ingress = of_kind(render({"ingress": {"enabled": True, "tlsSecret": "tls"}}), "Ingress")
     assert ingress["guichet-gateway"]["spec"]["tls"][0]["secretName"] == "tls"
+    paths = {
+        path["path"]: path["backend"]["service"]["name"]
+        for path in ingress["guichet-gateway"]["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert paths["/v1"] == "guichet-gateway" and paths["/"] == "guichet-web"
 
 
 @pytest.mark.parametrize(

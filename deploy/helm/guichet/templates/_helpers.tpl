@@ -49,6 +49,10 @@ app.kubernetes.io/name: {{ .name }}
   value: {{ printf "%s-%s:%d" $root.Release.Name $peer (int $c.port) | quote }}
 {{- end }}
 {{- end }}
+{{- if $root.Values.components.gateway.enabled }}
+- name: GATEWAY_URL
+  value: {{ printf "http://%s-gateway:%d" $root.Release.Name (int $root.Values.components.gateway.port) | quote }}
+{{- end }}
 {{- if $root.Values.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $root.Values.otel.endpoint | quote }}

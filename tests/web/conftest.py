@@ -1,0 +1,100 @@
+"""Browser tests: Playwright (pytest-playwright) driving Debian's Chromium against the web portal
+of the whole stack (tests/stack_fixture.py: gateway, services, PostgreSQL, Temporal, SMTP sink).
+
+Playwright's own browser download cannot reach the internet here, so the browser is the system's
+`chromium` (CHROMIUM overrides the path). Without one, every test here is skipped with the reason,
+never passed. `GUICHET_SCREENSHOTS=<folder>` (make screenshots) saves each page a test names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, ViewportSize, expect
+
+from services.devstack.demo import DEMO_PASSWORD
+from services.devstack.stack import Stack
+from services.kit.testing import scaled
+from tests.stack_fixture import stack
+
+__all__ = ["stack"]
+
+CHROMIUM = (
+    os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CHROMIUM:
+        return
+    skip = pytest.mark.skip(reason="no Chromium: `apt-get install chromium` (or set CHROMIUM)")
+    for item in items:
+        if "tests/web/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """The system Chromium; no sandbox, since the suite may run as root in a container."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "locale": "fr-FR", "timezone_id": "Europe/Paris"}
+
+
+@pytest.fixture
+def portal(stack: Stack, page: Page) -> Iterator[Page]:
+    """A page on the portal: relative URLs resolve against it, waits scale with the load."""
+    page.set_default_timeout(scaled(15) * 1000)
+    expect.set_options(timeout=scaled(15) * 1000)
+    page._guichet_base = stack.web_url  # type: ignore[attr-defined]
+    yield page
+
+
+def url(page: Page, path: str) -> str:
+    return str(page._guichet_base) + path  # type: ignore[attr-defined]
+
+
+def sign_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
+    page.goto(url(page, "/sign-in"))
+    page.get_by_label("Pseudo").fill(username)
+    page.get_by_label("Mot de passe", exact=True).fill(password)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
+
+
+@pytest.fixture
+def screenshot() -> Callable[[Page, str], None]:
+    """`screenshot(page, "groups-list")`: saved under $GUICHET_SCREENSHOTS when it is set."""
+    folder = os.environ.get("GUICHET_SCREENSHOTS")
+
+    def take(page: Page, name: str) -> None:
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+    return take
+
+
+def mail_link(stack: Stack, address: str, path: str, timeout: float = 30) -> str:
+    """The portal link of the latest mail to `address` that contains `path` (e.g. /verify-email),
+    waited for with a deadline that scales with the load."""
+    deadline = time.monotonic() + scaled(timeout)
+    pattern = re.compile(re.escape(path) + r"\?token=[A-Za-z0-9_\-.~%]+")
+    while time.monotonic() < deadline:
+        for mail in reversed(stack.smtp.to(address)):
+            found = pattern.search(mail.body)
+            if found:
+                return found.group(0)
+        time.sleep(0.1)
+    raise AssertionError(f"no mail to {address} with a {path} link within {scaled(timeout):.0f} s")

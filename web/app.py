@@ -1,0 +1,171 @@
+"""The web portal: server-rendered pages (Jinja, a little htmx) over the public gateway API.
+
+It holds no data and no secret of its own: every page is one or a few gateway calls made with
+the visitor's own access token, so the gateway's rules, limits and problems apply unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from web.client.transport import ApiProblem
+from web.i18n import negotiate, register, translate
+from web.pages import render
+from web.portals import ROUTERS
+from web.problems import summary_message
+from web.session import (
+    ACCESS_COOKIE,
+    LANGUAGE_COOKIE,
+    REFRESH_COOKIE,
+    SignInRequired,
+    Visitor,
+    cookie_settings,
+    visitor_for,
+)
+from web.settings import WebSettings
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    "error.title": ("Un problème est survenu", "Something went wrong"),
+    "error.back": ("Retour à l'accueil", "Back to the home page"),
+    "error.forbidden_origin": (
+        "Requête refusée : elle ne vient pas de ce site.",
+        "Request refused: it does not come from this site.",
+    ),
+}
+register(MESSAGES)
+
+# Security headers on every page: no framing, no sniffing, scripts and styles from here only.
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def create_app(settings: WebSettings | None = None) -> FastAPI:
+    settings = settings or WebSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(
+            base_url=settings.gateway_url,
+            timeout=settings.gateway_timeout,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        ) as http:
+            app.state.http = http
+            yield
+
+    app = FastAPI(
+        title="Guichet web portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def session_cookies(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Refuses cross-site form posts, and writes renewed tokens and headers on the way out."""
+        if request.method in _UNSAFE and not _same_origin(request):
+            locale = negotiate(
+                request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
+            )
+            return PlainTextResponse(translate(locale, "error.forbidden_origin"), 403)
+        response = await call_next(request)
+        visitor: Visitor | None = getattr(request.state, "visitor", None)
+        cookies = cookie_settings(settings.secure_cookies)
+        if visitor is not None and visitor.renewed is not None:
+            access, refresh = visitor.renewed
+            if access:
+                response.set_cookie(ACCESS_COOKIE, access, **cookies)
+                response.set_cookie(REFRESH_COOKIE, refresh, **cookies)
+            else:
+                response.delete_cookie(ACCESS_COOKIE, path="/")
+                response.delete_cookie(REFRESH_COOKIE, path="/")
+        chosen = request.query_params.get("lang")
+        if chosen and visitor is not None and chosen == visitor.locale:
+            response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
+        for name, value in _HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, _: Exception) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
+        if request.headers.get("hx-request"):
+            response.headers["HX-Redirect"] = response.headers["location"]
+        return response
+
+    @app.exception_handler(ApiProblem)
+    async def problem_page(request: Request, exc: Exception) -> Response:
+        """A refusal no form handled: a page in the visitor's language, never the raw problem."""
+        assert isinstance(exc, ApiProblem)
+        if exc.status == 401:
+            return await sign_in_first(request, exc)
+        visitor = visitor_for(request, request.app.state.http)
+        message = summary_message(visitor.locale, exc)
+        status = exc.status if exc.status in (403, 404, 409, 412, 429, 503, 504) else 502
+        if exc.status >= 500:
+            log.warning("gateway answered %s on %s: %s", exc.status, request.url.path, exc)
+        return await _error_page(visitor, message, status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        visitor = visitor_for(request, request.app.state.http)
+        return await _error_page(visitor, visitor.t("problem.internal", request_id="—"), 500)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        """Ready when the gateway is: a portal without its API serves nothing useful."""
+        try:
+            answer = await request.app.state.http.get("/readyz", timeout=2)
+        except httpx.HTTPError:
+            return PlainTextResponse("gateway unreachable", 503)
+        return PlainTextResponse(
+            "ok" if answer.status_code == 200 else "gateway not ready",
+            200 if answer.status_code == 200 else 503,
+        )
+
+    return app
+
+
+async def _error_page(visitor: Visitor, message: str, status: int) -> HTMLResponse:
+    return await render(
+        visitor, "error.html", {"message": message}, status_code=status, signed_in_nav=False
+    )
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post must come from our own pages: the Origin (or Referer) names this host."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return True  # not a browser (curl, tests): nothing to protect with cookies
+    return urlsplit(source).netloc == request.headers.get("host", "")

@@ -1,0 +1,56 @@
+"""Which portals a signed-in person sees: one link per organisation they belong to, by its
+kind, plus the agent and operator views for the operator's roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web.client.api import User
+from web.i18n import register
+from web.session import Visitor
+
+MESSAGES = {
+    "nav.groups": ("Groupes de clients", "Client groups"),
+    "nav.client_groups": ("Mes courtiers", "My brokers"),
+    "nav.support": ("Assistance", "Support"),
+    "nav.partners": ("Espace partenaire", "Partner back office"),
+    "nav.workshop": ("Mon atelier", "My workshop"),
+    "nav.association": ("Association", "Association"),
+    "nav.queue": ("File des tickets", "Ticket queue"),
+    "nav.operator": ("Opérations", "Operations"),
+    "nav.profile": ("Mon profil", "My profile"),
+}
+register(MESSAGES)
+
+
+@dataclass(frozen=True)
+class PortalLink:
+    key: str
+    href: str
+    organisation: str
+
+
+_BY_KIND = {
+    "service_provider": ("nav.groups", "/providers/{id}/groups"),
+    "client_business": ("nav.client_groups", "/organisations/{id}/relationships"),
+    "association": ("nav.association", "/associations/{id}"),
+    "delivery_partner": ("nav.partners", "/partners/{id}"),
+    "workshop": ("nav.workshop", "/workshops/{id}"),
+}
+
+
+async def portal_links(visitor: Visitor, me: User) -> list[PortalLink]:
+    links: list[PortalLink] = []
+    roles = {m["role"] for m in me["memberships"]}
+    for organisation_id in dict.fromkeys(m["organisation_id"] for m in me["memberships"]):
+        organisation = await visitor.organisation(organisation_id)
+        known = _BY_KIND.get(organisation["kind"])
+        if known:
+            key, href = known
+            links.append(PortalLink(key, href.format(id=organisation_id), organisation["name"]))
+    links.append(PortalLink("nav.support", "/support", ""))
+    if "support_agent" in roles:
+        links.append(PortalLink("nav.queue", "/support/queue", ""))
+    if "ops_admin" in roles:
+        links.append(PortalLink("nav.operator", "/operator", ""))
+    return links

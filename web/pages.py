@@ -1,0 +1,81 @@
+"""Rendering: one Jinja environment, the visitor's language and navigation in every page, and
+the small helpers every portal's routes use (form values, redirects, the signed-in account)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from web.i18n import LOCALES
+from web.nav import portal_links
+from web.session import Visitor
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -> str:
+    """An RFC 3339 instant from the API shown in a time zone (the person's, else Paris)."""
+    if not value:
+        return "—"
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    shown = instant.astimezone(ZoneInfo(zone or "Europe/Paris"))
+    pattern = "%d/%m/%Y %H:%M" if locale == "fr" else "%Y-%m-%d %H:%M"
+    return f"{shown.strftime(pattern)} ({shown.tzname()})"
+
+
+TEMPLATES.env.filters["local_time"] = local_time
+
+
+async def render(
+    visitor: Visitor,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    signed_in_nav: bool = True,
+) -> HTMLResponse:
+    """A whole page (or, for an htmx request of a fragment template, the fragment)."""
+    links = []
+    me = None
+    if signed_in_nav and visitor.signed_in:
+        me = await visitor.me()
+        links = await portal_links(visitor, me)
+    page = {
+        "request": visitor.request,
+        "t": visitor.t,
+        "locale": visitor.locale,
+        "locales": LOCALES,
+        "me": me,
+        "portal_links": links,
+        "path": visitor.request.url.path,
+        **(context or {}),
+    }
+    return TEMPLATES.TemplateResponse(visitor.request, template, page, status_code=status_code)
+
+
+async def form_values(request: Request) -> dict[str, str]:
+    """The posted form, as text (files are read by the routes that take them)."""
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a successful POST: 303, so that reloading the next page does not post again."""
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site paths: a `next` parameter never sends anyone to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
