@@ -30,7 +30,13 @@ def test_every_message_is_in_both_languages() -> None:
 
 def test_every_key_used_is_declared() -> None:
     create_app()
-    missing = sorted(_used_keys() - set(catalog()))
+    declared = set(catalog())
+    # `t("admin.status." ~ status)`: a prefix completed at run time needs keys under it.
+    missing = sorted(
+        key
+        for key in _used_keys() - declared
+        if not (key.endswith(".") and any(d.startswith(key) for d in declared))
+    )
     assert not missing, f"keys used in web/ but declared in no MESSAGES: {missing[:20]}"
 
 

@@ -22,6 +22,7 @@ def main() -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per gateway call is noise
     config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,

@@ -19,6 +19,24 @@ MESSAGES = {
     "nav.queue": ("File des tickets", "Ticket queue"),
     "nav.operator": ("Opérations", "Operations"),
     "nav.profile": ("Mon profil", "My profile"),
+    "nav.accounts": ("Comptes", "Accounts"),
+    "role.business_account_manager": (
+        "Gestionnaire de compte entreprise",
+        "Business account manager",
+    ),
+    "role.program_account_manager": (
+        "Gestionnaire de comptes programme",
+        "Program account manager",
+    ),
+    "role.editor": ("Éditeur", "Editor"),
+    "role.read_only": ("Lecture seule", "Read only"),
+    "role.association_admin": ("Administrateur de l'association", "Association admin"),
+    "role.member": ("Membre", "Member"),
+    "role.partner_manager": ("Gérant partenaire", "Partner manager"),
+    "role.workshop_owner": ("Gérant d'atelier", "Workshop owner"),
+    "role.customer_user": ("Utilisateur client", "Customer user"),
+    "role.support_agent": ("Agent du support", "Support agent"),
+    "role.ops_admin": ("Administrateur des opérations", "Operations admin"),
 }
 register(MESSAGES)
 
@@ -39,6 +57,16 @@ _BY_KIND = {
 }
 
 
+# Who administers an organisation's accounts, by kind (as identity decides; ops_admin: all).
+_ADMIN_ROLES = {
+    "service_provider": {"business_account_manager"},
+    "client_business": {"business_account_manager"},
+    "association": {"association_admin"},
+    "delivery_partner": {"partner_manager"},
+    "workshop": {"workshop_owner"},
+}
+
+
 async def portal_links(visitor: Visitor, me: User) -> list[PortalLink]:
     links: list[PortalLink] = []
     roles = {m["role"] for m in me["memberships"]}
@@ -48,6 +76,10 @@ async def portal_links(visitor: Visitor, me: User) -> list[PortalLink]:
         if known:
             key, href = known
             links.append(PortalLink(key, href.format(id=organisation_id), organisation["name"]))
+        held = {m["role"] for m in me["memberships"] if m["organisation_id"] == organisation_id}
+        if held & _ADMIN_ROLES.get(organisation["kind"], set()):
+            href = f"/organisations/{organisation_id}/accounts"
+            links.append(PortalLink("nav.accounts", href, organisation["name"]))
     links.append(PortalLink("nav.support", "/support", ""))
     if "support_agent" in roles:
         links.append(PortalLink("nav.queue", "/support/queue", ""))

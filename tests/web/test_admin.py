@@ -1,0 +1,186 @@
+"""Account administration in a browser (seeds 002 and 003): the validation queue of an
+organisation's admin, finding a member by name, completing a missing e-mail, sending a reset link,
+roles, the account's history, the operator's username recovery, and who may not."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from services.devstack.demo import DEMO_PASSWORD
+from services.devstack.stack import ADMIN_USERNAME, Stack
+from tests.web.conftest import mail_link, sign_in, url
+
+PASSWORD = "Une-phrase-de-passe-solide-2026"
+
+
+def _organisation_id(stack: Stack, username: str, kind: str) -> str:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+        token = api.post(
+            "/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        for membership in api.get("/v1/me", headers=headers).json()["memberships"]:
+            organisation_id = str(membership["organisation_id"])
+            answer = api.get(f"/v1/organisations/{organisation_id}", headers=headers).json()
+            if answer["kind"] == kind:
+                return organisation_id
+    raise AssertionError(f"{username} belongs to no {kind}")
+
+
+def _complete_registration(stack: Stack, organisation_id: str, last_name: str) -> str:
+    """A member who registered, confirmed the e-mail and completed the profile (by the API: the
+    browser walk-through of those steps is tests/web/test_account.py); answers the username."""
+    username = f"{last_name.lower()}.{uuid.uuid4().hex[:6]}"
+    email = f"{username}@example.org"
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+        registered = api.post(
+            "/v1/registrations",
+            json={
+                "organisation_id": organisation_id,
+                "username": username,
+                "email": email,
+                "password": PASSWORD,
+                "first_name": "Léa",
+                "last_name": last_name,
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        token = mail_link(stack, email, "/verify-email").split("token=", 1)[1]
+        assert api.post("/v1/registrations/verify-email", json={"token": token}).is_success
+        access = api.post(
+            "/v1/auth/token", json={"username": username, "password": PASSWORD}
+        ).json()["access_token"]
+        profile = api.put(
+            "/v1/me/profile",
+            headers={"Authorization": f"Bearer {access}"},
+            json={
+                "first_name": "Léa",
+                "last_name": last_name,
+                "phone": "+33 6 12 34 56 78",
+                "address_line": "3 quai des Brumes",
+                "postal_code": "69002",
+                "city": "Lyon",
+                "birth_date": "1988-02-29",
+            },
+        )
+        assert profile.is_success, profile.text
+    return username
+
+
+def test_an_admin_validates_a_complete_account_from_the_queue(
+    portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
+) -> None:
+    client_business = _organisation_id(stack, "laval.paul", "client_business")
+    last_name = f"Garnier{uuid.uuid4().hex[:4]}"
+    username = _complete_registration(stack, client_business, last_name)
+    sign_in(portal, "laval.paul")
+    portal.get_by_role("navigation", name="Menu principal").get_by_role(
+        "link", name="Comptes"
+    ).click()
+    queue = portal.get_by_role("table", name="Comptes à valider")
+    row = queue.get_by_role("row").filter(has_text=username)
+    expect(row).to_contain_text("En attente")
+    screenshot(portal, "admin-accounts")
+    row.get_by_role("button", name=f"Valider {username}").click()
+    expect(portal.get_by_role("status")).to_contain_text(f"Compte de {username} validé")
+    expect(
+        portal.get_by_role("table", name="Comptes à valider").get_by_text(username)
+    ).to_have_count(0)
+    # The member now has full access: signing in shows no pending notice.
+    portal.get_by_role("button", name="Se déconnecter").click()
+    sign_in(portal, username, PASSWORD)
+    expect(portal.get_by_text("attend la validation")).to_have_count(0)
+
+
+def test_an_association_member_with_an_unpaid_fee_is_not_validated(
+    portal: Page, stack: Stack
+) -> None:
+    association = _organisation_id(stack, "assoc.admin", "association")
+    username = _complete_registration(stack, association, f"Roux{uuid.uuid4().hex[:4]}")
+    sign_in(portal, "assoc.admin")
+    portal.goto(url(portal, f"/organisations/{association}/accounts"))
+    row = (
+        portal.get_by_role("table", name="Comptes à valider")
+        .get_by_role("row")
+        .filter(has_text=username)
+    )
+    row.get_by_role("button", name=f"Valider {username}").click()
+    expect(portal.get_by_role("alert")).to_be_visible()
+    expect(portal.get_by_role("alert")).not_to_contain_text("{")
+    row = (
+        portal.get_by_role("table", name="Comptes à valider")
+        .get_by_role("row")
+        .filter(has_text=username)
+    )
+    expect(row).to_contain_text("En attente")
+
+
+def test_an_admin_finds_a_member_completes_the_email_and_sends_a_reset_link(
+    portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
+) -> None:
+    association = _organisation_id(stack, "assoc.admin", "association")
+    sign_in(portal, "assoc.admin")
+    portal.goto(url(portal, f"/organisations/{association}/accounts"))
+    search = portal.get_by_role("search", name="Rechercher un membre")
+    search.get_by_label("Nom").fill("dupont")
+    search.get_by_label("Prénom").fill("marie")
+    search.get_by_role("button", name="Rechercher").click()
+    results = portal.get_by_role("table", name="Résultats")
+    results.get_by_role("link", name="Dupont Marie").click()
+    expect(portal.get_by_role("heading", name="Compte DUPONT.marie")).to_be_visible()
+
+    portal.get_by_label("Adresse e-mail").fill("pas une adresse")
+    portal.get_by_role("button", name="Enregistrer").click()
+    expect(portal.locator("#f-email-error")).to_contain_text("Adresse e-mail invalide")
+    expect(portal.get_by_label("Adresse e-mail")).to_have_value("pas une adresse")
+
+    address = f"marie.dupont.{uuid.uuid4().hex[:6]}@example.org"
+    portal.get_by_label("Adresse e-mail").fill(address)
+    portal.get_by_role("button", name="Enregistrer").click()
+    expect(portal.get_by_role("status")).to_contain_text("Adresse e-mail enregistrée")
+    portal.get_by_role("button", name="Envoyer un lien de réinitialisation").click()
+    expect(portal.get_by_role("status")).to_contain_text("lien de réinitialisation a été envoyé")
+    assert mail_link(stack, address, "/reset-password")  # a link, never a password
+    history = portal.get_by_role("table", name="Historique du compte")
+    expect(history).to_contain_text("Lien de réinitialisation envoyé")
+    expect(history).to_contain_text("E-mail complété par un administrateur")
+    screenshot(portal, "admin-account")
+
+
+def test_the_operator_lists_organisations_and_recovers_a_username(
+    portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
+) -> None:
+    sign_in(portal, ADMIN_USERNAME, stack.secrets.admin_password)
+    portal.get_by_role("navigation", name="Menu principal").get_by_role(
+        "link", name="Opérations"
+    ).click()
+    organisations = portal.get_by_role("table", name="Organisations")
+    expect(organisations).to_contain_text("Pizzeria Napoli")
+    portal.get_by_label("Type").select_option("delivery_partner")
+    portal.get_by_role("button", name="Rechercher").click()
+    expect(organisations).not_to_contain_text("Garage du Centre")
+    portal.get_by_label("Adresse e-mail").fill("napoli.manager@demo.guichet.example.com")
+    portal.get_by_role("button", name="Envoyer le pseudo").click()
+    expect(portal.get_by_role("alert")).to_be_visible()  # no verification reference: refused
+    expect(portal.get_by_label("Adresse e-mail")).to_have_value(
+        "napoli.manager@demo.guichet.example.com"
+    )
+    portal.get_by_label("Référence de la vérification").fill("ID-CHECK-2026-0042")
+    portal.get_by_role("button", name="Envoyer le pseudo").click()
+    expect(portal.get_by_role("status")).to_contain_text("son pseudo vient d'être envoyé")
+    screenshot(portal, "operator-home")
+
+
+def test_an_admin_of_one_organisation_cannot_open_another_ones_accounts(
+    portal: Page, stack: Stack
+) -> None:
+    association = _organisation_id(stack, "assoc.admin", "association")
+    sign_in(portal, "laval.paul")
+    answer = portal.goto(url(portal, f"/organisations/{association}/accounts"))
+    assert answer is not None and answer.status in (403, 404)
+    expect(portal.get_by_role("heading", name="Un problème est survenu")).to_be_visible()
+    expect(portal.locator("body")).not_to_contain_text("Dupont")
