@@ -119,26 +119,36 @@ def test_an_association_member_with_an_unpaid_fee_is_not_validated(
     expect(row).to_contain_text("En attente")
 
 
-def test_an_admin_finds_a_member_completes_the_email_and_sends_a_reset_link(
+def test_an_admin_creates_a_member_finds_them_completes_the_email_and_sends_a_reset_link(
     portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
 ) -> None:
     association = _organisation_id(stack, "assoc.admin", "association")
+    last_name = f"Moulin{uuid.uuid4().hex[:4]}"
+    username = f"{last_name.lower()}.jeanne"
     sign_in(portal, "assoc.admin")
     portal.goto(url(portal, f"/organisations/{association}/accounts"))
+    create = portal.get_by_role("form", name="Créer un compte")
+    create.get_by_label("Pseudo").fill(username)
+    create.get_by_label("Prénom").fill("Jeanne")
+    create.get_by_label("Nom", exact=True).fill(last_name)
+    create.get_by_label("Rôle").select_option("member")
+    create.get_by_role("button", name="Créer un compte").click()
+    expect(portal.get_by_role("status")).to_contain_text("Compte créé")
+
     search = portal.get_by_role("search", name="Rechercher un membre")
-    search.get_by_label("Nom").fill("dupont")
-    search.get_by_label("Prénom").fill("marie")
+    search.get_by_label("Nom", exact=True).fill(last_name.lower())
     search.get_by_role("button", name="Rechercher").click()
-    results = portal.get_by_role("table", name="Résultats")
-    results.get_by_role("link", name="Dupont Marie").click()
-    expect(portal.get_by_role("heading", name="Compte DUPONT.marie")).to_be_visible()
+    portal.get_by_role("table", name="Résultats").get_by_role(
+        "link", name=f"{last_name} Jeanne"
+    ).click()
+    expect(portal.get_by_role("heading", name=f"Compte {username}")).to_be_visible()
 
     portal.get_by_label("Adresse e-mail").fill("pas une adresse")
     portal.get_by_role("button", name="Enregistrer").click()
     expect(portal.locator("#f-email-error")).to_contain_text("Adresse e-mail invalide")
     expect(portal.get_by_label("Adresse e-mail")).to_have_value("pas une adresse")
 
-    address = f"marie.dupont.{uuid.uuid4().hex[:6]}@example.org"
+    address = f"{username}@example.org"
     portal.get_by_label("Adresse e-mail").fill(address)
     portal.get_by_role("button", name="Enregistrer").click()
     expect(portal.get_by_role("status")).to_contain_text("Adresse e-mail enregistrée")
@@ -149,6 +159,11 @@ def test_an_admin_finds_a_member_completes_the_email_and_sends_a_reset_link(
     expect(history).to_contain_text("Lien de réinitialisation envoyé")
     expect(history).to_contain_text("E-mail complété par un administrateur")
     screenshot(portal, "admin-account")
+
+    # An address already there is the member's own: the admin may not overwrite it.
+    portal.get_by_label("Adresse e-mail").fill(f"other.{address}")
+    portal.get_by_role("button", name="Enregistrer").click()
+    expect(portal.get_by_role("alert")).to_contain_text("seul le membre peut la changer")
 
 
 def test_the_operator_lists_organisations_and_recovers_a_username(

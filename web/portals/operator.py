@@ -110,6 +110,10 @@ MESSAGES = {
         "La cotisation de ce membre n'est pas réglée.",
         "This member's fee is not paid.",
     ),
+    "problem.email_present": (
+        "Ce compte a déjà une adresse e-mail : seul le membre peut la changer.",
+        "This account already has an e-mail address: only the member can change it.",
+    ),
     "problem.account_disabled": ("Ce compte est désactivé.", "This account is disabled."),
 }
 register(MESSAGES)
