@@ -29,6 +29,10 @@ MESSAGES = {
         "Ce n'est pas possible dans l'état actuel.",
         "This is not possible in the current state.",
     ),
+    "problem.invalid_credentials": (
+        "Identifiant ou mot de passe incorrect.",
+        "Wrong username or password.",
+    ),
     "problem.wrong_password": (
         "Identifiant ou mot de passe incorrect.",
         "Wrong username or password.",

@@ -297,17 +297,25 @@ class Stack:
     async def start_component(self, component: Component) -> None:
         if component.database:
             await self.migrate(component)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            component.module,
-            env=self.env_for(component),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        assert process.stdout is not None
-        pump = asyncio.create_task(self._pump(component, process.stdout))
+        # Without an echo the output goes straight to the log file: a pipe pumped by this event
+        # loop fills up whenever the loop does not run (a sync test, e.g. the browser tests),
+        # and a process blocked on its next log line stops answering.
+        log_file = None if self.echo else (self.state_dir / "logs" / f"{component.name}.log")
+        with contextlib.ExitStack() as files:
+            sink = files.enter_context(log_file.open("ab")) if log_file else None
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                component.module,
+                env=self.env_for(component),
+                stdout=sink if sink is not None else asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if process.stdout is not None:
+            pump = asyncio.create_task(self._pump(component, process.stdout))
+        else:
+            pump = asyncio.create_task(asyncio.sleep(0))
         self.running.append(Running(component, process, pump))
         await self._wait_ready(component, process)
 
