@@ -351,3 +351,20 @@ def test_a_program_account_manager_may_not_see_the_groups(portal: Page, gateway:
     expect(portal.locator("main")).not_to_contain_text("Grands comptes")
     portal.goto(url(portal, f"/providers/{gateway.provider_id}/process-requests"))
     expect(portal.get_by_role("alert")).to_contain_text("Vous n'avez pas le droit")
+
+
+def test_the_relationships_page_says_why_a_client_is_not_available(
+    portal: Page, gateway: Gateway, screenshot: Callable[[Page, str], None]
+) -> None:
+    sign_in(portal, "dupont.jean")
+    portal.goto(url(portal, _groups(portal, gateway)))
+    portal.get_by_role("link", name="Relations d'affaires").click()
+    table = portal.get_by_role("table", name="Mes relations d'affaires")
+    expect(table.get_by_role("row", name="Vins Okanagan")).to_contain_text("Expirée")
+    expect(table.get_by_role("row", name="Textiles Gaspé")).to_contain_text(
+        "En attente d'approbation"
+    )
+    expect(table.get_by_role("row", name="Importations Laval")).to_contain_text(
+        "Importateurs du Québec"
+    )
+    screenshot(portal, "groups-relationships")

@@ -84,6 +84,19 @@ MESSAGES = {
         "A new attempt has started for the failed accounts.",
     ),
     "groups.all_requests": ("Toutes les demandes", "All the requests"),
+    "groups.relationships": ("Relations d'affaires", "Business relationships"),
+    "groups.relationships_title": ("Mes relations d'affaires", "My business relationships"),
+    "groups.relationships_intro": (
+        "Seuls les clients d'une relation active (entièrement approuvée, non expirée) peuvent "
+        "faire partie d'un groupe ; une relation expirée retire le client de son groupe.",
+        "Only clients of an active relationship (fully approved, not expired) can be in a "
+        "group; an expired relationship takes the client out of its group.",
+    ),
+    "groups.no_relationships": ("Aucune relation d'affaires.", "No business relationship."),
+    "groups.expires": ("Expire le", "Expires on"),
+    "relationship.pending": ("En attente d'approbation", "Awaiting approval"),
+    "relationship.active": ("Active", "Active"),
+    "relationship.expired": ("Expirée", "Expired"),
     "failure.program_account_closed": ("Compte de programme fermé", "Program account closed"),
     "failure.batch_failed": ("Lot en échec", "Batch failed"),
     "status.pending": ("En attente", "Pending"),
@@ -126,6 +139,26 @@ async def posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]]
     single = {k: v for k, v in form.items() if isinstance(v, str)}
     lists = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form}
     return single, lists
+
+
+# --- relationships -------------------------------------------------------------------------
+
+
+@router.get("/providers/{provider_id}/relationships", response_class=HTMLResponse)
+async def relationships_page(visitor: CurrentVisitor, provider_id: str) -> Response:
+    """Why a client is (not) available: its relationship's status, expiry and group."""
+    page = await visitor.api.list_relationships(provider_id, page_size=500)
+    groups = await visitor.api.list_groups(provider_id, page_size=500)
+    return await render(
+        visitor,
+        "groups/relationships.html",
+        {
+            "provider_id": provider_id,
+            "relationships": page["items"],
+            "more": bool(page.get("next_page_token")),
+            "group_names": {g["id"]: g["name"] for g in groups["items"]},
+        },
+    )
 
 
 # --- employees -----------------------------------------------------------------------------
