@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
-from tests.web.conftest import sign_in, url
+from tests.web.conftest import PHONE, sign_in, url
 
 PREFIX = "Essai "
 
@@ -368,3 +368,33 @@ def test_the_relationships_page_says_why_a_client_is_not_available(
         "Importateurs du Québec"
     )
     screenshot(portal, "groups-relationships")
+
+
+def test_creating_a_group_works_without_javascript_on_a_phone(
+    browser: Browser, stack: Stack, gateway: Gateway, tag: str
+) -> None:
+    """Progressive enhancement: the search is a plain submit, "Ajouter" a plain post."""
+    client = gateway.available(1)[0]
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE, locale="fr-FR")
+    try:
+        page = context.new_page()
+        page._guichet_base = stack.web_url  # type: ignore[attr-defined]
+        sign_in(page, "dupont.jean")
+        page.goto(url(page, f"/providers/{gateway.provider_id}/groups/new"))
+        page.get_by_label("Nom du groupe").fill(f"{tag} sans JS")
+        page.get_by_label("Rechercher un client").fill(client["name"])
+        page.get_by_role("button", name="Rechercher").click()
+        expect(page.get_by_label("Rechercher un client")).to_have_value(client["name"])
+        page.get_by_role("group", name="Clients disponibles").get_by_label(client["name"]).check()
+        page.get_by_role("button", name="Ajouter").click()
+        expect(page.get_by_role("group", name="Clients du nouveau groupe")).to_contain_text(
+            client["name"]
+        )
+        page.get_by_role("button", name="Créer un groupe").click()
+        expect(page.get_by_role("status")).to_contain_text(f"« {tag} sans JS » a été créé")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the group page scrolls sideways at 390 px ({width})"
+    finally:
+        context.close()
+    created = gateway.group_named(f"{tag} sans JS")
+    assert created and gateway.clients_of(created["id"]) == {client["name"]}
