@@ -1,12 +1,571 @@
-"""The groups pages."""
+"""A service provider's client groups (seed 001): the groups list, "Créer un groupe" with a client
+search, a group's page, its changes shown as an access summary before the typed CONFIRMER, and
+its deletion behind SUPPRIMER. The employees and process requests pages are in groups_work.py.
+
+Only the provider's business account manager may see any of it: the gateway refuses everyone
+else, and that refusal reaches the app's error page by itself.
+
+The two-list pickers (available clients → the group) keep their state in the form itself
+(hidden `id|name` values), so every step works without JavaScript; htmx only refreshes the
+available clients as the person types in the search field.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
 
+from web.client.api import Client, GroupChangesBody
+from web.client.transport import ApiProblem
+from web.deps import CurrentVisitor
 from web.i18n import register
+from web.pages import redirect, render
+from web.portals.groups_work import (
+    MESSAGES as WORK_MESSAGES,
+    posted as _posted,
+    router as work_router,
+)
+from web.problems import FormState
+from web.session import Visitor
 
-MESSAGES: dict[str, tuple[str, str]] = {}
+MESSAGES = {
+    "groups.title": ("Gérer mes groupes de clients", "Manage my client groups"),
+    "groups.intro": (
+        "Regroupez vos clients pour donner accès à vos employés sur un seul écran.",
+        "Group your clients to give your employees access on a single screen.",
+    ),
+    "groups.create": ("Créer un groupe", "Create a group"),
+    "groups.create_title": ("Créer un groupe de clients", "Create a client group"),
+    "groups.employees": ("Employés", "Employees"),
+    "groups.process_requests": ("Traiter les demandes", "Process requests"),
+    "groups.none": ("Aucun groupe pour l'instant.", "No group yet."),
+    "groups.name": ("Nom du groupe", "Group name"),
+    "groups.name_help": (
+        "Unique : il ne peut pas être celui d'un groupe actif ou précédemment supprimé.",
+        "Unique: it cannot be the name of an active or previously deleted group.",
+    ),
+    "groups.clients": ("Clients", "Clients"),
+    "groups.program_accounts": ("Comptes de programme", "Program accounts"),
+    "groups.assigned": ("Employés affectés", "Assigned employees"),
+    "groups.list_caption": ("Mes groupes de clients", "My client groups"),
+    "groups.search": ("Rechercher un client", "Search for a client"),
+    "groups.search_button": ("Rechercher", "Search"),
+    "groups.available": ("Clients disponibles", "Available clients"),
+    "groups.available_help": (
+        "Clients avec une relation d'affaires active, dans aucun de vos groupes.",
+        "Clients with an active business relationship, in none of your groups.",
+    ),
+    "groups.no_available": ("Aucun client disponible.", "No available client."),
+    "groups.more": (
+        "D'autres clients correspondent : précisez la recherche.",
+        "More clients match: narrow the search.",
+    ),
+    "groups.all": ("Tous", "All"),
+    "groups.add": ("Ajouter", "Add"),
+    "groups.clear": ("Effacer", "Clear"),
+    "groups.selected": ("Clients du nouveau groupe", "Clients of the new group"),
+    "groups.none_selected": (
+        "Aucun client sélectionné : choisissez-en au moins un.",
+        "No client selected: choose at least one.",
+    ),
+    "groups.select_one": (
+        "Sélectionnez au moins un client disponible.",
+        "Select at least one available client.",
+    ),
+    "groups.created": ("Le groupe « {name} » a été créé.", "The group “{name}” was created."),
+    "groups.updated": (
+        "Le groupe « {name} » a été mis à jour.",
+        "The group “{name}” was updated.",
+    ),
+    "groups.deleted": (
+        "Le groupe « {name} » a été supprimé.",
+        "The group “{name}” was deleted.",
+    ),
+    "groups.edit": ("Modifier", "Edit"),
+    "groups.delete": ("Supprimer", "Delete"),
+    "groups.back": ("Retour aux groupes", "Back to the groups"),
+    "groups.members": ("Clients du groupe", "Clients of the group"),
+    "groups.members_search": ("Rechercher dans le groupe", "Search in the group"),
+    "groups.no_members": ("Aucun client.", "No client."),
+    "groups.no_assignment": ("Aucun employé affecté.", "No employee assigned."),
+    "groups.employee": ("Employé", "Employee"),
+    "groups.role": ("Rôle", "Role"),
+    "groups.edit_title": ("Modifier le groupe « {name} »", "Edit the group “{name}”"),
+    "groups.to_add": ("Clients à ajouter", "Clients to add"),
+    "groups.to_remove": ("Clients à retirer", "Clients to remove"),
+    "groups.undo": ("Annuler pour les clients cochés", "Undo for the ticked clients"),
+    "groups.unassign": ("Retirer l'accès de", "Remove the access of"),
+    "groups.next": ("Suivant", "Next"),
+    "groups.nothing": ("Aucune modification à enregistrer.", "No change to save."),
+    "groups.confirm_title": ("Vérifier les modifications", "Check the changes"),
+    "groups.summary": ("Sommaire des accès", "Access summary"),
+    "groups.summary_counts": (
+        "{added} client(s) ajouté(s) ({accounts_added} comptes de programme), "
+        "{removed} client(s) retiré(s) ({accounts_removed} comptes de programme).",
+        "{added} client(s) added ({accounts_added} program accounts), "
+        "{removed} client(s) removed ({accounts_removed} program accounts).",
+    ),
+    "groups.no_access_change": (
+        "Aucun accès d'employé ne change.",
+        "No employee's access changes.",
+    ),
+    "groups.role_before": ("Rôle avant", "Role before"),
+    "groups.role_after": ("Rôle après", "Role after"),
+    "groups.accounts_before": ("Comptes avant", "Accounts before"),
+    "groups.accounts_after": ("Comptes après", "Accounts after"),
+    "groups.granted": ("Accordés", "Granted"),
+    "groups.revoked": ("Révoqués", "Revoked"),
+    "groups.confirm_word": (
+        "Tapez CONFIRMER dans la case pour vérifier vos modifications",
+        "Type CONFIRMER (or CONFIRM) in the box to check your changes",
+    ),
+    "groups.confirm_wrong": (
+        "Tapez exactement CONFIRMER pour enregistrer.",
+        "Type exactly CONFIRMER (or CONFIRM) to save.",
+    ),
+    "groups.save": ("Enregistrer les modifications", "Save the changes"),
+    "groups.back_to_edit": ("Revenir aux modifications", "Back to the changes"),
+    "groups.delete_title": ("Supprimer le groupe « {name} »", "Delete the group “{name}”"),
+    "groups.delete_check": (
+        "Vérifiez que c'est bien le bon groupe : ses clients redeviennent disponibles et "
+        "l'accès de ses employés est révoqué.",
+        "Check that this is the right group: its clients become available again and its "
+        "employees' access is revoked.",
+    ),
+    "groups.delete_word": (
+        "Tapez SUPPRIMER pour confirmer l'action",
+        "Type SUPPRIMER (or DELETE) to confirm",
+    ),
+    "groups.delete_wrong": (
+        "Tapez exactement SUPPRIMER pour supprimer le groupe.",
+        "Type exactly SUPPRIMER (or DELETE) to delete the group.",
+    ),
+    "groups.delete_button": ("Supprimer le groupe", "Delete the group"),
+    "groups.follow": ("Suivre la demande de traitement", "Follow the process request"),
+    "role.program_account_manager": (
+        "Gestionnaire de compte de programme",
+        "Program account manager",
+    ),
+    "role.editor": ("Éditeur", "Editor"),
+    "role.read_only": ("Lecture seule", "Read only"),
+    "role.none": ("—", "—"),
+    "problem.group_name_taken": (
+        "Ce nom est déjà celui d'un de vos groupes : choisissez-en un autre.",
+        "This is already the name of one of your groups: choose another.",
+    ),
+    "problem.group_name_deleted": (
+        "Ce nom appartient à un groupe précédemment supprimé : choisissez-en un autre.",
+        "This name belongs to a previously deleted group: choose another.",
+    ),
+    "problem.client_already_grouped": (
+        "Un de ces clients vient d'être ajouté à un autre groupe : rechargez la liste.",
+        "One of these clients was just added to another group: reload the list.",
+    ),
+    "problem.group_not_found": ("Ce groupe est introuvable.", "This group cannot be found."),
+    "problem.program_account_client_mismatch": (
+        "Ce compte de programme n'appartient pas à ce client.",
+        "This program account does not belong to this client.",
+    ),
+    **WORK_MESSAGES,
+}
 register(MESSAGES)
 
 router = APIRouter()
+router.include_router(work_router)
+
+_PAGE = 100
+# The name's refusals come as 409s without a field: they belong beside the name all the same.
+_NAME_REASONS = {"group_name_taken", "group_name_deleted"}
+
+
+@dataclass
+class Picker:
+    """The state of a two-list picker, carried by the form: `id|name` pairs."""
+
+    chosen: dict[str, str] = field(default_factory=dict)
+    removing: dict[str, str] = field(default_factory=dict)
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        client_id, _, name = value.partition("|")
+        if client_id:
+            pairs[client_id] = name or client_id
+    return pairs
+
+
+async def _available(
+    visitor: Visitor, provider_id: str, q: str, exclude: dict[str, str]
+) -> tuple[list[Client], bool]:
+    page = await visitor.api.list_available_clients(provider_id, q=q or None, page_size=_PAGE)
+    items = [c for c in page["items"] if c["id"] not in exclude]
+    return items, bool(page.get("next_page_token"))
+
+
+def _apply_picks(lists: dict[str, list[str]], single: dict[str, str], shown: list[str]) -> None:
+    """ "Tous" ticks every available client shown: done server-side, so it needs no script."""
+    if single.get("pick_all"):
+        lists["pick"] = shown
+
+
+# --- the groups list -----------------------------------------------------------------------
+
+
+@router.get("/providers/{provider_id}/groups", response_class=HTMLResponse)
+async def groups_list(
+    visitor: CurrentVisitor, provider_id: str, done: str = "", name: str = ""
+) -> Response:
+    groups = await visitor.api.list_groups(provider_id, page_size=500)
+    provider = await visitor.organisation(provider_id)
+    message = visitor.t(f"groups.{done}", name=name) if done in ("created", "deleted") else None
+    return await render(
+        visitor,
+        "groups/list.html",
+        {
+            "provider_id": provider_id,
+            "provider": provider,
+            "groups": groups["items"],
+            "form": FormState(done=message),
+        },
+    )
+
+
+# --- create --------------------------------------------------------------------------------
+
+
+async def _create_page(
+    visitor: Visitor,
+    provider_id: str,
+    form: FormState,
+    picker: Picker,
+    *,
+    fragment: bool = False,
+    status_code: int = 200,
+) -> Response:
+    q = form.value("q")
+    available, more = await _available(visitor, provider_id, q, picker.chosen)
+    context = {
+        "provider_id": provider_id,
+        "form": form,
+        "picker": picker,
+        "available": available,
+        "more": more,
+        "available_action": f"/providers/{provider_id}/groups/new/available",
+    }
+    template = "groups/_available.html" if fragment else "groups/create.html"
+    return await render(visitor, template, context, status_code=status_code)
+
+
+@router.get("/providers/{provider_id}/groups/new", response_class=HTMLResponse)
+async def create_page(visitor: CurrentVisitor, provider_id: str, q: str = "") -> Response:
+    await visitor.api.list_groups(provider_id, page_size=1)  # the manager's, or the error page
+    return await _create_page(visitor, provider_id, FormState(values={"q": q}), Picker())
+
+
+@router.post("/providers/{provider_id}/groups/new/available", response_class=HTMLResponse)
+async def create_available(visitor: CurrentVisitor, provider_id: str) -> Response:
+    """The htmx search: only the available clients' list, without those already chosen."""
+    single, lists = await _posted(visitor.request)
+    picker = Picker(chosen=_pairs(lists.get("chosen", [])))
+    return await _create_page(visitor, provider_id, FormState(values=single), picker, fragment=True)
+
+
+@router.post("/providers/{provider_id}/groups/new", response_class=HTMLResponse)
+async def create_group(visitor: CurrentVisitor, provider_id: str) -> Response:
+    single, lists = await _posted(visitor.request)
+    action = single.get("action", "search")
+    picker = Picker(chosen=_pairs(lists.get("chosen", [])))
+    form = FormState(values=single)
+    if action == "add":
+        if single.get("pick_all"):
+            shown, _ = await _available(visitor, provider_id, single.get("q", ""), picker.chosen)
+            picker.chosen.update({c["id"]: c["name"] for c in shown})
+        picker.chosen.update(_pairs(lists.get("pick", [])))
+    elif action == "clear":
+        for client_id in _pairs(lists.get("drop", [])):
+            picker.chosen.pop(client_id, None)
+    elif action == "create":
+        if not picker.chosen:
+            form.errors["client_ids"] = visitor.t("groups.select_one")
+            form.summary = visitor.t("problem.invalid_argument")
+            return await _create_page(visitor, provider_id, form, picker, status_code=400)
+        try:
+            group = await visitor.api.create_group(
+                provider_id,
+                {"name": single.get("name", "").strip(), "client_ids": list(picker.chosen)},
+            )
+        except ApiProblem as problem:
+            if problem.status >= 500 or problem.status in (401, 403):
+                raise
+            form = _refused(visitor, single, problem)
+            return await _create_page(visitor, provider_id, form, picker, status_code=400)
+        return redirect(
+            f"/providers/{provider_id}/groups/{group['id']}?done=created"
+            f"&name={_quote(group['name'])}"
+        )
+    form.values["pick_all"] = ""
+    return await _create_page(visitor, provider_id, form, picker)
+
+
+def _refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> FormState:
+    form = FormState.refused(visitor.locale, values, problem, {})
+    if problem.reason in _NAME_REASONS:
+        form.errors["name"] = visitor.t(f"problem.{problem.reason}")
+    if "confirmation" in form.errors:
+        form.errors["confirmation"] = visitor.t("groups.confirm_wrong")
+    return form
+
+
+def _quote(text: str) -> str:
+    return quote(text, safe="")
+
+
+# --- one group -----------------------------------------------------------------------------
+
+
+@router.get("/providers/{provider_id}/groups/{group_id}", response_class=HTMLResponse)
+async def group_page(
+    visitor: CurrentVisitor,
+    provider_id: str,
+    group_id: str,
+    q: str = "",
+    done: str = "",
+    name: str = "",
+) -> Response:
+    group = await visitor.api.get_group(provider_id, group_id)
+    clients = await visitor.api.list_group_clients(
+        provider_id, group_id, q=q or None, page_size=_PAGE
+    )
+    message = visitor.t(f"groups.{done}", name=name) if done in ("created", "updated") else None
+    return await render(
+        visitor,
+        "groups/detail.html",
+        {
+            "provider_id": provider_id,
+            "group": group,
+            "clients": clients["items"],
+            "more": bool(clients.get("next_page_token")),
+            "form": FormState(values={"q": q}, done=message),
+        },
+    )
+
+
+# --- edit, summary, save -------------------------------------------------------------------
+
+
+def _edit_picker(lists: dict[str, list[str]]) -> Picker:
+    return Picker(
+        chosen=_pairs(lists.get("adding", [])), removing=_pairs(lists.get("removing", []))
+    )
+
+
+async def _edit_page(
+    visitor: Visitor,
+    provider_id: str,
+    group_id: str,
+    form: FormState,
+    picker: Picker,
+    unassign: list[str],
+    *,
+    fragment: bool = False,
+    status_code: int = 200,
+) -> Response:
+    group = await visitor.api.get_group(provider_id, group_id)
+    available, more = await _available(visitor, provider_id, form.value("q"), picker.chosen)
+    context: dict[str, object] = {
+        "provider_id": provider_id,
+        "group": group,
+        "form": form,
+        "picker": picker,
+        "available": available,
+        "more": more,
+        "unassign": unassign,
+        "available_action": f"/providers/{provider_id}/groups/{group_id}/available",
+    }
+    if fragment:
+        return await render(visitor, "groups/_available.html", context)
+    members = await visitor.api.list_group_clients(
+        provider_id, group_id, q=form.value("mq") or None, page_size=_PAGE
+    )
+    context["members"] = [c for c in members["items"] if c["id"] not in picker.removing]
+    context["members_more"] = bool(members.get("next_page_token"))
+    return await render(visitor, "groups/edit.html", context, status_code=status_code)
+
+
+@router.get("/providers/{provider_id}/groups/{group_id}/edit", response_class=HTMLResponse)
+async def edit_page(visitor: CurrentVisitor, provider_id: str, group_id: str) -> Response:
+    group = await visitor.api.get_group(provider_id, group_id)
+    form = FormState(values={"name": group["name"]})
+    return await _edit_page(visitor, provider_id, group_id, form, Picker(), [])
+
+
+@router.post("/providers/{provider_id}/groups/{group_id}/available", response_class=HTMLResponse)
+async def edit_available(visitor: CurrentVisitor, provider_id: str, group_id: str) -> Response:
+    single, lists = await _posted(visitor.request)
+    return await _edit_page(
+        visitor,
+        provider_id,
+        group_id,
+        FormState(values=single),
+        _edit_picker(lists),
+        lists.get("unassign_employee_ids", []),
+        fragment=True,
+    )
+
+
+def _changes(
+    single: dict[str, str], picker: Picker, unassign: list[str], current_name: str
+) -> GroupChangesBody:
+    body: GroupChangesBody = {}
+    name = single.get("name", "").strip()
+    if name and name != current_name:
+        body["name"] = name
+    if picker.chosen:
+        body["add_client_ids"] = list(picker.chosen)
+    if picker.removing:
+        body["remove_client_ids"] = list(picker.removing)
+    if unassign:
+        body["unassign_employee_ids"] = unassign
+    return body
+
+
+@router.post("/providers/{provider_id}/groups/{group_id}/edit", response_class=HTMLResponse)
+async def edit_group(visitor: CurrentVisitor, provider_id: str, group_id: str) -> Response:
+    single, lists = await _posted(visitor.request)
+    action = single.get("action", "search")
+    picker = _edit_picker(lists)
+    unassign = lists.get("unassign_employee_ids", [])
+    form = FormState(values=single)
+    if action == "add":
+        if single.get("pick_all"):
+            shown, _ = await _available(visitor, provider_id, single.get("q", ""), picker.chosen)
+            picker.chosen.update({c["id"]: c["name"] for c in shown})
+        picker.chosen.update(_pairs(lists.get("pick", [])))
+    elif action == "clear":
+        picker.removing.update(_pairs(lists.get("drop", [])))
+    elif action == "undo":
+        for client_id in _pairs(lists.get("undo", [])):
+            picker.chosen.pop(client_id, None)
+            picker.removing.pop(client_id, None)
+    elif action == "next":
+        group = await visitor.api.get_group(provider_id, group_id)
+        body = _changes(single, picker, unassign, group["name"])
+        if not body:
+            form.summary = visitor.t("groups.nothing")
+            return await _edit_page(
+                visitor, provider_id, group_id, form, picker, unassign, status_code=400
+            )
+        return await _confirm_page(visitor, provider_id, group_id, form, picker, unassign, body)
+    form.values["pick_all"] = ""
+    return await _edit_page(visitor, provider_id, group_id, form, picker, unassign)
+
+
+async def _confirm_page(
+    visitor: Visitor,
+    provider_id: str,
+    group_id: str,
+    form: FormState,
+    picker: Picker,
+    unassign: list[str],
+    body: GroupChangesBody,
+    *,
+    status_code: int = 200,
+) -> Response:
+    """The access summary (the gateway's dry run) before anything is written."""
+    group = await visitor.api.get_group(provider_id, group_id)
+    try:
+        summary = await visitor.api.access_summary(provider_id, group_id, body)
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        refused = _refused(visitor, form.values, problem)
+        return await _edit_page(
+            visitor, provider_id, group_id, refused, picker, unassign, status_code=400
+        )
+    return await render(
+        visitor,
+        "groups/confirm.html",
+        {
+            "provider_id": provider_id,
+            "group": group,
+            "form": form,
+            "picker": picker,
+            "unassign": unassign,
+            "summary": summary,
+            "new_name": body.get("name"),
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/providers/{provider_id}/groups/{group_id}/changes", response_class=HTMLResponse)
+async def save_changes(visitor: CurrentVisitor, provider_id: str, group_id: str) -> Response:
+    single, lists = await _posted(visitor.request)
+    picker = _edit_picker(lists)
+    unassign = lists.get("unassign_employee_ids", [])
+    group = await visitor.api.get_group(provider_id, group_id)
+    body = _changes(single, picker, unassign, group["name"])
+    if single.get("action") == "back":
+        return await _edit_page(
+            visitor, provider_id, group_id, FormState(values=single), picker, unassign
+        )
+    try:
+        saved = await visitor.api.save_group_changes(
+            provider_id, group_id, {**body, "confirmation": single.get("confirmation", "")}
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        form = _refused(visitor, single, problem)
+        form.values.pop("confirmation", None)
+        if problem.reason in _NAME_REASONS:
+            return await _edit_page(
+                visitor, provider_id, group_id, form, picker, unassign, status_code=400
+            )
+        return await _confirm_page(
+            visitor, provider_id, group_id, form, picker, unassign, body, status_code=400
+        )
+    return redirect(
+        f"/providers/{provider_id}/groups/{group_id}?done=updated"
+        f"&name={_quote(saved['group']['name'])}"
+    )
+
+
+# --- delete --------------------------------------------------------------------------------
+
+
+@router.get("/providers/{provider_id}/groups/{group_id}/delete", response_class=HTMLResponse)
+async def delete_page(visitor: CurrentVisitor, provider_id: str, group_id: str) -> Response:
+    group = await visitor.api.get_group(provider_id, group_id)
+    return await render(
+        visitor,
+        "groups/delete.html",
+        {"provider_id": provider_id, "group": group, "form": FormState()},
+    )
+
+
+@router.post("/providers/{provider_id}/groups/{group_id}/delete", response_class=HTMLResponse)
+async def delete_group(visitor: CurrentVisitor, provider_id: str, group_id: str) -> Response:
+    single, _ = await _posted(visitor.request)
+    group = await visitor.api.get_group(provider_id, group_id)
+    try:
+        await visitor.api.delete_group(
+            provider_id, group_id, confirmation=single.get("confirmation", "")
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        form = FormState.refused(visitor.locale, single, problem, {})
+        if "confirmation" in form.errors:
+            form.errors["confirmation"] = visitor.t("groups.delete_wrong")
+        return await render(
+            visitor,
+            "groups/delete.html",
+            {"provider_id": provider_id, "group": group, "form": form},
+            status_code=400,
+        )
+    return redirect(f"/providers/{provider_id}/groups?done=deleted&name={_quote(group['name'])}")
