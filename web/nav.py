@@ -11,7 +11,6 @@ from web.session import Visitor
 
 MESSAGES = {
     "nav.groups": ("Groupes de clients", "Client groups"),
-    "nav.client_groups": ("Mes courtiers", "My brokers"),
     "nav.support": ("Assistance", "Support"),
     "nav.partners": ("Espace partenaire", "Partner back office"),
     "nav.workshop": ("Mon atelier", "My workshop"),
@@ -25,7 +24,7 @@ MESSAGES = {
         "Business account manager",
     ),
     "role.program_account_manager": (
-        "Gestionnaire de comptes programme",
+        "Gestionnaire de compte de programme",
         "Program account manager",
     ),
     "role.editor": ("Éditeur", "Editor"),
@@ -50,7 +49,6 @@ class PortalLink:
 
 _BY_KIND = {
     "service_provider": ("nav.groups", "/providers/{id}/groups"),
-    "client_business": ("nav.client_groups", "/organisations/{id}/relationships"),
     "association": ("nav.association", "/associations/{id}"),
     "delivery_partner": ("nav.partners", "/partners/{id}"),
     "workshop": ("nav.workshop", "/workshops/{id}"),
@@ -72,11 +70,14 @@ async def portal_links(visitor: Visitor, me: User) -> list[PortalLink]:
     roles = {m["role"] for m in me["memberships"]}
     for organisation_id in dict.fromkeys(m["organisation_id"] for m in me["memberships"]):
         organisation = await visitor.organisation(organisation_id)
+        held = {m["role"] for m in me["memberships"] if m["organisation_id"] == organisation_id}
         known = _BY_KIND.get(organisation["kind"])
+        # Only a provider's business_account_manager sees and manages its client groups.
+        if organisation["kind"] == "service_provider" and "business_account_manager" not in held:
+            known = None
         if known:
             key, href = known
             links.append(PortalLink(key, href.format(id=organisation_id), organisation["name"]))
-        held = {m["role"] for m in me["memberships"] if m["organisation_id"] == organisation_id}
         if held & _ADMIN_ROLES.get(organisation["kind"], set()):
             href = f"/organisations/{organisation_id}/accounts"
             links.append(PortalLink("nav.accounts", href, organisation["name"]))

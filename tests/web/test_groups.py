@@ -9,9 +9,6 @@ so that its clients are available again whatever order the tests run in."""
 
 from __future__ import annotations
 
-import os
-import select
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -88,46 +85,6 @@ class Gateway:
         for group in self.groups():
             if group["name"].startswith(PREFIX):
                 self.delete(group["id"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _drained_logs(stack: Stack) -> Iterator[None]:
-    """Reads the stack's processes' output while these (sync) tests run.
-
-    The stack's log pumps are asyncio tasks of the session's loop, which does not run during a
-    sync test: after some 150 requests the gateway's stdout pipe is full, its next log line
-    blocks, and the whole gateway hangs. Until the shared fixture reads the pipes in a thread
-    (or sends the output straight to the log files), this module drains them itself."""
-    pipes: dict[int, str] = {}
-    for running in stack.running:
-        transport = running.process._transport  # type: ignore[attr-defined]
-        pipe = transport.get_pipe_transport(1)
-        if pipe is not None:
-            pipes[pipe.get_extra_info("pipe").fileno()] = running.component.name
-    stop = threading.Event()
-
-    def drain() -> None:
-        while not stop.is_set() and pipes:
-            ready, _, _ = select.select(list(pipes), [], [], 0.2)
-            for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    pipes.pop(fd, None)
-                    continue
-                if not data:
-                    pipes.pop(fd, None)
-                    continue
-                with (stack.state_dir / "logs" / f"{pipes[fd]}.log").open("ab") as sink:
-                    sink.write(data)
-
-    thread = threading.Thread(target=drain, name="groups-test-log-drain", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=5)
 
 
 @pytest.fixture
