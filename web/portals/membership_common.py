@@ -113,6 +113,11 @@ def refused(
             form.errors[name] = translate(
                 locale, "membership.removal_opens", date=show_date(opens.group("date"), locale)
             )
+    if problem.reason == "removal_window_closed" and "change" not in form.errors:
+        # The gateway's 409 carries no field list: the refusal belongs beside "Changement".
+        opens = _OPENS.search(str(problem.problem.get("detail") or ""))
+        when = show_date(opens.group("date"), locale) if opens else "—"
+        form.errors["change"] = translate(locale, "membership.removal_opens", date=when)
     return form
 
 
