@@ -10,11 +10,8 @@ import random
 import string
 from collections.abc import Callable
 
-import httpx
 from playwright.sync_api import Page, expect
 
-from services.devstack.demo import DEMO_PASSWORD
-from services.devstack.stack import Stack
 from tests.web.conftest import sign_in, url
 
 Shot = Callable[[Page, str], None]
@@ -23,15 +20,6 @@ Shot = Callable[[Page, str], None]
 def _suffix() -> str:
     """Letters only: the duplicate detection compares words, and digits would be words too."""
     return "".join(random.choices(string.ascii_lowercase, k=8))
-
-
-def _organisation_of(stack: Stack, username: str) -> str:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
-        token = client.post(
-            "/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD}
-        ).json()["access_token"]
-        me = client.get("/v1/me", headers={"authorization": f"Bearer {token}"}).json()
-        return str(me["organisation_id"])
 
 
 def _open_workshop(portal: Page) -> str:
@@ -65,7 +53,7 @@ def test_workshop_view_an_option_added_and_a_removal_refused_outside_the_window(
     screenshot(portal, "membership-workshop")
 
     portal.get_by_label("Option", exact=True).select_option(label="Publicité locale")
-    portal.get_by_label("Changement").select_option(label="Ajouter")
+    portal.get_by_label("Changement", exact=True).select_option(label="Ajouter")
     portal.get_by_role("button", name="Envoyer la demande").click()
     expect(portal.get_by_role("status")).to_contain_text("Demande enregistrée")
     portal.reload()
@@ -75,14 +63,14 @@ def test_workshop_view_an_option_added_and_a_removal_refused_outside_the_window(
     expect(row.first).to_contain_text("Ajouter")
 
     portal.get_by_label("Option", exact=True).select_option(label="Dépannage 24/7")
-    portal.get_by_label("Changement").select_option(label="Enlever")
+    portal.get_by_label("Changement", exact=True).select_option(label="Enlever")
     portal.get_by_label("Commentaire (facultatif)").fill("Nous n'utilisons plus le dépannage")
     portal.get_by_role("button", name="Envoyer la demande").click()
     expect(portal.get_by_role("alert")).to_contain_text(
         "Les options ne peuvent être enlevées qu'une fois par an"
     )
     expect(portal.locator("#f-change-error")).to_contain_text("Prochaine date de renouvellement")
-    expect(portal.get_by_label("Changement")).to_have_attribute("aria-invalid", "true")
+    expect(portal.get_by_label("Changement", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(portal.locator("#f-option_id option:checked")).to_have_text("Dépannage 24/7")
     expect(portal.get_by_label("Commentaire (facultatif)")).to_have_value(
         "Nous n'utilisons plus le dépannage"
@@ -271,10 +259,9 @@ def test_the_duplicates_review_previews_then_merges_and_the_duplicate_disappears
     screenshot(portal, "membership-audit")
 
 
-def test_a_workshop_owner_cannot_open_another_workshop_or_the_association(
-    portal: Page, stack: Stack
-) -> None:
-    association = _organisation_of(stack, "assoc.admin")
+def test_a_workshop_owner_cannot_open_another_workshop_or_the_association(portal: Page) -> None:
+    association = _open_association(portal)
+    portal.get_by_role("button", name="Se déconnecter").click()
     _open_workshop(portal)
     for path in (f"/workshops/{association}", f"/associations/{association}"):
         portal.goto(url(portal, path))
