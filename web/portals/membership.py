@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.portals import membership_associations, membership_workshops
+from web.portals import membership_associations, membership_records, membership_workshops
 
 router = APIRouter()
 router.include_router(membership_workshops.router)
 router.include_router(membership_associations.router)
+router.include_router(membership_records.router)

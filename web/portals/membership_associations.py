@@ -15,10 +15,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from web.client.api import (
     CoverageBody,
-    DuplicateKind,
     FeeBody,
     MemberBody,
-    MergePreview,
     Organiser,
     SchemasMembershipRegistrationBody,
     Trainee,
@@ -215,12 +213,12 @@ _DONE = {
 }
 
 
-def _done(visitor: Visitor, done: str) -> str | None:
+def done_text(visitor: Visitor, done: str) -> str | None:
     key = _DONE.get(done)
     return visitor.t(key) if key else None
 
 
-def _keep(problem: ApiProblem) -> None:
+def keep(problem: ApiProblem) -> None:
     """Re-raise what is not a form's business: the app's error page says it."""
     if problem.status >= 500 or problem.status in (401, 403, 404):
         raise problem
@@ -236,7 +234,7 @@ async def _name(visitor: Visitor, association_id: str) -> str:
         return ""
 
 
-async def _page(
+async def portal_page(
     visitor: Visitor,
     association_id: str,
     template: str,
@@ -280,7 +278,7 @@ async def _members_page(
         "fee_form": fee_form or FormState(values={"year": str(year)}),
         "fee_for": fee_for,
     }
-    return await _page(visitor, association_id, "members", "members", context, status_code)
+    return await portal_page(visitor, association_id, "members", "members", context, status_code)
 
 
 @router.get("/associations/{association_id}", response_class=HTMLResponse)
@@ -291,14 +289,14 @@ async def association_page(
     await visitor.me()
     try:
         return await _members_page(
-            visitor, association_id, FormState(done=_done(visitor, done)), fee
+            visitor, association_id, FormState(done=done_text(visitor, done)), fee
         )
     except ApiProblem as problem:
         if problem.status != 403:
             raise
     trainings = await visitor.api.list_public_trainings(association_id, page_size=50)
     context = {"trainings": trainings["items"], "member_view": True}
-    return await _page(visitor, association_id, "public_trainings", "public", context)
+    return await portal_page(visitor, association_id, "public_trainings", "public", context)
 
 
 @router.post("/associations/{association_id}/members", response_class=HTMLResponse)
@@ -314,7 +312,7 @@ async def add_member(visitor: CurrentVisitor, association_id: str) -> Response:
     try:
         await visitor.api.add_member(association_id, body)
     except ApiProblem as problem:
-        _keep(problem)
+        keep(problem)
         form = refused(visitor.locale, values, problem)
         return await _members_page(visitor, association_id, form, status_code=400)
     return redirect(f"/associations/{association_id}?done=member")
@@ -334,7 +332,7 @@ async def record_fee(visitor: CurrentVisitor, association_id: str, member_id: st
     try:
         await visitor.api.record_fee(association_id, member_id, cast("FeeBody", body))
     except ApiProblem as problem:
-        _keep(problem)
+        keep(problem)
         fee_form = refused(visitor.locale, values, problem, {"amount_cents": "amount"})
         return await _members_page(
             visitor,
@@ -355,13 +353,15 @@ async def _trainings_page(
 ) -> Response:
     trainings = await visitor.api.list_trainings(association_id, page_size=100)
     context = {"trainings": trainings["items"], "form": form}
-    return await _page(visitor, association_id, "trainings", "trainings", context, status_code)
+    return await portal_page(
+        visitor, association_id, "trainings", "trainings", context, status_code
+    )
 
 
 @router.get("/associations/{association_id}/trainings", response_class=HTMLResponse)
 async def trainings_page(visitor: CurrentVisitor, association_id: str, done: str = "") -> Response:
     await visitor.me()
-    form = FormState(values={"capacity": "10", "public": "on"}, done=_done(visitor, done))
+    form = FormState(values={"capacity": "10", "public": "on"}, done=done_text(visitor, done))
     return await _trainings_page(visitor, association_id, form)
 
 
@@ -393,7 +393,7 @@ async def create_training(visitor: CurrentVisitor, association_id: str) -> Respo
     try:
         training = await visitor.api.create_training(association_id, cast("TrainingBody", body))
     except ApiProblem as problem:
-        _keep(problem)
+        keep(problem)
         form = refused(visitor.locale, values, problem)
         return await _trainings_page(visitor, association_id, form, status_code=400)
     return redirect(f"/associations/{association_id}/trainings/{training['id']}?done=training")
@@ -430,7 +430,7 @@ async def _trainees_page(
         "form": form,
         "email_for": email_for,
     }
-    return await _page(visitor, association_id, "trainees", "trainings", context, status_code)
+    return await portal_page(visitor, association_id, "trainees", "trainings", context, status_code)
 
 
 @router.get("/associations/{association_id}/trainings/{training_id}", response_class=HTMLResponse)
@@ -438,7 +438,7 @@ async def trainees_page(
     visitor: CurrentVisitor, association_id: str, training_id: str, done: str = ""
 ) -> Response:
     await visitor.me()
-    form = FormState(done=_done(visitor, done))
+    form = FormState(done=done_text(visitor, done))
     return await _trainees_page(visitor, association_id, training_id, form)
 
 
@@ -453,7 +453,7 @@ async def validate_registration(
     try:
         await visitor.api.validate_registration(association_id, registration_id)
     except ApiProblem as problem:
-        _keep(problem)
+        keep(problem)
         form = refused(visitor.locale, {}, problem)
         return await _trainees_page(visitor, association_id, training_id, form, status_code=409)
     return redirect(f"/associations/{association_id}/trainings/{training_id}?done=validated")
@@ -472,7 +472,7 @@ async def correct_email(
             association_id, registration_id, {"email": values.get("email", "").strip()}
         )
     except ApiProblem as problem:
-        _keep(problem)
+        keep(problem)
         form = refused(visitor.locale, values, problem)
         return await _trainees_page(
             visitor, association_id, training_id, form, registration_id, status_code=400
@@ -487,7 +487,7 @@ async def correct_email(
 async def public_trainings_page(visitor: CurrentVisitor, association_id: str) -> Response:
     trainings = await visitor.api.list_public_trainings(association_id, page_size=100)
     context = {"trainings": trainings["items"], "member_view": False}
-    return await _page(visitor, association_id, "public_trainings", "public", context)
+    return await portal_page(visitor, association_id, "public_trainings", "public", context)
 
 
 async def _public_training(visitor: Visitor, association_id: str, training_id: str) -> Training:
@@ -513,7 +513,7 @@ async def _register_page(
 ) -> Response:
     training = await _public_training(visitor, association_id, training_id)
     context = {"training": training, "form": form}
-    return await _page(visitor, association_id, "register", "public", context, status_code)
+    return await portal_page(visitor, association_id, "register", "public", context, status_code)
 
 
 @router.get(
@@ -578,7 +578,7 @@ async def _dps_page(
             if problem.status not in (403, 404):
                 raise
     context = {"form": form, "requests": requests}
-    return await _page(visitor, association_id, "dps", "dps", context, status_code)
+    return await portal_page(visitor, association_id, "dps", "dps", context, status_code)
 
 
 @router.get("/associations/{association_id}/dps-requests", response_class=HTMLResponse)
@@ -614,143 +614,3 @@ async def request_coverage(visitor: CurrentVisitor, association_id: str) -> Resp
         return await _dps_page(visitor, association_id, form, status_code=problem.status)
     done = visitor.t("association.dps_done", number=result["request"]["client"]["number"])
     return await _dps_page(visitor, association_id, FormState(done=done))
-
-
-# Client records and the duplicates review ---------------------------------------------------
-
-
-@router.get("/associations/{association_id}/records", response_class=HTMLResponse)
-async def records_page(
-    visitor: CurrentVisitor,
-    association_id: str,
-    name: str = "",
-    page_token: str = "",
-    done: str = "",
-) -> Response:
-    await visitor.me()
-    records = await visitor.api.list_records(
-        association_id, name=name or None, page_size=50, page_token=page_token or None
-    )
-    context = {
-        "records": records["items"],
-        "next_page_token": records["next_page_token"],
-        "name": name,
-        "form": FormState(done=_done(visitor, done)),
-    }
-    return await _page(visitor, association_id, "records", "records", context)
-
-
-async def _record_page(
-    visitor: Visitor,
-    association_id: str,
-    record_id: str,
-    form: FormState,
-    preview: MergePreview | None = None,
-    delete_form: FormState | None = None,
-    status_code: int = 200,
-) -> Response:
-    duplicates = await visitor.api.record_duplicates(association_id, record_id)
-    context = {
-        "record": duplicates["record"],
-        "candidates": duplicates["candidates"],
-        "preview": preview,
-        "form": form,
-        "delete_form": delete_form or FormState(),
-    }
-    return await _page(visitor, association_id, "record", "records", context, status_code)
-
-
-@router.get("/associations/{association_id}/records/{record_id}", response_class=HTMLResponse)
-async def record_page(
-    visitor: CurrentVisitor, association_id: str, record_id: str, target_id: str = ""
-) -> Response:
-    """The merge screen; with a target chosen, what the merge would move (nothing moves yet)."""
-    await visitor.me()
-    preview = None
-    form = FormState(values={"target_id": target_id})
-    if target_id:
-        try:
-            preview = await visitor.api.merge_preview(
-                association_id, record_id, target_id=target_id
-            )
-        except ApiProblem as problem:
-            _keep(problem)
-            form = refused(visitor.locale, form.values, problem)
-    return await _record_page(visitor, association_id, record_id, form, preview)
-
-
-@router.post(
-    "/associations/{association_id}/records/{record_id}/merge", response_class=HTMLResponse
-)
-async def merge_records(visitor: CurrentVisitor, association_id: str, record_id: str) -> Response:
-    values = await form_values(visitor.request)
-    try:
-        result = await visitor.api.merge_records(
-            association_id, record_id, {"target_id": values.get("target_id", "")}
-        )
-    except ApiProblem as problem:
-        _keep(problem)
-        form = refused(visitor.locale, values, problem)
-        return await _record_page(visitor, association_id, record_id, form, status_code=400)
-    done = visitor.t(
-        "association.merged",
-        registrations=result["registrations_moved"],
-        coverage=result["coverage_requests_moved"],
-        target=result["target"]["number"],
-    )
-    return await _record_page(visitor, association_id, record_id, FormState(done=done))
-
-
-@router.post(
-    "/associations/{association_id}/records/{record_id}/delete", response_class=HTMLResponse
-)
-async def delete_record(visitor: CurrentVisitor, association_id: str, record_id: str) -> Response:
-    """Irreversible, so a word typed on purpose, checked by the service too."""
-    values = await form_values(visitor.request)
-    confirmation = values.get("confirmation", "").strip()
-    if confirmation.upper() != "SUPPRIMER":
-        delete_form = FormState(
-            values=values,
-            errors={"confirmation": visitor.t("association.confirm_mismatch")},
-            summary=visitor.t("problem.invalid_argument"),
-        )
-        return await _record_page(
-            visitor, association_id, record_id, FormState(), None, delete_form, status_code=400
-        )
-    try:
-        await visitor.api.delete_record(association_id, record_id, confirmation="SUPPRIMER")
-    except ApiProblem as problem:
-        _keep(problem)
-        delete_form = refused(visitor.locale, values, problem)
-        return await _record_page(
-            visitor, association_id, record_id, FormState(), None, delete_form, status_code=409
-        )
-    return redirect(f"/associations/{association_id}/records?done=deleted")
-
-
-@router.get("/associations/{association_id}/duplicates", response_class=HTMLResponse)
-async def duplicates_page(
-    visitor: CurrentVisitor, association_id: str, kind: str = "", page_token: str = ""
-) -> Response:
-    await visitor.me()
-    chosen: DuplicateKind | None = (
-        "certain" if kind == "certain" else "probable" if kind == "probable" else None
-    )
-    page = await visitor.api.list_duplicates(
-        association_id, kind=chosen, page_size=25, page_token=page_token or None
-    )
-    context = {
-        "groups": page["items"],
-        "totals": page["totals"],
-        "next_page_token": page["next_page_token"],
-        "kind": chosen or "",
-    }
-    return await _page(visitor, association_id, "duplicates", "duplicates", context)
-
-
-@router.get("/associations/{association_id}/audit", response_class=HTMLResponse)
-async def audit_page(visitor: CurrentVisitor, association_id: str) -> Response:
-    await visitor.me()
-    audit = await visitor.api.list_client_record_audit(association_id, page_size=100)
-    context = {"entries": audit["items"]}
-    return await _page(visitor, association_id, "audit", "audit", context)
