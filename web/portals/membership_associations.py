@@ -246,9 +246,22 @@ async def portal_page(
         "association_id": association_id,
         "association_name": await _name(visitor, association_id),
         "tab": tab,
+        "is_admin": await _is_admin(visitor, association_id),
         **context,
     }
     return await render(visitor, f"membership/{template}.html", page, status_code=status_code)
+
+
+async def _is_admin(visitor: Visitor, association_id: str) -> bool:
+    """Whether to show the administration tabs (a member or a civilian would only meet
+    refusals behind them); the service still decides every call."""
+    if not visitor.signed_in:
+        return False
+    me = await visitor.me()
+    return any(
+        m["organisation_id"] == association_id and m["role"] == "association_admin"
+        for m in me["memberships"]
+    )
 
 
 # Members and fees ---------------------------------------------------------------------------
