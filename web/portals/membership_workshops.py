@@ -1,0 +1,368 @@
+"""A banner-program workshop's pages (seed 000): its information and program, option-change
+requests (added any time, removed only in the yearly window at the renewal date), its
+technicians and their training courses, and its labour-warranty claims."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
+
+from web.client.api import (
+    ClaimBody,
+    ClaimStatus,
+    CourseRegistrationBody,
+    OptionChange,
+    TechnicianBody,
+)
+from web.client.transport import ApiProblem
+from web.deps import CurrentVisitor
+from web.i18n import register
+from web.pages import form_values, redirect, render
+from web.portals.membership_common import cents, refused, whole
+from web.problems import FormState
+from web.session import Visitor
+
+MESSAGES = {
+    "workshop.title": ("Mon atelier", "My workshop"),
+    "workshop.tab_view": ("Atelier et programme", "Workshop and program"),
+    "workshop.tab_technicians": ("Techniciens et formations", "Technicians and training"),
+    "workshop.tab_claims": ("Garanties main d'œuvre", "Labour warranties"),
+    "workshop.tabs": ("Sections de l'atelier", "Workshop sections"),
+    "workshop.information": ("Informations de l'atelier", "Workshop information"),
+    "workshop.name": ("Nom", "Name"),
+    "workshop.email": ("Courriel", "E-mail"),
+    "workshop.phone": ("Téléphone", "Phone"),
+    "workshop.address": ("Adresse", "Address"),
+    "workshop.wholesaler": ("Membre grossiste", "Wholesaler member"),
+    "workshop.distributor": ("Distributeur (DDA)", "Distributor (DDA)"),
+    "workshop.contacts_note": (
+        "Vous ne pouvez pas modifier vos coordonnées vous-même : écrivez à l'équipe du "
+        "Service aux Ateliers.",
+        "You cannot change your contact details yourself: write to the workshop services team.",
+    ),
+    "workshop.program": ("Programme de bannière", "Banner program"),
+    "workshop.status": ("Statut", "Status"),
+    "workshop.status_active": ("Actif", "Active"),
+    "workshop.status_ended": ("Terminé", "Ended"),
+    "workshop.renewal_date": ("Date de renouvellement", "Renewal date"),
+    "workshop.benefits": ("Bénéfices du programme", "Program benefits"),
+    "workshop.options": ("Options", "Options"),
+    "workshop.option": ("Option", "Option"),
+    "workshop.benefit": ("Bénéfice", "Benefit"),
+    "workshop.held": ("Dans mon programme", "In my program"),
+    "workshop.held_yes": ("Oui", "Yes"),
+    "workshop.held_no": ("Non", "No"),
+    "workshop.window_open": (
+        "La fenêtre de retrait des options est ouverte jusqu'au {date}.",
+        "The option-removal window is open until {date}.",
+    ),
+    "workshop.window_closed": (
+        "Les options s'ajoutent à tout moment ; elles ne s'enlèvent qu'une fois par an, à la "
+        "date de renouvellement (prochaine : {date}).",
+        "Options can be added any time; they are removed only once a year, at the renewal date "
+        "(next: {date}).",
+    ),
+    "workshop.request_title": ("Demander un changement d'option", "Request an option change"),
+    "workshop.change": ("Changement", "Change"),
+    "workshop.change_add": ("Ajouter", "Add"),
+    "workshop.change_remove": ("Enlever", "Remove"),
+    "workshop.note": ("Commentaire (facultatif)", "Comment (optional)"),
+    "workshop.send_request": ("Envoyer la demande", "Send the request"),
+    "workshop.requested": (
+        "Demande enregistrée : l'équipe du Service aux Ateliers va la traiter.",
+        "Request recorded: the workshop services team will handle it.",
+    ),
+    "workshop.requests": ("Demandes de changement", "Change requests"),
+    "workshop.requests_none": ("Aucune demande pour l'instant.", "No request so far."),
+    "workshop.requested_on": ("Demandée le", "Requested on"),
+    "workshop.decision": ("Décision", "Decision"),
+    "membership.status_pending": ("En attente", "Pending"),
+    "membership.status_approved": ("Acceptée", "Approved"),
+    "membership.status_rejected": ("Refusée", "Rejected"),
+    "workshop.technicians": ("Techniciens", "Technicians"),
+    "workshop.technicians_none": ("Aucun technicien.", "No technician."),
+    "workshop.first_name": ("Prénom", "First name"),
+    "workshop.last_name": ("Nom", "Last name"),
+    "workshop.add_technician": ("Ajouter un technicien", "Add a technician"),
+    "workshop.technician_added": ("Technicien ajouté.", "Technician added."),
+    "workshop.courses": ("Cours de formation à venir", "Upcoming training courses"),
+    "workshop.course": ("Cours", "Course"),
+    "workshop.dates": ("Dates", "Dates"),
+    "workshop.location": ("Lieu", "Location"),
+    "workshop.seats": ("Places prises", "Seats taken"),
+    "workshop.register": ("Inscrire un technicien", "Register a technician"),
+    "workshop.technician": ("Technicien", "Technician"),
+    "workshop.choose": ("— Choisir —", "— Choose —"),
+    "workshop.register_button": ("Inscrire", "Register"),
+    "workshop.registered": ("Technicien inscrit au cours.", "Technician registered."),
+    "workshop.history": ("Historique des formations", "Training history"),
+    "workshop.history_none": ("Aucune inscription.", "No registration."),
+    "workshop.cancel": ("Annuler l'inscription", "Cancel the registration"),
+    "workshop.registration_cancelled": ("Inscription annulée.", "Registration cancelled."),
+    "membership.status_registered": ("Inscrit", "Registered"),
+    "membership.status_cancelled": ("Annulée", "Cancelled"),
+    "membership.status_completed": ("Suivi", "Completed"),
+    "membership.status_absent": ("Absent", "Absent"),
+    "workshop.claims": ("Garanties main d'œuvre", "Labour-warranty claims"),
+    "workshop.claims_none": ("Aucune garantie soumise.", "No claim submitted."),
+    "workshop.claim_number": ("Numéro", "Number"),
+    "workshop.vin": ("NIV du véhicule", "Vehicle VIN"),
+    "workshop.repair_order": ("Bon de travail", "Repair order"),
+    "workshop.repair_date": ("Date de la réparation", "Repair date"),
+    "workshop.labour_minutes": ("Main d'œuvre (minutes)", "Labour (minutes)"),
+    "workshop.amount": ("Montant (€)", "Amount (€)"),
+    "workshop.description": ("Description", "Description"),
+    "workshop.submit_claim": ("Soumettre une garantie", "Submit a claim"),
+    "workshop.claim_submitted": ("Garantie soumise.", "Claim submitted."),
+    "workshop.claim_title": ("Garantie {number}", "Claim {number}"),
+    "workshop.claim_history": ("Historique", "History"),
+    "workshop.when": ("Date", "When"),
+    "workshop.withdraw": ("Retirer la garantie", "Withdraw the claim"),
+    "workshop.answer": ("Répondre (informations demandées)", "Answer (information requested)"),
+    "workshop.claim_updated": ("Garantie mise à jour.", "Claim updated."),
+    "workshop.back_claims": ("Toutes les garanties", "All claims"),
+    "membership.claim_submitted": ("Soumise", "Submitted"),
+    "membership.claim_under_review": ("En examen", "Under review"),
+    "membership.claim_needs_information": ("Informations demandées", "Information needed"),
+    "membership.claim_approved": ("Acceptée", "Approved"),
+    "membership.claim_rejected": ("Refusée", "Rejected"),
+    "membership.claim_paid": ("Payée", "Paid"),
+    "membership.claim_withdrawn": ("Retirée", "Withdrawn"),
+}
+register(MESSAGES)
+
+router = APIRouter()
+
+_DONE = {
+    "requested": "workshop.requested",
+    "technician": "workshop.technician_added",
+    "registered": "workshop.registered",
+    "cancelled": "workshop.registration_cancelled",
+    "claim": "workshop.claim_submitted",
+    "claim_updated": "workshop.claim_updated",
+}
+
+
+def _done(visitor: Visitor, done: str) -> str | None:
+    key = _DONE.get(done)
+    return visitor.t(key) if key else None
+
+
+async def _view_page(
+    visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
+) -> Response:
+    view = await visitor.api.get_workshop(workshop_id)
+    requests = await visitor.api.list_option_requests(workshop_id, page_size=50)
+    held = {option["id"] for option in view["membership"]["options"]}
+    context: dict[str, Any] = {
+        "workshop_id": workshop_id,
+        "tab": "view",
+        "view": view,
+        "held": held,
+        "requests": requests["items"],
+        "form": form,
+    }
+    return await render(visitor, "membership/workshop.html", context, status_code=status_code)
+
+
+@router.get("/workshops/{workshop_id}", response_class=HTMLResponse)
+async def workshop_page(visitor: CurrentVisitor, workshop_id: str, done: str = "") -> Response:
+    await visitor.me()
+    return await _view_page(visitor, workshop_id, FormState(done=_done(visitor, done)))
+
+
+@router.post("/workshops/{workshop_id}/option-requests", response_class=HTMLResponse)
+async def request_option_change(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    values = await form_values(visitor.request)
+    change: OptionChange = "remove" if values.get("change") == "remove" else "add"
+    try:
+        await visitor.api.request_option_change(
+            workshop_id,
+            {
+                "option_id": values.get("option_id", ""),
+                "change": change,
+                "channel": "portal",
+                "note": values.get("note", "").strip(),
+            },
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        form = refused(visitor.locale, values, problem)
+        return await _view_page(visitor, workshop_id, form, status_code=400)
+    return redirect(f"/workshops/{workshop_id}?done=requested")
+
+
+async def _technicians_page(
+    visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
+) -> Response:
+    view = await visitor.api.get_workshop(workshop_id)
+    technicians = await visitor.api.list_technicians(workshop_id, page_size=100)
+    history = await visitor.api.list_course_registrations(workshop_id, page_size=100)
+    courses = await visitor.api.list_courses(upcoming=True, page_size=100)
+    context: dict[str, Any] = {
+        "workshop_id": workshop_id,
+        "tab": "technicians",
+        "view": view,
+        "technicians": technicians["items"],
+        "history": history["items"],
+        "courses": courses["items"],
+        "form": form,
+    }
+    return await render(visitor, "membership/technicians.html", context, status_code=status_code)
+
+
+@router.get("/workshops/{workshop_id}/technicians", response_class=HTMLResponse)
+async def technicians_page(visitor: CurrentVisitor, workshop_id: str, done: str = "") -> Response:
+    await visitor.me()
+    return await _technicians_page(visitor, workshop_id, FormState(done=_done(visitor, done)))
+
+
+@router.post("/workshops/{workshop_id}/technicians", response_class=HTMLResponse)
+async def add_technician(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    values = await form_values(visitor.request)
+    body: TechnicianBody = {
+        "first_name": values.get("first_name", "").strip(),
+        "last_name": values.get("last_name", "").strip(),
+    }
+    if values.get("email", "").strip():
+        body["email"] = values["email"].strip()
+    try:
+        await visitor.api.add_technician(workshop_id, body)
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        form = refused(visitor.locale, values, problem)
+        return await _technicians_page(visitor, workshop_id, form, status_code=400)
+    return redirect(f"/workshops/{workshop_id}/technicians?done=technician")
+
+
+@router.post("/workshops/{workshop_id}/training-registrations", response_class=HTMLResponse)
+async def register_technician(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    values = await form_values(visitor.request)
+    body: CourseRegistrationBody = {
+        "course_id": values.get("course_id", ""),
+        "technician_id": values.get("technician_id", ""),
+    }
+    try:
+        await visitor.api.register_technician(workshop_id, body)
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403):
+            raise
+        form = refused(visitor.locale, values, problem)
+        return await _technicians_page(visitor, workshop_id, form, status_code=400)
+    return redirect(f"/workshops/{workshop_id}/technicians?done=registered")
+
+
+@router.post(
+    "/workshops/{workshop_id}/training-registrations/{registration_id}/cancel",
+    response_class=HTMLResponse,
+)
+async def cancel_registration(
+    visitor: CurrentVisitor, workshop_id: str, registration_id: str
+) -> Response:
+    try:
+        await visitor.api.update_course_registration(
+            workshop_id, registration_id, {"status": "cancelled"}
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        form = refused(visitor.locale, {}, problem)
+        return await _technicians_page(visitor, workshop_id, form, status_code=400)
+    return redirect(f"/workshops/{workshop_id}/technicians?done=cancelled")
+
+
+async def _claims_page(
+    visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
+) -> Response:
+    view = await visitor.api.get_workshop(workshop_id)
+    claims = await visitor.api.list_claims(workshop_id, page_size=100)
+    technicians = await visitor.api.list_technicians(workshop_id, page_size=100)
+    context: dict[str, Any] = {
+        "workshop_id": workshop_id,
+        "tab": "claims",
+        "view": view,
+        "claims": claims["items"],
+        "technicians": technicians["items"],
+        "form": form,
+    }
+    return await render(visitor, "membership/claims.html", context, status_code=status_code)
+
+
+@router.get("/workshops/{workshop_id}/claims", response_class=HTMLResponse)
+async def claims_page(visitor: CurrentVisitor, workshop_id: str, done: str = "") -> Response:
+    await visitor.me()
+    return await _claims_page(visitor, workshop_id, FormState(done=_done(visitor, done)))
+
+
+@router.post("/workshops/{workshop_id}/claims", response_class=HTMLResponse)
+async def submit_claim(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    values = await form_values(visitor.request)
+    body: dict[str, Any] = {
+        "vehicle_vin": values.get("vehicle_vin", "").strip(),
+        "repair_order": values.get("repair_order", "").strip(),
+        "description": values.get("description", "").strip(),
+    }
+    if values.get("repair_date"):
+        body["repair_date"] = values["repair_date"]
+    if values.get("technician_id"):
+        body["technician_id"] = values["technician_id"]
+    minutes, amount = whole(values, "labour_minutes"), cents(values, "amount")
+    if minutes is not None:
+        body["labour_minutes"] = minutes
+    if amount is not None:
+        body["amount_cents"] = amount
+    try:
+        claim = await visitor.api.submit_claim(workshop_id, cast("ClaimBody", body))
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 403, 404):
+            raise
+        form = refused(visitor.locale, values, problem, {"amount_cents": "amount"})
+        return await _claims_page(visitor, workshop_id, form, status_code=400)
+    return redirect(f"/workshops/{workshop_id}/claims/{claim['id']}?done=claim")
+
+
+async def _claim_page(
+    visitor: Visitor, workshop_id: str, claim_id: str, form: FormState, status_code: int = 200
+) -> Response:
+    view = await visitor.api.get_workshop(workshop_id)
+    claim = await visitor.api.get_claim(workshop_id, claim_id)
+    context: dict[str, Any] = {
+        "workshop_id": workshop_id,
+        "tab": "claims",
+        "view": view,
+        "claim": claim,
+        "form": form,
+    }
+    return await render(visitor, "membership/claim.html", context, status_code=status_code)
+
+
+@router.get("/workshops/{workshop_id}/claims/{claim_id}", response_class=HTMLResponse)
+async def claim_page(
+    visitor: CurrentVisitor, workshop_id: str, claim_id: str, done: str = ""
+) -> Response:
+    await visitor.me()
+    return await _claim_page(visitor, workshop_id, claim_id, FormState(done=_done(visitor, done)))
+
+
+_WORKSHOP_MOVES: dict[str, ClaimStatus] = {"withdrawn": "withdrawn", "under_review": "under_review"}
+
+
+@router.post("/workshops/{workshop_id}/claims/{claim_id}/transitions", response_class=HTMLResponse)
+async def transition_claim(visitor: CurrentVisitor, workshop_id: str, claim_id: str) -> Response:
+    """The workshop's own moves: withdraw a submitted claim, answer a request for information."""
+    values = await form_values(visitor.request)
+    to_status = _WORKSHOP_MOVES.get(values.get("to_status", ""), "withdrawn")
+    try:
+        await visitor.api.transition_claim(
+            workshop_id, claim_id, {"to_status": to_status, "note": values.get("note", "").strip()}
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 404):
+            raise
+        form = refused(visitor.locale, values, problem)
+        return await _claim_page(visitor, workshop_id, claim_id, form, status_code=400)
+    return redirect(f"/workshops/{workshop_id}/claims/{claim_id}?done=claim_updated")
