@@ -55,7 +55,8 @@ MESSAGES = {
         "This training has already started.",
     ),
     "problem.training_full": ("Cette formation est complète.", "This training is full."),
-    "problem.already_validated": (
+    # Identity uses the same reason for an account: this one is said by `refused` below.
+    "membership.already_validated": (
         "Échec de l'inscription : vous êtes déjà inscrit et validé sur une formation de ce type. "
         "Une nouvelle inscription n'est pas possible.",
         "Registration failed: you are already registered and validated for a training of this "
@@ -113,6 +114,8 @@ def refused(
             form.errors[name] = translate(
                 locale, "membership.removal_opens", date=show_date(opens.group("date"), locale)
             )
+    if problem.reason == "already_validated":
+        form.summary = translate(locale, "membership.already_validated")
     if problem.reason == "removal_window_closed" and "change" not in form.errors:
         # The gateway's 409 carries no field list: the refusal belongs beside "Changement".
         opens = _OPENS.search(str(problem.problem.get("detail") or ""))
