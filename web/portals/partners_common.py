@@ -174,6 +174,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "partners.detail.deactivated": ("Ce produit est désactivé.", "This product is deactivated."),
     "partners.detail.between": ("Entre {a} et {b}.", "Between {a} and {b}."),
+    "partners.detail.iban": ("Cet IBAN n'est pas valide.", "This IBAN is not valid."),
+    "partners.detail.bic": (
+        "Ce BIC n'est pas valide (8 ou 11 caractères).",
+        "This BIC is not valid (8 or 11 characters).",
+    ),
+    "partners.detail.proof_type": (
+        "Le justificatif doit être un PDF, un PNG ou un JPEG.",
+        "The proof must be a PDF, PNG or JPEG.",
+    ),
+    "partners.detail.proof_content": (
+        "Le fichier est vide, trop gros, ou n'est pas du type annoncé.",
+        "The file is empty, too large, or not of the type it claims.",
+    ),
     "problem.already_active": ("La promotion est déjà active.", "The promotion is already active."),
     "problem.already_cancelled": ("Cette commande est déjà annulée.", "Already cancelled."),
     "problem.already_checked_in": (
@@ -259,9 +272,9 @@ _FIELDS = {
     "reactivate_time": "reactivate_at",
     "start_time": "starts_at",
     "end_time": "ends_at",
-    "body": "content",
     "content_type": "proof",
-    "proof": "proof",
+    "content": "proof",
+    "filename": "proof",
 }
 
 _DETAILS: tuple[tuple[str, str], ...] = (
@@ -269,6 +282,12 @@ _DETAILS: tuple[tuple[str, str], ...] = (
     ("is not on this store's menu", "partners.detail.not_on_menu"),
     ("is the product that ran out", "partners.detail.same_product"),
     ("is not available (deactivated)", "partners.detail.deactivated"),
+    ("is not a valid IBAN", "partners.detail.iban"),
+    ("is not a valid BIC", "partners.detail.bic"),
+    ("must be application/pdf", "partners.detail.proof_type"),
+    ("is empty", "partners.detail.proof_content"),
+    ("is larger than", "partners.detail.proof_content"),
+    ("document", "partners.detail.proof_content"),
 )
 
 
