@@ -63,6 +63,7 @@ def test_orders_in_progress_and_the_history_with_cancellation_reasons(
     store_menu.get_by_role("link", name="Historique").click()
     portal.get_by_label("Statut").select_option(label="Annulée")
     portal.get_by_role("button", name="Filtrer").click()
+    expect(portal).to_have_url(re.compile(r"status=cancelled"))
     history = portal.get_by_role("table", name="Historique")
     rows = history.locator("tbody tr")
     expect(rows.first).to_contain_text("Annulée")
@@ -114,50 +115,6 @@ def test_deactivating_a_product_keeps_the_reason_and_refuses_a_past_reactivation
     expect(card.get_by_role("heading")).to_contain_text("Actif")
 
 
-def test_out_of_stock_answered_then_support_cancels_the_order(
-    portal: Page, stack: Stack, screenshot: Shot
-) -> None:
-    """Seed: deactivate the product, call the customer; they refuse, so support cancels."""
-    sign_in(portal, "napoli.manager")
-    portal.get_by_role("link", name="Espace partenaire").first.click()
-    portal.get_by_role("link", name="Commandes acceptées").click()
-    portal.get_by_role("link", name="NAP-1001").click()
-    portal.get_by_label("Produit épuisé").select_option(label="Tiramisu")
-    portal.get_by_role("button", name="Signaler le produit épuisé").click()
-    expect(portal.get_by_role("status")).to_contain_text("Produit signalé épuisé et désactivé")
-
-    # The customer accepts but no replacement is chosen: refused beside the field.
-    portal.get_by_label("Le client accepte l'alternative").check()
-    portal.get_by_role("button", name="Enregistrer la réponse").click()
-    expect(portal.get_by_role("alert")).to_be_visible()
-    expect(portal.locator(".field.invalid")).to_have_count(1)
-    expect(portal.get_by_label("Le client accepte l'alternative")).to_be_checked()
-
-    portal.get_by_label("Le client refuse").check()
-    portal.get_by_label("Note (facultatif)").fill("Le client ne veut pas d'autre dessert")
-    portal.get_by_role("button", name="Enregistrer la réponse").click()
-    expect(portal.get_by_role("status")).to_contain_text("Réponse du client enregistrée.")
-    _sign_out(portal)
-
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
-    portal.goto(url(portal, "/operator/partners/escalations"))
-    cancel = portal.get_by_role("button", name="Annuler la commande NAP-1001")
-    expect(cancel).to_be_visible()  # the table follows the workflow (htmx) until it escalates
-    screenshot(portal, "partners-operator-escalations")
-    cancel.click()
-    expect(portal.get_by_role("status")).to_contain_text("Commande NAP-1001 annulée et remboursée.")
-    _sign_out(portal)
-
-    sign_in(portal, "napoli.manager")
-    portal.get_by_role("link", name="Espace partenaire").first.click()
-    portal.get_by_role("link", name="Historique").click()
-    row = portal.get_by_role("table", name="Historique").get_by_role(
-        "row", name=re.compile("NAP-1001")
-    )
-    expect(row).to_contain_text("Annulée")
-    expect(portal.get_by_role("table", name="Commandes acceptées")).to_have_count(0)
-
-
 def test_reporting_a_courier_from_the_history_and_contacting_a_late_one(
     portal: Page, screenshot: Shot
 ) -> None:
@@ -172,6 +129,7 @@ def test_reporting_a_courier_from_the_history_and_contacting_a_late_one(
     portal.get_by_role("link", name="Historique").click()
     portal.get_by_label("Statut").select_option(label="Livrée")
     portal.get_by_role("button", name="Filtrer").click()
+    expect(portal).to_have_url(re.compile(r"status=delivered"))
     rows = portal.get_by_role("table", name="Historique").locator("tbody tr")
     rows.nth(1).get_by_role("link").click()
     portal.get_by_label("Motif du signalement").select_option(label="Retard")
@@ -343,3 +301,47 @@ def test_a_partner_cannot_open_another_stores_pages(portal: Page, stack: Stack) 
     response = portal.goto(url(portal, "/operator/partners/escalations"))
     assert response is not None and response.status in (403, 404)
     expect(portal.get_by_role("alert")).to_be_visible()
+
+
+def test_out_of_stock_answered_then_support_cancels_the_order(
+    portal: Page, stack: Stack, screenshot: Shot
+) -> None:
+    """Seed: deactivate the product, call the customer; they refuse, so support cancels."""
+    sign_in(portal, "napoli.manager")
+    portal.get_by_role("link", name="Espace partenaire").first.click()
+    portal.get_by_role("link", name="Commandes acceptées").click()
+    portal.get_by_role("link", name="NAP-1001").click()
+    portal.get_by_label("Produit épuisé").select_option(label="Tiramisu")
+    portal.get_by_role("button", name="Signaler le produit épuisé").click()
+    expect(portal.get_by_role("status")).to_contain_text("Produit signalé épuisé et désactivé")
+
+    # The customer accepts but no replacement is chosen: refused beside the field.
+    portal.get_by_label("Le client accepte l'alternative").check()
+    portal.get_by_role("button", name="Enregistrer la réponse").click()
+    expect(portal.get_by_role("alert")).to_be_visible()
+    expect(portal.locator(".field.invalid")).to_have_count(1)
+    expect(portal.get_by_label("Le client accepte l'alternative")).to_be_checked()
+
+    portal.get_by_label("Le client refuse").check()
+    portal.get_by_label("Note (facultatif)").fill("Le client ne veut pas d'autre dessert")
+    portal.get_by_role("button", name="Enregistrer la réponse").click()
+    expect(portal.get_by_role("status")).to_contain_text("Réponse du client enregistrée.")
+    _sign_out(portal)
+
+    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    portal.goto(url(portal, "/operator/partners/escalations"))
+    cancel = portal.get_by_role("button", name="Annuler la commande NAP-1001")
+    expect(cancel).to_be_visible()  # the table follows the workflow (htmx) until it escalates
+    screenshot(portal, "partners-operator-escalations")
+    cancel.click()
+    expect(portal.get_by_role("status")).to_contain_text("Commande NAP-1001 annulée et remboursée.")
+    _sign_out(portal)
+
+    sign_in(portal, "napoli.manager")
+    portal.get_by_role("link", name="Espace partenaire").first.click()
+    portal.get_by_role("link", name="Historique").click()
+    row = portal.get_by_role("table", name="Historique").get_by_role(
+        "row", name=re.compile("NAP-1001")
+    )
+    expect(row).to_contain_text("Annulée")
+    expect(portal.get_by_role("table", name="Commandes acceptées")).to_have_count(0)
