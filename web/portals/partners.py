@@ -1,12 +1,210 @@
-"""The partners pages."""
+"""The delivery-partner back office (seed 003): a store's orders in progress and history, the
+out-of-stock escalation, couriers, the menu, check-ins, promotions, messages and bank details;
+plus the operator's partner views. The store id is the delivery_partner organisation's id, so
+/partners/{store_id} is the page nav.py links to; the gateway decides who may see a store."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
 
+from web.client.api import AnswerBody, CourierReportBody, HistoryStatus, OutOfStockBody
+from web.client.transport import ApiProblem
+from web.deps import CurrentVisitor
 from web.i18n import register
+from web.pages import form_values, redirect, render
+from web.portals import partners_menu, partners_operator
+from web.portals.partners_common import MESSAGES, as_instant, refused, store_context
+from web.problems import FormState
 
-MESSAGES: dict[str, tuple[str, str]] = {}
 register(MESSAGES)
 
 router = APIRouter()
+router.include_router(partners_menu.router)
+router.include_router(partners_operator.router)
+
+_HISTORY_STATUSES: tuple[HistoryStatus, ...] = ("collected", "delivered", "cancelled", "refunded")
+
+
+@router.get("/partners/{store_id}", response_class=HTMLResponse)
+async def store_home(visitor: CurrentVisitor, store_id: str) -> Response:
+    context = await store_context(visitor, store_id)
+    store = context["store"]
+    form = FormState(
+        values={"operations_email": store["operations_email"], "phone": store["phone"] or ""}
+    )
+    return await render(visitor, "partners/home.html", {**context, "form": form})
+
+
+@router.post("/partners/{store_id}/settings", response_class=HTMLResponse)
+async def save_settings(visitor: CurrentVisitor, store_id: str) -> Response:
+    values = await form_values(visitor.request)
+    context = await store_context(visitor, store_id)
+    try:
+        store = await visitor.api.update_settings(
+            store_id,
+            {
+                "operations_email": values.get("operations_email", ""),
+                "phone": values.get("phone") or None,
+            },
+        )
+    except ApiProblem as problem:
+        form = refused(visitor, values, problem)
+        return await render(
+            visitor, "partners/home.html", {**context, "form": form}, status_code=400
+        )
+    form = FormState(values=values, done=visitor.t("partners.settings_saved"))
+    return await render(visitor, "partners/home.html", {**context, "store": store, "form": form})
+
+
+@router.get("/partners/{store_id}/orders", response_class=HTMLResponse)
+async def orders_in_progress(
+    visitor: CurrentVisitor, store_id: str, page_token: str | None = None
+) -> Response:
+    context = await store_context(visitor, store_id)
+    page = await visitor.api.orders_in_progress(store_id, page_size=50, page_token=page_token)
+    return await render(visitor, "partners/orders.html", {**context, "page": page})
+
+
+@router.get("/partners/{store_id}/history", response_class=HTMLResponse)
+async def order_history(
+    visitor: CurrentVisitor,
+    store_id: str,
+    status: str = "",
+    from_day: str = "",
+    to_day: str = "",
+    page_token: str | None = None,
+) -> Response:
+    """RAPPORTS > HISTORIQUE: filters by status and by day (the store's own days)."""
+    context = await store_context(visitor, store_id)
+    chosen: HistoryStatus | None = next((s for s in _HISTORY_STATUSES if s == status), None)
+    zone = context["zone"]
+    page = await visitor.api.order_history(
+        store_id,
+        status=chosen,
+        from_=as_instant(f"{from_day}T00:00", zone) if _is_day(from_day) else None,
+        to=as_instant(f"{to_day}T23:59:59", zone) if _is_day(to_day) else None,
+        page_size=50,
+        page_token=page_token,
+    )
+    filters = {"status": chosen or "", "from_day": from_day, "to_day": to_day}
+    return await render(
+        visitor,
+        "partners/history.html",
+        {
+            **context,
+            "page": page,
+            "filters": filters,
+            "form": FormState(values=filters),
+            "statuses": [(s, visitor.t(f"status.{s}")) for s in _HISTORY_STATUSES],
+        },
+    )
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _order_page(
+    visitor: CurrentVisitor,
+    store_id: str,
+    order_id: str,
+    form: FormState | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = await store_context(visitor, store_id)
+    detail = await visitor.api.get_order(store_id, order_id)
+    products = await visitor.api.list_products(store_id, active_only=True, page_size=200)
+    done = visitor.request.query_params.get("done")
+    if form is None:
+        form = FormState(done=visitor.t(f"partners.done_{done}") if done in _DONE else None)
+    return await render(
+        visitor,
+        "partners/order.html",
+        {
+            **context,
+            "detail": detail,
+            "form": form,
+            "item_options": [
+                (i["id"], i["name"]) for i in detail["items"] if i["status"] == "active"
+            ],
+            "product_options": [("", "—")] + [(p["id"], p["name"]) for p in products["items"]],
+        },
+        status_code=status_code,
+    )
+
+
+_DONE = ("out_of_stock", "answer", "courier_report", "courier_contact")
+
+
+@router.get("/partners/{store_id}/orders/{order_id}", response_class=HTMLResponse)
+async def order_page(visitor: CurrentVisitor, store_id: str, order_id: str) -> Response:
+    return await _order_page(visitor, store_id, order_id)
+
+
+@router.post("/partners/{store_id}/orders/{order_id}/out-of-stock", response_class=HTMLResponse)
+async def out_of_stock(visitor: CurrentVisitor, store_id: str, order_id: str) -> Response:
+    values = await form_values(visitor.request)
+    body: OutOfStockBody = {
+        "item_id": values.get("item_id", ""),
+        "note": values.get("note") or None,
+    }
+    try:
+        await visitor.api.report_out_of_stock(store_id, order_id, body)
+    except ApiProblem as problem:
+        form = refused(visitor, values, problem)
+        return await _order_page(visitor, store_id, order_id, form, 400)
+    return redirect(f"/partners/{store_id}/orders/{order_id}?done=out_of_stock")
+
+
+@router.post(
+    "/partners/{store_id}/orders/{order_id}/out-of-stock/answer", response_class=HTMLResponse
+)
+async def answer(visitor: CurrentVisitor, store_id: str, order_id: str) -> Response:
+    values = await form_values(visitor.request)
+    accepted = values.get("customer_accepted") == "true"
+    body: AnswerBody = {"customer_accepted": accepted, "note": values.get("note") or None}
+    if accepted:
+        body["replacement_product_id"] = values.get("replacement_product_id") or None
+        quantity = values.get("replacement_quantity", "").strip()
+        body["replacement_quantity"] = int(quantity) if quantity.isdigit() else None
+    try:
+        await visitor.api.answer_out_of_stock(store_id, order_id, body)
+    except ApiProblem as problem:
+        form = refused(visitor, values, problem)
+        return await _order_page(visitor, store_id, order_id, form, 400)
+    return redirect(f"/partners/{store_id}/orders/{order_id}?done=answer")
+
+
+@router.post("/partners/{store_id}/orders/{order_id}/courier-report", response_class=HTMLResponse)
+async def courier_report(visitor: CurrentVisitor, store_id: str, order_id: str) -> Response:
+    values = await form_values(visitor.request)
+    body: CourierReportBody = {
+        "reason": values.get("reason", "other"),  # type: ignore[typeddict-item]
+        "comment": values.get("comment") or None,
+    }
+    try:
+        await visitor.api.report_courier(store_id, order_id, body)
+    except ApiProblem as problem:
+        form = refused(visitor, values, problem)
+        return await _order_page(visitor, store_id, order_id, form, 400)
+    return redirect(f"/partners/{store_id}/orders/{order_id}?done=courier_report")
+
+
+@router.post("/partners/{store_id}/orders/{order_id}/courier-contact", response_class=HTMLResponse)
+async def courier_contact(visitor: CurrentVisitor, store_id: str, order_id: str) -> Response:
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.contact_courier(
+            store_id, order_id, {"message": values.get("message") or None}
+        )
+    except ApiProblem as problem:
+        form = refused(visitor, values, problem)
+        return await _order_page(visitor, store_id, order_id, form, 400)
+    return redirect(f"/partners/{store_id}/orders/{order_id}?done=courier_contact")

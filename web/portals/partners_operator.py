@@ -1,0 +1,279 @@
+"""The operator's partner views (ops admin): out-of-stock escalations (cancel the order, refund
+it), bank-detail changes to review with their proof, content changes, stores not checked in."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
+
+from web.client.api import BankDetailChangeStatus, EscalationStatus, RefundFunder
+from web.client.transport import ApiProblem
+from web.deps import CurrentVisitor
+from web.i18n import register
+from web.pages import form_values, redirect, render
+from web.portals.partners_common import pick, refused
+from web.portals.partners_menu import proof_response
+from web.problems import FormState
+from web.session import Visitor
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "partners.op.title": ("Partenaires : opérations", "Partners: operations"),
+    "partners.op.menu": ("Menu des opérations partenaires", "Partner operations menu"),
+    "partners.op.escalations": ("Produits épuisés transmis", "Escalated out-of-stock orders"),
+    "partners.op.bank": ("Coordonnées bancaires à vérifier", "Bank details to review"),
+    "partners.op.content": ("Modifications du contenu", "Content changes"),
+    "partners.op.missing": ("Magasins sans pointage", "Stores not checked in"),
+    "partners.op.store": ("Magasin", "Store"),
+    "partners.op.order": ("Commande", "Order"),
+    "partners.op.product": ("Produit épuisé", "Product out of stock"),
+    "partners.op.answer": ("Réponse du client", "Customer's answer"),
+    "partners.op.answer.accepted": ("Acceptée", "Accepted"),
+    "partners.op.answer.refused": ("Refusée", "Refused"),
+    "partners.op.answer.none": ("Pas de réponse", "No answer"),
+    "partners.op.deadline": ("À traiter avant", "Handle before"),
+    "partners.op.actions": ("Actions", "Actions"),
+    "partners.op.cancel": ("Annuler la commande", "Cancel the order"),
+    "partners.op.cancelled": (
+        "Commande {code} annulée{refunded}.",
+        "Order {code} cancelled{refunded}.",
+    ),
+    "partners.op.and_refunded": (" et remboursée", " and refunded"),
+    "partners.op.refund": ("Rembourser", "Refund"),
+    "partners.op.refund_reason": ("Raison du remboursement", "Refund reason"),
+    "partners.op.funded_by": ("Financé par", "Funded by"),
+    "partners.op.refunded": ("Commande remboursée.", "Order refunded."),
+    "partners.op.order_id": ("Identifiant de la commande", "Order id"),
+    "partners.op.none": ("Rien à traiter.", "Nothing to handle."),
+    "partners.op.show": ("Afficher", "Show"),
+    "partners.op.approve": ("Approuver", "Approve"),
+    "partners.op.reject": ("Refuser", "Reject"),
+    "partners.op.reject_reason": ("Raison du refus", "Reason for rejecting"),
+    "partners.op.approved": ("Changement approuvé.", "Change approved."),
+    "partners.op.rejected": ("Changement refusé.", "Change rejected."),
+    "partners.op.store_id": ("Identifiant du magasin", "Store id"),
+    "partners.op.last_check_in": ("Dernier pointage", "Last check-in"),
+    "partners.op.content_applied": ("Modification appliquée.", "Content change applied."),
+    "partners.op.content_rejected": ("Modification refusée.", "Content change rejected."),
+}
+register(MESSAGES)
+
+router = APIRouter()
+
+_ESCALATION_STATUSES: tuple[EscalationStatus, ...] = (
+    "escalated",
+    "awaiting_answer",
+    "accepted",
+    "item_replaced",
+    "cancelled",
+)
+_FUNDERS: tuple[RefundFunder, ...] = ("platform", "partner")
+
+
+async def _escalations_context(visitor: Visitor, status: str) -> dict[str, object]:
+    chosen = pick(_ESCALATION_STATUSES, status, "escalated")
+    page = await visitor.api.list_escalations(status=chosen, page_size=100)
+    return {"escalations": page["items"], "status": chosen, "statuses": _ESCALATION_STATUSES}
+
+
+async def _escalations_page(
+    visitor: Visitor,
+    status: str,
+    form: FormState,
+    refund_form: FormState | None = None,
+    status_code: int = 200,
+) -> Response:
+    await visitor.me()
+    context = await _escalations_context(visitor, status)
+    return await render(
+        visitor,
+        "partners/op_escalations.html",
+        {
+            **context,
+            "form": form,
+            "refund_form": refund_form or FormState(values={"funded_by": "platform"}),
+            "funders": [(f, visitor.t(f"partners.funder.{f}")) for f in _FUNDERS],
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/operator/partners", response_class=HTMLResponse)
+async def operator_home() -> Response:
+    return redirect("/operator/partners/escalations")
+
+
+@router.get("/operator/partners/escalations", response_class=HTMLResponse)
+async def escalations(
+    visitor: CurrentVisitor, status: str = "escalated", done: str = ""
+) -> Response:
+    form = FormState(done=done or None)
+    return await _escalations_page(visitor, status, form)
+
+
+@router.get("/operator/partners/escalations/table", response_class=HTMLResponse)
+async def escalations_table(visitor: CurrentVisitor, status: str = "escalated") -> Response:
+    """The live table (htmx): an escalation appears once its workflow hands it to support."""
+    await visitor.me()
+    context = await _escalations_context(visitor, status)
+    return await render(visitor, "partners/_op_escalations_table.html", context)
+
+
+@router.post("/operator/partners/orders/{order_id}/cancel", response_class=HTMLResponse)
+async def cancel_order(visitor: CurrentVisitor, order_id: str) -> Response:
+    values = await form_values(visitor.request)
+    try:
+        result = await visitor.api.cancel_escalated_order(
+            order_id, {"note": values.get("note") or None}
+        )
+    except ApiProblem as problem:
+        return await _escalations_page(
+            visitor, "escalated", refused(visitor, values, problem), None, 409
+        )
+    refunded = visitor.t("partners.op.and_refunded") if result["escalation"]["refunded"] else ""
+    done = visitor.t("partners.op.cancelled", code=result["order"]["code"], refunded=refunded)
+    form = FormState(done=done)
+    return await _escalations_page(visitor, "cancelled", form)
+
+
+@router.post("/operator/partners/refunds", response_class=HTMLResponse)
+async def refund(visitor: CurrentVisitor) -> Response:
+    values = await form_values(visitor.request)
+    funder = pick(_FUNDERS, values.get("funded_by"), "platform")
+    try:
+        await visitor.api.refund_order(
+            values.get("order_id", "").strip(),
+            {"reason": values.get("reason", ""), "funded_by": funder},
+        )
+    except ApiProblem as problem:
+        if problem.status == 404:
+            problem.problem.setdefault("errors", [{"field": "order_id", "detail": "not found"}])
+        return await _escalations_page(
+            visitor, "escalated", FormState(), refused(visitor, values, problem), 400
+        )
+    return await _escalations_page(
+        visitor, "escalated", FormState(), FormState(done=visitor.t("partners.op.refunded"))
+    )
+
+
+_BANK_STATUSES: tuple[BankDetailChangeStatus, ...] = (
+    "proof_submitted",
+    "awaiting_proof",
+    "approved",
+    "rejected",
+)
+
+
+async def _bank_page(
+    visitor: Visitor, status: str, form: FormState, status_code: int = 200
+) -> Response:
+    await visitor.me()
+    chosen = pick(_BANK_STATUSES, status, "proof_submitted")
+    page = await visitor.api.review_bank_detail_changes(status=chosen, page_size=100)
+    return await render(
+        visitor,
+        "partners/op_bank.html",
+        {"changes": page["items"], "status": chosen, "statuses": _BANK_STATUSES, "form": form},
+        status_code=status_code,
+    )
+
+
+@router.get("/operator/partners/bank-detail-changes", response_class=HTMLResponse)
+async def bank_changes(visitor: CurrentVisitor, status: str = "proof_submitted") -> Response:
+    done = {"approved": "partners.op.approved", "rejected": "partners.op.rejected"}.get(
+        visitor.request.query_params.get("done", "")
+    )
+    return await _bank_page(visitor, status, FormState(done=visitor.t(done) if done else None))
+
+
+@router.get("/operator/partners/bank-detail-changes/{change_id}/proof")
+async def operator_proof(visitor: CurrentVisitor, change_id: str) -> Response:
+    content = await visitor.api.operator_download_proof(change_id)
+    proof = None
+    statuses: tuple[BankDetailChangeStatus, ...] = ("proof_submitted", "approved", "rejected")
+    for status in statuses:
+        page = await visitor.api.review_bank_detail_changes(status=status, page_size=100)
+        proof = next((c["proof"] for c in page["items"] if c["id"] == change_id), None)
+        if proof:
+            break
+    return proof_response(content, proof)
+
+
+@router.post(
+    "/operator/partners/bank-detail-changes/{change_id}/approve", response_class=HTMLResponse
+)
+async def approve_bank(visitor: CurrentVisitor, change_id: str) -> Response:
+    try:
+        await visitor.api.approve_bank_detail_change(change_id)
+    except ApiProblem as problem:
+        return await _bank_page(visitor, "proof_submitted", refused(visitor, {}, problem), 409)
+    return redirect("/operator/partners/bank-detail-changes?status=approved&done=approved")
+
+
+@router.post(
+    "/operator/partners/bank-detail-changes/{change_id}/reject", response_class=HTMLResponse
+)
+async def reject_bank(visitor: CurrentVisitor, change_id: str) -> Response:
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.reject_bank_detail_change(change_id, {"reason": values.get("reason", "")})
+    except ApiProblem as problem:
+        form = refused(visitor, values, problem)
+        form.errors = {f"{k}-{change_id}": v for k, v in form.errors.items()}
+        return await _bank_page(visitor, "proof_submitted", form, 400)
+    return redirect("/operator/partners/bank-detail-changes?status=rejected&done=rejected")
+
+
+async def _content_page(
+    visitor: Visitor, store_id: str, form: FormState, status_code: int = 200
+) -> Response:
+    """The gateway lists content changes per store only, so the operator names the store."""
+    await visitor.me()
+    changes: list[object] = []
+    store = None
+    if store_id:
+        store = await visitor.api.get_store(store_id)
+        changes = list((await visitor.api.list_content_changes(store_id, page_size=100))["items"])
+    form.values.setdefault("store_id", store_id)
+    return await render(
+        visitor,
+        "partners/op_content.html",
+        {"changes": changes, "store": store, "store_id": store_id, "form": form},
+        status_code=status_code,
+    )
+
+
+@router.get("/operator/partners/content-changes", response_class=HTMLResponse)
+async def content_changes(visitor: CurrentVisitor, store_id: str = "", done: str = "") -> Response:
+    key = {"applied": "partners.op.content_applied", "rejected": "partners.op.content_rejected"}
+    form = FormState(done=visitor.t(key[done]) if done in key else None)
+    return await _content_page(visitor, store_id.strip(), form)
+
+
+@router.post(
+    "/operator/partners/content-changes/{change_id}/{decision}", response_class=HTMLResponse
+)
+async def decide_content(visitor: CurrentVisitor, change_id: str, decision: str) -> Response:
+    values = await form_values(visitor.request)
+    store_id = values.get("store_id", "")
+    try:
+        if decision == "approve":
+            await visitor.api.approve_content_change(
+                change_id, {"note": values.get("note") or None}
+            )
+        else:
+            await visitor.api.reject_content_change(change_id, {"reason": values.get("reason", "")})
+    except ApiProblem as problem:
+        return await _content_page(visitor, store_id, refused(visitor, values, problem), 400)
+    done = "applied" if decision == "approve" else "rejected"
+    return redirect(f"/operator/partners/content-changes?store_id={store_id}&done={done}")
+
+
+@router.get("/operator/partners/check-ins/missing", response_class=HTMLResponse)
+async def missing_check_ins(visitor: CurrentVisitor, day: str = "") -> Response:
+    await visitor.me()
+    page = await visitor.api.stores_not_checked_in(day=day or None, page_size=100)
+    return await render(
+        visitor,
+        "partners/op_missing.html",
+        {"missing": page["items"], "form": FormState(values={"day": day})},
+    )
