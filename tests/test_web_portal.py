@@ -24,7 +24,9 @@ def _used_keys() -> set[str]:
 
 def test_every_message_is_in_both_languages() -> None:
     create_app()  # imports every portal, so every catalog is registered
-    empty = [key for key, texts in catalog().items() if len(texts) != len(LOCALES) or not all(texts)]
+    empty = [
+        key for key, texts in catalog().items() if len(texts) != len(LOCALES) or not all(texts)
+    ]
     assert not empty, f"messages without a French and an English text: {empty[:10]}"
 
 

@@ -30,7 +30,7 @@ from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.i18n import register
 from web.pages import form_values, redirect, render
-from web.problems import FormState
+from web.problems import FormState, summary_message
 from web.session import Visitor
 
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -149,6 +149,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "support.attach": ("Joindre le fichier", "Attach the file"),
     "support.attached": ("Fichier joint.", "File attached."),
     "support.file_required": ("Choisissez un fichier.", "Choose a file."),
+    "support.file_type": (
+        "Ce type de fichier n'est pas accepté : PDF, PNG, JPEG, GIF, texte, CSV, XLSX ou DOCX.",
+        "This file type is not accepted: PDF, PNG, JPEG, GIF, text, CSV, XLSX or DOCX.",
+    ),
+    "support.file_content": (
+        "Le fichier est vide, trop volumineux, ou son contenu ne correspond pas à son type.",
+        "The file is empty, too large, or its content does not match its type.",
+    ),
     "support.agent_panel": ("Traitement (équipe d'assistance)", "Handling (support team)"),
     "support.change_status": ("Changer le statut", "Change the status"),
     "support.reason": ("Motif (facultatif)", "Reason (optional)"),
@@ -248,6 +256,26 @@ DEFAULT_ZONE = "Europe/Paris"
 PAGE_SIZE = 50
 
 
+_LABELLED: dict[str, tuple[str, ...]] = {
+    "status": STATUSES,
+    "priority": PRIORITIES,
+    "kind": KINDS,
+    "clock": ("first_response", "next_response", "resolution"),
+    "side": ("customer", "agent"),
+}
+
+
+async def _render(
+    visitor: Visitor, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> Response:
+    """`render` with the words for the API's enumerations (`labels.status[...]` in templates)."""
+    labels = {
+        group: {value: visitor.t(f"support.{group}.{value}") for value in values}
+        for group, values in _LABELLED.items()
+    }
+    return await render(visitor, template, {"labels": labels, **context}, status_code=status_code)
+
+
 def _is_agent(me: dict[str, Any]) -> bool:
     return any(m["role"] == "support_agent" for m in me["memberships"])
 
@@ -287,7 +315,7 @@ def _options(visitor: Visitor, prefix: str, values: tuple[str, ...]) -> list[tup
 async def support_home(visitor: CurrentVisitor) -> Response:
     me = await visitor.me()
     categories = await _categories(visitor)
-    return await render(
+    return await _render(
         visitor,
         "support/home.html",
         {"categories": categories, "agent": _is_agent(dict(me))},
@@ -299,7 +327,7 @@ async def category_page(visitor: CurrentVisitor, category_id: str) -> Response:
     """Reading the answers is recorded (a view): the ticket or the deflection refers to it."""
     await visitor.me()
     viewed = await visitor.api.view_category(category_id)
-    return await render(
+    return await _render(
         visitor,
         "support/category.html",
         {"category": viewed["category"], "view_id": viewed["view_id"], "form": FormState()},
@@ -315,15 +343,15 @@ async def deflect(visitor: CurrentVisitor, view_id: str) -> Response:
         if problem.status >= 500 or problem.status in (401, 404):
             raise
         form = FormState.refused(visitor.locale, {}, problem, {})
-        return await render(visitor, "support/deflected.html", {"form": form}, status_code=409)
+        return await _render(visitor, "support/deflected.html", {"form": form}, status_code=409)
     form = FormState(done=visitor.t("support.deflected"))
-    return await render(visitor, "support/deflected.html", {"form": form})
+    return await _render(visitor, "support/deflected.html", {"form": form})
 
 
 async def _new_ticket_page(visitor: Visitor, form: FormState, status_code: int = 200) -> Response:
     categories = await _categories(visitor)
     choices = [("", visitor.t("support.choose"))] + [(c["id"], c["name"]) for c in categories]
-    return await render(
+    return await _render(
         visitor,
         "support/new_ticket.html",
         {
@@ -383,7 +411,7 @@ async def my_tickets(
         q=q or None, status=statuses, page_size=PAGE_SIZE, page_token=page_token or None
     )
     zones = await _zones(visitor)
-    return await render(
+    return await _render(
         visitor,
         "support/tickets.html",
         {
@@ -406,7 +434,7 @@ async def queue(visitor: CurrentVisitor, page_token: str = "") -> Response:
     await visitor.me()
     page = await visitor.api.list_queue(page_size=PAGE_SIZE, page_token=page_token or None)
     zones = await _zones(visitor)
-    return await render(
+    return await _render(
         visitor,
         "support/queue.html",
         {
@@ -438,7 +466,7 @@ async def _ticket_page(
     forms["status"].values.setdefault("status", ticket["status"])
     forms["priority"].values.setdefault("priority", ticket["priority"])
     forms["kind"].values.setdefault("kind", ticket["kind"])
-    return await render(
+    return await _render(
         visitor,
         "support/ticket.html",
         {
@@ -585,7 +613,19 @@ async def attach(visitor: CurrentVisitor, ticket_id: str) -> Response:
             filename=upload.filename,
         )
     except ApiProblem as problem:
-        return await _refused(visitor, ticket_id, "attachment", {}, problem)
+        if problem.status >= 500 or problem.status in (401, 404):
+            raise
+        refused = problem.field_errors
+        if "content_type" in refused:
+            message = visitor.t("support.file_type")
+        elif problem.status == 413 or "content" in refused:
+            message = visitor.t("support.file_content")
+        else:
+            message = visitor.t("support.file_required")
+        state = FormState(
+            errors={"file": message}, summary=summary_message(visitor.locale, problem)
+        )
+        return await _ticket_page(visitor, ticket_id, {"attachment": state}, status_code=400)
     return redirect(f"/support/tickets/{ticket_id}?done=attached")
 
 
@@ -619,4 +659,4 @@ async def sla_report(visitor: CurrentVisitor, start: str = "", end: str = "") ->
         start=f"{first.isoformat()}T00:00:00Z", end=f"{last.isoformat()}T00:00:00Z"
     )
     form = FormState(values={"start": first.isoformat(), "end": last.isoformat()})
-    return await render(visitor, "support/report.html", {"report": report, "form": form})
+    return await _render(visitor, "support/report.html", {"report": report, "form": form})
