@@ -189,6 +189,7 @@ def test_a_ticket_opened_after_the_faq_is_answered_by_the_agent_and_read_by_the_
     portal.get_by_role("button", name="Répondre").click()
     expect(portal.get_by_role("status")).to_contain_text("Réponse enregistrée")
     expect(portal.locator("#ticket-status")).to_have_text("En attente du client")
+    expect(portal.locator("#ticket-due")).to_have_text("En pause (en attente du client)")
     portal.get_by_label("Priorité", exact=True).select_option(label="Urgente")
     portal.get_by_role("button", name="Changer la priorité").click()
     expect(portal.get_by_role("status")).to_contain_text("Priorité changée")
@@ -225,3 +226,39 @@ def test_a_customer_cannot_read_another_organisations_ticket_nor_the_queue(
     expect(portal.locator("body")).not_to_contain_text(theirs[0]["title"])
     portal.goto(url(portal, "/support/queue"))
     expect(portal.get_by_role("alert")).to_contain_text("Vous n'avez pas le droit de faire cela.")
+
+
+def test_the_support_team_writes_a_category_and_its_faq_that_customers_then_read(
+    portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    name = f"Retours et avoirs {suffix}"
+    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    portal.goto(url(portal, "/support/queue"))
+    portal.get_by_role("link", name="Catégories et FAQ").click()
+    expect(portal.get_by_role("heading", name="Nouvelle catégorie")).to_be_visible()
+    portal.get_by_label("Code").fill(f"RETURNS-{suffix}")
+    first = portal.get_by_role("group", name="Question et réponse 1")
+    first.get_by_label("Question").fill("Comment saisir un avoir ?")
+    portal.get_by_role("button", name="Créer la catégorie").click()
+    expect(portal.locator("#f-name-error")).to_have_text("Champ obligatoire.")
+    expect(first.get_by_label("Réponse proposée")).to_have_attribute("aria-invalid", "true")
+    expect(first.get_by_text("Champ obligatoire.")).to_be_visible()
+    expect(portal.get_by_label("Code")).to_have_value(f"RETURNS-{suffix}")
+    expect(first.get_by_label("Question")).to_have_value("Comment saisir un avoir ?")
+    portal.get_by_label("Nom", exact=True).fill(name)
+    first.get_by_label("Réponse proposée").fill("Ventes > Avoirs > Nouveau, depuis la facture.")
+    portal.get_by_role("button", name="Créer la catégorie").click()
+    expect(portal.get_by_role("status")).to_contain_text("Catégorie créée.")
+    expect(portal.get_by_role("heading", name=f"Modifier : {name}")).to_be_visible()
+    screenshot(portal, "support-admin-categories")
+    portal.goto(url(portal, "/support/reports/sla"))
+    expect(portal.get_by_role("table", name="Déviations par la FAQ")).to_be_visible()
+    screenshot(portal, "support-sla-report")
+    _sign_out(portal)
+
+    sign_in(portal, "bois.user")
+    portal.goto(url(portal, "/support"))
+    portal.get_by_role("link", name=name).click()
+    expect(portal.get_by_text("Comment saisir un avoir ?")).to_be_visible()
+    expect(portal.get_by_text("Ventes > Avoirs > Nouveau, depuis la facture.")).to_be_visible()

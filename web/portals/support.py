@@ -113,6 +113,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "support.no_tickets": ("Aucun ticket.", "No ticket."),
     "support.next_page": ("Page suivante", "Next page"),
     "support.zone_note": ("Heures affichées dans le fuseau {zone}.", "Times shown in {zone}."),
+    "support.paused": ("En pause (en attente du client)", "Paused (waiting on the customer)"),
+    "support.reply_to": ("Réponse envoyée à", "Answer sent to"),
     "support.at_risk": ("Échéance proche", "Due soon"),
     "support.breached": ("SLA dépassé", "SLA breached"),
     "support.ticket_heading": ("Ticket n° {number} : {title}", "Ticket #{number}: {title}"),
@@ -240,7 +242,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 register(MESSAGES)
 
-router = APIRouter()
+router: APIRouter = APIRouter()
 
 STATUSES: tuple[TicketStatus, ...] = (
     "open",
@@ -660,3 +662,10 @@ async def sla_report(visitor: CurrentVisitor, start: str = "", end: str = "") ->
     )
     form = FormState(values={"start": first.isoformat(), "end": last.isoformat()})
     return await _render(visitor, "support/report.html", {"report": report, "form": form})
+
+
+# The FAQ's administration lives beside, in its own module; it uses this one's helpers, so it is
+# imported once they exist.
+from web.portals import support_admin  # noqa: E402
+
+router.include_router(support_admin.router)
