@@ -31,6 +31,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "support.new_category": ("Nouvelle catégorie", "New category"),
     "support.edit_category": ("Modifier : {name}", "Edit: {name}"),
+    "support.faq_count": ("Questions", "Questions"),
     "support.code": ("Code", "Code"),
     "support.name": ("Nom", "Name"),
     "support.audience": ("Public", "Audience"),
