@@ -262,3 +262,39 @@ def test_the_support_team_writes_a_category_and_its_faq_that_customers_then_read
     portal.get_by_role("link", name=name).click()
     expect(portal.get_by_text("Comment saisir un avoir ?")).to_be_visible()
     expect(portal.get_by_text("Ventes > Avoirs > Nouveau, depuis la facture.")).to_be_visible()
+
+
+def test_a_customer_cancels_a_ticket_that_then_stays_listed_closed_and_english_reads_too(
+    portal: Page, stack: Stack
+) -> None:
+    customer = _token(stack, "bois.user")
+    categories = _get(stack, customer, "/v1/support/categories", audience="customer")["items"]
+    title = f"Question résolue {uuid.uuid4().hex[:8]}"
+    opened = httpx.post(
+        f"{stack.gateway_url}/v1/support/tickets",
+        json={
+            "category_id": categories[0]["id"],
+            "title": title,
+            "description": "Finalement trouvé tout seul.",
+            "screen_code": "FAT0100",
+            "example_record": "commande 4522",
+        },
+        headers={"Authorization": f"Bearer {customer}"},
+        timeout=30,
+    )
+    opened.raise_for_status()
+    ticket_id = opened.json()["id"]
+    sign_in(portal, "bois.user")
+    portal.goto(url(portal, f"/support/tickets/{ticket_id}"))
+    portal.get_by_label("Motif (facultatif)").fill("Réponse trouvée")
+    portal.get_by_role("button", name="Annuler ce ticket").click()
+    expect(portal.get_by_role("status")).to_contain_text("Ticket annulé.")
+    expect(portal.locator("#ticket-status")).to_have_text("Annulé")
+    expect(portal.get_by_text("Ce ticket est clos")).to_be_visible()
+    expect(portal.get_by_role("button", name="Répondre")).to_have_count(0)
+    assert _get(stack, customer, f"/v1/support/tickets/{ticket_id}")["ticket"]["status"] == (
+        "cancelled"
+    )
+    portal.goto(url(portal, "/support/tickets?status=cancelled&lang=en"))
+    expect(portal.get_by_role("heading", name="My tickets")).to_be_visible()
+    expect(portal.get_by_role("row").filter(has_text=title)).to_contain_text("Cancelled")

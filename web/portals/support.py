@@ -175,6 +175,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "support.log_time": ("Enregistrer le temps de conseil", "Log consulting time"),
     "support.time_logged": ("Temps de conseil enregistré.", "Consulting time logged."),
     "support.cancel_ticket": ("Annuler ce ticket", "Cancel this ticket"),
+    "support.cancel_help": (
+        "Votre question est résolue ? Annulez le ticket : il reste dans votre liste.",
+        "Question solved? Cancel the ticket: it stays in your list.",
+    ),
     "support.cancelled_done": ("Ticket annulé.", "Ticket cancelled."),
     "support.queue_intro": (
         "Tickets non terminés, échéance SLA la plus proche en premier.",
