@@ -17,6 +17,7 @@ from playwright.sync_api import FilePayload, Page, expect
 
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
+from services.kit.testing import scaled
 from tests.web.conftest import sign_in, url
 from web.pages import local_time
 
@@ -27,7 +28,7 @@ def _token(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> str:
     answer = httpx.post(
         f"{stack.gateway_url}/v1/auth/token",
         json={"username": username, "password": password},
-        timeout=30,
+        timeout=scaled(60),
     )
     answer.raise_for_status()
     return str(answer.json()["access_token"])
@@ -38,7 +39,7 @@ def _get(stack: Stack, token: str, path: str, **query: Any) -> Any:
         f"{stack.gateway_url}{path}",
         params=query,
         headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
+        timeout=scaled(60),
     )
     answer.raise_for_status()
     return answer.json()
@@ -280,7 +281,7 @@ def test_a_customer_cancels_a_ticket_that_then_stays_listed_closed_and_english_r
             "example_record": "commande 4522",
         },
         headers={"Authorization": f"Bearer {customer}"},
-        timeout=30,
+        timeout=scaled(60),
     )
     opened.raise_for_status()
     ticket_id = opened.json()["id"]
