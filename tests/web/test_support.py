@@ -8,6 +8,7 @@ answers in the ticket. A customer never reads another organisation's ticket."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,14 +25,25 @@ from web.pages import local_time
 PARIS = "Europe/Paris"
 
 
+_TOKENS: dict[tuple[str, str], tuple[float, str]] = {}
+
+
 def _token(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> str:
+    """An access token for the gateway reads, reused for two minutes (it lives five): each
+    login hashes a password, which a loaded machine makes slow."""
+    key = (stack.gateway_url, username)
+    cached = _TOKENS.get(key)
+    if cached and time.monotonic() - cached[0] < 120:
+        return cached[1]
     answer = httpx.post(
         f"{stack.gateway_url}/v1/auth/token",
         json={"username": username, "password": password},
         timeout=scaled(60),
     )
     answer.raise_for_status()
-    return str(answer.json()["access_token"])
+    token = str(answer.json()["access_token"])
+    _TOKENS[key] = (time.monotonic(), token)
+    return token
 
 
 def _get(stack: Stack, token: str, path: str, **query: Any) -> Any:
