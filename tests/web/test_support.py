@@ -287,22 +287,15 @@ def test_a_customer_cancels_a_ticket_that_then_stays_listed_closed_and_english_r
         if c["code"] == "ERP-INVOICING"
     ]
     title = f"Question résolue {uuid.uuid4().hex[:8]}"
-    opened = httpx.post(
-        f"{stack.gateway_url}/v1/support/tickets",
-        json={
-            "category_id": categories[0]["id"],
-            "title": title,
-            "description": "Finalement trouvé tout seul.",
-            "screen_code": "FAT0100",
-            "example_record": "commande 4522",
-        },
-        headers={"Authorization": f"Bearer {customer}"},
-        timeout=scaled(60),
-    )
-    opened.raise_for_status()
-    ticket_id = opened.json()["id"]
     sign_in(portal, "bois.user")
-    portal.goto(url(portal, f"/support/tickets/{ticket_id}"))
+    portal.goto(url(portal, f"/support/new?category_id={categories[0]['id']}"))
+    portal.get_by_label("Titre court").fill(title)
+    portal.get_by_label("Description").fill("Finalement trouvé tout seul.")
+    portal.get_by_label("Code de l'écran").fill("FAT0100")
+    portal.get_by_label("Exemple d'enregistrement").fill("commande 4522")
+    portal.get_by_role("button", name="Ouvrir le ticket").click()
+    expect(portal.locator("#ticket-status")).to_have_text("Ouvert")
+    ticket_id = portal.url.split("/support/tickets/")[1].split("?")[0]
     portal.get_by_label("Motif (facultatif)").fill("Réponse trouvée")
     portal.get_by_role("button", name="Annuler ce ticket").click()
     expect(portal.get_by_role("status")).to_contain_text("Ticket annulé.")
