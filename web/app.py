@@ -132,6 +132,15 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             log.warning("gateway answered %s on %s: %s", exc.status, request.url.path, exc)
         return await _error_page(visitor, message, status)
 
+    @app.exception_handler(httpx.HTTPError)
+    async def gateway_unreachable(request: Request, exc: Exception) -> Response:
+        """The gateway did not answer (down, or slower than GATEWAY_TIMEOUT): say so, retryable."""
+        log.warning("gateway unreachable on %s: %r", request.url.path, exc)
+        visitor = visitor_for(request, request.app.state.http)
+        response = await _error_page(visitor, visitor.t("problem.unavailable"), 503)
+        response.headers["Retry-After"] = "5"
+        return response
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s", request.url.path)

@@ -47,8 +47,8 @@ MESSAGES = {
     ),
     "problem.cancelled": ("Cette inscription a été annulée.", "This registration was cancelled."),
     "problem.invalid_transition": (
-        "Cette garantie ne peut pas passer à ce statut.",
-        "This claim cannot move to that status.",
+        "Ce changement de statut n'est pas possible.",
+        "This status change is not possible.",
     ),
     "problem.training_started": (
         "Cette formation a déjà commencé.",

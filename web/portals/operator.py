@@ -106,7 +106,7 @@ MESSAGES = {
         "Les informations personnelles du compte sont incomplètes.",
         "The account's personal information is incomplete.",
     ),
-    "problem.not_paid": (
+    "problem.fee_unpaid": (
         "La cotisation de ce membre n'est pas réglée.",
         "This member's fee is not paid.",
     ),

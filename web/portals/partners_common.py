@@ -193,7 +193,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Vous avez déjà pointé aujourd'hui.",
         "You already checked in today.",
     ),
-    "problem.already_decided": ("Cette demande est déjà traitée.", "Already decided."),
+    "problem.already_decided": (
+        "Cette demande a déjà été traitée.",
+        "This request was already decided.",
+    ),
     "problem.already_refunded": ("Cette commande est déjà remboursée.", "Already refunded."),
     "problem.answer_deadline_passed": (
         "Le délai de réponse est passé : l'assistance prend le relais.",
