@@ -12,10 +12,12 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
@@ -86,15 +88,75 @@ def screenshot() -> Callable[[Page, str], None]:
     return take
 
 
-def mail_link(stack: Stack, address: str, path: str, timeout: float = 30) -> str:
-    """The portal link of the latest mail to `address` that contains `path` (e.g. /verify-email),
-    waited for with a deadline that scales with the load."""
+def mail_link(stack: Stack, address: str, path: str, *, since: int = 0, timeout: float = 30) -> str:
+    """The portal link (e.g. /verify-email?token=…) of the first mail to `address` after the
+    `since` mails it had already received, waited for with a deadline that scales with the
+    load. Pass `since=len(stack.smtp.to(address))` taken before the action, so that an older
+    mail (the demo's own reset link, say) is never mistaken for the new one."""
     deadline = time.monotonic() + scaled(timeout)
     pattern = re.compile(re.escape(path) + r"\?token=[A-Za-z0-9_\-.~%]+")
     while time.monotonic() < deadline:
-        for mail in reversed(stack.smtp.to(address)):
+        for mail in stack.smtp.to(address)[since:]:
             found = pattern.search(mail.body)
             if found:
                 return found.group(0)
         time.sleep(0.1)
     raise AssertionError(f"no mail to {address} with a {path} link within {scaled(timeout):.0f} s")
+
+
+PASSWORD = "Une-phrase-de-passe-solide-2026"
+
+
+def organisation_of(stack: Stack, username: str, kind: str) -> str:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+        token = api.post(
+            "/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        for membership in api.get("/v1/me", headers=headers).json()["memberships"]:
+            organisation_id = str(membership["organisation_id"])
+            answer = api.get(f"/v1/organisations/{organisation_id}", headers=headers).json()
+            if answer["kind"] == kind:
+                return organisation_id
+    raise AssertionError(f"{username} belongs to no {kind}")
+
+
+def registered_member(stack: Stack, organisation_id: str, last_name: str) -> str:
+    """A member who registered, confirmed the e-mail and completed the profile (by the API: the
+    browser walk-through of those steps is tests/web/test_account.py); answers the username.
+    Tests that change a password use one of these, never a demo user shared by other tests."""
+    username = f"{last_name.lower()}.{uuid.uuid4().hex[:6]}"
+    email = f"{username}@example.org"
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+        registered = api.post(
+            "/v1/registrations",
+            json={
+                "organisation_id": organisation_id,
+                "username": username,
+                "email": email,
+                "password": PASSWORD,
+                "first_name": "Léa",
+                "last_name": last_name,
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        token = mail_link(stack, email, "/verify-email").split("token=", 1)[1]
+        assert api.post("/v1/registrations/verify-email", json={"token": token}).is_success
+        access = api.post(
+            "/v1/auth/token", json={"username": username, "password": PASSWORD}
+        ).json()["access_token"]
+        profile = api.put(
+            "/v1/me/profile",
+            headers={"Authorization": f"Bearer {access}"},
+            json={
+                "first_name": "Léa",
+                "last_name": last_name,
+                "phone": "+33 6 12 34 56 78",
+                "address_line": "3 quai des Brumes",
+                "postal_code": "69002",
+                "city": "Lyon",
+                "birth_date": "1988-02-29",
+            },
+        )
+        assert profile.is_success, profile.text
+    return username

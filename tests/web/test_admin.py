@@ -7,76 +7,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-import httpx
 from playwright.sync_api import Page, expect
 
-from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import ADMIN_USERNAME, Stack
-from tests.web.conftest import mail_link, sign_in, url
-
-PASSWORD = "Une-phrase-de-passe-solide-2026"
-
-
-def _organisation_id(stack: Stack, username: str, kind: str) -> str:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
-        token = api.post(
-            "/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD}
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        for membership in api.get("/v1/me", headers=headers).json()["memberships"]:
-            organisation_id = str(membership["organisation_id"])
-            answer = api.get(f"/v1/organisations/{organisation_id}", headers=headers).json()
-            if answer["kind"] == kind:
-                return organisation_id
-    raise AssertionError(f"{username} belongs to no {kind}")
-
-
-def _complete_registration(stack: Stack, organisation_id: str, last_name: str) -> str:
-    """A member who registered, confirmed the e-mail and completed the profile (by the API: the
-    browser walk-through of those steps is tests/web/test_account.py); answers the username."""
-    username = f"{last_name.lower()}.{uuid.uuid4().hex[:6]}"
-    email = f"{username}@example.org"
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
-        registered = api.post(
-            "/v1/registrations",
-            json={
-                "organisation_id": organisation_id,
-                "username": username,
-                "email": email,
-                "password": PASSWORD,
-                "first_name": "Léa",
-                "last_name": last_name,
-            },
-        )
-        assert registered.status_code == 201, registered.text
-        token = mail_link(stack, email, "/verify-email").split("token=", 1)[1]
-        assert api.post("/v1/registrations/verify-email", json={"token": token}).is_success
-        access = api.post(
-            "/v1/auth/token", json={"username": username, "password": PASSWORD}
-        ).json()["access_token"]
-        profile = api.put(
-            "/v1/me/profile",
-            headers={"Authorization": f"Bearer {access}"},
-            json={
-                "first_name": "Léa",
-                "last_name": last_name,
-                "phone": "+33 6 12 34 56 78",
-                "address_line": "3 quai des Brumes",
-                "postal_code": "69002",
-                "city": "Lyon",
-                "birth_date": "1988-02-29",
-            },
-        )
-        assert profile.is_success, profile.text
-    return username
+from tests.web.conftest import PASSWORD, mail_link, organisation_of, registered_member, sign_in, url
 
 
 def test_an_admin_validates_a_complete_account_from_the_queue(
     portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
 ) -> None:
-    client_business = _organisation_id(stack, "laval.paul", "client_business")
+    client_business = organisation_of(stack, "laval.paul", "client_business")
     last_name = f"Garnier{uuid.uuid4().hex[:4]}"
-    username = _complete_registration(stack, client_business, last_name)
+    username = registered_member(stack, client_business, last_name)
     sign_in(portal, "laval.paul")
     portal.get_by_role("navigation", name="Menu principal").get_by_role(
         "link", name="Comptes"
@@ -99,8 +41,8 @@ def test_an_admin_validates_a_complete_account_from_the_queue(
 def test_an_association_member_with_an_unpaid_fee_is_not_validated(
     portal: Page, stack: Stack
 ) -> None:
-    association = _organisation_id(stack, "assoc.admin", "association")
-    username = _complete_registration(stack, association, f"Roux{uuid.uuid4().hex[:4]}")
+    association = organisation_of(stack, "assoc.admin", "association")
+    username = registered_member(stack, association, f"Roux{uuid.uuid4().hex[:4]}")
     sign_in(portal, "assoc.admin")
     portal.goto(url(portal, f"/organisations/{association}/accounts"))
     row = (
@@ -121,7 +63,7 @@ def test_an_association_member_with_an_unpaid_fee_is_not_validated(
 def test_an_admin_creates_a_member_finds_them_completes_the_email_and_sends_a_reset_link(
     portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
 ) -> None:
-    association = _organisation_id(stack, "assoc.admin", "association")
+    association = organisation_of(stack, "assoc.admin", "association")
     last_name = f"Moulin{uuid.uuid4().hex[:4]}"
     username = f"{last_name.lower()}.jeanne"
     sign_in(portal, "assoc.admin")
@@ -192,7 +134,7 @@ def test_the_operator_lists_organisations_and_recovers_a_username(
 def test_an_admin_of_one_organisation_cannot_open_another_ones_accounts(
     portal: Page, stack: Stack
 ) -> None:
-    association = _organisation_id(stack, "assoc.admin", "association")
+    association = organisation_of(stack, "assoc.admin", "association")
     sign_in(portal, "laval.paul")
     answer = portal.goto(url(portal, f"/organisations/{association}/accounts"))
     assert answer is not None and answer.status in (403, 404)
