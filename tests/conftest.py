@@ -20,7 +20,10 @@ from services.kit.telemetry import temporal_interceptors
 from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import DatabaseServer, database_server, scaled, time_scale
 
-pytest_plugins = ["tests.reliability_report"]  # the table of make chaos (docs/reliability.md)
+# The table of make chaos (docs/reliability.md), and the whole stack of tests/e2e and tests/web:
+# declared once here, so that both packages share one stack per worker (a fixture declared in
+# two conftests is two fixtures, and would start two stacks on the same database server).
+pytest_plugins = ["tests.reliability_report", "tests.stack_fixture"]
 
 # Packages whose tests share package-scoped servers: one xdist group each. The security and
 # race tests share one stack (tests/security/harness.py). Other tests are grouped by module.

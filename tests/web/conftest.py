@@ -24,9 +24,6 @@ from playwright.sync_api import Page, ViewportSize, expect
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
 from services.kit.testing import scaled
-from tests.stack_fixture import stack
-
-__all__ = ["stack"]
 
 CHROMIUM = (
     os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
