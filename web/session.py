@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from fastapi import Request
@@ -17,6 +19,8 @@ from web.i18n import negotiate, translate
 ACCESS_COOKIE = "guichet_access"
 REFRESH_COOKIE = "guichet_refresh"
 LANGUAGE_COOKIE = "guichet_lang"
+# Set by web/static/tz.js from the browser: the zone a person reads times in.
+TIME_ZONE_COOKIE = "guichet_tz"
 
 
 class SignInRequired(Exception):
@@ -39,6 +43,18 @@ class Visitor:
 
     def t(self, key: str, **params: object) -> str:
         return translate(self.locale, key, **params)
+
+    @property
+    def time_zone(self) -> str | None:
+        """The browser's IANA time zone (from its cookie), when it names a real one."""
+        name = unquote(self.request.cookies.get(TIME_ZONE_COOKIE, ""))  # tz.js encodes the "/"
+        if not name or len(name) > 64:
+            return None
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+        return name
 
     @property
     def signed_in(self) -> bool:

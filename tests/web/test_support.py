@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from playwright.sync_api import FilePayload, Page, expect
+from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
@@ -308,3 +308,25 @@ def test_a_customer_cancels_a_ticket_that_then_stays_listed_closed_and_english_r
     portal.goto(url(portal, "/support/tickets?status=cancelled&lang=en"))
     expect(portal.get_by_role("heading", name="My tickets")).to_be_visible()
     expect(portal.get_by_role("row").filter(has_text=title)).to_contain_text("Cancelled")
+
+
+def test_a_customer_reads_sla_deadlines_in_the_browsers_own_time_zone(
+    stack: Stack, browser: Browser
+) -> None:
+    """The gateway gives a customer no time zone: the portal takes the browser's (tz.js).
+    (`stack` first: its async set-up must run before Playwright's sync loop starts.)"""
+    tokyo = "Asia/Tokyo"  # a canonical name: Chromium reports links (Montreal) as their target
+    context = browser.new_context(locale="fr-FR", timezone_id=tokyo)
+    try:
+        page = context.new_page()
+        page._guichet_base = stack.web_url  # type: ignore[attr-defined]
+        sign_in(page, "bois.user")
+        tickets = _get(stack, _token(stack, "bois.user"), "/v1/support/tickets")["items"]
+        due = [t for t in tickets if t["next_due_at"]]
+        assert due, "the demo data gives bois.user a ticket with an SLA deadline"
+        page.goto(url(page, "/support/tickets"))
+        expect(page.get_by_text(f"fuseau {tokyo}")).to_be_visible()
+        row = page.get_by_role("row").filter(has_text=due[0]["title"]).first
+        expect(row).to_contain_text(local_time(due[0]["next_due_at"], tokyo, "fr"))
+    finally:
+        context.close()

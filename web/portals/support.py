@@ -289,7 +289,8 @@ def _is_agent(me: dict[str, Any]) -> bool:
 async def _zones(visitor: Visitor) -> dict[str, str]:
     """Plan id → its calendar's time zone: the customer's business hours set the SLA, so its
     deadlines read in that zone. Only the support team may read calendars; for a customer the
-    gateway has no zone to give (see the report), so pages fall back to Paris."""
+    gateway has no zone to give, so pages use the browser's own zone (web/static/tz.js), and
+    Paris until the browser has said it."""
     try:
         calendars = await visitor.api.list_calendars(page_size=500)
         plans = await visitor.api.list_plans(page_size=500)
@@ -424,7 +425,7 @@ async def my_tickets(
             "tickets": page["items"],
             "next_page_token": page["next_page_token"],
             "zones": zones,
-            "default_zone": DEFAULT_ZONE,
+            "default_zone": visitor.time_zone or DEFAULT_ZONE,
             "agent": _is_agent(dict(me)),
             "form": FormState(values={"q": q, "status": status if statuses else ""}),
             "status_options": [
@@ -447,7 +448,7 @@ async def queue(visitor: CurrentVisitor, page_token: str = "") -> Response:
             "tickets": page["items"],
             "next_page_token": page["next_page_token"],
             "zones": zones,
-            "default_zone": DEFAULT_ZONE,
+            "default_zone": visitor.time_zone or DEFAULT_ZONE,
         },
     )
 
@@ -463,7 +464,7 @@ async def _ticket_page(
     if history is None:
         history = await visitor.api.get_ticket(ticket_id)
     zones = await _zones(visitor)
-    zone = zones.get(history["ticket"]["plan_id"], DEFAULT_ZONE)
+    zone = zones.get(history["ticket"]["plan_id"], visitor.time_zone or DEFAULT_ZONE)
     agent = _is_agent(dict(me))
     forms = forms or {}
     for name in ("reply", "status", "priority", "kind", "consulting", "attachment"):
