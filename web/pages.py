@@ -58,6 +58,8 @@ async def render(
         "me": me,
         "portal_links": links,
         "path": visitor.request.url.path,
+        # How often live parts (a running delegation, the escalations) refresh: PROGRESS_POLL_MS.
+        "poll_ms": visitor.request.app.state.settings.progress_poll_ms,
         **(context or {}),
     }
     return TEMPLATES.TemplateResponse(visitor.request, template, page, status_code=status_code)
