@@ -40,7 +40,7 @@ _LINK = re.compile(r"token=([A-Za-z0-9_\-\.~%]+)")
 
 # --- the stack, started once however many conftests ask ------------------------------------------
 
-_shared: dict[str, Any] = {"stack": None, "users": 0, "lock": None}
+_shared: dict[str, Any] = {"stack": None, "users": 0, "lock": None, "failed": None}
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,10 @@ async def stack(
     if _shared["lock"] is None:
         _shared["lock"] = asyncio.Lock()
     async with _shared["lock"]:
+        if _shared["failed"] is not None:
+            # A second start would create new secrets over the first one's databases, and fail
+            # later and misleadingly (the bootstrap admin's password no longer matches).
+            raise RuntimeError("the security stack failed to start") from _shared["failed"]
         if _shared["stack"] is None:
             state: Path = tmp_path_factory.mktemp("security-stack")
             ports = {name: free_port() for name in DEFAULT_PORTS}
@@ -73,7 +77,8 @@ async def stack(
             )
             try:
                 await running.start()
-            except BaseException:
+            except BaseException as failure:
+                _shared["failed"] = failure
                 await running.stop()
                 raise
             _shared["stack"] = running
@@ -92,14 +97,21 @@ async def stack(
 async def world(stack: Stack) -> World:
     """Tenants a and b of every kind, built once per session through the public APIs (shared
     by tests/security and tests/races, like the stack)."""
+    if _shared.get("world_failed") is not None:
+        # Building it again would meet the first attempt's half-made tenants.
+        raise RuntimeError("the security world failed to build") from _shared["world_failed"]
     if _shared.get("world") is None:
-        _shared["world"] = await build_world(
-            stack.gateway_url,
-            sink_link(stack),
-            stack.secrets.admin_password,
-            stack.grpc_address,
-            stack.secrets.client_secrets["worker"],
-        )
+        try:
+            _shared["world"] = await build_world(
+                stack.gateway_url,
+                sink_link(stack),
+                stack.secrets.admin_password,
+                stack.grpc_address,
+                stack.secrets.client_secrets["worker"],
+            )
+        except BaseException as failure:
+            _shared["world_failed"] = failure
+            raise
     built: World = _shared["world"]
     return built
 

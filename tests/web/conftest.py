@@ -19,7 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserType,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
@@ -40,15 +48,56 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# pytest-playwright starts one sync Playwright per session. Its event loop then counts as running
+# in this thread until the session ends, so every async test xdist schedules on this worker after
+# the browser tests fails with "Runner.run() cannot be called from a running event loop". These
+# overrides give Playwright, and the browser on it, the life of this package instead.
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    driver = sync_playwright().start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    browser_type: BrowserType = getattr(playwright, browser_name)
+    return browser_type
+
+
+@pytest.fixture(scope="package")
+def launch_browser(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> Callable[..., Browser]:
+    def launch(**overrides: Any) -> Browser:
+        return browser_type.launch(**{**browser_type_launch_args, **overrides})
+
+    return launch
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    launched = launch_browser()
+    try:
+        yield launched
+    finally:
+        launched.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """The system Chromium; no sandbox, since the suite may run as root in a container."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "locale": "fr-FR", "timezone_id": "Europe/Paris"}
+@pytest.fixture(scope="package")
+def browser_context_args() -> dict[str, Any]:
+    """The seeds' locale and zone (pytest-playwright's own version needs its session driver)."""
+    return {"locale": "fr-FR", "timezone_id": "Europe/Paris"}
 
 
 @pytest.fixture
