@@ -125,7 +125,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         assert isinstance(exc, ApiProblem)
         if exc.status == 401:
             return await sign_in_first(request, exc)
-        visitor = visitor_for(request, request.app.state.http)
+        visitor = _visitor_of(request)
         message = summary_message(visitor.locale, exc)
         status = exc.status if exc.status in (403, 404, 409, 412, 429, 503, 504) else 502
         if exc.status >= 500:
@@ -136,7 +136,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def gateway_unreachable(request: Request, exc: Exception) -> Response:
         """The gateway did not answer (down, or slower than GATEWAY_TIMEOUT): say so, retryable."""
         log.warning("gateway unreachable on %s: %r", request.url.path, exc)
-        visitor = visitor_for(request, request.app.state.http)
+        visitor = _visitor_of(request)
         response = await _error_page(visitor, visitor.t("problem.unavailable"), 503)
         response.headers["Retry-After"] = "5"
         return response
@@ -144,7 +144,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s", request.url.path)
-        visitor = visitor_for(request, request.app.state.http)
+        visitor = _visitor_of(request)
         return await _error_page(visitor, visitor.t("problem.internal", request_id="—"), 500)
 
     @app.get("/healthz", include_in_schema=False)
@@ -164,6 +164,14 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _visitor_of(request: Request) -> Visitor:
+    """The request's own visitor when a page made one: it may hold tokens renewed during the
+    request, which the error page must hand back (the old refresh token is spent: reusing it
+    revokes the whole session)."""
+    visitor: Visitor | None = getattr(request.state, "visitor", None)
+    return visitor if visitor is not None else visitor_for(request, request.app.state.http)
 
 
 async def _error_page(visitor: Visitor, message: str, status: int) -> HTMLResponse:

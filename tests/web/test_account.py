@@ -17,6 +17,7 @@ from tests.web.conftest import (
     sign_in,
     url,
 )
+from web.session import ACCESS_COOKIE, REFRESH_COOKIE
 
 
 def test_signing_in_as_a_demo_user_shows_that_users_portals(
@@ -126,3 +127,25 @@ def test_pages_fit_a_phone_and_work_from_the_keyboard(portal: Page) -> None:
     assert width <= PHONE["width"], f"the sign-in page scrolls sideways on a phone ({width}px)"
     portal.keyboard.press("Tab")
     expect(portal.get_by_role("link", name="Aller au contenu")).to_be_focused()
+
+
+def test_a_session_renewed_on_an_error_page_stays_signed_in(portal: Page, stack: Stack) -> None:
+    """The access token has expired (here: is unreadable), so the portal renews it with the
+    refresh token while serving a page the gateway then refuses. The error page must hand the
+    renewed tokens back: the old refresh token is spent, and presenting it again would revoke
+    the session."""
+    sign_in(portal, "bois.user")
+    refresh_before = _cookie(portal, REFRESH_COOKIE)
+    portal.context.add_cookies(
+        [{"name": ACCESS_COOKIE, "value": "expired", "url": url(portal, "/")}]
+    )
+    portal.goto(url(portal, "/support/queue"))
+    expect(portal.get_by_role("alert")).to_contain_text("Vous n'avez pas le droit de faire cela.")
+    assert _cookie(portal, REFRESH_COOKIE) not in (None, refresh_before)
+    assert _cookie(portal, ACCESS_COOKIE) not in (None, "expired")
+    portal.goto(url(portal, "/"))
+    expect(portal.get_by_role("button", name="Se déconnecter")).to_be_visible()
+
+
+def _cookie(page: Page, name: str) -> str | None:
+    return next((c["value"] for c in page.context.cookies() if c["name"] == name), None)
