@@ -35,17 +35,19 @@ $(UV):
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen
+	# Compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine), every process
+	# would otherwise compile its libraries again (4 s per service start instead of 1.4 s).
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 $(CHART_TOOLS)/.installed: $(UV) Makefile
 	$(PYTHON) -m venv $(CHART_TOOLS)
-	$(UV) pip install --quiet --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
+	$(UV) pip install --quiet --compile-bytecode --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
 	@touch $@
 
 $(TRACE_UI)/.installed: $(UV) Makefile
 	$(PYTHON) -m venv $(TRACE_UI)
-	$(UV) pip install --quiet --python $(TRACE_UI)/bin/python $(TRACE_UI_VERSION)
+	$(UV) pip install --quiet --compile-bytecode --python $(TRACE_UI)/bin/python $(TRACE_UI_VERSION)
 	@touch $@
 
 install: $(VENV)/.synced $(CHART_TOOLS)/.installed

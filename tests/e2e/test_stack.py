@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import grpc
 import httpx
+import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.devstack.components import COMPONENTS
+from services.devstack.components import COMPONENTS, Component
 from services.devstack.demo import DEMO_PASSWORD
-from services.devstack.stack import ADMIN_USERNAME, Stack
+from services.devstack.stack import ADMIN_USERNAME, Stack, start_waves
 
 
 async def test_gateway_is_healthy_and_ready(stack: Stack) -> None:
@@ -86,3 +87,21 @@ async def test_every_process_serves_prometheus_metrics(stack: Stack) -> None:
     assert 'route="/v1/auth/token"' in gateway
     worker = await scrape("worker")
     assert "temporal_" in worker  # the SDK's own metrics: pollers, slots, latencies
+
+
+def test_the_stack_starts_the_services_together_then_each_caller_after_what_it_calls() -> None:
+    waves = start_waves(COMPONENTS)
+    position = {c.name: i for i, wave in enumerate(waves) for c in wave}
+    assert sorted(position) == sorted(c.name for c in COMPONENTS)
+    assert {c.name for c in waves[0]} == {c.name for c in COMPONENTS if c.database}
+    for component in COMPONENTS:
+        if not component.database:
+            assert all(position[callee] < position[component.name] for callee in component.calls)
+    assert position["web"] > position["gateway"] > 0
+
+
+def test_callers_that_call_each_other_have_no_start_order() -> None:
+    a = Component("a", "a", None, protocol="none", calls=("b",))
+    b = Component("b", "b", None, protocol="none", calls=("a",))
+    with pytest.raises(ValueError, match="cycle"):
+        start_waves([a, b])
