@@ -195,7 +195,8 @@ async def login(
             reason="disabled",
         )
         return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.username_key == key))
+    if throttle is not None:  # earlier failures are forgiven; most logins have none to forgive
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.username_key == key))
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = await passwords.hash(password)
         user.updated_at = now
