@@ -32,6 +32,7 @@ from web.session import (
     visitor_for,
 )
 from web.settings import WebSettings
+from web.templating import build_templates
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.templates = build_templates()
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")
     for router in ROUTERS:
         app.include_router(router)

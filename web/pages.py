@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,8 +15,6 @@ from fastapi.templating import Jinja2Templates
 from web.i18n import LOCALES
 from web.nav import portal_links
 from web.session import Visitor
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
 def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -> str:
@@ -31,9 +28,6 @@ def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -
     shown = instant.astimezone(ZoneInfo(zone or "Europe/Paris"))
     pattern = "%d/%m/%Y %H:%M" if locale == "fr" else "%Y-%m-%d %H:%M"
     return f"{shown.strftime(pattern)} ({shown.tzname()})"
-
-
-TEMPLATES.env.filters["local_time"] = local_time
 
 
 async def render(
@@ -62,7 +56,8 @@ async def render(
         "poll_ms": visitor.request.app.state.settings.progress_poll_ms,
         **(context or {}),
     }
-    return TEMPLATES.TemplateResponse(visitor.request, template, page, status_code=status_code)
+    templates: Jinja2Templates = visitor.request.app.state.templates
+    return templates.TemplateResponse(visitor.request, template, page, status_code=status_code)
 
 
 async def form_values(request: Request) -> dict[str, str]:

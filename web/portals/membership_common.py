@@ -9,7 +9,6 @@ from datetime import date
 
 from web.client.transport import ApiProblem
 from web.i18n import register, translate
-from web.pages import TEMPLATES
 from web.problems import FormState
 
 MESSAGES = {
@@ -78,8 +77,6 @@ MESSAGES = {
         "La fiche cible a elle-même été fusionnée : choisissez-en une autre.",
         "The target record was itself merged: choose another one.",
     ),
-    "membership.field_min": ("Au moins {n}.", "At least {n}."),
-    "membership.field_max": ("Au plus {n}.", "At most {n}."),
     "membership.removal_opens": (
         "Prochaine date de renouvellement (retraits possibles) : {date}.",
         "Next renewal date (removals possible): {date}.",
@@ -87,28 +84,18 @@ MESSAGES = {
 }
 register(MESSAGES)
 
-_BOUND = (
-    (re.compile(r"greater than or equal to (?P<n>-?\d+)", re.I), "membership.field_min"),
-    (re.compile(r"greater than (?P<n>-?\d+)", re.I), "membership.field_min"),
-    (re.compile(r"less than or equal to (?P<n>-?\d+)", re.I), "membership.field_max"),
-)
 _OPENS = re.compile(r"open(?:s)? on (?P<date>\d{4}-\d{2}-\d{2})")
 
 
 def refused(
     locale: str, values: dict[str, str], problem: ApiProblem, fields: dict[str, str] | None = None
 ) -> FormState:
-    """FormState.refused, plus the bounds and the removal window said in the page's language
-    (the shared catalogue knows the generic complaints, not this service's)."""
+    """FormState.refused, plus the removal window said in the page's language (the shared
+    catalogue knows the generic complaints, bounds included, not this service's)."""
     form = FormState.refused(locale, values, problem, fields or {})
     for api_field, detail in problem.field_errors.items():
         name = api_field.removeprefix("body.")
         name = (fields or {}).get(name, name)
-        for pattern, key in _BOUND:
-            match = pattern.search(detail)
-            if match:
-                form.errors[name] = translate(locale, key, n=match.group("n"))
-                break
         opens = _OPENS.search(detail)
         if opens:
             form.errors[name] = translate(
@@ -170,7 +157,3 @@ def show_money(amount_cents: int | None, locale: str = "fr") -> str:
     if locale == "fr":
         return text.replace(",", "\u202f").replace(".", ",") + " €"
     return "€" + text
-
-
-TEMPLATES.env.filters["membership_date"] = show_date
-TEMPLATES.env.filters["membership_money"] = show_money

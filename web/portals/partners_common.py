@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from web.client.transport import ApiProblem
-from web.pages import TEMPLATES
 from web.problems import FormState, field_message
 from web.session import Visitor
 
@@ -355,9 +354,6 @@ def as_instant(raw: str, zone: str) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
     return moment.isoformat()
-
-
-TEMPLATES.env.filters["partners_money"] = money
 
 
 T = TypeVar("T", bound=str)
