@@ -80,6 +80,39 @@ async def drive_logins(base_url: str, seconds: float, concurrency: int) -> tuple
         return ok, failed, time.perf_counter() - start
 
 
+def cpu_seconds_by_part(stack: Stack, since: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part of the stack, from /proc: the
+    stack's components by pid, PostgreSQL's and Temporal's processes by name, and this process
+    (the load generator). With `since`, the difference from that earlier reading."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {running.process.pid: running.component.name for running in stack.running}
+    names[os.getpid()] = "load generator (this process)"
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        part = names.get(pid) or (
+            "postgres"
+            if command.startswith("postgres")
+            else "temporal"
+            if command.startswith("temporal")
+            else None
+        )
+        if part is not None:
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            totals[part] = totals.get(part, 0.0) + cpu
+    if since is None:
+        return totals
+    return {part: cpu - since.get(part, 0.0) for part, cpu in totals.items()}
+
+
 async def main(seconds: float, concurrency: int) -> None:
     cores = os.cpu_count() or 1
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
@@ -105,7 +138,9 @@ async def main(seconds: float, concurrency: int) -> None:
                 stack.smtp,
             )
             await drive_logins(stack.gateway_url, 2.0, concurrency)  # warm-up
+            before = cpu_seconds_by_part(stack)
             ok, failed, elapsed = await drive_logins(stack.gateway_url, seconds, concurrency)
+            spent = cpu_seconds_by_part(stack, since=before)
         finally:
             await stack.stop()
             await temporal.shutdown()
@@ -123,6 +158,10 @@ async def main(seconds: float, concurrency: int) -> None:
     print(f"ratio logins/raw, all cores   {rate / machine:.2f}")
     print(f"vs Keycloak plan (15/vCPU)    {per_core / KEYCLOAK_PER_VCPU:.2f}x")
     print(f"floor 25/core                 {'met' if per_core >= FLOOR_PER_CORE else 'NOT met'}")
+    print("CPU per login, by process (ms):")
+    for part, cpu in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {part:<28}{1000 * cpu / max(ok, 1):7.2f}")
+    print(f"  {'all':<28}{1000 * sum(spent.values()) / max(ok, 1):7.2f}")
 
 
 if __name__ == "__main__":

@@ -491,6 +491,7 @@ async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
     if not isinstance(settings, IdentitySettings):
         raise TypeError("identity needs IdentitySettings")
     passwords = Passwords.from_settings(settings)
+    context.exit_stack.callback(passwords.close)
     await passwords.warm_up()
     async with context.sessions.begin() as session:
         await startup.bootstrap(

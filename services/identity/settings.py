@@ -52,6 +52,8 @@ class IdentitySettings(ServiceSettings):
     argon2_memory_cost_kib: int = Field(default=19456, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
+    # Threads that hash at once; 0: one per CPU this process may use (more only thrash caches).
+    argon2_threads: int = Field(default=0, ge=0)
 
     # --- clients and first administrator --------------------------------------------------------
     # "client_id=secret,client_id=secret": the internal callers allowed to get a service token.
