@@ -35,7 +35,7 @@ from services.devstack.components import DEFAULT_PORTS
 from services.devstack.demo import DEMO_PASSWORD, load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.binaries import temporal_cli
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import database_server
 

@@ -66,7 +66,7 @@ from services.devstack.demo_partners import BATCH, _orders
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.gateway.portals.partners.order_schemas import Order, OrderPage
 from services.kit.binaries import temporal_cli
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import database_server
 

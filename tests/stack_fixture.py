@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from services.devstack.components import COMPONENTS, DEFAULT_PORTS
 from services.devstack.demo import load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from services.kit.testing import DatabaseServer
 
 

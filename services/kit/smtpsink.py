@@ -87,6 +87,6 @@ class SmtpSink:
 
 
 def _free_port() -> int:
-    from services.kit.localpg import free_port
+    from services.kit.ports import free_port
 
     return free_port()

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TypeVar, overload
 
 from services.kit.db import ensure_database
-from services.kit.localpg import LocalPostgres, free_port
+from services.kit.localpg import LocalPostgres
+from services.kit.ports import free_port
 
 
 class DatabaseServer:

@@ -13,7 +13,7 @@ import pytest
 from services.devstack.components import COMPONENTS, DEFAULT_PORTS
 from services.devstack.demo import load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from tests.chaos.harness import Chaos
 
 # Small delegation batches: a 100,000-account request takes 50 batches, so a kill lands in the

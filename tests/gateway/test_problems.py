@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.gateway.problems import GRPC_TO_HTTP, PROBLEM_TYPE_BASE, field_name
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from tests.gateway.conftest import (
     SECRET_DETAIL,
     ClientFactory,

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from services.kit.testing import scaled, wait_until
 from tests.gateway.conftest import RefusingServer
 

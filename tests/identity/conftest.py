@@ -21,8 +21,8 @@ from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.db import upgrade
-from services.kit.localpg import free_port
 from services.kit.mail import new_sealing_key
+from services.kit.ports import free_port
 from services.kit.runtime import start_service
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer

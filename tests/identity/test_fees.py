@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from services.identity.models import AuditEvent, User, UserStatus
 from services.identity.servicer import SPEC
-from services.kit.localpg import free_port
+from services.kit.ports import free_port
 from services.kit.runtime import start_service
 from tests.identity.harness import (
     ASSOCIATION,
