@@ -2,12 +2,12 @@
 
 A port is chosen here and bound later by another process (a service, PostgreSQL, the SMTP sink),
 so between the two something else may take it. Asking the kernel for port 0 gives a port of its
-ephemeral range (32768-60999 on Linux), the very range it also gives to every outgoing
-connection's source port: on a busy test run a gRPC or PostgreSQL client connection took a port
-a moment before the metrics server it was meant for bound it ("Address already in use"). So the
-ports come from below that range, where the kernel hands out nothing by itself; each process
-never hands the same port out twice, and side-by-side test processes (pytest-xdist workers) each
-draw from a slice of their own.
+ephemeral range (32768-60999 on Linux): the range every outgoing connection's source port comes
+from too, and two such calls in a row may return the same port. A quiet `make test` failed
+208 tests that way, membership's metrics server finding its port taken. So the ports come from
+below that range, where the kernel hands out nothing by itself; a process never hands the same
+port out twice, and side-by-side test processes (pytest-xdist workers) each draw from a slice of
+their own.
 """
 
 from __future__ import annotations
