@@ -28,7 +28,7 @@ def test_a_port_in_use_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        # A one-port "range" that is taken: the kernel's own choice instead, a free one.
+        # A range whose one port not yet handed out is taken: the kernel picks a free one instead.
         monkeypatch.setattr(ports, "own_range", lambda: range(port, port + 100))
         monkeypatch.setattr(ports, "_handed_out", set(range(port + 1, port + 100)))
         chosen = ports.free_port()
