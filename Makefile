@@ -50,7 +50,21 @@ $(TRACE_UI)/.installed: $(UV) Makefile
 	$(UV) pip install --quiet --compile-bytecode --python $(TRACE_UI)/bin/python $(TRACE_UI_VERSION)
 	@touch $@
 
-install: $(VENV)/.synced $(CHART_TOOLS)/.installed
+# Node tools of the checks (the OpenAPI linter, axe-core, Lighthouse), from the committed lock.
+# Node.js and npm come from Debian when missing and we are root.
+node_modules/.installed: package.json package-lock.json
+	@if ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's nodejs and npm for the node tools"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -q nodejs npm >/dev/null 2>&1 \
+				|| { apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null; }; \
+		else echo "npm is missing and apt-get needs root: install Node.js 20+"; exit 1; fi; \
+	fi
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed node_modules/.installed
 
 dev: install $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
@@ -114,4 +128,4 @@ chaos: $(VENV)/.synced
 		$(RUN) pytest -q -m "slow or reliability" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .state .pytest_cache .mypy_cache .ruff_cache
