@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+import holidays
 from guichet.groups.v1 import groups_pb2_grpc
 from guichet.partners.v1 import partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
@@ -56,6 +57,14 @@ WORKFLOWS: list[type[Any]] = [
 ]
 
 
+def preload() -> None:
+    """Imports, once and before polling, what a workflow's first task would otherwise import:
+    checking a calendar's country (`business_time.spec_problems`) loads every country module of
+    `holidays`, seconds of CPU on a busy machine, which inside the first TicketSla task of a
+    fresh worker tripped the SDK's 2-second deadlock detector and failed the task."""
+    holidays.list_supported_countries()
+
+
 def build_worker(
     client: Client,
     settings: WorkerSettings,
@@ -66,6 +75,7 @@ def build_worker(
     """Every workflow and activity. Activities that call services get channels made with
     `create_channel(settings.<service>_addr, tokens=tokens)`: deadlines and the worker's own
     service token on every call."""
+    preload()
     mail = MailActivities(
         SmtpSender(
             settings.smtp_host,

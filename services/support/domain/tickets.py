@@ -192,8 +192,9 @@ async def open_ticket(
     session.add(ticket)
     await session.flush()
     await consume_view(session, actor, form.view_id, category.id, ticket)
-    await start_sla(session, settings, ticket, now=now)
+    # The number (an identity column) is known once inserted; the SLA start is searched by it.
     await session.refresh(ticket, ["number"])
+    await start_sla(session, settings, ticket, now=now)
     return ticket
 
 
