@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from typing import Any
 
 import holidays
@@ -123,9 +124,16 @@ def build_worker(
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=WORKFLOWS,
         max_cached_workflows=settings.max_cached_workflows,
-        # Pollers follow the backlog (1 to 100): a burst of timers (10,000 SLA workflows) is
-        # drained at once instead of queueing behind five long polls.
-        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        max_concurrent_workflow_tasks=settings.workflow_task_slots,
+        max_concurrent_local_activities=settings.local_activity_slots,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_schedule_to_start_seconds
+        ),
+        # Pollers follow the backlog (1 to WORKFLOW_TASK_POLLERS_MAX): a burst of timers (10,000
+        # SLA workflows) is drained at once instead of queueing behind five long polls.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(
+            maximum=settings.workflow_task_pollers_max
+        ),
         activities=[
             mail.send_mail,
             groups.apply_delegation_batches,
