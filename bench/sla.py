@@ -543,6 +543,7 @@ if __name__ == "__main__":
         "--loaded",
         action="store_const",
         const=LOADED_BUSY,
+        default=0,
         dest="busy",
         help=f"keep {LOADED_BUSY} cores busy with other programs meanwhile",
     )
