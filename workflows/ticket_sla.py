@@ -93,6 +93,16 @@ def _at(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def aim(now: datetime, woken_for: datetime, due: datetime) -> tuple[timedelta, bool]:
+    """The timer for a threshold due at `due`, set by a task started at `now` for something due
+    at `woken_for`: its length, and whether it is aimed a minute short to be re-aimed (the task
+    was late, and the threshold far enough for a second timer to be worth it)."""
+    delay = due - now + _EPSILON
+    if now - woken_for > _LATE_TASK and delay > 2 * _REAIM_BEFORE:
+        return delay - _REAIM_BEFORE, True
+    return delay, False
+
+
 # Not sandboxed: the workflow runs only the contract's pure rules and business-time arithmetic
 # (no I/O, no clock, no randomness; time is `workflow.now()`), and ten thousand of them live at
 # once, each re-instantiated when evicted from the worker's cache: the sandbox's per-run module
@@ -178,15 +188,15 @@ class TicketSla:
             upcoming = [t for t in thresholds(state) if t.due > now]
             if upcoming:
                 target = upcoming[0]
-                delay = target.due - now + _EPSILON
                 summary = f"{describe(target, state.policy)}, due {_at(target.due)}"
                 if one_timer:
-                    late = now - woken_for > _LATE_TASK
-                    reaim = late and delay > 2 * _REAIM_BEFORE
+                    delay, reaim = aim(now, woken_for, target.due)
                 else:
+                    delay = target.due - now + _EPSILON
                     reaim = delay > 2 * _REAIM_BEFORE and workflow.patched(_REAIM_PATCH)
+                    if reaim:
+                        delay -= _REAIM_BEFORE
                 if reaim:
-                    delay -= _REAIM_BEFORE
                     summary = f"{summary}: aimed 1 min short, to be re-aimed"
                 woken_for = now + delay
                 try:
