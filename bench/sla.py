@@ -321,17 +321,16 @@ def temporal_report(server: _stack.Samples, worker: _stack.Samples, tickets: int
     p50 = _stack.quantile(worker, "temporal_request_latency", 0.5, **respond)
     p99 = _stack.quantile(worker, "temporal_request_latency", 0.99, **respond)
     lines.append(f"worker RespondWorkflowTaskCompleted   p50 {p50:7.0f} ms  p99 {p99:7.0f} ms")
-    hits = _stack.total(worker, "temporal_sticky_cache_hit_total") + _stack.total(
-        worker, "temporal_sticky_cache_hit"
-    )
-    misses = _stack.total(worker, "temporal_sticky_cache_miss_total") + _stack.total(
-        worker, "temporal_sticky_cache_miss"
-    )
-    lines.append(f"worker sticky cache           {hits:.0f} hits, {misses:.0f} misses")
-    failed = _stack.total(worker, "temporal_workflow_task_execution_failed_total") + _stack.total(
-        worker, "temporal_workflow_task_execution_failed"
-    )
-    lines.append(f"worker workflow tasks failed  {failed:.0f}")
+    hits = _stack.total(worker, "temporal_sticky_cache_hit")
+    evicted = _stack.total(worker, "temporal_sticky_cache_total_forced_eviction")
+    lines.append(f"worker sticky cache           {hits:.0f} hits, {evicted:.0f} forced evictions")
+    failures = _stack.by_label(worker, "temporal_request_failure", "operation")
+    failures |= {
+        f"{op} (poll)": n
+        for op, n in _stack.by_label(worker, "temporal_long_request_failure", "operation").items()
+    }
+    failed = ", ".join(f"{op} {n:.0f}" for op, n in sorted(failures.items()) if n) or "none"
+    lines.append(f"worker calls to Temporal that failed: {failed}")
     return lines
 
 
