@@ -37,6 +37,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -45,6 +46,7 @@ from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 from sqlalchemy.engine import make_url
 from temporalio.api.enums.v1 import EventType
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from bench import _stack
@@ -271,8 +273,12 @@ async def history_sample(temporal: WorkflowEnvironment, count: int) -> tuple[flo
     """Events and workflow tasks per run, over `count` runs; and how many re-aimed a timer."""
     events = tasks = reaimed = 0
     sampled = 0
-    async for execution in temporal.client.list_workflows("WorkflowType = 'TicketSla'"):
-        history = await temporal.client.get_workflow_handle(execution.id).fetch_history()
+    wait = timedelta(seconds=60)  # a loaded dev server answers slowly
+    async for execution in temporal.client.list_workflows(
+        "WorkflowType = 'TicketSla'", page_size=count, rpc_timeout=wait
+    ):
+        handle = temporal.client.get_workflow_handle(execution.id)
+        history = await handle.fetch_history(rpc_timeout=wait)
         events += len(history.events)
         kinds = [e.event_type for e in history.events]
         tasks += kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
@@ -451,12 +457,17 @@ async def main(options: argparse.Namespace) -> int:
             usage = processes.report()
             if options.explain:
                 await _explain(temporal, stack)
-            events, tasks, reaimed = await history_sample(temporal, 50)
-            live = (
-                await temporal.client.count_workflows(
-                    "WorkflowType = 'TicketSla' AND ExecutionStatus = 'Running'"
-                )
-            ).count
+            try:
+                events, tasks, reaimed = await history_sample(temporal, 50)
+                live = (
+                    await temporal.client.count_workflows(
+                        "WorkflowType = 'TicketSla' AND ExecutionStatus = 'Running'",
+                        rpc_timeout=timedelta(seconds=60),
+                    )
+                ).count
+            except RPCError as error:  # the figures above are still worth printing
+                print(f"Temporal did not answer the history sample: {error}")
+                events, tasks, reaimed, live = math.nan, math.nan, 0, -1
         finally:
             if watcher is not None:
                 watcher.cancel()
