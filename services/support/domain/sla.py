@@ -253,6 +253,10 @@ async def start_sla(
     session: AsyncSession, settings: SupportSettings, ticket: Ticket, *, now: datetime
 ) -> None:
     """The ticket's clocks start, and its workflow is recorded for the outbox relay to start."""
+    # The number (an identity column) is assigned by the insert: loaded here, awaited, for the
+    # start's search attributes (an attribute load outside an await cannot reach the database).
+    await session.flush()
+    await session.refresh(ticket, ["number"])
     policy = await policy_for(session, ticket)
     state = opening_state(ticket.created_at.isoformat(), policy)
     await _store_state(session, ticket, state, [], [], now=now, actor_id=ticket.opened_by_id)

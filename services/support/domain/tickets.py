@@ -192,9 +192,8 @@ async def open_ticket(
     session.add(ticket)
     await session.flush()
     await consume_view(session, actor, form.view_id, category.id, ticket)
-    # The number (an identity column) is known once inserted; the SLA start is searched by it.
-    await session.refresh(ticket, ["number"])
     await start_sla(session, settings, ticket, now=now)
+    await session.refresh(ticket, ["number"])
     return ticket
 
 
