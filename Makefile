@@ -77,12 +77,17 @@ lint: install
 
 proto: install
 	$(RUN) python -m services.kit.protogen
+	$(RUN) python -m services.gateway.openapi tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate
 
+# The OpenAPI linter (redocly.yaml) reads the committed document, which the line before it
+# proved to be the live one.
 proto-check: install
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
+	$(RUN) python -m services.gateway.openapi --check tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate --check
+	node_modules/.bin/redocly lint --config redocly.yaml --format=summary tests/gateway/openapi.json
 
 # The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
 # here): installed with apt-get when we are root, else tests/web skip and say why.

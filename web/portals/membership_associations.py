@@ -18,10 +18,10 @@ from web.client.api import (
     FeeBody,
     MemberBody,
     Organiser,
-    SchemasMembershipRegistrationBody,
     Trainee,
     Training,
     TrainingBody,
+    TrainingRegistrationBody,
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
@@ -558,7 +558,7 @@ async def register_for_training(
         body["client_number"] = number
     try:
         result = await visitor.api.register_for_training(
-            association_id, training_id, cast("SchemasMembershipRegistrationBody", body)
+            association_id, training_id, cast("TrainingRegistrationBody", body)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 404:

@@ -218,7 +218,9 @@ async def list_groups(
 def check_word(v: Validator, confirmation: str, words: frozenset[str], example: str) -> None:
     if confirmation.strip().upper() not in words:
         others = " or ".join(sorted(words - {example}))
-        v.check(False, "confirmation", f"type {example} (or {others}) to confirm")
+        v.check(
+            False, "confirmation", f"type {example} (or {others}) to confirm", code="confirmation"
+        )
 
 
 async def delete_group(

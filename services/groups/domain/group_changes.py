@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.groups.domain.authorisation import group_for_manager
+from services.groups.domain.authorisation import BUSINESS_ACCOUNT_MANAGER, group_for_manager
 from services.groups.domain.client_groups import (
     GroupView,
     check_group_name,
@@ -142,13 +142,24 @@ async def _plan_update(
             employee in assigned, f"unassign_employee_ids[{i}]", "is not assigned to this group"
         )
     for employee, field_name in assign_fields.items():
+        # Three refusals, three codes: nobody the caller may see, someone who is not an
+        # assignable employee here, and the manager (who already sees every client).
         person = people.get(employee)
-        v.check(
-            person is not None and person.assignable_in(group.provider_id),
-            field_name,
-            "is not an employee of this provider holding program_account_manager, editor or "
-            "read_only (a business account manager already sees every client)",
-        )
+        if person is None:
+            v.add(field_name, "is no user this provider can see", "unknown_user")
+        elif BUSINESS_ACCOUNT_MANAGER in person.roles_in(group.provider_id):
+            v.add(
+                field_name,
+                "is a business account manager, who already sees every client",
+                "business_account_manager",
+            )
+        elif not person.assignable_in(group.provider_id):
+            v.add(
+                field_name,
+                "is not an active employee of this provider holding program_account_manager, "
+                "editor or read_only",
+                "not_an_assignable_employee",
+            )
     v.raise_if_any()
     rename = name if name and name != group.name else None
     if rename is not None:

@@ -58,7 +58,7 @@ async def create_calendar(
         subdivision=spec.subdivision.strip().upper(),
         closed_days=sorted({day.strip() for day in spec.closed_days}),
     )
-    v.violations.extend(spec_problems(spec))
+    v.extend(spec_problems(spec))
     v.raise_if_any()
     calendar = Calendar(
         id=uuid.uuid4(),

@@ -28,7 +28,6 @@ from services.gateway.portals.associations.schemas import (
     DuplicateGroup,
     DuplicatePage,
     DuplicateTotals,
-    EmailBody,
     FeeBody,
     FeeStatus,
     Member,
@@ -39,12 +38,13 @@ from services.gateway.portals.associations.schemas import (
     MergeResult,
     RecordDuplicates,
     Registration,
-    RegistrationBody,
     RegistrationPage,
     RegistrationResult,
+    TraineeEmailBody,
     Training,
     TrainingBody,
     TrainingPage,
+    TrainingRegistrationBody,
 )
 from services.gateway.portals.membership import (
     MEMBERSHIP_SERVICE,
@@ -57,6 +57,7 @@ from services.gateway.portals.membership import (
 )
 from services.gateway.ratelimit import auth_rate_limit
 from services.gateway.rpc import (
+    DeleteConfirmation,
     Operations,
     Page,
     next_token,
@@ -224,7 +225,7 @@ async def list_public_trainings(
 async def register_for_training(
     association_id: AssociationId,
     training_id: ResourceId,
-    body: RegistrationBody,
+    body: TrainingRegistrationBody,
     request: Request,
     stub: Membership,
 ) -> RegistrationResult:
@@ -306,7 +307,7 @@ def validate_registration(
     responses=errors(400, 401, 403, 404),
 )
 def correct_email(
-    association_id: AssociationId, registration_id: ResourceId, body: EmailBody
+    association_id: AssociationId, registration_id: ResourceId, body: TraineeEmailBody
 ) -> pb.CorrectTraineeEmailRequest:
     return pb.CorrectTraineeEmailRequest(
         association_id=str(association_id),
@@ -531,9 +532,7 @@ async def delete_record(
     record_id: ResourceId,
     caller: CurrentCaller,
     stub: Membership,
-    confirmation: Annotated[
-        str, Query(max_length=20, description="SUPPRIMER (or DELETE): this cannot be undone.")
-    ],
+    confirmation: DeleteConfirmation,
 ) -> Response:
     await stub.DeleteClientRecord(
         pb.DeleteClientRecordRequest(

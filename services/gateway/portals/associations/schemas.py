@@ -151,10 +151,8 @@ class Trainee(BaseModel):
     phone: str = Field(default="", max_length=32, examples=["+33 6 12 34 56 78"])
 
 
-class RegistrationBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas_membership"
+class TrainingRegistrationBody(_Request):
+    """Someone registering a trainee for a public training."""
 
     trainee: Trainee
     company_name: str = Field(
@@ -232,10 +230,8 @@ class RegistrationPage(BaseModel):
     next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
-class EmailBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas_membership"
+class TraineeEmailBody(_Request):
+    """The trainee's corrected e-mail address."""
 
     email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
 
@@ -424,8 +420,3 @@ class MergeResult(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
-
-
-# Their annotations resolve here, not in the module they are named after (see the class note).
-for _renamed in (RegistrationBody, EmailBody):
-    _renamed.model_rebuild(_types_namespace=globals())

@@ -476,7 +476,7 @@ class EmployeeRoleBody(_Request):
 
 
 class GroupChangesBody(_Request):
-    """Changes to save together. `confirmation` must be CONFIRMER (or CONFIRM)."""
+    """Changes to save together (the `confirmation` query parameter says CONFIRMER)."""
 
     name: str | None = Field(
         default=None, max_length=200, description="A new name.", examples=["Importateurs QC"]
@@ -494,10 +494,14 @@ class GroupChangesBody(_Request):
     unassign_employee_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=500, examples=[["7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"]]
     )
-    confirmation: str | None = Field(default=None, max_length=40, examples=["CONFIRMER"])
 
     def to_proto(
-        self, provider_id: uuid.UUID, group_id: uuid.UUID, *, dry_run: bool
+        self,
+        provider_id: uuid.UUID,
+        group_id: uuid.UUID,
+        *,
+        dry_run: bool,
+        confirmation: str | None,
     ) -> pb.UpdateGroupRequest:
         return pb.UpdateGroupRequest(
             provider_id=str(provider_id),
@@ -510,7 +514,7 @@ class GroupChangesBody(_Request):
                 for a in self.assign
             ],
             unassign_employee_ids=[str(e) for e in self.unassign_employee_ids],
-            confirmation=self.confirmation or "",
+            confirmation=confirmation or "",
             dry_run=dry_run,
         )
 
@@ -523,7 +527,6 @@ class AssignEmployeesBody(_Request):
     employee_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=500, examples=[[EXAMPLE_EMPLOYEE_ID]]
     )
-    confirmation: str | None = Field(default=None, max_length=40, examples=["CONFIRMER"])
     dry_run: bool = Field(
         default=False, description="Only answer the access summary.", examples=[False]
     )

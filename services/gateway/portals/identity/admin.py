@@ -19,10 +19,10 @@ from services.gateway.portals.identity.schemas import (
     NAME_MAX,
     ROLE_DESCRIPTION,
     ROLE_PATTERN,
+    AccountEmailBody,
     AuditEvent,
     AuditEventPage,
     CreateUserBody,
-    EmailBody,
     Organisation,
     OrganisationBody,
     OrganisationKind,
@@ -204,7 +204,7 @@ def validate_account(user_id: UserId) -> pb.ValidateAccountRequest:
     summary="Complete or correct an account's e-mail address",
     responses=errors(400, 401, 403, 404, 409),
 )
-def set_email(user_id: UserId, body: EmailBody) -> pb.SetUserEmailRequest:
+def set_email(user_id: UserId, body: AccountEmailBody) -> pb.SetUserEmailRequest:
     return pb.SetUserEmailRequest(user_id=str(user_id), email=body.email)
 
 

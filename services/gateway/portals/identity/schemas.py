@@ -255,10 +255,8 @@ class UserPage(BaseModel):
 # --- registration and password -----------------------------------------------------------
 
 
-class RegistrationBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas"
+class SelfRegistrationBody(_Request):
+    """A member registering themself (the kind of organisation decides what is asked)."""
 
     organisation_id: uuid.UUID = Field(examples=[EXAMPLE_ORG_ID])
     username: str = _text("Dupont.Jean", description="Kept as typed; unique ignoring case.")
@@ -341,10 +339,8 @@ class CreateUserBody(_Request):
     )
 
 
-class EmailBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas"
+class AccountEmailBody(_Request):
+    """An admin setting an account's e-mail address."""
 
     email: str = Field(
         max_length=EMAIL_MAX,
@@ -392,8 +388,3 @@ class AuditEvent(BaseModel):
 class AuditEventPage(BaseModel):
     items: list[AuditEvent]
     next_page_token: str | None = Field(examples=[None])
-
-
-# Their annotations resolve here, not in the module they are named after (see the class note).
-for _renamed in (RegistrationBody, EmailBody):
-    _renamed.model_rebuild(_types_namespace=globals())

@@ -27,7 +27,7 @@ from services.gateway.portals.partners.schemas import (
     BankDetailChange,
     BankDetailChangePage,
 )
-from services.gateway.problems import Problem, ProblemException
+from services.gateway.problems import Problem
 from services.gateway.rpc import (
     Operations,
     Page,
@@ -35,6 +35,7 @@ from services.gateway.rpc import (
     operation_id,
     page_of,
 )
+from services.gateway.uploads import BANK_PROOF_TYPES, upload_media_type, upload_request_body
 
 router = APIRouter(tags=[PARTNERS_TAG], generate_unique_id_function=operation_id)
 ops = Operations(router, PARTNERS_SERVICE, Partners)
@@ -88,16 +89,7 @@ PROOF_UPLOAD = ("PUT", f"{PREFIX}/bank-detail-changes/{{change_id}}/proof")
             "bytes by default). Below it, a proof over partners' own limit is a 400 on `content`.",
         },
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
-                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+    openapi_extra=upload_request_body(BANK_PROOF_TYPES, "The proof: a PDF, PNG or JPEG file."),
 )
 async def upload_proof(
     store_id: StoreId,
@@ -107,14 +99,7 @@ async def upload_proof(
     partners: Partners,
     filename: Annotated[str, Query(min_length=1, max_length=200, examples=["attestation.pdf"])],
 ) -> BankDetailChange:
-    content_type = request.headers.get("content-type", "")
-    if not content_type:
-        raise ProblemException(
-            400,
-            "invalid_argument",
-            "1 field is invalid: content_type",
-            errors=[("content_type", "send the document's type in Content-Type")],
-        )
+    content_type = upload_media_type(request, filename)
     response = await partners.UploadBankDetailProof(
         pb.UploadBankDetailProofRequest(
             store_id=str(store_id),

@@ -56,7 +56,7 @@ from services.gateway.portals.support.ticket_schemas import (
     TicketMessage,
     TicketPage,
 )
-from services.gateway.problems import Problem, ProblemException
+from services.gateway.problems import Problem
 from services.gateway.rpc import (
     Operations,
     Page,
@@ -65,6 +65,7 @@ from services.gateway.rpc import (
     page_of,
     service_stub,
 )
+from services.gateway.uploads import ATTACHMENT_TYPES, upload_media_type, upload_request_body
 
 router = APIRouter(tags=["support"], generate_unique_id_function=operation_id)
 support_stub = service_stub("support", support_pb2_grpc.SupportServiceStub)
@@ -473,12 +474,9 @@ ATTACHMENT_UPLOAD = ("POST", f"{PREFIX}/tickets/{{ticket_id}}/attachments")
             "bytes by default). Below it, a file over support's own limit is a 400 on `content`.",
         },
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=upload_request_body(
+        ATTACHMENT_TYPES, "The file, in one of the types support accepts."
+    ),
 )
 async def add_attachment(
     ticket_id: TicketId,
@@ -487,14 +485,7 @@ async def add_attachment(
     support: Support,
     filename: Annotated[str, Query(min_length=1, max_length=200, examples=["capture.png"])],
 ) -> Attachment:
-    content_type = request.headers.get("content-type", "")
-    if not content_type:
-        raise ProblemException(
-            400,
-            "invalid_argument",
-            "1 field is invalid: content_type",
-            errors=[("content_type", "send the file's type in Content-Type")],
-        )
+    content_type = upload_media_type(request, filename)
     response = await support.AddAttachment(
         pb.AddAttachmentRequest(
             ticket_id=str(ticket_id),
