@@ -198,6 +198,10 @@ def bearer_challenge(error: str | None = None, description: str | None = None) -
 SCHEMA_CODES: frozenset[str] = frozenset(get_args(ErrorType)) | {INVALID}
 
 
+# Every list takes its page as query parameters of their own name.
+_PAGE_FIELDS = {"page.page_token": "page_token", "page.page_size": "page_size"}
+
+
 def is_schema_code(code: str) -> bool:
     return code in SCHEMA_CODES
 
@@ -256,6 +260,7 @@ def problem_from_rpc_error(
     if mapping.status in (400, 422):
         for field, why, code in remote.coded():
             name = field.removeprefix(field_prefix) if field_prefix else field
+            name = _PAGE_FIELDS.get(name, name)
             errors.append(FieldError(rename(name) if rename else name, why, code))
     return ProblemException(mapping.status, reason, detail, errors=errors, headers=headers)
 

@@ -586,7 +586,23 @@ class CreateUserBody(TypedDict):
     email: NotRequired[str | None]
     first_name: str
     last_name: str
-    roles: NotRequired[list[str]]
+    roles: NotRequired[
+        list[
+            Literal[
+                "association_admin",
+                "business_account_manager",
+                "customer_user",
+                "editor",
+                "member",
+                "ops_admin",
+                "partner_manager",
+                "program_account_manager",
+                "read_only",
+                "support_agent",
+                "workshop_owner",
+            ]
+        ]
+    ]
 
 
 class DeactivateBody(TypedDict):
@@ -1122,11 +1138,11 @@ class ProfileBody(TypedDict):
 
     first_name: str
     last_name: str
-    phone: NotRequired[str | None]
-    address_line: NotRequired[str | None]
-    postal_code: NotRequired[str | None]
-    city: NotRequired[str | None]
-    birth_date: NotRequired[str | None]
+    phone: str
+    address_line: str
+    postal_code: str
+    city: str
+    birth_date: str
 
 
 class Program(TypedDict):
@@ -1301,7 +1317,19 @@ class ResetPasswordBody(TypedDict):
 
 class RoleBody(TypedDict):
     organisation_id: str
-    role: str
+    role: Literal[
+        "association_admin",
+        "business_account_manager",
+        "customer_user",
+        "editor",
+        "member",
+        "ops_admin",
+        "partner_manager",
+        "program_account_manager",
+        "read_only",
+        "support_agent",
+        "workshop_owner",
+    ]
 
 
 class SelfRegistrationBody(TypedDict):
@@ -1739,7 +1767,22 @@ class GatewayApi:
         self,
         organisation_id: str,
         *,
-        role: list[str] | None = None,
+        role: list[
+            Literal[
+                "association_admin",
+                "business_account_manager",
+                "customer_user",
+                "editor",
+                "member",
+                "ops_admin",
+                "partner_manager",
+                "program_account_manager",
+                "read_only",
+                "support_agent",
+                "workshop_owner",
+            ]
+        ]
+        | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> UserPage:

@@ -47,6 +47,19 @@ def username_problems(username: str) -> list[str]:
     return []
 
 
+def password_problem_codes(password: str, username: str) -> list[tuple[str, str]]:
+    """`password_problems` with each one's code: the lengths are the schema's, the rest beyond."""
+    codes = []
+    for problem in password_problems(password, username):
+        if "at least" in problem:
+            codes.append((problem, "string_too_short"))
+        elif "at most" in problem:
+            codes.append((problem, "string_too_long"))
+        else:
+            codes.append((problem, "weak_password"))
+    return codes
+
+
 def password_problems(password: str, username: str) -> list[str]:
     problems = []
     if len(password) < PASSWORD_MIN:
@@ -165,8 +178,8 @@ async def reset_password(
     )
     if user.status == UserStatus.DISABLED:
         raise FailedPrecondition("this account is disabled", reason="account_disabled")
-    for problem in password_problems(new_password, user.username):
-        v.check(False, "new_password", problem)
+    for problem, code in password_problem_codes(new_password, user.username):
+        v.check(False, "new_password", problem, code=code)
     v.raise_if_any()
     user.password_hash = await passwords.hash(new_password)
     if user.email is not None and user.email.lower() == link.email.lower():

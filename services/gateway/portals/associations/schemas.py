@@ -12,6 +12,7 @@ import uuid
 from guichet.membership.v1 import membership_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import Date, DateTime, StrictBool, StrictInt
 from services.gateway.portals.membership import (
     EMAIL,
     MAX_CLIENT_NUMBER,
@@ -36,15 +37,15 @@ class MemberBody(_Request):
     first_name: str = Field(max_length=100, examples=["Marie"])
     last_name: str = Field(max_length=100, examples=["Dupont"])
     email: str = Field(default="", max_length=EMAIL, examples=["marie.dupont@example.org"])
-    joined_on: dt.date | None = Field(
+    joined_on: Date | None = Field(
         default=None, description="Default: today.", examples=["2026-01-10"]
     )
 
 
 class FeeBody(_Request):
-    year: int = Field(ge=1900, le=2200, examples=[2026])
-    amount_cents: int = Field(ge=0, le=10_000_000, examples=[3500])
-    paid_on: dt.date | None = Field(
+    year: StrictInt = Field(ge=1900, le=2200, examples=[2026])
+    amount_cents: StrictInt = Field(ge=0, le=10_000_000, examples=[3500])
+    paid_on: Date | None = Field(
         default=None, description="Default: today.", examples=["2026-01-15"]
     )
 
@@ -106,10 +107,10 @@ class FeeStatus(BaseModel):
 class TrainingBody(_Request):
     training_type: str = Field(max_length=32, examples=["PSC1"])
     title: str = Field(max_length=NAME, examples=["Prévention et secours civiques de niveau 1"])
-    start_time: dt.datetime = Field(examples=["2026-05-16T08:30:00+02:00"])
+    start_time: DateTime = Field(examples=["2026-05-16T08:30:00+02:00"])
     location: str = Field(max_length=NAME, examples=["Caserne Bonaparte, Toulon"])
-    capacity: int = Field(ge=1, le=1000, examples=[10])
-    public: bool = Field(default=True, examples=[True])
+    capacity: StrictInt = Field(ge=1, le=1000, examples=[10])
+    public: StrictBool = Field(default=True, examples=[True])
 
 
 class Training(BaseModel):
@@ -146,7 +147,7 @@ class TrainingPage(BaseModel):
 class Trainee(BaseModel):
     first_name: str = Field(max_length=100, examples=["Jeanne"])
     last_name: str = Field(max_length=100, examples=["Martin"])
-    birth_date: dt.date = Field(examples=["1992-11-03"])
+    birth_date: Date = Field(examples=["1992-11-03"])
     email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
     phone: str = Field(default="", max_length=32, examples=["+33 6 12 34 56 78"])
 
@@ -162,7 +163,7 @@ class TrainingRegistrationBody(_Request):
         examples=["Lycée Victor Hugo"],
     )
     siret: str = Field(default="", max_length=20, examples=["73282932000074"])
-    client_number: int | None = Field(
+    client_number: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_CLIENT_NUMBER,
@@ -239,7 +240,9 @@ class TraineeEmailBody(_Request):
 class Organiser(BaseModel):
     company_name: str = Field(max_length=NAME, examples=["Mairie de Toulon"])
     siret: str = Field(default="", max_length=20, examples=["21830137100017"])
-    client_number: int | None = Field(default=None, ge=1, le=MAX_CLIENT_NUMBER, examples=[100045])
+    client_number: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_CLIENT_NUMBER, examples=[100045]
+    )
     contact_name: str = Field(max_length=NAME, examples=["Sophie Bernard"])
     email: str = Field(max_length=EMAIL, examples=["evenements@mairie-toulon.example.fr"])
     phone: str = Field(default="", max_length=32, examples=["+33 4 94 36 30 00"])
@@ -247,9 +250,9 @@ class Organiser(BaseModel):
 
 class CoverageBody(_Request):
     event_name: str = Field(max_length=NAME, examples=["Fête de la musique"])
-    event_date: dt.date = Field(examples=["2026-06-21"])
+    event_date: Date = Field(examples=["2026-06-21"])
     location: str = Field(max_length=NAME, examples=["Place de la Liberté, Toulon"])
-    expected_attendance: int = Field(ge=1, le=1_000_000, examples=[3000])
+    expected_attendance: StrictInt = Field(ge=1, le=1_000_000, examples=[3000])
     organiser: Organiser
 
 

@@ -17,6 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.groups.v1 import groups_pb2 as pb
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.fields import StrictBool
+
 # Ids per call at the edge: a body stays under the gateway's MAX_BODY_BYTES (64 KiB); larger
 # groups are built over several saves (the gRPC contract takes up to 10,000 at once).
 MAX_IDS = 1_500
@@ -527,6 +529,6 @@ class AssignEmployeesBody(_Request):
     employee_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=500, examples=[[EXAMPLE_EMPLOYEE_ID]]
     )
-    dry_run: bool = Field(
+    dry_run: StrictBool = Field(
         default=False, description="Only answer the access summary.", examples=[False]
     )

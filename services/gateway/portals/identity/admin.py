@@ -18,7 +18,6 @@ from services.gateway.portals.identity.common import IDENTITY_SERVICE, IdentityS
 from services.gateway.portals.identity.schemas import (
     NAME_MAX,
     ROLE_DESCRIPTION,
-    ROLE_PATTERN,
     AccountEmailBody,
     AuditEvent,
     AuditEventPage,
@@ -28,6 +27,7 @@ from services.gateway.portals.identity.schemas import (
     OrganisationKind,
     OrganisationPage,
     RoleBody,
+    RoleName,
     SigningKey,
     User,
     UsernameRecoveryBody,
@@ -101,7 +101,8 @@ def list_organisation_members(
     organisation_id: OrganisationId,
     page: Page,
     role: Annotated[
-        list[str] | None, Query(max_length=20, description="Repeatable. " + ROLE_DESCRIPTION)
+        list[RoleName] | None,
+        Query(max_length=20, description="Repeatable. " + ROLE_DESCRIPTION),
     ] = None,
 ) -> pb.ListOrganisationMembersRequest:
     return pb.ListOrganisationMembersRequest(
@@ -248,7 +249,7 @@ def grant_role(user_id: UserId, body: RoleBody) -> pb.GrantRoleRequest:
 def revoke_role(
     user_id: UserId,
     organisation_id: OrganisationId,
-    role: Annotated[str, Path(pattern=ROLE_PATTERN, description=ROLE_DESCRIPTION)],
+    role: Annotated[RoleName, Path(description=ROLE_DESCRIPTION)],
 ) -> pb.RevokeRoleRequest:
     return pb.RevokeRoleRequest(
         user_id=str(user_id), organisation_id=str(organisation_id), role=role

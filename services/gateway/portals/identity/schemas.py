@@ -12,17 +12,28 @@ import datetime as dt
 import json
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.identity.v1 import identity_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
-# Caps that bound what a client can make the gateway parse and forward; not business rules.
-NAME_MAX = 200
-SECRET_MAX = 1024
-TOKEN_MAX = 4096
+from services.gateway.fields import Date, Email, optional_text, text
+
+# Identity's limits (services/identity/domain; tests/gateway/test_limits.py compares them).
+NAME_MAX = 100  # first and last names, city (check_name's default)
+ORGANISATION_NAME_MAX = 200
+ADDRESS_MAX = 200
+SECRET_MAX = 1024  # a password at login (identity's cap)
+PASSWORD_MIN, PASSWORD_MAX = 12, 128  # a new password
+TOKEN_MAX = 200  # link and refresh tokens
 EMAIL_MAX = 320
+REFERENCE_MAX = 200
+USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
+LOGIN_USERNAME_MAX = 64
+ORGANISATION_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+PHONE_PATTERN = r"^\+?[0-9 ().-]{6,32}$"
+POSTAL_CODE_PATTERN = r"^[A-Za-z0-9 -]{2,16}$"
 
 EXAMPLE_USER_ID = "6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"
 EXAMPLE_ORG_ID = "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"
@@ -36,11 +47,26 @@ class _Request(BaseModel):
 
 
 def _text(example: str, *, max_length: int = NAME_MAX, description: str | None = None) -> Any:
-    return Field(max_length=max_length, examples=[example], description=description)
+    return text(max_length, example, description=description)
 
 
 def _optional_text(example: str, *, max_length: int = NAME_MAX) -> Any:
-    return Field(default=None, max_length=max_length, examples=[example])
+    return optional_text(max_length, example)
+
+
+def _username(example: str, description: str | None = None) -> Any:
+    return text(
+        64,
+        example,
+        pattern=USERNAME_PATTERN,
+        min_length=3,
+        description="3 to 64 letters, digits, '.', '_' or '-'."
+        + (f" {description}" if description else ""),
+    )
+
+
+def _secret(example: str, *, min_length: int = 1, max_length: int = SECRET_MAX) -> Any:
+    return Field(min_length=min_length, max_length=max_length, examples=[example])
 
 
 def _none_if_empty(value: str) -> str | None:
@@ -90,6 +116,20 @@ ROLE_DESCRIPTION = (
     "ops_admin. Identity decides which roles fit which organisation."
 )
 ROLE_PATTERN = r"^[a-z][a-z_]{0,63}$"
+# Every role identity knows (services/identity/domain/roles.py ALL_ROLES; a test compares).
+RoleName = Literal[
+    "association_admin",
+    "business_account_manager",
+    "customer_user",
+    "editor",
+    "member",
+    "ops_admin",
+    "partner_manager",
+    "program_account_manager",
+    "read_only",
+    "support_agent",
+    "workshop_owner",
+]
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -98,12 +138,14 @@ ROLE_PATTERN = r"^[a-z][a-z_]{0,63}$"
 class LoginBody(_Request):
     # Not a demo user: the fuzzer logs in with the documented example and a wrong password, and
     # five of those would lock a demo account for the browser tests sharing its stack.
-    username: str = _text("jean.exemple", description="Case-insensitive.")
-    password: str = _text("correct horse battery staple", max_length=SECRET_MAX)
+    username: str = _text(
+        "jean.exemple", max_length=LOGIN_USERNAME_MAX, description="Case-insensitive."
+    )
+    password: str = _secret("correct horse battery staple")
 
 
 class RefreshBody(_Request):
-    refresh_token: str = _text("rt_6Qe3…", max_length=TOKEN_MAX)
+    refresh_token: str = _secret("rt_6Qe3", max_length=TOKEN_MAX)
 
 
 class TokenPair(BaseModel):
@@ -168,11 +210,14 @@ class ProfileBody(_Request):
 
     first_name: str = _text("Jean")
     last_name: str = _text("Dupont")
-    phone: str | None = _optional_text("+33 6 12 34 56 78", max_length=40)
-    address_line: str | None = _optional_text("12 rue de la République")
-    postal_code: str | None = _optional_text("83000", max_length=20)
-    city: str | None = _optional_text("Toulon")
-    birth_date: dt.date | None = Field(default=None, examples=["1984-05-17"])
+    phone: str = Field(pattern=PHONE_PATTERN, examples=["+33 6 12 34 56 78"])
+    address_line: str = _text("12 rue de la République", max_length=ADDRESS_MAX)
+    postal_code: str = Field(pattern=POSTAL_CODE_PATTERN, examples=["83000"])
+    city: str = _text("Toulon")
+    birth_date: Date = Field(
+        examples=["1984-05-17"],
+        description="From 1900 to today (422 `in_the_future` or `too_old` otherwise).",
+    )
 
     def to_proto(self) -> identity_pb2.Profile:
         return identity_pb2.Profile(
@@ -259,32 +304,42 @@ class SelfRegistrationBody(_Request):
     """A member registering themself (the kind of organisation decides what is asked)."""
 
     organisation_id: uuid.UUID = Field(examples=[EXAMPLE_ORG_ID])
-    username: str = _text("Dupont.Jean", description="Kept as typed; unique ignoring case.")
-    email: str = Field(
-        max_length=EMAIL_MAX,
-        examples=["jean.dupont@example.org"],
-        json_schema_extra={"format": "email"},
+    username: str = _username("Dupont.Jean", "Kept as typed; unique ignoring case.")
+    email: Email = Field(examples=["jean.dupont@example.org"])
+    password: str = Field(
+        min_length=PASSWORD_MIN,
+        max_length=PASSWORD_MAX,
+        examples=["correct horse battery staple"],
+        description="12 to 128 characters, not easy to guess (422 `weak_password` otherwise).",
     )
-    password: str = _text("correct horse battery staple", max_length=SECRET_MAX)
     first_name: str = _text("Jean")
     last_name: str = _text("Dupont")
 
 
 class TokenBody(_Request):
-    token: str = _text("vf_Zx81…", max_length=TOKEN_MAX, description="From the mailed link.")
+    token: str = _text("vf_Zx81", max_length=TOKEN_MAX, description="From the mailed link.")
 
 
 class UsernameBody(_Request):
-    username: str = _text("dupont.jean")
+    username: str = _text("dupont.jean", max_length=LOGIN_USERNAME_MAX)
 
 
 class ForgotPasswordBody(_Request):
-    login: str = _text("jean.dupont@example.org", description="A username or an e-mail address.")
+    login: str = _text(
+        "jean.dupont@example.org",
+        max_length=EMAIL_MAX,
+        description="A username or an e-mail address.",
+    )
 
 
 class ResetPasswordBody(_Request):
-    token: str = _text("pr_Q9d2…", max_length=TOKEN_MAX, description="From the mailed link.")
-    new_password: str = _text("another long passphrase", max_length=SECRET_MAX)
+    token: str = _text("pr_Q9d2", max_length=TOKEN_MAX, description="From the mailed link.")
+    new_password: str = Field(
+        min_length=PASSWORD_MIN,
+        max_length=PASSWORD_MAX,
+        examples=["another long passphrase"],
+        description="12 to 128 characters, not easy to guess (422 `weak_password` otherwise).",
+    )
 
 
 # --- organisations and admin ---------------------------------------------------------------
@@ -315,23 +370,26 @@ class OrganisationPage(BaseModel):
 
 class OrganisationBody(_Request):
     kind: OrganisationKind = Field(examples=["association"])
-    name: str = _text("Protection civile du Var")
-    code: str | None = _optional_text("83", max_length=64)
+    name: str = _text("Protection civile du Var", max_length=ORGANISATION_NAME_MAX)
+    code: str | None = Field(
+        default=None,
+        pattern=ORGANISATION_CODE_PATTERN,
+        examples=["83"],
+        description="1 to 32 letters, digits, '_' or '-'; unique per kind.",
+    )
 
 
 class CreateUserBody(_Request):
-    username: str = _text("Martin.Claire")
-    email: str | None = Field(
+    username: str = _username("Martin.Claire")
+    email: Email | None = Field(
         default=None,
-        max_length=EMAIL_MAX,
         examples=["claire.martin@example.org"],
-        json_schema_extra={"format": "email"},
         description="Optional: an admin can complete it later. The link to choose a password "
         "goes there.",
     )
     first_name: str = _text("Claire")
     last_name: str = _text("Martin")
-    roles: list[str] = Field(
+    roles: list[RoleName] = Field(
         default_factory=list,
         max_length=20,
         examples=[["member"]],
@@ -342,26 +400,21 @@ class CreateUserBody(_Request):
 class AccountEmailBody(_Request):
     """An admin setting an account's e-mail address."""
 
-    email: str = Field(
-        max_length=EMAIL_MAX,
-        examples=["jean.dupont@example.org"],
-        json_schema_extra={"format": "email"},
-    )
+    email: Email = Field(examples=["jean.dupont@example.org"])
 
 
 class RoleBody(_Request):
-    organisation_id: uuid.UUID = Field(examples=[EXAMPLE_ORG_ID])
-    role: str = Field(pattern=ROLE_PATTERN, examples=["editor"], description=ROLE_DESCRIPTION)
+    organisation_id: uuid.UUID = Field(
+        examples=[EXAMPLE_ORG_ID],
+        description="The user's own organisation (422 `own_organisation` otherwise).",
+    )
+    role: RoleName = Field(examples=["editor"], description=ROLE_DESCRIPTION)
 
 
 class UsernameRecoveryBody(_Request):
-    email: str = Field(
-        max_length=EMAIL_MAX,
-        examples=["jean.dupont@example.org"],
-        json_schema_extra={"format": "email"},
-    )
+    email: Email = Field(examples=["jean.dupont@example.org"])
     verification_reference: str = _text(
-        "ticket 4521, ID card checked", max_length=500, description="Kept in the audit."
+        "ticket 4521, ID card checked", max_length=REFERENCE_MAX, description="Kept in the audit."
     )
 
 

@@ -8,6 +8,7 @@ import uuid
 from guichet.partners.v1 import partners_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import DateTime, StrictInt
 from services.gateway.portals.partners.schemas import (
     I32_MAX,
     I32_MIN,
@@ -65,17 +66,17 @@ class ProductBody(_Request):
     description: str = Field(
         default="", max_length=TEXT_CAP, examples=["Tomate, mozzarella fior di latte, basilic."]
     )
-    price_cents: int = Field(ge=0, le=2**63 - 1, examples=[1090])
+    price_cents: StrictInt = Field(ge=0, le=2**63 - 1, examples=[1090])
 
 
 class PriceBody(_Request):
-    price_cents: int = Field(
+    price_cents: StrictInt = Field(
         examples=[1190], description="Minor units of the store's currency.", ge=I64_MIN, le=I64_MAX
     )
 
 
 class DeactivateBody(_Request):
-    reactivate_at: dt.datetime | None = Field(
+    reactivate_at: DateTime | None = Field(
         default=None,
         description="Bring it back by itself at this time (within 90 days).",
         examples=["2026-03-15T11:00:00+01:00"],
@@ -97,7 +98,7 @@ class ContentChangeBody(_Request):
         max_length=TEXT_CAP,
         examples=["Mozzarella, gorgonzola, chèvre et comté sur base crème."],
     )
-    proposed_price_cents: int | None = Field(
+    proposed_price_cents: StrictInt | None = Field(
         default=None, description="New products only.", ge=I64_MIN, le=I64_MAX, examples=[1290]
     )
     note: str | None = Field(
@@ -208,18 +209,18 @@ class PromotionBody(_Request):
 class PromotionConfigBody(_Request):
     """Step 2: the discount, the products and the period."""
 
-    percent_off: int | None = Field(
+    percent_off: StrictInt | None = Field(
         default=None, description="percent_off: 1 to 90.", ge=I32_MIN, le=I32_MAX, examples=[20]
     )
-    amount_off_cents: int | None = Field(
+    amount_off_cents: StrictInt | None = Field(
         default=None, description="amount_off only.", ge=I64_MIN, le=I64_MAX, examples=[None]
     )
-    min_order_cents: int | None = Field(default=None, ge=I64_MIN, le=I64_MAX, examples=[2500])
+    min_order_cents: StrictInt | None = Field(default=None, ge=I64_MIN, le=I64_MAX, examples=[2500])
     product_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=200, examples=[["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"]]
     )
-    starts_at: dt.datetime = Field(examples=["2026-04-01T00:00:00+02:00"])
-    ends_at: dt.datetime = Field(examples=["2026-04-30T23:59:00+02:00"])
+    starts_at: DateTime = Field(examples=["2026-04-01T00:00:00+02:00"])
+    ends_at: DateTime = Field(examples=["2026-04-30T23:59:00+02:00"])
 
 
 class ProblemBody(_Request):

@@ -6,13 +6,13 @@ Every route forwards the caller's token; the partners service decides.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from guichet.partners.v1 import partners_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.fields import DateTime
 from services.gateway.openapi import errors
 from services.gateway.portals.partners.common import (
     PARTNERS_SERVICE,
@@ -128,10 +128,10 @@ async def order_history(
         HistoryStatus | None, Query(alias="status", description="Only this status.")
     ] = None,
     period_start: Annotated[
-        dt.datetime | None, Query(alias="from", description="Orders placed at or after.")
+        DateTime | None, Query(alias="from", description="Orders placed at or after.")
     ] = None,
     period_end: Annotated[
-        dt.datetime | None, Query(alias="to", description="Orders placed before.")
+        DateTime | None, Query(alias="to", description="Orders placed before.")
     ] = None,
 ) -> OrderPage:
     request = pb.ListOrderHistoryRequest(

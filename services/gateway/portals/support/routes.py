@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.fields import DateTime
 from services.gateway.openapi import errors
 from services.gateway.portals.support.schemas import (
     Calendar,
@@ -534,8 +535,8 @@ async def get_attachment(
     responses=errors(400, 401, 403, 404),
 )
 def sla_report(
-    start: Annotated[dt.datetime, Query(description="Tickets opened from (inclusive).")],
-    end: Annotated[dt.datetime, Query(description="… until (exclusive).")],
+    start: Annotated[DateTime, Query(description="Tickets opened from (inclusive).")],
+    end: Annotated[DateTime, Query(description="… until (exclusive).")],
     plan_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> pb.GetSlaReportRequest:
     return pb.GetSlaReportRequest(

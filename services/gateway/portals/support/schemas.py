@@ -17,6 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.support.v1 import support_pb2 as pb
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.fields import Date, StrictInt
+
 TEXT_CAP = 20_000
 
 E = TypeVar("E", bound="_ProtoEnum")
@@ -153,7 +155,7 @@ class CalendarBody(_Request):
     )
     country: str | None = Field(default=None, max_length=8, examples=["FR"])
     subdivision: str | None = Field(default=None, max_length=16, examples=[None])
-    closed_days: list[dt.date] = Field(
+    closed_days: list[Date] = Field(
         default_factory=list,
         max_length=366,
         description="Holidays and other closed days.",
@@ -192,9 +194,9 @@ class CalendarPage(BaseModel):
 
 class SlaTarget(_Request):
     priority: TicketPriority = Field(examples=["high"])
-    first_response_minutes: int = Field(ge=1, le=525_600, examples=[240])
-    next_response_minutes: int = Field(ge=1, le=525_600, examples=[480])
-    resolution_minutes: int = Field(ge=1, le=525_600, examples=[2400])
+    first_response_minutes: StrictInt = Field(ge=1, le=525_600, examples=[240])
+    next_response_minutes: StrictInt = Field(ge=1, le=525_600, examples=[480])
+    resolution_minutes: StrictInt = Field(ge=1, le=525_600, examples=[2400])
 
     def to_proto(self) -> pb.SlaTarget:
         return pb.SlaTarget(
@@ -218,7 +220,7 @@ class PlanBody(_Request):
     code: str = Field(max_length=40, examples=["STANDARD"])
     name: str = Field(max_length=100, examples=["Standard"])
     calendar_id: uuid.UUID = Field(examples=["1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"])
-    warning_percent: int | None = Field(default=None, ge=1, le=99, examples=[80])
+    warning_percent: StrictInt | None = Field(default=None, ge=1, le=99, examples=[80])
     targets: list[SlaTarget] = Field(max_length=4)
 
 
@@ -305,13 +307,13 @@ class CategoryBody(_Request):
     code: str = Field(max_length=40, examples=["INVOICING"])
     name: str = Field(max_length=100, examples=["Facturation"])
     audience: CategoryAudience = Field(examples=["customer"])
-    position: int = Field(default=0, ge=0, le=10_000, examples=[10])
+    position: StrictInt = Field(default=0, ge=0, le=10_000, examples=[10])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
 
 
 class CategoryUpdateBody(_Request):
     name: str = Field(max_length=100, examples=["Factures et paiements"])
-    position: int = Field(default=0, ge=0, le=10_000, examples=[20])
+    position: StrictInt = Field(default=0, ge=0, le=10_000, examples=[20])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
 
 

@@ -8,6 +8,7 @@ import uuid
 from guichet.support.v1 import support_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import StrictInt
 from services.gateway.portals.support.schemas import (
     EXAMPLE_CATEGORY_ID,
     TEXT_CAP,
@@ -332,7 +333,7 @@ class KindBody(_Request):
 
 
 class ConsultingBody(_Request):
-    minutes: int = Field(ge=1, le=1440, examples=[45])
+    minutes: StrictInt = Field(ge=1, le=1440, examples=[45])
     note: str | None = Field(
         default=None, max_length=500, examples=["Análise do cadastro de clientes com o Bruno"]
     )

@@ -12,6 +12,7 @@ import uuid
 from guichet.membership.v1 import membership_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import Date, StrictBool, StrictInt
 from services.gateway.portals.membership import (
     EMAIL,
     NAME,
@@ -187,7 +188,7 @@ class MembershipPage(BaseModel):
 
 class MembershipBody(_Request):
     program_id: uuid.UUID = Field(examples=["1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b"])
-    renewal_date: dt.date = Field(examples=["2027-06-01"])
+    renewal_date: Date = Field(examples=["2027-06-01"])
     workshop: WorkshopInfo
     wholesaler: Contact
     distributor: Contact
@@ -203,7 +204,7 @@ class ContactsBody(_Request):
 
 
 class RenewalDateBody(_Request):
-    renewal_date: dt.date = Field(examples=["2027-09-01"])
+    renewal_date: Date = Field(examples=["2027-09-01"])
 
 
 class ReasonBody(_Request):
@@ -221,7 +222,7 @@ class OptionChangeBody(_Request):
 
 
 class DecisionBody(_Request):
-    approve: bool = Field(examples=[False])
+    approve: StrictBool = Field(examples=[False])
     note: str = Field(
         default="",
         max_length=2000,
@@ -313,10 +314,10 @@ class CourseBody(_Request):
         max_length=TEXT,
         examples=["Lecture des codes défaut, multiplexage CAN et calculateurs moteur."],
     )
-    starts_on: dt.date = Field(examples=["2027-03-08"])
-    ends_on: dt.date | None = Field(default=None, examples=["2027-03-09"])
+    starts_on: Date = Field(examples=["2027-03-08"])
+    ends_on: Date | None = Field(default=None, examples=["2027-03-09"])
     location: str = Field(max_length=NAME, examples=["Centre de formation de Villeurbanne"])
-    capacity: int = Field(ge=1, le=1000, examples=[12])
+    capacity: StrictInt = Field(ge=1, le=1000, examples=[12])
 
 
 class Course(BaseModel):
@@ -393,12 +394,12 @@ class CourseRegistrationPage(BaseModel):
 class ClaimBody(_Request):
     vehicle_vin: str = Field(max_length=17, examples=["VF1RFB00X12345678"])
     repair_order: str = Field(max_length=40, examples=["OR-2026-0412"])
-    repair_date: dt.date = Field(examples=["2026-04-08"])
+    repair_date: Date = Field(examples=["2026-04-08"])
     technician_id: uuid.UUID | None = Field(
         default=None, examples=["3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"]
     )
-    labour_minutes: int = Field(ge=0, le=1_000_000, examples=[90])
-    amount_cents: int = Field(ge=0, le=1_000_000_000, examples=[13500])
+    labour_minutes: StrictInt = Field(ge=0, le=1_000_000, examples=[90])
+    amount_cents: StrictInt = Field(ge=0, le=1_000_000_000, examples=[13500])
     description: str = Field(
         max_length=TEXT,
         examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."],
