@@ -84,6 +84,20 @@ RelationshipStatus = Literal["pending", "active", "expired"]
 
 RequestChannel = Literal["portal", "email", "phone"]
 
+RoleName = Literal[
+    "association_admin",
+    "business_account_manager",
+    "customer_user",
+    "editor",
+    "member",
+    "ops_admin",
+    "partner_manager",
+    "program_account_manager",
+    "read_only",
+    "support_agent",
+    "workshop_owner",
+]
+
 SlaClock = Literal["first_response", "next_response", "resolution"]
 
 SlaEventKind = Literal["warning", "breach", "pause", "resume", "recompute"]
@@ -586,23 +600,7 @@ class CreateUserBody(TypedDict):
     email: NotRequired[str | None]
     first_name: str
     last_name: str
-    roles: NotRequired[
-        list[
-            Literal[
-                "association_admin",
-                "business_account_manager",
-                "customer_user",
-                "editor",
-                "member",
-                "ops_admin",
-                "partner_manager",
-                "program_account_manager",
-                "read_only",
-                "support_agent",
-                "workshop_owner",
-            ]
-        ]
-    ]
+    roles: NotRequired[list[RoleName]]
 
 
 class DeactivateBody(TypedDict):
@@ -1317,19 +1315,7 @@ class ResetPasswordBody(TypedDict):
 
 class RoleBody(TypedDict):
     organisation_id: str
-    role: Literal[
-        "association_admin",
-        "business_account_manager",
-        "customer_user",
-        "editor",
-        "member",
-        "ops_admin",
-        "partner_manager",
-        "program_account_manager",
-        "read_only",
-        "support_agent",
-        "workshop_owner",
-    ]
+    role: RoleName
 
 
 class SelfRegistrationBody(TypedDict):
@@ -1767,22 +1753,7 @@ class GatewayApi:
         self,
         organisation_id: str,
         *,
-        role: list[
-            Literal[
-                "association_admin",
-                "business_account_manager",
-                "customer_user",
-                "editor",
-                "member",
-                "ops_admin",
-                "partner_manager",
-                "program_account_manager",
-                "read_only",
-                "support_agent",
-                "workshop_owner",
-            ]
-        ]
-        | None = None,
+        role: list[RoleName] | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> UserPage:

@@ -106,7 +106,7 @@ def list_organisation_members(
     ] = None,
 ) -> pb.ListOrganisationMembersRequest:
     return pb.ListOrganisationMembersRequest(
-        organisation_id=str(organisation_id), roles=role or [], page=page
+        organisation_id=str(organisation_id), roles=[r.value for r in role or []], page=page
     )
 
 
@@ -166,7 +166,7 @@ def create_account(organisation_id: OrganisationId, body: CreateUserBody) -> pb.
         email=body.email or "",
         first_name=body.first_name,
         last_name=body.last_name,
-        roles=body.roles,
+        roles=[r.value for r in body.roles],
     )
 
 
@@ -234,7 +234,7 @@ async def send_password_reset(user_id: UserId, caller: CurrentCaller, link: Iden
 )
 def grant_role(user_id: UserId, body: RoleBody) -> pb.GrantRoleRequest:
     return pb.GrantRoleRequest(
-        user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role
+        user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role.value
     )
 
 
@@ -252,7 +252,7 @@ def revoke_role(
     role: Annotated[RoleName, Path(description=ROLE_DESCRIPTION)],
 ) -> pb.RevokeRoleRequest:
     return pb.RevokeRoleRequest(
-        user_id=str(user_id), organisation_id=str(organisation_id), role=role
+        user_id=str(user_id), organisation_id=str(organisation_id), role=role.value
     )
 
 

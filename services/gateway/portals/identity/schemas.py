@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import uuid
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.identity.v1 import identity_pb2
@@ -116,20 +116,24 @@ ROLE_DESCRIPTION = (
     "ops_admin. Identity decides which roles fit which organisation."
 )
 ROLE_PATTERN = r"^[a-z][a-z_]{0,63}$"
+
+
 # Every role identity knows (services/identity/domain/roles.py ALL_ROLES; a test compares).
-RoleName = Literal[
-    "association_admin",
-    "business_account_manager",
-    "customer_user",
-    "editor",
-    "member",
-    "ops_admin",
-    "partner_manager",
-    "program_account_manager",
-    "read_only",
-    "support_agent",
-    "workshop_owner",
-]
+class RoleName(StrEnum):
+    """Every role identity knows (services/identity/domain/roles.py ALL_ROLES; a test compares).
+    Which roles fit which kind of organisation is identity's rule (422 otherwise)."""
+
+    ASSOCIATION_ADMIN = "association_admin"
+    BUSINESS_ACCOUNT_MANAGER = "business_account_manager"
+    CUSTOMER_USER = "customer_user"
+    EDITOR = "editor"
+    MEMBER = "member"
+    OPS_ADMIN = "ops_admin"
+    PARTNER_MANAGER = "partner_manager"
+    PROGRAM_ACCOUNT_MANAGER = "program_account_manager"
+    READ_ONLY = "read_only"
+    SUPPORT_AGENT = "support_agent"
+    WORKSHOP_OWNER = "workshop_owner"
 
 
 # --- tokens ----------------------------------------------------------------------------------
