@@ -82,6 +82,11 @@ Email = Annotated[
 # this pattern means the same in both.
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+# Text of several lines: tabs and line breaks allowed, other control characters not.
+LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+LINES_NOT_BLANK = (
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+)
 
 
 def text(
@@ -103,13 +108,18 @@ def text(
 
 
 def optional_text(
-    max_length: int, example: str, *, description: str | None = None, default: Any = None
+    max_length: int,
+    example: str,
+    *,
+    description: str | None = None,
+    default: Any = None,
+    pattern: str = NO_CONTROL,
 ) -> Any:
     """An optional text field (absent, null or empty: none), no control character."""
     return Field(
         default=default,
         max_length=max_length,
-        pattern=NO_CONTROL,
+        pattern=pattern,
         examples=[example],
         description=description,
     )

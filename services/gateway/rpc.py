@@ -27,6 +27,7 @@ from guichet.common.v1 import common_pb2
 from pydantic import BaseModel
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.problems import problem_from_rpc_error
 from services.kit.grpcclient import create_channel
 
 StubT = TypeVar("StubT")
@@ -182,19 +183,22 @@ class Operations:
         rpc: str,
         answer: Answer[Any],
         location: Locate | None = None,
+        fields: dict[str, str] | None = None,
         **route: Any,
     ) -> Callable[[ParseT], ParseT]:
         """`rpc`: the gRPC method; `route`: what `APIRouter.add_api_route` takes (summary,
         status_code, responses...). The decorated function builds the gRPC request from the
         operation's path, query and body parameters. `location`: for background work (202),
-        the path of the process request the answer names (see `background`)."""
+        the path of the process request the answer names (see `background`). `fields`: the
+        service's field names that this request calls otherwise (`reactivate_time` →
+        `reactivate_at`), so that errors name the request's own fields."""
         if rpc not in self.service.methods_by_name:
             raise ValueError(f"{self.service.full_name} has no method {rpc}")
 
         def register(parse: ParseT) -> ParseT:
             self.router.add_api_route(
                 path,
-                self._endpoint(parse, rpc, answer, location),
+                self._endpoint(parse, rpc, answer, location, fields or {}),
                 methods=[method],
                 response_model=answer.model,
                 **route,
@@ -209,9 +213,15 @@ class Operations:
         rpc: str,
         answer: Answer[Any],
         location: Locate | None,
+        fields: dict[str, str],
     ) -> Callable[..., Awaitable[Any]]:
         async def endpoint(caller: Any, stub: Any, response: Response, **params: Any) -> Any:
-            reply = await getattr(stub, rpc)(parse(**params), metadata=caller.metadata)
+            try:
+                reply = await getattr(stub, rpc)(parse(**params), metadata=caller.metadata)
+            except grpc.aio.AioRpcError as error:
+                if not fields:
+                    raise
+                raise problem_from_rpc_error(error, rename=lambda n: fields.get(n, n)) from None
             built = answer.build(reply)
             if location is not None:
                 background(response, location(params, built))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from services.gateway.problems import FieldError, ProblemException
 
@@ -34,8 +34,16 @@ ATTACHMENT_TYPES = (
 )
 
 
-def _binary(media_type: str) -> dict[str, Any]:
-    return {"schema": {"type": "string", "format": "binary", "contentMediaType": media_type}}
+# A file name as the services keep it: no path, no control character, not blank.
+FILENAME_PATTERN = r"^[^\x00-\x1f\x7f/\\]*[^\s\x00-\x1f\x7f/\\][^\x00-\x1f\x7f/\\]*$"
+FILENAME_MAX = 200
+
+
+def _binary(media_type: str, *, upload: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "format": "binary", "contentMediaType": media_type}
+    if upload:
+        schema["minLength"] = 1  # an empty file is refused
+    return {"schema": schema}
 
 
 def upload_request_body(types: Sequence[str], description: str) -> dict[str, Any]:
@@ -45,7 +53,7 @@ def upload_request_body(types: Sequence[str], description: str) -> dict[str, Any
             "required": True,
             "description": description
             + " With `application/octet-stream`, the type is read from `filename`'s extension.",
-            "content": {t: _binary(t) for t in (*types, OCTET_STREAM)},
+            "content": {t: _binary(t, upload=True) for t in (*types, OCTET_STREAM)},
         }
     }
 
@@ -63,8 +71,8 @@ def upload_media_type(request: Request, filename: str) -> str:
     guessed, _ = mimetypes.guess_type(filename, strict=True)
     if guessed is None:
         raise ProblemException(
-            400,
-            "invalid_argument",
+            422,
+            "unprocessable",
             "1 field is invalid: content_type",
             errors=[
                 FieldError(
@@ -75,3 +83,15 @@ def upload_media_type(request: Request, filename: str) -> str:
             ],
         )
     return guessed
+
+
+Filename = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=FILENAME_MAX,
+        pattern=FILENAME_PATTERN,
+        description="The file's name (no path); with octet-stream its extension names the type.",
+        examples=["capture.png"],
+    ),
+]

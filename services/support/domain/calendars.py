@@ -58,7 +58,11 @@ async def create_calendar(
         subdivision=spec.subdivision.strip().upper(),
         closed_days=sorted({day.strip() for day in spec.closed_days}),
     )
-    v.extend(spec_problems(spec))
+    # Which countries and subdivisions exist is the holidays library's knowledge, not a schema.
+    v.extend(
+        (field, why, "unknown_region" if field in ("country", "subdivision") else "invalid")
+        for field, why in spec_problems(spec)
+    )
     v.raise_if_any()
     calendar = Calendar(
         id=uuid.uuid4(),

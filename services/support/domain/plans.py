@@ -115,7 +115,12 @@ async def create_plan(
                 f"must be between 1 and {MAX_TARGET_MINUTES}",
             )
     missing = [p.value for p in Priority if p.value not in seen]
-    v.check(not missing, "targets", f"must cover every priority; missing: {', '.join(missing)}")
+    v.check(
+        not missing,
+        "targets",
+        f"must cover every priority; missing: {', '.join(missing)}",
+        code="priorities_missing",
+    )
     v.raise_if_any()
     assert calendar is not None
     if await session.get(Calendar, calendar) is None:
@@ -202,7 +207,7 @@ async def set_contract(
     assert organisation is not None and plan_uuid is not None
     plan = await session.get(Plan, plan_uuid)
     if plan is None:
-        raise InvalidArgument([("plan_id", "no such plan")])
+        raise InvalidArgument([("plan_id", "no such plan", "unknown_plan")])
     info = await lookup(str(organisation))
     if info is None:
         raise NotFound("organisation not found")

@@ -5,9 +5,7 @@ Every route forwards the caller's token; the partners service decides.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from guichet.partners.v1 import partners_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
@@ -35,7 +33,12 @@ from services.gateway.rpc import (
     operation_id,
     page_of,
 )
-from services.gateway.uploads import BANK_PROOF_TYPES, upload_media_type, upload_request_body
+from services.gateway.uploads import (
+    BANK_PROOF_TYPES,
+    Filename,
+    upload_media_type,
+    upload_request_body,
+)
 
 router = APIRouter(tags=[PARTNERS_TAG], generate_unique_id_function=operation_id)
 ops = Operations(router, PARTNERS_SERVICE, Partners)
@@ -97,7 +100,7 @@ async def upload_proof(
     request: Request,
     caller: CurrentCaller,
     partners: Partners,
-    filename: Annotated[str, Query(min_length=1, max_length=200, examples=["attestation.pdf"])],
+    filename: Filename,
 ) -> BankDetailChange:
     content_type = upload_media_type(request, filename)
     response = await partners.UploadBankDetailProof(

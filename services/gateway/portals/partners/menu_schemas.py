@@ -8,12 +8,17 @@ import uuid
 from guichet.partners.v1 import partners_pb2 as pb
 from pydantic import BaseModel, Field
 
-from services.gateway.fields import DateTime, StrictInt
+from services.gateway.fields import (
+    LINES,
+    LINES_NOT_BLANK,
+    DateTime,
+    Email,
+    StrictInt,
+    optional_text,
+    text,
+)
 from services.gateway.portals.partners.schemas import (
-    I32_MAX,
-    I32_MIN,
-    I64_MAX,
-    I64_MIN,
+    MAX_PRICE_CENTS,
     NOTE_CAP,
     TEXT_CAP,
     ContentChangeStatus,
@@ -62,16 +67,19 @@ class ProductPage(BaseModel):
 
 
 class ProductBody(_Request):
-    name: str = Field(max_length=200, examples=["Margherita"])
-    description: str = Field(
-        default="", max_length=TEXT_CAP, examples=["Tomate, mozzarella fior di latte, basilic."]
+    name: str = text(200, "Margherita")
+    description: str = optional_text(
+        TEXT_CAP, "Tomate, mozzarella fior di latte, basilic.", default="", pattern=LINES
     )
-    price_cents: StrictInt = Field(ge=0, le=2**63 - 1, examples=[1090])
+    price_cents: StrictInt = Field(ge=0, le=MAX_PRICE_CENTS, examples=[1090])
 
 
 class PriceBody(_Request):
     price_cents: StrictInt = Field(
-        examples=[1190], description="Minor units of the store's currency.", ge=I64_MIN, le=I64_MAX
+        examples=[1190],
+        description="Minor units of the store's currency.",
+        ge=0,
+        le=MAX_PRICE_CENTS,
     )
 
 
@@ -81,7 +89,7 @@ class DeactivateBody(_Request):
         description="Bring it back by itself at this time (within 90 days).",
         examples=["2026-03-15T11:00:00+01:00"],
     )
-    reason: str | None = Field(default=None, max_length=200, examples=["rupture de stock"])
+    reason: str | None = optional_text(200, "rupture de stock")
 
 
 class ContentChangeBody(_Request):
@@ -90,23 +98,19 @@ class ContentChangeBody(_Request):
         description="Empty: a new product.",
         examples=["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"],
     )
-    proposed_name: str | None = Field(
-        default=None, max_length=200, examples=["Pizza Quatre Fromages"]
-    )
-    proposed_description: str | None = Field(
-        default=None,
-        max_length=TEXT_CAP,
-        examples=["Mozzarella, gorgonzola, chèvre et comté sur base crème."],
+    proposed_name: str | None = optional_text(200, "Pizza Quatre Fromages")
+    proposed_description: str | None = optional_text(
+        TEXT_CAP, "Mozzarella, gorgonzola, chèvre et comté sur base crème.", pattern=LINES
     )
     proposed_price_cents: StrictInt | None = Field(
-        default=None, description="New products only.", ge=I64_MIN, le=I64_MAX, examples=[1290]
+        default=None,
+        description="New products only (422 otherwise).",
+        ge=0,
+        le=MAX_PRICE_CENTS,
+        examples=[1290],
     )
-    note: str | None = Field(
-        default=None, max_length=NOTE_CAP, examples=["Le chèvre remplace l'emmental."]
-    )
-    reply_to_email: str | None = Field(
-        default=None, max_length=320, examples=["carte@pizzeria-napoli.fr"]
-    )
+    note: str | None = optional_text(NOTE_CAP, "Le chèvre remplace l'emmental.", pattern=LINES)
+    reply_to_email: Email | None = Field(default=None, examples=["carte@pizzeria-napoli.fr"])
 
 
 class ContentChange(BaseModel):
@@ -202,7 +206,7 @@ class PromotionPage(BaseModel):
 class PromotionBody(_Request):
     """Step 1: a draft."""
 
-    name: str = Field(max_length=120, examples=["-20 % sur les pizzas"])
+    name: str = text(120, "-20 % sur les pizzas")
     kind: PromotionKind = Field(examples=["percent_off"])
 
 
@@ -210,12 +214,22 @@ class PromotionConfigBody(_Request):
     """Step 2: the discount, the products and the period."""
 
     percent_off: StrictInt | None = Field(
-        default=None, description="percent_off: 1 to 90.", ge=I32_MIN, le=I32_MAX, examples=[20]
+        default=None,
+        description="A percent_off promotion's only (422 `does_not_apply` on another kind).",
+        ge=1,
+        le=90,
+        examples=[20],
     )
     amount_off_cents: StrictInt | None = Field(
-        default=None, description="amount_off only.", ge=I64_MIN, le=I64_MAX, examples=[None]
+        default=None,
+        description="An amount_off promotion's only (422 `does_not_apply` on another kind).",
+        ge=1,
+        le=MAX_PRICE_CENTS,
+        examples=[None],
     )
-    min_order_cents: StrictInt | None = Field(default=None, ge=I64_MIN, le=I64_MAX, examples=[2500])
+    min_order_cents: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_PRICE_CENTS, examples=[2500]
+    )
     product_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=200, examples=[["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"]]
     )
@@ -224,10 +238,9 @@ class PromotionConfigBody(_Request):
 
 
 class ProblemBody(_Request):
-    description: str = Field(
-        max_length=TEXT_CAP,
-        examples=["La remise de 20 % ne s'applique pas aux pizzas ajoutées au panier."],
+    description: str = text(
+        TEXT_CAP,
+        "La remise de 20 % ne s'applique pas aux pizzas ajoutées au panier.",
+        pattern=LINES_NOT_BLANK,
     )
-    reply_to_email: str | None = Field(
-        default=None, max_length=320, examples=["gerant@pizzeria-napoli.fr"]
-    )
+    reply_to_email: Email | None = Field(default=None, examples=["gerant@pizzeria-napoli.fr"])

@@ -9,7 +9,7 @@ import uuid
 from guichet.partners.v1 import partners_pb2 as pb
 from pydantic import BaseModel, Field
 
-from services.gateway.fields import StrictBool, StrictInt
+from services.gateway.fields import StrictBool, StrictInt, text
 from services.gateway.portals.partners.schemas import (
     NOTE_CAP,
     CourierReportReason,
@@ -235,7 +235,7 @@ class AnswerBody(_Request):
     customer_accepted: StrictBool = Field(examples=[True])
     replacement_product_id: uuid.UUID | None = Field(
         default=None,
-        description="Required when the customer accepted the alternative.",
+        description="Required when the customer accepted the alternative (422 otherwise).",
         examples=["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"],
     )
     replacement_quantity: StrictInt | None = Field(
@@ -272,5 +272,5 @@ class CancelResult(BaseModel):
 
 
 class RefundBody(_Request):
-    reason: str = Field(max_length=200, examples=["Pizza livrée froide"])
+    reason: str = text(200, "Pizza livrée froide")
     funded_by: RefundFunder = Field(examples=["partner"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import grpc
 from fastapi import APIRouter, Query, status
 from guichet.partners.v1 import partners_pb2 as pb
 
@@ -61,6 +62,7 @@ from services.gateway.portals.partners.schemas import (
     SupportMessageBody,
     SupportMessagePage,
 )
+from services.gateway.problems import problem_from_rpc_error
 from services.gateway.rpc import (
     Operations,
     Page,
@@ -294,7 +296,12 @@ async def deactivate_product(
     )
     if body.reactivate_at is not None:
         request.reactivate_time.CopyFrom(_stamp(body.reactivate_at))
-    response = await partners.DeactivateProduct(request, metadata=caller.metadata)
+    try:
+        response = await partners.DeactivateProduct(request, metadata=caller.metadata)
+    except grpc.aio.AioRpcError as error:
+        raise problem_from_rpc_error(
+            error, rename=lambda name: "reactivate_at" if name == "reactivate_time" else name
+        ) from None
     return Product.from_proto(response.product)
 
 
@@ -389,6 +396,7 @@ def create_promotion(store_id: StoreId, body: PromotionBody) -> pb.CreatePromoti
     f"{PREFIX}/promotions/{{promotion_id}}/configuration",
     rpc="ConfigurePromotion",
     answer=one(Promotion, "promotion"),
+    fields={"start_time": "starts_at", "end_time": "ends_at"},
     summary="Step 2: the discount, the products and the period",
     responses=errors(400, 401, 404, 409),
 )

@@ -66,7 +66,13 @@ from services.gateway.rpc import (
     page_of,
     service_stub,
 )
-from services.gateway.uploads import ATTACHMENT_TYPES, upload_media_type, upload_request_body
+from services.gateway.uploads import (
+    ATTACHMENT_TYPES,
+    Filename,
+    download_response,
+    upload_media_type,
+    upload_request_body,
+)
 
 router = APIRouter(tags=["support"], generate_unique_id_function=operation_id)
 support_stub = service_stub("support", support_pb2_grpc.SupportServiceStub)
@@ -317,7 +323,7 @@ def send_partner_message(
     ] = None,
 ) -> pb.SendPartnerMessageRequest:
     return pb.SendPartnerMessageRequest(
-        category_id=body.category_id or "",
+        category_id=str(body.category_id),
         subject=body.subject or "",
         body=body.body or "",
         reply_to_email=body.reply_to_email or "",
@@ -484,7 +490,7 @@ async def add_attachment(
     request: Request,
     caller: CurrentCaller,
     support: Support,
-    filename: Annotated[str, Query(min_length=1, max_length=200, examples=["capture.png"])],
+    filename: Filename,
 ) -> Attachment:
     content_type = upload_media_type(request, filename)
     response = await support.AddAttachment(
@@ -504,7 +510,9 @@ async def add_attachment(
     summary="Download an attachment",
     responses={
         **errors(401, 404),
-        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+        **download_response(
+            ATTACHMENT_TYPES, "The file, under the type it was sent with (Content-Disposition)."
+        ),
     },
     response_class=Response,
 )
@@ -531,12 +539,15 @@ async def get_attachment(
     f"{PREFIX}/reports/sla",
     rpc="GetSlaReport",
     answer=one(SlaReport),
+    fields={"period_start": "start", "period_end": "end"},
     summary="Per plan and period: % within SLA, breaches, deflections, consulting time",
     responses=errors(400, 401, 403, 404),
 )
 def sla_report(
     start: Annotated[DateTime, Query(description="Tickets opened from (inclusive).")],
-    end: Annotated[DateTime, Query(description="… until (exclusive).")],
+    end: Annotated[
+        DateTime, Query(description="… until (exclusive); after start (422 otherwise).")
+    ],
     plan_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> pb.GetSlaReportRequest:
     return pb.GetSlaReportRequest(
