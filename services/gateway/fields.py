@@ -25,6 +25,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+# Examples of dates that must lie ahead: far enough that the spec's examples stay accepted on
+# any day (a generator or a fuzzer sends them as they are). The rules that bound how far ahead
+# a date may be (a promotion lasts at most 366 days…) are the services' and say so.
+FUTURE_DAY = "2099-06-01"
+FUTURE_NEXT_DAY = "2099-06-02"
+FUTURE_TIME = "2099-06-01T08:30:00+02:00"
+
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 
@@ -82,11 +89,21 @@ Email = Annotated[
 # this pattern means the same in both.
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+# Long text the services only refuse NUL in.
+NO_NUL = r"^[^\x00]*$"
+NO_NUL_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 # Text of several lines: tabs and line breaks allowed, other control characters not.
 LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 LINES_NOT_BLANK = (
     r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 )
+
+
+# A phone number as the services read it (trimmed): 6 to 32 of digits, spaces, ( ) . -, an
+# optional leading +, starting and ending with no space.
+PHONE = r"\+?[0-9().-][0-9 ().-]{4,30}[0-9().-]"
+PHONE_PATTERN = rf"^\s*{PHONE}\s*$"
+OPTIONAL_PHONE_PATTERN = rf"^\s*({PHONE})?\s*$"
 
 
 def text(

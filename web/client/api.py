@@ -798,7 +798,7 @@ class MemberBody(TypedDict):
     user_id: NotRequired[str | None]
     first_name: str
     last_name: str
-    email: NotRequired[str]
+    email: NotRequired[str | None]
     joined_on: NotRequired[str | None]
 
 
@@ -982,9 +982,9 @@ class OutOfStockBody(TypedDict):
 
 
 class PartnerMessageBody(TypedDict):
-    category_id: NotRequired[str | None]
-    subject: NotRequired[str | None]
-    body: NotRequired[str | None]
+    category_id: str
+    subject: str
+    body: str
     reply_to_email: NotRequired[str | None]
     organisation_id: NotRequired[str | None]
     view_id: NotRequired[str | None]
@@ -1443,7 +1443,7 @@ class Technician(TypedDict):
 class TechnicianBody(TypedDict):
     first_name: str
     last_name: str
-    email: NotRequired[str]
+    email: NotRequired[str | None]
 
 
 class TechnicianPage(TypedDict):
@@ -1481,13 +1481,13 @@ class Ticket(TypedDict):
 
 
 class TicketBody(TypedDict):
-    """The extranet form. Every field is required; the support service names each missing one"""
+    """The extranet form. Every field is required; one answer names every missing one."""
 
-    category_id: NotRequired[str | None]
-    title: NotRequired[str | None]
-    description: NotRequired[str | None]
-    screen_code: NotRequired[str | None]
-    example_record: NotRequired[str | None]
+    category_id: str
+    title: str
+    description: str
+    screen_code: str
+    example_record: str
     priority: NotRequired[TicketPriority | None]
     kind: NotRequired[TicketKind | None]
     view_id: NotRequired[str | None]

@@ -318,7 +318,7 @@ async def add_member(visitor: CurrentVisitor, association_id: str) -> Response:
     body: MemberBody = {
         "first_name": values.get("first_name", "").strip(),
         "last_name": values.get("last_name", "").strip(),
-        "email": values.get("email", "").strip(),
+        "email": values.get("email", "").strip() or None,
     }
     if values.get("joined_on"):
         body["joined_on"] = values["joined_on"]

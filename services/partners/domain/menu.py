@@ -164,6 +164,7 @@ async def deactivate_product(
             reactivate_at <= now + timedelta(days=MAX_REACTIVATION_DAYS),
             "reactivate_time",
             f"must be within {MAX_REACTIVATION_DAYS} days",
+            code="too_far",
         )
     v.raise_if_any()
     store = await _store_for(session, actor, store_id, manage=True)

@@ -113,7 +113,7 @@ def add_member(association_id: AssociationId, body: MemberBody) -> pb.AddMemberR
         user_id=str(body.user_id) if body.user_id else "",
         first_name=body.first_name,
         last_name=body.last_name,
-        email=body.email,
+        email=body.email or "",
         joined_on=iso(body.joined_on),
     )
 

@@ -86,8 +86,10 @@ class PriceBody(_Request):
 class DeactivateBody(_Request):
     reactivate_at: DateTime | None = Field(
         default=None,
-        description="Bring it back by itself at this time (within 90 days).",
-        examples=["2026-03-15T11:00:00+01:00"],
+        description="Bring it back by itself at this time: in the future, within 90 days (422 "
+        "`in_the_past` or `too_far`).",
+        # No fixed time stays within 90 days of every day: the example brings it back by hand.
+        examples=[None],
     )
     reason: str | None = optional_text(200, "rupture de stock")
 
@@ -233,8 +235,11 @@ class PromotionConfigBody(_Request):
     product_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=200, examples=[["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"]]
     )
-    starts_at: DateTime = Field(examples=["2026-04-01T00:00:00+02:00"])
-    ends_at: DateTime = Field(examples=["2026-04-30T23:59:00+02:00"])
+    starts_at: DateTime = Field(examples=["2099-04-01T00:00:00+02:00"])
+    ends_at: DateTime = Field(
+        examples=["2099-04-30T23:59:00+02:00"],
+        description="After starts_at and now, at most 366 days after starts_at (422 otherwise).",
+    )
 
 
 class ProblemBody(_Request):
