@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -104,6 +105,31 @@ LINES_NOT_BLANK = (
 PHONE = r"\+?[0-9().-][0-9 ().-]{4,30}[0-9().-]"
 PHONE_PATTERN = rf"^\s*{PHONE}\s*$"
 OPTIONAL_PHONE_PATTERN = rf"^\s*({PHONE})?\s*$"
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise PydanticCustomError(
+                "unique_items", "item {index} is listed twice", {"index": index}
+            )
+        seen.add(value)
+    return values
+
+
+def unique_ids(max_length: int, example: str, *, min_length: int = 0, **field: Any) -> Any:
+    """A list of ids, each once (`uniqueItems`), at most `max_length`."""
+    return Field(
+        min_length=min_length,
+        max_length=max_length,
+        examples=[[example]],
+        json_schema_extra={"uniqueItems": True},
+        **field,
+    )
+
+
+UniqueIds = Annotated[list[uuid.UUID], AfterValidator(_unique)]
 
 
 def text(

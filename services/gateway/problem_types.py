@@ -174,9 +174,12 @@ GATEWAY_FIELD_CODES: frozenset[str] = frozenset(
         "value_error",
         "unsafe_text",
         "content_type",
+        "unique_items",
     }
 )
-assert GATEWAY_FIELD_CODES - {"unsafe_text", "content_type"} <= set(get_args(ErrorType))
+assert GATEWAY_FIELD_CODES - {"unsafe_text", "content_type", "unique_items"} <= set(
+    get_args(ErrorType)
+)
 
 # Codes the services give their field violations (kit.errors.Validator): the kit's two, and each
 # rule's own.

@@ -48,8 +48,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def check_group_name(v: Validator, name: str) -> None:
     v.require("name", name)
-    v.check(len(name) <= NAME_MAX, "name", f"must be at most {NAME_MAX} characters")
-    v.check(not _CONTROL.search(name), "name", "must not contain control characters")
+    v.check(
+        len(name) <= NAME_MAX,
+        "name",
+        f"must be at most {NAME_MAX} characters",
+        code="string_too_long",
+    )
+    v.check(
+        not _CONTROL.search(name),
+        "name",
+        "must not contain control characters",
+        code="string_pattern_mismatch",
+    )
 
 
 @dataclass(frozen=True)

@@ -256,16 +256,26 @@ async def update_group(
         if employee is None or role is None:
             continue
         if employee in roles:
-            v.check(False, f"assign[{i}].employee_id", "is listed twice")
+            v.check(False, f"assign[{i}].employee_id", "is listed twice", code="unique_items")
             continue
         roles[employee] = role
         assign_fields[employee] = f"assign[{i}].employee_id"
     for i, client in enumerate(add):
-        v.check(client not in remove, f"add_client_ids[{i}]", "is also listed for removal")
+        v.check(
+            client not in remove,
+            f"add_client_ids[{i}]",
+            "is also listed for removal",
+            code="add_and_remove",
+        )
     for i, employee in enumerate(unassign):
-        v.check(employee not in roles, f"unassign_employee_ids[{i}]", "is also listed to assign")
+        v.check(
+            employee not in roles,
+            f"unassign_employee_ids[{i}]",
+            "is also listed to assign",
+            code="assign_and_unassign",
+        )
     if not (name or add or remove or roles or unassign) and not v.violations:
-        v.check(False, "body", "nothing to change")
+        v.check(False, "body", "nothing to change", code="nothing_to_change")
     if not dry_run:
         check_word(v, confirmation, CONFIRM_WORDS, "CONFIRMER")
     v.raise_if_any()
