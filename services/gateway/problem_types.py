@@ -9,10 +9,6 @@ raise is missing (or when one here is raised by nobody).
 
 from __future__ import annotations
 
-from typing import get_args
-
-from pydantic_core.core_schema import ErrorType
-
 # Made by the gateway itself, or the default reason of each gRPC status (problems.GRPC_TO_HTTP).
 GATEWAY_REASONS: dict[tuple[str, int], str] = {
     ("invalid_argument", 400): "The request breaks the published schema",
@@ -177,12 +173,56 @@ GATEWAY_FIELD_CODES: frozenset[str] = frozenset(
         "unique_items",
     }
 )
-assert GATEWAY_FIELD_CODES - {"unsafe_text", "content_type", "unique_items"} <= set(
-    get_args(ErrorType)
-)
+# The gateway's own codes beside pydantic's error types.
+GATEWAY_OWN_CODES: frozenset[str] = frozenset({"unsafe_text", "content_type", "unique_items"})
 
 # Codes the services give their field violations (kit.errors.Validator): the kit's two, and each
-# rule's own.
-SERVICE_FIELD_CODES: frozenset[str] = frozenset({"invalid", "missing"})
+# rule's own, the rules JSON Schema cannot state (answered 422).
+SERVICE_FIELD_CODES: frozenset[str] = frozenset(
+    {
+        "invalid",
+        "missing",
+        "add_and_remove",
+        "assign_and_unassign",
+        "business_account_manager",
+        "channel",
+        "confirmation",
+        "content_mismatch",
+        "does_not_apply",
+        "empty_file",
+        "end_before_start",
+        "iban_checksum",
+        "in_the_future",
+        "in_the_past",
+        "inactive_product",
+        "name_to_search",
+        "not_a_workshop",
+        "not_an_assignable_employee",
+        "not_below_minimum",
+        "note_required",
+        "nothing_to_change",
+        "order_or_period",
+        "own_organisation",
+        "page_token",
+        "period_too_long",
+        "phone_digits",
+        "priorities_missing",
+        "replacement_required",
+        "same_product",
+        "siret_checksum",
+        "time_zone",
+        "too_far",
+        "too_old",
+        "unknown_category",
+        "unknown_option",
+        "unknown_organisation",
+        "unknown_plan",
+        "unknown_product",
+        "unknown_program",
+        "unknown_region",
+        "unknown_user",
+        "weak_password",
+    }
+)
 
 FIELD_CODES: frozenset[str] = GATEWAY_FIELD_CODES | SERVICE_FIELD_CODES

@@ -56,12 +56,32 @@ def service_reasons() -> set[tuple[str, int]]:
     return found
 
 
+def _constant(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
 def service_field_codes() -> set[str]:
     """Every `code=` given to a violation (Validator.check/require/add, or a helper's `code=`),
-    and the third item of every literal (field, description, code) violation."""
+    the third argument of every `v.add(field, description, code)`, and the third item of every
+    literal (field, description, code) violation."""
     found: set[str] = set()
     for _, tree in _sources():
         for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _name(node.func) in STATUS_OF_ERROR:
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Tuple) and len(inner.elts) == 3:
+                        code = _constant(inner.elts[2])
+                        if code is not None:
+                            found.add(code)
+            if (
+                isinstance(node, ast.Call)
+                and _name(node.func) == "add"
+                and len(node.args) == 3
+                and _constant(node.args[2]) is not None
+            ):
+                found.add(str(_constant(node.args[2])))
             if isinstance(node, ast.Call):
                 for keyword in node.keywords:
                     value = keyword.value
