@@ -195,7 +195,11 @@ def bearer_challenge(error: str | None = None, description: str | None = None) -
 
 # Codes that name a rule JSON Schema states: pydantic's error types (what the gateway itself
 # answers when a request breaks its schema) and the kit's code of a rule without a code yet.
-SCHEMA_CODES: frozenset[str] = frozenset(get_args(ErrorType)) | {INVALID, "unique_items"}
+SCHEMA_CODES: frozenset[str] = frozenset(get_args(ErrorType)) | {
+    INVALID,
+    "unique_items",
+    "content_type",  # a media type the operation does not declare
+}
 
 
 # Every list takes its page as query parameters of their own name.

@@ -110,7 +110,15 @@ async def test_profile_violations_are_named_as_in_the_body(
 ) -> None:
     response = await client.put(
         "/v1/me/profile",
-        json={"first_name": "Jean", "last_name": "Dupont", "birth_date": "2999-01-01"},
+        json={
+            "first_name": "Jean",
+            "last_name": "Dupont",
+            "phone": "+33 6 12 34 56 78",
+            "address_line": "12 rue de la République",
+            "postal_code": "83000",
+            "city": "Toulon",
+            "birth_date": "2999-01-01",
+        },
         headers={"authorization": f"Bearer {keys.token()}"},
     )
     # A rule no schema states (a date not in the future): 422, the same problem shape.
@@ -228,7 +236,7 @@ async def test_nested_and_list_fields_are_dotted(
     response = await client.post(
         "/v1/organisations/6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f/accounts",
         json={
-            "username": "m",
+            "username": "martin.m",
             "email": "m@example.org",
             "first_name": "M",
             "last_name": "N",
@@ -236,9 +244,8 @@ async def test_nested_and_list_fields_are_dotted(
         },
         headers={"authorization": f"Bearer {keys.token()}"},
     )
-    assert assert_problem(response, 400)["errors"] == [
-        {"field": "roles[1]", "code": "string_type", "detail": "Input should be a valid string"}
-    ]
+    [error] = assert_problem(response, 400)["errors"]
+    assert (error["field"], error["code"]) == ("roles[1]", "enum")  # roles are identity's names
 
 
 @pytest.mark.parametrize(

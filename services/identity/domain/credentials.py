@@ -82,10 +82,15 @@ def password_problems(password: str, username: str) -> list[str]:
 PASSWORD_MIN_SCORE = 3
 
 
+# zxcvbn refuses to score past 72 characters (it raises); a passphrase that long is judged on
+# its first 72, which already decide whether it is guessable.
+ZXCVBN_MAX = 72
+
+
 def _guessable(password: str, username: str) -> bool:
     # The username and its parts (jean.dupont: jean, dupont) count as known words.
     known = [username, *re.split(r"\W+", username)]
-    return int(zxcvbn(password, user_inputs=known)["score"]) < PASSWORD_MIN_SCORE
+    return int(zxcvbn(password[:ZXCVBN_MAX], user_inputs=known)["score"]) < PASSWORD_MIN_SCORE
 
 
 async def send_reset(

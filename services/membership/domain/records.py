@@ -110,7 +110,13 @@ async def resolve_client_record(
         )
         if found is None:
             raise InvalidArgument(
-                [(f"{field_prefix}client_number", "is not a client number of this association")]
+                [
+                    (
+                        f"{field_prefix}client_number",
+                        "is not a client number of this association",
+                        "unknown_client_number",
+                    )
+                ]
             )
         return await live_record(session, found), False
     keys = [f"client-name:{association_id}:{name}"]

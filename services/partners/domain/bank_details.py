@@ -181,7 +181,7 @@ def check_proof(
     if not content:
         v.check(False, "content", "is empty", code="empty_file")
     elif len(content) > max_bytes:
-        v.check(False, "content", f"is larger than {max_bytes} bytes")
+        v.check(False, "content", f"is larger than {max_bytes} bytes", code="file_too_large")
     elif signatures is not None and not content.startswith(signatures):
         v.check(False, "content", f"is not a {kind} document", code="content_mismatch")
     return name

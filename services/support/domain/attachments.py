@@ -69,6 +69,8 @@ async def add_attachment(
         len(content) <= settings.attachment_max_bytes,
         "content",
         f"is larger than {settings.attachment_max_bytes} bytes",
+        # The limit is a setting of the deployment, not of the published schema.
+        code="file_too_large",
     )
     magic = _MAGIC.get(media)
     if magic is not None and content and not content.startswith(magic):

@@ -105,7 +105,8 @@ async def create_plan(
         if target.priority not in {p.value for p in Priority}:
             v.check(False, f"{prefix}.priority", "must be low, normal, high or urgent")
         elif target.priority in seen:
-            v.check(False, f"{prefix}.priority", "is listed twice")
+            # One target per priority: JSON Schema's uniqueItems compares whole items only.
+            v.check(False, f"{prefix}.priority", "is listed twice", code="duplicate_priority")
         seen.add(target.priority)
         for field_name in ("first_response_minutes", "next_response_minutes", "resolution_minutes"):
             minutes = getattr(target, field_name)

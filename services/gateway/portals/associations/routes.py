@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import grpc
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.membership.v1 import membership_pb2 as pb
@@ -55,6 +56,7 @@ from services.gateway.portals.membership import (
     ResourceId,
     iso,
 )
+from services.gateway.problems import problem_from_rpc_error
 from services.gateway.ratelimit import auth_rate_limit
 from services.gateway.rpc import (
     DeleteConfirmation,
@@ -233,25 +235,29 @@ async def register_for_training(
     it was validated: then 409 `already_validated`. A confirmation with the client number is
     mailed."""
     trainee = body.trainee
-    response = await stub.RegisterForTraining(
-        pb.RegisterForTrainingRequest(
-            association_id=str(association_id),
-            training_id=str(training_id),
-            trainee=pb.Trainee(
-                first_name=trainee.first_name,
-                last_name=trainee.last_name,
-                birth_date=trainee.birth_date.isoformat(),
-                email=trainee.email,
-                phone=trainee.phone,
-            ),
-            requester=pb.Requester(
-                company_name=body.company_name,
-                siret=body.siret,
-                client_number=body.client_number or 0,
-            ),
+    request_message = pb.RegisterForTrainingRequest(
+        association_id=str(association_id),
+        training_id=str(training_id),
+        trainee=pb.Trainee(
+            first_name=trainee.first_name,
+            last_name=trainee.last_name,
+            birth_date=trainee.birth_date.isoformat(),
+            email=trainee.email,
+            phone=trainee.phone,
         ),
-        metadata=public_metadata(request),
+        requester=pb.Requester(
+            company_name=body.company_name,
+            siret=body.siret,
+            client_number=body.client_number or 0,
+        ),
     )
+    try:
+        response = await stub.RegisterForTraining(
+            request_message, metadata=public_metadata(request)
+        )
+    except grpc.aio.AioRpcError as error:
+        # The proto nests who pays under `requester`; this body has its fields at the top.
+        raise problem_from_rpc_error(error, field_prefix="requester.") from None
     return RegistrationResult(
         registration=Registration.from_proto(response.registration),
         cancelled_registration_id=(

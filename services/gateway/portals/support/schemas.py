@@ -156,8 +156,10 @@ class CalendarBody(_Request):
         description="An IANA time zone (422 `invalid` when it names none).",
     )
     weekly_hours: list[str] = Field(
+        min_length=7,
         max_length=7,
-        description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00".',
+        description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00", '
+        "ranges in order within the day (422 `opening_hours` otherwise).",
         examples=[["09:00-12:00,13:00-18:00"] * 5 + ["", ""]],
     )
     country: str | None = Field(
