@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
 
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -11,7 +23,16 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    BUFFERED_METRIC_KIND_COUNTER,
+    BUFFERED_METRIC_KIND_GAUGE,
+    BUFFERED_METRIC_KIND_HISTOGRAM,
+    MetricBuffer,
+    MetricBufferDurationFormat,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.kit.settings import CommonSettings
@@ -72,8 +93,126 @@ def dev_server_search_attribute_args() -> list[str]:
     return args
 
 
+# Histogram bounds of the SDK's latencies (seconds): schedule-to-start and task latencies go from
+# milliseconds (a warm worker) to minutes (no worker polls).
+SDK_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+)  # fmt: skip
+
+
+class TemporalSdkMetrics(Collector):
+    """The Temporal SDK's own metrics (pollers, task slots, schedule-to-start and execution
+    latencies, failures, sticky cache), forwarded into this process's Prometheus registry.
+
+    The SDK could serve them itself (`PrometheusConfig`), but on a port of its own: the worker's
+    port would then show either the SDK's metrics or ours (its gRPC calls to the services), never
+    both. So the runtime records into a `MetricBuffer`, drained here every second (and at each
+    scrape) into counters, gauges and histograms of the same names: counters end in `_total`,
+    durations are in seconds (`_seconds`), as Prometheus names them. Metrics a workflow or an
+    activity records through `workflow.metric_meter()` / `activity.metric_meter()` come too.
+    """
+
+    def __init__(self, buffer_size: int = 200_000) -> None:
+        self.buffer = MetricBuffer(buffer_size, MetricBufferDurationFormat.SECONDS)
+        self._lock = threading.Lock()
+        # name → (kind, help); (name, labels) → value, or (bucket counts, sum, count)
+        self._families: dict[str, tuple[int, str]] = {}
+        self._values: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def runtime(self) -> Runtime:
+        return Runtime(telemetry=TelemetryConfig(metrics=self.buffer))
+
+    def drain(self) -> None:
+        try:
+            updates = self.buffer.retrieve_updates()
+        except RuntimeError:  # no runtime uses the buffer yet
+            return
+        with self._lock:
+            for update in updates:
+                metric = update.metric
+                name = self._name(metric.name, int(metric.kind), metric.unit)
+                self._families.setdefault(name, (int(metric.kind), metric.description or ""))
+                labels = tuple(sorted((str(k), str(v)) for k, v in update.attributes.items()))
+                key = (name, labels)
+                kind = int(metric.kind)
+                if kind == int(BUFFERED_METRIC_KIND_COUNTER):
+                    self._values[key] = self._values.get(key, 0.0) + float(update.value)
+                elif kind == int(BUFFERED_METRIC_KIND_GAUGE):
+                    self._values[key] = float(update.value)
+                else:
+                    counts, total, count = self._values.get(
+                        key, ([0] * len(SDK_LATENCY_BUCKETS), 0.0, 0)
+                    )
+                    value = float(update.value)
+                    index = bisect.bisect_left(SDK_LATENCY_BUCKETS, value)
+                    if index < len(counts):
+                        counts[index] += 1
+                    self._values[key] = (counts, total + value, count + 1)
+
+    @staticmethod
+    def _name(name: str, kind: int, unit: str | None) -> str:
+        base = name if name.startswith("temporal_") else f"temporal_{name}"
+        if kind == int(BUFFERED_METRIC_KIND_HISTOGRAM) and unit in ("duration", "s", "ms"):
+            return base if base.endswith("_seconds") else f"{base}_seconds"
+        return base
+
+    async def run(self, every: float = 1.0) -> None:
+        """Drains the buffer every `every` seconds, so that it never fills between scrapes."""
+        while True:
+            self.drain()
+            await asyncio.sleep(every)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="temporal-sdk-metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # names appear as the SDK records them
+
+    def collect(self) -> Iterable[Metric]:
+        self.drain()
+        with self._lock:
+            families: dict[str, Metric] = {}
+            for (name, labels), value in self._values.items():
+                kind, documentation = self._families[name]
+                names = [k for k, _ in labels]
+                values = [v for _, v in labels]
+                family = families.get(name)
+                if kind == int(BUFFERED_METRIC_KIND_COUNTER):
+                    if family is None:
+                        family = families[name] = CounterMetricFamily(
+                            name, documentation, labels=names
+                        )
+                    family.add_metric(values, value)  # type: ignore[attr-defined]
+                elif kind == int(BUFFERED_METRIC_KIND_GAUGE):
+                    if family is None:
+                        family = families[name] = GaugeMetricFamily(
+                            name, documentation, labels=names
+                        )
+                    family.add_metric(values, value)  # type: ignore[attr-defined]
+                else:
+                    if family is None:
+                        family = families[name] = HistogramMetricFamily(
+                            name, documentation, labels=names
+                        )
+                    counts, total, count = value
+                    cumulative, buckets = 0, []
+                    for bound, hits in zip(SDK_LATENCY_BUCKETS, counts, strict=True):
+                        cumulative += hits
+                        buckets.append((repr(bound), cumulative))
+                    buckets.append(("+Inf", count))
+                    family.add_metric(values, buckets, total)  # type: ignore[attr-defined]
+            return list(families.values())
+
+
 def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104
-    """A Temporal runtime that serves the SDK's own metrics (polls, task latencies, slots…)."""
+    """A Temporal runtime that serves the SDK's own metrics on a port of its own (tests and tools
+    that need nothing else; the worker forwards them instead: `TemporalSdkMetrics`)."""
     return Runtime(
         telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
     )
