@@ -30,7 +30,11 @@ from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres
 from services.kit.mail import new_sealing_key
 from services.kit.smtpsink import SmtpSink
-from services.kit.temporal import dev_server_search_attribute_args, ensure_search_attributes
+from services.kit.temporal import (
+    dev_server_search_attribute_args,
+    ensure_retention,
+    ensure_search_attributes,
+)
 
 log = logging.getLogger("devstack")
 
@@ -222,6 +226,9 @@ class Stack:
             else:
                 # A `.state` database from before a search attribute existed lacks it.
                 await ensure_search_attributes(client)
+                # Closed runs stay a month (the dev server keeps them one day), to be read and
+                # reset as in production (docs/runbook.md, "Retention").
+                await ensure_retention(client)
                 return
 
     # --- components --------------------------------------------------------------------------

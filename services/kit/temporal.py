@@ -7,6 +7,7 @@ import bisect
 import logging
 import threading
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client.core import (
@@ -17,12 +18,18 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+)
 from temporalio.runtime import (
     BUFFERED_METRIC_KIND_COUNTER,
     BUFFERED_METRIC_KIND_GAUGE,
@@ -40,16 +47,49 @@ from services.kit.telemetry import temporal_interceptors
 
 log = logging.getLogger(__name__)
 
-# Business keys an operator searches workflows by in the Temporal UI (registered by the worker
-# at start, `ensure_search_attributes`, and by the dev server's flags). Outbox starts set them,
-# and workflows upsert the ones they learn.
+# Business keys an operator searches workflows by in the Temporal UI (docs/runbook.md, "Finding a
+# run"): the registry of every `Guichet*` search attribute, Keyword (exact match) but one Int.
+# A namespace on SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) holds at most 10
+# custom Keyword attributes, and these take all 10: a new key is another type (Int, Datetime,
+# KeywordList, 3 of each) or replaces one (tests/kit/test_temporal.py counts them). Registered
+# by the worker at start (`ensure_search_attributes`), by `make dev` and by the test servers
+# (`dev_server_search_attribute_args`). Outbox starts set them from the row, and workflows upsert
+# the ones they learn. A new key is added here, and nowhere else, before a workflow sets it.
 PROCESS_REQUEST_ID = SearchAttributeKey.for_keyword("GuichetProcessRequestId")
+# The client group's name, as the provider's staff call it (Delegation).
 GROUP = SearchAttributeKey.for_keyword("GuichetGroup")
 TICKET = SearchAttributeKey.for_keyword("GuichetTicket")
+# The number people quote ("ticket #1042"), beside the ticket's id (TicketSla, ticket mails): an
+# Int, `GuichetTicketNumber = 1042` (and a Keyword fewer: see the limit below).
+TICKET_NUMBER = SearchAttributeKey.for_int("GuichetTicketNumber")
 ORDER = SearchAttributeKey.for_keyword("GuichetOrder")
+# The order's code as printed for the partner and the customer ("NAP-1001"), beside its id.
+ORDER_CODE = SearchAttributeKey.for_keyword("GuichetOrderCode")
 MEMBERSHIP = SearchAttributeKey.for_keyword("GuichetMembership")
+# The workshop's code in the banner program, beside the membership's id (Renewal).
+WORKSHOP_CODE = SearchAttributeKey.for_keyword("GuichetWorkshopCode")
+# The organisation a run belongs to: the provider, the customer company, the store, the workshop.
 TENANT = SearchAttributeKey.for_keyword("GuichetTenant")
-SEARCH_ATTRIBUTES = (PROCESS_REQUEST_ID, GROUP, TICKET, ORDER, MEMBERSHIP, TENANT)
+# What a DeliverMail sends (`password_reset`, `ticket_reply`, `sla_breach`, `renewal_letter`…).
+MAIL_KIND = SearchAttributeKey.for_keyword("GuichetMailKind")
+# The sign-in name a mail is about (identity's mails), as the person gives it to support.
+USERNAME = SearchAttributeKey.for_keyword("GuichetUsername")
+SEARCH_ATTRIBUTES = (
+    PROCESS_REQUEST_ID,
+    GROUP,
+    TICKET,
+    TICKET_NUMBER,
+    ORDER,
+    ORDER_CODE,
+    MEMBERSHIP,
+    WORKSHOP_CODE,
+    TENANT,
+    MAIL_KIND,
+    USERNAME,
+)
+# Closed runs stay visible (and can be reset) this long: `make dev` sets it on its namespace; a
+# cluster's namespace is set by its operators (docs/runbook.md, "Retention").
+DEV_RETENTION_DAYS = 30
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:
@@ -66,7 +106,7 @@ async def ensure_search_attributes(client: Client) -> list[str]:
             ListSearchAttributesRequest(namespace=namespace)
         )
         missing = {
-            key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
             for key in SEARCH_ATTRIBUTES
             if key.name not in listed.custom_attributes
         }
@@ -85,12 +125,32 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return sorted(missing)
 
 
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    SearchAttributeIndexedValueType.TEXT: "Text",
+    SearchAttributeIndexedValueType.DOUBLE: "Double",
+    SearchAttributeIndexedValueType.BOOL: "Bool",
+}
+
+
 def dev_server_search_attribute_args() -> list[str]:
     """`temporal server start-dev` flags that register every search attribute above."""
     args: list[str] = []
     for key in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+        args += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
     return args
+
+
+def typed_pair(name: str, value: Any) -> SearchAttributePair[Any]:
+    """A search attribute of the registry by name, its value converted to its type (an outbox
+    row keeps them as JSON); a name outside the registry is a Keyword."""
+    key = next((k for k in SEARCH_ATTRIBUTES if k.name == name), None)
+    if key is not None and key.indexed_value_type == SearchAttributeIndexedValueType.INT:
+        return SearchAttributePair(key, int(value))
+    return SearchAttributePair(SearchAttributeKey.for_keyword(name), str(value))
 
 
 # Histogram bounds of the SDK's latencies (seconds): schedule-to-start and task latencies go from
@@ -208,6 +268,25 @@ class TemporalSdkMetrics(Collector):
                     buckets.append(("+Inf", count))
                     family.add_metric(values, buckets, total)  # type: ignore[attr-defined]
             return list(families.values())
+
+
+async def ensure_retention(client: Client, days: int = DEV_RETENTION_DAYS) -> bool:
+    """Sets the namespace's retention of closed runs to `days` when it is shorter (the dev
+    server creates `default` with one day); True when it changed it."""
+    namespace = client.namespace
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    wanted = timedelta(days=days)
+    current = described.config.workflow_execution_retention_ttl.ToTimedelta()
+    if current >= wanted:
+        return False
+    config = NamespaceConfig()
+    config.workflow_execution_retention_ttl.FromTimedelta(wanted)
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(namespace=namespace, config=config)
+    )
+    return True
 
 
 def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104

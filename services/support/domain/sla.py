@@ -20,7 +20,7 @@ from services.kit.auth import Principal
 from services.kit.errors import NotFound, PermissionDenied, Unauthenticated, Validator
 from services.kit.mail import enqueue_mail
 from services.kit.outbox import enqueue
-from services.kit.temporal import TENANT, TICKET
+from services.kit.temporal import TENANT, TICKET, TICKET_NUMBER
 from services.support.domain.calendars import calendar_spec
 from services.support.domain.common import PRIORITY_ORDER, aware, uuid_or_raise
 from services.support.models import (
@@ -373,5 +373,7 @@ async def record_sla_event(
         ),
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind="sla_breach",
+        about={TICKET: str(ticket.id), TICKET_NUMBER: ticket.number},
     )
     return True, event
