@@ -219,6 +219,11 @@ def serve_metrics(port: int, host: str = "0.0.0.0") -> int:  # noqa: S104 - scra
     """Serves /metrics for this process on `port` (0: a free one); returns the port. Without the
     `_created` series: they double the size of every scrape and no rule or dashboard reads them."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
+    # Declared now, so that every family is in the first scrape (with no sample until its first
+    # event): rules and dashboards read names that exist, and a rate is 0, not absent.
+    grpc_client_metrics()
+    workflow_metrics()
+    _pool_metrics()
     server, _ = start_http_server(port, addr=host)
     return int(server.server_port)
 
