@@ -522,6 +522,18 @@ def workflow_metrics() -> WorkflowMetrics:
     return WorkflowMetrics()
 
 
+@functools.cache
+def login_throttled() -> Counter:
+    """Logins refused by identity's brute-force throttle, by scope (`account`: the username's
+    lockout; the throttle's other scopes, per address or device, add theirs). Read by the alert
+    LoginLockoutsSpiking (docs/runbook.md)."""
+    return Counter(
+        "guichet_identity_login_throttled",
+        "Logins refused by the brute-force throttle, by scope.",
+        ["scope"],
+    )
+
+
 def size_class(count: int) -> str:
     """The size label of `guichet_workflow_duration_seconds`: a power of ten, so that the
     objectives (docs/slo.md) can say "10,000 accounts within 10 minutes"."""
