@@ -65,7 +65,7 @@ def _availability(kind: str, methods: str, objective: float) -> Slo:
         by=("portal",),
         metric="guichet_http_requests_total{portal, method, status}",
         runbook="portal-availability",
-        dashboard="guichet-portals",
+        dashboard="guichet-portal",
     )
 
 
@@ -83,7 +83,7 @@ def _latency(kind: str, methods: str, objective: float, seconds: float) -> Slo:
         by=("portal",),
         metric=f'guichet_http_request_seconds_bucket{{le="{seconds!r}"}}',
         runbook="portal-latency",
-        dashboard="guichet-portals",
+        dashboard="guichet-portal",
     )
 
 
