@@ -302,6 +302,14 @@ class Stack:
             "scrape_configs": jobs,
         }
 
+    async def start_prometheus(self, executable: str, *, interval: str | None = None) -> None:
+        """A Prometheus beside a running stack (the alert test of make chaos scrapes every
+        second, to see an alert's expression turn in seconds rather than tens)."""
+        if interval is not None:
+            self._prometheus_interval = interval
+        self._prometheus = executable
+        await self._start_prometheus(executable)
+
     async def _start_prometheus(self, executable: str) -> None:
         import yaml
 
