@@ -85,6 +85,10 @@ class Running:
 # each crash that follows a restart within a minute, at most 30 s; reset once a minute went by.
 BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET = 1.0, 30.0, 60.0
 PROMETHEUS_INTERVAL = "5s"
+# The share of ordinary traces the processes export to make dev's trace UI; errors and requests
+# slower than 0.5 s always go (services/kit/telemetry.py). Chosen by bench/observability.py:
+# exporting every trace, the trace UI took more CPU than the services it watched.
+DEV_TRACE_KEEP_RATIO = 0.1
 
 
 def restart_delay(crashes: int) -> float:
@@ -460,6 +464,8 @@ class Stack:
             env["TEMPORAL_TASK_QUEUE"] = f"guichet-{self.instance}"
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+            if self.trace_ui_process is not None:  # our own trace UI, not the caller's collector
+                env.setdefault("GUICHET_TRACE_KEEP_RATIO", str(DEV_TRACE_KEEP_RATIO))
         if component.service_client:
             env["SERVICE_CLIENT_ID"] = component.name
             env["SERVICE_CLIENT_SECRET"] = self.secrets.client_secrets[component.name]
