@@ -15,11 +15,13 @@ from services.observability.promql import metric_names
             {"guichet_groups_in_flight_idle_seconds"},
         ),
         (
-            'histogram_quantile(0.99, sum by (le, route) (rate(guichet_http_request_seconds_bucket{portal="groups", le="1.0"}[5m])))',
+            "histogram_quantile(0.99, sum by (le, route) "
+            '(rate(guichet_http_request_seconds_bucket{portal="groups", le="1.0"}[5m])))',
             {"guichet_http_request_seconds_bucket"},
         ),
         (
-            'sum(rate(a_total{x=~"b|c"}[1h])) / ignoring (le) sum(rate(b_count[1h])) and on (service) c:rule:ratio > (14.4 * 0.01)',
+            'sum(rate(a_total{x=~"b|c"}[1h])) / ignoring (le) sum(rate(b_count[1h]))'
+            " and on (service) c:rule:ratio > (14.4 * 0.01)",
             {"a_total", "b_count", "c:rule:ratio"},
         ),
         ('up{job=~"guichet.*"} == 0 or absent(up{job="by (x)"})', {"up"}),
