@@ -204,6 +204,9 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
     }
     seconds = options.seconds
     results: dict[str, Any] = {}
+    # The same scrapes with no load: what the machine alone makes a scrape cost (shared cores).
+    idle = asyncio.create_task(asyncio.sleep(seconds / 2))
+    results["idle"] = {"scrapes": await scrape_while(stack, idle), "rps": 0.0, "failed": 0}
     results["untraced, c=16"] = await phase(stack, target, 16, seconds, scrape=True)
     results["untraced"] = await phase(stack, target, 64, seconds, scrape=True)
     print(json.dumps({"untraced": results["untraced"]}), flush=True)
@@ -222,7 +225,7 @@ def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
     print(json.dumps(results, indent=2))
     untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
     print("\nScrape time under load (ms, p50 / max), every process:")
-    for load in ("untraced, c=16", "untraced"):
+    for load in ("idle", "untraced, c=16", "untraced"):
         line = ", ".join(
             f"{name} {s['p50_ms']:.1f}/{s['max_ms']:.1f}"
             for name, s in results[load]["scrapes"].items()
@@ -235,7 +238,7 @@ def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
     )
     print("\nRequests/s on the history page at 64 connections:")
     for name, result in results.items():
-        if name == "untraced, c=16":
+        if name in ("idle", "untraced, c=16"):
             continue
         ui = result.get("trace_ui_cpu_per_second")
         extra = f", trace UI {ui:.2f} CPU" if ui is not None else ""

@@ -217,7 +217,8 @@ class Stack:
             stderr=log_file,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 90
+        # Phoenix imports a great deal: a minute and more on a busy machine.
+        deadline = time.monotonic() + 300
         async with httpx.AsyncClient(timeout=1) as client:
             while True:
                 try:
