@@ -13,7 +13,8 @@ span at all (`_WhenExported`: ids are still made and propagated, so problems and
 
 Which traces leave the process (`KeepErrorsAndSlow`, issue 27): every span is recorded, and the
 spans of a request are held until its local root ends; then they are exported if the request
-failed (a span with an error status), was slow (`GUICHET_TRACE_SLOW_SECONDS`, default 0.5 s),
+failed (a span with an error status), was slow (`GUICHET_TRACE_SLOW_SECONDS`, default 1 s: the
+portals' read latency objective, docs/slo.md),
 or falls in the kept share of trace ids (`GUICHET_TRACE_KEEP_RATIO`, default 1: all). The share
 is decided on the trace id alone, as OpenTelemetry's `TraceIdRatioBased` decides it, so every
 process keeps the same ordinary traces whole; an error or a slow request is kept where it
@@ -87,7 +88,7 @@ class KeepErrorsAndSlow(SpanProcessor):
         then: SpanProcessor,
         *,
         ratio: float = 1.0,
-        slow_seconds: float = 0.5,
+        slow_seconds: float = 1.0,
         max_traces: int = 4096,
         max_age: float = 30.0,
     ) -> None:
@@ -190,7 +191,7 @@ def setup_telemetry(
             KeepErrorsAndSlow(
                 batches,
                 ratio=_float_env("GUICHET_TRACE_KEEP_RATIO", 1.0),
-                slow_seconds=_float_env("GUICHET_TRACE_SLOW_SECONDS", 0.5),
+                slow_seconds=_float_env("GUICHET_TRACE_SLOW_SECONDS", 1.0),
             )
         )
     if extra_exporter is not None:

@@ -20,5 +20,5 @@ needs_promtool = pytest.mark.skipif(
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run(
-        [PROMTOOL, *map(str, args)], capture_output=True, text=True, check=False, timeout=120
+        [PROMTOOL, *map(str, args)], capture_output=True, text=True, check=False, timeout=900
     )
