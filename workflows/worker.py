@@ -143,8 +143,10 @@ async def _run(settings: WorkerSettings) -> None:
         runtime = sdk_metrics.runtime()
         REGISTRY.register(sdk_metrics)
         sdk_metrics.start()
-        serve_metrics(settings.metrics_port)
     client = await connect_temporal(settings, runtime=runtime)
+    if settings.metrics_port is not None:
+        # Served once connected: the chart probes the worker on this port.
+        serve_metrics(settings.metrics_port)
     if added := await ensure_search_attributes(client):
         log.info("registered search attributes", extra={"names": added})
     identity = connect_identity(settings)
