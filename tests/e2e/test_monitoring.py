@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.devstack.components import COMPONENTS
 from services.devstack.stack import ADMIN_USERNAME, Stack
+from services.kit.testing import scaled
 from services.observability.generate import DASHBOARDS, RULES_FILE
 from services.observability.promql import metric_names
 
@@ -138,4 +139,4 @@ async def test_a_scrape_reads_the_business_gauges_without_querying(stack: Stack)
             ]
             took.add(value)
     assert len(took) <= 2  # at most one background refresh between the five scrapes
-    assert min(durations) < 0.25, durations
+    assert min(durations) < scaled(0.25), durations  # stretched on a loaded machine
