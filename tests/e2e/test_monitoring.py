@@ -36,7 +36,7 @@ SUFFIXES = {
 
 async def scrape_all(stack: Stack) -> dict[str, str]:
     texts = {}
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=60) as client:
         for component in COMPONENTS:
             port = stack.metrics_port(component)
             if port is None:
@@ -73,7 +73,7 @@ def queries() -> dict[str, str]:
 
 
 async def test_every_rule_and_panel_reads_metrics_the_processes_export(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
         await client.get("/v1/me")  # a request of the `account` portal, refused
     texts = await scrape_all(stack)
     names = exported(texts)
@@ -94,7 +94,7 @@ async def test_every_rule_and_panel_reads_metrics_the_processes_export(stack: St
 
 
 async def test_the_metrics_of_issue_27_are_exported_with_their_labels(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
         login = await client.post(
             "/v1/auth/token",
             json={"username": ADMIN_USERNAME, "password": stack.secrets.admin_password},
