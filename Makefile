@@ -20,7 +20,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench chaos install clean help
+.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench chaos install catalogs clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
@@ -64,7 +64,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(CHART_TOOLS)/.installed node_modules/.installed
+# The gettext catalogs (web/locale, services/support/locale) compiled to .mo: never committed,
+# made here from the committed .po files (docs/web.md, "Messages").
+PO_FILES := $(wildcard web/locale/*/LC_MESSAGES/*.po services/*/locale/*/LC_MESSAGES/*.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
+$(MO_FILES): %.mo: %.po $(VENV)/.synced
+	@$(RUN) pybabel compile --use-fuzzy --statistics -i $< -o $@
+
+catalogs: $(MO_FILES)
+
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed node_modules/.installed $(MO_FILES)
 
 dev: install $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
@@ -83,6 +93,7 @@ proto-check: install
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
 	$(RUN) python -m web.client.generate --check
+	$(RUN) python -m services.kit.catalogs check
 
 # The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
 # here): installed with apt-get when we are root, else tests/web skip and say why.

@@ -20,7 +20,7 @@ from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
 from services.kit.testing import scaled
 from tests.web.conftest import sign_in, url
-from web.pages import local_time
+from web.formatting import local_time
 
 PARIS = "Europe/Paris"
 

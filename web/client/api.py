@@ -254,6 +254,7 @@ class Category(TypedDict):
     audience: CategoryAudience
     position: int
     entries: list[FaqEntry]
+    translations: list[CategoryTranslation]
 
 
 class CategoryBody(TypedDict):
@@ -262,6 +263,7 @@ class CategoryBody(TypedDict):
     audience: CategoryAudience
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryDeflection(TypedDict):
@@ -276,10 +278,18 @@ class CategoryList(TypedDict):
     items: list[Category]
 
 
+class CategoryTranslation(TypedDict):
+    """A category's name in another language than the original."""
+
+    locale: str
+    name: str
+
+
 class CategoryUpdateBody(TypedDict):
     name: str
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryView(TypedDict):
@@ -672,9 +682,19 @@ class FaqEntry(TypedDict):
     id: str
     question: str
     answer: str
+    translations: list[FaqEntryTranslation]
 
 
 class FaqEntryBody(TypedDict):
+    question: str
+    answer: str
+    translations: NotRequired[list[FaqEntryTranslation]]
+
+
+class FaqEntryTranslation(TypedDict):
+    """A question and its answer in another language than the original."""
+
+    locale: str
     question: str
     answer: str
 
@@ -1463,6 +1483,7 @@ class Ticket(TypedDict):
     opened_by_id: str
     opened_by_name: str
     reply_to_email: str | None
+    language: str
     consulting_minutes: int
     created_at: str | None
     updated_at: str | None
@@ -2180,7 +2201,7 @@ class GatewayApi:
         )
 
     async def update_category(self, category_id: str, body: CategoryUpdateBody) -> Category:
-        """Replace a category's name and answers (ops admin) (PUT /v1/support/categories/{category_id})."""
+        """Replace a category's name and answers, with their translations (ops admin) (PUT /v1/support/categories/{category_id})."""
         return cast(
             "Category",
             await self._transport.call(
