@@ -206,6 +206,9 @@ _RECOGNISED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One field violation of a problem: its path in the request, code, params and detail."""
@@ -273,12 +276,13 @@ def field_message(
     key = field_text_key(code) if code else "field.invalid"
     if not has_text(locale, key):
         key = "field.invalid"
-    try:
-        return translate(locale, key, **_shown(locale, params))
-    except (KeyError, IndexError, ValueError):
+    needed = set(_PLACEHOLDER.findall(translate(locale, key)))
+    if not needed <= set(params):
         # The code came without the parameter its sentence names: say the rule without it.
         plain = f"{key}.plain"
         return translate(locale, plain if has_text(locale, plain) else "field.invalid")
+    shown = _shown(locale, {name: params[name] for name in needed})
+    return translate(locale, key, **shown) if shown else translate(locale, key)
 
 
 def summary_message(locale: str, problem: ApiProblem) -> str:
@@ -391,6 +395,7 @@ PROBLEM_REASONS = (
     N_("problem.not_implemented"),
     N_("problem.not_paid"),
     N_("problem.not_pending"),
+    N_("problem.not_ready"),
     N_("problem.not_registered"),
     N_("problem.option_held"),
     N_("problem.option_not_held"),

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from fastapi.templating import Jinja2Templates
 
-from web import formatting
+from web import formatting, labels
 from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, localized
 from web.portals.membership_common import show_money
 
@@ -50,5 +50,15 @@ def build_templates() -> Jinja2Templates:
             "partners_money": formatting.money,
         }
     )
-    templates.env.globals["language_links"] = language_links
+    templates.env.globals.update(
+        {
+            "language_links": language_links,
+            "audit_event": labels.audit_event,
+            "record_event": labels.record_event,
+            "failure_reason": labels.failure_reason,
+            "cancellation_reason": labels.cancellation_reason,
+            "registration_cancel_reason": labels.registration_cancel_reason,
+            "order_event": labels.order_event,
+        }
+    )
     return templates

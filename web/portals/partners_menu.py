@@ -18,6 +18,7 @@ from web.client.api import (
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.formatting import amount_input
 from web.i18n import N_
 from web.pages import form_values, redirect, render
 from web.portals.partners_common import as_instant, parse_cents, pick, refused, store_context
@@ -240,10 +241,10 @@ async def _promotion_page(
         form = FormState(
             values={
                 "percent_off": str(promotion["percent_off"] or ""),
-                "amount_off": f"{promotion['amount_off_cents'] / 100:.2f}"
+                "amount_off": amount_input(promotion["amount_off_cents"], visitor.locale)
                 if promotion["amount_off_cents"]
                 else "",
-                "min_order": f"{promotion['min_order_cents'] / 100:.2f}"
+                "min_order": amount_input(promotion["min_order_cents"], visitor.locale)
                 if promotion["min_order_cents"]
                 else "",
             },
