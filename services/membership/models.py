@@ -119,6 +119,10 @@ class ProgramOption(Base):
     name: Mapped[str] = mapped_column(String(200))
     benefit: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ)
+    # The name and benefit in other languages: {"pt-BR": {"name": "…", "benefit": "…"}}.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class WorkshopMembership(Base):

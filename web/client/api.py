@@ -864,6 +864,7 @@ class OptionBody(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class OptionChangeBody(TypedDict):
@@ -892,6 +893,22 @@ class OptionChangeRequest(TypedDict):
 class OptionChangeRequestPage(TypedDict):
     items: list[OptionChangeRequest]
     next_page_token: str | None
+
+
+class OptionTranslation(TypedDict):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str
+    name: str
+    benefit: str
+
+
+class OptionUpdateBody(TypedDict):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str
+    benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class Order(TypedDict):
@@ -1166,6 +1183,7 @@ class ProgramOption(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: list[OptionTranslation]
 
 
 class ProgramPage(TypedDict):
@@ -2400,6 +2418,20 @@ class GatewayApi:
             "ProgramOption",
             await self._transport.call(
                 "POST", f"/v1/banner-programs/{program_id}/options", json=body, read="json"
+            ),
+        )
+
+    async def update_option(
+        self, program_id: str, option_id: str, body: OptionUpdateBody
+    ) -> ProgramOption:
+        """Replace an option's name, benefit and their translations (program team) (PUT /v1/banner-programs/{program_id}/options/{option_id})."""
+        return cast(
+            "ProgramOption",
+            await self._transport.call(
+                "PUT",
+                f"/v1/banner-programs/{program_id}/options/{option_id}",
+                json=body,
+                read="json",
             ),
         )
 

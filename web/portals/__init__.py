@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.portals import account, groups, membership, operator, partners, support
+from web.portals import (
+    account,
+    groups,
+    membership,
+    operator,
+    partners,
+    programs_admin,
+    support,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     account.router,
@@ -13,4 +21,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     partners.router,
     membership.router,
     operator.router,
+    programs_admin.router,
 )

@@ -44,10 +44,39 @@ class ProgramBody(_Request):
     )
 
 
+# A translation's language: a BCP 47 tag with an optional region, as browsers send them.
+LOCALE_PATTERN = r"^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$"
+MAX_TRANSLATIONS = 12
+
+
+class OptionTranslation(_Request):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str = Field(max_length=12, pattern=LOCALE_PATTERN, examples=["pt-BR"])
+    name: str = Field(max_length=NAME, examples=["Assistência 24 horas"])
+    benefit: str = Field(max_length=1000, examples=["Assistência na estrada para seus clientes"])
+
+    def to_proto(self) -> pb.ProgramOptionTranslation:
+        return pb.ProgramOptionTranslation(locale=self.locale, name=self.name, benefit=self.benefit)
+
+
 class OptionBody(_Request):
     code: str = Field(max_length=32, examples=["DEPANNAGE"])
     name: str = Field(max_length=NAME, examples=["Dépannage 24/7"])
     benefit: str = Field(max_length=1000, examples=["Assistance routière pour vos clients"])
+    translations: list[OptionTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name and benefit in other languages, one per language.",
+    )
+
+
+class OptionUpdateBody(_Request):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str = Field(max_length=NAME, examples=["Dépannage 24/7"])
+    benefit: str = Field(max_length=1000, examples=["Assistance routière pour vos clients"])
+    translations: list[OptionTranslation] = Field(default_factory=list, max_length=MAX_TRANSLATIONS)
 
 
 class ProgramOption(BaseModel):
@@ -56,6 +85,10 @@ class ProgramOption(BaseModel):
     code: str = Field(examples=["VO"])
     name: str = Field(examples=["Véhicules d'occasion"])
     benefit: str = Field(examples=["Garantie VO 12 mois"])
+    translations: list[OptionTranslation] = Field(
+        description="The name and benefit in other languages (may be empty); readers of a "
+        "language without one read the original."
+    )
 
     @classmethod
     def from_proto(cls, option: pb.ProgramOption) -> ProgramOption:
@@ -65,6 +98,10 @@ class ProgramOption(BaseModel):
             code=option.code,
             name=option.name,
             benefit=option.benefit,
+            translations=[
+                OptionTranslation(locale=t.locale, name=t.name, benefit=t.benefit)
+                for t in option.translations
+            ],
         )
 
 
