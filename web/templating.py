@@ -10,7 +10,6 @@ from fastapi.templating import Jinja2Templates
 
 from web import formatting, labels
 from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, localized
-from web.portals.membership_common import show_money
 
 
 def language_links(url: str, query: list[tuple[str, str]], current: str) -> list[dict[str, str]]:
@@ -46,7 +45,6 @@ def build_templates() -> Jinja2Templates:
             "localized": localized,
             # The names the portals' templates used before: the same Babel formatting.
             "membership_date": formatting.show_date,
-            "membership_money": show_money,
             "partners_money": formatting.money,
         }
     )

@@ -320,6 +320,7 @@ class Claim(TypedDict):
     technician_id: str | None
     labour_minutes: int
     amount_cents: int
+    currency: str
     description: str
     status: ClaimStatus
     history: list[ClaimEvent]
@@ -708,6 +709,7 @@ class FeeBody(TypedDict):
 class FeePayment(TypedDict):
     year: int
     amount_cents: int
+    currency: str
     paid_on: str | None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from web.client.transport import ApiProblem
-from web.formatting import money, show_date
+from web.formatting import show_date
 from web.i18n import N_, translate
 from web.problems import FormState
 
@@ -64,11 +64,6 @@ def cents(values: dict[str, str], name: str) -> int | None:
         return round(float(text) * 100)
     except ValueError:
         return None
-
-
-def show_money(amount_cents: int | None, locale: str = "fr") -> str:
-    """A membership amount (the programs and associations bill in euros)."""
-    return money(amount_cents, "EUR", locale)
 
 
 # Message ids this module builds at run time, declared for the extraction.

@@ -1708,6 +1708,7 @@ class WarrantyClaim(_message.Message):
     AMOUNT_CENTS_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
@@ -1723,6 +1724,8 @@ class WarrantyClaim(_message.Message):
     amount_cents: _builtins.int
     description: _builtins.str
     status: Global___WarrantyClaimStatus.ValueType
+    currency: _builtins.str
+    """ISO 4217 code of amount_cents (the program's: EUR)."""
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarrantyClaimEvent]: ...
     @_builtins.property
@@ -1743,13 +1746,14 @@ class WarrantyClaim(_message.Message):
         amount_cents: _builtins.int = ...,
         description: _builtins.str = ...,
         status: Global___WarrantyClaimStatus.ValueType = ...,
+        currency: _builtins.str = ...,
         history: _abc.Iterable[Global___WarrantyClaimEvent] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "create_time", b"create_time", "description", b"description", "history", b"history", "id", b"id", "labour_minutes", b"labour_minutes", "number", b"number", "repair_date", b"repair_date", "repair_order", b"repair_order", "status", b"status", "technician_id", b"technician_id", "update_time", b"update_time", "vehicle_vin", b"vehicle_vin", "workshop_id", b"workshop_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "create_time", b"create_time", "currency", b"currency", "description", b"description", "history", b"history", "id", b"id", "labour_minutes", b"labour_minutes", "number", b"number", "repair_date", b"repair_date", "repair_order", b"repair_order", "status", b"status", "technician_id", b"technician_id", "update_time", b"update_time", "vehicle_vin", b"vehicle_vin", "workshop_id", b"workshop_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1969,19 +1973,23 @@ class FeePayment(_message.Message):
     YEAR_FIELD_NUMBER: _builtins.int
     AMOUNT_CENTS_FIELD_NUMBER: _builtins.int
     PAID_ON_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     year: _builtins.int
     amount_cents: _builtins.int
     paid_on: _builtins.str
+    currency: _builtins.str
+    """ISO 4217 code of amount_cents (the association's: EUR)."""
     def __init__(
         self,
         *,
         year: _builtins.int = ...,
         amount_cents: _builtins.int = ...,
         paid_on: _builtins.str = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "paid_on", b"paid_on", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "currency", b"currency", "paid_on", b"paid_on", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

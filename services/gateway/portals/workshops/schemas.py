@@ -467,6 +467,7 @@ class Claim(BaseModel):
     technician_id: uuid.UUID | None = Field(examples=["6e22422f-317c-51b7-9001-b826a59477f9"])
     labour_minutes: int = Field(examples=[90])
     amount_cents: int = Field(examples=[13500])
+    currency: str = Field(description="ISO 4217 code of amount_cents.", examples=["EUR"])
     description: str = Field(
         examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."]
     )
@@ -487,6 +488,7 @@ class Claim(BaseModel):
             technician_id=uuid.UUID(c.technician_id) if c.technician_id else None,
             labour_minutes=c.labour_minutes,
             amount_cents=c.amount_cents,
+            currency=c.currency or "EUR",
             description=c.description,
             status=ClaimStatus.from_proto(c.status),
             history=[
