@@ -145,3 +145,11 @@ def localized(item: Mapping[str, Any], field: str, locale: str) -> str:
         if fallback is None and str(translation.get("locale", "")).split("-")[0] == primary:
             fallback = str(text)
     return fallback or original
+
+
+def language_name(tag: str | None) -> str:
+    """A language tag ("pt-BR") as its speakers name it ("Português"); another tag as is."""
+    for locale, html_tag in HTML_LANG.items():
+        if tag == html_tag:
+            return LANGUAGE_NAMES[locale]
+    return tag or "—"

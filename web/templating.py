@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi.templating import Jinja2Templates
 
 from web import formatting, labels
-from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, localized
+from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, language_name, localized
 
 
 def language_links(url: str, query: list[tuple[str, str]], current: str) -> list[dict[str, str]]:
@@ -17,7 +17,7 @@ def language_links(url: str, query: list[tuple[str, str]], current: str) -> list
     kept = [(k, v) for k, v in query if k != "lang"]
     links = []
     for code in LOCALES:
-        href = f"{url}?{urlencode([*kept, ('lang', code)])}"
+        href = f"{url}?{urlencode([*kept, ('lang', HTML_LANG[code])])}"
         links.append(
             {
                 "code": code,
@@ -51,6 +51,7 @@ def build_templates() -> Jinja2Templates:
     templates.env.globals.update(
         {
             "language_links": language_links,
+            "language_name": language_name,
             "audit_event": labels.audit_event,
             "record_event": labels.record_event,
             "failure_reason": labels.failure_reason,

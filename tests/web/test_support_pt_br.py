@@ -120,6 +120,8 @@ def test_a_brazilian_customer_is_served_in_portuguese_from_the_faq_to_the_answer
     sign_in(agent, "ops.admin", stack.secrets.admin_password)
     agent.goto(url(agent, "/support/queue"))
     agent.get_by_role("row").filter(has_text=title).get_by_role("link", name=title).click()
+    # The agent sees which language to answer in.
+    expect(agent.locator("#ticket-language")).to_have_text("Português")
     agent.get_by_label("Réponse", exact=True).fill(
         "Pode nos enviar uma captura da tela ATW0001, por favor?"
     )
@@ -162,6 +164,7 @@ def test_a_brazilian_customer_is_served_in_portuguese_from_the_faq_to_the_answer
         customer.get_by_role("link", name="Minhas ocorrências").click()
         row = customer.get_by_role("row").filter(has_text=title)
         expect(row).to_contain_text("Em andamento")
+        expect(row).to_contain_text("Clientes e contatos")  # the category, translated
         expect(row).to_contain_text("Alta")
         _no_foreign_words(customer)
     finally:

@@ -20,6 +20,7 @@ from web.client.api import (
     ConsultingBody,
     ReplyBody,
     StatusBody,
+    Ticket,
     TicketBody,
     TicketHistory,
     TicketKind,
@@ -87,6 +88,17 @@ async def _zones(visitor: Visitor) -> dict[str, str]:
         raise
     by_calendar = {c["id"]: c["time_zone"] for c in calendars["items"]}
     return {p["id"]: by_calendar.get(p["calendar_id"], DEFAULT_ZONE) for p in plans["items"]}
+
+
+async def _in_reader_language(visitor: Visitor, tickets: list[Ticket]) -> list[Ticket]:
+    """Each ticket's category named in the reader's language (the support team may have
+    translated it), else as written."""
+    listed = await visitor.api.list_categories()
+    names = {c["id"]: localized(c, "name", visitor.locale) for c in listed["items"]}
+    for ticket in tickets:
+        if ticket["category_id"] in names:
+            ticket["category_name"] = names[ticket["category_id"]]
+    return tickets
 
 
 async def _categories(visitor: Visitor) -> list[Category]:
@@ -211,7 +223,7 @@ async def my_tickets(
         visitor,
         "support/tickets.html",
         {
-            "tickets": page["items"],
+            "tickets": await _in_reader_language(visitor, page["items"]),
             "next_page_token": page["next_page_token"],
             "zones": zones,
             "default_zone": visitor.time_zone or DEFAULT_ZONE,
@@ -234,7 +246,7 @@ async def queue(visitor: CurrentVisitor, page_token: str = "") -> Response:
         visitor,
         "support/queue.html",
         {
-            "tickets": page["items"],
+            "tickets": await _in_reader_language(visitor, page["items"]),
             "next_page_token": page["next_page_token"],
             "zones": zones,
             "default_zone": visitor.time_zone or DEFAULT_ZONE,
@@ -258,7 +270,7 @@ async def _ticket_page(
     forms = forms or {}
     for name in ("reply", "status", "priority", "kind", "consulting", "attachment"):
         forms.setdefault(name, FormState())
-    ticket = history["ticket"]
+    [ticket] = await _in_reader_language(visitor, [history["ticket"]])
     forms["status"].values.setdefault("status", ticket["status"])
     forms["priority"].values.setdefault("priority", ticket["priority"])
     forms["kind"].values.setdefault("kind", ticket["kind"])
