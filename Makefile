@@ -28,6 +28,7 @@ help:
 	@echo "make test-under-load - make test while $(BUSY_CPUS) busy loops take the cores (before a submission)"
 	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
 	@echo "make screenshots - every page of the web portal, from the browser tests, in .state/screenshots/"
+	@echo "make catalogs - compile the gettext catalogs (.po → .mo; make install does it)"
 	@echo "make lint | proto | bench | clean"
 
 $(UV):

@@ -1,4 +1,5 @@
-"""One module per portal, each with its routes, its messages and its templates folder."""
+"""One module per portal, each with its routes and its templates folder (its words are in the
+gettext catalogs, web/locale)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""What both membership portals (workshops, associations) share: refusals said in French with
-the domain's own reasons, the posted form turned into the API's bodies, and date and money
-filters for the templates."""
+"""What both membership portals (workshops, associations) share: refusals said in the page's
+language with the domain's own reasons, and the posted form turned into the API's bodies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What every partners page shares: the messages, the store header, refusals in French, money
+"""What every partners page shares: the store header, refusals in the page's language, money
 and the store's local times."""
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def _detail(visitor: Visitor, detail: str) -> str:
 
 
 def refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> FormState:
-    """A refusal beside its fields, the service's English complaints said in French; a 5xx or
-    a 401 is no form's business and goes to the error page."""
+    """A refusal beside its fields, the service's English complaints said in the page's
+    language; a 5xx or a 401 is no form's business and goes to the error page."""
     if problem.status >= 500 or problem.status == 401:
         raise problem
     form = FormState.refused(visitor.locale, values, problem, _FIELDS)
