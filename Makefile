@@ -11,6 +11,10 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Chart checks' tools pin old common libraries: they get an environment of their own.
 CHART_TOOLS := $(TOOLS)/chart
 CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0
+# The third-party client generator the contract gate runs (tests/contract): its own environment,
+# since it pins its own typer/ruamel/jinja versions.
+OPENAPI_CLIENT := $(TOOLS)/openapi-client
+OPENAPI_CLIENT_VERSION := openapi-python-client==0.29.1
 # The trace UI of make dev (an OTLP receiver with a web UI), in its own environment too.
 TRACE_UI := $(TOOLS)/trace-ui
 TRACE_UI_VERSION := arize-phoenix==20.26.1
@@ -46,6 +50,11 @@ $(CHART_TOOLS)/.installed: $(UV) Makefile
 	$(UV) pip install --quiet --compile-bytecode --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
 	@touch $@
 
+$(OPENAPI_CLIENT)/.installed: $(UV) Makefile
+	$(PYTHON) -m venv $(OPENAPI_CLIENT)
+	$(UV) pip install --quiet --compile-bytecode --python $(OPENAPI_CLIENT)/bin/python $(OPENAPI_CLIENT_VERSION)
+	@touch $@
+
 $(TRACE_UI)/.installed: $(UV) Makefile
 	$(PYTHON) -m venv $(TRACE_UI)
 	$(UV) pip install --quiet --compile-bytecode --python $(TRACE_UI)/bin/python $(TRACE_UI_VERSION)
@@ -75,7 +84,7 @@ $(MO_FILES): %.mo: %.po $(VENV)/.synced
 
 catalogs: $(MO_FILES)
 
-install: $(VENV)/.synced $(CHART_TOOLS)/.installed node_modules/.installed $(MO_FILES)
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed node_modules/.installed $(MO_FILES)
 
 dev: install $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
@@ -88,12 +97,17 @@ lint: install
 
 proto: install
 	$(RUN) python -m services.kit.protogen
+	$(RUN) python -m services.gateway.openapi tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate
 
+# The OpenAPI linter (redocly.yaml) reads the committed document, which the line before it
+# proved to be the live one.
 proto-check: install
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
+	$(RUN) python -m services.gateway.openapi --check tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate --check
+	node_modules/.bin/redocly lint --config redocly.yaml --format=summary tests/gateway/openapi.json
 	$(RUN) python -m services.kit.catalogs check
 
 # The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
