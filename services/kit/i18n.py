@@ -68,7 +68,12 @@ def locale_name(language: str) -> str:
 
 def check_tag(v: Validator, field: str, tag: str) -> None:
     """A translation's language must be a well-formed tag (written "pt-BR", not "pt_br")."""
-    v.check(bool(TAG.match(tag)), field, 'must be a language tag such as "fr", "en" or "pt-BR"')
+    v.check(
+        bool(TAG.match(tag)),
+        field,
+        'must be a language tag such as "fr", "en" or "pt-BR"',
+        code="string_pattern_mismatch",
+    )
 
 
 def pick(translations: dict[str, dict[str, str]], language: str, key: str, original: str) -> str:

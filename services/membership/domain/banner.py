@@ -145,12 +145,18 @@ def _option_translations(
         len(translations) <= MAX_TRANSLATIONS,
         "translations",
         f"must hold at most {MAX_TRANSLATIONS} translations",
+        code="too_long",
     )
     checked: dict[str, dict[str, str]] = {}
     for index, text in enumerate(translations):
         where = f"translations[{index}]"
         check_tag(v, f"{where}.locale", text.locale)
-        v.check(text.locale not in checked, f"{where}.locale", "is listed twice")
+        v.check(
+            text.locale not in checked,
+            f"{where}.locale",
+            "is listed twice",
+            code="duplicate_language",
+        )
         checked[text.locale] = {
             "name": check_text(v, f"{where}.name", text.name),
             "benefit": check_long_text(

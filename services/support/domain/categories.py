@@ -71,10 +71,16 @@ def _check_locales(v: Validator, field: str, locales: Sequence[str]) -> None:
         len(locales) <= MAX_TRANSLATIONS,
         field,
         f"must hold at most {MAX_TRANSLATIONS} translations",
+        code="too_long",
     )
     for index, locale in enumerate(locales):
         check_tag(v, f"{field}[{index}].locale", locale)
-        v.check(locale not in locales[:index], f"{field}[{index}].locale", "is listed twice")
+        v.check(
+            locale not in locales[:index],
+            f"{field}[{index}].locale",
+            "is listed twice",
+            code="duplicate_language",
+        )
 
 
 def _check_entries(v: Validator, entries: Sequence[FaqInput]) -> None:
