@@ -207,6 +207,8 @@ SERVICE_FIELD_CODES: frozenset[str] = frozenset(
         "nothing_to_change",
         "order_or_period",
         "own_organisation",
+        "operator_channel",
+        "role_for_another_kind",
         "page_token",
         "period_too_long",
         "phone_digits",

@@ -264,8 +264,9 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("POST", "/v1/providers/{provider_id}/groups/{group_id}/access-summary"): Expect(
         PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_GROUP,
         body=lambda t, w: {"name": unique("Renommé ")}),
+    # A rename alone moves no access: 200 (a change of clients or employees answers 202).
     ("POST", "/v1/providers/{provider_id}/groups/{group_id}/changes"): Expect(
-        PROVIDER, ("business_account_manager",), 202, denied=404, operator=404, params=P_GROUP,
+        PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_GROUP,
         body=lambda t, w: {"name": unique("Renommé ")},
         query=lambda t, w: {"confirmation": "CONFIRMER"}),
     ("DELETE", "/v1/providers/{provider_id}/groups/{group_id}"): Expect(
@@ -275,7 +276,7 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/v1/providers/{provider_id}/employees"): Expect(
         PROVIDER, ("business_account_manager",), outsider=403, params=P_PROVIDER),
     ("POST", "/v1/providers/{provider_id}/employees/assignments"): Expect(
-        PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_PROVIDER,
+        PROVIDER, ("business_account_manager",), 202, denied=404, operator=404, params=P_PROVIDER,
         body=lambda t, w: {"group_id": t.ids["group"], "role": "read_only",
                            "employee_ids": [t.actors["read_only"].user_id]},
         query=lambda t, w: {"confirmation": "CONFIRMER"}),
@@ -341,7 +342,7 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/v1/support/attachments/{attachment_id}"): Expect(
         ERP, ("customer_user", OPS, SA), params={"attachment_id": "id:attachment"}),
     ("GET", "/v1/support/reports/sla"): Expect(None, (SA, OPS),
-        query=lambda t, w: {"start": _days(-30), "end": _days(1)}),
+        query=lambda t, w: {"start": _instant(-30), "end": _instant(1)}),
     # --- banner program: the program team (operator staff) and the workshop ---
     ("GET", "/v1/banner-programs"): Expect(None, TEAM),
     ("POST", "/v1/banner-programs"): Expect(None, TEAM, 201,

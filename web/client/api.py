@@ -22,6 +22,8 @@ ContentChangeStatus = Literal["pending", "applied", "rejected"]
 
 CourierReportReason = Literal["late", "behaviour", "damaged_order", "other"]
 
+CourseRegistrationOutcome = Literal["cancelled", "completed", "absent"]
+
 CourseRegistrationStatus = Literal["registered", "cancelled", "completed", "absent"]
 
 DelegatedRole = Literal["program_account_manager", "editor", "read_only"]
@@ -568,7 +570,7 @@ class CourseRegistrationPage(TypedDict):
 
 
 class CourseRegistrationUpdate(TypedDict):
-    status: CourseRegistrationStatus
+    status: CourseRegistrationOutcome
 
 
 class Coverage(TypedDict):

@@ -153,6 +153,23 @@ class CourseRegistrationStatus(_ProtoEnum):
         return "COURSE_REGISTRATION_STATUS_"
 
 
+class CourseRegistrationOutcome(_ProtoEnum):
+    """What a registration can be set to: it is registered when made, then ends one of these
+    ways (the service refuses any other)."""
+
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    ABSENT = "absent"
+
+    @classmethod
+    def _proto(cls) -> Any:
+        return pb.CourseRegistrationStatus
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "COURSE_REGISTRATION_STATUS_"
+
+
 class ClaimStatus(_ProtoEnum):
     """submitted → under_review | rejected | withdrawn; under_review → approved | rejected |
     needs_information; needs_information → under_review | withdrawn; approved → paid."""

@@ -574,7 +574,12 @@ async def list_order_history(
     if status and status not in {s.value for s in HISTORY_STATUSES}:
         v.check(False, "status", "must be collected, delivered, cancelled or refunded")
     if period_start is not None and period_end is not None:
-        v.check(period_start < period_end, "period_end", "must be after period_start")
+        v.check(
+            period_start < period_end,
+            "period_end",
+            "must be after period_start",
+            code="end_before_start",
+        )
     bounds = [moment.isoformat() if moment else "" for moment in (period_start, period_end)]
     filters = "|".join([status, *bounds])
     page = _parse_page(v, _HISTORY, page_size, page_token, [_timestamp, uuid.UUID], filters)

@@ -35,6 +35,7 @@ from services.gateway.portals.membership import (
     TEXT,
     VIN_PATTERN,
     ClaimStatus,
+    CourseRegistrationOutcome,
     CourseRegistrationStatus,
     MembershipStatus,
     OptionChange,
@@ -452,7 +453,7 @@ class CourseRegistrationBody(_Request):
 
 
 class CourseRegistrationUpdate(_Request):
-    status: CourseRegistrationStatus = Field(examples=["completed"])
+    status: CourseRegistrationOutcome = Field(examples=["completed"])
 
 
 class CourseRegistration(BaseModel):
