@@ -28,7 +28,19 @@ TICKET = SearchAttributeKey.for_keyword("GuichetTicket")
 ORDER = SearchAttributeKey.for_keyword("GuichetOrder")
 MEMBERSHIP = SearchAttributeKey.for_keyword("GuichetMembership")
 TENANT = SearchAttributeKey.for_keyword("GuichetTenant")
-SEARCH_ATTRIBUTES = (PROCESS_REQUEST_ID, GROUP, TICKET, ORDER, MEMBERSHIP, TENANT)
+# The codes people quote beside the ids: `GuichetOrderCode='NAP-1001'`, `GuichetWorkshopCode=...`.
+ORDER_CODE = SearchAttributeKey.for_keyword("GuichetOrderCode")
+WORKSHOP_CODE = SearchAttributeKey.for_keyword("GuichetWorkshopCode")
+SEARCH_ATTRIBUTES = (
+    PROCESS_REQUEST_ID,
+    GROUP,
+    TICKET,
+    ORDER,
+    MEMBERSHIP,
+    TENANT,
+    ORDER_CODE,
+    WORKSHOP_CODE,
+)
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:
