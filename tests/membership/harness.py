@@ -30,6 +30,7 @@ from temporalio.worker import Worker
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
+from services.kit.clock import Clock, system_clock
 from services.kit.db import upgrade
 from services.kit.errors import RemoteProblem
 from services.kit.grpcclient import ServiceTokenSource
@@ -235,10 +236,12 @@ async def running_world(
     *,
     with_worker: bool = True,
     identity_temporal: Client | None = None,
+    clock: Clock = system_clock,
     **membership_overrides: Any,
 ) -> AsyncIterator[World]:
     """Identity (on `identity_temporal`, default `temporal`), membership and a worker (on
-    `temporal`), sharing one fresh task queue and mail key."""
+    `temporal`), sharing one fresh task queue and mail key. Membership reads `clock` (a
+    `PinnedClock` that follows the time-skipping server, in renewal tests)."""
     target = temporal.service_client.config.target_host
     identity_target = (identity_temporal or temporal).service_client.config.target_host
     queue = f"membership-{uuid.uuid4()}"
@@ -285,7 +288,7 @@ async def running_world(
             signal_poll_interval=0.2,
             **membership_overrides,
         )
-        context, server = await start_service(MEMBERSHIP_SPEC, settings)
+        context, server = await start_service(MEMBERSHIP_SPEC, settings, clock=clock)
         stack.push_async_callback(context.exit_stack.aclose)
         stack.push_async_callback(server.stop)
         membership_addr = f"127.0.0.1:{server.port}"

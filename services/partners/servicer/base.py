@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -16,6 +15,7 @@ from guichet.support.v1 import support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from services.kit.clock import Clock, system_clock
 from services.kit.outbox import OutboxRelay
 from services.kit.support_tickets import open_support_ticket
 from services.partners.domain import messages
@@ -26,11 +26,6 @@ from workflows.contracts.partners import SUPPORT_CATEGORY_CODES
 log = logging.getLogger(__name__)
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type stubs)
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
@@ -47,7 +42,7 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
         support: support_pb2_grpc.SupportServiceStub | None,
         relay: OutboxRelay | None,
         connect: Callable[[], Awaitable[Client]],
-        clock: Clock = utcnow,
+        clock: Clock = system_clock,
     ) -> None:
         self._sessions = sessions
         # Autocommit sessions for the hot read-only lists: one statement, no BEGIN/COMMIT.
