@@ -18,9 +18,11 @@ step (`PinnedClock` through `start_service`), so each case is one test, not a wa
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -32,6 +34,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from services.kit.clock import PinnedClock
 from services.kit.smtpsink import SmtpSink
@@ -49,6 +52,7 @@ from tests.membership.harness import (
 from workflows.contracts.membership import renewal_workflow_id
 from workflows.renewal import Renewal, RenewalResult, RenewalStatus
 
+TIME_ZONES_HISTORY = Path(__file__).resolve().parents[1] / "histories" / "renewal_time_zones.json"
 PARIS = ZoneInfo("Europe/Paris")
 MONTREAL = ZoneInfo("America/Montreal")
 Handle = WorkflowHandle[Renewal, RenewalResult]
@@ -361,10 +365,17 @@ async def test_a_workshop_in_montreal_lives_by_its_own_midnights(scene: Scene) -
     [opened_at] = await fired_at(client, handle, "renewal ")
     assert near(opened_at, datetime(2027, 11, 8, 5, 0, tzinfo=UTC))
 
+    # The run replays with today's code (and is saved for the replay test when asked).
+    history = await handle.fetch_history()
+    replayed = await Replayer(workflows=[Renewal]).replay_workflow(history)
+    assert replayed.replay_failure is None
+    if os.environ.get("SAVE_RENEWAL_HISTORY"):
+        text = json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+        TIME_ZONES_HISTORY.write_text(text)
+
     # What an operator reads in Temporal: the code, and what each timer waited for.
     description = await handle.describe()
     assert description.typed_search_attributes.get(WORKSHOP_CODE) == code
-    history = await handle.fetch_history()
     summaries = [
         json.loads(event.user_metadata.summary.data)
         for event in history.events
