@@ -4,7 +4,7 @@ A calendar chooses the `holidays` categories it observes (empty: public holidays
 A ticket opened by a service for something of its own (an order escalation) carries that
 service's deadline (`respond_by`, its SLA) and what it is about (`link_*`, shown both ways).
 
-Revision ID: 0004_dates_holiday_categories_ticket_links
+Revision ID: 0004_dates_calendars_tickets
 Revises: 0003
 Create Date: 2026-12-07
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004_dates_holiday_categories_ticket_links"
+revision: str = "0004_dates_calendars_tickets"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
