@@ -68,6 +68,7 @@ async def _new_message(
     subject_kind: str = "",
     subject_id: str = "",
     retry_delay_seconds: int,
+    respond_by: datetime | None = None,
 ) -> SupportMessage:
     """Records the message (pending_ticket) and the workflow that opens its ticket in support.
 
@@ -85,6 +86,7 @@ async def _new_message(
         subject_kind=subject_kind,
         subject_id=subject_id,
         status=MessageStatus.PENDING_TICKET.value,
+        respond_by=respond_by,
         created_at=now,
     )
     session.add(message)
@@ -224,6 +226,7 @@ async def record_support_ticket(
     message_id: str,
     ticket_id: str,
     error: str,
+    ticket_number: int = 0,
 ) -> MessageView:
     """The ticket-opening workflow reports the ticket support opened (or its final refusal)."""
     require_internal(actor, settings)
@@ -239,7 +242,11 @@ async def record_support_ticket(
     assert parsed is not None
     if ticket_id.strip():
         message = await attach_ticket(
-            session=session, now=now, message_id=parsed, ticket_id=ticket_id.strip()
+            session=session,
+            now=now,
+            message_id=parsed,
+            ticket_id=ticket_id.strip(),
+            ticket_number=ticket_number or None,
         )
     else:
         message = await note_ticket_error(session=session, message_id=parsed, error=error)
@@ -248,7 +255,12 @@ async def record_support_ticket(
 
 
 async def attach_ticket(
-    *, session: AsyncSession, now: datetime, message_id: uuid.UUID, ticket_id: str
+    *,
+    session: AsyncSession,
+    now: datetime,
+    message_id: uuid.UUID,
+    ticket_id: str,
+    ticket_number: int | None = None,
 ) -> SupportMessage:
     """Records the support ticket of a message; the first ticket recorded stays (idempotent).
 
@@ -258,9 +270,12 @@ async def attach_ticket(
     if message is None:
         raise NotFound("message not found")
     if message.status == MessageStatus.TICKET_OPENED:
+        if message.ticket_number is None and message.ticket_id == ticket_id:
+            message.ticket_number = ticket_number
         return message
     message.status = MessageStatus.TICKET_OPENED.value
     message.ticket_id = ticket_id
+    message.ticket_number = ticket_number
     message.opened_at = now
     message.last_error = None
     if message.subject_kind == "escalation":
@@ -274,6 +289,7 @@ async def attach_ticket(
                 kind="support_ticket.opened",
                 actor="service:partners",
                 ticket_id=ticket_id,
+                ticket_number=ticket_number,
             )
     return message
 

@@ -83,6 +83,7 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
         """Opens the message's ticket in support with the partner's own token; on failure the
         message stays pending_ticket (with the reason) and the workflow retries later."""
         ticket_id = ""
+        ticket_number = 0
         error = ""
         async with self._sessions.begin() as session:
             message = await session.get(SupportMessage, message_id)
@@ -91,7 +92,7 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
             error = "support is not configured"
         else:
             try:
-                ticket_id = await open_support_ticket(
+                ticket = await open_support_ticket(
                     self._support,
                     category_code=SUPPORT_CATEGORY_CODES[message.category],
                     store_id=str(message.store_id),
@@ -101,12 +102,17 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
                     idempotency_key=str(message.id),
                     seconds=3.0,
                 )
+                ticket_id, ticket_number = ticket.id, ticket.number
             except (grpc.aio.AioRpcError, LookupError) as failure:
                 error = _describe(failure)
         async with self._sessions.begin() as session:
             if ticket_id:
                 return await messages.attach_ticket(
-                    session=session, now=self._clock(), message_id=message_id, ticket_id=ticket_id
+                    session=session,
+                    now=self._clock(),
+                    message_id=message_id,
+                    ticket_id=ticket_id,
+                    ticket_number=ticket_number,
                 )
             log.warning(
                 "support ticket not opened yet",

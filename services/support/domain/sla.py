@@ -9,6 +9,7 @@ same transaction. Opening a ticket records the workflow's start in the outbox (`
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import asdict
 from datetime import datetime
@@ -68,7 +69,8 @@ async def policy_for(session: AsyncSession, ticket: Ticket) -> SlaPolicy:
     plan = await session.get(Plan, ticket.plan_id)
     assert plan is not None
     if ticket.respond_by is not None:
-        seconds = int((ticket.respond_by - ticket.created_at).total_seconds())
+        # Rounded up: the deadline is never announced before the service's own.
+        seconds = math.ceil((ticket.respond_by - ticket.created_at).total_seconds())
         seconds = max(seconds, MIN_DEADLINE_SECONDS)
         return SlaPolicy(
             plan_id=str(plan.id),
