@@ -27,6 +27,8 @@ AssociationId = Annotated[uuid.UUID, Path(description="The association (organisa
 ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 
 NAME = 200
+# IANA time zone names (Europe/Paris, America/Montreal); the services check them with zoneinfo.
+TIME_ZONE = 64
 MAX_CLIENT_NUMBER = 2**63 - 1
 TEXT = 4000
 EMAIL = 320

@@ -1215,19 +1215,23 @@ class UpdateStoreSettingsRequest(_message.Message):
     STORE_ID_FIELD_NUMBER: _builtins.int
     OPERATIONS_EMAIL_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
     store_id: _builtins.str
     operations_email: _builtins.str
     phone: _builtins.str
+    timezone: _builtins.str
+    """The store's IANA time zone (its check-in day, its "today"); empty: unchanged."""
     def __init__(
         self,
         *,
         store_id: _builtins.str = ...,
         operations_email: _builtins.str = ...,
         phone: _builtins.str = ...,
+        timezone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["operations_email", b"operations_email", "phone", b"phone", "store_id", b"store_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operations_email", b"operations_email", "phone", b"phone", "store_id", b"store_id", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -279,6 +279,12 @@ class RegisterStoreBody(_Request):
 class StoreSettingsBody(_Request):
     operations_email: str = Field(max_length=320, examples=["operations@napoli.example"])
     phone: str | None = Field(default=None, max_length=32, examples=["+33 4 91 00 00 00"])
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The store's IANA time zone (its check-in day); absent: unchanged.",
+        examples=["Europe/Paris"],
+    )
 
 
 # --- check-ins ---------------------------------------------------------------------------------
