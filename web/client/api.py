@@ -2774,7 +2774,7 @@ class GatewayApi:
             ),
         )
 
-    async def get_settings(self, association_id: str) -> AssociationSettings:
+    async def get_association_settings(self, association_id: str) -> AssociationSettings:
         """The association's settings: the time zone its days are counted in (GET /v1/associations/{association_id}/settings)."""
         return cast(
             "AssociationSettings",
@@ -2783,7 +2783,7 @@ class GatewayApi:
             ),
         )
 
-    async def set_time_zone(
+    async def set_association_time_zone(
         self, association_id: str, body: AssociationTimeZoneBody
     ) -> AssociationSettings:
         """Set the time zone the association's days are counted in (its admins) (PUT /v1/associations/{association_id}/time-zone)."""

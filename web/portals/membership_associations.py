@@ -6,7 +6,7 @@ then the emptied record deleted as a separate, deliberate step."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -59,6 +59,20 @@ MESSAGES = {
     "association.fees": ("Cotisations", "Fees"),
     "association.add_member": ("Ajouter un adhérent", "Add a member"),
     "association.member_added": ("Adhérent ajouté.", "Member added."),
+    "association.settings": ("Réglages de l'association", "Association settings"),
+    "association.time_zone": ("Fuseau horaire", "Time zone"),
+    "association.time_zone_help": (
+        "Nom IANA (Europe/Paris, America/Montreal…) : « aujourd'hui » pour les cotisations, les "
+        "formations et les demandes de DPS.",
+        'IANA name (Europe/Paris, America/Montreal…): "today" for fees, trainings and '
+        "coverage requests.",
+    ),
+    "association.time_zone_default": (
+        "Fuseau par défaut du service tant qu'aucun n'est choisi.",
+        "The service's default zone until one is chosen.",
+    ),
+    "association.save_time_zone": ("Enregistrer le fuseau", "Save the time zone"),
+    "association.time_zone_saved": ("Fuseau horaire enregistré.", "Time zone saved."),
     "association.record_fee": ("Enregistrer la cotisation", "Record the fee"),
     "association.fee_year": ("Année", "Year"),
     "association.fee_amount": ("Montant (€)", "Amount (€)"),
@@ -210,6 +224,7 @@ _DONE = {
     "validated": "association.validated",
     "email": "association.email_corrected",
     "deleted": "association.deleted",
+    "time_zone": "association.time_zone_saved",
 }
 
 
@@ -275,8 +290,11 @@ async def _members_page(
     fee_form: FormState | None = None,
     fee_for: str = "",
     status_code: int = 200,
+    zone_form: FormState | None = None,
 ) -> Response:
-    year = datetime.now(UTC).year
+    settings = await visitor.api.get_association_settings(association_id)
+    # "This year" is the association's: on 1 January at 00:30 in Paris it is already next year.
+    year = datetime.now(ZoneInfo(settings["time_zone"])).year
     members = await visitor.api.list_association_members(
         association_id,
         fee_year=year,
@@ -290,8 +308,27 @@ async def _members_page(
         "form": form,
         "fee_form": fee_form or FormState(values={"year": str(year)}),
         "fee_for": fee_for,
+        "settings": settings,
+        "zone_form": zone_form or FormState(values={"time_zone": settings["time_zone"]}),
     }
     return await portal_page(visitor, association_id, "members", "members", context, status_code)
+
+
+@router.post("/associations/{association_id}/time-zone", response_class=HTMLResponse)
+async def set_time_zone(visitor: CurrentVisitor, association_id: str) -> Response:
+    """The association's administrators set the zone its days are counted in."""
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.set_association_time_zone(
+            association_id, {"time_zone": values.get("time_zone", "").strip()}
+        )
+    except ApiProblem as problem:
+        keep(problem)
+        form = refused(visitor.locale, values, problem)
+        return await _members_page(
+            visitor, association_id, FormState(), zone_form=form, status_code=400
+        )
+    return redirect(f"/associations/{association_id}?done=time_zone")
 
 
 @router.get("/associations/{association_id}", response_class=HTMLResponse)

@@ -47,6 +47,39 @@ MESSAGES = {
     "workshop.status_active": ("Actif", "Active"),
     "workshop.status_ended": ("Terminé", "Ended"),
     "workshop.renewal_date": ("Date de renouvellement", "Renewal date"),
+    "workshop.anniversary": ("Anniversaire d'adhésion", "Membership anniversary"),
+    "workshop.time_zone": ("Fuseau horaire", "Time zone"),
+    "workshop.time_zone_of_program": ("{zone} (celui du programme)", "{zone} (the program's)"),
+    "workshop.letter": ("Lettre d'anniversaire", "Anniversary letter"),
+    "workshop.letter_due": ("part le {date}", "leaves on {date}"),
+    "workshop.letter_sent": (
+        "envoyée le {at} (renouvellement du {date})",
+        "sent on {at} (renewal of {date})",
+    ),
+    "workshop.letter_resent": (
+        "renvoyée le {at} par {by} : {reason}",
+        "sent again on {at} by {by}: {reason}",
+    ),
+    "workshop.team_actions": ("Équipe du programme", "Program team"),
+    "workshop.own_time_zone": (
+        "Fuseau horaire propre de l'atelier",
+        "The workshop's own time zone",
+    ),
+    "workshop.own_time_zone_help": (
+        "Nom IANA (America/Montreal…) ; vide : celui du programme. La lettre part et la fenêtre "
+        "s'ouvre à minuit dans ce fuseau.",
+        "IANA name (America/Montreal…); empty: the program's. The letter leaves and the window "
+        "opens at midnight in this zone.",
+    ),
+    "workshop.save_time_zone": ("Enregistrer le fuseau", "Save the time zone"),
+    "workshop.time_zone_saved": ("Fuseau horaire enregistré.", "Time zone saved."),
+    "workshop.resend_reason": ("Pourquoi renvoyer la lettre", "Why send the letter again"),
+    "workshop.resend_help": (
+        "Une lettre par renouvellement : un renvoi est enregistré avec son motif.",
+        "One letter per renewal: sending it again is recorded with its reason.",
+    ),
+    "workshop.resend": ("Renvoyer la lettre", "Send the letter again"),
+    "workshop.letter_resent_done": ("Lettre renvoyée.", "Letter sent again."),
     "workshop.benefits": ("Bénéfices du programme", "Program benefits"),
     "workshop.options": ("Options", "Options"),
     "workshop.option": ("Option", "Option"),
@@ -142,7 +175,11 @@ _DONE = {
     "cancelled": "workshop.registration_cancelled",
     "claim": "workshop.claim_submitted",
     "claim_updated": "workshop.claim_updated",
+    "time_zone": "workshop.time_zone_saved",
+    "resent": "workshop.letter_resent_done",
 }
+
+_TEAM_ROLES = frozenset({"ops_admin", "support_agent"})
 
 
 def _done(visitor: Visitor, done: str) -> str | None:
@@ -151,11 +188,16 @@ def _done(visitor: Visitor, done: str) -> str | None:
 
 
 async def _view_page(
-    visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
+    visitor: Visitor,
+    workshop_id: str,
+    form: FormState,
+    status_code: int = 200,
+    team_form: FormState | None = None,
 ) -> Response:
     view = await visitor.api.get_workshop(workshop_id)
     requests = await visitor.api.list_option_requests(workshop_id, page_size=50)
     held = {option["id"] for option in view["membership"]["options"]}
+    me = await visitor.me()
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "view",
@@ -163,8 +205,45 @@ async def _view_page(
         "held": held,
         "requests": requests["items"],
         "form": form,
+        "team": any(m["role"] in _TEAM_ROLES for m in me["memberships"]),
+        "team_form": team_form
+        or FormState(values={"time_zone": view["membership"]["time_zone"] or ""}),
     }
     return await render(visitor, "membership/workshop.html", context, status_code=status_code)
+
+
+@router.post("/workshops/{workshop_id}/time-zone", response_class=HTMLResponse)
+async def set_time_zone(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    """The program team names the workshop's own zone (empty: the program's)."""
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.set_workshop_time_zone(
+            workshop_id, {"time_zone": values.get("time_zone", "").strip()}
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 404):
+            raise
+        team_form = refused(visitor.locale, values, problem)
+        return await _view_page(
+            visitor, workshop_id, FormState(), status_code=400, team_form=team_form
+        )
+    return redirect(f"/workshops/{workshop_id}?done=time_zone")
+
+
+@router.post("/workshops/{workshop_id}/anniversary-letter/resend", response_class=HTMLResponse)
+async def resend_letter(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    """The program team sends this renewal's letter again, saying why (recorded)."""
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.resend_letter(workshop_id, {"reason": values.get("reason", "").strip()})
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 404):
+            raise
+        team_form = refused(visitor.locale, values, problem)
+        return await _view_page(
+            visitor, workshop_id, FormState(), status_code=400, team_form=team_form
+        )
+    return redirect(f"/workshops/{workshop_id}?done=resent")
 
 
 @router.get("/workshops/{workshop_id}", response_class=HTMLResponse)

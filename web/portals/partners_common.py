@@ -118,6 +118,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "partners.report_out_of_stock": ("Signaler le produit épuisé", "Report it out of stock"),
     "partners.escalation": ("Produit épuisé : suivi", "Out of stock: follow-up"),
     "partners.answer_deadline": ("Réponse attendue avant", "Answer expected before"),
+    "partners.timezone": ("Fuseau horaire du magasin", "The store's time zone"),
+    "partners.timezone_help": (
+        "Nom IANA (Europe/Paris, Africa/Casablanca…) : le jour du pointage et « aujourd'hui ».",
+        'IANA name (Europe/Paris, Africa/Casablanca…): the check-in day and "today".',
+    ),
+    "partners.support_deadline": ("Décision du support avant", "Support decides before"),
+    "partners.escalation_ticket": ("Ticket du support", "Support ticket"),
+    "partners.ticket_number": ("n° {number}", "#{number}"),
+    "partners.ticket_pending": (
+        "en cours d'ouverture chez le support",
+        "being opened by support",
+    ),
+    "partners.ticket_closed": ("clôturé le {at} avec l'issue", "closed on {at} with the outcome"),
+    "partners.ticket_open": ("ouvert", "open"),
     "partners.customer_answer": ("Réponse du client", "The customer's answer"),
     "partners.customer_accepted": (
         "Le client accepte l'alternative",

@@ -115,6 +115,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "support.zone_note": ("Heures affichées dans le fuseau {zone}.", "Times shown in {zone}."),
     "support.paused": ("En pause (en attente du client)", "Paused (waiting on the customer)"),
     "support.reply_to": ("Réponse envoyée à", "Answer sent to"),
+    "support.linked_to": ("Au sujet de", "About"),
+    "support.linked_order": ("Commande {code}", "Order {code}"),
+    "support.respond_by": ("À traiter avant", "To handle before"),
     "support.at_risk": ("Échéance proche", "Due soon"),
     "support.breached": ("SLA dépassé", "SLA breached"),
     "support.ticket_heading": ("Ticket n° {number} : {title}", "Ticket #{number}: {title}"),
@@ -671,6 +674,7 @@ async def sla_report(visitor: CurrentVisitor, start: str = "", end: str = "") ->
 
 # The FAQ's administration lives beside, in its own module; it uses this one's helpers, so it is
 # imported once they exist.
-from web.portals import support_admin  # noqa: E402
+from web.portals import support_admin, support_calendars  # noqa: E402
 
 router.include_router(support_admin.router)
+router.include_router(support_calendars.router)

@@ -84,7 +84,7 @@ braked = [Depends(auth_rate_limit)]
     summary="The association's settings: the time zone its days are counted in",
     responses=errors(400, 401, 403, 404),
 )
-def get_settings(association_id: AssociationId) -> pb.GetAssociationSettingsRequest:
+def get_association_settings(association_id: AssociationId) -> pb.GetAssociationSettingsRequest:
     return pb.GetAssociationSettingsRequest(association_id=str(association_id))
 
 
@@ -95,7 +95,7 @@ def get_settings(association_id: AssociationId) -> pb.GetAssociationSettingsRequ
     summary="Set the time zone the association's days are counted in (its admins)",
     responses=errors(400, 401, 403, 404),
 )
-def set_time_zone(
+def set_association_time_zone(
     association_id: AssociationId, body: AssociationTimeZoneBody
 ) -> pb.SetAssociationTimeZoneRequest:
     return pb.SetAssociationTimeZoneRequest(
