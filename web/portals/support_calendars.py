@@ -106,7 +106,9 @@ def _values(calendar: Calendar) -> dict[str, str]:
     }
     for name, hours in zip(WEEKDAYS, calendar["weekly_hours"], strict=False):
         values[f"weekly_hours.{name}"] = hours
-    for category in calendar["holiday_categories"]:
+    # No category chosen means public holidays: the form shows that box ticked, so that ticking
+    # "optional" adds Carnaval to the public holidays instead of replacing them.
+    for category in calendar["holiday_categories"] or ["public"]:
         values[f"category.{category}"] = "on"
     return values
 
