@@ -402,7 +402,8 @@ async def _trainings_page(
     visitor: Visitor, association_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     trainings = await visitor.api.list_trainings(association_id, page_size=100)
-    context = {"trainings": trainings["items"], "form": form}
+    settings = await visitor.api.get_association_settings(association_id)
+    context = {"trainings": trainings["items"], "form": form, "zone": settings["time_zone"]}
     return await portal_page(
         visitor, association_id, "trainings", "trainings", context, status_code
     )
@@ -436,7 +437,9 @@ async def create_training(visitor: CurrentVisitor, association_id: str) -> Respo
         "public": values.get("public") == "on",
     }
     if values.get("start_time"):
-        body["start_time"] = _instant(values["start_time"])
+        # The form's wall clock is the association's (its settings), not the server's.
+        settings = await visitor.api.get_association_settings(association_id)
+        body["start_time"] = _instant(values["start_time"], settings["time_zone"])
     capacity = whole(values, "capacity")
     if capacity is not None:
         body["capacity"] = capacity

@@ -10,6 +10,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,7 +148,8 @@ async def send_support_message(
     clean_subject = _text(v, "subject", subject, 200)
     clean_body = _text(v, "body", body, TEXT_MAX, lines=True)
     reply_to = _email(v, "reply_to_email", reply_to_email, required=False)
-    clean_period = _period(v, period, now)
+    # "Not in the future" on the store's calendar: its month may have begun before UTC's.
+    clean_period = _period(v, period, now.astimezone(ZoneInfo(store.timezone)))
     code = order_code.strip()
     if code and not _CODE.match(code):
         v.check(False, "order_code", "is not an order code")
