@@ -210,7 +210,7 @@ async def _closed_ticket(
     events = [e.kind for e in detail.events]
     assert events.count("support_ticket.opened") == 1
     assert events[-1] == "support_ticket.closed"
-    ticket = await partners.support.GetTicket(
+    ticket: support_pb2.GetTicketResponse = await partners.support.GetTicket(
         support_pb2.GetTicketRequest(ticket_id=escalation.ticket_id), metadata=partners.admin
     )
     assert ticket.ticket.number == escalation.ticket_number
