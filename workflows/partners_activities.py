@@ -53,7 +53,8 @@ class EscalationState:
 class TicketClosing:
     """What became of the escalation's support ticket once the escalation ended."""
 
-    # closed (now), already_closed (by an agent, or before), no_ticket (never escalated).
+    # closed (now), already_closed (by an agent, or before), no_ticket (never escalated),
+    # not_linked (a ticket opened before tickets carried their link: left to the agents).
     result: str
     ticket_id: str = ""
 
@@ -179,6 +180,12 @@ class PartnersActivities:
                 timeout=self._support_timeout,
             )
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                # A ticket opened before tickets carried their link (an escalation that was
+                # running when this step arrived): support will not let a service close it, and
+                # an agent closes it as before. Nothing to retry.
+                activity.logger.warning("escalation ticket left to the agents: %s", error.details())
+                return TicketClosing("not_linked", ticket_id)
             if error.code() in _FINAL:
                 raise ApplicationError(
                     f"support refused to close the ticket: {error.details()}",
