@@ -206,9 +206,13 @@ async def scheduled(client: Client, handle: Handle, activity: str) -> int:
     )
 
 
+# A timer fires at its instant, never before; a loaded machine may record it a little after.
+# Midnight in a zone and midnight UTC are hours apart, so a few minutes still tell them apart.
+LATE = timedelta(minutes=5)
+
+
 def near(moment: datetime, expected: datetime) -> bool:
-    """A timer fires at its instant (and never before), give or take a few milliseconds."""
-    return expected <= moment < expected + timedelta(seconds=1)
+    return expected <= moment < expected + LATE
 
 
 # --- 29 February ----------------------------------------------------------------------------------
@@ -258,7 +262,7 @@ async def test_eight_years_of_renewals_from_29_february_keep_the_anniversary(sce
     assert [letter.renewal_number for letter in letters] == list(range(1, 9))
     opened = await fired_at(scene.env.client, handle, "renewal ")
     assert [moment.astimezone(PARIS).date() for moment in opened] == expected[:-1]
-    assert all(moment.astimezone(PARIS).time() < time(0, 0, 1) for moment in opened)
+    assert all(moment.astimezone(PARIS).time() < time(0, 5) for moment in opened)
 
 
 # --- local days across a change of daylight saving time ------------------------------------------
@@ -278,6 +282,8 @@ async def test_letter_and_window_on_paris_days_across_the_change_to_summer_time(
     membership, handle = await scene.enrol(shop, program, renewal)
     assert membership.effective_time_zone == "Europe/Paris" and membership.time_zone == ""
     assert membership.letter.due_on == "2027-02-27" and not membership.letter.sent
+    # Its timer is set before time moves (the outbox starts it; a busy machine takes a while).
+    await scene.phase(handle, "waiting_for_letter", time_zone="Europe/Paris")
     recipients = [membership.workshop.email, membership.wholesaler.email]
 
     # 23:59 in Paris the day before the letter's day: nothing yet; past midnight there (23:00
@@ -401,6 +407,7 @@ async def test_a_corrected_date_sends_no_second_letter_unless_the_team_asks(scen
     program = await scene.program("Europe/Paris")
     shop = await world.workshop()
     membership, handle = await scene.enrol(shop, program, date(2027, 3, 20))
+    await scene.phase(handle, "waiting_for_letter")
     recipients = [
         membership.workshop.email,
         membership.wholesaler.email,
@@ -469,12 +476,14 @@ async def test_the_team_resends_a_letter_and_it_is_recorded(scene: Scene) -> Non
     program = await scene.program("Europe/Paris")
     shop = await world.workshop()
     membership, handle = await scene.enrol(shop, program, date(2027, 3, 20))
+    await scene.phase(handle, "waiting_for_letter")
     await scene.go_to(local(date(2027, 2, 18), PARIS, 1))
     await world.smtp.wait_for(membership.workshop.email, within=30)
     await world.stub.ChangeRenewalDate(
         pb.ChangeRenewalDateRequest(workshop_id=shop.id, renewal_date="2027-03-22"),
         metadata=world.operator_auth,
     )
+    await scene.phase(handle, "waiting_for_renewal", renewal_date="2027-03-22")
     sent = await world.stub.ResendAnniversaryLetter(
         pb.ResendAnniversaryLetterRequest(
             workshop_id=shop.id, reason="Date corrigée au 22 mars après l'envoi"

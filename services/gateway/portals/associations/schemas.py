@@ -34,7 +34,9 @@ class AssociationSettings(BaseModel):
 
     association_id: uuid.UUID = Field(examples=["7e1c5a3b-2d4f-4e6a-8b9c-0d1e2f3a4b5c"])
     time_zone: str = Field(examples=["Europe/Paris"])
-    chosen: bool = Field(description="False while the service's default zone applies.")
+    chosen: bool = Field(
+        description="False while the service's default zone applies.", examples=[True]
+    )
     updated_by: str | None = Field(examples=[None])
     updated_at: dt.datetime | None = Field(examples=[None])
 

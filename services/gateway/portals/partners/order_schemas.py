@@ -135,10 +135,16 @@ class Escalation(BaseModel):
     support_deadline: dt.datetime | None
     replacement_product_id: uuid.UUID | None
     replacement_quantity: int | None
-    ticket_id: str | None = Field(description="The support ticket the escalation opened.")
-    ticket_number: int | None = Field(description="Its number, as people quote it (#1042).")
+    ticket_id: str | None = Field(
+        description="The support ticket the escalation opened.",
+        examples=["f169a4b2-abdd-5975-9daa-f82864acd779"],
+    )
+    ticket_number: int | None = Field(
+        description="Its number, as people quote it (#1042).", examples=[1042]
+    )
     ticket_closed_at: dt.datetime | None = Field(
-        description="When the escalation closed its ticket with the outcome."
+        description="When the escalation closed its ticket with the outcome.",
+        examples=["2026-03-14T19:51:00Z"],
     )
     cancelled_by: str | None
     refunded: bool

@@ -192,7 +192,7 @@ class UpcomingClosedDay(BaseModel):
         description="The holiday's name; null for a closed day typed on the calendar.",
         examples=["Carnival"],
     )
-    holiday: bool
+    holiday: bool = Field(examples=[True])
 
 
 class Calendar(BaseModel):

@@ -165,12 +165,12 @@ class AnniversaryLetter(BaseModel):
     """This renewal's anniversary letter: once sent, never sent again unless the program team
     asks (each time recorded here)."""
 
-    sent: bool
+    sent: bool = Field(examples=[True])
     # Before it leaves: the day it leaves (in the membership's time zone).
     due_on: dt.date | None = Field(examples=["2027-02-19"])
     renewal_date: dt.date | None = Field(examples=["2027-03-20"])
     sent_at: dt.datetime | None = Field(examples=["2027-02-18T23:00:00Z"])
-    recipients: list[str]
+    recipients: list[str] = Field(examples=[["contact@garageducentre.example.fr"]])
     resends: list[LetterResend]
 
     @classmethod
