@@ -84,6 +84,20 @@ RelationshipStatus = Literal["pending", "active", "expired"]
 
 RequestChannel = Literal["portal", "email", "phone"]
 
+RoleName = Literal[
+    "association_admin",
+    "business_account_manager",
+    "customer_user",
+    "editor",
+    "member",
+    "ops_admin",
+    "partner_manager",
+    "program_account_manager",
+    "read_only",
+    "support_agent",
+    "workshop_owner",
+]
+
 SlaClock = Literal["first_response", "next_response", "resolution"]
 
 SlaEventKind = Literal["warning", "breach", "pause", "resume", "recompute"]
@@ -125,15 +139,10 @@ class AccessSummary(TypedDict):
     program_accounts_removed: int
 
 
-class AnniversaryLetter(TypedDict):
-    """This renewal's anniversary letter: once sent, never sent again unless the program team"""
+class AccountEmailBody(TypedDict):
+    """An admin setting an account's e-mail address."""
 
-    sent: bool
-    due_on: str | None
-    renewal_date: str | None
-    sent_at: str | None
-    recipients: list[str]
-    resends: list[LetterResend]
+    email: str
 
 
 class AnswerBody(TypedDict):
@@ -149,7 +158,6 @@ class AssignEmployeesBody(TypedDict):
     group_id: str
     role: DelegatedRole
     employee_ids: list[str]
-    confirmation: NotRequired[str | None]
     dry_run: NotRequired[bool]
 
 
@@ -159,20 +167,6 @@ class Assignment(TypedDict):
     role: DelegatedRole
     group_id: str
     group_name: str
-
-
-class AssociationSettings(TypedDict):
-    """The time zone the association's days are counted in ("today" for fees, trainings and"""
-
-    association_id: str
-    time_zone: str
-    chosen: bool
-    updated_by: str | None
-    updated_at: str | None
-
-
-class AssociationTimeZoneBody(TypedDict):
-    time_zone: str
 
 
 class Attachment(TypedDict):
@@ -251,9 +245,6 @@ class Calendar(TypedDict):
     subdivision: str | None
     closed_days: list[str]
     created_at: str | None
-    holiday_categories: list[str]
-    upcoming_closed_days: list[UpcomingClosedDay]
-    updated_at: str | None
 
 
 class CalendarBody(TypedDict):
@@ -263,28 +254,11 @@ class CalendarBody(TypedDict):
     country: NotRequired[str | None]
     subdivision: NotRequired[str | None]
     closed_days: NotRequired[list[str]]
-    holiday_categories: NotRequired[list[str]]
 
 
 class CalendarPage(TypedDict):
     items: list[Calendar]
     next_page_token: str | None
-
-
-class CalendarUpdate(TypedDict):
-    calendar: Calendar
-    tickets_updated: int
-
-
-class CalendarUpdateBody(TypedDict):
-    """A calendar's rules, replaced whole (its name stays)."""
-
-    time_zone: str
-    weekly_hours: list[str]
-    country: NotRequired[str | None]
-    subdivision: NotRequired[str | None]
-    closed_days: NotRequired[list[str]]
-    holiday_categories: NotRequired[list[str]]
 
 
 class CancelResult(TypedDict):
@@ -626,7 +600,7 @@ class CreateUserBody(TypedDict):
     email: NotRequired[str | None]
     first_name: str
     last_name: str
-    roles: NotRequired[list[str]]
+    roles: NotRequired[list[RoleName]]
 
 
 class DeactivateBody(TypedDict):
@@ -703,8 +677,6 @@ class Escalation(TypedDict):
     replacement_product_id: str | None
     replacement_quantity: int | None
     ticket_id: str | None
-    ticket_number: int | None
-    ticket_closed_at: str | None
     cancelled_by: str | None
     refunded: bool
     created_at: str | None
@@ -746,10 +718,12 @@ class FeeStatus(TypedDict):
 
 
 class FieldProblem(TypedDict):
-    """One invalid input: the dotted field name as the client sent it, and what is wrong."""
+    """One invalid input: the field's path in the request as the client sent it, a stable code"""
 
     field: str
+    code: str
     detail: str
+    params: NotRequired[dict[str, str | int | float | bool] | None]
 
 
 class ForgotPasswordBody(TypedDict):
@@ -776,14 +750,13 @@ class GroupChanges(TypedDict):
 
 
 class GroupChangesBody(TypedDict):
-    """Changes to save together. `confirmation` must be CONFIRMER (or CONFIRM)."""
+    """Changes to save together (the `confirmation` query parameter says CONFIRMER)."""
 
     name: NotRequired[str | None]
     add_client_ids: NotRequired[list[str]]
     remove_client_ids: NotRequired[list[str]]
     assign: NotRequired[list[EmployeeRoleBody]]
     unassign_employee_ids: NotRequired[list[str]]
-    confirmation: NotRequired[str | None]
 
 
 class GroupPage(TypedDict):
@@ -795,10 +768,6 @@ class Health(TypedDict):
     status: str
 
 
-class HolidayCategories(TypedDict):
-    categories: list[str]
-
-
 class Jwks(TypedDict):
     """RFC 7517 key set; access tokens are EdDSA JWTs whose `kid` names one of these keys."""
 
@@ -807,13 +776,6 @@ class Jwks(TypedDict):
 
 class KindBody(TypedDict):
     kind: TicketKind
-
-
-class LetterResend(TypedDict):
-    renewal_date: str | None
-    sent_at: str | None
-    requested_by: str
-    reason: str
 
 
 class LoginBody(TypedDict):
@@ -836,7 +798,7 @@ class MemberBody(TypedDict):
     user_id: NotRequired[str | None]
     first_name: str
     last_name: str
-    email: NotRequired[str]
+    email: NotRequired[str | None]
     joined_on: NotRequired[str | None]
 
 
@@ -857,7 +819,6 @@ class MembershipBody(TypedDict):
     wholesaler: Contact
     distributor: Contact
     option_ids: NotRequired[list[str]]
-    time_zone: NotRequired[str]
 
 
 class MembershipPage(TypedDict):
@@ -1021,9 +982,9 @@ class OutOfStockBody(TypedDict):
 
 
 class PartnerMessageBody(TypedDict):
-    category_id: NotRequired[str | None]
-    subject: NotRequired[str | None]
-    body: NotRequired[str | None]
+    category_id: str
+    subject: str
+    body: str
     reply_to_email: NotRequired[str | None]
     organisation_id: NotRequired[str | None]
     view_id: NotRequired[str | None]
@@ -1175,11 +1136,11 @@ class ProfileBody(TypedDict):
 
     first_name: str
     last_name: str
-    phone: NotRequired[str | None]
-    address_line: NotRequired[str | None]
-    postal_code: NotRequired[str | None]
-    city: NotRequired[str | None]
-    birth_date: NotRequired[str | None]
+    phone: str
+    address_line: str
+    postal_code: str
+    city: str
+    birth_date: str
 
 
 class Program(TypedDict):
@@ -1190,7 +1151,6 @@ class Program(TypedDict):
     benefits: list[str]
     options: list[ProgramOption]
     created_at: str | None
-    time_zone: str
 
 
 class ProgramBody(TypedDict):
@@ -1198,7 +1158,6 @@ class ProgramBody(TypedDict):
     name: str
     description: NotRequired[str]
     benefits: NotRequired[list[str]]
-    time_zone: NotRequired[str]
 
 
 class ProgramOption(TypedDict):
@@ -1356,25 +1315,12 @@ class ResetPasswordBody(TypedDict):
 
 class RoleBody(TypedDict):
     organisation_id: str
-    role: str
+    role: RoleName
 
 
-class SchemasEmailBody(TypedDict):
-    email: str
+class SelfRegistrationBody(TypedDict):
+    """A member registering themself (the kind of organisation decides what is asked)."""
 
-
-class SchemasMembershipEmailBody(TypedDict):
-    email: str
-
-
-class SchemasMembershipRegistrationBody(TypedDict):
-    trainee: Trainee
-    company_name: NotRequired[str]
-    siret: NotRequired[str]
-    client_number: NotRequired[int | None]
-
-
-class SchemasRegistrationBody(TypedDict):
     organisation_id: str
     username: str
     email: str
@@ -1448,7 +1394,6 @@ class Store(TypedDict):
 class StoreSettingsBody(TypedDict):
     operations_email: str
     phone: NotRequired[str | None]
-    timezone: NotRequired[str | None]
 
 
 class SupportMessage(TypedDict):
@@ -1498,7 +1443,7 @@ class Technician(TypedDict):
 class TechnicianBody(TypedDict):
     first_name: str
     last_name: str
-    email: NotRequired[str]
+    email: NotRequired[str | None]
 
 
 class TechnicianPage(TypedDict):
@@ -1533,18 +1478,16 @@ class Ticket(TypedDict):
     next_due_at: str | None
     at_risk: bool
     breached: bool
-    respond_by: str | None
-    link: TicketLink | None
 
 
 class TicketBody(TypedDict):
-    """The extranet form. Every field is required; the support service names each missing one"""
+    """The extranet form. Every field is required; one answer names every missing one."""
 
-    category_id: NotRequired[str | None]
-    title: NotRequired[str | None]
-    description: NotRequired[str | None]
-    screen_code: NotRequired[str | None]
-    example_record: NotRequired[str | None]
+    category_id: str
+    title: str
+    description: str
+    screen_code: str
+    example_record: str
     priority: NotRequired[TicketPriority | None]
     kind: NotRequired[TicketKind | None]
     view_id: NotRequired[str | None]
@@ -1561,14 +1504,6 @@ class TicketHistory(TypedDict):
     consulting: list[ConsultingEntry]
 
 
-class TicketLink(TypedDict):
-    """What a ticket a service opened is about, e.g. the order of an out-of-stock escalation."""
-
-    kind: str
-    id: str
-    label: str
-
-
 class TicketMessage(TypedDict):
     id: str
     author_id: str
@@ -1581,10 +1516,6 @@ class TicketMessage(TypedDict):
 class TicketPage(TypedDict):
     items: list[Ticket]
     next_page_token: str | None
-
-
-class TimeZoneBody(TypedDict):
-    time_zone: str
 
 
 class TokenBody(TypedDict):
@@ -1605,6 +1536,12 @@ class Trainee(TypedDict):
     birth_date: str
     email: str
     phone: NotRequired[str]
+
+
+class TraineeEmailBody(TypedDict):
+    """The trainee's corrected e-mail address."""
+
+    email: str
 
 
 class Training(TypedDict):
@@ -1633,15 +1570,18 @@ class TrainingPage(TypedDict):
     next_page_token: str | None
 
 
+class TrainingRegistrationBody(TypedDict):
+    """Someone registering a trainee for a public training."""
+
+    trainee: Trainee
+    company_name: NotRequired[str]
+    siret: NotRequired[str]
+    client_number: NotRequired[int | None]
+
+
 class TransitionBody(TypedDict):
     to_status: ClaimStatus
     note: NotRequired[str]
-
-
-class UpcomingClosedDay(TypedDict):
-    day: str
-    name: str | None
-    holiday: bool
 
 
 class User(TypedDict):
@@ -1695,15 +1635,6 @@ class WorkshopMembership(TypedDict):
     removal_window: RemovalWindow
     ended_on: str | None
     created_at: str | None
-    time_zone: str | None
-    effective_time_zone: str
-    anniversary: str | None
-    workshop_code: str | None
-    letter: AnniversaryLetter | None
-
-
-class WorkshopTimeZoneBody(TypedDict):
-    time_zone: str
 
 
 class WorkshopView(TypedDict):
@@ -1755,7 +1686,7 @@ class GatewayApi:
         """Choose a new password with the mailed token (POST /v1/password/reset)."""
         await self._transport.call("POST", "/v1/password/reset", json=body, read="none")
 
-    async def register(self, body: SchemasRegistrationBody) -> User:
+    async def register(self, body: SelfRegistrationBody) -> User:
         """Register a new member (POST /v1/registrations)."""
         return cast(
             "User", await self._transport.call("POST", "/v1/registrations", json=body, read="json")
@@ -1822,7 +1753,7 @@ class GatewayApi:
         self,
         organisation_id: str,
         *,
-        role: list[str] | None = None,
+        role: list[RoleName] | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> UserPage:
@@ -1898,7 +1829,7 @@ class GatewayApi:
             await self._transport.call("POST", f"/v1/accounts/{user_id}/validate", read="json"),
         )
 
-    async def set_email(self, user_id: str, body: SchemasEmailBody) -> User:
+    async def set_email(self, user_id: str, body: AccountEmailBody) -> User:
         """Complete or correct an account's e-mail address (PUT /v1/accounts/{user_id}/email)."""
         return cast(
             "User",
@@ -2025,7 +1956,11 @@ class GatewayApi:
         )
 
     async def delete_group(
-        self, provider_id: str, group_id: str, *, confirmation: str | None = None
+        self,
+        provider_id: str,
+        group_id: str,
+        *,
+        confirmation: Literal["SUPPRIMER", "DELETE"] | None = None,
     ) -> ProcessRequest:
         """Delete a group (confirmation SUPPRIMER); its access is revoked (DELETE /v1/providers/{provider_id}/groups/{group_id})."""
         return cast(
@@ -2073,7 +2008,12 @@ class GatewayApi:
         )
 
     async def save_group_changes(
-        self, provider_id: str, group_id: str, body: GroupChangesBody
+        self,
+        provider_id: str,
+        group_id: str,
+        body: GroupChangesBody,
+        *,
+        confirmation: Literal["CONFIRMER", "CONFIRM"] | None = None,
     ) -> GroupChanges:
         """Save changes to a group (confirmation CONFIRMER) (POST /v1/providers/{provider_id}/groups/{group_id}/changes)."""
         return cast(
@@ -2081,6 +2021,7 @@ class GatewayApi:
             await self._transport.call(
                 "POST",
                 f"/v1/providers/{provider_id}/groups/{group_id}/changes",
+                query={"confirmation": confirmation},
                 json=body,
                 read="json",
             ),
@@ -2100,12 +2041,22 @@ class GatewayApi:
             ),
         )
 
-    async def assign_employees(self, provider_id: str, body: AssignEmployeesBody) -> GroupChanges:
+    async def assign_employees(
+        self,
+        provider_id: str,
+        body: AssignEmployeesBody,
+        *,
+        confirmation: Literal["CONFIRMER", "CONFIRM"] | None = None,
+    ) -> GroupChanges:
         """Assign employees to a group with a role (dry_run: the access summary only) (POST /v1/providers/{provider_id}/employees/assignments)."""
         return cast(
             "GroupChanges",
             await self._transport.call(
-                "POST", f"/v1/providers/{provider_id}/employees/assignments", json=body, read="json"
+                "POST",
+                f"/v1/providers/{provider_id}/employees/assignments",
+                query={"confirmation": confirmation},
+                json=body,
+                read="json",
             ),
         )
 
@@ -2199,24 +2150,6 @@ class GatewayApi:
                 "/v1/support/calendars",
                 query={"page_size": page_size, "page_token": page_token},
                 read="json",
-            ),
-        )
-
-    async def update_calendar(self, calendar_id: str, body: CalendarUpdateBody) -> CalendarUpdate:
-        """Replace a calendar's zone, hours, holidays and closed days (ops admin) (PUT /v1/support/calendars/{calendar_id})."""
-        return cast(
-            "CalendarUpdate",
-            await self._transport.call(
-                "PUT", f"/v1/support/calendars/{calendar_id}", json=body, read="json"
-            ),
-        )
-
-    async def list_holiday_categories(self, *, country: str | None = None) -> HolidayCategories:
-        """The holiday categories a country has in the holidays library (GET /v1/support/holiday-categories)."""
-        return cast(
-            "HolidayCategories",
-            await self._transport.call(
-                "GET", "/v1/support/holiday-categories", query={"country": country}, read="json"
             ),
         )
 
@@ -2482,15 +2415,6 @@ class GatewayApi:
             await self._transport.call("POST", "/v1/banner-programs", json=body, read="json"),
         )
 
-    async def set_program_time_zone(self, program_id: str, body: TimeZoneBody) -> Program:
-        """Move a program to another time zone (program team) (PUT /v1/banner-programs/{program_id}/time-zone)."""
-        return cast(
-            "Program",
-            await self._transport.call(
-                "PUT", f"/v1/banner-programs/{program_id}/time-zone", json=body, read="json"
-            ),
-        )
-
     async def add_option(self, program_id: str, body: OptionBody) -> ProgramOption:
         """Add an option to a program (program team) (POST /v1/banner-programs/{program_id}/options)."""
         return cast(
@@ -2581,29 +2505,6 @@ class GatewayApi:
             "WorkshopMembership",
             await self._transport.call(
                 "POST", f"/v1/workshops/{workshop_id}/membership/end", json=body, read="json"
-            ),
-        )
-
-    async def set_workshop_time_zone(
-        self, workshop_id: str, body: WorkshopTimeZoneBody
-    ) -> WorkshopMembership:
-        """Set the workshop's own time zone, or follow its program's (program team) (PUT /v1/workshops/{workshop_id}/time-zone)."""
-        return cast(
-            "WorkshopMembership",
-            await self._transport.call(
-                "PUT", f"/v1/workshops/{workshop_id}/time-zone", json=body, read="json"
-            ),
-        )
-
-    async def resend_letter(self, workshop_id: str, body: ReasonBody) -> WorkshopMembership:
-        """Send this renewal's anniversary letter again (program team, with a reason) (POST /v1/workshops/{workshop_id}/anniversary-letter/resend)."""
-        return cast(
-            "WorkshopMembership",
-            await self._transport.call(
-                "POST",
-                f"/v1/workshops/{workshop_id}/anniversary-letter/resend",
-                json=body,
-                read="json",
             ),
         )
 
@@ -2774,26 +2675,6 @@ class GatewayApi:
             ),
         )
 
-    async def get_association_settings(self, association_id: str) -> AssociationSettings:
-        """The association's settings: the time zone its days are counted in (GET /v1/associations/{association_id}/settings)."""
-        return cast(
-            "AssociationSettings",
-            await self._transport.call(
-                "GET", f"/v1/associations/{association_id}/settings", read="json"
-            ),
-        )
-
-    async def set_association_time_zone(
-        self, association_id: str, body: AssociationTimeZoneBody
-    ) -> AssociationSettings:
-        """Set the time zone the association's days are counted in (its admins) (PUT /v1/associations/{association_id}/time-zone)."""
-        return cast(
-            "AssociationSettings",
-            await self._transport.call(
-                "PUT", f"/v1/associations/{association_id}/time-zone", json=body, read="json"
-            ),
-        )
-
     async def list_association_members(
         self,
         association_id: str,
@@ -2892,7 +2773,7 @@ class GatewayApi:
         )
 
     async def register_for_training(
-        self, association_id: str, training_id: str, body: SchemasMembershipRegistrationBody
+        self, association_id: str, training_id: str, body: TrainingRegistrationBody
     ) -> RegistrationResult:
         """Register for a public training (no account needed) (POST /v1/associations/{association_id}/trainings/{training_id}/registrations)."""
         return cast(
@@ -2943,7 +2824,7 @@ class GatewayApi:
         )
 
     async def correct_email(
-        self, association_id: str, registration_id: str, body: SchemasMembershipEmailBody
+        self, association_id: str, registration_id: str, body: TraineeEmailBody
     ) -> Registration:
         """Correct a trainee's e-mail (admin); mails already sent are not sent again (PUT /v1/associations/{association_id}/registrations/{registration_id}/email)."""
         return cast(
@@ -3008,7 +2889,11 @@ class GatewayApi:
         )
 
     async def delete_record(
-        self, association_id: str, record_id: str, *, confirmation: str | None = None
+        self,
+        association_id: str,
+        record_id: str,
+        *,
+        confirmation: Literal["SUPPRIMER", "DELETE"] | None = None,
     ) -> None:
         """Delete an emptied record, for good (DELETE /v1/associations/{association_id}/client-records/{record_id})."""
         await self._transport.call(
@@ -3097,7 +2982,7 @@ class GatewayApi:
         )
 
     async def update_settings(self, store_id: str, body: StoreSettingsBody) -> Store:
-        """Change the operations contact (where support answers), phone and time zone (PUT /v1/partners/{store_id}/settings)."""
+        """Change the operations contact (where support answers) and phone (PUT /v1/partners/{store_id}/settings)."""
         return cast(
             "Store",
             await self._transport.call(

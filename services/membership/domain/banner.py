@@ -103,8 +103,13 @@ async def create_program(
     v.check(len(benefits) <= 30, "benefits", "must list at most 30 benefits")
     cleaned = [clean(benefit) for benefit in benefits]
     for index, benefit in enumerate(cleaned):
-        v.check(bool(benefit), f"benefits[{index}]", "must not be empty")
-        v.check(len(benefit) <= 300, f"benefits[{index}]", "must be at most 300 characters")
+        v.check(bool(benefit), f"benefits[{index}]", "must not be empty", code="string_too_short")
+        v.check(
+            len(benefit) <= 300,
+            f"benefits[{index}]",
+            "must be at most 300 characters",
+            code="string_too_long",
+        )
     v.raise_if_any()
     program = Program(
         id=uuid.uuid4(),
@@ -381,19 +386,29 @@ async def create_workshop_membership(
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
         if organisation is None:
-            v.check(False, "workshop_id", "no such organisation")
+            v.check(False, "workshop_id", "no such organisation", code="unknown_organisation")
         elif organisation.kind != WORKSHOP_KIND:
-            v.check(False, "workshop_id", f"is a {organisation.kind}, not a workshop")
+            v.check(
+                False,
+                "workshop_id",
+                f"is a {organisation.kind}, not a workshop",
+                code="not_a_workshop",
+            )
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
         v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
     )
     program = await session.get(Program, program_uuid) if program_uuid else None
     if program_uuid is not None and program is None:
-        v.check(False, "program_id", "no such program")
+        v.check(False, "program_id", "no such program", code="unknown_program")
     zone = own_zone or (program.time_zone if program is not None else settings.default_time_zone)
     if renewal is not None:
         today = local_today(now, zone)
-        v.check(renewal > today, "renewal_date", f"must be after today ({today.isoformat()})")
+        v.check(
+            renewal > today,
+            "renewal_date",
+            f"must be after today ({today.isoformat()})",
+            code="in_the_past",
+        )
     offered = (await _options_of(session, [program.id]))[program.id] if program else []
     offered_ids = {o.id for o in offered}
     strays = [
@@ -403,9 +418,16 @@ async def create_workshop_membership(
     ]
     # Named one by one up to a few: the whole list travels in the status (gRPC headers).
     for index in strays[:5]:
-        v.check(False, f"option_ids[{index}]", "is not an option of the program")
+        v.check(
+            False, f"option_ids[{index}]", "is not an option of the program", code="unknown_option"
+        )
     if len(strays) > 5:
-        v.check(False, "option_ids", f"{len(strays)} ids are not options of the program")
+        v.check(
+            False,
+            "option_ids",
+            f"{len(strays)} ids are not options of the program",
+            code="unknown_option",
+        )
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
     membership = WorkshopMembership(
@@ -544,7 +566,9 @@ async def change_renewal_date(
     membership = await membership_of(session, parsed, lock=True, active=True)
     today = local_today(now, await membership_time_zone(session, membership))
     if renewal <= today:
-        raise InvalidArgument([("renewal_date", f"must be after today ({today.isoformat()})")])
+        raise InvalidArgument(
+            [("renewal_date", f"must be after today ({today.isoformat()})", "in_the_past")]
+        )
     if (
         membership.window_open
         and membership.window_closes_on

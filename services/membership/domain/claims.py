@@ -98,10 +98,21 @@ async def submit_warranty_claim(
             repaired <= today,
             "repair_date",
             f"must not be in the future (today is {today.isoformat()})",
+            code="in_the_future",
         )
     parsed_technician = check_uuid(v, "technician_id", technician_id, required=False)
-    v.check(0 < labour_minutes <= 100 * 60, "labour_minutes", "must be between 1 and 6000")
-    v.check(0 <= amount_cents <= 10_000_000, "amount_cents", "must be between 0 and 10000000")
+    v.check(
+        0 < labour_minutes <= 100 * 60,
+        "labour_minutes",
+        "must be between 1 and 6000",
+        code="less_than_equal",
+    )
+    v.check(
+        0 <= amount_cents <= 10_000_000,
+        "amount_cents",
+        "must be between 0 and 10000000",
+        code="less_than_equal",
+    )
     text_ = check_long_text(v, "description", description, limit=4000, required=True)
     v.raise_if_any()
     assert repaired is not None
@@ -218,7 +229,9 @@ async def transition_warranty_claim(
         whom = "the program team" if who == OPERATOR else "the workshop"
         raise PermissionDenied(f"only {whom} may make a {current.value} claim {wanted.value}")
     if needs_note and not note:
-        raise InvalidArgument([("note", f"is required to make a claim {wanted.value}")])
+        raise InvalidArgument(
+            [("note", f"is required to make a claim {wanted.value}", "note_required")]
+        )
     claim.status = wanted.value
     claim.updated_at = now
     session.add(

@@ -79,9 +79,19 @@ async def request_coverage(
     day = check_date(v, "event_date", event_date)
     if day is not None and parsed is not None:
         today = await association_today(session, settings, parsed, now)
-        v.check(day > today, "event_date", f"must be after today ({today.isoformat()})")
+        v.check(
+            day > today,
+            "event_date",
+            f"must be after today ({today.isoformat()})",
+            code="in_the_past",
+        )
     place = check_text(v, "location", location)
-    v.check(0 < expected_attendance <= 1_000_000, "expected_attendance", "must be positive")
+    v.check(
+        0 < expected_attendance <= 1_000_000,
+        "expected_attendance",
+        "must be positive",
+        code="greater_than_equal",
+    )
     check_text(v, "organiser.company_name", organiser.company_name)
     contact = check_text(v, "organiser.contact_name", organiser.contact_name)
     email = check_email(v, "organiser.email", organiser.email)
@@ -126,6 +136,7 @@ async def request_coverage(
         settings,
         to=email,
         subject=f"Demande de dispositif de secours reçue : {name}",
+        kind="coverage_request",
         body=(
             f"Bonjour {contact},\n\nNous avons bien reçu votre demande de dispositif prévisionnel "
             f"de secours pour « {name} » le {day.isoformat()} ({place}).\n\n"

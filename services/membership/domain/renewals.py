@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.clock import local_midnight
 from services.kit.errors import FailedPrecondition, NotFound, Validator
+from services.kit.temporal import MEMBERSHIP
 from services.membership.domain.banner import (
     MembershipView,
     membership_of,
@@ -195,7 +196,16 @@ async def _mail_letter(
     )
     for role, address in recipients:
         mail_id = uuid.uuid5(_LETTER_MAILS, f"{membership.id}/{mail_key}/{role}")
-        await queue_mail(session, settings, to=address, subject=subject, body=body, mail_id=mail_id)
+        await queue_mail(
+            session,
+            settings,
+            to=address,
+            subject=subject,
+            body=body,
+            mail_id=mail_id,
+            kind="renewal_letter",
+            about={MEMBERSHIP: str(membership.id)},
+        )
     return [address for _, address in recipients]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import NotFound, Validator
-from services.support.domain.calendars import CalendarView, clean_spec, view_of
+from services.support.domain.calendars import CalendarView, calendar_code, clean_spec, view_of
 from services.support.domain.common import ACTIVE_STATUSES, parse_uuid, require_admin
 from services.support.domain.sla import ticket_event
 from services.support.models import Calendar, ClosedDay, Plan, Ticket
@@ -38,7 +38,7 @@ async def update_calendar(
     v = Validator()
     parsed = parse_uuid(v, "calendar_id", calendar_id)
     spec = clean_spec(spec)
-    v.violations.extend(spec_problems(spec))
+    v.extend((field, why, calendar_code(field)) for field, why in spec_problems(spec))
     v.raise_if_any()
     assert parsed is not None
     calendar = await session.get(Calendar, parsed, with_for_update=True)

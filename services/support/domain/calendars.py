@@ -79,6 +79,21 @@ def list_holiday_categories(*, actor: Principal | None, country: str) -> Sequenc
     return supported_categories(country.strip().upper())
 
 
+def calendar_code(field: str) -> str:
+    """The code of a calendar rule: which regions and holiday categories exist is the holidays
+    library's knowledge, how the opening hours of a day fit together is beyond a pattern (422
+    all); the rest is the schema's (400)."""
+    if field in ("country", "subdivision"):
+        return "unknown_region"
+    if field.startswith("weekly_hours"):
+        return "opening_hours"
+    if field == "time_zone":
+        return "time_zone"
+    if field.startswith("holiday_categories["):
+        return "unknown_category"
+    return "invalid"
+
+
 async def _closed_days(session: AsyncSession, calendar_id: uuid.UUID) -> list[str]:
     days = await session.scalars(
         select(ClosedDay.day).where(ClosedDay.calendar_id == calendar_id).order_by(ClosedDay.day)
@@ -98,7 +113,8 @@ async def create_calendar(
     v = Validator()
     check_text(v, "name", name, 100)
     spec = clean_spec(spec)
-    v.violations.extend(spec_problems(spec))
+    # Which countries, subdivisions and categories exist is the holidays library's knowledge.
+    v.extend((field, why, calendar_code(field)) for field, why in spec_problems(spec))
     v.raise_if_any()
     calendar = Calendar(
         id=uuid.uuid4(),

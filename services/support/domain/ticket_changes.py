@@ -19,6 +19,7 @@ from services.kit.errors import (
     Validator,
 )
 from services.kit.mail import enqueue_mail
+from services.kit.temporal import TICKET, TICKET_NUMBER
 from services.support.domain.common import (
     TEXT_MAX,
     check_text,
@@ -120,6 +121,8 @@ async def _mail_answer(
         body=body,
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind="ticket_reply",
+        about={TICKET: str(ticket.id), TICKET_NUMBER: ticket.number},
     )
 
 
