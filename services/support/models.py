@@ -191,6 +191,10 @@ class Category(Base):
     audience: Mapped[str] = mapped_column(String(16))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(TZ)
+    # The name in other languages, written by the support team: {"pt-BR": {"name": "…"}}.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class FaqEntry(Base):
@@ -202,6 +206,10 @@ class FaqEntry(Base):
     position: Mapped[int] = mapped_column(Integer)
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
+    # {"pt-BR": {"question": "…", "answer": "…"}}: readers of another language read the original.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class FaqView(Base):
@@ -277,6 +285,8 @@ class Ticket(Base):
     link_kind: Mapped[str] = mapped_column(String(32), default="")
     link_id: Mapped[str] = mapped_column(String(64), default="")
     link_label: Mapped[str] = mapped_column(String(100), default="")
+    # The customer's language (BCP 47), recorded at opening: the customer's mails are in it.
+    language: Mapped[str] = mapped_column(String(16), default="fr", server_default="fr")
 
 
 class Message(Base):

@@ -145,6 +145,17 @@ class AccountEmailBody(TypedDict):
     email: str
 
 
+class AnniversaryLetter(TypedDict):
+    """This renewal's anniversary letter: once sent, never sent again unless the program team"""
+
+    sent: bool
+    due_on: str | None
+    renewal_date: str | None
+    sent_at: str | None
+    recipients: list[str]
+    resends: list[LetterResend]
+
+
 class AnswerBody(TypedDict):
     customer_accepted: bool
     replacement_product_id: NotRequired[str | None]
@@ -167,6 +178,20 @@ class Assignment(TypedDict):
     role: DelegatedRole
     group_id: str
     group_name: str
+
+
+class AssociationSettings(TypedDict):
+    """The time zone the association's days are counted in ("today" for fees, trainings and"""
+
+    association_id: str
+    time_zone: str
+    chosen: bool
+    updated_by: str | None
+    updated_at: str | None
+
+
+class AssociationTimeZoneBody(TypedDict):
+    time_zone: str
 
 
 class Attachment(TypedDict):
@@ -245,6 +270,9 @@ class Calendar(TypedDict):
     subdivision: str | None
     closed_days: list[str]
     created_at: str | None
+    holiday_categories: list[str]
+    upcoming_closed_days: list[UpcomingClosedDay]
+    updated_at: str | None
 
 
 class CalendarBody(TypedDict):
@@ -254,11 +282,28 @@ class CalendarBody(TypedDict):
     country: NotRequired[str | None]
     subdivision: NotRequired[str | None]
     closed_days: NotRequired[list[str]]
+    holiday_categories: NotRequired[list[str]]
 
 
 class CalendarPage(TypedDict):
     items: list[Calendar]
     next_page_token: str | None
+
+
+class CalendarUpdate(TypedDict):
+    calendar: Calendar
+    tickets_updated: int
+
+
+class CalendarUpdateBody(TypedDict):
+    """A calendar's rules, replaced whole (its name stays)."""
+
+    time_zone: str
+    weekly_hours: list[str]
+    country: NotRequired[str | None]
+    subdivision: NotRequired[str | None]
+    closed_days: NotRequired[list[str]]
+    holiday_categories: NotRequired[list[str]]
 
 
 class CancelResult(TypedDict):
@@ -273,6 +318,7 @@ class Category(TypedDict):
     audience: CategoryAudience
     position: int
     entries: list[FaqEntry]
+    translations: list[CategoryTranslation]
 
 
 class CategoryBody(TypedDict):
@@ -281,6 +327,7 @@ class CategoryBody(TypedDict):
     audience: CategoryAudience
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryDeflection(TypedDict):
@@ -295,10 +342,18 @@ class CategoryList(TypedDict):
     items: list[Category]
 
 
+class CategoryTranslation(TypedDict):
+    """A category's name in another language than the original."""
+
+    locale: str
+    name: str
+
+
 class CategoryUpdateBody(TypedDict):
     name: str
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryView(TypedDict):
@@ -329,6 +384,7 @@ class Claim(TypedDict):
     technician_id: str | None
     labour_minutes: int
     amount_cents: int
+    currency: str
     description: str
     status: ClaimStatus
     history: list[ClaimEvent]
@@ -677,6 +733,8 @@ class Escalation(TypedDict):
     replacement_product_id: str | None
     replacement_quantity: int | None
     ticket_id: str | None
+    ticket_number: int | None
+    ticket_closed_at: str | None
     cancelled_by: str | None
     refunded: bool
     created_at: str | None
@@ -691,9 +749,19 @@ class FaqEntry(TypedDict):
     id: str
     question: str
     answer: str
+    translations: list[FaqEntryTranslation]
 
 
 class FaqEntryBody(TypedDict):
+    question: str
+    answer: str
+    translations: NotRequired[list[FaqEntryTranslation]]
+
+
+class FaqEntryTranslation(TypedDict):
+    """A question and its answer in another language than the original."""
+
+    locale: str
     question: str
     answer: str
 
@@ -707,6 +775,7 @@ class FeeBody(TypedDict):
 class FeePayment(TypedDict):
     year: int
     amount_cents: int
+    currency: str
     paid_on: str | None
 
 
@@ -768,6 +837,10 @@ class Health(TypedDict):
     status: str
 
 
+class HolidayCategories(TypedDict):
+    categories: list[str]
+
+
 class Jwks(TypedDict):
     """RFC 7517 key set; access tokens are EdDSA JWTs whose `kid` names one of these keys."""
 
@@ -776,6 +849,13 @@ class Jwks(TypedDict):
 
 class KindBody(TypedDict):
     kind: TicketKind
+
+
+class LetterResend(TypedDict):
+    renewal_date: str | None
+    sent_at: str | None
+    requested_by: str
+    reason: str
 
 
 class LoginBody(TypedDict):
@@ -819,6 +899,7 @@ class MembershipBody(TypedDict):
     wholesaler: Contact
     distributor: Contact
     option_ids: NotRequired[list[str]]
+    time_zone: NotRequired[str]
 
 
 class MembershipPage(TypedDict):
@@ -864,6 +945,7 @@ class OptionBody(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class OptionChangeBody(TypedDict):
@@ -892,6 +974,22 @@ class OptionChangeRequest(TypedDict):
 class OptionChangeRequestPage(TypedDict):
     items: list[OptionChangeRequest]
     next_page_token: str | None
+
+
+class OptionTranslation(TypedDict):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str
+    name: str
+    benefit: str
+
+
+class OptionUpdateBody(TypedDict):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str
+    benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class Order(TypedDict):
@@ -1151,6 +1249,7 @@ class Program(TypedDict):
     benefits: list[str]
     options: list[ProgramOption]
     created_at: str | None
+    time_zone: str
 
 
 class ProgramBody(TypedDict):
@@ -1158,6 +1257,7 @@ class ProgramBody(TypedDict):
     name: str
     description: NotRequired[str]
     benefits: NotRequired[list[str]]
+    time_zone: NotRequired[str]
 
 
 class ProgramOption(TypedDict):
@@ -1166,6 +1266,7 @@ class ProgramOption(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: list[OptionTranslation]
 
 
 class ProgramPage(TypedDict):
@@ -1394,6 +1495,7 @@ class Store(TypedDict):
 class StoreSettingsBody(TypedDict):
     operations_email: str
     phone: NotRequired[str | None]
+    timezone: NotRequired[str | None]
 
 
 class SupportMessage(TypedDict):
@@ -1470,6 +1572,7 @@ class Ticket(TypedDict):
     opened_by_id: str
     opened_by_name: str
     reply_to_email: str | None
+    language: str
     consulting_minutes: int
     created_at: str | None
     updated_at: str | None
@@ -1478,6 +1581,8 @@ class Ticket(TypedDict):
     next_due_at: str | None
     at_risk: bool
     breached: bool
+    respond_by: str | None
+    link: TicketLink | None
 
 
 class TicketBody(TypedDict):
@@ -1504,6 +1609,14 @@ class TicketHistory(TypedDict):
     consulting: list[ConsultingEntry]
 
 
+class TicketLink(TypedDict):
+    """What a ticket a service opened is about, e.g. the order of an out-of-stock escalation."""
+
+    kind: str
+    id: str
+    label: str
+
+
 class TicketMessage(TypedDict):
     id: str
     author_id: str
@@ -1516,6 +1629,10 @@ class TicketMessage(TypedDict):
 class TicketPage(TypedDict):
     items: list[Ticket]
     next_page_token: str | None
+
+
+class TimeZoneBody(TypedDict):
+    time_zone: str
 
 
 class TokenBody(TypedDict):
@@ -1584,6 +1701,12 @@ class TransitionBody(TypedDict):
     note: NotRequired[str]
 
 
+class UpcomingClosedDay(TypedDict):
+    day: str
+    name: str | None
+    holiday: bool
+
+
 class User(TypedDict):
     id: str
     username: str
@@ -1635,6 +1758,15 @@ class WorkshopMembership(TypedDict):
     removal_window: RemovalWindow
     ended_on: str | None
     created_at: str | None
+    time_zone: str | None
+    effective_time_zone: str
+    anniversary: str | None
+    workshop_code: str | None
+    letter: AnniversaryLetter | None
+
+
+class WorkshopTimeZoneBody(TypedDict):
+    time_zone: str
 
 
 class WorkshopView(TypedDict):
@@ -2153,6 +2285,24 @@ class GatewayApi:
             ),
         )
 
+    async def update_calendar(self, calendar_id: str, body: CalendarUpdateBody) -> CalendarUpdate:
+        """Replace a calendar's zone, hours, holidays and closed days (ops admin) (PUT /v1/support/calendars/{calendar_id})."""
+        return cast(
+            "CalendarUpdate",
+            await self._transport.call(
+                "PUT", f"/v1/support/calendars/{calendar_id}", json=body, read="json"
+            ),
+        )
+
+    async def list_holiday_categories(self, *, country: str | None = None) -> HolidayCategories:
+        """The holiday categories a country has in the holidays library (GET /v1/support/holiday-categories)."""
+        return cast(
+            "HolidayCategories",
+            await self._transport.call(
+                "GET", "/v1/support/holiday-categories", query={"country": country}, read="json"
+            ),
+        )
+
     async def create_plan(self, body: PlanBody) -> Plan:
         """Create a support plan with its SLA targets (ops admin) (POST /v1/support/plans)."""
         return cast(
@@ -2222,7 +2372,7 @@ class GatewayApi:
         )
 
     async def update_category(self, category_id: str, body: CategoryUpdateBody) -> Category:
-        """Replace a category's name and answers (ops admin) (PUT /v1/support/categories/{category_id})."""
+        """Replace a category's name and answers, with their translations (ops admin) (PUT /v1/support/categories/{category_id})."""
         return cast(
             "Category",
             await self._transport.call(
@@ -2415,12 +2565,35 @@ class GatewayApi:
             await self._transport.call("POST", "/v1/banner-programs", json=body, read="json"),
         )
 
+    async def set_program_time_zone(self, program_id: str, body: TimeZoneBody) -> Program:
+        """Move a program to another time zone (program team) (PUT /v1/banner-programs/{program_id}/time-zone)."""
+        return cast(
+            "Program",
+            await self._transport.call(
+                "PUT", f"/v1/banner-programs/{program_id}/time-zone", json=body, read="json"
+            ),
+        )
+
     async def add_option(self, program_id: str, body: OptionBody) -> ProgramOption:
         """Add an option to a program (program team) (POST /v1/banner-programs/{program_id}/options)."""
         return cast(
             "ProgramOption",
             await self._transport.call(
                 "POST", f"/v1/banner-programs/{program_id}/options", json=body, read="json"
+            ),
+        )
+
+    async def update_option(
+        self, program_id: str, option_id: str, body: OptionUpdateBody
+    ) -> ProgramOption:
+        """Replace an option's name, benefit and their translations (program team) (PUT /v1/banner-programs/{program_id}/options/{option_id})."""
+        return cast(
+            "ProgramOption",
+            await self._transport.call(
+                "PUT",
+                f"/v1/banner-programs/{program_id}/options/{option_id}",
+                json=body,
+                read="json",
             ),
         )
 
@@ -2505,6 +2678,29 @@ class GatewayApi:
             "WorkshopMembership",
             await self._transport.call(
                 "POST", f"/v1/workshops/{workshop_id}/membership/end", json=body, read="json"
+            ),
+        )
+
+    async def set_workshop_time_zone(
+        self, workshop_id: str, body: WorkshopTimeZoneBody
+    ) -> WorkshopMembership:
+        """Set the workshop's own time zone, or follow its program's (program team) (PUT /v1/workshops/{workshop_id}/time-zone)."""
+        return cast(
+            "WorkshopMembership",
+            await self._transport.call(
+                "PUT", f"/v1/workshops/{workshop_id}/time-zone", json=body, read="json"
+            ),
+        )
+
+    async def resend_letter(self, workshop_id: str, body: ReasonBody) -> WorkshopMembership:
+        """Send this renewal's anniversary letter again (program team, with a reason) (POST /v1/workshops/{workshop_id}/anniversary-letter/resend)."""
+        return cast(
+            "WorkshopMembership",
+            await self._transport.call(
+                "POST",
+                f"/v1/workshops/{workshop_id}/anniversary-letter/resend",
+                json=body,
+                read="json",
             ),
         )
 
@@ -2672,6 +2868,26 @@ class GatewayApi:
                 f"/v1/workshops/{workshop_id}/warranty-claims/{claim_id}/transitions",
                 json=body,
                 read="json",
+            ),
+        )
+
+    async def get_association_settings(self, association_id: str) -> AssociationSettings:
+        """The association's settings: the time zone its days are counted in (GET /v1/associations/{association_id}/settings)."""
+        return cast(
+            "AssociationSettings",
+            await self._transport.call(
+                "GET", f"/v1/associations/{association_id}/settings", read="json"
+            ),
+        )
+
+    async def set_association_time_zone(
+        self, association_id: str, body: AssociationTimeZoneBody
+    ) -> AssociationSettings:
+        """Set the time zone the association's days are counted in (its admins) (PUT /v1/associations/{association_id}/time-zone)."""
+        return cast(
+            "AssociationSettings",
+            await self._transport.call(
+                "PUT", f"/v1/associations/{association_id}/time-zone", json=body, read="json"
             ),
         )
 
@@ -2982,7 +3198,7 @@ class GatewayApi:
         )
 
     async def update_settings(self, store_id: str, body: StoreSettingsBody) -> Store:
-        """Change the operations contact (where support answers) and phone (PUT /v1/partners/{store_id}/settings)."""
+        """Change the operations contact (where support answers), phone and time zone (PUT /v1/partners/{store_id}/settings)."""
         return cast(
             "Store",
             await self._transport.call(

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import Calendar, CalendarUpdateBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, redirect
 from web.portals.support import _render
 from web.problems import FormState
@@ -19,72 +19,6 @@ from web.session import Visitor
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-MESSAGES: dict[str, tuple[str, str]] = {
-    "support.admin_calendars": ("Calendriers", "Calendars"),
-    "support.calendars_intro": (
-        "Les délais SLA se comptent en heures ouvrées du calendrier de chaque contrat, dans son "
-        "fuseau horaire ; les jours fériés des catégories choisies et les jours fermés sont "
-        "sautés.",
-        "SLA deadlines count in the open hours of each contract's calendar, in its time zone; "
-        "holidays of the chosen categories and closed days are skipped.",
-    ),
-    "support.calendar_name": ("Calendrier", "Calendar"),
-    "support.time_zone": ("Fuseau horaire", "Time zone"),
-    "support.time_zone_help": (
-        "Nom IANA, par exemple Europe/Paris, America/Sao_Paulo, America/Montreal.",
-        "IANA name, e.g. Europe/Paris, America/Sao_Paulo, America/Montreal.",
-    ),
-    "support.country": ("Pays des jours fériés", "Country of the holidays"),
-    "support.country_help": (
-        "Code ISO à deux lettres (FR, BR…) ; vide : aucun jour férié.",
-        "Two-letter ISO code (FR, BR…); empty: no holidays.",
-    ),
-    "support.subdivision": ("Région", "Subdivision"),
-    "support.categories_observed": (
-        "Catégories de jours fériés observées",
-        "Holiday categories observed",
-    ),
-    "support.categories_help": (
-        "Aucune cochée : jours fériés publics seulement. Au Brésil, le Carnaval est « optional ».",
-        'None ticked: public holidays only. In Brazil, Carnaval is "optional".',
-    ),
-    "support.category.public": ("Publics (public)", "Public (public)"),
-    "support.category.optional": ("Facultatifs (optional)", "Optional (optional)"),
-    "support.category.bank": ("Bancaires (bank)", "Bank (bank)"),
-    "support.category.school": ("Scolaires (school)", "School (school)"),
-    "support.category.government": ("Administrations (government)", "Government (government)"),
-    "support.category.other": ("{name}", "{name}"),
-    "support.weekday.mon": ("Lundi", "Monday"),
-    "support.weekday.tue": ("Mardi", "Tuesday"),
-    "support.weekday.wed": ("Mercredi", "Wednesday"),
-    "support.weekday.thu": ("Jeudi", "Thursday"),
-    "support.weekday.fri": ("Vendredi", "Friday"),
-    "support.weekday.sat": ("Samedi", "Saturday"),
-    "support.weekday.sun": ("Dimanche", "Sunday"),
-    "support.hours_help": (
-        "Plages locales « 09:00-12:00,13:00-18:00 » ; vide : fermé.",
-        'Local ranges "09:00-12:00,13:00-18:00"; empty: closed.',
-    ),
-    "support.closed_days": ("Jours fermés", "Closed days"),
-    "support.closed_days_help": (
-        "Une date AAAA-MM-JJ par ligne (ponts, fermetures).",
-        "One YYYY-MM-DD date per line (bridges, closures).",
-    ),
-    "support.save_calendar": ("Enregistrer le calendrier", "Save the calendar"),
-    "support.calendar_saved": (
-        "Calendrier enregistré ; {n} ticket(s) en cours recalculé(s).",
-        "Calendar saved; {n} open ticket(s) recomputed.",
-    ),
-    "support.upcoming_closed": ("Prochains jours sautés", "Next days skipped"),
-    "support.upcoming_none": (
-        "Aucun jour fermé dans l'année qui vient.",
-        "No closed day in the coming year.",
-    ),
-    "support.day": ("Jour", "Day"),
-    "support.why_closed": ("Pourquoi", "Why"),
-    "support.closed_by_hand": ("Jour fermé saisi", "Closed day typed"),
-}
-register(MESSAGES)
 
 router: APIRouter = APIRouter()
 
@@ -194,3 +128,20 @@ async def update_calendar(visitor: CurrentVisitor, calendar_id: str) -> Response
         form = FormState.refused(visitor.locale, values, problem, _FIELDS)
         return await _page(visitor, form, calendar, status_code=400)
     return redirect(f"/support/admin/calendars/{calendar_id}?done={updated['tickets_updated']}")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("support.category.bank"),
+    N_("support.category.government"),
+    N_("support.category.optional"),
+    N_("support.category.public"),
+    N_("support.category.school"),
+    N_("support.weekday.fri"),
+    N_("support.weekday.mon"),
+    N_("support.weekday.sat"),
+    N_("support.weekday.sun"),
+    N_("support.weekday.thu"),
+    N_("support.weekday.tue"),
+    N_("support.weekday.wed"),
+)

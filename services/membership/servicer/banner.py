@@ -10,6 +10,7 @@ from services.kit.auth import current_principal
 from services.membership.domain.banner import (
     ContactInput,
     MembershipView,
+    OptionTranslation,
     ProgramView,
     WorkshopInput,
     add_program_option,
@@ -22,6 +23,7 @@ from services.membership.domain.banner import (
     list_workshop_memberships,
     set_program_time_zone,
     set_workshop_time_zone,
+    update_program_option,
     update_workshop_contacts,
 )
 from services.membership.domain.options import (
@@ -76,6 +78,10 @@ def option_to_proto(option: ProgramOption) -> pb.ProgramOption:
         code=option.code,
         name=option.name,
         benefit=option.benefit,
+        translations=[
+            pb.ProgramOptionTranslation(locale=tag, name=texts["name"], benefit=texts["benefit"])
+            for tag, texts in sorted(option.translations.items())
+        ],
     )
 
 
@@ -241,8 +247,28 @@ class BannerRpcs(ServicerBase):
                 code=request.code,
                 name=request.name,
                 benefit=request.benefit,
+                translations=[
+                    OptionTranslation(t.locale, t.name, t.benefit) for t in request.translations
+                ],
             )
         return pb.AddProgramOptionResponse(option=option_to_proto(option))
+
+    async def UpdateProgramOption(
+        self, request: pb.UpdateProgramOptionRequest, context: Context
+    ) -> pb.UpdateProgramOptionResponse:
+        async with self._sessions.begin() as session:
+            option = await update_program_option(
+                session=session,
+                actor=current_principal(),
+                program_id=request.program_id,
+                option_id=request.option_id,
+                name=request.name,
+                benefit=request.benefit,
+                translations=[
+                    OptionTranslation(t.locale, t.name, t.benefit) for t in request.translations
+                ],
+            )
+        return pb.UpdateProgramOptionResponse(option=option_to_proto(option))
 
     async def SetProgramTimeZone(
         self, request: pb.SetProgramTimeZoneRequest, context: Context

@@ -46,6 +46,8 @@ class MembershipServiceStub:
     """--- banner programs (operators) ------------------------------------------------------------"""
     ListPrograms: _grpc.UnaryUnaryMultiCallable[_membership_pb2.ListProgramsRequest, _membership_pb2.ListProgramsResponse]
     AddProgramOption: _grpc.UnaryUnaryMultiCallable[_membership_pb2.AddProgramOptionRequest, _membership_pb2.AddProgramOptionResponse]
+    UpdateProgramOption: _grpc.UnaryUnaryMultiCallable[_membership_pb2.UpdateProgramOptionRequest, _membership_pb2.UpdateProgramOptionResponse]
+    """Replaces an option's name, benefit and their translations (its code stays)."""
     SetProgramTimeZone: _grpc.UnaryUnaryMultiCallable[_membership_pb2.SetProgramTimeZoneRequest, _membership_pb2.SetProgramTimeZoneResponse]
     """Moves a program to another IANA time zone: the renewal workflows of the memberships that
     follow it plan their letters and windows at midnight there.
@@ -163,6 +165,8 @@ class MembershipServiceAsyncStub(MembershipServiceStub):
     """--- banner programs (operators) ------------------------------------------------------------"""
     ListPrograms: _aio.UnaryUnaryMultiCallable[_membership_pb2.ListProgramsRequest, _membership_pb2.ListProgramsResponse]  # type: ignore[assignment]
     AddProgramOption: _aio.UnaryUnaryMultiCallable[_membership_pb2.AddProgramOptionRequest, _membership_pb2.AddProgramOptionResponse]  # type: ignore[assignment]
+    UpdateProgramOption: _aio.UnaryUnaryMultiCallable[_membership_pb2.UpdateProgramOptionRequest, _membership_pb2.UpdateProgramOptionResponse]  # type: ignore[assignment]
+    """Replaces an option's name, benefit and their translations (its code stays)."""
     SetProgramTimeZone: _aio.UnaryUnaryMultiCallable[_membership_pb2.SetProgramTimeZoneRequest, _membership_pb2.SetProgramTimeZoneResponse]  # type: ignore[assignment]
     """Moves a program to another IANA time zone: the renewal workflows of the memberships that
     follow it plan their letters and windows at midnight there.
@@ -295,6 +299,14 @@ class MembershipServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _membership_pb2.AddProgramOptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_membership_pb2.AddProgramOptionResponse, _abc.Awaitable[_membership_pb2.AddProgramOptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateProgramOption(
+        self,
+        request: _membership_pb2.UpdateProgramOptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.UpdateProgramOptionResponse, _abc.Awaitable[_membership_pb2.UpdateProgramOptionResponse]]:
+        """Replaces an option's name, benefit and their translations (its code stays)."""
 
     @_abc_1.abstractmethod
     def SetProgramTimeZone(

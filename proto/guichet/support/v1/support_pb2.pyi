@@ -399,23 +399,82 @@ class FaqEntry(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     QUESTION_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     question: _builtins.str
     answer: _builtins.str
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryTranslation]:
+        """The question and answer in other languages, written by the support team; readers of a
+        language without one read the original.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         question: _builtins.str = ...,
         answer: _builtins.str = ...,
+        translations: _abc.Iterable[Global___FaqEntryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "id", b"id", "question", b"question"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "id", b"id", "question", b"question", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FaqEntry: _TypeAlias = FaqEntry  # noqa: Y015
+
+@_typing.final
+class FaqEntryTranslation(_message.Message):
+    """A question and its answer in one language (BCP 47 tag, e.g. "pt-BR", "en")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    question: _builtins.str
+    answer: _builtins.str
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+        question: _builtins.str = ...,
+        answer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "locale", b"locale", "question", b"question"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FaqEntryTranslation: _TypeAlias = FaqEntryTranslation  # noqa: Y015
+
+@_typing.final
+class CategoryTranslation(_message.Message):
+    """A category's name in one language (BCP 47 tag, e.g. "pt-BR", "en")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locale", b"locale", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryTranslation: _TypeAlias = CategoryTranslation  # noqa: Y015
 
 @_typing.final
 class Category(_message.Message):
@@ -427,6 +486,7 @@ class Category(_message.Message):
     AUDIENCE_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     code: _builtins.str
     name: _builtins.str
@@ -434,6 +494,10 @@ class Category(_message.Message):
     position: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntry]: ...
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryTranslation]:
+        """The name in other languages; readers of a language without one read `name`."""
+
     def __init__(
         self,
         *,
@@ -443,10 +507,11 @@ class Category(_message.Message):
         audience: Global___CategoryAudience.ValueType = ...,
         position: _builtins.int = ...,
         entries: _abc.Iterable[Global___FaqEntry] | None = ...,
+        translations: _abc.Iterable[Global___CategoryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "id", b"id", "name", b"name", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "id", b"id", "name", b"name", "position", b"position", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -484,6 +549,7 @@ class Ticket(_message.Message):
     BREACHED_FIELD_NUMBER: _builtins.int
     RESPOND_BY_FIELD_NUMBER: _builtins.int
     LINK_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     number: _builtins.int
     """Short human number, e.g. 1042 (shown as #1042)."""
@@ -510,6 +576,10 @@ class Ticket(_message.Message):
     """A warning was recorded on a clock still running."""
     breached: _builtins.bool
     """Some target of this ticket was breached."""
+    language: _builtins.str
+    """The language the customer opened it in (BCP 47, e.g. "pt-BR"): the mails about it to the
+    customer are written in it.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -563,10 +633,11 @@ class Ticket(_message.Message):
         breached: _builtins.bool = ...,
         respond_by: _timestamp_pb2.Timestamp | None = ...,
         link: Global___TicketLink | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "first_response_time", b"first_response_time", "link", b"link", "next_due_time", b"next_due_time", "respond_by", b"respond_by", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "breached", b"breached", "category_id", b"category_id", "category_name", b"category_name", "channel", b"channel", "close_time", b"close_time", "consulting_minutes", b"consulting_minutes", "create_time", b"create_time", "description", b"description", "example_record", b"example_record", "first_response_time", b"first_response_time", "id", b"id", "kind", b"kind", "link", b"link", "next_due_time", b"next_due_time", "number", b"number", "opened_by_id", b"opened_by_id", "opened_by_name", b"opened_by_name", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "plan_id", b"plan_id", "priority", b"priority", "reply_to_email", b"reply_to_email", "respond_by", b"respond_by", "screen_code", b"screen_code", "status", b"status", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "breached", b"breached", "category_id", b"category_id", "category_name", b"category_name", "channel", b"channel", "close_time", b"close_time", "consulting_minutes", b"consulting_minutes", "create_time", b"create_time", "description", b"description", "example_record", b"example_record", "first_response_time", b"first_response_time", "id", b"id", "kind", b"kind", "language", b"language", "link", b"link", "next_due_time", b"next_due_time", "number", b"number", "opened_by_id", b"opened_by_id", "opened_by_name", b"opened_by_name", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "plan_id", b"plan_id", "priority", b"priority", "reply_to_email", b"reply_to_email", "respond_by", b"respond_by", "screen_code", b"screen_code", "status", b"status", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1294,17 +1365,21 @@ class FaqEntryInput(_message.Message):
 
     QUESTION_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     answer: _builtins.str
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryTranslation]: ...
     def __init__(
         self,
         *,
         question: _builtins.str = ...,
         answer: _builtins.str = ...,
+        translations: _abc.Iterable[Global___FaqEntryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "question", b"question"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "question", b"question", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1319,12 +1394,15 @@ class CreateCategoryRequest(_message.Message):
     AUDIENCE_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     name: _builtins.str
     audience: Global___CategoryAudience.ValueType
     position: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryInput]: ...
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryTranslation]: ...
     def __init__(
         self,
         *,
@@ -1333,10 +1411,11 @@ class CreateCategoryRequest(_message.Message):
         audience: Global___CategoryAudience.ValueType = ...,
         position: _builtins.int = ...,
         entries: _abc.Iterable[Global___FaqEntryInput] | None = ...,
+        translations: _abc.Iterable[Global___CategoryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "name", b"name", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "name", b"name", "position", b"position", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1370,11 +1449,14 @@ class UpdateCategoryRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     category_id: _builtins.str
     name: _builtins.str
     position: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryInput]: ...
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryTranslation]: ...
     def __init__(
         self,
         *,
@@ -1382,10 +1464,11 @@ class UpdateCategoryRequest(_message.Message):
         name: _builtins.str = ...,
         position: _builtins.int = ...,
         entries: _abc.Iterable[Global___FaqEntryInput] | None = ...,
+        translations: _abc.Iterable[Global___CategoryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "entries", b"entries", "name", b"name", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "entries", b"entries", "name", b"name", "position", b"position", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1541,6 +1624,7 @@ class OpenTicketRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     VIEW_ID_FIELD_NUMBER: _builtins.int
     ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     category_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -1556,6 +1640,10 @@ class OpenTicketRequest(_message.Message):
     """The ViewCategory that led here."""
     organisation_id: _builtins.str
     """Needed only when the caller belongs to several customer organisations."""
+    language: _builtins.str
+    """The customer's language (BCP 47: "fr", "en", "pt-BR"); unset: French. Mails about the
+    ticket to the customer are written in it.
+    """
     def __init__(
         self,
         *,
@@ -1568,10 +1656,11 @@ class OpenTicketRequest(_message.Message):
         kind: Global___TicketKind.ValueType = ...,
         view_id: _builtins.str = ...,
         organisation_id: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "description", b"description", "example_record", b"example_record", "kind", b"kind", "organisation_id", b"organisation_id", "priority", b"priority", "screen_code", b"screen_code", "title", b"title", "view_id", b"view_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "description", b"description", "example_record", b"example_record", "kind", b"kind", "language", b"language", "organisation_id", b"organisation_id", "priority", b"priority", "screen_code", b"screen_code", "title", b"title", "view_id", b"view_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,8 +4,8 @@ A calendar chooses the `holidays` categories it observes (empty: public holidays
 A ticket opened by a service for something of its own (an order escalation) carries that
 service's deadline (`respond_by`, its SLA) and what it is about (`link_*`, shown both ways).
 
-Revision ID: 0004_dates_calendars_tickets
-Revises: 0003
+Revision ID: 0005_dates_calendars_tickets
+Revises: 0004_i18n_translations
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004_dates_calendars_tickets"
-down_revision: str | None = "0003"
+revision: str = "0005_dates_calendars_tickets"
+down_revision: str | None = "0004_i18n_translations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

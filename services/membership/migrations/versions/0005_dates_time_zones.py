@@ -10,8 +10,8 @@ recorded.
 Existing letters are numbered per membership in date order; a membership's current renewal takes
 the number of the letter that announced its date, else the number after the last letter.
 
-Revision ID: 0003_dates_time_zones
-Revises: 0002
+Revision ID: 0005_dates_time_zones
+Revises: 0004_i18n_currency
 Create Date: 2026-12-07
 """
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003_dates_time_zones"
-down_revision: str | None = "0002"
+revision: str = "0005_dates_time_zones"
+down_revision: str | None = "0004_i18n_currency"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
