@@ -38,7 +38,7 @@ from services.kit.identity_client import connect_identity
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import ServiceContext, start_service
 from services.kit.settings import CommonSettings
-from services.kit.smtpsink import SmtpSink
+from services.kit.smtpsink import ReceivedMail, SmtpSink
 from services.kit.temporal import SEARCH_ATTRIBUTES
 from services.kit.testing import DatabaseServer, wait_until
 from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
@@ -213,6 +213,21 @@ class World:
         return await wait_until(
             check, what=None if what == "condition" else what, within=within, every=every
         )
+
+    async def mails(
+        self, address: str, *, count: int = 1, within: float = 30.0
+    ) -> list[ReceivedMail]:
+        """The mails `address` received once there are `count` of them: mail goes through a
+        DeliverMail workflow, so this waits, on a deadline that stretches with the load."""
+
+        def arrived() -> list[ReceivedMail] | None:
+            received = self.smtp.to(address)
+            return received if len(received) >= count else None
+
+        mails: list[ReceivedMail] = await wait_until(
+            arrived, what=f"{count} mail(s) to {address}", within=within
+        )
+        return mails
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -596,8 +596,9 @@ async def test_the_sla_workflow_starts_with_the_ticket_and_ends_with_it(
     assert description.typed_search_attributes.get(TICKET_NUMBER) == ticket.number  # type: ignore[attr-defined]
 
     async def found_by_number() -> list[str]:
-        """What an operator types in the Temporal UI: the number the customer quotes."""
-        query = f"GuichetTicketNumber = {ticket.number}"
+        """What an operator types in the Temporal UI: the number the customer quotes (the
+        ticket's mails carry it too, hence the type)."""
+        query = f"GuichetTicketNumber = {ticket.number} AND WorkflowType = 'TicketSla'"
         return [run.id async for run in temporal_env.client.list_workflows(query)]
 
     assert await eventually(found_by_number) == [sla_workflow_id(ticket.id)]

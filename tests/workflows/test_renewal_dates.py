@@ -292,7 +292,7 @@ async def test_letter_and_window_on_paris_days_across_the_change_to_summer_time(
     assert all(world.smtp.to(address) == [] for address in recipients)
     await scene.go_to(local(date(2027, 2, 27), PARIS, 0, 5))
     for address in recipients:
-        await world.smtp.wait_for(address, within=30)
+        await world.mails(address)
     [letter_at] = await fired_at(client, handle, "anniversary letter")
     assert near(letter_at, datetime(2027, 2, 26, 23, 0, tzinfo=UTC))
     assert (await scene.view(shop)).letter.sent
@@ -426,7 +426,7 @@ async def test_a_corrected_date_sends_no_second_letter_unless_the_team_asks(scen
 
     await scene.go_to(local(date(2027, 2, 18), PARIS, 1))
     for address in recipients:
-        await world.smtp.wait_for(address, within=30)
+        await world.mails(address)
     await scene.phase(handle, "waiting_for_renewal", letters=["2027-03-20"])
 
     # The program team corrects the date from the 20th to the 21st: the renewal is the same.
@@ -478,7 +478,7 @@ async def test_the_team_resends_a_letter_and_it_is_recorded(scene: Scene) -> Non
     membership, handle = await scene.enrol(shop, program, date(2027, 3, 20))
     await scene.phase(handle, "waiting_for_letter")
     await scene.go_to(local(date(2027, 2, 18), PARIS, 1))
-    await world.smtp.wait_for(membership.workshop.email, within=30)
+    await world.mails(membership.workshop.email)
     await world.stub.ChangeRenewalDate(
         pb.ChangeRenewalDateRequest(workshop_id=shop.id, renewal_date="2027-03-22"),
         metadata=world.operator_auth,
@@ -495,7 +495,7 @@ async def test_the_team_resends_a_letter_and_it_is_recorded(scene: Scene) -> Non
     assert resend.reason == "Date corrigée au 22 mars après l'envoi"
     assert resend.requested_by and resend.time.seconds > 0
     for address in (membership.workshop.email, membership.distributor.email):
-        letters = await world.smtp.wait_for(address, count=2, within=30)
+        letters = await world.mails(address, count=2)
         assert "2027-03-22" in letters[1].body
     # The workflow's letter stays the one it sent: nothing more on the new date.
     await scene.go_to(local(date(2027, 3, 22), PARIS, 1))
