@@ -293,6 +293,12 @@ TABLE: dict[tuple[str, str], Expect] = {
         body=lambda t, w: {"name": unique("Cal "), "time_zone": "Europe/Paris",
                            "weekly_hours": ["09:00-17:00"] * 5 + ["", ""]}),
     ("GET", "/v1/support/calendars"): Expect(None, (OPS, SA)),
+    ("PUT", "/v1/support/calendars/{calendar_id}"): Expect(
+        None, (OPS,), params={"calendar_id": "shared:calendar"},
+        body=lambda t, w: {"time_zone": "Europe/Paris",
+                           "weekly_hours": ["09:00-17:00"] * 5 + ["", ""]}),
+    ("GET", "/v1/support/holiday-categories"): Expect(None, (OPS, SA),
+        query=lambda t, w: {"country": "BR"}),
     ("POST", "/v1/support/plans"): Expect(None, (OPS,), 201,
         body=lambda t, w: {"code": unique("PL").upper(), "name": "Plan",
                            "calendar_id": w.shared["calendar"],
@@ -347,6 +353,9 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/v1/banner-programs"): Expect(None, TEAM),
     ("POST", "/v1/banner-programs"): Expect(None, TEAM, 201,
         body=lambda t, w: {"code": unique("PRG").upper(), "name": "Programme"}),
+    ("PUT", "/v1/banner-programs/{program_id}/time-zone"): Expect(
+        None, TEAM, params={"program_id": "shared:program"},
+        body=lambda t, w: {"time_zone": "Europe/Paris"}),
     ("POST", "/v1/banner-programs/{program_id}/options"): Expect(
         None, TEAM, 201, params={"program_id": "shared:program"},
         body=lambda t, w: {"code": unique("OPT").upper(), "name": "Option", "benefit": "Plus"}),
@@ -369,6 +378,11 @@ TABLE: dict[tuple[str, str], Expect] = {
         WORKSHOP, TEAM, params=P_WORKSHOP, body=_contacts),
     ("PUT", "/v1/workshops/{workshop_id}/renewal-date"): Expect(
         WORKSHOP, TEAM, params=P_WORKSHOP, body=lambda t, w: {"renewal_date": _days(210)}),
+    ("PUT", "/v1/workshops/{workshop_id}/time-zone"): Expect(
+        WORKSHOP, TEAM, params=P_WORKSHOP, body=lambda t, w: {"time_zone": "Europe/Paris"}),
+    # The letter of a renewal 100 days away has not left: the team's answer is 409.
+    ("POST", "/v1/workshops/{workshop_id}/anniversary-letter/resend"): Expect(
+        WORKSHOP, TEAM, 409, params=P_WORKSHOP, body=lambda t, w: {"reason": "Perdue"}),
     ("GET", "/v1/workshops/{workshop_id}/option-change-requests"): Expect(
         WORKSHOP, ("workshop_owner", *TEAM), params=P_WORKSHOP),
     ("POST", "/v1/workshops/{workshop_id}/option-change-requests"): Expect(
@@ -408,6 +422,10 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("POST", "/v1/workshops/{workshop_id}/membership/end"): Expect(
         WORKSHOP, TEAM, params=P_WORKSHOP, body=lambda t, w: {"reason": "Fermeture"}),
     # --- association: its admins (and the ops admin); three public calls ---
+    ("GET", "/v1/associations/{association_id}/settings"): Expect(
+        ASSOC, ASSOC_ADMINS, params=P_ASSOC),
+    ("PUT", "/v1/associations/{association_id}/time-zone"): Expect(
+        ASSOC, ASSOC_ADMINS, params=P_ASSOC, body=lambda t, w: {"time_zone": "Europe/Paris"}),
     ("GET", "/v1/associations/{association_id}/members"): Expect(
         ASSOC, ASSOC_ADMINS, params=P_ASSOC),
     ("POST", "/v1/associations/{association_id}/members"): Expect(

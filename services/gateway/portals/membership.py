@@ -29,6 +29,8 @@ ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 # membership's limits (services/membership/domain; tests/gateway/test_limits.py compares them).
 NAME = 200  # check_text's default
 PERSON_NAME = 100
+# IANA time zone names (Europe/Paris, America/Montreal); the services check them with zoneinfo.
+TIME_ZONE = 64
 TEXT = 4000
 EMAIL = 320
 # Client numbers fit in a JSON number every client reads exactly (2^53 - 1).
