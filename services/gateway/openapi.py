@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from services.gateway import idempotency
 from services.gateway.problems import PROBLEM_MEDIA_TYPE, Problem
 
 _DESCRIPTIONS = {
@@ -84,6 +85,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                 if code.isdigit() and int(code) >= 400 and _problem_ref(content):
                     response["content"] = {PROBLEM_MEDIA_TYPE: content["application/json"]}
             _declare_edge_refusals(operation)
+    idempotency.declare(document)  # Idempotency-Key on every keyed POST (the writes helper)
     schemas = document.get("components", {}).get("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
