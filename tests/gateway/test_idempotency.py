@@ -39,6 +39,7 @@ from tests.gateway.conftest import RefusingServer, SigningKeys
 from tests.gateway.test_problems import assert_problem
 
 THINGS = "/v1/test-things"
+PUBLIC = "/v1/test-public-registrations"
 
 
 class ThingBody(BaseModel):
@@ -77,7 +78,13 @@ def add_things_route(app: FastAPI, things: Things) -> None:
         response.headers["Location"] = f"{THINGS}/{thing_id}"
         return {"id": thing_id, "name": body.name}
 
+    async def register_publicly(body: ThingBody, response: Response) -> dict[str, Any]:
+        things.runs.append((ANONYMOUS, body.name))
+        response.status_code = 201
+        return {"id": str(uuid.uuid4()), "name": body.name}
+
     app.add_api_route(THINGS, create_thing, methods=["POST"])
+    app.add_api_route(PUBLIC, register_publicly, methods=["POST"])
 
 
 @pytest.fixture(scope="module")
@@ -557,3 +564,21 @@ async def test_the_gateway_will_not_serve_without_its_database() -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=scaled(30))
     assert process.returncode == 2
     assert "DATABASE_URL: required" in stderr.decode()
+
+
+async def test_public_creating_routes_take_keys_too(
+    http: tuple[httpx.AsyncClient, Things], keys: SigningKeys
+) -> None:
+    """A civilian registering for a training has no account: their keys are the anonymous
+    caller's, still replayed, never mixed with a signed-in user's."""
+    client, things = http
+    key = str(uuid.uuid4())
+    first = await client.post(PUBLIC, json={"name": "Civil"}, headers={"Idempotency-Key": key})
+    again = await client.post(PUBLIC, json={"name": "Civil"}, headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    signed_in = await client.post(
+        PUBLIC, json={"name": "Civil"}, headers=auth(keys, str(uuid.uuid4()), key)
+    )
+    assert signed_in.status_code == 201 and "idempotent-replayed" not in signed_in.headers
+    assert len(things.runs) == 2

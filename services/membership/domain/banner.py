@@ -286,10 +286,6 @@ async def create_workshop_membership(
     organisation = None
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
-        if organisation is None:
-            v.check(False, "workshop_id", "no such organisation")
-        elif organisation.kind != WORKSHOP_KIND:
-            v.check(False, "workshop_id", f"is a {organisation.kind}, not a workshop")
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
         v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
     )
@@ -310,6 +306,8 @@ async def create_workshop_membership(
         v.check(False, "option_ids", f"{len(strays)} ids are not options of the program")
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
+    if organisation is None or organisation.kind != WORKSHOP_KIND:
+        raise NotFound("workshop not found", violations=[("workshop_id", "names no workshop")])
     membership = WorkshopMembership(
         id=uuid.uuid4(),
         workshop_id=workshop_uuid,

@@ -143,6 +143,7 @@ class AssociationRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             view = await add_member(
                 session=session,
+                directory=self._directory,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,
@@ -219,6 +220,7 @@ class AssociationRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             view = await create_training(
                 session=session,
+                directory=self._directory,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,
