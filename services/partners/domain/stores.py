@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.errors import AlreadyExists, PermissionDenied, Validator
+from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Validator
 from services.partners.domain.common import OPS_ADMIN, _email, _phone, _require, _store_for, _uuid
 from services.partners.models import Store
 from services.partners.settings import PartnersSettings
@@ -60,12 +60,15 @@ async def register_store(
     _timezone(v, "timezone", zone)
     money = currency.strip().upper() or settings.default_currency
     v.check(bool(_CURRENCY.match(money)), "currency", "must be an ISO 4217 code, e.g. EUR")
-    if parsed is not None and organisation is None:
-        v.check(False, "store_id", "is not an organisation")
-    elif organisation is not None and organisation.kind != DELIVERY_PARTNER:
-        v.check(False, "store_id", "is not a delivery_partner organisation")
     v.raise_if_any()
-    assert parsed is not None and organisation is not None and email is not None
+    assert parsed is not None and email is not None
+    if organisation is None or organisation.kind != DELIVERY_PARTNER:
+        # The store's id is its identity organisation's: one identity does not know, or knows
+        # as another kind, names no store to open (404, as for every unknown id a write names).
+        raise NotFound(
+            "delivery partner not found",
+            violations=[("store_id", "names no delivery_partner organisation")],
+        )
     if await session.get(Store, parsed) is not None:
         raise AlreadyExists(
             "this store is already registered",
