@@ -12,8 +12,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import names
 from services.kit.auth import Principal
-from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from services.kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Validator,
+)
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
 from services.kit.temporal import MEMBERSHIP
@@ -87,6 +94,7 @@ async def create_program(
     v = Validator()
     code = check_code(v, "code", code)
     name = check_text(v, "name", name)
+    key = names.check_name(v, "name", name)
     description = check_long_text(v, "description", description, limit=4000, required=False)
     v.check(len(benefits) <= 30, "benefits", "must list at most 30 benefits")
     cleaned = [clean(benefit) for benefit in benefits]
@@ -94,17 +102,26 @@ async def create_program(
         v.check(bool(benefit), f"benefits[{index}]", "must not be empty")
         v.check(len(benefit) <= 300, f"benefits[{index}]", "must be at most 300 characters")
     v.raise_if_any()
+    why = "is already the name of a program (as people read it)"
+    name_taken = AlreadyExists(f"name: {why}", reason="name_taken", violations=[("name", why)])
+    if await session.scalar(select(Program.id).where(Program.name_key == key)) is not None:
+        raise name_taken
     program = Program(
         id=uuid.uuid4(),
         code=code,
         name=name,
+        name_key=key,
         description=description,
         benefits=cleaned,
         created_at=now,
     )
     session.add(program)
     await flush_or_raise(
-        session, {"uq_programs_code": already_taken("code", "is already the code of a program")}
+        session,
+        {
+            "uq_programs_code": already_taken("code", "is already the code of a program"),
+            "uq_programs_name_key": name_taken,
+        },
     )
     return ProgramView(program, [])
 

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Validator
+from services.kit.names import name_key
 from services.partners.domain.common import OPS_ADMIN, _email, _phone, _require, _store_for, _uuid
 from services.partners.models import Store
 from services.partners.settings import PartnersSettings
@@ -75,9 +77,13 @@ async def register_store(
             reason="store_exists",
             violations=[("store_id", "is already registered")],
         )
+    key = name_key(organisation.name)
+    if await session.scalar(select(Store.id).where(Store.name_key == key)) is not None:
+        raise _name_taken()
     store = Store(
         id=parsed,
         name=organisation.name,
+        name_key=key,
         operations_email=email,
         phone=clean_phone,
         timezone=zone,
@@ -88,13 +94,22 @@ async def register_store(
     session.add(store)
     try:
         await session.flush()
-    except IntegrityError:
+    except IntegrityError as error:
+        if "uq_stores_name_key" in str(error.orig):
+            raise _name_taken() from None
         raise AlreadyExists(
             "this store is already registered",
             reason="store_exists",
             violations=[("store_id", "is already registered")],
         ) from None
     return store
+
+
+def _name_taken() -> AlreadyExists:
+    """Identity keeps delivery partners' names apart as people read them; a store whose name
+    an older store's reads as (names from before that rule) is refused here too."""
+    why = "another store already has this organisation's name (as people read it)"
+    return AlreadyExists(f"store_id: {why}", reason="name_taken", violations=[("store_id", why)])
 
 
 async def get_store(*, session: AsyncSession, actor: Principal | None, store_id: str) -> Store:
