@@ -88,7 +88,11 @@ async def test_a_workshop_reads_its_page_and_asks_for_changes(
     program = (
         await http.post(
             "/v1/banner-programs",
-            json={"code": unique("G")[:10], "name": "Atelier Plus", "benefits": ["Garantie"]},
+            json={
+                "code": unique("G")[:10],
+                "name": unique("Atelier Plus "),
+                "benefits": ["Garantie"],
+            },
             headers=team,
         )
     ).json()
