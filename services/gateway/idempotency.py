@@ -561,9 +561,23 @@ _DESCRIPTION = (
 )
 
 
+HEADERS: dict[str, dict[str, Any]] = {
+    REPLAYED_HEADER: {
+        "description": "`true` when this is the kept answer of an earlier request with the same "
+        "Idempotency-Key (nothing ran again); absent on a first answer.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
 def declare(document: dict[str, Any], *, ttl_hours: float = 24) -> None:
     """Declares the header, once, as a reusable parameter on every keyed POST of `document`,
-    with the 409 and 422 answers it brings."""
+    with what it brings: 409 (in flight, Retry-After), 422 (reused), and `Idempotent-Replayed`
+    on the success answer. Runs after the document's statuses and headers are complete."""
     components = document.setdefault("components", {})
     components.setdefault("parameters", {})[PARAMETER] = {
         "name": HEADER,
@@ -573,6 +587,7 @@ def declare(document: dict[str, Any], *, ttl_hours: float = 24) -> None:
         "schema": {"type": "string", "minLength": 1, "maxLength": 257, "pattern": KEY_PATTERN},
         "example": "8e03978e-40d5-43e8-bc93-6894a57f9324",
     }
+    problem = {"application/problem+json": {"schema": _ref("schemas", "Problem")}}
     for path, item in document.get("paths", {}).items():
         operation = item.get("post")
         if operation is None or not applies("POST", path):
@@ -584,18 +599,37 @@ def declare(document: dict[str, Any], *, ttl_hours: float = 24) -> None:
         ]
         operation["parameters"] = [*parameters, dict(_PARAMETER_REF)]
         responses: dict[str, Any] = operation.setdefault("responses", {})
-        problem = next(
-            (r["content"] for c, r in responses.items() if c.isdigit() and int(c) >= 500), None
+        malformed = responses.setdefault(
+            "400",
+            {
+                "description": "The request breaks the published schema: `errors` names each "
+                "bad field, with its code (here at least a malformed Idempotency-Key).",
+                "content": dict(problem),
+                "headers": {},
+            },
         )
-        if problem is None:
-            continue
-        conflict = responses.setdefault("409", {"content": dict(problem)})
+        malformed.setdefault("headers", {}).setdefault(
+            "X-Request-ID", _ref("headers", "X-Request-ID")
+        )
+        conflict = responses.setdefault(
+            "409", {"description": "", "content": dict(problem), "headers": {}}
+        )
         conflict["description"] = (
-            conflict.get("description", "").rstrip() + " Or a request with the same "
-            "Idempotency-Key is still in flight (`idempotency_key_in_flight`, with Retry-After)."
+            conflict["description"].rstrip() + " Or a request with the same Idempotency-Key "
+            "is still in flight (`idempotency_key_in_flight`, with Retry-After)."
         ).strip()
-        responses["422"] = {
-            "description": "The Idempotency-Key was already used for a different request "
-            "(`idempotency_key_reused`).",
-            "content": dict(problem),
-        }
+        conflict.setdefault("headers", {})["Retry-After"] = _ref("headers", "Retry-After")
+        conflict["headers"].setdefault("X-Request-ID", _ref("headers", "X-Request-ID"))
+        unusable = responses.setdefault(
+            "422", {"description": "", "content": dict(problem), "headers": {}}
+        )
+        unusable["description"] = (
+            unusable["description"].rstrip() + " Or the Idempotency-Key was already used for a "
+            "different request (`idempotency_key_reused`)."
+        ).strip()
+        unusable.setdefault("headers", {}).setdefault(
+            "X-Request-ID", _ref("headers", "X-Request-ID")
+        )
+        for code, answer in responses.items():
+            if code.startswith("2"):
+                answer.setdefault("headers", {})[REPLAYED_HEADER] = _ref("headers", REPLAYED_HEADER)

@@ -99,8 +99,9 @@ def confusable_mix(name: str) -> Confusable | None:
 
 
 def check_name(v: Validator, field: str, name: str) -> str:
-    """Records a violation of `field` when the name mixes scripts confusably; answers its key.
-    (Length, presence and control characters stay each service's own checks.)"""
+    """Records a violation of `field` when the name mixes scripts confusably (code
+    `mixed_script`: a rule JSON Schema cannot state, so the gateway answers 422); answers its
+    key. (Length, presence and control characters stay each service's own checks.)"""
     if found := confusable_mix(name):
-        v.check(False, field, found.describe())
+        v.check(False, field, found.describe(), code="mixed_script")
     return name_key(name)

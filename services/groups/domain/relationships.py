@@ -165,7 +165,7 @@ async def record_relationships(
         for provider in dict.fromkeys(p[0] for p in parsed)
     }
     strangers = [
-        (f"relationships[{i}].provider_id", "names no service provider")
+        (f"relationships[{i}].provider_id", "names no service provider", "unknown_organisation")
         for i, p in enumerate(parsed)
         if kinds[p[0]] != SERVICE_PROVIDER
     ]

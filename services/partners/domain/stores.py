@@ -26,7 +26,7 @@ def _timezone(v: Validator, field_name: str, raw: str) -> None:
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        v.check(False, field_name, "is not an IANA time zone, e.g. Europe/Paris")
+        v.check(False, field_name, "is not an IANA time zone, e.g. Europe/Paris", code="time_zone")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,12 @@ async def register_store(
     zone = timezone.strip() or settings.default_timezone
     _timezone(v, "timezone", zone)
     money = currency.strip().upper() or settings.default_currency
-    v.check(bool(_CURRENCY.match(money)), "currency", "must be an ISO 4217 code, e.g. EUR")
+    v.check(
+        bool(_CURRENCY.match(money)),
+        "currency",
+        "must be an ISO 4217 code, e.g. EUR",
+        code="string_pattern_mismatch",
+    )
     v.raise_if_any()
     assert parsed is not None and email is not None
     if organisation is None or organisation.kind != DELIVERY_PARTNER:
@@ -69,7 +74,9 @@ async def register_store(
         # as another kind, names no store to open (404, as for every unknown id a write names).
         raise NotFound(
             "delivery partner not found",
-            violations=[("store_id", "names no delivery_partner organisation")],
+            violations=[
+                ("store_id", "names no delivery_partner organisation", "unknown_organisation")
+            ],
         )
     if await session.get(Store, parsed) is not None:
         raise AlreadyExists(
