@@ -46,7 +46,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.models import IdempotencyKey
-from services.gateway.problems import ProblemException, problem_response, validation_problem
+from services.gateway.problems import (
+    FieldError,
+    ProblemException,
+    problem_response,
+    validation_problem,
+)
 from services.kit.db import create_engine
 from services.kit.errors import Unauthenticated
 from services.kit.telemetry import instrument_engine
@@ -396,7 +401,18 @@ class Idempotency:
             return
         key = parse_key(values[0]) if len(values) == 1 else None
         if key is None:
-            await self._refuse(scope, receive, send, validation_problem([(HEADER, KEY_RULE)]))
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                validation_problem(
+                    [
+                        FieldError(
+                            HEADER, KEY_RULE, "string_pattern_mismatch", {"pattern": KEY_PATTERN}
+                        )
+                    ]
+                ),
+            )
             return
         principal = await self._principal(headers)
         if principal is None:  # a refused token: the route answers 401, nothing to keep

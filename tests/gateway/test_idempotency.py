@@ -382,7 +382,9 @@ async def test_a_malformed_key_is_400_naming_the_header(
     for bad in ("has space", "x" * 300):
         refused = await client.post(THINGS, json={"name": "X"}, headers=auth(keys, user, bad))
         problem = assert_problem(refused, 400)
-        assert [e["field"] for e in problem["errors"]] == ["Idempotency-Key"]
+        assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+            ("Idempotency-Key", "string_pattern_mismatch")
+        ]
     twice = await client.post(
         THINGS,
         json={"name": "X"},
