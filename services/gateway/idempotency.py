@@ -61,6 +61,11 @@ log = logging.getLogger("services.gateway.idempotency")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 ANONYMOUS = "anonymous"
+# The keyed POSTs open to strangers (`security: []`): a key without a token is "anonymous"'s
+# there; elsewhere a request without a token is the route's 401, never a shared key's 422.
+PUBLIC_PATHS: list[re.Pattern[str]] = [
+    re.compile(r"^/v1/associations/[^/]+/(?:dps-requests|trainings/[^/]+/registrations)/?$")
+]
 MAX_KEY_LENGTH = 255
 # Visible ASCII but `"` and `\`: a UUID, a ULID, any token a client makes. The draft's
 # structured-field form (the same token in double quotes) is accepted too.
@@ -414,8 +419,8 @@ class Idempotency:
                 ),
             )
             return
-        principal = await self._principal(headers)
-        if principal is None:  # a refused token: the route answers 401, nothing to keep
+        principal = await self._principal(headers, path)
+        if principal is None:  # no or a refused token: the route answers 401, nothing to keep
             await self.app(scope, receive, send)
             return
         store: IdempotencyStore | None = getattr(self.state, "idempotency", None)
@@ -453,10 +458,10 @@ class Idempotency:
         else:
             await self._run_once(scope, receive, send, body, store, principal, key, outcome)
 
-    async def _principal(self, headers: Headers) -> str | None:
+    async def _principal(self, headers: Headers, path: str) -> str | None:
         authorization = headers.get("authorization")
-        if authorization is None:
-            return ANONYMOUS
+        if authorization is None:  # strangers share "anonymous" on the public routes only
+            return ANONYMOUS if any(p.match(path) for p in PUBLIC_PATHS) else None
         scheme, _, token = authorization.partition(" ")
         link = getattr(self.state, "identity", None)
         if scheme.lower() != "bearer" or not token.strip() or link is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,13 @@ from sqlalchemy import Connection, func, inspect, select, update
 
 from services.gateway.app import create_app
 from services.gateway.auth import CurrentCaller
-from services.gateway.idempotency import ANONYMOUS, IdempotencyStore, fingerprint, parse_key
+from services.gateway.idempotency import (
+    ANONYMOUS,
+    PUBLIC_PATHS,
+    IdempotencyStore,
+    fingerprint,
+    parse_key,
+)
 from services.gateway.models import MIGRATIONS_DIR, Base, IdempotencyKey
 from services.gateway.settings import GatewaySettings
 from services.kit.db import alembic_config, create_engine, upgrade
@@ -85,6 +92,8 @@ def add_things_route(app: FastAPI, things: Things) -> None:
 
     app.add_api_route(THINGS, create_thing, methods=["POST"])
     app.add_api_route(PUBLIC, register_publicly, methods=["POST"])
+    if not any(p.pattern == f"^{PUBLIC}$" for p in PUBLIC_PATHS):  # open to strangers, as those
+        PUBLIC_PATHS.append(re.compile(f"^{PUBLIC}$"))
 
 
 @pytest.fixture(scope="module")
@@ -584,3 +593,17 @@ async def test_public_creating_routes_take_keys_too(
     )
     assert signed_in.status_code == 201 and "idempotent-replayed" not in signed_in.headers
     assert len(things.runs) == 2
+
+
+async def test_without_a_token_a_protected_route_is_401_even_with_a_strangers_key(
+    http: tuple[httpx.AsyncClient, Things],
+) -> None:
+    """ "anonymous" keys are the public routes' only: a stranger's key reused without a token on
+    a route that needs one is the route's 401, not a shared key's 422 (schemathesis ST203)."""
+    client, things = http
+    key = str(uuid.uuid4())
+    first = await client.post(PUBLIC, json={"name": "A"}, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    protected = await client.post(THINGS, json={"name": "B"}, headers={"Idempotency-Key": key})
+    assert_problem(protected, 401)
+    assert things.runs[-1] == (ANONYMOUS, "A")
