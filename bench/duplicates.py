@@ -35,6 +35,7 @@ from services.kit.auth import Principal
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.testing import database_server
 from services.membership.domain import duplicates as dup
+from services.membership.domain.common import ASSOCIATION_KIND, OrganisationInfo
 from services.membership.domain.merges import detect_duplicates, keyed_records
 from services.membership.domain.records import MAX_IMPORT, ImportedRecord, import_client_records
 from services.membership.models import ClientRecord
@@ -46,6 +47,13 @@ TARGET_PRECISION = 0.95
 TARGET_RECALL = 0.9
 # The bulk import accepts service principals; the benchmark acts as one.
 BENCH = Principal(subject="bench", kind="service", token="")
+
+
+class BenchAssociations:
+    """The bench's directory: every id it imports under is an association (no identity runs)."""
+
+    async def organisation(self, organisation_id: uuid.UUID) -> OrganisationInfo:
+        return OrganisationInfo(organisation_id, ASSOCIATION_KIND, "Bench")
 
 
 @dataclass
@@ -86,6 +94,7 @@ async def load(
         async with sessions.begin() as session:
             await import_client_records(
                 session=session,
+                directory=BenchAssociations(),
                 actor=BENCH,
                 now=datetime.now(UTC),
                 association_id=str(association),

@@ -9,12 +9,16 @@ with `--dist loadgroup`), so that those servers start once, not once per worker.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from services.gateway.idempotency import IdempotencyStore
+from services.gateway.models import MIGRATIONS_DIR as GATEWAY_MIGRATIONS
 from services.kit.binaries import temporal_cli, temporal_test_server
+from services.kit.db import upgrade
 from services.kit.smtpsink import ReceivedMail, SmtpSink
 from services.kit.telemetry import temporal_interceptors
 from services.kit.temporal import dev_server_search_attribute_args
@@ -143,6 +147,19 @@ class LoadAwareSmtpSink(SmtpSink):
 def pg() -> Iterator[DatabaseServer]:
     with database_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+async def idempotency(pg: DatabaseServer) -> AsyncIterator[IdempotencyStore]:
+    """The gateway's Idempotency-Key store on its own migrated database, shared by the gateway
+    apps the harnesses run in-process (keys are per caller, and callers are fresh users)."""
+    url = await pg.new_database("gateway")
+    await upgrade(GATEWAY_MIGRATIONS, url)
+    store = IdempotencyStore.connect(
+        url, pool_size=4, ttl=timedelta(hours=24), lease=timedelta(seconds=120)
+    )
+    yield store
+    await store.close()
 
 
 @pytest.fixture(scope="session")

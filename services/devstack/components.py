@@ -14,7 +14,7 @@ class Component:
     module: str
     # Key of the port in the stack's port map (None: the process listens on nothing).
     port_key: str | None
-    # Its own database (one per service), or None.
+    # Its own database (one per service, and the gateway's), or None.
     database: str | None = None
     # Whether it serves gRPC (health-checked) or HTTP (/healthz).
     protocol: str = "grpc"
@@ -44,7 +44,10 @@ PARTNERS = Component(
     "partners", "services.partners", "partners", database="partners", calls=("identity", "support")
 )
 WORKER = Component("worker", "workflows.worker", None, protocol="none", calls=_SERVICES)
-GATEWAY = Component("gateway", "services.gateway", "gateway", protocol="http", calls=_SERVICES)
+# The gateway's own database holds the Idempotency-Key store that every replica shares.
+GATEWAY = Component(
+    "gateway", "services.gateway", "gateway", database="gateway", protocol="http", calls=_SERVICES
+)
 # The web portal: pages for people, calling only the gateway's public HTTP API (web/).
 WEB = Component("web", "web", "web", protocol="http", service_client=False, calls=("gateway",))
 

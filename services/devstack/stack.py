@@ -521,7 +521,8 @@ class Stack:
                     sys.stdout.flush()
 
     async def start_component(self, component: Component) -> None:
-        """Migrates (a service) and starts one component, then waits until it is ready."""
+        """Migrates (a service, the gateway) and starts one component, then waits until it is
+        ready."""
         if component.database:
             await self.migrate(component)
         await self._spawn(component)
@@ -671,9 +672,9 @@ def start_waves(components: Sequence[Component]) -> list[list[Component]]:
     """The order of a parallel start: the services together (they call one another lazily, over
     gRPC, so a cycle such as identity ⇄ membership is no obstacle), then each component once
     every component it calls is up."""
-    waves = [[c for c in components if c.database]]
+    waves = [[c for c in components if c.database and c.protocol == "grpc"]]
     started = {c.name for c in waves[0]}
-    left = [c for c in components if not c.database]
+    left = [c for c in components if c not in waves[0]]
     while left:
         wave = [c for c in left if set(c.calls) <= started]
         if not wave:

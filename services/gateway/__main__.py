@@ -1,4 +1,6 @@
-"""`python -m services.gateway`: uvicorn on HTTP_PORT (or GATEWAY_PORT, default 8000).
+"""`python -m services.gateway [serve|migrate]`: uvicorn on HTTP_PORT (or GATEWAY_PORT, default
+8000); `migrate` applies the gateway's Alembic migrations (its Idempotency-Key store) to
+DATABASE_URL, as every service's `migrate` does.
 
 GUICHET_WORKERS > 1 starts that many copies of it sharing the port (`services.kit.workers`).
 SIGTERM stops accepting connections, lets in-flight requests finish within SHUTDOWN_GRACE, runs
@@ -7,6 +9,7 @@ the lifespan's close (identity channel), flushes traces, and leaves.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -19,7 +22,9 @@ from typing import Any
 import uvicorn
 
 from services.gateway.app import create_app
+from services.gateway.models import MIGRATIONS_DIR
 from services.gateway.settings import GatewaySettings
+from services.kit.db import upgrade
 from services.kit.logs import configure_logging
 from services.kit.metrics import serve_metrics
 from services.kit.settings import load_settings
@@ -62,9 +67,36 @@ def uvicorn_config(app: Any, settings: GatewaySettings) -> uvicorn.Config:
     )
 
 
-def main() -> None:
+def _require_database(settings: GatewaySettings) -> str:
+    """The gateway keeps Idempotency-Keys in PostgreSQL: without it, retries are not safe."""
+    if not settings.database_url:
+        print(
+            "GatewaySettings: invalid configuration\n"
+            "  DATABASE_URL: required (the gateway's PostgreSQL database holds the "
+            "Idempotency-Key store that every replica shares)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return settings.database_url
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.gateway")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    command = parser.parse_args(argv).command
     settings = load_settings(GatewaySettings)
     configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
+    database_url = _require_database(settings)
+    if command == "migrate":
+        rc = 0
+        try:
+            asyncio.run(upgrade(MIGRATIONS_DIR, database_url))
+            log.info("migrations applied")
+        except Exception:
+            log.exception("gateway migrations failed")
+            rc = 1
+        logging.shutdown()
+        os._exit(rc)
     if settings.workers > 1 and worker_index() is None:
         # The supervisor: N copies of this process share the port (SO_REUSEPORT).
         os._exit(

@@ -7,9 +7,12 @@ lifespan.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -23,7 +26,9 @@ from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from services.gateway import idempotency as keys
 from services.gateway.auth import identity_link
+from services.gateway.idempotency import Idempotency, IdempotencyStore
 from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext, SafeText
 from services.gateway.openapi import errors, openapi_schema
 from services.gateway.portals import ROUTERS, UPLOADS, close_channels
@@ -81,8 +86,27 @@ class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
-def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = None) -> FastAPI:
-    """The gateway app; connects to identity in its lifespan unless `identity` is given."""
+def idempotency_store(settings: GatewaySettings) -> IdempotencyStore | None:
+    """The Idempotency-Key store on the gateway's database (None without DATABASE_URL)."""
+    if not settings.database_url:
+        return None
+    return IdempotencyStore.connect(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
+    )
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    identity: IdentityLink | None = None,
+    idempotency: IdempotencyStore | None = None,
+) -> FastAPI:
+    """The gateway app; connects to identity in its lifespan unless `identity` is given, and
+    keeps Idempotency-Keys in `idempotency` (or a store on DATABASE_URL, which it then owns)."""
+    owned_store = None if idempotency is not None else idempotency_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,13 +114,25 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
         if app.state.identity is None:
             owned = connect_identity(settings)
             app.state.identity = owned
+        purge = None
+        if app.state.idempotency is not None:
+            purge = asyncio.create_task(
+                keys.purge_forever(app.state.idempotency, settings.idempotency_purge_interval),
+                name="idempotency-purge",
+            )
         try:
             yield
         finally:
+            if purge is not None:
+                purge.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purge
             await close_channels(app.state)
             if owned is not None:
                 app.state.identity = None
                 await owned.close()
+            if owned_store is not None:
+                await owned_store.close()
 
     app = FastAPI(
         title="Guichet API",
@@ -113,12 +149,14 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
     )
     app.state.settings = settings
     app.state.identity = identity
+    app.state.idempotency = idempotency or owned_store
     app.state.auth_limiter = TokenBucketLimiter(
         settings.auth_rate_limit_per_minute, settings.auth_rate_limit_burst
     )
     install_problem_handlers(app)
     # Added inside out: the last one added is the outermost.
     app.add_middleware(SafeText)
+    app.add_middleware(Idempotency, state=app.state)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
@@ -130,8 +168,14 @@ def create_app(settings: GatewaySettings, *, identity: IdentityLink | None = Non
         allow_origins=settings.cors_allow_origins,
         allow_credentials=False,  # bearer tokens, no cookies
         allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", keys.HEADER],
+        expose_headers=[
+            "X-Request-ID",
+            "Retry-After",
+            "WWW-Authenticate",
+            "Location",
+            keys.REPLAYED_HEADER,
+        ],
         max_age=600,
     )
     app.add_middleware(RequestContext, hsts_max_age=settings.hsts_max_age)

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from services.gateway import idempotency
 from services.gateway.problem_types import FIELD_CODES, PROBLEM_TYPES
 from services.gateway.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
 
@@ -308,11 +309,12 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
         _complete_statuses(operation, has_path_ids="{" in path)
         _add_headers(operation["operationId"], responses)
         _describe(operation, method)
+    idempotency.declare(document)  # Idempotency-Key on every keyed POST (the writes helper)
     components = document.setdefault("components", {})
     schemas = components.get("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    components["headers"] = copy.deepcopy(HEADERS)
+    components["headers"] = copy.deepcopy(HEADERS) | idempotency.HEADERS
     document["x-problem-types"] = problem_types()
     document["x-field-codes"] = sorted(FIELD_CODES)
     app.openapi_schema = document

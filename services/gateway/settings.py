@@ -62,6 +62,18 @@ class GatewaySettings(CommonSettings):
     readiness_timeout: float = Field(default=2.0, gt=0)
     # Seconds SIGTERM gives in-flight requests before the server stops.
     shutdown_grace: int = Field(default=10, ge=0)
+    # The gateway's own PostgreSQL database: the Idempotency-Key store every replica shares.
+    # Required to serve (`python -m services.gateway`); `migrate` builds its table.
+    database_url: str | None = None
+    db_pool_size: int = Field(default=5, ge=1)
+    # How long an Idempotency-Key is kept (the draft's clients count on a day at least).
+    idempotency_ttl_hours: float = Field(default=24.0, ge=24.0)
+    # How long a claimed key waits for its request's answer before it is taken for abandoned
+    # (a replica that died mid-request). Longer than any request: the slowest is an upload
+    # under GRPC_DEFAULT_TIMEOUT.
+    idempotency_lease_seconds: float = Field(default=120.0, ge=10.0)
+    # Seconds between two purges of expired keys.
+    idempotency_purge_interval: float = Field(default=300.0, gt=0)
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ token, so that identity applies its own rules about who may see whom.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -13,6 +14,9 @@ from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.groups.domain.employees import Person
+from services.kit.errors import Unavailable
+
+KIND_CACHE_SECONDS = 300.0
 
 
 def _person(user: identity_pb2.User) -> Person:
@@ -35,6 +39,26 @@ class IdentityDirectory:
 
     def __init__(self, stub: identity_pb2_grpc.IdentityServiceStub) -> None:
         self._stub = stub
+        self._kinds: dict[uuid.UUID, tuple[float, str]] = {}
+
+    async def organisation_kind(self, organisation_id: uuid.UUID) -> str | None:
+        """The kind of the organisation (`service_provider`…), None when identity knows no
+        such id. Kinds never change, so a positive answer is kept a few minutes."""
+        cached = self._kinds.get(organisation_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            response = await self._stub.GetOrganisation(
+                identity_pb2.GetOrganisationRequest(organisation_id=str(organisation_id))
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise Unavailable("identity could not be asked about the organisation") from None
+        kind = identity_pb2.OrganisationKind.Name(response.organisation.kind)
+        found = kind.removeprefix("ORGANISATION_KIND_").lower()
+        self._kinds[organisation_id] = (time.monotonic() + KIND_CACHE_SECONDS, found)
+        return found
 
     async def _one(self, user_id: uuid.UUID) -> Person | None:
         try:

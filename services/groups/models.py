@@ -23,12 +23,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import new_metadata
+from services.kit.name_keys import name_clashes_table
 from services.kit.outbox import outbox_table
 
 
@@ -139,14 +139,17 @@ class Relationship(Base):
 class ClientGroup(Base):
     __tablename__ = "client_groups"
     __table_args__ = (
-        # Unique per provider against active and deleted groups alike (deleted rows stay).
-        Index("uq_client_groups_provider_name", "provider_id", text("lower(name)"), unique=True),
+        # Unique per provider against active and deleted groups alike (deleted rows stay),
+        # compared as people read them (services.kit.names.name_key).
+        Index("uq_client_groups_provider_name_key", "provider_id", "name_key", unique=True),
         Index("ix_client_groups_provider_active", "provider_id", "deleted_at", "name"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     provider_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     name: Mapped[str] = mapped_column(String(100))
+    # NULL only for a row whose key an older row had when keys came (see name_clashes).
+    name_key: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
     deleted_at: Mapped[datetime | None] = mapped_column(TZ)
@@ -274,3 +277,4 @@ class ProcessRequestFailure(Base):
 
 
 outbox = outbox_table(Base.metadata)
+name_clashes = name_clashes_table(Base.metadata)

@@ -31,6 +31,7 @@ from services.groups.domain.process_requests import (
     retry_process_request,
 )
 from services.groups.domain.relationships import (
+    Organisations,
     RelationshipInput,
     list_relationships,
     record_relationships,
@@ -75,12 +76,14 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         settings: GroupsSettings,
         directory: Directory,
+        organisations: Organisations,
         relay: OutboxRelay | None,
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._directory = directory
+        self._organisations = organisations
         self._relay = relay
         self._clock = clock
 
@@ -388,6 +391,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         async with self._sessions.begin() as session:
             views = await record_relationships(
                 session=session,
+                organisations=self._organisations,
                 actor=current_principal(),
                 now=self._clock(),
                 task_queue=self._queue,
@@ -461,10 +465,12 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
         raise TypeError("groups needs GroupsSettings")
     identity = connect_identity(settings)
     context.exit_stack.push_async_callback(identity.close)
+    directory = IdentityDirectory(identity.stub)
     servicer = GroupsServicer(
         sessions=context.sessions,
         settings=settings,
-        directory=IdentityDirectory(identity.stub),
+        directory=directory,
+        organisations=directory,
         relay=context.relay,
         clock=clock,
     )

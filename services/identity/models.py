@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.kit.db import new_metadata
+from services.kit.name_keys import name_clashes_table
 from services.kit.outbox import outbox_table
 
 
@@ -74,11 +75,15 @@ class Organisation(Base):
         UniqueConstraint("kind", "code"),
         CheckConstraint(_one_of("kind", OrganisationKind), name="kind"),
         Index("ix_organisations_name_id", "name", "id"),
+        # One name per kind, compared as people read them (services.kit.names.name_key).
+        Index("uq_organisations_kind_name_key", "kind", "name_key", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
+    # NULL only for a row whose key an older row had when keys came (see name_clashes).
+    name_key: Mapped[str | None] = mapped_column(Text)
     code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(TZ)
 
@@ -239,3 +244,4 @@ class AuditEvent(Base):
 
 
 outbox = outbox_table(Base.metadata)
+name_clashes = name_clashes_table(Base.metadata)

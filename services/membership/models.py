@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import new_metadata
+from services.kit.name_keys import name_clashes_table
 from services.kit.outbox import outbox_table
 
 
@@ -100,10 +101,14 @@ class RegistrationStatus(StrEnum):
 
 class Program(Base):
     __tablename__ = "programs"
+    # Unique names, compared as people read them (services.kit.names.name_key).
+    __table_args__ = (Index("uq_programs_name_key", "name_key", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # NULL only for a row whose key an older row had when keys came (see name_clashes).
+    name_key: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text)
     benefits: Mapped[list[str]] = mapped_column(JSONB)
     # The IANA time zone the program lives by: its renewal windows open and close, and its
@@ -586,3 +591,4 @@ class ClientRecordAudit(Base):
 
 
 outbox = outbox_table(Base.metadata)
+name_clashes = name_clashes_table(Base.metadata)

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import new_metadata
+from services.kit.name_keys import name_clashes_table
 from services.kit.outbox import outbox_table
 
 
@@ -144,10 +145,17 @@ class Store(Base):
     """A delivery partner's back office; `id` is its identity organisation's id."""
 
     __tablename__ = "stores"
-    __table_args__ = (Index("ix_stores_name_id", "name", "id"),)
+    __table_args__ = (
+        Index("ix_stores_name_id", "name", "id"),
+        # Its delivery_partner organisation's name, unique as people read them (identity's
+        # rule too; kept here so that the store list never shows two look-alike names).
+        Index("uq_stores_name_key", "name_key", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # NULL only for a row whose key an older row had when keys came (see name_clashes).
+    name_key: Mapped[str | None] = mapped_column(Text)
     operations_email: Mapped[str] = mapped_column(String(320))
     phone: Mapped[str] = mapped_column(String(32), default="")
     timezone: Mapped[str] = mapped_column(String(64))
@@ -476,3 +484,4 @@ class ProofDocument(Base):
 
 
 outbox = outbox_table(Base.metadata)
+name_clashes = name_clashes_table(Base.metadata)

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import new_metadata
+from services.kit.name_keys import name_clashes_table
 from services.kit.outbox import outbox_table
 
 
@@ -106,9 +107,13 @@ TZ = DateTime(timezone=True)
 
 class Calendar(Base):
     __tablename__ = "calendars"
+    # Unique names, compared as people read them (services.kit.names.name_key).
+    __table_args__ = (Index("uq_calendars_name_key", "name_key", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # NULL only for a row whose key an older row had when keys came (see name_clashes).
+    name_key: Mapped[str | None] = mapped_column(Text)
     time_zone: Mapped[str] = mapped_column(String(64))
     # Seven strings, Monday first: "" or "HH:MM-HH:MM,HH:MM-HH:MM"
     # (see workflows.contracts.business_time).
@@ -427,3 +432,4 @@ class SlaSignal(Base):
 Index("ix_sla_signals_pending", SlaSignal.id, postgresql_where=SlaSignal.sent_at.is_(None))
 
 outbox = outbox_table(Base.metadata)
+name_clashes = name_clashes_table(Base.metadata)

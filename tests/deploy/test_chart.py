@@ -190,6 +190,22 @@ def test_migrations_run_as_a_pre_upgrade_job_per_service() -> None:
     ]
 
 
+def test_the_gateway_migrates_and_reads_its_database_url_as_a_file() -> None:
+    """Its Idempotency-Key store is PostgreSQL shared by every replica: a migrate Job, and the
+    URL from the credentials Secret (never an environment variable)."""
+    documents = render({})
+    job = of_kind(documents, "Job")["guichet-gateway-migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "services.gateway",
+        "migrate",
+    ]
+    pod = of_kind(documents, "Deployment")["guichet-gateway"]["spec"]["template"]["spec"]
+    items = [
+        item for volume in pod["volumes"] for item in volume.get("secret", {}).get("items", [])
+    ]
+    assert {"key": "gateway-database-url", "path": "database_url"} in items
+
+
 def test_ingress_only_when_enabled() -> None:
     assert not of_kind(render({}), "Ingress")
     ingress = of_kind(render({"ingress": {"enabled": True, "tlsSecret": "tls"}}), "Ingress")

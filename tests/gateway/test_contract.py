@@ -92,11 +92,23 @@ def test_every_status_an_operation_can_answer_is_declared() -> None:
 
 def test_every_response_declares_its_headers() -> None:
     headers = _document()["components"]["headers"]
-    assert set(headers) == {"X-Request-ID", "WWW-Authenticate", "Retry-After", "Location"}
+    assert set(headers) == {
+        "X-Request-ID",
+        "WWW-Authenticate",
+        "Retry-After",
+        "Location",
+        "Idempotent-Replayed",
+    }
     for _, path, operation in _operations():
+        keyed = any(
+            parameter.get("$ref", "").endswith("/IdempotencyKey")
+            for parameter in operation.get("parameters", [])
+        )
         for code, response in operation["responses"].items():
             declared = response["headers"]
             assert "X-Request-ID" in declared, (path, code)
+            if keyed and code.startswith("2"):
+                assert "Idempotent-Replayed" in declared, (path, code)
             if code == "401":
                 assert "WWW-Authenticate" in declared, path
             if code in ("429", "503"):
@@ -121,7 +133,7 @@ def test_confirmations_travel_as_one_query_parameter_of_the_acts_words() -> None
     words = {}
     for _, path, operation in _operations():
         for parameter in operation.get("parameters", []):
-            if parameter["name"] == "confirmation":
+            if parameter.get("name") == "confirmation":
                 assert parameter["in"] == "query", path
                 schema = parameter["schema"]
                 enum = schema.get("enum") or next(

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from services.gateway.app import create_app
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
 from services.identity import keys as identity_keys
 from services.identity.models import SigningKey, User
@@ -151,7 +152,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(
-    pg: DatabaseServer, smtp_sink: SmtpSink, temporal_env: WorkflowEnvironment
+    pg: DatabaseServer,
+    smtp_sink: SmtpSink,
+    temporal_env: WorkflowEnvironment,
+    idempotency: IdempotencyStore,
 ) -> AsyncIterator[Stack]:
     url = await pg.new_database("identity")
     await upgrade(SPEC.migrations_dir, url)
@@ -215,7 +219,7 @@ async def stack(
             auth_rate_limit_burst=1_000,
         )
         link = connect_identity(gateway_settings)
-        app = create_app(gateway_settings, identity=link)
+        app = create_app(gateway_settings, identity=link, idempotency=idempotency)
         transport = httpx.ASGITransport(app=app, client=("198.51.100.20", 40000))
         http = httpx.AsyncClient(
             transport=transport,

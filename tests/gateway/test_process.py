@@ -11,16 +11,26 @@ import sys
 import httpx
 
 from services.kit.ports import free_port
-from services.kit.testing import scaled, wait_until
+from services.kit.testing import DatabaseServer, scaled, wait_until
 from tests.gateway.conftest import RefusingServer
 
 
 async def test_serves_then_drains_in_flight_requests_on_sigterm(
-    refusing_identity: RefusingServer,
+    refusing_identity: RefusingServer, pg: DatabaseServer
 ) -> None:
     port = free_port()
+    database_url = await pg.new_database("gateway_process")
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.gateway",
+        "migrate",
+        env={**os.environ, "DATABASE_URL": database_url, "LOG_JSON": "true"},
+    )
+    assert await asyncio.wait_for(migrate.wait(), timeout=scaled(60)) == 0
     env = {
         **os.environ,
+        "DATABASE_URL": database_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
         "IDENTITY_ADDR": refusing_identity.address,

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.gateway.app import create_app
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from services.kit.testing import wait_until
@@ -17,10 +18,10 @@ from tests.groups.harness import World
 
 
 @pytest.fixture
-async def http(world: World) -> AsyncIterator[httpx.AsyncClient]:
+async def http(world: World, idempotency: IdempotencyStore) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(identity_addr=world.identity_addr, groups_addr=world.groups_addr)
     link = connect_identity(settings)
-    app: FastAPI = create_app(settings, identity=link)
+    app: FastAPI = create_app(settings, identity=link, idempotency=idempotency)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -15,6 +15,7 @@ import pytest
 from guichet.membership.v1 import membership_pb2 as pb
 
 from services.gateway.app import create_app
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from tests.identity.harness import unique
@@ -30,7 +31,9 @@ async def _no_server_errors(response: httpx.Response) -> None:
 
 
 @asynccontextmanager
-async def gateway(world: World, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(
+    world: World, idempotency: IdempotencyStore | None = None, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     overrides.setdefault("auth_rate_limit_per_minute", 0)
     settings = GatewaySettings(
         identity_addr=world.identity_addr,
@@ -40,7 +43,7 @@ async def gateway(world: World, **overrides: Any) -> AsyncIterator[httpx.AsyncCl
         **overrides,
     )
     link = connect_identity(settings)
-    app = create_app(settings, identity=link)
+    app = create_app(settings, identity=link, idempotency=idempotency)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
     try:
         async with httpx.AsyncClient(
@@ -57,8 +60,8 @@ async def gateway(world: World, **overrides: Any) -> AsyncIterator[httpx.AsyncCl
 
 
 @pytest.fixture
-async def http(world: World) -> AsyncIterator[httpx.AsyncClient]:
-    async with gateway(world) as client:
+async def http(world: World, idempotency: IdempotencyStore) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway(world, idempotency) as client:
         yield client
 
 
@@ -85,7 +88,11 @@ async def test_a_workshop_reads_its_page_and_asks_for_changes(
     program = (
         await http.post(
             "/v1/banner-programs",
-            json={"code": unique("G")[:10], "name": "Atelier Plus", "benefits": ["Garantie"]},
+            json={
+                "code": unique("G")[:10],
+                "name": unique("Atelier Plus "),
+                "benefits": ["Garantie"],
+            },
             headers=team,
         )
     ).json()

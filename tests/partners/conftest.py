@@ -11,6 +11,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from services.gateway.app import create_app
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from services.kit.smtpsink import SmtpSink
@@ -68,7 +69,9 @@ async def partners(
 
 
 @pytest.fixture(scope="package")
-async def http(partners: Partners) -> AsyncIterator[httpx.AsyncClient]:
+async def http(
+    partners: Partners, idempotency: IdempotencyStore
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real gateway app over ASGI, wired to these services."""
     settings = GatewaySettings(
         identity_addr=f"127.0.0.1:{partners.identity_port}",
@@ -78,7 +81,7 @@ async def http(partners: Partners) -> AsyncIterator[httpx.AsyncClient]:
         max_body_bytes=256 * 1024,
     )
     link = connect_identity(settings)
-    app = create_app(settings, identity=link)
+    app = create_app(settings, identity=link, idempotency=idempotency)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.gateway.app import create_app
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.rpc import close_channels
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
@@ -17,7 +18,9 @@ from tests.partners.harness import PDF, SECRETS, VALID_IBAN, Partners
 
 
 @pytest.fixture
-async def gateway(partners: Partners) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(
+    partners: Partners, idempotency: IdempotencyStore
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real gateway app over ASGI with the production defaults for body sizes."""
     settings = GatewaySettings(
         identity_addr=f"127.0.0.1:{partners.identity_port}",
@@ -27,7 +30,7 @@ async def gateway(partners: Partners) -> AsyncIterator[httpx.AsyncClient]:
     )
     assert settings.max_body_bytes == 64 * 1024
     link = connect_identity(settings)
-    app = create_app(settings, identity=link)
+    app = create_app(settings, identity=link, idempotency=idempotency)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

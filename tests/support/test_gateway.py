@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from guichet.support.v1 import support_pb2 as pb
 
 from services.gateway.app import create_app
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from tests.identity.harness import DELIVERY_PARTNER
@@ -22,14 +23,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
 
 
 @pytest.fixture
-async def http(support: Support) -> AsyncIterator[httpx.AsyncClient]:
+async def http(support: Support, idempotency: IdempotencyStore) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(
         identity_addr=support.settings.identity_addr,
         support_addr=support.address,
         auth_rate_limit_per_minute=0,
     )
     link = connect_identity(settings)
-    app: FastAPI = create_app(settings, identity=link)
+    app: FastAPI = create_app(settings, identity=link, idempotency=idempotency)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -152,8 +152,10 @@ async def test_a_contract_is_for_customers_and_partners_only(support: Support) -
             metadata=support.admin,
         )
     )
-    assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
+    # An id that names no customer is a 404, as an unknown one, with its own reason.
+    assert refused.code == grpc.StatusCode.NOT_FOUND
     assert refused.reason == "not_a_customer"
+    assert fields(refused) == {"organisation_id"}
     missing = await fails(
         support.stub.SetContract(
             pb.SetContractRequest(

@@ -126,10 +126,18 @@ def _success(operation: Mapping[str, Any]) -> tuple[str, str]:
     return "None", "none"
 
 
-def operation_source(path: str, method: str, operation: Mapping[str, Any]) -> str:
+def operation_source(
+    path: str,
+    method: str,
+    operation: Mapping[str, Any],
+    shared: Mapping[str, Any] | None = None,
+) -> str:
     name = snake(operation["operationId"])
     path_params, query_params = [], []
-    for parameter in operation.get("parameters", []):
+    for declared in operation.get("parameters", []):
+        # A shared parameter (`#/components/parameters/…`, e.g. Idempotency-Key) is resolved;
+        # headers are the transport's business, not method arguments.
+        parameter = (shared or {}).get(declared.get("$ref", "").rsplit("/", 1)[-1], declared)
         if parameter["in"] == "path":
             path_params.append(parameter["name"])
         elif parameter["in"] == "query":
@@ -185,8 +193,9 @@ def render(document: Mapping[str, Any]) -> str:
     # Enums first: the functional TypedDicts below name them in strings, classes lazily.
     ordered = sorted(schemas, key=lambda n: ("properties" in schemas[n], class_name(n)))
     parts += ["\n" + schema_source(name, schemas[name]) for name in ordered]
+    shared = document.get("components", {}).get("parameters", {})
     methods = [
-        operation_source(path, method, operation)
+        operation_source(path, method, operation, shared)
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
         if "operationId" in operation

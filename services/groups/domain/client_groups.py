@@ -37,6 +37,7 @@ from services.groups.models import (
     ProcessRequest,
     ProgramAccount,
 )
+from services.kit import names
 from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, Validator
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
@@ -46,7 +47,8 @@ DELETE_WORDS = frozenset({"SUPPRIMER", "DELETE"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_group_name(v: Validator, name: str) -> None:
+def check_group_name(v: Validator, name: str) -> str:
+    """Records what is wrong with a group name; answers its comparison key (kit.names)."""
     v.require("name", name)
     v.check(
         len(name) <= NAME_MAX,
@@ -60,6 +62,7 @@ def check_group_name(v: Validator, name: str) -> None:
         "must not contain control characters",
         code="string_pattern_mismatch",
     )
+    return names.check_name(v, "name", name)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ async def check_name_free(
     session: AsyncSession, provider_id: uuid.UUID, name: str, *, other_than: uuid.UUID | None = None
 ) -> None:
     query = select(ClientGroup.deleted_at).where(
-        ClientGroup.provider_id == provider_id, func.lower(ClientGroup.name) == name.lower()
+        ClientGroup.provider_id == provider_id, ClientGroup.name_key == names.name_key(name)
     )
     if other_than is not None:
         query = query.where(ClientGroup.id != other_than)
@@ -146,7 +149,7 @@ async def flush_name(session: AsyncSession, provider_id: uuid.UUID, name: str) -
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as error:
-        if "uq_client_groups_provider_name" in constraint_name(error):
+        if "uq_client_groups_provider_name_key" in constraint_name(error):
             raise _name_taken(deleted=False) from None
         raise
 
@@ -174,6 +177,7 @@ async def create_group(
         id=uuid.uuid4(),
         provider_id=provider,
         name=name,
+        name_key=names.name_key(name),
         created_at=now,
         updated_at=now,
         deleted_at=None,

@@ -48,6 +48,7 @@ from services.groups.models import (
 )
 from services.kit.auth import Principal
 from services.kit.errors import Validator
+from services.kit.names import name_key
 
 CONFIRM_WORDS = frozenset({"CONFIRMER", "CONFIRM"})
 
@@ -302,6 +303,7 @@ async def update_group(
     in_flight = await has_requests_in_flight(session, group.id)
     if plan.rename is not None:
         group.name = plan.rename
+        group.name_key = name_key(plan.rename)
         await flush_name(session, group.provider_id, plan.rename)
     group.updated_at = now
     if plan.remove:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +36,7 @@ from services.groups.models import (
     outbox,
 )
 from services.kit.auth import Principal
-from services.kit.errors import InvalidArgument, Validator
+from services.kit.errors import InvalidArgument, NotFound, Validator
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
 from workflows.contracts.groups import EXPIRY_WORKFLOW, expiry_workflow_id
@@ -102,6 +102,15 @@ async def list_relationships(
     )
 
 
+SERVICE_PROVIDER = "service_provider"
+
+
+class Organisations(Protocol):
+    """Identity's organisations, as far as groups needs them: does an id name one, of which kind."""
+
+    async def organisation_kind(self, organisation_id: uuid.UUID) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class RelationshipInput:
     provider_id: str
@@ -116,6 +125,7 @@ _RELATIONSHIP_STATUSES = {s.value for s in RelationshipStatus}
 async def record_relationships(
     *,
     session: AsyncSession,
+    organisations: Organisations,
     actor: Principal | None,
     now: datetime,
     task_queue: str,
@@ -148,6 +158,19 @@ async def record_relationships(
         seen.add((provider, client))
         parsed.append((provider, client, record.status, record.expires_at))
     v.raise_if_any()
+    # The provider is an identity organisation that groups keeps no table of: ask (once per
+    # provider; a call names few). The client must be one recorded here (RecordClients).
+    kinds = {
+        provider: await organisations.organisation_kind(provider)
+        for provider in dict.fromkeys(p[0] for p in parsed)
+    }
+    strangers = [
+        (f"relationships[{i}].provider_id", "names no service provider", "unknown_organisation")
+        for i, p in enumerate(parsed)
+        if kinds[p[0]] != SERVICE_PROVIDER
+    ]
+    if strangers:
+        raise NotFound("service provider not found", violations=strangers[:50])
     known = set(
         (
             await session.execute(

@@ -37,8 +37,10 @@ from services.identity.domain.roles import (
     user_for_admin,
 )
 from services.identity.models import Membership, Organisation, OrganisationKind, User, UserStatus
+from services.kit import names
 from services.kit.auth import Principal
 from services.kit.errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -76,6 +78,7 @@ async def create_organisation(
     parsed_kind = _check_kind(v, kind)
     name, code = clean(name), code.strip()
     check_name(v, "name", name, 200)
+    key = names.check_name(v, "name", name)
     v.check(
         not code or bool(_ORG_CODE.match(code)),
         "code",
@@ -95,11 +98,27 @@ async def create_organisation(
         )
         if clash is not None:
             raise taken
+    name_taken = name_taken_error(parsed_kind.value)
+    same_name = await session.scalar(
+        select(Organisation.id).where(
+            Organisation.kind == parsed_kind.value, Organisation.name_key == key
+        )
+    )
+    if same_name is not None:
+        raise name_taken
     organisation = Organisation(
-        id=uuid.uuid4(), kind=parsed_kind.value, name=name, code=code or None, created_at=now
+        id=uuid.uuid4(),
+        kind=parsed_kind.value,
+        name=name,
+        name_key=key,
+        code=code or None,
+        created_at=now,
     )
     session.add(organisation)
-    await flush_unique(session, {"uq_organisations_kind_code": taken})
+    await flush_unique(
+        session,
+        {"uq_organisations_kind_code": taken, "uq_organisations_kind_name_key": name_taken},
+    )
     audit(
         session=session,
         now=now,
@@ -111,6 +130,13 @@ async def create_organisation(
         name=name,
     )
     return organisation
+
+
+def name_taken_error(kind: str) -> AlreadyExists:
+    """Two organisations of a kind never read alike (services.kit.names: case, width,
+    invisible characters and spacing aside)."""
+    why = f"an organisation of kind {kind} already has this name (as people read it)"
+    return AlreadyExists(f"name: {why}", reason="name_taken", violations=[("name", why)])
 
 
 async def _home_organisation(session: AsyncSession, actor: Principal) -> uuid.UUID | None:

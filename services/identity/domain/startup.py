@@ -19,6 +19,7 @@ from services.identity.domain.signing_keys import current_signing_key
 from services.identity.models import Organisation, OrganisationKind, ServiceClient, User, UserStatus
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
+from services.kit.names import name_key
 
 BOOTSTRAP_ORGANISATION_NAME = "Guichet operations"
 BOOTSTRAP_ORGANISATION_CODE = "ops"
@@ -75,6 +76,7 @@ async def bootstrap(
             id=uuid.uuid4(),
             kind=OrganisationKind.OPERATOR.value,
             name=BOOTSTRAP_ORGANISATION_NAME,
+            name_key=name_key(BOOTSTRAP_ORGANISATION_NAME),
             code=BOOTSTRAP_ORGANISATION_CODE,
             created_at=now,
         )

@@ -12,9 +12,16 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import names
 from services.kit.auth import Principal
 from services.kit.clock import local_today
-from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from services.kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Validator,
+)
 from services.kit.i18n import MAX_TRANSLATIONS, check_tag
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
@@ -100,6 +107,7 @@ async def create_program(
     )
     code = check_code(v, "code", code)
     name = check_text(v, "name", name)
+    key = names.check_name(v, "name", name)
     description = check_long_text(v, "description", description, limit=4000, required=False)
     v.check(len(benefits) <= 30, "benefits", "must list at most 30 benefits")
     cleaned = [clean(benefit) for benefit in benefits]
@@ -112,10 +120,15 @@ async def create_program(
             code="string_too_long",
         )
     v.raise_if_any()
+    why = "is already the name of a program (as people read it)"
+    name_taken = AlreadyExists(f"name: {why}", reason="name_taken", violations=[("name", why)])
+    if await session.scalar(select(Program.id).where(Program.name_key == key)) is not None:
+        raise name_taken
     program = Program(
         id=uuid.uuid4(),
         code=code,
         name=name,
+        name_key=key,
         description=description,
         benefits=cleaned,
         time_zone=zone,
@@ -123,7 +136,11 @@ async def create_program(
     )
     session.add(program)
     await flush_or_raise(
-        session, {"uq_programs_code": already_taken("code", "is already the code of a program")}
+        session,
+        {
+            "uq_programs_code": already_taken("code", "is already the code of a program"),
+            "uq_programs_name_key": name_taken,
+        },
     )
     return ProgramView(program, [])
 
@@ -460,15 +477,6 @@ async def create_workshop_membership(
     organisation = None
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
-        if organisation is None:
-            v.check(False, "workshop_id", "no such organisation", code="unknown_organisation")
-        elif organisation.kind != WORKSHOP_KIND:
-            v.check(
-                False,
-                "workshop_id",
-                f"is a {organisation.kind}, not a workshop",
-                code="not_a_workshop",
-            )
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
         v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
     )
@@ -505,6 +513,14 @@ async def create_workshop_membership(
         )
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
+    if organisation is None or organisation.kind != WORKSHOP_KIND:
+        # A path id that names no workshop: 404 (issue #24), with the field and its code.
+        why, code = (
+            ("names no organisation", "unknown_organisation")
+            if organisation is None
+            else (f"is a {organisation.kind}, not a workshop", "not_a_workshop")
+        )
+        raise NotFound("workshop not found", violations=[("workshop_id", why, code)])
     membership = WorkshopMembership(
         id=uuid.uuid4(),
         workshop_id=workshop_uuid,

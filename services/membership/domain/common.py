@@ -351,6 +351,26 @@ class Directory(Protocol):
     async def organisation(self, organisation_id: uuid.UUID) -> OrganisationInfo | None: ...
 
 
+async def require_organisation(
+    directory: Directory, organisation_id: uuid.UUID, *, kind: str, field: str
+) -> OrganisationInfo:
+    """The organisation a write names, as identity knows it: NOT_FOUND (naming the field) when
+    no organisation of that kind has this id. Membership keeps no table of associations or
+    workshops, so a write that names one asks identity (services never read each other's
+    tables); an admin's role alone proves nothing for ops_admin, who may name any id."""
+    found = await directory.organisation(organisation_id)
+    if found is None or found.kind != kind:
+        what = kind.replace("_", " ")
+        if found is None:
+            raise NotFound(
+                f"{what} not found",
+                violations=[(field, "names no organisation", "unknown_organisation")],
+            )
+        code = {ASSOCIATION_KIND: "not_an_association", WORKSHOP_KIND: "not_a_workshop"}[kind]
+        raise NotFound(f"{what} not found", violations=[(field, f"names no {what}", code)])
+    return found
+
+
 # ------------------------------------------------------------------------------------------------
 # Mail
 # ------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from services.kit.auth import Principal
 from services.kit.errors import NotFound, Validator
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
 from services.membership.domain.common import (
+    ASSOCIATION_KIND,
+    Directory,
     actor_id,
     already_taken,
     association_and,
@@ -27,6 +29,7 @@ from services.membership.domain.common import (
     parse_uuid,
     require_actor,
     require_association_admin,
+    require_organisation,
 )
 from services.membership.domain.zones import association_today
 from services.membership.models import AssociationMember, FeePayment
@@ -58,6 +61,7 @@ async def add_member(
     *,
     session: AsyncSession,
     settings: MembershipSettings,
+    directory: Directory,
     actor: Principal | None,
     now: datetime,
     association_id: str,
@@ -78,6 +82,7 @@ async def add_member(
         await association_today(session, settings, parsed, now)
     )
     v.raise_if_any()
+    await require_organisation(directory, parsed, kind=ASSOCIATION_KIND, field="association_id")
     member = AssociationMember(
         id=uuid.uuid4(),
         association_id=parsed,

@@ -23,6 +23,8 @@ from services.kit.errors import (
 )
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
 from services.membership.domain.common import (
+    ASSOCIATION_KIND,
+    Directory,
     actor_id,
     association_and,
     check_siret,
@@ -33,6 +35,7 @@ from services.membership.domain.common import (
     parse_uuid,
     require_actor,
     require_association_admin,
+    require_organisation,
 )
 from services.membership.domain.normalise import clean, fold, name_keys
 from services.membership.models import (
@@ -385,6 +388,7 @@ class ImportedRecord:
 async def import_client_records(
     *,
     session: AsyncSession,
+    directory: Directory,
     actor: Principal | None,
     now: datetime,
     association_id: str,
@@ -435,6 +439,8 @@ async def import_client_records(
         columns["name_key"].append(name_key)
         columns["token_key"].append(token_key)
     v.raise_if_any()
+    assert parsed is not None
+    await require_organisation(directory, parsed, kind=ASSOCIATION_KIND, field="association_id")
     if not records:
         return 0, 0
     connection = await session.connection()

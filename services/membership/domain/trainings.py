@@ -21,6 +21,8 @@ from services.kit.paging import (
     parse_page as _parse_page,
 )
 from services.membership.domain.common import (
+    ASSOCIATION_KIND,
+    Directory,
     association_and,
     check_code,
     check_date,
@@ -34,6 +36,7 @@ from services.membership.domain.common import (
     parse_uuid,
     queue_mail,
     require_association_admin,
+    require_organisation,
 )
 from services.membership.domain.normalise import fold
 from services.membership.domain.records import (
@@ -108,6 +111,7 @@ def person_key(first_name: str, last_name: str, birth_date: date) -> str:
 async def create_training(
     *,
     session: AsyncSession,
+    directory: Directory,
     actor: Principal | None,
     now: datetime,
     association_id: str,
@@ -130,6 +134,7 @@ async def create_training(
     v.check(1 <= capacity <= 1000, "capacity", "must be between 1 and 1000", code="less_than_equal")
     v.raise_if_any()
     assert starts_at is not None
+    await require_organisation(directory, parsed, kind=ASSOCIATION_KIND, field="association_id")
     training = Training(
         id=uuid.uuid4(),
         association_id=parsed,

@@ -164,6 +164,7 @@ class AssociationRpcs(ServicerBase):
             view = await add_member(
                 session=session,
                 settings=self._settings,
+                directory=self._directory,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,
@@ -268,6 +269,7 @@ class AssociationRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             view = await create_training(
                 session=session,
+                directory=self._directory,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,

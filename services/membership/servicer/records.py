@@ -215,6 +215,7 @@ class RecordRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             inserted, skipped = await import_client_records(
                 session=session,
+                directory=self._directory,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,

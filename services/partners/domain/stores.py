@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.errors import AlreadyExists, PermissionDenied, Validator
+from services.kit.errors import AlreadyExists, NotFound, PermissionDenied, Validator
+from services.kit.names import name_key
 from services.partners.domain.common import OPS_ADMIN, _email, _phone, _require, _store_for, _uuid
 from services.partners.models import Store
 from services.partners.settings import PartnersSettings
@@ -65,21 +67,30 @@ async def register_store(
         "must be an ISO 4217 code, e.g. EUR",
         code="string_pattern_mismatch",
     )
-    if parsed is not None and organisation is None:
-        v.check(False, "store_id", "is not an organisation", code="unknown_organisation")
-    elif organisation is not None and organisation.kind != DELIVERY_PARTNER:
-        v.check(False, "store_id", "is not a delivery_partner organisation")
     v.raise_if_any()
-    assert parsed is not None and organisation is not None and email is not None
+    assert parsed is not None and email is not None
+    if organisation is None or organisation.kind != DELIVERY_PARTNER:
+        # The store's id is its identity organisation's: one identity does not know, or knows
+        # as another kind, names no store to open (404, as for every unknown id a write names).
+        raise NotFound(
+            "delivery partner not found",
+            violations=[
+                ("store_id", "names no delivery_partner organisation", "unknown_organisation")
+            ],
+        )
     if await session.get(Store, parsed) is not None:
         raise AlreadyExists(
             "this store is already registered",
             reason="store_exists",
             violations=[("store_id", "is already registered")],
         )
+    key = name_key(organisation.name)
+    if await session.scalar(select(Store.id).where(Store.name_key == key)) is not None:
+        raise _name_taken()
     store = Store(
         id=parsed,
         name=organisation.name,
+        name_key=key,
         operations_email=email,
         phone=clean_phone,
         timezone=zone,
@@ -90,13 +101,22 @@ async def register_store(
     session.add(store)
     try:
         await session.flush()
-    except IntegrityError:
+    except IntegrityError as error:
+        if "uq_stores_name_key" in str(error.orig):
+            raise _name_taken() from None
         raise AlreadyExists(
             "this store is already registered",
             reason="store_exists",
             violations=[("store_id", "is already registered")],
         ) from None
     return store
+
+
+def _name_taken() -> AlreadyExists:
+    """Identity keeps delivery partners' names apart as people read them; a store whose name
+    an older store's reads as (names from before that rule) is refused here too."""
+    why = "another store already has this organisation's name (as people read it)"
+    return AlreadyExists(f"store_id: {why}", reason="name_taken", violations=[("store_id", why)])
 
 
 async def get_store(*, session: AsyncSession, actor: Principal | None, store_id: str) -> Store:

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit import names
 from services.kit.auth import Principal
 from services.kit.clock import local_today
 from services.kit.errors import AlreadyExists, NotFound, Validator
@@ -112,13 +113,19 @@ async def create_calendar(
     require_admin(actor)
     v = Validator()
     check_text(v, "name", name, 100)
+    key = names.check_name(v, "name", name)
     spec = clean_spec(spec)
     # Which countries, subdivisions and categories exist is the holidays library's knowledge.
     v.extend((field, why, calendar_code(field)) for field, why in spec_problems(spec))
     v.raise_if_any()
+    why = "is already the name of a calendar (as people read it)"
+    taken = AlreadyExists(f"name: {why}", reason="name_taken", violations=[("name", why)])
+    if await session.scalar(select(Calendar.id).where(Calendar.name_key == key)) is not None:
+        raise taken
     calendar = Calendar(
         id=uuid.uuid4(),
         name=name.strip(),
+        name_key=key,
         time_zone=spec.time_zone,
         weekly_hours=spec.weekly,
         country=spec.country,
@@ -127,8 +134,7 @@ async def create_calendar(
         created_at=now,
     )
     session.add(calendar)
-    taken = AlreadyExists("name: is taken", violations=[("name", "is taken")])
-    await flush_unique(session, {"uq_calendars_name": taken})
+    await flush_unique(session, {"uq_calendars_name_key": taken})
     for day in spec.closed_days:
         session.add(ClosedDay(calendar_id=calendar.id, day=datetime.fromisoformat(day).date()))
     await session.flush()

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.errors import (
     AlreadyExists,
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
     Validator,
@@ -211,13 +210,23 @@ async def set_contract(
         raise InvalidArgument([("plan_id", "no such plan", "unknown_plan")])
     info = await lookup(str(organisation))
     if info is None:
-        raise NotFound("organisation not found")
+        raise NotFound(
+            "organisation not found",
+            violations=[("organisation_id", "names no organisation", "unknown_organisation")],
+        )
     if info.kind not in {kind.value for kind in OrganisationKind}:
-        raise FailedPrecondition(
+        # The id names no customer: 404 as for an unknown id, with its own reason.
+        raise NotFound(
             f"a {info.kind} organisation cannot hold a support contract "
             "(erp_customer or delivery_partner only)",
             reason="not_a_customer",
-            violations=[("organisation_id", "is not an erp_customer or a delivery_partner")],
+            violations=[
+                (
+                    "organisation_id",
+                    "is not an erp_customer or a delivery_partner",
+                    "not_a_customer",
+                )
+            ],
         )
     contract = await session.get(Contract, organisation, with_for_update=True)
     moved = 0

@@ -71,7 +71,7 @@ ops = Operations(router, PARTNERS_SERVICE, Partners)
     answer=one(Store, "store"),
     summary="Open the back office of a delivery_partner organisation (ops admin)",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(400, 401, 403, 409),
+    responses=errors(400, 401, 403, 404, 409),
 )
 def register_store(body: RegisterStoreBody) -> pb.RegisterStoreRequest:
     return pb.RegisterStoreRequest(

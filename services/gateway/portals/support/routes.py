@@ -370,16 +370,6 @@ def open_ticket(
 )
 def send_partner_message(
     body: PartnerMessageBody,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=100,
-            description="Any string of the client's (e.g. a UUID): a retry with the same key "
-            "answers the ticket the first call opened instead of opening a second one.",
-            examples=["3f0c2d9e-5b7a-4c1e-9a53-6f2b8d41c7a0"],
-        ),
-    ] = None,
 ) -> pb.SendPartnerMessageRequest:
     return pb.SendPartnerMessageRequest(
         category_id=str(body.category_id),
@@ -388,7 +378,8 @@ def send_partner_message(
         reply_to_email=body.reply_to_email or "",
         organisation_id=str(body.organisation_id) if body.organisation_id else "",
         view_id=str(body.view_id) if body.view_id else "",
-        idempotency_key=idempotency_key or "",
+        # A client's Idempotency-Key is the gateway's (services.gateway.idempotency), as on
+        # every POST; support's own key is for the partners service's forwarding.
     )
 
 
