@@ -175,6 +175,7 @@ async def main(sizes: list[int], repeat: int) -> int:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             return await run(stack, sizes, repeat)

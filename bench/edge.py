@@ -558,6 +558,7 @@ async def main(options: argparse.Namespace) -> None:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
                 addresses=addresses,
             )

@@ -200,6 +200,7 @@ async def main(seconds: float, concurrency: int) -> None:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             await stack.kill(WORKER.name, signal.SIGTERM)

@@ -135,6 +135,7 @@ async def main(count: int, requests: int) -> None:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             await _run(stack, count, requests)

@@ -272,6 +272,7 @@ async def main(
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             category_id = await setup(stack, target_minutes)

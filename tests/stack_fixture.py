@@ -40,6 +40,7 @@ async def stack(
             ADMIN_USERNAME,
             running.secrets.admin_password,
             running.smtp,
+            admin_totp_secret=running.secrets.admin_totp_secret,
             large=False,
             addresses={c.name: running.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
         )

@@ -19,6 +19,8 @@ import pyotp
 from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 
 STEP_SECONDS = 30
+# Deadline of each call to identity.
+CALL_SECONDS = 10
 _used_steps: dict[str, int] = {}
 
 
@@ -43,12 +45,11 @@ async def sign_in(
     *,
     totp_secret: str | None,
     client_ip: str = "",
-    timeout: float = 10,
 ) -> identity_pb2.TokenPair:
     """Password, then (when identity asks) a fresh TOTP code: the pair of a complete sign-in."""
     response: identity_pb2.LoginResponse = await stub.Login(
         identity_pb2.LoginRequest(username=username, password=password, client_ip=client_ip),
-        timeout=timeout,
+        timeout=CALL_SECONDS,
     )
     if not response.HasField("second_factor"):
         return response.tokens
@@ -61,7 +62,7 @@ async def sign_in(
                 identity_pb2.CompleteSecondFactorRequest(
                     ticket=response.second_factor.ticket, code=code, client_ip=client_ip
                 ),
-                timeout=timeout,
+                timeout=CALL_SECONDS,
             )
         except grpc.aio.AioRpcError as error:
             # Another process used this step for the account: the next one will do.

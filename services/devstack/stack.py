@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pyotp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.client import Client
 
@@ -45,6 +46,8 @@ class StackSecrets:
     admin_password: str
     mail_sealing_key: str
     client_secrets: dict[str, str] = field(default_factory=dict)
+    # The bootstrap admin's TOTP (ops_admin needs a second factor); `make dev` prints it.
+    admin_totp_secret: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> StackSecrets:
@@ -55,6 +58,8 @@ class StackSecrets:
                 admin_password="Guichet-" + secrets.token_urlsafe(9),
                 mail_sealing_key=new_sealing_key(),
             )
+        if not loaded.admin_totp_secret:
+            loaded.admin_totp_secret = pyotp.random_base32(32)
         for component in COMPONENTS:
             if component.service_client and component.name not in loaded.client_secrets:
                 loaded.client_secrets[component.name] = secrets.token_urlsafe(32)
@@ -268,6 +273,7 @@ class Stack:
             env["BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["BOOTSTRAP_ADMIN_PASSWORD"] = self.secrets.admin_password
             env["BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
+            env["BOOTSTRAP_ADMIN_TOTP_SECRET"] = self.secrets.admin_totp_secret
         env.update(self.extra_env)
         return env
 

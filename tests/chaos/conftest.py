@@ -43,6 +43,7 @@ async def chaos() -> AsyncIterator[Chaos]:
             ADMIN_USERNAME,
             stack.secrets.admin_password,
             stack.smtp,
+            admin_totp_secret=stack.secrets.admin_totp_secret,
             large=False,
             addresses={c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
         )
