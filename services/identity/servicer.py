@@ -141,16 +141,25 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
         if isinstance(state, tokens.Refusal):
             raise state.error
-        # The session connects at its first statement, after the password was verified.
-        async with self._sessions.begin() as session:
+        checked = await tokens.check_password(
+            passwords=self._passwords, state=state, password=request.password
+        )
+        # A success is one statement: no BEGIN/COMMIT around it (tokens.needs_transaction).
+        sessions = (
+            self._sessions
+            if tokens.needs_transaction(
+                settings=self._settings, now=now, state=state, checked=checked
+            )
+            else self._reads
+        )
+        async with sessions.begin() as session:
             result = await tokens.finish_login(
                 session=session,
                 settings=self._settings,
-                passwords=self._passwords,
                 keyring=self._keyring,
                 now=now,
                 state=state,
-                password=request.password,
+                checked=checked,
             )
         if isinstance(result, tokens.Refusal):
             self._mail_sent()  # a lockout may have mailed the account's owner

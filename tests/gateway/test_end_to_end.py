@@ -210,9 +210,6 @@ async def stack(
             membership_addr=f"127.0.0.1:{membership_port}",
             service_client_id=CLIENT_ID,
             service_client_secret=CLIENT_SECRET,
-            # Every request of this module comes from one address.
-            auth_rate_limit_per_minute=100_000,
-            auth_rate_limit_burst=1_000,
         )
         link = connect_identity(gateway_settings)
         app = create_app(gateway_settings, identity=link)

@@ -20,6 +20,7 @@ Refusals that must keep a record (a failed sign-in, a reused refresh token) are 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import uuid
@@ -29,18 +30,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Insert,
+    Select,
     String,
+    Uuid,
+    any_,
+    bindparam,
     cast,
     delete,
     exists,
     func,
     insert,
-    literal,
+    literal_column,
     select,
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity.domain import passkeys, second_factor, signing_keys, throttles
@@ -54,6 +62,7 @@ from services.identity.domain.common import (
 from services.identity.domain.devices import Device, Keyring, issue_device_token, read_device_token
 from services.identity.models import (
     AuditEvent,
+    Base,
     LoginFailures,
     Membership,
     Organisation,
@@ -160,45 +169,82 @@ class LoginState:
         return self.device is not None
 
 
-_failures = LoginFailures.__table__
+_tables = Base.metadata.tables
+_users = _tables[User.__tablename__]
+_organisations = _tables[Organisation.__tablename__]
+_memberships = _tables[Membership.__tablename__]
+_failures = _tables[LoginFailures.__tablename__]
+_keys = _tables[SigningKey.__tablename__]
+_totp = _tables[TotpCredential.__tablename__]
+_passkeys = _tables[Passkey.__tablename__]
+_recovery = _tables[RecoveryCode.__tablename__]
+_refresh = _tables[RefreshToken.__tablename__]
+_audit = _tables[AuditEvent.__tablename__]
+
+# Statements a sign-in runs many times a second are built once, from tables (no ORM entity to
+# compile), with bound parameters: building and compiling them cost more CPU than running them.
+BY_USERNAME = "username"
+BY_ID = "id"
 
 
-def _account_columns() -> list[Any]:
+@functools.cache
+def _read_statement(by: str, counters: int) -> Select[Any]:
+    """The account (by lower(username) or by id; none is a row of NULLs), its roles, factors and
+    organisation's policy, the newest signing key, and `counters` failure counters (`:k0`…)."""
     memberships = (
         select(
             func.array_agg(
-                func.concat(cast(Membership.organisation_id, String), " ", Membership.role)
+                func.concat(cast(_memberships.c.organisation_id, String), " ", _memberships.c.role)
             )
         )
-        .where(Membership.user_id == User.id)
+        .where(_memberships.c.user_id == _users.c.id)
         .scalar_subquery()
     )
-    return [
-        User.id.label("user_id"),
-        User.username,
-        User.password_hash,
-        User.status,
-        User.email,
-        User.first_name,
-        Organisation.second_factor_required,
-        memberships.label("memberships"),
-        exists()
-        .where(TotpCredential.user_id == User.id, TotpCredential.confirmed_at.is_not(None))
-        .label("has_totp"),
-        exists().where(Passkey.user_id == User.id).label("has_passkey"),
-        exists()
-        .where(RecoveryCode.user_id == User.id, RecoveryCode.used_at.is_(None))
-        .label("has_recovery"),
-    ]
-
-
-def _newest_key() -> Any:
-    return (
-        select(SigningKey.kid, SigningKey.private_key_pem, SigningKey.created_at)
-        .order_by(SigningKey.created_at.desc())
+    newest = (
+        select(_keys.c.kid, _keys.c.private_key_pem, _keys.c.created_at)
+        .order_by(_keys.c.created_at.desc())
         .limit(1)
         .lateral("newest")
     )
+    which = (
+        func.lower(_users.c.username) == bindparam("who", type_=String)
+        if by == BY_USERNAME
+        else _users.c.id == bindparam("who", type_=Uuid)
+    )
+    anchor = select(literal_column("1").label("one")).subquery("anchor")
+    joined = anchor.outerjoin(_users, which).outerjoin(
+        _organisations, _organisations.c.id == _users.c.organisation_id
+    )
+    counter_columns: list[Any] = []
+    for index in range(counters):
+        alias = _failures.alias(f"f{index}")
+        joined = joined.outerjoin(alias, alias.c.key == bindparam(f"k{index}", type_=String))
+        counter_columns += [
+            alias.c.locked_until.label(f"lock{index}"),
+            alias.c.failures.label(f"failures{index}"),
+        ]
+    joined = joined.outerjoin(newest, true())
+    return select(
+        _users.c.id.label("user_id"),
+        _users.c.username,
+        _users.c.password_hash,
+        _users.c.status,
+        _users.c.email,
+        _users.c.first_name,
+        _organisations.c.second_factor_required,
+        memberships.label("memberships"),
+        exists()
+        .where(_totp.c.user_id == _users.c.id, _totp.c.confirmed_at.is_not(None))
+        .label("has_totp"),
+        exists().where(_passkeys.c.user_id == _users.c.id).label("has_passkey"),
+        exists()
+        .where(_recovery.c.user_id == _users.c.id, _recovery.c.used_at.is_(None))
+        .label("has_recovery"),
+        *counter_columns,
+        newest.c.kid,
+        newest.c.private_key_pem,
+        newest.c.created_at.label("key_created_at"),
+    ).select_from(joined)
 
 
 def _account_of(row: Any) -> Account | None:
@@ -226,36 +272,14 @@ def _signing_of(row: Any) -> SigningKeyRow | None:
 
 
 async def _read(
-    session: AsyncSession,
-    where_user: ColumnElement[bool],
-    counters: Sequence[str],
+    session: AsyncSession, by: str, who: object, counters: Sequence[str]
 ) -> tuple[Any, list[tuple[datetime | None, int | None]]]:
-    """One statement: the account matching `where_user` (or none), with its roles, factors and
-    organisation's policy, the newest signing key, and the counters `counters` (lock, failures).
-    Absent counters are passed as "" so that the statement keeps one shape (and one cached plan).
-    """
-    anchor = select(literal(1).label("one")).subquery("anchor")
-    newest = _newest_key()
-    joined = anchor.outerjoin(User, where_user).outerjoin(
-        Organisation, Organisation.id == User.organisation_id
-    )
-    counter_columns: list[ColumnElement[Any]] = []
-    for index, key in enumerate(counters):
-        alias = _failures.alias(f"f{index}")
-        joined = joined.outerjoin(alias, alias.c.key == key)
-        counter_columns += [
-            alias.c.locked_until.label(f"lock{index}"),
-            alias.c.failures.label(f"failures{index}"),
-        ]
-    joined = joined.outerjoin(newest, true())
-    statement = select(
-        *_account_columns(),
-        *counter_columns,
-        newest.c.kid,
-        newest.c.private_key_pem,
-        newest.c.created_at.label("key_created_at"),
-    ).select_from(joined)
-    row = (await session.execute(statement)).one()
+    """One statement: the account `who` (a lower-case username or an id), with what a sign-in
+    decides on, the newest signing key, and each counter's (lock, failures). Absent counters are
+    passed as "" so that the statement keeps one shape (one cached plan)."""
+    params: dict[str, object] = {"who": who}
+    params.update({f"k{index}": key for index, key in enumerate(counters)})
+    row = (await session.execute(_read_statement(by, len(counters)), params)).one()
     found = [(getattr(row, f"lock{i}"), getattr(row, f"failures{i}")) for i in range(len(counters))]
     return row, found
 
@@ -287,9 +311,7 @@ async def start_login(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     address = throttles.address_key(client_ip)
     counters = [user_key, claimed.throttle_key if claimed else "", address or ""]
-    row, found = await _read(
-        session, func.lower(User.username) == username.strip().lower(), counters
-    )
+    row, found = await _read(session, BY_USERNAME, username.strip().lower(), counters)
     (user_lock, user_failures), (device_lock, device_failures), (address_lock, _) = found
     account = _account_of(row)
     device = claimed if claimed and account and claimed.user_id == account.id else None
@@ -314,22 +336,46 @@ async def start_login(
     )
 
 
-async def finish_login(
-    *,
-    session: AsyncSession,
-    settings: IdentitySettings,
-    passwords: Passwords,
-    keyring: Keyring,
-    now: datetime,
-    state: LoginState,
-    password: str,
-) -> IssuedTokens | SecondFactorRequired | Refusal:
-    """Verifies the password (before the session's first statement: no connection waits on the
-    hash) and records the outcome."""
+@dataclass(frozen=True)
+class Checked:
+    """The password's verdict, and a new hash when the stored one used older parameters."""
+
+    ok: bool
+    rehash: str | None = None
+
+
+async def check_password(*, passwords: Passwords, state: LoginState, password: str) -> Checked:
+    """argon2id, outside any session (unknown usernames verify against a decoy: same cost)."""
     account = state.account
     hashed = account.password_hash if account is not None else None
     ok = await passwords.verify(hashed, password)
     if not ok or account is None or hashed is None:
+        return Checked(ok=False)
+    rehash = await passwords.hash(password) if passwords.needs_rehash(hashed) else None
+    return Checked(ok=True, rehash=rehash)
+
+
+def needs_transaction(
+    *, settings: IdentitySettings, now: datetime, state: LoginState, checked: Checked
+) -> bool:
+    """Whether `finish_login` writes more than one statement: a failure (counters, audit, maybe
+    a mail) or a signing key to rotate. Otherwise its one statement is atomic by itself and the
+    caller may run it without BEGIN and COMMIT (two round trips of a login's four)."""
+    return not checked.ok or not _current(settings, now, state.signing)
+
+
+async def finish_login(
+    *,
+    session: AsyncSession,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    state: LoginState,
+    checked: Checked,
+) -> IssuedTokens | SecondFactorRequired | Refusal:
+    """Records the outcome of a checked password."""
+    account = state.account
+    if not checked.ok or account is None:
         await _count_failure(
             session,
             settings=settings,
@@ -360,7 +406,6 @@ async def finish_login(
             ),
             expires_in=settings.second_factor_ticket_ttl_seconds,
         )
-    rehash = await passwords.hash(password) if passwords.needs_rehash(hashed) else None
     return await _sign_in(
         session,
         settings=settings,
@@ -372,7 +417,7 @@ async def finish_login(
         client_ip=state.client_ip,
         forgive=state.to_forgive,
         signing=state.signing,
-        rehash=rehash,
+        rehash=checked.rehash,
     )
 
 
@@ -401,14 +446,9 @@ async def login(
     )
     if isinstance(state, Refusal):
         return state
+    checked = await check_password(passwords=passwords, state=state, password=password)
     return await finish_login(
-        session=session,
-        settings=settings,
-        passwords=passwords,
-        keyring=keyring,
-        now=now,
-        state=state,
-        password=password,
+        session=session, settings=settings, keyring=keyring, now=now, state=state, checked=checked
     )
 
 
@@ -520,6 +560,11 @@ def _claims(account: Account, amr: Sequence[str], session_id: uuid.UUID) -> dict
     return claims
 
 
+def _current(settings: IdentitySettings, now: datetime, key: SigningKeyRow | None) -> bool:
+    oldest = now - timedelta(seconds=settings.signing_key_rotation_seconds)
+    return key is not None and key.created_at > oldest
+
+
 async def _signing_key(
     session: AsyncSession,
     settings: IdentitySettings,
@@ -527,11 +572,48 @@ async def _signing_key(
     read: SigningKeyRow | None,
 ) -> SigningKeyRow:
     """The key read with the account when it is still current, else the domain's current one."""
-    oldest = now - timedelta(seconds=settings.signing_key_rotation_seconds)
-    if read is not None and read.created_at > oldest:
+    if read is not None and _current(settings, now, read):
         return read
     key = await signing_keys.current_signing_key(session=session, settings=settings, now=now)
     return SigningKeyRow(kid=key.kid, pem=key.private_key_pem, created_at=key.created_at)
+
+
+@functools.cache
+def _sign_in_statement(forgive: bool, rehash: bool) -> Insert:
+    """A success in one statement: the refresh token and the audit row, and the counters to
+    forgive and the re-hashed password when there are (data-modifying CTEs of one INSERT)."""
+    changes: list[Any] = [
+        insert(_refresh)
+        .values(
+            id=bindparam("refresh_id"),
+            user_id=bindparam("user_id"),
+            family_id=bindparam("family_id"),
+            token_hash=bindparam("token_hash"),
+            created_at=bindparam("now"),
+            expires_at=bindparam("expires_at"),
+            amr=bindparam("amr"),
+        )
+        .cte("issued")
+    ]
+    if forgive:
+        keys = bindparam("forgive", type_=ARRAY(String))
+        changes.append(delete(_failures).where(_failures.c.key == any_(keys)).cte("forgiven"))
+    if rehash:
+        changes.append(
+            update(_users)
+            .where(_users.c.id == bindparam("user_id"))
+            .values(password_hash=bindparam("password_hash"), updated_at=bindparam("now"))
+            .cte("rehashed")
+        )
+    record = insert(_audit).values(
+        id=bindparam("audit_id"),
+        time=bindparam("now"),
+        event="login.succeeded",
+        actor_id=None,
+        user_id=bindparam("user_id"),
+        detail=bindparam("detail", type_=JSONB),
+    )
+    return record.add_cte(*changes)
 
 
 async def _sign_in(
@@ -561,42 +643,27 @@ async def _sign_in(
         ttl=settings.access_token_ttl_seconds,
     )
     refresh = secrets.token_urlsafe(32)
-    changes = [
-        insert(RefreshToken)
-        .values(
-            id=uuid.uuid4(),
-            user_id=account.id,
-            family_id=family,
-            token_hash=sha256_hex(refresh),
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
-            amr=second_factor.amr_text(amr),
-        )
-        .cte("issued")
-    ]
-    if forgive:
-        changes.append(delete(LoginFailures).where(LoginFailures.key.in_(forgive)).cte("forgiven"))
-    if rehash is not None:
-        changes.append(
-            update(User)
-            .where(User.id == account.id)
-            .values(password_hash=rehash, updated_at=now)
-            .cte("rehashed")
-        )
     detail = {
         "client_ip": client_ip or None,
         "amr": second_factor.amr_text(amr),
         "device": "known" if device else "new",
     }
-    record = insert(AuditEvent).values(
-        id=uuid.uuid4(),
-        time=now,
-        event="login.succeeded",
-        actor_id=None,
-        user_id=account.id,
-        detail={k: v for k, v in detail.items() if v is not None},
-    )
-    await session.execute(record.add_cte(*changes))
+    params: dict[str, object] = {
+        "refresh_id": uuid.uuid4(),
+        "user_id": account.id,
+        "family_id": family,
+        "token_hash": sha256_hex(refresh),
+        "now": now,
+        "expires_at": now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        "amr": second_factor.amr_text(amr),
+        "audit_id": uuid.uuid4(),
+        "detail": {k: v for k, v in detail.items() if v is not None},
+    }
+    if forgive:
+        params["forgive"] = list(forgive)
+    if rehash is not None:
+        params["password_hash"] = rehash
+    await session.execute(_sign_in_statement(bool(forgive), rehash is not None), params)
     return IssuedTokens(
         access_token=access,
         refresh_token=refresh,
@@ -656,7 +723,7 @@ async def complete_second_factor(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == proven.user_id else None
     counter = device.throttle_key if device else throttles.FACTOR + str(proven.user_id)
-    row, ((lock, failures),) = await _read(session, User.id == proven.user_id, [counter])
+    row, ((lock, failures),) = await _read(session, BY_ID, proven.user_id, [counter])
     account = _account_of(row)
     if account is None:
         return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
@@ -731,7 +798,7 @@ async def passkey_login(
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == passkey.user_id else None
-    row, _ = await _read(session, User.id == passkey.user_id, [])
+    row, _ = await _read(session, BY_ID, passkey.user_id, [])
     account = _account_of(row)
     if account is None:
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
@@ -807,7 +874,7 @@ async def refresh(
         return Refusal(Unauthenticated(INVALID_REFRESH, reason="refresh_token_revoked"))
     if token.expires_at <= now:
         return Refusal(Unauthenticated("refresh token expired", reason="refresh_token_expired"))
-    row, _ = await _read(session, User.id == token.user_id, [])
+    row, _ = await _read(session, BY_ID, token.user_id, [])
     account = _account_of(row)
     if account is None or account.status == UserStatus.DISABLED:
         await revoke_refresh_tokens(
