@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
+from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from services.devstack.components import DEFAULT_PORTS, GATEWAY, IDENTITY, WORKER
@@ -132,34 +133,60 @@ async def drive_logins(base_url: str, seconds: float, concurrency: int) -> tuple
     return ok, failed, time.perf_counter() - start
 
 
-def cpu_seconds_by_part(stack: Stack, since: dict[str, float] | None = None) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each part of the stack, from /proc: the
-    stack's components by pid, PostgreSQL's and Temporal's processes by name, and this process
-    (the load generator). With `since`, the difference from that earlier reading."""
+def _processes() -> dict[int, tuple[int, str, str, float]]:
+    """pid → (parent pid, command, command line, CPU seconds so far) of every process."""
     tick = os.sysconf("SC_CLK_TCK")
-    names = {running.process.pid: running.component.name for running in stack.running}
-    names[os.getpid()] = "load generator (this process)"
-    totals: dict[str, float] = {}
+    found: dict[int, tuple[int, str, str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:  # gone meanwhile
             continue
         command = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        pid = int(entry.name)
-        part = names.get(pid) or (
-            "postgres"
-            if command.startswith("postgres")
-            else "temporal"
-            if command.startswith("temporal")
-            else None
-        )
-        if part is not None:
-            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-            totals[part] = totals.get(part, 0.0) + cpu
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        found[int(entry.name)] = (int(fields[1]), command, cmdline, cpu)
+    return found
+
+
+def _descendants(root: int, processes: dict[int, tuple[int, str, str, float]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, *_) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def cpu_seconds_by_part(
+    stack: Stack, postgres_port: int, since: dict[str, float] | None = None
+) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part of this run, from /proc: the stack's
+    components by pid, this run's PostgreSQL (its postmaster, found by port, and the backends
+    it forked), this run's Temporal (a child of this process) and this process (the load
+    generator). Other programs on a shared machine are not counted. With `since`, the
+    difference from that earlier reading."""
+    processes = _processes()
+    parts = {running.process.pid: running.component.name for running in stack.running}
+    parts[os.getpid()] = "load generator (this process)"
+    port = f"-p {postgres_port}"
+    for pid, (_, command, cmdline, _) in processes.items():
+        if command.startswith("postgres") and port in cmdline:
+            parts.update(dict.fromkeys(_descendants(pid, processes), "postgres"))
+    for pid in _descendants(os.getpid(), processes):
+        if processes[pid][1].startswith("temporal"):
+            parts.update(dict.fromkeys(_descendants(pid, processes), "temporal"))
+    totals: dict[str, float] = {}
+    for pid, part in parts.items():
+        if pid in processes:
+            totals[part] = totals.get(part, 0.0) + processes[pid][3]
     if since is None:
         return totals
     return {part: cpu - since.get(part, 0.0) for part, cpu in totals.items()}
@@ -205,9 +232,10 @@ async def main(seconds: float, concurrency: int) -> None:
             )
             await stack.kill(WORKER.name, signal.SIGTERM)
             await drive_logins(stack.gateway_url, 2.0, concurrency)  # warm-up
-            before = cpu_seconds_by_part(stack)
+            port = make_url(pg.admin_url).port or 5432
+            before = cpu_seconds_by_part(stack, port)
             ok, failed, elapsed = await drive_logins(stack.gateway_url, seconds, concurrency)
-            spent = cpu_seconds_by_part(stack, since=before)
+            spent = cpu_seconds_by_part(stack, port, since=before)
         finally:
             await stack.stop()
             await temporal.shutdown()

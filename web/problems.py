@@ -3,8 +3,11 @@ field they name. Nothing raw reaches the page: no JSON, no stack trace, no inter
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+
+from babel.units import format_unit
 
 from web.client.transport import ApiProblem
 from web.i18n import register, translate
@@ -48,6 +51,10 @@ MESSAGES = {
     "problem.rate_limited": (
         "Trop de tentatives : patientez avant de réessayer.",
         "Too many attempts: wait before trying again.",
+    ),
+    "problem.retry_after": (
+        "Trop de tentatives : réessayez dans {wait}.",
+        "Too many attempts: try again in {wait}.",
     ),
     "problem.unavailable": (
         "Le service est momentanément indisponible. Réessayez dans un instant.",
@@ -121,7 +128,23 @@ def field_message(locale: str, detail: str) -> str:
     return translate(locale, "field.other", detail=detail)
 
 
+def wait_in_words(locale: str, seconds: int) -> str:
+    """A Retry-After as people say it ("3 minutes", "45 seconds"), never shorter than
+    the real wait: minutes and hours are rounded up."""
+    if seconds < 60:
+        amount, unit = max(seconds, 1), "duration-second"
+    elif seconds < 7200:
+        amount, unit = math.ceil(seconds / 60), "duration-minute"
+    else:
+        amount, unit = math.ceil(seconds / 3600), "duration-hour"
+    return format_unit(amount, unit, length="long", locale=locale)
+
+
 def summary_message(locale: str, problem: ApiProblem) -> str:
+    if problem.status == 429 and problem.retry_after:
+        return translate(
+            locale, "problem.retry_after", wait=wait_in_words(locale, problem.retry_after)
+        )
     if problem.status >= 500 and problem.status not in (503, 504):
         reference = problem.problem.get("request_id") or "—"
         return translate(locale, "problem.internal", request_id=reference)

@@ -18,6 +18,10 @@ from web.i18n import negotiate, translate
 
 ACCESS_COOKIE = "guichet_access"
 REFRESH_COOKIE = "guichet_refresh"
+# The gateway's device cookie, kept by the browser for the portal (docs/identity.md): it is what
+# keeps a person's own browser out of a lock that others' failed sign-ins earned.
+DEVICE_COOKIE = "guichet_device"
+DEVICE_COOKIE_MAX_AGE = 365 * 86400
 LANGUAGE_COOKIE = "guichet_lang"
 # Set by web/static/tz.js from the browser: the zone a person reads times in.
 TIME_ZONE_COOKIE = "guichet_tz"
@@ -85,6 +89,11 @@ class Visitor:
         self.renewed = (access_token, refresh_token)
         self._me = None
 
+    @property
+    def device_cookie(self) -> str | None:
+        """A device cookie the gateway handed out during this request, to keep in the browser."""
+        return self.transport.received_device_token
+
     def forget(self) -> None:
         self.access_token = self.refresh_token = None
         self.transport.access_token = None
@@ -118,6 +127,7 @@ def visitor_for(request: Request, http: httpx.AsyncClient) -> Visitor:
         access_token=access,
         forwarded_for=", ".join(p for p in (forwarded, peer) if p) or None,
         language=locale,
+        device_token=request.cookies.get(DEVICE_COOKIE) or None,
     )
     visitor = Visitor(request, locale, GatewayApi(transport), transport, access, refresh)
     transport.refresh = visitor._refresh

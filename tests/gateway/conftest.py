@@ -144,7 +144,6 @@ class RefusingIdentity(identity_pb2_grpc.IdentityServiceServicer):
     async def TakeAttempt(
         self, request: identity_pb2.TakeAttemptRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> identity_pb2.TakeAttemptResponse:
-        self._seen(context)
         self.attempts.append((request.scope, request.client_ip))
         if self.brake_wait:
             refusal = ResourceExhausted("too many requests", retry_after_seconds=self.brake_wait)

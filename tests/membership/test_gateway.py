@@ -21,10 +21,11 @@ from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from tests.identity.harness import unique
 
-_addresses = itertools.count(1)
 from tests.membership.harness import GATEWAY_CLIENT, World, days_from_today
 
 PROBLEM = "application/problem+json"
+# Each gateway client of this module gets an address of its own (198.18.0.0/15).
+_addresses = itertools.count(1)
 
 
 async def _no_server_errors(response: httpx.Response) -> None:

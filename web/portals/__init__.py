@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.portals import account, groups, membership, operator, partners, support
+from web.portals import account, groups, membership, operator, partners, security, support
 
 ROUTERS: tuple[APIRouter, ...] = (
     account.router,
+    security.router,
     groups.router,
     support.router,
     partners.router,

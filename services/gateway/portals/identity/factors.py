@@ -156,7 +156,7 @@ async def remove_passkey(passkey_id: PasskeyId, caller: CurrentCaller, link: Ide
 
 
 @router.post(
-    "/v1/users/{user_id}/second-factors/reset",
+    "/v1/accounts/{user_id}/second-factors/reset",
     summary="Reset a user's second factors (admin)",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
