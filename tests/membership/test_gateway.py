@@ -20,7 +20,6 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
 from tests.identity.harness import unique
-
 from tests.membership.harness import GATEWAY_CLIENT, World, days_from_today
 
 PROBLEM = "application/problem+json"
