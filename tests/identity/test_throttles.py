@@ -361,7 +361,7 @@ async def test_expired_rows_are_purged(world: World) -> None:
             assert await session.scalar(select(func.count()).select_from(table)) == 0
 
 
-# --- what a sign-in costs --------------------------------------------------------------------------
+# --- what a sign-in costs ------------------------------------------------------------------------
 
 
 async def test_a_sign_in_is_one_read_and_one_write(world: World) -> None:
