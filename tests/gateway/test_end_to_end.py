@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
+from services.devstack.signin import fresh_code
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.identity import keys as identity_keys
@@ -42,6 +43,8 @@ from workflows.worker import build_worker
 
 ADMIN_USERNAME = "Ops.Root"
 ADMIN_PASSWORD = "bootstrap-secret-for-gateway-tests"
+# ops_admin needs a second factor: the bootstrap admin's TOTP.
+ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CLIENT_ID = "gateway"
 CLIENT_SECRET = "gateway-secret-" + "0123456789abcdef"
 MEMBERSHIP_CLIENT = ("membership", "membership-secret-" + "0123456789abcdef")
@@ -92,10 +95,17 @@ class Stack:
         assert match is not None, body
         return match.group(1)
 
-    async def login(self, username: str, password: str = PASSWORD) -> str:
+    async def login(
+        self, username: str, password: str = PASSWORD, *, totp_secret: str | None = None
+    ) -> str:
         response = await self.http.post(
             "/v1/auth/token", json={"username": username, "password": password}
         )
+        if response.status_code == 202 and totp_secret:  # the account has a second factor
+            code = await fresh_code(totp_secret, username)
+            response = await self.http.post(
+                "/v1/auth/second-factor", json={"ticket": response.json()["ticket"], "code": code}
+            )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
@@ -175,6 +185,7 @@ async def stack(
         membership_addr=f"127.0.0.1:{membership_port}",
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
+        bootstrap_admin_totp_secret=ADMIN_TOTP_SECRET,
         bootstrap_admin_email="ops.root@example.org",
         public_base_url="https://portail.example.org",
         link_resend_cooldown_seconds=0,
@@ -221,7 +232,9 @@ async def stack(
         )
         try:
             partial = Stack(http, smtp_sink, context, link, "", "", "")
-            partial.admin_token = await partial.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+            partial.admin_token = await partial.login(
+                ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET
+            )
             response = await http.post(
                 "/v1/organisations",
                 json={"kind": "association", "name": unique("Protection civile "), "code": "83"},
