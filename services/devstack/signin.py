@@ -24,18 +24,34 @@ CALL_SECONDS = 10
 _used_steps: dict[str, int] = {}
 
 
-async def fresh_code(secret: str, account: str) -> str:
-    """A TOTP code of a step not yet used by this process for `account` (waits when needed)."""
+def _take_code(secret: str, account: str) -> str | float:
+    """A code of the current step or the next one not used yet, else the seconds to wait."""
     totp = pyotp.TOTP(secret)
     key = account.lower()
-    while True:
-        now = time.time()
-        step = totp.timecode(datetime.fromtimestamp(now, UTC))
-        for candidate in (step, step + 1):
-            if candidate > _used_steps.get(key, -1):
-                _used_steps[key] = candidate
-                return totp.generate_otp(candidate)
-        await asyncio.sleep(STEP_SECONDS - now % STEP_SECONDS + 0.05)
+    now = time.time()
+    step = totp.timecode(datetime.fromtimestamp(now, UTC))
+    for candidate in (step, step + 1):
+        if candidate > _used_steps.get(key, -1):
+            _used_steps[key] = candidate
+            return totp.generate_otp(candidate)
+    return STEP_SECONDS - now % STEP_SECONDS + 0.05
+
+
+async def fresh_code(secret: str, account: str) -> str:
+    """A TOTP code of a step not yet used by this process for `account` (waits when needed)."""
+    for _ in range(3):  # at most one step to wait for; a few in case the clock jumps
+        taken = _take_code(secret, account)
+        if isinstance(taken, str):
+            return taken
+        await asyncio.sleep(taken)
+    raise RuntimeError(f"no fresh TOTP step for {account}")
+
+
+def fresh_code_blocking(secret: str, account: str) -> str:
+    """`fresh_code` for synchronous callers (the browser tests)."""
+    while isinstance(taken := _take_code(secret, account), float):
+        time.sleep(taken)
+    return taken
 
 
 async def sign_in(

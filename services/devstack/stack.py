@@ -23,9 +23,11 @@ import grpc
 import httpx
 import pyotp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from temporalio.client import Client
 
 from services.devstack.components import COMPONENTS, Component
+from services.devstack.signin import sign_in
 from services.kit.binaries import temporal_cli
 from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres
@@ -36,6 +38,8 @@ from services.kit.temporal import dev_server_search_attribute_args, ensure_searc
 log = logging.getLogger("devstack")
 
 ADMIN_USERNAME = "ops.admin"
+# Access tokens live 5 minutes (ACCESS_TOKEN_TTL_SECONDS); admin_token refreshes after 4.
+ADMIN_TOKEN_REUSE_SECONDS = 240.0
 ADMIN_EMAIL = "ops.admin@guichet.example.com"
 
 
@@ -109,6 +113,8 @@ class Stack:
         self.smtp = SmtpSink(port=ports["smtp"], folder=state_dir / "mail")
         self.database_urls: dict[str, str] = {}
         self.running: list[Running] = []
+        # The ops admin's (access token, refresh token, when), see admin_token.
+        self._admin: tuple[str, str, float] | None = None
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     # --- addresses ---------------------------------------------------------------------------
@@ -124,6 +130,30 @@ class Stack:
     @property
     def web_url(self) -> str:
         return f"http://localhost:{self.ports['web']}"
+
+    async def admin_token(self) -> str:
+        """An access token of the bootstrap ops admin, for tools and tests: signed in once (its
+        second factor costs a TOTP step, see signin.py) and refreshed when near its end."""
+        now = time.monotonic()
+        if self._admin is not None and now - self._admin[2] < ADMIN_TOKEN_REUSE_SECONDS:
+            return self._admin[0]
+        async with grpc.aio.insecure_channel(self.grpc_address("identity")) as channel:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            if self._admin is not None:
+                refreshed = await stub.Refresh(
+                    identity_pb2.RefreshRequest(refresh_token=self._admin[1]), timeout=10
+                )
+                pair = refreshed.tokens
+            else:
+                pair = await sign_in(
+                    stub,
+                    ADMIN_USERNAME,
+                    self.secrets.admin_password,
+                    totp_secret=self.secrets.admin_totp_secret,
+                )
+        access: str = pair.access_token
+        self._admin = (access, pair.refresh_token, now)
+        return access
 
     def grpc_address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"

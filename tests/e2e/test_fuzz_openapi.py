@@ -16,10 +16,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
-from services.devstack.stack import ADMIN_USERNAME, Stack
+from services.devstack.stack import Stack
 
 CHECKS = ",".join(
     [
@@ -49,12 +48,7 @@ async def test_no_operation_answers_5xx_or_breaks_its_schema(
     mode: str,
     max_examples: str,
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
-        response = await client.post(
-            "/v1/auth/token",
-            json={"username": ADMIN_USERNAME, "password": stack.secrets.admin_password},
-        )
-        token = response.json()["access_token"]
+    token = await stack.admin_token()
     report = tmp_path / "report.json"
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "schemathesis"),
