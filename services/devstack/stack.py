@@ -304,6 +304,9 @@ class Stack:
             env["BOOTSTRAP_ADMIN_PASSWORD"] = self.secrets.admin_password
             env["BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
             env["BOOTSTRAP_ADMIN_TOTP_SECRET"] = self.secrets.admin_totp_secret
+            # Passkeys are registered and used on the portal's pages (WebAuthn's relying party).
+            env["WEBAUTHN_RP_ID"] = "localhost"
+            env["WEBAUTHN_ORIGINS"] = self.web_url
         env.update(self.extra_env)
         return env
 
