@@ -100,6 +100,10 @@ class Visitor:
         self.renewed = ("", "")
         self._me = None
 
+    async def renew(self) -> None:
+        """New tokens now (a second factor was just set up: the session may carry more)."""
+        await self._refresh()
+
     async def _refresh(self) -> str | None:
         """A new access token from the refresh token (one rotation per request at most)."""
         if not self.refresh_token:

@@ -161,6 +161,11 @@ async def test_changing_factors_needs_a_session_that_used_one(identity: Identity
         refused = await fails(call)
         assert refused.code == grpc.StatusCode.PERMISSION_DENIED
         assert refused.reason == "second_factor_needed"
+    # The session that enrolled proved the factor: it may, before its token is even renewed.
+    renewed = await identity.stub.RegenerateRecoveryCodes(
+        identity_pb2.RegenerateRecoveryCodesRequest(), metadata=enrolling
+    )
+    assert len(renewed.recovery_codes) == 10
     # A session that used the code may; a second app needs the first one removed.
     strong = bearer((await with_code(identity, account, secret)).access_token)
     present = await fails(

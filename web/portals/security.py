@@ -345,6 +345,7 @@ async def confirm_totp(visitor: CurrentVisitor) -> Response:
         answer = await visitor.api.confirm_totp({"code": values.get("code", "")})
     except ApiProblem as problem:
         return await _refused(visitor, problem, enrolment=enrolment)
+    await visitor.renew()  # the session used the new factor: its roles come back now
     form = FormState(done=visitor.t("security.totp_added"))
     return await _security_page(visitor, form=form, codes=answer["recovery_codes"] or None)
 
@@ -390,6 +391,7 @@ async def register_passkey(visitor: CurrentVisitor) -> Response:
         )
     except ApiProblem as problem:
         return await _refused(visitor, problem)
+    await visitor.renew()
     form = FormState(done=visitor.t("security.passkey_added"))
     return await _security_page(visitor, form=form, codes=answer["recovery_codes"] or None)
 

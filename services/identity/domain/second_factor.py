@@ -351,10 +351,33 @@ async def _me(session: AsyncSession, principal: Principal) -> User:
     return user
 
 
+async def session_used_second_factor(session: AsyncSession, principal: Principal) -> bool:
+    """Whether the caller's session used a second factor: its token says so, or its refresh-token
+    family does (a factor enrolled during the session upgrades the family at once, before the
+    access token is renewed)."""
+    from services.identity.models import RefreshToken  # the model of tokens.py's rule
+
+    if has_mfa(principal.amr):
+        return True
+    if not principal.session_id:
+        return False
+    try:
+        family = uuid.UUID(principal.session_id)
+    except ValueError:
+        return False
+    amr = await session.scalar(
+        select(RefreshToken.amr)
+        .where(RefreshToken.family_id == family)
+        .order_by(RefreshToken.created_at.desc())
+        .limit(1)
+    )
+    return amr is not None and has_mfa(amr.split())
+
+
 async def require_step_up(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
     """Changing factors needs a session that used one, once the account has any."""
     totp, passkey = await factor_flags(session, user_id)
-    if (totp or passkey) and not has_mfa(principal.amr):
+    if (totp or passkey) and not await session_used_second_factor(session, principal):
         raise PermissionDenied(
             "sign in again with your second factor to change your second factors",
             reason="second_factor_needed",
@@ -515,7 +538,7 @@ async def admin_reset(
             "you cannot reset your own second factors: use a recovery code, or ask another admin",
             reason="own_second_factor",
         )
-    if not has_mfa(principal.amr):
+    if not await session_used_second_factor(session, principal):
         raise PermissionDenied(
             "sign in with your own second factor to reset someone else's",
             reason="second_factor_needed",
