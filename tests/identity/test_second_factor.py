@@ -378,3 +378,34 @@ async def test_an_admin_resets_a_members_factors_with_an_audit_and_a_mail(
     assert reset.actor_id == manager.id and reset.detail["totp"] == "True"
     mails = await identity.smtp.wait_for(member.email)
     assert "réinitialisés" in mails[-1].subject
+
+
+async def test_garbage_webauthn_answers_are_refused_precisely(identity: Identity) -> None:
+    account = await identity.account(await identity.organisation(ASSOCIATION), "member")
+    auth = bearer((await identity.login(account.username)).access_token)
+    options = await identity.stub.BeginPasskeyRegistration(
+        identity_pb2.BeginPasskeyRegistrationRequest(), metadata=auth
+    )
+    challenge = json.loads(options.options_json)["challenge"]
+    client_data = b64url(json.dumps({"type": "webauthn.create", "challenge": challenge}).encode())
+    for garbage in (
+        "not json",
+        json.dumps([1, 2]),
+        json.dumps({"response": {"clientDataJSON": 5}}),
+        json.dumps(
+            {"id": 3, "response": {"clientDataJSON": client_data, "attestationObject": "x"}}
+        ),
+    ):
+        refused = await fails(
+            identity.stub.FinishPasskeyRegistration(
+                identity_pb2.FinishPasskeyRegistrationRequest(credential=garbage), metadata=auth
+            )
+        )
+        assert refused.code in (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ), (garbage, refused)
+        signed = await fails(
+            identity.stub.PasskeySignIn(identity_pb2.PasskeySignInRequest(credential=garbage))
+        )
+        assert signed.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED)

@@ -51,6 +51,9 @@ SECOND_FACTOR = "second_factor"
 SIGN_IN = "sign_in"
 MAX_CREDENTIAL_JSON = 64 * 1024
 PASSKEY_REFUSED = "this passkey was not accepted"
+# What a credential from the outside may make the library raise: its own refusals, and the
+# parsing errors of a structure that is not what WebAuthn sends.
+_MALFORMED = (WebAuthnException, ValueError, KeyError, TypeError, AttributeError)
 
 
 def _b64url_decode(text: str) -> bytes:
@@ -204,7 +207,7 @@ async def register(
             expected_rp_id=settings.webauthn_rp_id,
             expected_origin=list(settings.webauthn_origins),
         )
-    except WebAuthnException as error:
+    except _MALFORMED as error:
         raise FailedPrecondition(
             f"this passkey could not be registered: {error}", reason="passkey_invalid"
         ) from None
@@ -338,7 +341,7 @@ async def verify_assertion(
             credential_current_sign_count=passkey.sign_count,
             require_user_verification=user_id is None,
         )
-    except WebAuthnException:
+    except _MALFORMED:
         return None
     passkey.sign_count = verified.new_sign_count
     passkey.last_used_at = now
