@@ -19,7 +19,8 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(pg: Databa
             first = await session.scalar(text("SELECT pg_backend_pid()"))
             raw = await (await session.connection()).get_raw_connection()
             pooled = raw.driver_connection
-        assert not engine.sync_engine.pool._pre_ping  # type: ignore[attr-defined]
+            assert pooled is not None
+        assert not engine.sync_engine.pool._pre_ping
         # The pool keeps that one connection; the server now ends its backend.
         admin = make_url(url)
         killer = await asyncpg.connect(
@@ -29,7 +30,11 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(pg: Databa
             assert await killer.fetchval("SELECT pg_terminate_backend($1)", first)
         finally:
             await killer.close()
-        await wait_until(lambda: pooled.is_closed() or None, what="asyncpg saw the socket close")
+
+        def closed() -> bool | None:
+            return pooled.is_closed() or None
+
+        await wait_until(closed, what="asyncpg saw the socket close")
         # Without the checkout check this statement would fail on the dead connection.
         async with sessions.begin() as session:
             second = await session.scalar(text("SELECT pg_backend_pid()"))
