@@ -74,7 +74,7 @@ async def sign_in(
     for attempt in range(3):
         code = await fresh_code(totp_secret, username)
         try:
-            done: identity_pb2.LoginResponse = await stub.CompleteSecondFactor(
+            done: identity_pb2.CompleteSecondFactorResponse = await stub.CompleteSecondFactor(
                 identity_pb2.CompleteSecondFactorRequest(
                     ticket=response.second_factor.ticket, code=code, client_ip=client_ip
                 ),

@@ -127,6 +127,13 @@ def login_response(
     return identity_pb2.LoginResponse(tokens=token_pair(result), device_token=result.device_token)
 
 
+def signed_in(result: tokens.IssuedTokens | tokens.Refusal) -> tuple[identity_pb2.TokenPair, str]:
+    """The pair and the device cookie of a complete sign-in (a refusal is raised)."""
+    if isinstance(result, tokens.Refusal):
+        raise result.error
+    return token_pair(result), result.device_token
+
+
 def passkey_to_proto(passkey: Passkey) -> identity_pb2.Passkey:
     return identity_pb2.Passkey(
         id=str(passkey.id),

@@ -42,6 +42,7 @@ from services.identity.mapping import (
     organisation_to_proto,
     page_response,
     passkey_to_proto,
+    signed_in,
     token_pair,
     user_to_proto,
 )
@@ -167,7 +168,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CompleteSecondFactor(
         self, request: identity_pb2.CompleteSecondFactorRequest, context: Context
-    ) -> identity_pb2.LoginResponse:
+    ) -> identity_pb2.CompleteSecondFactorResponse:
         async with self._sessions.begin() as session:
             result = await tokens.complete_second_factor(
                 session=session,
@@ -183,7 +184,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
         if isinstance(result, tokens.Refusal):
             self._mail_sent()
-        return login_response(result)
+        pair, device = signed_in(result)
+        return identity_pb2.CompleteSecondFactorResponse(tokens=pair, device_token=device)
 
     async def BeginPasskeySignIn(
         self, request: identity_pb2.BeginPasskeySignInRequest, context: Context
@@ -202,7 +204,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def PasskeySignIn(
         self, request: identity_pb2.PasskeySignInRequest, context: Context
-    ) -> identity_pb2.LoginResponse:
+    ) -> identity_pb2.PasskeySignInResponse:
         async with self._sessions.begin() as session:
             result = await tokens.passkey_login(
                 session=session,
@@ -213,7 +215,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 client_ip=request.client_ip,
                 device_token=request.device_token,
             )
-        return login_response(result)
+        pair, device = signed_in(result)
+        return identity_pb2.PasskeySignInResponse(tokens=pair, device_token=device)
 
     async def TakeAttempt(
         self, request: identity_pb2.TakeAttemptRequest, context: Context

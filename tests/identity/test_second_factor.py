@@ -54,8 +54,10 @@ async def ticket_for(identity: Identity, account: Account) -> identity_pb2.Secon
     return response.second_factor
 
 
-async def complete(identity: Identity, ticket: str, **answer: str) -> identity_pb2.LoginResponse:
-    response: identity_pb2.LoginResponse = await identity.stub.CompleteSecondFactor(
+async def complete(
+    identity: Identity, ticket: str, **answer: str
+) -> identity_pb2.CompleteSecondFactorResponse:
+    response: identity_pb2.CompleteSecondFactorResponse = await identity.stub.CompleteSecondFactor(
         identity_pb2.CompleteSecondFactorRequest(ticket=ticket, client_ip="192.0.2.1", **answer)
     )
     return response
@@ -291,7 +293,7 @@ async def test_a_passkey_is_a_second_factor_and_a_sign_in_of_its_own(identity: I
     # Without a password: the passkey verified its user, two factors in one.
     first = await identity.stub.BeginPasskeySignIn(identity_pb2.BeginPasskeySignInRequest())
     assert json.loads(first.options_json)["userVerification"] == "required"
-    signed_in: identity_pb2.LoginResponse = await identity.stub.PasskeySignIn(
+    signed_in: identity_pb2.PasskeySignInResponse = await identity.stub.PasskeySignIn(
         identity_pb2.PasskeySignInRequest(
             credential=json.dumps(passkey.get(json.loads(first.options_json))),
             client_ip="192.0.2.1",

@@ -47,7 +47,7 @@ class IdentityServiceStub:
         self.CompleteSecondFactor = channel.unary_unary(
                 '/guichet.identity.v1.IdentityService/CompleteSecondFactor',
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorRequest.SerializeToString,
-                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorResponse.FromString,
                 _registered_method=True)
         self.BeginPasskeySignIn = channel.unary_unary(
                 '/guichet.identity.v1.IdentityService/BeginPasskeySignIn',
@@ -57,7 +57,7 @@ class IdentityServiceStub:
         self.PasskeySignIn = channel.unary_unary(
                 '/guichet.identity.v1.IdentityService/PasskeySignIn',
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInRequest.SerializeToString,
-                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInResponse.FromString,
                 _registered_method=True)
         self.TakeAttempt = channel.unary_unary(
                 '/guichet.identity.v1.IdentityService/TakeAttempt',
@@ -559,7 +559,7 @@ def add_IdentityServiceServicer_to_server(servicer, server):
             'CompleteSecondFactor': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteSecondFactor,
                     request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorRequest.FromString,
-                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.SerializeToString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorResponse.SerializeToString,
             ),
             'BeginPasskeySignIn': grpc.unary_unary_rpc_method_handler(
                     servicer.BeginPasskeySignIn,
@@ -569,7 +569,7 @@ def add_IdentityServiceServicer_to_server(servicer, server):
             'PasskeySignIn': grpc.unary_unary_rpc_method_handler(
                     servicer.PasskeySignIn,
                     request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInRequest.FromString,
-                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.SerializeToString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInResponse.SerializeToString,
             ),
             'TakeAttempt': grpc.unary_unary_rpc_method_handler(
                     servicer.TakeAttempt,
@@ -820,7 +820,7 @@ class IdentityService:
             target,
             '/guichet.identity.v1.IdentityService/CompleteSecondFactor',
             guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorRequest.SerializeToString,
-            guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -874,7 +874,7 @@ class IdentityService:
             target,
             '/guichet.identity.v1.IdentityService/PasskeySignIn',
             guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInRequest.SerializeToString,
-            guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInResponse.FromString,
             options,
             channel_credentials,
             insecure,

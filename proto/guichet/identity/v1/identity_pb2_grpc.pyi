@@ -46,7 +46,7 @@ class IdentityServiceStub:
     the account exists or not, while a device whose `device_token` names the account answers
     only to its own failures. An account with a second factor gets a ticket instead of tokens.
     """
-    CompleteSecondFactor: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CompleteSecondFactorRequest, _identity_pb2.LoginResponse]
+    CompleteSecondFactor: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CompleteSecondFactorRequest, _identity_pb2.CompleteSecondFactorResponse]
     """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
     passkey's answer.
     """
@@ -54,7 +54,7 @@ class IdentityServiceStub:
     """Options for navigator.credentials.get(): the passkeys of a ticket's account (second factor),
     or, without a ticket, any passkey of this site (sign-in without a password).
     """
-    PasskeySignIn: _grpc.UnaryUnaryMultiCallable[_identity_pb2.PasskeySignInRequest, _identity_pb2.LoginResponse]
+    PasskeySignIn: _grpc.UnaryUnaryMultiCallable[_identity_pb2.PasskeySignInRequest, _identity_pb2.PasskeySignInResponse]
     """Signs in with a passkey alone (the authenticator verified its user: two factors in one)."""
     TakeAttempt: _grpc.UnaryUnaryMultiCallable[_identity_pb2.TakeAttemptRequest, _identity_pb2.TakeAttemptResponse]
     """Counts one request of a braked public route (mail, hashing) from an address, for every
@@ -143,7 +143,7 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     the account exists or not, while a device whose `device_token` names the account answers
     only to its own failures. An account with a second factor gets a ticket instead of tokens.
     """
-    CompleteSecondFactor: _aio.UnaryUnaryMultiCallable[_identity_pb2.CompleteSecondFactorRequest, _identity_pb2.LoginResponse]  # type: ignore[assignment]
+    CompleteSecondFactor: _aio.UnaryUnaryMultiCallable[_identity_pb2.CompleteSecondFactorRequest, _identity_pb2.CompleteSecondFactorResponse]  # type: ignore[assignment]
     """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
     passkey's answer.
     """
@@ -151,7 +151,7 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Options for navigator.credentials.get(): the passkeys of a ticket's account (second factor),
     or, without a ticket, any passkey of this site (sign-in without a password).
     """
-    PasskeySignIn: _aio.UnaryUnaryMultiCallable[_identity_pb2.PasskeySignInRequest, _identity_pb2.LoginResponse]  # type: ignore[assignment]
+    PasskeySignIn: _aio.UnaryUnaryMultiCallable[_identity_pb2.PasskeySignInRequest, _identity_pb2.PasskeySignInResponse]  # type: ignore[assignment]
     """Signs in with a passkey alone (the authenticator verified its user: two factors in one)."""
     TakeAttempt: _aio.UnaryUnaryMultiCallable[_identity_pb2.TakeAttemptRequest, _identity_pb2.TakeAttemptResponse]  # type: ignore[assignment]
     """Counts one request of a braked public route (mail, hashing) from an address, for every
@@ -249,7 +249,7 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _identity_pb2.CompleteSecondFactorRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_identity_pb2.LoginResponse, _abc.Awaitable[_identity_pb2.LoginResponse]]:
+    ) -> _typing.Union[_identity_pb2.CompleteSecondFactorResponse, _abc.Awaitable[_identity_pb2.CompleteSecondFactorResponse]]:
         """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
         passkey's answer.
         """
@@ -269,7 +269,7 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _identity_pb2.PasskeySignInRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_identity_pb2.LoginResponse, _abc.Awaitable[_identity_pb2.LoginResponse]]:
+    ) -> _typing.Union[_identity_pb2.PasskeySignInResponse, _abc.Awaitable[_identity_pb2.PasskeySignInResponse]]:
         """Signs in with a passkey alone (the authenticator verified its user: two factors in one)."""
 
     @_abc_1.abstractmethod

@@ -62,9 +62,12 @@ _SECOND_FACTOR_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _signed_in(request: Request, response: pb.LoginResponse) -> Response:
+def _signed_in(
+    request: Request,
+    response: pb.LoginResponse | pb.CompleteSecondFactorResponse | pb.PasskeySignInResponse,
+) -> Response:
     """200 with the pair and the renewed device cookie, or 202 with the second-factor ticket."""
-    if response.HasField("second_factor"):
+    if isinstance(response, pb.LoginResponse) and response.HasField("second_factor"):
         challenge = SecondFactorChallenge.from_proto(response.second_factor)
         return JSONResponse(challenge.model_dump(mode="json"), status_code=202)
     answer = JSONResponse(TokenPair.from_proto(response.tokens).model_dump(mode="json"))
