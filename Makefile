@@ -11,6 +11,10 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Chart checks' tools pin old common libraries: they get an environment of their own.
 CHART_TOOLS := $(TOOLS)/chart
 CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0
+# The third-party client generator the contract gate runs (tests/contract): its own environment,
+# since it pins its own typer/ruamel/jinja versions.
+OPENAPI_CLIENT := $(TOOLS)/openapi-client
+OPENAPI_CLIENT_VERSION := openapi-python-client==0.29.1
 # The trace UI of make dev (an OTLP receiver with a web UI), in its own environment too.
 TRACE_UI := $(TOOLS)/trace-ui
 TRACE_UI_VERSION := arize-phoenix==20.26.1
@@ -20,7 +24,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench chaos install clean help
+.PHONY: dev test test-under-load lint proto proto-check browser prometheus screenshots bench chaos install clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
@@ -45,6 +49,11 @@ $(CHART_TOOLS)/.installed: $(UV) Makefile
 	$(UV) pip install --quiet --compile-bytecode --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
 	@touch $@
 
+$(OPENAPI_CLIENT)/.installed: $(UV) Makefile
+	$(PYTHON) -m venv $(OPENAPI_CLIENT)
+	$(UV) pip install --quiet --compile-bytecode --python $(OPENAPI_CLIENT)/bin/python $(OPENAPI_CLIENT_VERSION)
+	@touch $@
+
 $(TRACE_UI)/.installed: $(UV) Makefile
 	$(PYTHON) -m venv $(TRACE_UI)
 	$(UV) pip install --quiet --compile-bytecode --python $(TRACE_UI)/bin/python $(TRACE_UI_VERSION)
@@ -64,9 +73,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(CHART_TOOLS)/.installed node_modules/.installed
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed node_modules/.installed
 
-dev: install $(TRACE_UI)/.installed
+dev: install prometheus $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
 
 lint: install
@@ -77,21 +86,44 @@ lint: install
 
 proto: install
 	$(RUN) python -m services.kit.protogen
+	$(RUN) python -m services.gateway.openapi tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate
+	$(RUN) python -m services.observability
 
+# The OpenAPI linter (redocly.yaml) reads the committed document, which the line before it
+# proved to be the live one.
 proto-check: install
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
+	$(RUN) python -m services.gateway.openapi --check tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate --check
+	node_modules/.bin/redocly lint --config redocly.yaml --format=summary tests/gateway/openapi.json
+	$(RUN) python -m services.observability --check
+
+# Prometheus and promtool from Debian's `prometheus` package: the rule tests of make test
+# (tests/observability) and the Prometheus of make dev. Installed with apt-get when we are root
+# (without the recommended exporters), else those tests skip and make dev runs without it.
+prometheus:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's prometheus (promtool for the rule tests, a Prometheus for make dev)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+			|| { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus >/dev/null; } \
+			|| echo "could not install prometheus: the rule tests will be skipped"; \
+	else \
+		echo "no promtool, and apt-get needs root: the rule tests will be skipped"; \
+	fi
 
 # The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
 # here): installed with apt-get when we are root, else tests/web skip and say why.
 browser:
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ]; then 		exit 0; 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then 		echo "installing Debian's chromium for the browser tests (tests/web)"; 		export DEBIAN_FRONTEND=noninteractive; 		apt-get install -y -q chromium >/dev/null 2>&1 			|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } 			|| echo "could not install chromium: the browser tests will be skipped"; 	else 		echo "no chromium, and apt-get needs root: the browser tests will be skipped"; 	fi
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ]; then 		exit 0; 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then 		echo "installing Debian's chromium for the browser tests (tests/web)"; 		export DEBIAN_FRONTEND=noninteractive; 		apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null 2>&1 			|| { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null; } 			|| echo "could not install chromium: the browser tests will be skipped"; 	else 		echo "no chromium, and apt-get needs root: the browser tests will be skipped"; 	fi
 
 # Lint, generated-code checks and the browser install run side by side, then the suite.
 test: install
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint proto-check browser
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint proto-check browser prometheus
 	$(RUN) pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
 
 # make test while another program keeps $(BUSY_CPUS) cores busy (stress-ng when installed, else
@@ -123,7 +155,7 @@ bench: install
 # The reliability suite (docs/reliability.md): every slow fault test, plus the fast security,
 # race and fuzzing tests (marked `reliability` by tests/reliability_report.py), then the table of
 # what was tried and lost, printed and written into docs/reliability.md.
-chaos: $(VENV)/.synced
+chaos: $(VENV)/.synced prometheus
 	GUICHET_RELIABILITY_REPORT=docs/reliability.md \
 		$(RUN) pytest -q -m "slow or reliability" $(PYTEST_ARGS)
 

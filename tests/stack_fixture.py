@@ -32,7 +32,14 @@ async def stack(
         # The per-address brakes are tested in tests/identity and tests/gateway; here they would
         # only throttle the fuzzer and the tests that share this one client address (sign-in
         # failures per username still lock, as they do everywhere).
-        extra_env={"AUTH_RATE_LIMIT_PER_MINUTE": "0", "ADDRESS_LOCKOUT_THRESHOLD": "1000000"},
+        # Access tokens live an hour here (5 minutes by default): the API fuzzer sends one token
+        # for minutes of requests, and on a busy machine an expired one turned most of a run
+        # into 401s that checked nothing.
+        extra_env={
+            "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+            "ADDRESS_LOCKOUT_THRESHOLD": "1000000",
+            "ACCESS_TOKEN_TTL_SECONDS": "3600",
+        },
     )
     try:
         await running.start()

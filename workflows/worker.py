@@ -11,11 +11,14 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from typing import Any
 
+import holidays
 from guichet.groups.v1 import groups_pb2_grpc
 from guichet.partners.v1 import partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
+from prometheus_client import REGISTRY
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
@@ -23,12 +26,13 @@ from services.kit.grpcclient import ServiceTokenSource, create_channel
 from services.kit.identity_client import connect_identity
 from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
+from services.kit.metrics import serve_metrics
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 from services.kit.temporal import (
+    TemporalSdkMetrics,
     connect_temporal,
     ensure_search_attributes,
-    prometheus_runtime,
 )
 from workflows.delegation import Delegation, RelationshipExpiry
 from workflows.groups_activities import GroupsActivities
@@ -56,6 +60,14 @@ WORKFLOWS: list[type[Any]] = [
 ]
 
 
+def preload() -> None:
+    """Imports, once and before polling, what a workflow's first task would otherwise import:
+    checking a calendar's country (`business_time.spec_problems`) loads every country module of
+    `holidays`, seconds of CPU on a busy machine, which inside the first TicketSla task of a
+    fresh worker tripped the SDK's 2-second deadlock detector and failed the task."""
+    holidays.list_supported_countries()
+
+
 def build_worker(
     client: Client,
     settings: WorkerSettings,
@@ -66,6 +78,7 @@ def build_worker(
     """Every workflow and activity. Activities that call services get channels made with
     `create_channel(settings.<service>_addr, tokens=tokens)`: deadlines and the worker's own
     service token on every call."""
+    preload()
     mail = MailActivities(
         SmtpSender(
             settings.smtp_host,
@@ -113,9 +126,16 @@ def build_worker(
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=WORKFLOWS,
         max_cached_workflows=settings.max_cached_workflows,
-        # Pollers follow the backlog (1 to 100): a burst of timers (10,000 SLA workflows) is
-        # drained at once instead of queueing behind five long polls.
-        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        max_concurrent_workflow_tasks=settings.workflow_task_slots,
+        max_concurrent_local_activities=settings.local_activity_slots,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_schedule_to_start_seconds
+        ),
+        # Pollers follow the backlog (1 to WORKFLOW_TASK_POLLERS_MAX): a burst of timers (10,000
+        # SLA workflows) is drained at once instead of queueing behind five long polls.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(
+            maximum=settings.workflow_task_pollers_max
+        ),
         activities=[
             mail.send_mail,
             groups.apply_delegation_batches,
@@ -133,10 +153,18 @@ def build_worker(
 
 async def _run(settings: WorkerSettings) -> None:
     runtime = None
+    sdk_metrics = None
     if settings.metrics_port is not None:
-        # The SDK serves /metrics itself: pollers, task slots, schedule-to-start latencies.
-        runtime = prometheus_runtime(settings.metrics_port)
+        # One /metrics: the SDK's own (pollers, task slots, schedule-to-start latencies),
+        # forwarded into this process's registry beside its gRPC client calls to the services.
+        sdk_metrics = TemporalSdkMetrics()
+        runtime = sdk_metrics.runtime()
+        REGISTRY.register(sdk_metrics)
+        sdk_metrics.start()
     client = await connect_temporal(settings, runtime=runtime)
+    if settings.metrics_port is not None:
+        # Served once connected: the chart probes the worker on this port.
+        serve_metrics(settings.metrics_port)
     if added := await ensure_search_attributes(client):
         log.info("registered search attributes", extra={"names": added})
     identity = connect_identity(settings)
@@ -150,6 +178,8 @@ async def _run(settings: WorkerSettings) -> None:
         await stop.wait()
         log.info("worker draining")
     await identity.close()
+    if sdk_metrics is not None:
+        await sdk_metrics.stop()
 
 
 def main() -> None:

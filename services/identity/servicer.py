@@ -51,6 +51,7 @@ from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.auth import TokenVerifier, current_principal
 from services.kit.errors import PermissionDenied, ResourceExhausted, Validator
+from services.kit.metrics import login_throttled
 from services.kit.outbox import OutboxRelay
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 
@@ -85,6 +86,13 @@ PUBLIC_METHODS = frozenset(
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _counted(refusal: tokens.Refusal) -> tokens.Refusal:
+    """Counts a refusal by a brake for the alert LoginLockoutsSpiking (docs/runbook.md)."""
+    if refusal.throttled:
+        login_throttled().labels(refusal.throttled).inc()
+    return refusal
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
@@ -141,7 +149,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 device_token=request.device_token,
             )
         if isinstance(state, tokens.Refusal):
-            raise state.error
+            raise _counted(state).error
         checked = await tokens.check_password(
             passwords=self._passwords, state=state, password=request.password
         )
@@ -183,6 +191,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 device_token=request.device_token,
             )
         if isinstance(result, tokens.Refusal):
+            _counted(result)
             self._mail_sent()
         pair, device = signed_in(result)
         return identity_pb2.CompleteSecondFactorResponse(tokens=pair, device_token=device)
@@ -757,6 +766,7 @@ async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
     settings = context.settings
     if not isinstance(settings, IdentitySettings):
         raise TypeError("identity needs IdentitySettings")
+    login_throttled()  # declared at start: the alert's rate is 0, not absent, before a lockout
     passwords = Passwords.from_settings(settings)
     context.exit_stack.callback(passwords.close)
     await passwords.warm_up()

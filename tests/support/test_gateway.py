@@ -263,8 +263,10 @@ async def test_attachments_past_the_gateway_body_limit_reach_support(
 
     limit = support.settings.attachment_max_bytes
     over = await upload(PDF + b"\x00" * (limit + 1 - len(PDF)))
-    problem = assert_problem(over, 400, "invalid_argument")
-    assert problem["errors"] == [{"field": "content", "detail": f"is larger than {limit} bytes"}]
+    problem = assert_problem(over, 422, "unprocessable")
+    assert problem["errors"] == [
+        {"field": "content", "code": "file_too_large", "detail": f"is larger than {limit} bytes"}
+    ]
 
     ceiling = GatewaySettings.model_fields["max_upload_bytes"].default
     beyond = await upload(PDF + b"\x00" * ceiling)

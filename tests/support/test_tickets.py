@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit.smtpsink import SmtpSink
-from services.kit.temporal import TENANT, TICKET
+from services.kit.temporal import TENANT, TICKET, TICKET_NUMBER
 from services.support.models import SlaSignal, outbox
 from tests.identity.harness import DELIVERY_PARTNER, ERP_CUSTOMER, fails, fields, unique
 from tests.support.harness import Support, eventually
@@ -586,6 +586,14 @@ async def test_the_sla_workflow_starts_with_the_ticket_and_ends_with_it(
     description = await eventually(described)
     assert description.typed_search_attributes.get(TICKET) == ticket.id  # type: ignore[attr-defined]
     assert description.typed_search_attributes.get(TENANT) == ticket.organisation_id  # type: ignore[attr-defined]
+    assert description.typed_search_attributes.get(TICKET_NUMBER) == ticket.number  # type: ignore[attr-defined]
+
+    async def found_by_number() -> list[str]:
+        """What an operator types in the Temporal UI: the number the customer quotes."""
+        query = f"GuichetTicketNumber = {ticket.number}"
+        return [run.id async for run in temporal_env.client.list_workflows(query)]
+
+    assert await eventually(found_by_number) == [sla_workflow_id(ticket.id)]
     await support.stub.ReplyToTicket(
         pb.ReplyToTicketRequest(
             ticket_id=ticket.id, body="?", set_status=pb.TICKET_STATUS_WAITING_ON_CUSTOMER

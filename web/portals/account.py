@@ -302,12 +302,16 @@ async def profile_page(visitor: CurrentVisitor) -> Response:
 @router.post("/profile", response_class=HTMLResponse)
 async def save_profile(visitor: CurrentVisitor) -> Response:
     values = await form_values(visitor.request)
+    # Every field is required: one left empty comes back as that field's error, all at once.
     body: ProfileBody = {
         "first_name": values.get("first_name", ""),
         "last_name": values.get("last_name", ""),
+        "phone": values.get("phone", ""),
+        "address_line": values.get("address_line", ""),
+        "postal_code": values.get("postal_code", ""),
+        "city": values.get("city", ""),
+        "birth_date": values.get("birth_date", ""),
     }
-    for optional in ("phone", "address_line", "postal_code", "city", "birth_date"):
-        body[optional] = values.get(optional) or None
     try:
         await visitor.api.put_profile(body)
     except ApiProblem as problem:

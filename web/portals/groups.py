@@ -27,6 +27,7 @@ from web.portals.groups_work import (
     MESSAGES as WORK_MESSAGES,
     posted as _posted,
     router as work_router,
+    typed_word,
 )
 from web.problems import FormState
 from web.session import Visitor
@@ -515,7 +516,7 @@ async def save_changes(visitor: CurrentVisitor, provider_id: str, group_id: str)
         )
     try:
         saved = await visitor.api.save_group_changes(
-            provider_id, group_id, {**body, "confirmation": single.get("confirmation", "")}
+            provider_id, group_id, body, confirmation=typed_word(single)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403, 404):
@@ -553,9 +554,7 @@ async def delete_group(visitor: CurrentVisitor, provider_id: str, group_id: str)
     single, _ = await _posted(visitor.request)
     group = await visitor.api.get_group(provider_id, group_id)
     try:
-        await visitor.api.delete_group(
-            provider_id, group_id, confirmation=single.get("confirmation", "")
-        )
+        await visitor.api.delete_group(provider_id, group_id, confirmation=typed_word(single))
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403, 404):
             raise

@@ -4,6 +4,8 @@ summary before saving) and the process requests table, whose running rows refres
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -131,6 +133,12 @@ router = APIRouter()
 
 ROLES: tuple[DelegatedRole, ...] = ("program_account_manager", "editor", "read_only")
 _RUNNING = ("pending", "in_progress")
+
+
+def typed_word(single: dict[str, str]) -> Any:
+    """The confirmation word as typed, trimmed and upper-cased; the gateway checks it against
+    the act's words (and answers a `confirmation` field error otherwise)."""
+    return single.get("confirmation", "").strip().upper() or None
 
 
 async def posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -272,7 +280,7 @@ async def employees_assign(visitor: CurrentVisitor, provider_id: str) -> Respons
         )
     try:
         answer = await visitor.api.assign_employees(
-            provider_id, {**body, "confirmation": single.get("confirmation", "")}
+            provider_id, body, confirmation=typed_word(single)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403):

@@ -18,10 +18,10 @@ from web.client.api import (
     FeeBody,
     MemberBody,
     Organiser,
-    SchemasMembershipRegistrationBody,
     Trainee,
     Training,
     TrainingBody,
+    TrainingRegistrationBody,
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
@@ -318,7 +318,7 @@ async def add_member(visitor: CurrentVisitor, association_id: str) -> Response:
     body: MemberBody = {
         "first_name": values.get("first_name", "").strip(),
         "last_name": values.get("last_name", "").strip(),
-        "email": values.get("email", "").strip(),
+        "email": values.get("email", "").strip() or None,
     }
     if values.get("joined_on"):
         body["joined_on"] = values["joined_on"]
@@ -558,7 +558,7 @@ async def register_for_training(
         body["client_number"] = number
     try:
         result = await visitor.api.register_for_training(
-            association_id, training_id, cast("SchemasMembershipRegistrationBody", body)
+            association_id, training_id, cast("TrainingRegistrationBody", body)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 404:

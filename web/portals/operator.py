@@ -6,10 +6,12 @@ their identity."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from web.client.api import User
+from web.client.api import RoleName, User
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.i18n import register
@@ -201,7 +203,7 @@ async def create_account(visitor: CurrentVisitor, organisation_id: str) -> Respo
                 "email": values.get("email") or None,
                 "first_name": values.get("first_name", ""),
                 "last_name": values.get("last_name", ""),
-                "roles": [role] if role else [],
+                "roles": [cast("RoleName", role)] if role else [],
             },
         )
     except ApiProblem as problem:
@@ -324,7 +326,11 @@ async def grant_role(visitor: CurrentVisitor, user_id: str) -> Response:
     try:
         await visitor.api.grant_role(
             user_id,
-            {"organisation_id": values.get("organisation_id", ""), "role": values.get("role", "")},
+            {
+                "organisation_id": values.get("organisation_id", ""),
+                # As chosen; the gateway refuses a name that is no role (field `role`).
+                "role": cast("RoleName", values.get("role", "")),
+            },
         )
     except ApiProblem as problem:
         if problem.status in (401, 403, 404) or problem.status >= 500:

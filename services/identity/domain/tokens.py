@@ -106,9 +106,13 @@ class SecondFactorRequired:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A refused request whose bookkeeping must be committed before `error` is raised."""
+    """A refused request whose bookkeeping must be committed before `error` is raised.
+
+    `throttled`: the brake that refused it (`account`, `device`, `address`, `factor`), counted in
+    `guichet_identity_login_throttled_total{scope}`; empty for every other refusal."""
 
     error: DomainError
+    throttled: str = ""
 
 
 INVALID_CREDENTIALS = "invalid username or password"
@@ -287,7 +291,9 @@ async def _read(
 def _check_login_fields(username: str, password: str, client_ip: str) -> None:
     v = Validator()
     v.require("username", username)
-    v.check(len(username) <= 64, "username", "must be at most 64 characters")
+    v.check(
+        len(username) <= 64, "username", "must be at most 64 characters", code="string_too_long"
+    )
     v.require("password", password)
     v.check(len(password) <= 1024, "password", "is too long")
     v.check(len(client_ip) <= 64, "client_ip", "must be at most 64 characters")
@@ -316,15 +322,16 @@ async def start_login(
     account = _account_of(row)
     device = claimed if claimed and account and claimed.user_id == account.id else None
     if device is not None:
-        wait = throttles.wait_seconds(device_lock, now)
+        wait, scope = throttles.wait_seconds(device_lock, now), "device"
         to_forgive = (device.throttle_key,) if device_failures else ()
     else:
-        wait = max(
-            throttles.wait_seconds(user_lock, now), throttles.wait_seconds(address_lock, now)
-        )
+        user_wait = throttles.wait_seconds(user_lock, now)
+        address_wait = throttles.wait_seconds(address_lock, now)
+        wait = max(user_wait, address_wait)
+        scope = "account" if user_wait >= address_wait else "address"
         to_forgive = (user_key,) if user_failures else ()
     if wait:
-        return Refusal(throttles.locked(wait))
+        return Refusal(throttles.locked(wait), throttled=scope)
     return LoginState(
         user_key=user_key,
         address_key=address,
@@ -729,7 +736,7 @@ async def complete_second_factor(
         return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
     wait = throttles.wait_seconds(lock, now)
     if wait:
-        return Refusal(throttles.locked(wait))
+        return Refusal(throttles.locked(wait), throttled="device" if device else "factor")
     amr: tuple[str, ...] = ()
     if code.strip():
         used = await second_factor.use_totp(
@@ -841,7 +848,7 @@ async def refresh(
     the account holds now, under today's second-factor policy and the session's `amr`.
     """
     v = Validator()
-    check_token_field(v, "refresh_token", refresh_token)
+    check_token_field(v, "refresh_token", refresh_token, "refresh")
     v.raise_if_any()
     token = (
         await session.execute(
@@ -915,7 +922,7 @@ async def refresh(
 async def logout(*, session: AsyncSession, now: datetime, refresh_token: str) -> None:
     """Revokes the token's whole family; unknown tokens are fine (logging out twice is harmless)."""
     v = Validator()
-    check_token_field(v, "refresh_token", refresh_token)
+    check_token_field(v, "refresh_token", refresh_token, "refresh")
     v.raise_if_any()
     token = (
         await session.execute(

@@ -91,8 +91,13 @@ async def create_program(
     v.check(len(benefits) <= 30, "benefits", "must list at most 30 benefits")
     cleaned = [clean(benefit) for benefit in benefits]
     for index, benefit in enumerate(cleaned):
-        v.check(bool(benefit), f"benefits[{index}]", "must not be empty")
-        v.check(len(benefit) <= 300, f"benefits[{index}]", "must be at most 300 characters")
+        v.check(bool(benefit), f"benefits[{index}]", "must not be empty", code="string_too_short")
+        v.check(
+            len(benefit) <= 300,
+            f"benefits[{index}]",
+            "must be at most 300 characters",
+            code="string_too_long",
+        )
     v.raise_if_any()
     program = Program(
         id=uuid.uuid4(),
@@ -278,7 +283,7 @@ async def create_workshop_membership(
     program_uuid = check_uuid(v, "program_id", program_id)
     renewal = check_date(v, "renewal_date", renewal_date)
     if renewal is not None:
-        v.check(renewal > now.date(), "renewal_date", "must be after today")
+        v.check(renewal > now.date(), "renewal_date", "must be after today", code="in_the_past")
     v.check(len(option_ids) <= MAX_OPTIONS, "option_ids", f"at most {MAX_OPTIONS} options")
     options = [
         check_uuid(v, f"option_ids[{i}]", raw) for i, raw in enumerate(option_ids[:MAX_OPTIONS])
@@ -287,15 +292,20 @@ async def create_workshop_membership(
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
         if organisation is None:
-            v.check(False, "workshop_id", "no such organisation")
+            v.check(False, "workshop_id", "no such organisation", code="unknown_organisation")
         elif organisation.kind != WORKSHOP_KIND:
-            v.check(False, "workshop_id", f"is a {organisation.kind}, not a workshop")
+            v.check(
+                False,
+                "workshop_id",
+                f"is a {organisation.kind}, not a workshop",
+                code="not_a_workshop",
+            )
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
         v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
     )
     program = await session.get(Program, program_uuid) if program_uuid else None
     if program_uuid is not None and program is None:
-        v.check(False, "program_id", "no such program")
+        v.check(False, "program_id", "no such program", code="unknown_program")
     offered = (await _options_of(session, [program.id]))[program.id] if program else []
     offered_ids = {o.id for o in offered}
     strays = [
@@ -305,9 +315,16 @@ async def create_workshop_membership(
     ]
     # Named one by one up to a few: the whole list travels in the status (gRPC headers).
     for index in strays[:5]:
-        v.check(False, f"option_ids[{index}]", "is not an option of the program")
+        v.check(
+            False, f"option_ids[{index}]", "is not an option of the program", code="unknown_option"
+        )
     if len(strays) > 5:
-        v.check(False, "option_ids", f"{len(strays)} ids are not options of the program")
+        v.check(
+            False,
+            "option_ids",
+            f"{len(strays)} ids are not options of the program",
+            code="unknown_option",
+        )
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
     membership = WorkshopMembership(
@@ -433,7 +450,7 @@ async def change_renewal_date(
     v = Validator()
     renewal = check_date(v, "renewal_date", renewal_date)
     if renewal is not None:
-        v.check(renewal > now.date(), "renewal_date", "must be after today")
+        v.check(renewal > now.date(), "renewal_date", "must be after today", code="in_the_past")
     v.raise_if_any()
     assert renewal is not None
     membership = await membership_of(session, parsed, lock=True, active=True)

@@ -19,6 +19,7 @@ from services.kit.paging import (
     page_token as _page_token,
     parse_page as _parse_page,
 )
+from services.kit.temporal import MEMBERSHIP
 from services.membership.domain.banner import MembershipView, membership_of, membership_view
 from services.membership.domain.common import (
     actor_id,
@@ -83,10 +84,18 @@ async def request_option_change(
     parsed_option = check_uuid(v, "option_id", option_id)
     v.require("change", change, "must be ADD or REMOVE")
     if channel == "phone":
-        v.check(False, "channel", "changes are never accepted by phone: send them by e-mail")
+        v.check(
+            False,
+            "channel",
+            "changes are never accepted by phone: send them by e-mail",
+            code="channel",
+        )
     elif party == "workshop":
         v.check(
-            channel in ("", RequestChannel.PORTAL), "channel", "a workshop requests on the portal"
+            channel in ("", RequestChannel.PORTAL),
+            "channel",
+            "a workshop requests on the portal",
+            code="channel",
         )
         channel = RequestChannel.PORTAL.value
     else:
@@ -138,6 +147,8 @@ async def request_option_change(
         settings,
         to=settings.program_team_email,
         subject=f"Demande de {verb} d'option : {membership.workshop_name}",
+        kind="option_change",
+        about={MEMBERSHIP: str(membership.id)},
         body=(
             f"L'atelier {membership.workshop_name} demande le {verb} de l'option "
             f"« {option.name} » ({option.code}).\n"
@@ -195,7 +206,9 @@ async def decide_option_change(
     operator_on_workshop(actor, parsed_workshop, "decide on its own requests")
     v = Validator()
     parsed = check_uuid(v, "request_id", request_id)
-    note = check_long_text(v, "note", note, limit=2000, required=not approve)
+    note = check_long_text(v, "note", note, limit=2000, required=False)
+    if not approve and not note:
+        v.add("note", "is required to reject", "note_required")
     v.raise_if_any()
     request = await session.get(OptionChangeRequest, parsed, with_for_update=True)
     owner = (

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, PermissionDenied, Validator
 from services.kit.mail import enqueue_mail
+from services.kit.temporal import TICKET, TICKET_NUMBER
 from services.support.domain.common import (
     TEXT_MAX,
     check_text,
@@ -113,6 +114,8 @@ async def _mail_answer(
         body=body,
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind="ticket_reply",
+        about={TICKET: str(ticket.id), TICKET_NUMBER: ticket.number},
     )
 
 

@@ -127,7 +127,7 @@ async def category_for(
         return None
     category = await session.get(Category, category_id)
     if category is None or category.audience != audience.value:
-        v.check(False, "category_id", "is not a category of this form")
+        v.check(False, "category_id", "is not a category of this form", code="unknown_category")
         return None
     return category
 

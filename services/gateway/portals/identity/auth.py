@@ -136,7 +136,7 @@ async def complete_second_factor(
             ticket=body.ticket,
             code=body.code or "",
             recovery_code=body.recovery_code or "",
-            passkey_credential=credential_json(body.passkey) if body.passkey else "",
+            passkey_credential=credential_json(body.passkey, "passkey") if body.passkey else "",
             client_ip=client_ip(request, settings.trusted_proxy_count),
             device_token=guichet_device or "",
         ),

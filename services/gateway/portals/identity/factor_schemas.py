@@ -14,6 +14,7 @@ from typing import Any, Literal
 from guichet.identity.v1 import identity_pb2
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import StrictBool
 from services.gateway.portals.identity.schemas import TOKEN_MAX, _Request
 
 SecondFactorMethod = Literal["totp", "passkey", "recovery_code"]
@@ -27,13 +28,22 @@ _CREDENTIAL_EXAMPLE = {
 }
 
 
-def credential_json(credential: dict[str, Any]) -> str:
+def credential_json(credential: dict[str, Any], field: str = "credential") -> str:
     """The credential as identity reads it, refused when larger than any real one."""
     text = json.dumps(credential, separators=(",", ":"))
     if len(text) > CREDENTIAL_MAX:
-        from services.gateway.problems import validation_problem
+        from services.gateway.problems import FieldError, validation_problem
 
-        raise validation_problem([("credential", "is too large for a WebAuthn credential")])
+        raise validation_problem(
+            [
+                FieldError(
+                    field,
+                    "is too large for a WebAuthn credential",
+                    "too_long",
+                    {"max_length": CREDENTIAL_MAX},
+                )
+            ]
+        )
     return text
 
 
@@ -132,7 +142,7 @@ class SecondFactors(BaseModel):
     totp: bool = Field(description="An authenticator app is set up.", examples=[True])
     passkeys: list[Passkey]
     recovery_codes_left: int = Field(examples=[10])
-    required: bool = Field(
+    required: StrictBool = Field(
         description="Some of the account's roles need a second factor (the organisation's rule "
         "for the roles that act for others, or the platform's for ops_admin).",
         examples=[True],
@@ -194,7 +204,7 @@ class RegisteredPasskey(BaseModel):
 
 
 class SecondFactorPolicyBody(_Request):
-    required: bool = Field(
+    required: StrictBool = Field(
         description="Require a second factor for the organisation's roles that act for others "
         "(its admins, support agents).",
         examples=[True],

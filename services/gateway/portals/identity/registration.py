@@ -8,7 +8,7 @@ from guichet.identity.v1 import identity_pb2 as pb
 from services.gateway.auth import Identity, public_metadata
 from services.gateway.openapi import errors
 from services.gateway.portals.identity.schemas import (
-    RegistrationBody,
+    SelfRegistrationBody,
     TokenBody,
     User,
     UsernameBody,
@@ -27,7 +27,7 @@ braked = [Depends(auth_rate_limit)]
     dependencies=braked,
     responses=errors(400, 404, 409, 429),
 )
-async def register(body: RegistrationBody, request: Request, link: Identity) -> User:
+async def register(body: SelfRegistrationBody, request: Request, link: Identity) -> User:
     """The account starts pending: verify the e-mail, complete the profile, wait for an admin."""
     response = await link.stub.Register(
         pb.RegisterRequest(

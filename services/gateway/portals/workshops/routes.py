@@ -332,7 +332,7 @@ def add_technician(workshop_id: WorkshopId, body: TechnicianBody) -> pb.AddTechn
         workshop_id=str(workshop_id),
         first_name=body.first_name,
         last_name=body.last_name,
-        email=body.email,
+        email=body.email or "",
     )
 
 
