@@ -24,7 +24,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check browser prometheus screenshots bench chaos install clean help
+.PHONY: dev test test-under-load lint proto proto-check browser prometheus screenshots bench chaos install catalogs clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
@@ -32,6 +32,7 @@ help:
 	@echo "make test-under-load - make test while $(BUSY_CPUS) busy loops take the cores (before a submission)"
 	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
 	@echo "make screenshots - every page of the web portal, from the browser tests, in .state/screenshots/"
+	@echo "make catalogs - compile the gettext catalogs (.po → .mo; make install does it)"
 	@echo "make lint | proto | bench | clean"
 
 $(UV):
@@ -73,7 +74,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed node_modules/.installed
+# The gettext catalogs (web/locale, services/support/locale) compiled to .mo: never committed,
+# made here from the committed .po files (docs/web.md, "Messages").
+PO_FILES := $(wildcard web/locale/*/LC_MESSAGES/*.po services/*/locale/*/LC_MESSAGES/*.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
+$(MO_FILES): %.mo: %.po $(VENV)/.synced
+	@$(RUN) pybabel compile --use-fuzzy --statistics -i $< -o $@
+
+catalogs: $(MO_FILES)
+
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed node_modules/.installed $(MO_FILES)
 
 dev: install prometheus $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
@@ -99,6 +110,7 @@ proto-check: install
 	$(RUN) python -m web.client.generate --check
 	node_modules/.bin/redocly lint --config redocly.yaml --format=summary tests/gateway/openapi.json
 	$(RUN) python -m services.observability --check
+	$(RUN) python -m services.kit.catalogs check
 
 # Prometheus and promtool from Debian's `prometheus` package: the rule tests of make test
 # (tests/observability) and the Prometheus of make dev. Installed with apt-get when we are root

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from web.client.transport import ApiProblem
-from web.i18n import negotiate, register, translate
+from web.i18n import load as load_catalogs, locale_of, negotiate, translate
 from web.pages import render
 from web.portals import ROUTERS
 from web.problems import summary_message
@@ -39,15 +39,6 @@ from web.templating import build_templates
 
 log = logging.getLogger(__name__)
 
-MESSAGES = {
-    "error.title": ("Un problème est survenu", "Something went wrong"),
-    "error.back": ("Retour à l'accueil", "Back to the home page"),
-    "error.forbidden_origin": (
-        "Requête refusée : elle ne vient pas de ce site.",
-        "Request refused: it does not come from this site.",
-    ),
-}
-register(MESSAGES)
 
 # Security headers on every page: no framing, no sniffing, scripts and styles from here only.
 _HEADERS = {
@@ -86,6 +77,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    load_catalogs()  # a broken catalog fails here, at start
     app.state.templates = build_templates()
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")
     for router in ROUTERS:
@@ -119,7 +111,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
                 max_age=DEVICE_COOKIE_MAX_AGE,
                 **{**cookies, "samesite": "strict"},
             )
-        chosen = request.query_params.get("lang")
+        chosen = locale_of(request.query_params.get("lang"))
         if chosen and visitor is not None and chosen == visitor.locale:
             response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
         for name, value in _HEADERS.items():

@@ -4,9 +4,7 @@ the small helpers every portal's routes use (form values, redirects, the signed-
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -15,19 +13,6 @@ from fastapi.templating import Jinja2Templates
 from web.i18n import LOCALES
 from web.nav import portal_links
 from web.session import Visitor
-
-
-def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -> str:
-    """An RFC 3339 instant from the API shown in a time zone (the person's, else Paris)."""
-    if not value:
-        return "—"
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    shown = instant.astimezone(ZoneInfo(zone or "Europe/Paris"))
-    pattern = "%d/%m/%Y %H:%M" if locale == "fr" else "%Y-%m-%d %H:%M"
-    return f"{shown.strftime(pattern)} ({shown.tzname()})"
 
 
 async def render(

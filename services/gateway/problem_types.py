@@ -201,6 +201,7 @@ SERVICE_FIELD_CODES: frozenset[str] = frozenset(
         "confirmation",
         "content_mismatch",
         "does_not_apply",
+        "duplicate_language",
         "duplicate_priority",
         "empty_file",
         "file_too_large",

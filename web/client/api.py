@@ -273,6 +273,7 @@ class Category(TypedDict):
     audience: CategoryAudience
     position: int
     entries: list[FaqEntry]
+    translations: list[CategoryTranslation]
 
 
 class CategoryBody(TypedDict):
@@ -281,6 +282,7 @@ class CategoryBody(TypedDict):
     audience: CategoryAudience
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryDeflection(TypedDict):
@@ -295,10 +297,18 @@ class CategoryList(TypedDict):
     items: list[Category]
 
 
+class CategoryTranslation(TypedDict):
+    """A category's name in another language than the original."""
+
+    locale: str
+    name: str
+
+
 class CategoryUpdateBody(TypedDict):
     name: str
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryView(TypedDict):
@@ -329,6 +339,7 @@ class Claim(TypedDict):
     technician_id: str | None
     labour_minutes: int
     amount_cents: int
+    currency: str
     description: str
     status: ClaimStatus
     history: list[ClaimEvent]
@@ -691,9 +702,19 @@ class FaqEntry(TypedDict):
     id: str
     question: str
     answer: str
+    translations: list[FaqEntryTranslation]
 
 
 class FaqEntryBody(TypedDict):
+    question: str
+    answer: str
+    translations: NotRequired[list[FaqEntryTranslation]]
+
+
+class FaqEntryTranslation(TypedDict):
+    """A question and its answer in another language than the original."""
+
+    locale: str
     question: str
     answer: str
 
@@ -707,6 +728,7 @@ class FeeBody(TypedDict):
 class FeePayment(TypedDict):
     year: int
     amount_cents: int
+    currency: str
     paid_on: str | None
 
 
@@ -864,6 +886,7 @@ class OptionBody(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class OptionChangeBody(TypedDict):
@@ -892,6 +915,22 @@ class OptionChangeRequest(TypedDict):
 class OptionChangeRequestPage(TypedDict):
     items: list[OptionChangeRequest]
     next_page_token: str | None
+
+
+class OptionTranslation(TypedDict):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str
+    name: str
+    benefit: str
+
+
+class OptionUpdateBody(TypedDict):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str
+    benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class Order(TypedDict):
@@ -1193,6 +1232,7 @@ class ProgramOption(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: list[OptionTranslation]
 
 
 class ProgramPage(TypedDict):
@@ -1537,6 +1577,7 @@ class Ticket(TypedDict):
     opened_by_id: str
     opened_by_name: str
     reply_to_email: str | None
+    language: str
     consulting_minutes: int
     created_at: str | None
     updated_at: str | None
@@ -2390,7 +2431,7 @@ class GatewayApi:
         )
 
     async def update_category(self, category_id: str, body: CategoryUpdateBody) -> Category:
-        """Replace a category's name and answers (ops admin) (PUT /v1/support/categories/{category_id})."""
+        """Replace a category's name and answers, with their translations (ops admin) (PUT /v1/support/categories/{category_id})."""
         return cast(
             "Category",
             await self._transport.call(
@@ -2589,6 +2630,20 @@ class GatewayApi:
             "ProgramOption",
             await self._transport.call(
                 "POST", f"/v1/banner-programs/{program_id}/options", json=body, read="json"
+            ),
+        )
+
+    async def update_option(
+        self, program_id: str, option_id: str, body: OptionUpdateBody
+    ) -> ProgramOption:
+        """Replace an option's name, benefit and their translations (program team) (PUT /v1/banner-programs/{program_id}/options/{option_id})."""
+        return cast(
+            "ProgramOption",
+            await self._transport.call(
+                "PUT",
+                f"/v1/banner-programs/{program_id}/options/{option_id}",
+                json=body,
+                read="json",
             ),
         )
 

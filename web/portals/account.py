@@ -11,93 +11,9 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import ProfileBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
-from web.i18n import register
 from web.pages import form_values, redirect, render, safe_next
 from web.portals import security
 from web.problems import FormState
-
-MESSAGES = {
-    "app.name": ("Guichet", "Guichet"),
-    "app.skip": ("Aller au contenu", "Skip to content"),
-    "app.language": ("Langue", "Language"),
-    "app.menu": ("Menu principal", "Main menu"),
-    "account.sign_in": ("Se connecter", "Sign in"),
-    "account.sign_out": ("Se déconnecter", "Sign out"),
-    "account.username": ("Pseudo", "Username"),
-    "account.password": ("Mot de passe", "Password"),
-    "account.forgot": ("Mot de passe oublié ?", "Forgot your password?"),
-    "account.no_account": ("Pas encore de compte ?", "No account yet?"),
-    "account.register": ("Créer un compte", "Create an account"),
-    "account.organisation_id": ("Identifiant de l'organisation", "Organisation id"),
-    "account.organisation_help": (
-        "Il figure dans le lien d'inscription reçu de votre organisation.",
-        "It is in the registration link your organisation sent you.",
-    ),
-    "account.email": ("Adresse e-mail", "E-mail address"),
-    "account.first_name": ("Prénom", "First name"),
-    "account.last_name": ("Nom", "Last name"),
-    "account.phone": ("Téléphone", "Phone"),
-    "account.address_line": ("Adresse", "Address"),
-    "account.postal_code": ("Code postal", "Postal code"),
-    "account.city": ("Ville", "City"),
-    "account.birth_date": ("Date de naissance", "Birth date"),
-    "account.registered": (
-        "Compte créé. Un e-mail de confirmation vous a été envoyé : "
-        "cliquez sur son lien, puis connectez-vous pour compléter votre profil.",
-        "Account created. A confirmation e-mail is on its way: follow its link, then sign in "
-        "to complete your profile.",
-    ),
-    "account.verify_title": ("Confirmation de l'adresse e-mail", "E-mail confirmation"),
-    "account.verified": (
-        "Adresse e-mail confirmée. Vous pouvez vous connecter.",
-        "E-mail address confirmed. You can sign in.",
-    ),
-    "account.verify_failed": (
-        "Ce lien n'est plus valable. Demandez un nouvel e-mail de confirmation.",
-        "This link is no longer valid. Ask for a new confirmation e-mail.",
-    ),
-    "account.verify_confirm": ("Confirmer mon adresse", "Confirm my address"),
-    "account.resend": ("Renvoyer l'e-mail de confirmation", "Send the confirmation e-mail again"),
-    "account.resent": (
-        "Si ce compte attend une confirmation, un nouvel e-mail vient d'être envoyé.",
-        "If this account awaits a confirmation, a new e-mail is on its way.",
-    ),
-    "account.forgot_title": ("Mot de passe oublié", "Forgotten password"),
-    "account.login": ("Pseudo ou adresse e-mail", "Username or e-mail address"),
-    "account.forgot_send": ("Envoyer le lien", "Send the link"),
-    "account.forgot_sent": (
-        "Si un compte correspond, un lien de réinitialisation vient d'être envoyé.",
-        "If an account matches, a reset link is on its way.",
-    ),
-    "account.reset_title": ("Nouveau mot de passe", "New password"),
-    "account.new_password": ("Nouveau mot de passe", "New password"),
-    "account.reset_done": (
-        "Mot de passe changé. Connectez-vous avec le nouveau.",
-        "Password changed. Sign in with the new one.",
-    ),
-    "account.profile_title": ("Mon profil", "My profile"),
-    "account.save": ("Enregistrer", "Save"),
-    "account.profile_saved": ("Profil enregistré.", "Profile saved."),
-    "account.pending": (
-        "Votre compte attend la validation d'un administrateur.",
-        "Your account awaits an administrator's validation.",
-    ),
-    "account.email_unverified": (
-        "Votre adresse e-mail n'est pas encore confirmée.",
-        "Your e-mail address is not confirmed yet.",
-    ),
-    "account.profile_incomplete": (
-        "Complétez vos informations personnelles pour un accès complet.",
-        "Complete your personal information for full access.",
-    ),
-    "home.title": ("Mes portails", "My portals"),
-    "home.welcome": ("Bonjour {name}", "Hello {name}"),
-    "home.none": (
-        "Aucun portail pour l'instant : votre compte n'a pas encore de rôle.",
-        "No portal yet: your account has no role so far.",
-    ),
-}
-register(MESSAGES)
 
 router = APIRouter()
 

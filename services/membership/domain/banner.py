@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from services.kit.i18n import MAX_TRANSLATIONS, check_tag
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
 from services.kit.temporal import MEMBERSHIP
@@ -127,6 +128,44 @@ async def list_programs(
     return Page([ProgramView(p, options[p.id]) for p in result.items], result.next_page_token)
 
 
+@dataclass(frozen=True)
+class OptionTranslation:
+    """An option's name and benefit in another language (a BCP 47 tag: "pt-BR")."""
+
+    locale: str
+    name: str
+    benefit: str
+
+
+def _option_translations(
+    v: Validator, translations: Sequence[OptionTranslation]
+) -> dict[str, dict[str, str]]:
+    """Each translation: a well-formed tag, once, within the original's limits."""
+    v.check(
+        len(translations) <= MAX_TRANSLATIONS,
+        "translations",
+        f"must hold at most {MAX_TRANSLATIONS} translations",
+        code="too_long",
+    )
+    checked: dict[str, dict[str, str]] = {}
+    for index, text in enumerate(translations):
+        where = f"translations[{index}]"
+        check_tag(v, f"{where}.locale", text.locale)
+        v.check(
+            text.locale not in checked,
+            f"{where}.locale",
+            "is listed twice",
+            code="duplicate_language",
+        )
+        checked[text.locale] = {
+            "name": check_text(v, f"{where}.name", text.name),
+            "benefit": check_long_text(
+                v, f"{where}.benefit", text.benefit, limit=1000, required=True
+            ),
+        }
+    return checked
+
+
 async def add_program_option(
     *,
     session: AsyncSession,
@@ -136,6 +175,7 @@ async def add_program_option(
     code: str,
     name: str,
     benefit: str,
+    translations: Sequence[OptionTranslation] = (),
 ) -> ProgramOption:
     require_operator(actor)
     v = Validator()
@@ -143,12 +183,19 @@ async def add_program_option(
     code = check_code(v, "code", code)
     name = check_text(v, "name", name)
     benefit = check_long_text(v, "benefit", benefit, limit=1000, required=True)
+    texts = _option_translations(v, translations)
     v.raise_if_any()
     assert parsed is not None
     if await session.get(Program, parsed) is None:
         raise NotFound("program not found")
     option = ProgramOption(
-        id=uuid.uuid4(), program_id=parsed, code=code, name=name, benefit=benefit, created_at=now
+        id=uuid.uuid4(),
+        program_id=parsed,
+        code=code,
+        name=name,
+        benefit=benefit,
+        created_at=now,
+        translations=texts,
     )
     session.add(option)
     await flush_or_raise(
@@ -159,6 +206,34 @@ async def add_program_option(
             )
         },
     )
+    return option
+
+
+async def update_program_option(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    program_id: str,
+    option_id: str,
+    name: str,
+    benefit: str,
+    translations: Sequence[OptionTranslation],
+) -> ProgramOption:
+    """Replaces an option's name, benefit and translations; its code, which workshops' requests
+    and letters name, stays."""
+    require_operator(actor)
+    v = Validator()
+    program = check_uuid(v, "program_id", program_id)
+    parsed = check_uuid(v, "option_id", option_id)
+    name = check_text(v, "name", name)
+    benefit = check_long_text(v, "benefit", benefit, limit=1000, required=True)
+    texts = _option_translations(v, translations)
+    v.raise_if_any()
+    option = await session.get(ProgramOption, parsed, with_for_update=True)
+    if option is None or option.program_id != program:
+        raise NotFound("option not found")
+    option.name, option.benefit, option.translations = name, benefit, texts
+    await session.flush()
     return option
 
 

@@ -68,6 +68,7 @@ class FeeBody(_Request):
 class FeePayment(BaseModel):
     year: int
     amount_cents: int
+    currency: str = Field(description="ISO 4217 code of amount_cents.", examples=["EUR"])
     paid_on: dt.date | None
 
 
@@ -92,7 +93,12 @@ class Member(BaseModel):
             email=_none(m.email),
             joined_on=_date(m.joined_on),
             fees=[
-                FeePayment(year=f.year, amount_cents=f.amount_cents, paid_on=_date(f.paid_on))
+                FeePayment(
+                    year=f.year,
+                    amount_cents=f.amount_cents,
+                    currency=f.currency or "EUR",
+                    paid_on=_date(f.paid_on),
+                )
                 for f in m.fees
             ],
         )

@@ -73,6 +73,7 @@ from services.gateway.uploads import (
     upload_media_type,
     upload_request_body,
 )
+from services.kit.i18n import negotiate
 
 router = APIRouter(tags=["support"], generate_unique_id_function=operation_id)
 support_stub = service_stub("support", support_pb2_grpc.SupportServiceStub)
@@ -233,7 +234,8 @@ def create_category(body: CategoryBody) -> pb.CreateCategoryRequest:
         name=body.name,
         audience=body.audience.to_proto(),
         position=body.position,
-        entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
+        entries=[e.to_proto() for e in body.entries],
+        translations=[t.to_proto() for t in body.translations],
     )
 
 
@@ -241,7 +243,7 @@ def create_category(body: CategoryBody) -> pb.CreateCategoryRequest:
     f"{PREFIX}/categories/{{category_id}}",
     rpc="UpdateCategory",
     answer=one(Category, "category"),
-    summary="Replace a category's name and answers (ops admin)",
+    summary="Replace a category's name and answers, with their translations (ops admin)",
     responses=errors(400, 401, 403, 404),
 )
 def update_category(category_id: CategoryId, body: CategoryUpdateBody) -> pb.UpdateCategoryRequest:
@@ -249,7 +251,8 @@ def update_category(category_id: CategoryId, body: CategoryUpdateBody) -> pb.Upd
         category_id=str(category_id),
         name=body.name,
         position=body.position,
-        entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
+        entries=[e.to_proto() for e in body.entries],
+        translations=[t.to_proto() for t in body.translations],
     )
 
 
@@ -297,8 +300,23 @@ async def record_deflection(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def open_ticket(body: TicketBody) -> Message:
-    return body.to_proto()
+def open_ticket(
+    body: TicketBody,
+    accept_language: Annotated[
+        str | None,
+        Header(
+            alias="Accept-Language",
+            max_length=500,
+            description="The customer's languages (RFC 9110). The first supported one (fr, en, "
+            "pt-BR; pt and pt-PT read as pt-BR) is recorded with the ticket, and the mails "
+            "about it to the customer (receipt, answers) are written in it; none: French.",
+            examples=["pt-BR,pt;q=0.9,en;q=0.5"],
+        ),
+    ] = None,
+) -> Message:
+    request = body.to_proto()
+    request.language = negotiate(accept_language)
+    return request
 
 
 @ops.post(

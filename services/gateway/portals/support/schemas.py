@@ -321,9 +321,62 @@ class ContractPage(BaseModel):
 # --- categories ---------------------------------------------------------------------------------
 
 
+# A translation's language: a BCP 47 tag with an optional region, as browsers send them.
+LOCALE_PATTERN = r"^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$"
+MAX_TRANSLATIONS = 12
+
+
+class FaqEntryTranslation(_Request):
+    """A question and its answer in another language than the original."""
+
+    locale: str = Field(
+        max_length=12,
+        pattern=LOCALE_PATTERN,
+        description='A BCP 47 tag: "pt-BR", "en", "fr".',
+        examples=["pt-BR"],
+    )
+    question: str = text(500, "Como reimprimir uma nota fiscal?")
+    answer: str = text(
+        TEXT_CAP, "Menu Vendas > Notas fiscais > Reimprimir.", pattern=LINES_NOT_BLANK
+    )
+
+    def to_proto(self) -> pb.FaqEntryTranslation:
+        return pb.FaqEntryTranslation(
+            locale=self.locale, question=self.question, answer=self.answer
+        )
+
+
+class CategoryTranslation(_Request):
+    """A category's name in another language than the original."""
+
+    locale: str = Field(
+        max_length=12,
+        pattern=LOCALE_PATTERN,
+        description='A BCP 47 tag: "pt-BR", "en", "fr".',
+        examples=["pt-BR"],
+    )
+    name: str = text(100, "Faturamento e notas fiscais")
+
+    def to_proto(self) -> pb.CategoryTranslation:
+        return pb.CategoryTranslation(locale=self.locale, name=self.name)
+
+
 class FaqEntryBody(_Request):
     question: str = text(500, "Comment réimprimer une facture ?")
     answer: str = text(TEXT_CAP, "Menu Ventes > Factures > Réimprimer.", pattern=LINES_NOT_BLANK)
+    translations: list[FaqEntryTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The question and answer in other languages, one per language; readers "
+        "of a language without one read the original.",
+    )
+
+    def to_proto(self) -> pb.FaqEntryInput:
+        return pb.FaqEntryInput(
+            question=self.question,
+            answer=self.answer,
+            translations=[t.to_proto() for t in self.translations],
+        )
 
 
 class CategoryBody(_Request):
@@ -332,18 +385,31 @@ class CategoryBody(_Request):
     audience: CategoryAudience = Field(examples=["customer"])
     position: StrictInt = Field(default=0, ge=0, le=10_000, examples=[10])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
+    translations: list[CategoryTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name in other languages, one per language.",
+    )
 
 
 class CategoryUpdateBody(_Request):
     name: str = text(100, "Factures et paiements")
     position: StrictInt = Field(default=0, ge=0, le=10_000, examples=[20])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
+    translations: list[CategoryTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name in other languages, one per language (replaces those saved).",
+    )
 
 
 class FaqEntry(BaseModel):
     id: uuid.UUID
     question: str
     answer: str
+    translations: list[FaqEntryTranslation] = Field(
+        description="The question and answer in other languages (may be empty)."
+    )
 
 
 class Category(BaseModel):
@@ -353,6 +419,9 @@ class Category(BaseModel):
     audience: CategoryAudience
     position: int = Field(examples=[10])
     entries: list[FaqEntry]
+    translations: list[CategoryTranslation] = Field(
+        description="The name in other languages (may be empty)."
+    )
 
     @classmethod
     def from_proto(cls, c: pb.Category) -> Category:
@@ -363,8 +432,19 @@ class Category(BaseModel):
             audience=CategoryAudience.from_proto(c.audience),
             position=c.position,
             entries=[
-                FaqEntry(id=uuid.UUID(e.id), question=e.question, answer=e.answer)
+                FaqEntry(
+                    id=uuid.UUID(e.id),
+                    question=e.question,
+                    answer=e.answer,
+                    translations=[
+                        FaqEntryTranslation(locale=t.locale, question=t.question, answer=t.answer)
+                        for t in e.translations
+                    ],
+                )
                 for e in c.entries
+            ],
+            translations=[
+                CategoryTranslation(locale=t.locale, name=t.name) for t in c.translations
             ],
         )
 

@@ -118,6 +118,11 @@ class Ticket(BaseModel):
     opened_by_id: str = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
     opened_by_name: str = Field(examples=["souza.bruno"])
     reply_to_email: str | None = Field(examples=["suporte@souza.example.com.br"])
+    language: str = Field(
+        description="The language the customer opened it in (BCP 47, from Accept-Language): "
+        "the mails about it to the customer are written in it.",
+        examples=["pt-BR"],
+    )
     consulting_minutes: int = Field(examples=[0])
     created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
     updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
@@ -148,6 +153,7 @@ class Ticket(BaseModel):
             opened_by_id=t.opened_by_id,
             opened_by_name=t.opened_by_name,
             reply_to_email=_none(t.reply_to_email),
+            language=t.language or "fr",
             consulting_minutes=t.consulting_minutes,
             created_at=_time(t.create_time, t.HasField("create_time")),
             updated_at=_time(t.update_time, t.HasField("update_time")),

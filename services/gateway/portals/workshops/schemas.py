@@ -71,10 +71,44 @@ class ProgramBody(_Request):
     )
 
 
+# A translation's language: a BCP 47 tag with an optional region, as browsers send them.
+LOCALE_PATTERN = r"^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$"
+MAX_TRANSLATIONS = 12
+
+
+class OptionTranslation(_Request):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str = Field(
+        max_length=12,
+        pattern=LOCALE_PATTERN,
+        description='A BCP 47 tag: "pt-BR", "en", "fr".',
+        examples=["pt-BR"],
+    )
+    name: str = text(NAME, "Assistência 24 horas")
+    benefit: str = text(1000, "Assistência na estrada para seus clientes", pattern=NO_NUL_NOT_BLANK)
+
+    def to_proto(self) -> pb.ProgramOptionTranslation:
+        return pb.ProgramOptionTranslation(locale=self.locale, name=self.name, benefit=self.benefit)
+
+
 class OptionBody(_Request):
     code: str = Field(pattern=CODE_PATTERN, examples=["DEPANNAGE"])
     name: str = text(NAME, "Dépannage 24/7")
     benefit: str = text(1000, "Assistance routière pour vos clients", pattern=NO_NUL_NOT_BLANK)
+    translations: list[OptionTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name and benefit in other languages, one per language.",
+    )
+
+
+class OptionUpdateBody(_Request):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str = text(NAME, "Dépannage 24/7")
+    benefit: str = text(1000, "Assistance routière pour vos clients", pattern=NO_NUL_NOT_BLANK)
+    translations: list[OptionTranslation] = Field(default_factory=list, max_length=MAX_TRANSLATIONS)
 
 
 class ProgramOption(BaseModel):
@@ -83,6 +117,10 @@ class ProgramOption(BaseModel):
     code: str = Field(examples=["VO"])
     name: str = Field(examples=["Véhicules d'occasion"])
     benefit: str = Field(examples=["Garantie VO 12 mois"])
+    translations: list[OptionTranslation] = Field(
+        description="The name and benefit in other languages (may be empty); readers of a "
+        "language without one read the original."
+    )
 
     @classmethod
     def from_proto(cls, option: pb.ProgramOption) -> ProgramOption:
@@ -92,6 +130,10 @@ class ProgramOption(BaseModel):
             code=option.code,
             name=option.name,
             benefit=option.benefit,
+            translations=[
+                OptionTranslation(locale=t.locale, name=t.name, benefit=t.benefit)
+                for t in option.translations
+            ],
         )
 
 
@@ -489,6 +531,7 @@ class Claim(BaseModel):
     technician_id: uuid.UUID | None = Field(examples=["6e22422f-317c-51b7-9001-b826a59477f9"])
     labour_minutes: int = Field(examples=[90])
     amount_cents: int = Field(examples=[13500])
+    currency: str = Field(description="ISO 4217 code of amount_cents.", examples=["EUR"])
     description: str = Field(
         examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."]
     )
@@ -509,6 +552,7 @@ class Claim(BaseModel):
             technician_id=uuid.UUID(c.technician_id) if c.technician_id else None,
             labour_minutes=c.labour_minutes,
             amount_cents=c.amount_cents,
+            currency=c.currency or "EUR",
             description=c.description,
             status=ClaimStatus.from_proto(c.status),
             history=[
