@@ -189,6 +189,9 @@ async def stack(
         bootstrap_admin_email="ops.root@example.org",
         public_base_url="https://portail.example.org",
         link_resend_cooldown_seconds=0,
+        # Every request here comes from one address: the per-address brake of the public routes
+        # would refuse this module's registrations (it is tested in test_shared_brakes.py).
+        auth_rate_limit_per_minute=0,
     )
     worker = build_worker(
         temporal_env.client,

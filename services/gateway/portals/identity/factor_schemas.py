@@ -14,7 +14,7 @@ from typing import Any, Literal
 from guichet.identity.v1 import identity_pb2
 from pydantic import BaseModel, Field
 
-from services.gateway.fields import StrictBool
+from services.gateway.fields import StrictBool, text
 from services.gateway.portals.identity.schemas import TOKEN_MAX, _Request
 
 SecondFactorMethod = Literal["totp", "passkey", "recovery_code"]
@@ -68,7 +68,7 @@ class SecondFactorChallenge(BaseModel):
 class SecondFactorBody(_Request):
     """Exactly one of `code`, `recovery_code`, `passkey`."""
 
-    ticket: str = Field(max_length=TOKEN_MAX, examples=["t1.3f2a….N_ps…"])
+    ticket: str = text(TOKEN_MAX, "t1.3f2a….N_ps…", description="From the password step.")
     code: str | None = Field(
         default=None,
         max_length=16,
@@ -180,7 +180,7 @@ class TotpEnrolment(BaseModel):
 
 
 class TotpCodeBody(_Request):
-    code: str = Field(max_length=16, examples=["492039"])
+    code: str = text(16, "492039", description="The 6 digits the authenticator app shows.")
 
 
 class RecoveryCodes(BaseModel):
