@@ -31,7 +31,6 @@ import asyncpg
 import grpc
 import httpx
 from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
-from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
@@ -75,13 +74,7 @@ class Credentials:
     async def _refresh(self) -> None:
         if time.monotonic() - self._at < 120:
             return
-        async with grpc.aio.insecure_channel(self._stack.grpc_address("identity")) as channel:
-            login = await identity_pb2_grpc.IdentityServiceStub(channel).Login(
-                identity_pb2.LoginRequest(
-                    username=ADMIN_USERNAME, password=self._stack.secrets.admin_password
-                )
-            )
-        self._ops = login.tokens.access_token
+        self._ops = await self._stack.admin_token()  # the ops admin answers its TOTP
         response = await self._http.post(
             "/v1/auth/token", json={"username": "dupont.jean", "password": DEMO_PASSWORD}
         )
@@ -243,6 +236,7 @@ async def main(options: argparse.Namespace) -> int:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             processes = _stack.Processes(

@@ -170,6 +170,7 @@ async def main(options: argparse.Namespace) -> None:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
                 addresses=addresses,
             )
@@ -182,7 +183,7 @@ async def main(options: argparse.Namespace) -> None:
 async def _run(stack: Stack, options: argparse.Namespace) -> None:
     async with grpc.aio.insecure_channel(stack.grpc_address("identity")) as channel:
         identity = identity_pb2_grpc.IdentityServiceStub(channel)
-        admin = await _login(identity, ADMIN_USERNAME, stack.secrets.admin_password)
+        admin = await stack.admin_token()  # the ops admin answers its TOTP
         admin_auth = (("authorization", f"Bearer {admin}"),)
         page = await identity.ListOrganisations(
             identity_pb2.ListOrganisationsRequest(page=common_pb2.PageRequest(page_size=500)),

@@ -135,6 +135,7 @@ async def main(count: int, requests: int) -> None:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             await _run(stack, count, requests)
@@ -150,12 +151,8 @@ async def _run(stack: Stack, count: int, requests: int) -> None:
     ):
         identity = identity_pb2_grpc.IdentityServiceStub(identity_channel)
         partners = partners_pb2_grpc.PartnersServiceStub(partners_channel)
-        admin = await identity.Login(
-            identity_pb2.LoginRequest(
-                username=ADMIN_USERNAME, password=stack.secrets.admin_password
-            )
-        )
-        admin_auth = (("authorization", f"Bearer {admin.tokens.access_token}"),)
+        admin = await stack.admin_token()  # the ops admin answers its TOTP
+        admin_auth = (("authorization", f"Bearer {admin}"),)
         page = await identity.ListOrganisations(
             identity_pb2.ListOrganisationsRequest(page=common_pb2.PageRequest(page_size=500)),
             metadata=admin_auth,

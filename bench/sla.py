@@ -120,12 +120,7 @@ async def setup(stack: Stack, target_minutes: int) -> str:
     """The bench plan (24/7, short targets) on ERP-BOIS; returns the bench category."""
     async with grpc.aio.insecure_channel(stack.grpc_address("identity")) as channel:
         identity = identity_pb2_grpc.IdentityServiceStub(channel)
-        admin_login = await identity.Login(
-            identity_pb2.LoginRequest(
-                username=ADMIN_USERNAME, password=stack.secrets.admin_password
-            )
-        )
-        admin = (("authorization", f"Bearer {admin_login.tokens.access_token}"),)
+        admin = (("authorization", f"Bearer {await stack.admin_token()}"),)
         organisations = await identity.ListOrganisations(
             identity_pb2.ListOrganisationsRequest(kind=identity_pb2.ORGANISATION_KIND_ERP_CUSTOMER),
             metadata=admin,
@@ -380,6 +375,7 @@ async def main(options: argparse.Namespace) -> int:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 large=False,
             )
             category_id = await setup(stack, target_minutes)

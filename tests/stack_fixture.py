@@ -29,12 +29,17 @@ async def stack(
         database_admin_url=pg.admin_url,
         temporal_address=temporal_env.client.service_client.config.target_host,
         echo=False,
-        # The per-IP brake on the auth routes is tested in tests/gateway; here it would only
-        # throttle the fuzzer and the tests that share this one client address.
+        # The per-address brakes are tested in tests/identity and tests/gateway; here they would
+        # only throttle the fuzzer and the tests that share this one client address (sign-in
+        # failures per username still lock, as they do everywhere).
         # Access tokens live an hour here (5 minutes by default): the API fuzzer sends one token
         # for minutes of requests, and on a busy machine an expired one turned most of a run
         # into 401s that checked nothing.
-        extra_env={"AUTH_RATE_LIMIT_PER_MINUTE": "0", "ACCESS_TOKEN_TTL_SECONDS": "3600"},
+        extra_env={
+            "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+            "ADDRESS_LOCKOUT_THRESHOLD": "1000000",
+            "ACCESS_TOKEN_TTL_SECONDS": "3600",
+        },
     )
     try:
         await running.start()
@@ -43,6 +48,7 @@ async def stack(
             ADMIN_USERNAME,
             running.secrets.admin_password,
             running.smtp,
+            admin_totp_secret=running.secrets.admin_totp_secret,
             large=False,
             addresses={c.name: running.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -24,6 +25,8 @@ from web.portals import ROUTERS
 from web.problems import summary_message
 from web.session import (
     ACCESS_COOKIE,
+    DEVICE_COOKIE,
+    DEVICE_COOKIE_MAX_AGE,
     LANGUAGE_COOKIE,
     REFRESH_COOKIE,
     SignInRequired,
@@ -60,6 +63,9 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             timeout=settings.gateway_timeout,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         ) as http:
+            # One client serves every visitor: it must keep no cookie (the gateway's device
+            # cookie belongs to one person's browser; the transport carries it per request).
+            refuse_cookies(http)
             app.state.http = http
             yield
 
@@ -98,6 +104,13 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             else:
                 response.delete_cookie(ACCESS_COOKIE, path="/")
                 response.delete_cookie(REFRESH_COOKIE, path="/")
+        if visitor is not None and visitor.device_cookie:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                visitor.device_cookie,
+                max_age=DEVICE_COOKIE_MAX_AGE,
+                **{**cookies, "samesite": "strict"},
+            )
         chosen = locale_of(request.query_params.get("lang"))
         if chosen and visitor is not None and chosen == visitor.locale:
             response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
@@ -172,6 +185,11 @@ async def _error_page(visitor: Visitor, message: str, status: int) -> HTMLRespon
     return await render(
         visitor, "error.html", {"message": message}, status_code=status, signed_in_nav=False
     )
+
+
+def refuse_cookies(http: httpx.AsyncClient) -> None:
+    """The client's jar accepts no domain: responses' Set-Cookie are never stored."""
+    http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _same_origin(request: Request) -> bool:

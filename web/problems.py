@@ -13,12 +13,14 @@ OpenAPI document's `x-problem-types` and `x-field-codes`) and fails on one witho
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from babel.numbers import format_decimal
+from babel.units import format_unit
 
 from web.client.transport import ApiProblem
 from web.i18n import N_, has_text, translate
@@ -308,8 +310,25 @@ def field_message(
     return translate(locale, key, **shown) if shown else translate(locale, key)
 
 
+def wait_in_words(locale: str, seconds: int) -> str:
+    """A Retry-After as people say it ("3 minutes", "45 seconds"), never shorter than
+    the real wait: minutes and hours are rounded up."""
+    if seconds < 60:
+        amount, unit = max(seconds, 1), "duration-second"
+    elif seconds < 7200:
+        amount, unit = math.ceil(seconds / 60), "duration-minute"
+    else:
+        amount, unit = math.ceil(seconds / 3600), "duration-hour"
+    return format_unit(amount, unit, length="long", locale=locale)
+
+
 def summary_message(locale: str, problem: ApiProblem) -> str:
-    """The refusal as one sentence: by its reason, else by its HTTP status."""
+    """The refusal as one sentence: by its reason, else by its HTTP status; a 429 says how long
+    to wait (its Retry-After) in words."""
+    if problem.status == 429 and problem.retry_after:
+        return translate(
+            locale, "problem.retry_after", wait=wait_in_words(locale, problem.retry_after)
+        )
     if problem.status >= 500 and problem.status not in (501, 503, 504):
         reference = problem.problem.get("request_id") or "—"
         return translate(locale, "problem.internal", request_id=reference)
@@ -430,6 +449,11 @@ PROBLEM_REASONS = (
     N_("problem.order_in_progress"),
     N_("problem.order_not_in_progress"),
     N_("problem.out_of_range"),
+    N_("problem.own_second_factor"),
+    N_("problem.passkey_challenge_invalid"),
+    N_("problem.passkey_invalid"),
+    N_("problem.passkey_missing"),
+    N_("problem.passkey_present"),
     N_("problem.payload_too_large"),
     N_("problem.period_ended"),
     N_("problem.permission_denied"),
@@ -449,12 +473,18 @@ PROBLEM_REASONS = (
     N_("problem.removal_window_closed"),
     N_("problem.reported"),
     N_("problem.resource_exhausted"),
+    N_("problem.second_factor_invalid"),
+    N_("problem.second_factor_missing"),
+    N_("problem.second_factor_needed"),
     N_("problem.self_registration_closed"),
     N_("problem.store_exists"),
     N_("problem.target_merged"),
     N_("problem.ticket_closed"),
+    N_("problem.ticket_invalid"),
     N_("problem.ticket_not_linked"),
     N_("problem.ticket_opened"),
+    N_("problem.totp_code_invalid"),
+    N_("problem.totp_present"),
     N_("problem.training_full"),
     N_("problem.training_started"),
     N_("problem.transition_not_allowed"),

@@ -18,6 +18,10 @@ from web.i18n import HTML_LANG, negotiate, translate
 
 ACCESS_COOKIE = "guichet_access"
 REFRESH_COOKIE = "guichet_refresh"
+# The gateway's device cookie, kept by the browser for the portal (docs/identity.md): it is what
+# keeps a person's own browser out of a lock that others' failed sign-ins earned.
+DEVICE_COOKIE = "guichet_device"
+DEVICE_COOKIE_MAX_AGE = 365 * 86400
 LANGUAGE_COOKIE = "guichet_lang"
 # Set by web/static/tz.js from the browser: the zone a person reads times in.
 TIME_ZONE_COOKIE = "guichet_tz"
@@ -85,11 +89,20 @@ class Visitor:
         self.renewed = (access_token, refresh_token)
         self._me = None
 
+    @property
+    def device_cookie(self) -> str | None:
+        """A device cookie the gateway handed out during this request, to keep in the browser."""
+        return self.transport.received_device_token
+
     def forget(self) -> None:
         self.access_token = self.refresh_token = None
         self.transport.access_token = None
         self.renewed = ("", "")
         self._me = None
+
+    async def renew(self) -> None:
+        """New tokens now (a second factor was just set up: the session may carry more)."""
+        await self._refresh()
 
     async def _refresh(self) -> str | None:
         """A new access token from the refresh token (one rotation per request at most)."""
@@ -118,6 +131,7 @@ def visitor_for(request: Request, http: httpx.AsyncClient) -> Visitor:
         access_token=access,
         forwarded_for=", ".join(p for p in (forwarded, peer) if p) or None,
         language=HTML_LANG.get(locale, locale),
+        device_token=request.cookies.get(DEVICE_COOKIE) or None,
     )
     visitor = Visitor(request, locale, GatewayApi(transport), transport, access, refresh)
     transport.refresh = visitor._refresh

@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pyotp
+
 from services.devstack.components import COMPONENTS, DEFAULT_PORTS
 from services.devstack.demo import DEMO_PASSWORD, load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
@@ -57,6 +59,9 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
                 f"  {component.name:<18} grpc://127.0.0.1:{ports[component.port_key]}"
                 "  (reflection on)"
             )
+    totp_uri = pyotp.TOTP(stack.secrets.admin_totp_secret).provisioning_uri(
+        name=ADMIN_USERNAME, issuer_name="Guichet (make dev)"
+    )
     lines += [
         f"  PostgreSQL         postgresql://postgres@127.0.0.1:{ports['postgres']}/<service>",
         f"  Mail (SMTP sink)   127.0.0.1:{stack.smtp.port}, saved in {stack.smtp.folder}",
@@ -68,8 +73,13 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
         "",
         "Demo credentials:",
         f"  operator admin     {ADMIN_USERNAME} / {stack.secrets.admin_password}",
+        f"    second factor (ops_admin needs one): TOTP secret {stack.secrets.admin_totp_secret}",
+        f"    add it to an authenticator app: {totp_uri}",
+        "    or print the current code: .venv/bin/python -c "
+        f"\"import pyotp; print(pyotp.TOTP('{stack.secrets.admin_totp_secret}').now())\"",
     ]
-    credentials = json.dumps({"username": ADMIN_USERNAME, "password": stack.secrets.admin_password})
+    demo_user = next((username for _, username, _ in users), ADMIN_USERNAME)
+    credentials = json.dumps({"username": demo_user, "password": DEMO_PASSWORD})
     lines += [f"  {username:<18} {DEMO_PASSWORD}  ({role}, {org})" for org, username, role in users]
     lines += [
         "",
@@ -116,6 +126,7 @@ async def _main() -> None:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
+                admin_totp_secret=stack.secrets.admin_totp_secret,
                 addresses={
                     c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key
                 },

@@ -19,6 +19,7 @@ from services.devstack.demo_groups import load_groups_demo
 from services.devstack.demo_membership import load_membership_demo
 from services.devstack.demo_partners import load_partners_demo
 from services.devstack.demo_support import load_support_demo
+from services.devstack.signin import sign_in
 from services.kit.smtpsink import SmtpSink
 
 DEMO_PASSWORD = "Guichet-demo-2026!"
@@ -108,6 +109,7 @@ async def load_demo_data(
     admin_password: str,
     sink: SmtpSink,
     *,
+    admin_totp_secret: str | None,
     large: bool = True,
     addresses: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str, str]]:
@@ -121,11 +123,9 @@ async def load_demo_data(
     created: list[tuple[str, str, str]] = []
     async with grpc.aio.insecure_channel(identity_addr) as channel:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
-        login = await stub.Login(
-            identity_pb2.LoginRequest(username=admin_username, password=admin_password),
-            timeout=10,
-        )
-        auth = (("authorization", f"Bearer {login.tokens.access_token}"),)
+        # ops_admin needs its second factor (services/devstack/signin.py).
+        admin = await sign_in(stub, admin_username, admin_password, totp_secret=admin_totp_secret)
+        auth = (("authorization", f"Bearer {admin.access_token}"),)
         existing: dict[tuple[int, str], str] = {}
         page_token = ""
         while True:

@@ -24,10 +24,13 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pyotp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from temporalio.client import Client
 
 from services.devstack.components import COMPONENTS, Component
+from services.devstack.signin import sign_in
 from services.kit.binaries import temporal_cli
 from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres
@@ -42,6 +45,8 @@ from services.kit.temporal import (
 log = logging.getLogger("devstack")
 
 ADMIN_USERNAME = "ops.admin"
+# Access tokens live 5 minutes (ACCESS_TOKEN_TTL_SECONDS); admin_token refreshes after 4.
+ADMIN_TOKEN_REUSE_SECONDS = 240.0
 ADMIN_EMAIL = "ops.admin@guichet.example.com"
 
 
@@ -52,6 +57,8 @@ class StackSecrets:
     admin_password: str
     mail_sealing_key: str
     client_secrets: dict[str, str] = field(default_factory=dict)
+    # The bootstrap admin's TOTP (ops_admin needs a second factor); `make dev` prints it.
+    admin_totp_secret: str = ""
 
     @classmethod
     def load_or_create(cls, path: Path) -> StackSecrets:
@@ -62,6 +69,8 @@ class StackSecrets:
                 admin_password="Guichet-" + secrets.token_urlsafe(9),
                 mail_sealing_key=new_sealing_key(),
             )
+        if not loaded.admin_totp_secret:
+            loaded.admin_totp_secret = pyotp.random_base32(32)
         for component in COMPONENTS:
             if component.service_client and component.name not in loaded.client_secrets:
                 loaded.client_secrets[component.name] = secrets.token_urlsafe(32)
@@ -142,6 +151,8 @@ class Stack:
         self.smtp = SmtpSink(port=ports["smtp"], folder=state_dir / "mail")
         self.database_urls: dict[str, str] = {}
         self.running: list[Running] = []
+        # The ops admin's (access token, refresh token, when), see admin_token.
+        self._admin: tuple[str, str, float] | None = None
         self._prometheus = prometheus
         self._prometheus_interval = prometheus_interval
         self.prometheus_process: asyncio.subprocess.Process | None = None
@@ -163,6 +174,30 @@ class Stack:
     @property
     def web_url(self) -> str:
         return f"http://localhost:{self.ports['web']}"
+
+    async def admin_token(self) -> str:
+        """An access token of the bootstrap ops admin, for tools and tests: signed in once (its
+        second factor costs a TOTP step, see signin.py) and refreshed when near its end."""
+        now = time.monotonic()
+        if self._admin is not None and now - self._admin[2] < ADMIN_TOKEN_REUSE_SECONDS:
+            return self._admin[0]
+        async with grpc.aio.insecure_channel(self.grpc_address("identity")) as channel:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            if self._admin is not None:
+                refreshed = await stub.Refresh(
+                    identity_pb2.RefreshRequest(refresh_token=self._admin[1]), timeout=10
+                )
+                pair = refreshed.tokens
+            else:
+                pair = await sign_in(
+                    stub,
+                    ADMIN_USERNAME,
+                    self.secrets.admin_password,
+                    totp_secret=self.secrets.admin_totp_secret,
+                )
+        access: str = pair.access_token
+        self._admin = (access, pair.refresh_token, now)
+        return access
 
     def grpc_address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -493,6 +528,10 @@ class Stack:
             env["BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["BOOTSTRAP_ADMIN_PASSWORD"] = self.secrets.admin_password
             env["BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
+            env["BOOTSTRAP_ADMIN_TOTP_SECRET"] = self.secrets.admin_totp_secret
+            # Passkeys are registered and used on the portal's pages (WebAuthn's relying party).
+            env["WEBAUTHN_RP_ID"] = "localhost"
+            env["WEBAUTHN_ORIGINS"] = self.web_url
         env.update(self.extra_env)
         return env
 

@@ -33,7 +33,6 @@ from services.gateway.middleware import BodyLimit, ErrorBoundary, RequestContext
 from services.gateway.openapi import errors, openapi_schema
 from services.gateway.portals import ROUTERS, UPLOADS, close_channels
 from services.gateway.problems import ProblemException, install_problem_handlers
-from services.gateway.ratelimit import TokenBucketLimiter
 from services.gateway.rpc import operation_id
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import IdentityLink, connect_identity
@@ -44,7 +43,10 @@ IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].f
 DESCRIPTION = """\
 REST/JSON API of Guichet for the portals' web and mobile clients.
 
-* Authenticate with `POST /v1/auth/token`, then send `Authorization: Bearer <access_token>`.
+* Authenticate with `POST /v1/auth/token` (an account with a second factor answers 202 with a
+  ticket: finish at `POST /v1/auth/second-factor`), then send `Authorization: Bearer
+  <access_token>`. Keep the `guichet_device` cookie a sign-in sets: with it, other people's
+  failed attempts never lock your own device out. A 429 always carries `Retry-After`.
 * Every error is an RFC 9457 problem document (`application/problem+json`) carrying `request_id`
   and `trace_id`; 400s list each invalid field in `errors`.
 * Send `X-Request-ID` to correlate your logs with ours; it is echoed on every response.
@@ -54,6 +56,11 @@ OPENAPI_TAGS = [
     {"name": "authentication", "description": "Tokens, JWKS and passwords."},
     {"name": "registration", "description": "Self-registration of members."},
     {"name": "me", "description": "The signed-in member's own account."},
+    {
+        "name": "second factors",
+        "description": "Authenticator apps (TOTP), recovery codes and passkeys; an admin's reset; "
+        "an organisation's requirement of a second factor.",
+    },
     {"name": "organisations", "description": "Organisations (tenants) and their members."},
     {"name": "accounts", "description": "The admin's account pages."},
     {"name": "operator", "description": "Platform staff only."},
@@ -150,9 +157,6 @@ def create_app(
     app.state.settings = settings
     app.state.identity = identity
     app.state.idempotency = idempotency or owned_store
-    app.state.auth_limiter = TokenBucketLimiter(
-        settings.auth_rate_limit_per_minute, settings.auth_rate_limit_burst
-    )
     install_problem_handlers(app)
     # Added inside out: the last one added is the outermost.
     app.add_middleware(SafeText)

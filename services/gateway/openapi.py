@@ -218,6 +218,10 @@ def _complete_statuses(operation: dict[str, Any], *, has_path_ids: bool) -> None
         )
 
 
+# 202s that are no background work: the sign-in's password step when a second factor follows.
+SECOND_STEP = frozenset({"issueToken"})
+
+
 def _add_headers(operation_id: str, responses: dict[str, Any]) -> None:
     for code, response in responses.items():
         headers = response.setdefault("headers", {})
@@ -226,7 +230,7 @@ def _add_headers(operation_id: str, responses: dict[str, Any]) -> None:
             headers["WWW-Authenticate"] = _header("WWW-Authenticate")
         elif code in ("429", "503"):
             headers["Retry-After"] = _header("Retry-After")
-        elif code == "202" and "content" in response:
+        elif code == "202" and "content" in response and operation_id not in SECOND_STEP:
             headers["Location"] = _header("Location")
         links = LINKS.get((operation_id, code))
         if links:
@@ -247,7 +251,12 @@ def _describe(operation: dict[str, Any], method: str) -> None:
     responses = operation.get("responses", {})
     success = sorted(c for c in responses if c.startswith("2"))
     for code in success:
-        if code == "202" and "content" in responses[code]:
+        if code == "202" and operation.get("operationId") in SECOND_STEP:
+            parts.append(
+                "202: the password was right and a second factor must follow (no tokens yet): "
+                "answer with the ticket at POST /v1/auth/second-factor."
+            )
+        elif code == "202" and "content" in responses[code]:
             parts.append(
                 "The work goes on in the background: 202 with the process request(s) carrying "
                 "it, and `Location` naming the first."

@@ -1,4 +1,4 @@
-"""Settings of the gateway: where it listens, who may call it from a browser, how hard it brakes.
+"""Settings of the gateway: where it listens, who may call it from a browser, its cookies.
 
 Read from the environment at start (`load_settings(GatewaySettings)`); a bad value stops the
 process with one line per problem.
@@ -39,11 +39,10 @@ class GatewaySettings(CommonSettings):
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEV_ORIGINS)
     )
-    # Per client IP and per route, on the routes that take a password or send mail.
-    # 0 turns the brake off (benchmarks only).
-    auth_rate_limit_per_minute: float = Field(default=10.0, ge=0)
-    # Requests a client may make at once before the per-minute rate applies.
-    auth_rate_limit_burst: int = Field(default=10, ge=1)
+    # The device cookie of a completed sign-in (docs/identity.md): sent over HTTPS only (leave on
+    # behind TLS; make dev serves plain HTTP), and kept this long by the client.
+    device_cookie_secure: bool = True
+    device_cookie_max_age: int = Field(default=365 * 24 * 3600, gt=0)
     # Reverse proxies in front of the gateway that append to X-Forwarded-For (0: none, use the
     # peer address). Only those hops are trusted; anything further left is client-controlled.
     trusted_proxy_count: int = Field(default=0, ge=0, le=10)

@@ -12,7 +12,14 @@ from guichet.common.v1 import common_pb2
 from guichet.identity.v1 import identity_pb2
 
 from services.identity.domain import accounts, tokens
-from services.identity.models import AuditEvent, Organisation, OrganisationKind, User, UserStatus
+from services.identity.models import (
+    AuditEvent,
+    Organisation,
+    OrganisationKind,
+    Passkey,
+    User,
+    UserStatus,
+)
 
 _KIND_TO_PROTO: dict[str, identity_pb2.OrganisationKind.ValueType] = {
     OrganisationKind.SERVICE_PROVIDER: identity_pb2.ORGANISATION_KIND_SERVICE_PROVIDER,
@@ -51,6 +58,7 @@ def organisation_to_proto(organisation: Organisation) -> identity_pb2.Organisati
         name=organisation.name,
         code=organisation.code or "",
         create_time=_timestamp(organisation.created_at),
+        second_factor_required=bool(organisation.second_factor_required),
     )
 
 
@@ -101,6 +109,37 @@ def token_pair(issued: tokens.IssuedTokens | tokens.Refusal) -> identity_pb2.Tok
         token_type="Bearer",
         expires_in=issued.expires_in,
         refresh_expires_in=issued.refresh_expires_in,
+    )
+
+
+def login_response(
+    result: tokens.IssuedTokens | tokens.SecondFactorRequired | tokens.Refusal,
+) -> identity_pb2.LoginResponse:
+    """A complete sign-in (tokens and device cookie) or the second-factor challenge."""
+    if isinstance(result, tokens.SecondFactorRequired):
+        return identity_pb2.LoginResponse(
+            second_factor=identity_pb2.SecondFactorChallenge(
+                ticket=result.ticket, methods=result.methods, expires_in=result.expires_in
+            )
+        )
+    if isinstance(result, tokens.Refusal):
+        raise result.error
+    return identity_pb2.LoginResponse(tokens=token_pair(result), device_token=result.device_token)
+
+
+def signed_in(result: tokens.IssuedTokens | tokens.Refusal) -> tuple[identity_pb2.TokenPair, str]:
+    """The pair and the device cookie of a complete sign-in (a refusal is raised)."""
+    if isinstance(result, tokens.Refusal):
+        raise result.error
+    return token_pair(result), result.device_token
+
+
+def passkey_to_proto(passkey: Passkey) -> identity_pb2.Passkey:
+    return identity_pb2.Passkey(
+        id=str(passkey.id),
+        name=passkey.name,
+        create_time=_timestamp(passkey.created_at),
+        last_use_time=_timestamp(passkey.last_used_at) if passkey.last_used_at else None,
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -86,6 +87,11 @@ class Organisation(Base):
     name_key: Mapped[str | None] = mapped_column(Text)
     code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(TZ)
+    # The organisation requires a second factor for its roles that act for others
+    # (domain/second_factor.py); ops_admin needs one whatever its organisation says.
+    second_factor_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class User(Base):
@@ -185,6 +191,9 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
     # rotated, logout, reuse, password_reset, disabled
     revoke_reason: Mapped[str | None] = mapped_column(String(20))
+    # How the session was authenticated (RFC 8176 values, space separated: "pwd", "pwd otp mfa",
+    # "hwk user mfa"); kept across rotations, so a refresh knows whether a second factor was used.
+    amr: Mapped[str] = mapped_column(String(40), default="pwd", server_default="pwd")
 
 
 class SigningKey(Base):
@@ -213,15 +222,112 @@ class ServiceClient(Base):
     updated_at: Mapped[datetime] = mapped_column(TZ)
 
 
-class LoginThrottle(Base):
-    """Failed logins per lower(username), known or not, so lockout never reveals an account."""
+class LoginFailures(Base):
+    """Failed sign-ins counted per key, with the lock they earned (domain/throttles.py).
 
-    __tablename__ = "login_throttle"
+    Keys: `user:<lower(username)>` (failures from devices that never signed in to the account,
+    known usernames or not, so a lock reveals nothing), `device:<id>` (failures from one known
+    device), `address:<ip or /64>` (failures of unknown devices from one address, across
+    usernames), `factor:<user id>` (wrong second factors). Shared by every replica; a row
+    disappears once `expires_at` passes (the purge in `throttles.purge`).
+    """
 
-    username_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
-    window_started_at: Mapped[datetime] = mapped_column(TZ)
+    last_failure_at: Mapped[datetime] = mapped_column(TZ)
     locked_until: Mapped[datetime | None] = mapped_column(TZ)
+    expires_at: Mapped[datetime] = mapped_column(TZ, index=True)
+
+
+class RateLimit(Base):
+    """Requests per (public route, address), as GCRA's theoretical arrival time (`tat`).
+
+    One upsert per request decides and records it (domain/throttles.py); shared by every replica
+    of the gateway, which asks through identity's TakeAttempt. The row expires at `tat`.
+    """
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[datetime] = mapped_column(TZ, index=True)
+    # Whether the last request was refused (read back by the same upsert's RETURNING).
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HmacKey(Base):
+    """Secrets that sign what identity hands out and verifies itself: device cookies and
+    second-factor tickets. Created at start (domain/startup.py); every replica reads them."""
+
+    __tablename__ = "hmac_keys"
+
+    kid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class TotpCredential(Base):
+    """A user's TOTP authenticator (RFC 6238). The secret is sealed (AES-GCM); `last_step` is the
+    last time step accepted, so a code is never accepted twice (replay)."""
+
+    __tablename__ = "totp_credentials"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    # None while enrolment waits for the first code (an unconfirmed secret signs nobody in).
+    confirmed_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code; only its SHA-256 is kept (80 random bits, like the links)."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_hash"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    used_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (passkey or security key) registered by a user."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The authenticator's credential id, base64url.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    # COSE public key, base64url.
+    public_key: Mapped[str] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    # Whether the authenticator verified its user (PIN, biometrics) at registration.
+    user_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class WebauthnChallenge(Base):
+    """A WebAuthn challenge handed out and not yet answered; consumed once (DELETE … RETURNING)."""
+
+    __tablename__ = "webauthn_challenges"
+
+    challenge_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # register, second_factor, sign_in
+    purpose: Mapped[str] = mapped_column(String(16))
+    # The account it is for (None for a passkey sign-in, where the authenticator names it).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expires_at: Mapped[datetime] = mapped_column(TZ, index=True)
 
 
 class AuditEvent(Base):

@@ -7,6 +7,8 @@ that they leave at once.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,18 +23,26 @@ from services.identity.domain import (
     admin,
     credentials,
     organisations,
+    passkeys,
     registration,
+    second_factor,
     signing_keys,
     startup,
+    throttles,
     tokens,
     validation_queue,
 )
+from services.identity.domain.common import uuid_or_raise
+from services.identity.domain.devices import Keyring
 from services.identity.fees import MembershipFees
 from services.identity.mapping import (
     audit_to_proto,
     kind_name,
+    login_response,
     organisation_to_proto,
     page_response,
+    passkey_to_proto,
+    signed_in,
     token_pair,
     user_to_proto,
 )
@@ -40,10 +50,12 @@ from services.identity.models import outbox as outbox_table
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.auth import TokenVerifier, current_principal
-from services.kit.errors import ResourceExhausted
+from services.kit.errors import PermissionDenied, ResourceExhausted, Validator
 from services.kit.metrics import login_throttled
 from services.kit.outbox import OutboxRelay
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
+
+log = logging.getLogger(__name__)
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type stubs)
 Clock = Callable[[], datetime]
@@ -57,6 +69,10 @@ PUBLIC_METHODS = frozenset(
         "GetJwks",
         "IssueServiceToken",
         "Login",
+        "CompleteSecondFactor",
+        "BeginPasskeySignIn",
+        "PasskeySignIn",
+        "TakeAttempt",
         "Refresh",
         "Logout",
         "Register",
@@ -72,6 +88,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _counted(refusal: tokens.Refusal) -> tokens.Refusal:
+    """Counts a refusal by a brake for the alert LoginLockoutsSpiking (docs/runbook.md)."""
+    if refusal.throttled:
+        login_throttled().labels(refusal.throttled).inc()
+    return refusal
+
+
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(
         self,
@@ -81,13 +104,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         passwords: Passwords,
         relay: OutboxRelay | None,
         fees: validation_queue.FeeLedger,
+        keyring: Keyring,
+        reads: async_sessionmaker[AsyncSession] | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
+        # Sessions without a transaction (autocommit): one statement read before argon2 runs,
+        # with no BEGIN/COMMIT around it and no connection held while the hash is computed.
+        self._reads = reads or sessions
         self._settings = settings
         self._passwords = passwords
         self._relay = relay
         self._fees = fees
+        self._keyring = keyring
         self._clock = clock
 
     def _mail_sent(self) -> None:
@@ -107,19 +136,121 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def Login(
         self, request: identity_pb2.LoginRequest, context: Context
     ) -> identity_pb2.LoginResponse:
-        async with self._sessions.begin() as session:
-            result = await tokens.login(
+        now = self._clock()
+        async with self._reads() as session:
+            state = await tokens.start_login(
                 session=session,
                 settings=self._settings,
-                passwords=self._passwords,
-                now=self._clock(),
+                keyring=self._keyring,
+                now=now,
                 username=request.username,
                 password=request.password,
                 client_ip=request.client_ip,
+                device_token=request.device_token,
             )
-        if isinstance(result, tokens.Refusal) and isinstance(result.error, ResourceExhausted):
-            login_throttled().labels("account").inc()  # alert LoginLockoutsSpiking
-        return identity_pb2.LoginResponse(tokens=token_pair(result))
+        if isinstance(state, tokens.Refusal):
+            raise _counted(state).error
+        checked = await tokens.check_password(
+            passwords=self._passwords, state=state, password=request.password
+        )
+        # A success is one statement: no BEGIN/COMMIT around it (tokens.needs_transaction).
+        sessions = (
+            self._sessions
+            if tokens.needs_transaction(
+                settings=self._settings, now=now, state=state, checked=checked
+            )
+            else self._reads
+        )
+        async with sessions.begin() as session:
+            result = await tokens.finish_login(
+                session=session,
+                settings=self._settings,
+                keyring=self._keyring,
+                now=now,
+                state=state,
+                checked=checked,
+            )
+        if isinstance(result, tokens.Refusal):
+            self._mail_sent()  # a lockout may have mailed the account's owner
+        return login_response(result)
+
+    async def CompleteSecondFactor(
+        self, request: identity_pb2.CompleteSecondFactorRequest, context: Context
+    ) -> identity_pb2.CompleteSecondFactorResponse:
+        async with self._sessions.begin() as session:
+            result = await tokens.complete_second_factor(
+                session=session,
+                settings=self._settings,
+                keyring=self._keyring,
+                now=self._clock(),
+                ticket=request.ticket,
+                code=request.code,
+                recovery_code=request.recovery_code,
+                passkey_credential=request.passkey_credential,
+                client_ip=request.client_ip,
+                device_token=request.device_token,
+            )
+        if isinstance(result, tokens.Refusal):
+            _counted(result)
+            self._mail_sent()
+        pair, device = signed_in(result)
+        return identity_pb2.CompleteSecondFactorResponse(tokens=pair, device_token=device)
+
+    async def BeginPasskeySignIn(
+        self, request: identity_pb2.BeginPasskeySignInRequest, context: Context
+    ) -> identity_pb2.BeginPasskeySignInResponse:
+        now = self._clock()
+        user_id = None
+        if request.ticket:
+            user_id = second_factor.read_ticket(
+                self._keyring, request.ticket, settings=self._settings, now=now
+            ).user_id
+        async with self._sessions.begin() as session:
+            options = await passkeys.assertion_options(
+                session=session, settings=self._settings, now=now, user_id=user_id
+            )
+        return identity_pb2.BeginPasskeySignInResponse(options_json=options)
+
+    async def PasskeySignIn(
+        self, request: identity_pb2.PasskeySignInRequest, context: Context
+    ) -> identity_pb2.PasskeySignInResponse:
+        async with self._sessions.begin() as session:
+            result = await tokens.passkey_login(
+                session=session,
+                settings=self._settings,
+                keyring=self._keyring,
+                now=self._clock(),
+                credential_json=request.credential,
+                client_ip=request.client_ip,
+                device_token=request.device_token,
+            )
+        pair, device = signed_in(result)
+        return identity_pb2.PasskeySignInResponse(tokens=pair, device_token=device)
+
+    async def TakeAttempt(
+        self, request: identity_pb2.TakeAttemptRequest, context: Context
+    ) -> identity_pb2.TakeAttemptResponse:
+        principal = current_principal()
+        if not principal.is_service:
+            raise PermissionDenied("only services ask for the shared brake")
+        v = Validator()
+        v.require("scope", request.scope)
+        v.check(len(request.scope) <= 120, "scope", "must be at most 120 characters")
+        v.check(len(request.client_ip) <= 64, "client_ip", "must be at most 64 characters")
+        v.raise_if_any()
+        async with self._reads() as session:
+            wait = await throttles.take_attempt(
+                session,
+                settings=self._settings,
+                now=self._clock(),
+                scope=request.scope,
+                client_ip=request.client_ip,
+            )
+        if wait:
+            raise ResourceExhausted(
+                "too many requests from this address: try again later", retry_after_seconds=wait
+            )
+        return identity_pb2.TakeAttemptResponse()
 
     async def Refresh(
         self, request: identity_pb2.RefreshRequest, context: Context
@@ -488,6 +619,147 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             events=[audit_to_proto(e) for e in page.items], page=page_response(page.next_page_token)
         )
 
+    # --- second factors ---------------------------------------------------------------------------
+
+    async def GetSecondFactors(
+        self, request: identity_pb2.GetSecondFactorsRequest, context: Context
+    ) -> identity_pb2.GetSecondFactorsResponse:
+        async with self._sessions.begin() as session:
+            found = await second_factor.status(session=session, actor=current_principal())
+        return identity_pb2.GetSecondFactorsResponse(
+            totp=found.totp,
+            passkeys=[passkey_to_proto(p) for p in found.passkeys],
+            recovery_codes_left=found.recovery_codes_left,
+            required=found.required,
+            withheld_roles=sorted(found.withheld),
+        )
+
+    async def BeginTotpEnrolment(
+        self, request: identity_pb2.BeginTotpEnrolmentRequest, context: Context
+    ) -> identity_pb2.BeginTotpEnrolmentResponse:
+        async with self._sessions.begin() as session:
+            enrolment = await second_factor.begin_totp(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+            )
+        return identity_pb2.BeginTotpEnrolmentResponse(
+            secret=enrolment.secret, otpauth_uri=enrolment.uri
+        )
+
+    async def ConfirmTotpEnrolment(
+        self, request: identity_pb2.ConfirmTotpEnrolmentRequest, context: Context
+    ) -> identity_pb2.ConfirmTotpEnrolmentResponse:
+        async with self._sessions.begin() as session:
+            codes = await second_factor.confirm_totp(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                code=request.code,
+            )
+        return identity_pb2.ConfirmTotpEnrolmentResponse(recovery_codes=codes)
+
+    async def RemoveTotp(
+        self, request: identity_pb2.RemoveTotpRequest, context: Context
+    ) -> identity_pb2.RemoveTotpResponse:
+        async with self._sessions.begin() as session:
+            await second_factor.remove_totp(
+                session=session, actor=current_principal(), now=self._clock()
+            )
+        return identity_pb2.RemoveTotpResponse()
+
+    async def RegenerateRecoveryCodes(
+        self, request: identity_pb2.RegenerateRecoveryCodesRequest, context: Context
+    ) -> identity_pb2.RegenerateRecoveryCodesResponse:
+        async with self._sessions.begin() as session:
+            codes = await second_factor.regenerate_recovery_codes(
+                session=session, actor=current_principal(), now=self._clock()
+            )
+        return identity_pb2.RegenerateRecoveryCodesResponse(recovery_codes=codes)
+
+    async def BeginPasskeyRegistration(
+        self, request: identity_pb2.BeginPasskeyRegistrationRequest, context: Context
+    ) -> identity_pb2.BeginPasskeyRegistrationResponse:
+        async with self._sessions.begin() as session:
+            options = await passkeys.registration_options(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+            )
+        return identity_pb2.BeginPasskeyRegistrationResponse(options_json=options)
+
+    async def FinishPasskeyRegistration(
+        self, request: identity_pb2.FinishPasskeyRegistrationRequest, context: Context
+    ) -> identity_pb2.FinishPasskeyRegistrationResponse:
+        async with self._sessions.begin() as session:
+            registered = await passkeys.register(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                credential_json=request.credential,
+                name=request.name,
+            )
+        return identity_pb2.FinishPasskeyRegistrationResponse(
+            passkey=passkey_to_proto(registered.passkey),
+            recovery_codes=registered.recovery_codes,
+        )
+
+    async def RemovePasskey(
+        self, request: identity_pb2.RemovePasskeyRequest, context: Context
+    ) -> identity_pb2.RemovePasskeyResponse:
+        passkey_id = uuid_or_raise("passkey_id", request.passkey_id)
+        async with self._sessions.begin() as session:
+            await passkeys.remove(
+                session=session, actor=current_principal(), now=self._clock(), passkey_id=passkey_id
+            )
+        return identity_pb2.RemovePasskeyResponse()
+
+    async def ResetSecondFactors(
+        self, request: identity_pb2.ResetSecondFactorsRequest, context: Context
+    ) -> identity_pb2.ResetSecondFactorsResponse:
+        user_id = uuid_or_raise("user_id", request.user_id)
+        async with self._sessions.begin() as session:
+            await second_factor.admin_reset(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                user_id=user_id,
+            )
+        self._mail_sent()
+        return identity_pb2.ResetSecondFactorsResponse()
+
+    async def SetSecondFactorPolicy(
+        self, request: identity_pb2.SetSecondFactorPolicyRequest, context: Context
+    ) -> identity_pb2.SetSecondFactorPolicyResponse:
+        organisation_id = uuid_or_raise("organisation_id", request.organisation_id)
+        async with self._sessions.begin() as session:
+            organisation = await second_factor.set_policy(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                organisation_id=organisation_id,
+                required=request.required,
+            )
+        return identity_pb2.SetSecondFactorPolicyResponse(
+            organisation=organisation_to_proto(organisation)
+        )
+
+    async def purge_forever(self) -> None:
+        """Deletes expired throttle rows and challenges every THROTTLE_PURGE_SECONDS (every
+        replica does; deleting what another already deleted costs nothing)."""
+        while True:
+            await asyncio.sleep(self._settings.throttle_purge_seconds)
+            try:
+                async with self._sessions.begin() as session:
+                    await throttles.purge(session, now=self._clock())
+            except Exception:  # the database is away: retried at the next period
+                log.warning("purging expired throttles failed", exc_info=True)
+
 
 async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wiring:
     """Bootstraps the database (clients, first key, first admin) and wires the servicer."""
@@ -500,7 +772,7 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
     context.exit_stack.callback(passwords.close)
     await passwords.warm_up()
     async with context.sessions.begin() as session:
-        await startup.bootstrap(
+        keyring = await startup.bootstrap(
             session=session, settings=settings, passwords=passwords, now=clock()
         )
 
@@ -522,8 +794,20 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
         passwords=passwords,
         relay=context.relay,
         fees=fees,
+        keyring=keyring,
+        reads=async_sessionmaker(
+            context.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+        ),
         clock=clock,
     )
+    purge = asyncio.create_task(servicer.purge_forever(), name="identity-purge")
+
+    async def stop_purge() -> None:
+        purge.cancel()
+        await asyncio.gather(purge, return_exceptions=True)
+
+    context.exit_stack.push_async_callback(stop_purge)
     # Its own keys come from its own table: a re-read on an unknown kid costs one small query,
     # so no minimum interval (a key rotated by this process verifies at once).
     verifier = TokenVerifier(servicer.load_jwks, min_refresh_interval=0.0)

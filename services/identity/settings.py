@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from services.kit.settings import ServiceSettings
 
@@ -43,10 +46,46 @@ class IdentitySettings(ServiceSettings):
     # account and purpose within this many seconds, so they cannot be used to flood a mailbox.
     link_resend_cooldown_seconds: int = Field(default=60, ge=0)
 
-    # --- brute force --------------------------------------------------------------------------
+    # --- brute force (docs/identity.md, "Sign-in throttles") -----------------------------------
+    # Failures of one kind (a username from unknown devices, one known device, one second
+    # factor) before sign-ins of that kind wait; each further failure doubles the wait, from
+    # LOCKOUT_SECONDS up to LOCKOUT_MAX_SECONDS. A quiet LOCKOUT_WINDOW_SECONDS after the last
+    # failure (or the end of the wait) forgives them.
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_window_seconds: int = Field(default=900, gt=0)
-    lockout_seconds: int = Field(default=900, gt=0)
+    lockout_seconds: int = Field(default=60, gt=0)
+    lockout_max_seconds: int = Field(default=3600, gt=0)
+    # Failures of unknown devices from one address (IPv6: its /64), whatever the usernames,
+    # before that address waits (credential stuffing); known devices never wait for it.
+    address_lockout_threshold: int = Field(default=20, ge=1)
+    # The shared per-address brake of the public routes that mail or hash (TakeAttempt):
+    # requests per minute per route and address, and how many may come at once. 0: no brake.
+    auth_rate_limit_per_minute: float = Field(default=10.0, ge=0)
+    auth_rate_limit_burst: int = Field(default=10, ge=1)
+    # How often expired throttle rows and WebAuthn challenges are deleted.
+    throttle_purge_seconds: int = Field(default=300, gt=0)
+
+    # --- devices and second factors -------------------------------------------------------------
+    # A device that signed in (every factor) gets a signed cookie that keeps it out of the
+    # locks earned by failures from elsewhere; it lasts this long and is renewed at each sign-in.
+    device_cookie_ttl_seconds: int = Field(default=365 * DAY, gt=0)
+    # Time to answer the second factor once the password was accepted.
+    second_factor_ticket_ttl_seconds: int = Field(default=300, gt=0)
+    # TOTP (RFC 6238): the issuer shown in authenticator apps; codes of this many 30-second
+    # steps before or after now are accepted (clock drift), each step at most once.
+    totp_issuer: str = Field(default="Guichet", min_length=1, max_length=60)
+    totp_valid_window: int = Field(default=1, ge=0, le=2)
+    # WebAuthn: the relying party (the portal's registrable domain) and the origins whose
+    # pages may register or use a passkey (the portal's URL, scheme and port included).
+    webauthn_rp_id: str = "localhost"
+    webauthn_rp_name: str = "Guichet"
+    webauthn_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000"]
+    )
+    # Set for the bootstrap admin's TOTP at creation (base32), so that `make dev` and the tests
+    # can sign in as an ops_admin, who needs a second factor. Unset: the admin enrols at first
+    # sign-in.
+    bootstrap_admin_totp_secret: str | None = None
 
     # --- password hashing: argon2id, OWASP Password Storage Cheat Sheet (m=19 MiB, t=2, p=1) ---
     argon2_memory_cost_kib: int = Field(default=19456, ge=8)
@@ -75,6 +114,31 @@ class IdentitySettings(ServiceSettings):
         if len(raw) != 32:
             raise ValueError("must be 32 bytes, base64-encoded")
         return value
+
+    @field_validator("webauthn_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accepts `["https://a", "https://b"]` or `https://a,https://b` from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("bootstrap_admin_totp_secret")
+    @classmethod
+    def _totp_secret_is_base32(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        cleaned = value.strip().replace(" ", "").upper()
+        try:
+            raw = base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+        except (binascii.Error, ValueError):
+            raise ValueError("must be base32 (A-Z, 2-7)") from None
+        if len(raw) < 16:
+            raise ValueError("must hold at least 128 bits (26 base32 characters)")
+        return cleaned
 
     @field_validator("service_clients")
     @classmethod

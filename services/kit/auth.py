@@ -43,6 +43,11 @@ class Principal:
     status: str = "active"
     username: str = ""
     memberships: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # How the session was authenticated (RFC 8176: "pwd", "otp", "hwk", "mfa"...), its id (the
+    # refresh-token family), and the roles held back because it used no second factor.
+    amr: frozenset[str] = frozenset()
+    session_id: str = ""
+    withheld_roles: frozenset[str] = frozenset()
 
     @property
     def is_service(self) -> bool:
@@ -76,6 +81,9 @@ class Principal:
             status=str(claims.get("st", "active")),
             username=str(claims.get("name", "")),
             memberships=memberships,
+            amr=frozenset(str(method) for method in claims.get("amr") or ()),
+            session_id=str(claims.get("sid", "")),
+            withheld_roles=frozenset(str(role) for role in claims.get("withheld") or ()),
         )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -42,14 +43,31 @@ def async_url(url: str) -> str:
 
 def create_engine(url: str, *, pool_size: int = 10, service: str = "") -> AsyncEngine:
     """`service`: the label of the pool's wait metrics (`guichet_db_pool_wait_seconds`)."""
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         poolclass=timed_pool_class(service or "unnamed"),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, record: object, proxy: object) -> None:
+    """Hands out no connection the server already closed (a restart, a terminated backend).
+
+    SQLAlchemy's `pool_pre_ping` asks the server at every checkout, and on asyncpg that is three
+    round trips (BEGIN, `;`, ROLLBACK) before each transaction's own BEGIN: most of a short
+    request's statements. asyncpg reads every idle connection's socket, so a connection the
+    server closed is already marked closed here, for free; raising DisconnectionError makes the
+    pool replace it (SQLAlchemy's "pessimistic" recipe, without the round trips). A connection
+    that dies unannounced (a network cut) fails its statement once and the pool is invalidated,
+    as it would be between a ping and the statement anyway; `pool_recycle` bounds their age.
+    """
+    connection = getattr(dbapi_connection, "_connection", None)
+    if connection is not None and connection.is_closed():
+        raise exc.DisconnectionError("the server closed this connection")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

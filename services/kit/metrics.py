@@ -524,8 +524,9 @@ def workflow_metrics() -> WorkflowMetrics:
 
 @functools.cache
 def login_throttled() -> Counter:
-    """Logins refused by identity's brute-force throttle, by scope (`account`: the username's
-    lockout; the throttle's other scopes, per address or device, add theirs). Read by the alert
+    """Logins refused by identity's brute-force throttle, by the brake that refused (`account`:
+    the username, from unknown devices; `device`: a known device's own failures; `address`: an
+    address's failures across usernames; `factor`: wrong second factors). Read by the alert
     LoginLockoutsSpiking (docs/runbook.md)."""
     return Counter(
         "guichet_identity_login_throttled",

@@ -20,6 +20,7 @@ from tests.chaos.harness import Chaos
 # middle of it. Short escalation deadlines: a test sees them pass.
 CHAOS_ENV = {
     "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+    "ADDRESS_LOCKOUT_THRESHOLD": "1000000",
     "DELEGATION_BATCH_SIZE": "2000",
     "ESCALATION_ANSWER_TIMEOUT_SECONDS": "40",
     "ESCALATION_SUPPORT_TIMEOUT_SECONDS": "20",
@@ -45,6 +46,7 @@ async def chaos() -> AsyncIterator[Chaos]:
             ADMIN_USERNAME,
             stack.secrets.admin_password,
             stack.smtp,
+            admin_totp_secret=stack.secrets.admin_totp_secret,
             large=False,
             addresses={c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
         )

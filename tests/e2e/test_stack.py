@@ -9,6 +9,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.devstack.components import COMPONENTS, Component
 from services.devstack.demo import DEMO_PASSWORD
+from services.devstack.signin import fresh_code
 from services.devstack.stack import ADMIN_USERNAME, Stack, start_waves
 
 
@@ -19,12 +20,21 @@ async def test_gateway_is_healthy_and_ready(stack: Stack) -> None:
 
 
 async def test_operator_logs_in_through_the_gateway(stack: Stack) -> None:
+    """ops_admin always has a second factor: the password step answers 202 with a ticket, the
+    code of the admin's authenticator app completes it."""
     async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
         response = await client.post(
             "/v1/auth/token",
             json={"username": ADMIN_USERNAME, "password": stack.secrets.admin_password},
         )
+        assert response.status_code == 202, response.text
+        assert "totp" in response.json()["methods"]
+        code = await fresh_code(stack.secrets.admin_totp_secret, ADMIN_USERNAME)
+        response = await client.post(
+            "/v1/auth/second-factor", json={"ticket": response.json()["ticket"], "code": code}
+        )
         assert response.status_code == 200, response.text
+        assert response.cookies.get("guichet_device")
         token = response.json()["access_token"]
         me = await client.get("/v1/me", headers={"authorization": f"Bearer {token}"})
         assert me.status_code == 200
@@ -66,10 +76,11 @@ async def test_identity_lists_its_service_through_reflection(stack: Stack) -> No
 
 async def test_every_process_serves_prometheus_metrics(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
-        await client.post(
+        answer = await client.post(
             "/v1/auth/token",
             json={"username": ADMIN_USERNAME, "password": stack.secrets.admin_password},
         )
+        assert answer.status_code == 202  # the password step of a sign-in with a second factor
 
     async def scrape(name: str) -> str:
         component = next(c for c in COMPONENTS if c.name == name)

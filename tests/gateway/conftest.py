@@ -103,6 +103,10 @@ class RefusingIdentity(identity_pb2_grpc.IdentityServiceServicer):
         self.jwks_json = keys.jwks_json
         self.metadata: list[dict[str, str]] = []
         self.login_addresses: list[str] = []
+        self.login_devices: list[str] = []
+        # The shared brake's answers: (scope, address) asked, and the wait to refuse with (0: ok).
+        self.attempts: list[tuple[str, str]] = []
+        self.brake_wait = 0
 
     def _seen(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.metadata.append(
@@ -135,9 +139,20 @@ class RefusingIdentity(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.LoginResponse:
         self._seen(context)
         self.login_addresses.append(request.client_ip)
+        self.login_devices.append(request.device_token)
         status = to_grpc_status(Unauthenticated("invalid username or password"))
         await context.abort(status.code, status.details, status.trailing_metadata)
         raise AssertionError("unreachable")
+
+    async def TakeAttempt(
+        self, request: identity_pb2.TakeAttemptRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> identity_pb2.TakeAttemptResponse:
+        self.attempts.append((request.scope, request.client_ip))
+        if self.brake_wait:
+            refusal = ResourceExhausted("too many requests", retry_after_seconds=self.brake_wait)
+            status = to_grpc_status(refusal)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        return identity_pb2.TakeAttemptResponse()
 
     async def GetMe(
         self, request: identity_pb2.GetMeRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -40,6 +40,9 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
 
 PUBLIC = {
     "issueToken",
+    "completeSecondFactor",
+    "passkeyOptions",
+    "passkeySignIn",
     "refreshToken",
     "logout",
     "getJwks",

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
+from services.devstack.signin import fresh_code
 from services.gateway.app import create_app
 from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
@@ -43,6 +44,8 @@ from workflows.worker import build_worker
 
 ADMIN_USERNAME = "Ops.Root"
 ADMIN_PASSWORD = "bootstrap-secret-for-gateway-tests"
+# ops_admin needs a second factor: the bootstrap admin's TOTP.
+ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CLIENT_ID = "gateway"
 CLIENT_SECRET = "gateway-secret-" + "0123456789abcdef"
 MEMBERSHIP_CLIENT = ("membership", "membership-secret-" + "0123456789abcdef")
@@ -93,10 +96,17 @@ class Stack:
         assert match is not None, body
         return match.group(1)
 
-    async def login(self, username: str, password: str = PASSWORD) -> str:
+    async def login(
+        self, username: str, password: str = PASSWORD, *, totp_secret: str | None = None
+    ) -> str:
         response = await self.http.post(
             "/v1/auth/token", json={"username": username, "password": password}
         )
+        if response.status_code == 202 and totp_secret:  # the account has a second factor
+            code = await fresh_code(totp_secret, username)
+            response = await self.http.post(
+                "/v1/auth/second-factor", json={"ticket": response.json()["ticket"], "code": code}
+            )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
@@ -179,9 +189,13 @@ async def stack(
         membership_addr=f"127.0.0.1:{membership_port}",
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
+        bootstrap_admin_totp_secret=ADMIN_TOTP_SECRET,
         bootstrap_admin_email="ops.root@example.org",
         public_base_url="https://portail.example.org",
         link_resend_cooldown_seconds=0,
+        # Every request here comes from one address: the per-address brake of the public routes
+        # would refuse this module's registrations (it is tested in test_shared_brakes.py).
+        auth_rate_limit_per_minute=0,
     )
     worker = build_worker(
         temporal_env.client,
@@ -214,9 +228,6 @@ async def stack(
             membership_addr=f"127.0.0.1:{membership_port}",
             service_client_id=CLIENT_ID,
             service_client_secret=CLIENT_SECRET,
-            # Every request of this module comes from one address.
-            auth_rate_limit_per_minute=100_000,
-            auth_rate_limit_burst=1_000,
         )
         link = connect_identity(gateway_settings)
         app = create_app(gateway_settings, identity=link, idempotency=idempotency)
@@ -228,7 +239,9 @@ async def stack(
         )
         try:
             partial = Stack(http, smtp_sink, context, link, "", "", "")
-            partial.admin_token = await partial.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+            partial.admin_token = await partial.login(
+                ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET
+            )
             response = await http.post(
                 "/v1/organisations",
                 json={"kind": "association", "name": unique("Protection civile "), "code": "83"},

@@ -20,7 +20,7 @@ from typing import Any, cast
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
-from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
+from guichet.identity.v1 import identity_pb2_grpc
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
@@ -28,6 +28,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from services.devstack.signin import sign_in
 from services.groups.models import AccessGrant
 from services.groups.servicer import SPEC as GROUPS_SPEC
 from services.groups.settings import GroupsSettings
@@ -46,6 +47,7 @@ from services.kit.temporal import SEARCH_ATTRIBUTES
 from services.kit.testing import DatabaseServer, wait_until
 from tests.identity.harness import (
     ADMIN_PASSWORD,
+    ADMIN_TOTP_SECRET,
     ADMIN_USERNAME,
     SERVICE_PROVIDER,
     Account,
@@ -308,6 +310,7 @@ async def running_world(
         ),
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
+        bootstrap_admin_totp_secret=ADMIN_TOTP_SECRET,
         bootstrap_admin_email="root.admin@example.org",
     )
     async with AsyncExitStack() as stack:
@@ -340,8 +343,8 @@ async def running_world(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(identity_channel),
         )
-        admin = await identity_stub.Login(
-            identity_pb2.LoginRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
+        admin = await sign_in(
+            identity_stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET
         )
         link = connect_identity(
             CommonSettings(
@@ -358,7 +361,7 @@ async def running_world(
             sessions=identity_context.sessions,
             passwords=Passwords.from_settings(identity_settings),
             smtp=smtp,
-            admin_token=admin.tokens.access_token,
+            admin_token=admin.access_token,
             service_token="",
         )
         world = World(

@@ -17,6 +17,7 @@ from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 from guichet.membership.v1 import membership_pb2_grpc
 from temporalio.testing import WorkflowEnvironment
 
+from services.devstack.signin import sign_in
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
@@ -30,6 +31,7 @@ from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
 from services.membership.settings import MembershipSettings
 from tests.identity.harness import (
     ADMIN_PASSWORD,
+    ADMIN_TOTP_SECRET,
     ADMIN_USERNAME,
     MEMBERSHIP_CLIENT_ID,
     MEMBERSHIP_CLIENT_SECRET,
@@ -88,6 +90,10 @@ async def identity(
         bootstrap_admin_password=ADMIN_PASSWORD,
         bootstrap_admin_email="root.admin@example.org",
         link_resend_cooldown_seconds=0,
+        bootstrap_admin_totp_secret=ADMIN_TOTP_SECRET,
+        # Every test signs in from 192.0.2.1: the per-address brake would join unrelated tests'
+        # failures (tests/identity/test_throttles.py gives it its own addresses).
+        address_lockout_threshold=1_000_000,
     )
     worker = build_worker(
         temporal_env.client,
@@ -125,9 +131,7 @@ async def identity(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(channel),
         )
-        admin = await stub.Login(
-            identity_pb2.LoginRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
-        )
+        admin = await sign_in(stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET)
         service = await stub.IssueServiceToken(
             identity_pb2.IssueServiceTokenRequest(
                 client_id=SERVICE_CLIENT_ID, client_secret=SERVICE_CLIENT_SECRET
@@ -139,7 +143,7 @@ async def identity(
             sessions=context.sessions,
             passwords=Passwords.from_settings(settings),
             smtp=smtp_sink,
-            admin_token=admin.tokens.access_token,
+            admin_token=admin.access_token,
             service_token=service.access_token,
             membership=cast(
                 "membership_pb2_grpc.MembershipServiceAsyncStub",

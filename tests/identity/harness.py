@@ -40,6 +40,8 @@ OPERATOR = identity_pb2.ORGANISATION_KIND_OPERATOR
 PASSWORD = "correct horse battery staple"
 ADMIN_USERNAME = "Root.Admin"
 ADMIN_PASSWORD = "bootstrap-secret-for-tests"
+# The bootstrap admin's TOTP (ops_admin needs a second factor): 160 bits of base32.
+ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SERVICE_CLIENT_ID = "gateway"
 SERVICE_CLIENT_SECRET = "gateway-secret-0123456789abcdef"
 MEMBERSHIP_CLIENT_ID = "membership"
@@ -98,11 +100,38 @@ class Identity:
     def service(self) -> tuple[tuple[str, str], ...]:
         return bearer(self.service_token)
 
-    async def login(self, username: str, password: str = PASSWORD) -> identity_pb2.TokenPair:
-        response: identity_pb2.LoginResponse = await self.stub.Login(
-            identity_pb2.LoginRequest(username=username, password=password, client_ip="192.0.2.1")
+    async def login(
+        self,
+        username: str,
+        password: str = PASSWORD,
+        *,
+        client_ip: str = "192.0.2.1",
+        device_token: str = "",
+    ) -> identity_pb2.TokenPair:
+        response = await self.sign_in(
+            username, password, client_ip=client_ip, device_token=device_token
         )
+        assert response.HasField("tokens"), "this account needs a second factor"
         return response.tokens
+
+    async def sign_in(
+        self,
+        username: str,
+        password: str = PASSWORD,
+        *,
+        client_ip: str = "192.0.2.1",
+        device_token: str = "",
+    ) -> identity_pb2.LoginResponse:
+        """The whole Login answer: tokens and device cookie, or a second-factor ticket."""
+        response: identity_pb2.LoginResponse = await self.stub.Login(
+            identity_pb2.LoginRequest(
+                username=username,
+                password=password,
+                client_ip=client_ip,
+                device_token=device_token,
+            )
+        )
+        return response
 
     async def token(self, account: Account) -> tuple[tuple[str, str], ...]:
         return bearer((await self.login(account.username, account.password)).access_token)

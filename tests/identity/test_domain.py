@@ -28,6 +28,7 @@ from services.identity.domain import (
     tokens,
     validation_queue,
 )
+from services.identity.domain.devices import Keyring
 from services.identity.models import (
     Membership,
     Organisation,
@@ -66,6 +67,7 @@ class World:
     passwords: Passwords
     operator: Organisation
     association: Organisation
+    keyring: Keyring
 
     def ops_admin(self) -> Principal:
         return Principal(
@@ -105,16 +107,26 @@ class World:
         assert match is not None
         return match.group(1)
 
-    async def login(self, username: str, password: str, now: datetime) -> object:
+    async def login(
+        self,
+        username: str,
+        password: str,
+        now: datetime,
+        *,
+        client_ip: str = "",
+        device_token: str = "",
+    ) -> object:
         async with self.sessions.begin() as session:
             return await tokens.login(
                 session=session,
                 settings=self.settings,
                 passwords=self.passwords,
+                keyring=self.keyring,
                 now=now,
                 username=username,
                 password=password,
-                client_ip="",
+                client_ip=client_ip,
+                device_token=device_token,
             )
 
 
@@ -132,7 +144,9 @@ async def world(pg: DatabaseServer) -> AsyncIterator[World]:
     # Cheaper hashes: these tests are about rules, not about argon2's cost.
     passwords = Passwords(memory_cost_kib=1024, time_cost=1, parallelism=1)
     async with sessions.begin() as session:
-        await startup.bootstrap(session=session, settings=settings, passwords=passwords, now=T0)
+        keyring = await startup.bootstrap(
+            session=session, settings=settings, passwords=passwords, now=T0
+        )
         operator = Organisation(
             id=uuid.uuid4(), kind="operator", name="Ops", code=None, created_at=T0
         )
@@ -140,7 +154,7 @@ async def world(pg: DatabaseServer) -> AsyncIterator[World]:
             id=uuid.uuid4(), kind="association", name="Asso", code="83", created_at=T0
         )
         session.add_all([operator, association])
-    yield World(sessions, settings, passwords, operator, association)
+    yield World(sessions, settings, passwords, operator, association, keyring)
     await engine.dispose()
 
 
@@ -206,15 +220,26 @@ async def test_public_link_requests_respect_the_cooldown(world: World) -> None:
 # --- lockout --------------------------------------------------------------------------------------
 
 
-async def test_failures_outside_the_window_do_not_add_up(world: World) -> None:
+async def test_a_quiet_window_after_the_last_failure_forgives(world: World) -> None:
     name = unique("win.")
     await world.register(name)
     threshold = world.settings.lockout_threshold
     for n in range(threshold - 1):
         result = await world.login(name, "wrong password here", T0 + timedelta(seconds=n))
         assert isinstance(result, tokens.Refusal) and isinstance(result.error, Unauthenticated)
-    later = T0 + timedelta(seconds=world.settings.lockout_window_seconds + 1)
-    result = await world.login(name, "wrong password here", later)  # a new window: count is 1
+    last = T0 + timedelta(seconds=threshold - 2)
+    almost = last + timedelta(seconds=world.settings.lockout_window_seconds - 1)
+    result = await world.login(name, "wrong password here", almost)  # still counts: locks
+    assert isinstance(result, tokens.Refusal) and isinstance(result.error, Unauthenticated)
+    assert isinstance(
+        (await world.login(name, PASSWORD, almost)), tokens.Refusal
+    )  # the threshold was reached
+    name = unique("win.")
+    await world.register(name)
+    for n in range(threshold - 1):
+        await world.login(name, "wrong password here", T0 + timedelta(seconds=n))
+    later = last + timedelta(seconds=world.settings.lockout_window_seconds)
+    result = await world.login(name, "wrong password here", later)  # forgiven: count is 1
     assert isinstance(result, tokens.Refusal) and isinstance(result.error, Unauthenticated)
     assert isinstance(await world.login(name, PASSWORD, later), tokens.IssuedTokens)
 

@@ -67,7 +67,10 @@ def test_defaults_follow_the_brief() -> None:
     assert defaults.verify_link_ttl_seconds == 48 * 3600
     assert defaults.reset_link_ttl_seconds == 3600
     assert (defaults.lockout_threshold, defaults.lockout_window_seconds) == (5, 900)
-    assert defaults.lockout_seconds == 900
+    # Growing waits: 1 min at the fifth failure, doubling up to an hour (docs/identity.md).
+    assert (defaults.lockout_seconds, defaults.lockout_max_seconds) == (60, 3600)
+    assert defaults.address_lockout_threshold == 20
+    assert defaults.device_cookie_ttl_seconds == 365 * 24 * 3600
     assert (defaults.argon2_memory_cost_kib, defaults.argon2_time_cost) == (19456, 2)
     assert defaults.argon2_parallelism == 1
 

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
+from guichet.identity.v1 import identity_pb2_grpc
 from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
@@ -27,6 +27,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from services.devstack.signin import sign_in
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
@@ -45,6 +46,7 @@ from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
 from services.membership.settings import MembershipSettings
 from tests.identity.harness import (
     ADMIN_PASSWORD,
+    ADMIN_TOTP_SECRET,
     ADMIN_USERNAME,
     ASSOCIATION,
     OPERATOR,
@@ -279,6 +281,7 @@ async def running_world(
         service_clients=",".join(f"{c}={s}" for c, s in clients),
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
+        bootstrap_admin_totp_secret=ADMIN_TOTP_SECRET,
         bootstrap_admin_email="root.admin@example.org",
         access_token_ttl_seconds=3600,
     )
@@ -315,8 +318,8 @@ async def running_world(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(identity_channel),
         )
-        admin = await identity_stub.Login(
-            identity_pb2.LoginRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
+        admin = await sign_in(
+            identity_stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET
         )
         link = connect_identity(
             CommonSettings(
@@ -333,7 +336,7 @@ async def running_world(
             sessions=identity_context.sessions,
             passwords=Passwords.from_settings(identity_settings),
             smtp=smtp,
-            admin_token=admin.tokens.access_token,
+            admin_token=admin.access_token,
             service_token="",
         )
         operators = await identity.organisation(OPERATOR, unique("Ops "))

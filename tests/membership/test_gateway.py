@@ -4,6 +4,8 @@ a civilian, and the problem documents they meet. No route may answer 5xx."""
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,8 @@ from tests.identity.harness import unique
 from tests.membership.harness import GATEWAY_CLIENT, World, days_from_today
 
 PROBLEM = "application/problem+json"
+# Each gateway client of this module gets an address of its own (198.18.0.0/15).
+_addresses = itertools.count(1)
 
 
 async def _no_server_errors(response: httpx.Response) -> None:
@@ -34,7 +38,6 @@ async def _no_server_errors(response: httpx.Response) -> None:
 async def gateway(
     world: World, idempotency: IdempotencyStore | None = None, **overrides: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    overrides.setdefault("auth_rate_limit_per_minute", 0)
     settings = GatewaySettings(
         identity_addr=world.identity_addr,
         membership_addr=world.membership_addr,
@@ -44,7 +47,10 @@ async def gateway(
     )
     link = connect_identity(settings)
     app = create_app(settings, identity=link, idempotency=idempotency)
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
+    # An address per client: identity's shared brake counts per address (and this module's
+    # tests send more than its burst from their clients altogether).
+    address = str(ipaddress.IPv4Address(0xC6120000 + next(_addresses)))  # 198.18.0.0/15
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
     try:
         async with httpx.AsyncClient(
             transport=transport,
@@ -343,7 +349,9 @@ async def test_a_civilian_registers_without_an_account_and_the_admin_follows_up(
 
 
 async def test_public_routes_are_rate_limited(world: World) -> None:
-    async with gateway(world, auth_rate_limit_per_minute=1, auth_rate_limit_burst=1) as http:
+    """The public forms that mail take identity's shared per-address brake (its burst, then its
+    rate): past it, 429 with Retry-After, before membership is asked anything."""
+    async with gateway(world) as http:
         url = f"/v1/associations/{uuid.uuid4()}/dps-requests"
         body = {
             "event_name": "X",
@@ -352,9 +360,13 @@ async def test_public_routes_are_rate_limited(world: World) -> None:
             "expected_attendance": 1,
             "organiser": {"company_name": "X", "contact_name": "X", "email": "x@example.org"},
         }
-        assert_problem(await http.post(url, json=body), 404)
-        limited = assert_problem(await http.post(url, json=body), 429)
-        assert limited["type"].endswith("/rate_limited")
+        burst = world.identity.settings.auth_rate_limit_burst
+        for _ in range(burst):
+            assert_problem(await http.post(url, json=body), 404)
+        refused = await http.post(url, json=body)
+        limited = assert_problem(refused, 429)
+        assert limited["type"].endswith("/resource_exhausted")
+        assert int(refused.headers["retry-after"]) >= 1
 
 
 async def test_membership_contract_enums_match_the_gateway(world: World) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from services.devstack.signin import sign_in
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
@@ -46,6 +47,8 @@ from workflows.worker import build_worker
 
 ADMIN_USERNAME = "Partners.Root"
 ADMIN_PASSWORD = "bootstrap-secret-for-partners-tests"
+# ops_admin needs a second factor: the bootstrap admin\'s TOTP (160 bits of base32).
+ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CLIENTS = ("gateway", "worker", "platform", "partners", "support")
 SECRETS = {name: f"{name}-secret-0123456789abcdefgh" for name in CLIENTS}
 Metadata = tuple[tuple[str, str], ...]
@@ -273,6 +276,7 @@ async def identity_service(
         service_clients=",".join(f"{k}={v}" for k, v in SECRETS.items()),
         bootstrap_admin_username=ADMIN_USERNAME,
         bootstrap_admin_password=ADMIN_PASSWORD,
+        bootstrap_admin_totp_secret=ADMIN_TOTP_SECRET,
         argon2_memory_cost_kib=64,
         argon2_time_cost=1,
     )
@@ -286,9 +290,7 @@ async def identity_service(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(channel),
         )
-        admin = await stub.Login(
-            identity_pb2.LoginRequest(username=ADMIN_USERNAME, password=ADMIN_PASSWORD)
-        )
+        admin = await sign_in(stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET)
         yield (
             Identity(
                 settings=settings,
@@ -296,7 +298,7 @@ async def identity_service(
                 sessions=context.sessions,
                 passwords=Passwords.from_settings(settings),
                 smtp=smtp,
-                admin_token=admin.tokens.access_token,
+                admin_token=admin.access_token,
                 service_token="",
             ),
             server.port,

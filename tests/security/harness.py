@@ -31,6 +31,7 @@ from guichet.partners.v1 import partners_pb2, partners_pb2_grpc
 from temporalio.testing import WorkflowEnvironment
 
 from services.devstack.components import COMPONENTS, DEFAULT_PORTS
+from services.devstack.signin import fresh_code
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.ports import free_port
 from services.kit.testing import DatabaseServer, wait_until
@@ -71,9 +72,13 @@ async def stack(
                 echo=False,
                 # tests/e2e's stack shares this PostgreSQL and Temporal: own databases and queue.
                 instance="security",
-                # Lockout and the per-address brake are asserted on purpose in test_auth; the
-                # matrix and the races send far more than a client would from one address.
-                extra_env={"AUTH_RATE_LIMIT_PER_MINUTE": "0"},
+                # Lockout is asserted on purpose in test_auth; the matrix and the races send far
+                # more than a client would from one address (the per-address brakes are tested
+                # in tests/identity/test_throttles.py and tests/gateway/test_shared_brakes.py).
+                extra_env={
+                    "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+                    "ADDRESS_LOCKOUT_THRESHOLD": "1000000",
+                },
             )
             try:
                 await running.start()
@@ -106,6 +111,7 @@ async def world(stack: Stack) -> World:
                 stack.gateway_url,
                 sink_link(stack),
                 stack.secrets.admin_password,
+                stack.secrets.admin_totp_secret,
                 stack.grpc_address,
                 stack.secrets.client_secrets["worker"],
             )
@@ -246,10 +252,20 @@ class Api:
             return response.json()
         return response.content
 
-    async def login(self, key: str, username: str, password: str) -> Actor:
+    async def login(
+        self, key: str, username: str, password: str, *, totp_secret: str | None = None
+    ) -> Actor:
         tokens = await self.call(
             "POST", "/v1/auth/token", None, json={"username": username, "password": password}
         )
+        if "ticket" in tokens:  # a second factor (ops_admin's): a fresh code of its app
+            assert totp_secret is not None, f"{username} needs a second factor"
+            tokens = await self.call(
+                "POST",
+                "/v1/auth/second-factor",
+                None,
+                json={"ticket": tokens["ticket"], "code": await fresh_code(totp_secret, username)},
+            )
         actor = Actor(key, username, "", None, tokens["access_token"], tokens["refresh_token"])
         me = await self.call("GET", "/v1/me", actor)
         actor.user_id = me["id"]
@@ -314,17 +330,22 @@ async def build_world(
     gateway_url: str,
     link: MailLink,
     admin_password: str,
+    admin_totp_secret: str,
     grpc_addr: Callable[[str], str],
     worker_secret: str,
 ) -> World:
     """Two tenants (a, b) of every kind, with their users and data, all through the APIs."""
     async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as http:
         api = Api(http)
-        ops = await api.login("ops_admin", ADMIN_USERNAME, admin_password)
+        ops = await api.login(
+            "ops_admin", ADMIN_USERNAME, admin_password, totp_secret=admin_totp_secret
+        )
         operator_org = ops.organisation_id
         assert operator_org is not None
         shared = await _shared_setup(api, ops)
-        shared["ops_password"] = admin_password  # the bootstrap admin's, to sign in again
+        # The bootstrap admin's credentials, to sign in again.
+        shared["ops_password"] = admin_password
+        shared["ops_totp"] = admin_totp_secret
         agent = await api.user(ops, link, "support_agent", operator_org, ["support_agent"])
         operators = {"ops_admin": ops, "support_agent": agent}
         a, b = await asyncio.gather(

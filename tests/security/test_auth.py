@@ -199,7 +199,9 @@ async def test_rotation_keeps_old_tokens_and_signs_new_ones_with_the_new_key(
     published = {k["kid"] for k in (await http.get("/v1/auth/jwks")).json()["keys"]}
     assert {old_kid, new_kid} <= published, "the old key is retired only after its tokens"
     api = Api(http)
-    fresh = await api.login("ops_admin", ops.username, _ops_password(world))
+    fresh = await api.login(
+        "ops_admin", ops.username, _ops_password(world), totp_secret=world.shared["ops_totp"]
+    )
     bam = world.a.actors["business_account_manager"]
     fresh_bam = await api.login(bam.key, bam.username, PASSWORD)
     assert jwt.get_unverified_header(fresh.token)["kid"] == new_kid

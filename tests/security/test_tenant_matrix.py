@@ -97,6 +97,8 @@ class Expect:
     content: tuple[bytes, str] | None = None
     # Role-specific overrides: role → status (own and foreign).
     special: dict[str, int] = field(default_factory=dict)
+    # Roles not called at all, each with its reason in the table (tested elsewhere).
+    skip: frozenset[str] = frozenset()
 
 
 def _days(n: int) -> str:
@@ -182,6 +184,19 @@ P_PRODUCT = {**P_STORE, "product_id": "id:product3"}
 P_PROMOTION = {**P_STORE, "promotion_id": "id:promotion"}
 P_BANK = {**P_STORE, "change_id": "id:bank_change"}
 
+# A well-formed passkey answer that no account registered.
+_PASSKEY_ANSWER = {
+    "id": "AAAAAAAAAAAAAAAAAAAAAA",
+    "rawId": "AAAAAAAAAAAAAAAAAAAAAA",
+    "type": "public-key",
+    "response": {
+        "clientDataJSON": "e30",
+        "authenticatorData": "AAAA",
+        "signature": "AAAA",
+        "attestationObject": "AAAA",
+    },
+}
+
 # fmt: off
 TABLE: dict[tuple[str, str], Expect] = {
     # --- authentication, registration: public; the answer does not depend on the caller ---
@@ -205,6 +220,13 @@ TABLE: dict[tuple[str, str], Expect] = {
         body=lambda t, w: {"token": "vf_not-a-token"}),
     ("POST", "/v1/registrations/resend-verification"): Expect(None, EVERYONE, 202, public=True,
         body=lambda t, w: {"username": unique("nobody.")}),
+    # The sign-in's second step and passkey sign-in: refused alike for every caller.
+    ("POST", "/v1/auth/second-factor"): Expect(None, EVERYONE, 401, public=True,
+        body=lambda t, w: {"ticket": "t1.not-a-ticket", "code": "123456"}),
+    ("POST", "/v1/auth/passkey/options"): Expect(None, EVERYONE, public=True,
+        body=lambda t, w: {}),
+    ("POST", "/v1/auth/passkey"): Expect(None, EVERYONE, 401, public=True,
+        body=lambda t, w: {"credential": _PASSKEY_ANSWER}),
     ("GET", "/healthz"): Expect(None, EVERYONE, public=True),
     ("GET", "/readyz"): Expect(None, EVERYONE, public=True),
     # --- the signed-in user's own account ---
@@ -213,6 +235,23 @@ TABLE: dict[tuple[str, str], Expect] = {
         body=lambda t, w: {"first_name": "Jean", "last_name": "Dupont",
                            "phone": "+33 6 12 34 56 78", "address_line": "1 rue",
                            "postal_code": "83000", "city": "Toulon", "birth_date": "1984-05-17"}),
+    # --- the signed-in user's own second factors: nobody else's can be named ---
+    ("GET", "/v1/me/second-factors"): Expect(None, SIGNED_IN),
+    # The ops admin already has an app (the platform requires a factor of it).
+    ("POST", "/v1/me/second-factors/totp"): Expect(None, SIGNED_IN, 201, special={OPS: 409}),
+    ("POST", "/v1/me/second-factors/totp/confirm"): Expect(None, SIGNED_IN, 409,
+        body=lambda t, w: {"code": "000000"}),
+    # Not the shared ops admin: removing its app would end the other tests' operator sessions
+    # (tests/identity/test_second_factor.py removes factors).
+    ("DELETE", "/v1/me/second-factors/totp"): Expect(None, SIGNED_IN, 204,
+        skip=frozenset({OPS})),
+    ("POST", "/v1/me/second-factors/recovery-codes"): Expect(None, SIGNED_IN, 409,
+        special={OPS: 200}),
+    ("POST", "/v1/me/passkeys/options"): Expect(None, SIGNED_IN),
+    ("POST", "/v1/me/passkeys"): Expect(None, SIGNED_IN, 409,
+        body=lambda t, w: {"credential": _PASSKEY_ANSWER, "name": "Clé"}),
+    ("DELETE", "/v1/me/passkeys/{passkey_id}"): Expect(None, SIGNED_IN, 404,
+        params={"passkey_id": "=8c1d6a52-3f1e-4e0b-9a7c-2d4f6b8e0a1c"}),
     # --- organisations and accounts (identity); the path names association a or b ---
     ("GET", "/v1/organisations"): Expect(None, SIGNED_IN),
     ("POST", "/v1/organisations"): Expect(None, (OPS,), 201,
@@ -237,6 +276,11 @@ TABLE: dict[tuple[str, str], Expect] = {
         body=lambda t, w: {"email": "other@security.example.com"}),
     ("POST", "/v1/accounts/{user_id}/password-reset"): Expect(
         ASSOC, ASSOC_ADMINS, 202, params=P_USER),
+    # The association admin signed in with a password alone: resetting needs a second factor.
+    ("POST", "/v1/accounts/{user_id}/second-factors/reset"): Expect(
+        ASSOC, (OPS,), 204, params=P_USER),
+    ("PUT", "/v1/organisations/{organisation_id}/second-factor-policy"): Expect(
+        ASSOC, ASSOC_ADMINS, params=P_ORG, body=lambda t, w: {"required": False}),
     ("POST", "/v1/accounts/{user_id}/roles"): Expect(
         ASSOC, ASSOC_ADMINS, params=P_USER,
         body=lambda t, w: {"organisation_id": t.orgs[ASSOC], "role": "member"}),
@@ -697,6 +741,8 @@ def cells_for(method: str, expect: Expect) -> list[Cell]:
     sides = ["own", "foreign", "missing"] if expect.tenant is not None else ["own"]
     cells = []
     for role in EVERYONE:
+        if role in expect.skip:
+            continue
         for side in sides:
             if side == "missing" and role in OPERATORS and not expect.public:
                 # Operators see every tenant: their foreign cell is a success, nothing to hide.

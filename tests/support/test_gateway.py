@@ -27,7 +27,6 @@ async def http(support: Support, idempotency: IdempotencyStore) -> AsyncIterator
     settings = GatewaySettings(
         identity_addr=support.settings.identity_addr,
         support_addr=support.address,
-        auth_rate_limit_per_minute=0,
     )
     link = connect_identity(settings)
     app: FastAPI = create_app(settings, identity=link, idempotency=idempotency)

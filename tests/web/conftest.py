@@ -30,6 +30,7 @@ from playwright.sync_api import (
 )
 
 from services.devstack.demo import DEMO_PASSWORD
+from services.devstack.signin import fresh_code_blocking
 from services.devstack.stack import Stack
 from services.kit.testing import scaled
 
@@ -113,11 +114,17 @@ def url(page: Page, path: str) -> str:
     return str(page._guichet_base) + path  # type: ignore[attr-defined]
 
 
-def sign_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
+def sign_in(
+    page: Page, username: str, password: str = DEMO_PASSWORD, *, totp_secret: str | None = None
+) -> None:
+    """Password, then (an account with an authenticator app, the ops admin's) its current code."""
     page.goto(url(page, "/sign-in"))
     page.get_by_label("Pseudo").fill(username)
     page.get_by_label("Mot de passe", exact=True).fill(password)
-    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Se connecter", exact=True).click()
+    if totp_secret is not None:
+        page.get_by_label("Code de l'application").fill(fresh_code_blocking(totp_secret, username))
+        page.get_by_role("button", name="Vérifier").first.click()
     expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
 
 

@@ -110,7 +110,12 @@ def test_an_admin_creates_a_member_finds_them_completes_the_email_and_sends_a_re
 def test_the_operator_lists_organisations_and_recovers_a_username(
     portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
 ) -> None:
-    sign_in(portal, ADMIN_USERNAME, stack.secrets.admin_password)
+    sign_in(
+        portal,
+        ADMIN_USERNAME,
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.get_by_role("navigation", name="Menu principal").get_by_role(
         "link", name="Opérations"
     ).click()

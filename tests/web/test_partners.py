@@ -156,7 +156,12 @@ def test_the_daily_check_in_and_the_stores_support_sees_missing(
     expect(portal.get_by_role("alert")).to_contain_text("Vous avez déjà pointé aujourd'hui.")
     _sign_out(portal)
 
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/operator/partners/check-ins/missing"))
     expect(portal.get_by_role("heading", name="Magasins sans pointage")).to_be_visible()
     expect(portal.locator("main")).not_to_contain_text("Pizzeria Napoli")
@@ -229,7 +234,12 @@ def test_a_bank_detail_change_with_its_proof_is_approved_by_the_operator(
     screenshot(portal, "partners-bank")
     _sign_out(portal)
 
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/operator/partners/bank-detail-changes"))
     card = portal.locator("section.card", has_text=holder)
     with portal.expect_download() as download:
@@ -279,7 +289,12 @@ def test_messages_and_content_changes_reach_support_and_the_operator(
     store_id = portal.url.split("/partners/")[1].split("/")[0]
     _sign_out(portal)
 
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/operator/partners/content-changes"))
     portal.get_by_label("Identifiant du magasin").fill(store_id)
     portal.get_by_role("button", name="Afficher").click()
@@ -328,7 +343,12 @@ def test_out_of_stock_answered_then_support_cancels_the_order(
     expect(portal.get_by_role("status")).to_contain_text("Réponse du client enregistrée.")
     _sign_out(portal)
 
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/operator/partners/escalations"))
     cancel = portal.get_by_role("button", name="Annuler la commande NAP-1001")
     expect(cancel).to_be_visible()  # the table follows the workflow (htmx) until it escalates

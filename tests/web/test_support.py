@@ -18,6 +18,7 @@ import httpx
 from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from services.devstack.demo import DEMO_PASSWORD
+from services.devstack.signin import fresh_code_blocking
 from services.devstack.stack import Stack
 from services.kit.testing import scaled
 from tests.web.conftest import sign_in, url
@@ -43,6 +44,14 @@ def _token(stack: Stack, username: str, password: str = DEMO_PASSWORD) -> str:
         timeout=scaled(60),
     )
     answer.raise_for_status()
+    if answer.status_code == 202:  # the ops admin's second step: its authenticator app's code
+        code = fresh_code_blocking(stack.secrets.admin_totp_secret, username)
+        answer = httpx.post(
+            f"{stack.gateway_url}/v1/auth/second-factor",
+            json={"ticket": answer.json()["ticket"], "code": code},
+            timeout=scaled(60),
+        )
+        answer.raise_for_status()
     token = str(answer.json()["access_token"])
     _TOKENS[key] = (time.monotonic(), token)
     return token
@@ -186,7 +195,12 @@ def test_a_ticket_opened_after_the_faq_is_answered_by_the_agent_and_read_by_the_
     screenshot(portal, "support-ticket")
     _sign_out(portal)
 
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.get_by_role("navigation", name="Menu principal").get_by_role(
         "link", name="File des tickets"
     ).click()
@@ -248,7 +262,12 @@ def test_the_support_team_writes_a_category_and_its_faq_that_customers_then_read
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     name = f"Retours et avoirs {suffix}"
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/support/queue"))
     portal.get_by_role("link", name="Catégories et FAQ").click()
     expect(portal.get_by_role("heading", name="Nouvelle catégorie")).to_be_visible()

@@ -1054,6 +1054,7 @@ class Organisation(TypedDict):
     name: str
     code: str | None
     create_time: str | None
+    second_factor_required: NotRequired[bool]
 
 
 class OrganisationBody(TypedDict):
@@ -1088,6 +1089,32 @@ class PartnerMessageBody(TypedDict):
     reply_to_email: NotRequired[str | None]
     organisation_id: NotRequired[str | None]
     view_id: NotRequired[str | None]
+
+
+class Passkey(TypedDict):
+    id: str
+    name: str
+    create_time: str | None
+    last_use_time: str | None
+
+
+class PasskeyOptions(TypedDict):
+    """Options for the browser's `navigator.credentials.get()` or `.create()`, as JSON."""
+
+    options: dict[str, Any]
+
+
+class PasskeyOptionsBody(TypedDict):
+    ticket: NotRequired[str | None]
+
+
+class PasskeyRegistrationBody(TypedDict):
+    credential: dict[str, Any]
+    name: NotRequired[str]
+
+
+class PasskeySignInBody(TypedDict):
+    credential: dict[str, Any]
 
 
 class Payment(TypedDict):
@@ -1331,6 +1358,10 @@ class RecordDuplicates(TypedDict):
     candidates: list[DuplicateCandidate]
 
 
+class RecoveryCodes(TypedDict):
+    recovery_codes: list[str]
+
+
 class RefreshBody(TypedDict):
     refresh_token: str
 
@@ -1346,6 +1377,11 @@ class RegisterStoreBody(TypedDict):
     phone: NotRequired[str | None]
     timezone: NotRequired[str | None]
     currency: NotRequired[str | None]
+
+
+class RegisteredPasskey(TypedDict):
+    passkey: Passkey
+    recovery_codes: list[str]
 
 
 class Registration(TypedDict):
@@ -1419,6 +1455,37 @@ class ResetPasswordBody(TypedDict):
 class RoleBody(TypedDict):
     organisation_id: str
     role: RoleName
+
+
+class SecondFactorBody(TypedDict):
+    """Exactly one of `code`, `recovery_code`, `passkey`."""
+
+    ticket: str
+    code: NotRequired[str | None]
+    recovery_code: NotRequired[str | None]
+    passkey: NotRequired[dict[str, Any] | None]
+
+
+class SecondFactorChallenge(TypedDict):
+    """The password was right; answer with one of `methods` at POST /v1/auth/second-factor."""
+
+    ticket: str
+    methods: list[Literal["totp", "passkey", "recovery_code"]]
+    expires_in: int
+
+
+class SecondFactorPolicyBody(TypedDict):
+    required: bool
+
+
+class SecondFactors(TypedDict):
+    """The signed-in account's second factors."""
+
+    totp: bool
+    passkeys: list[Passkey]
+    recovery_codes_left: int
+    required: bool
+    withheld_roles: list[str]
 
 
 class SelfRegistrationBody(TypedDict):
@@ -1649,6 +1716,15 @@ class TokenPair(TypedDict):
     refresh_expires_in: int
 
 
+class TotpCodeBody(TypedDict):
+    code: str
+
+
+class TotpEnrolment(TypedDict):
+    secret: str
+    otpauth_uri: str
+
+
 class Trainee(TypedDict):
     first_name: str
     last_name: str
@@ -1784,11 +1860,32 @@ class GatewayApi:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    async def issue_token(self, body: LoginBody) -> TokenPair:
-        """Log in with username and password (POST /v1/auth/token)."""
+    async def issue_token(self, body: LoginBody) -> TokenPair | SecondFactorChallenge:
+        """Sign in with username and password (POST /v1/auth/token)."""
+        return cast(
+            "TokenPair | SecondFactorChallenge",
+            await self._transport.call("POST", "/v1/auth/token", json=body, read="json"),
+        )
+
+    async def complete_second_factor(self, body: SecondFactorBody) -> TokenPair:
+        """Complete a sign-in with a second factor (POST /v1/auth/second-factor)."""
         return cast(
             "TokenPair",
-            await self._transport.call("POST", "/v1/auth/token", json=body, read="json"),
+            await self._transport.call("POST", "/v1/auth/second-factor", json=body, read="json"),
+        )
+
+    async def passkey_options(self, body: PasskeyOptionsBody) -> PasskeyOptions:
+        """Start a passkey sign-in (or a passkey second factor) (POST /v1/auth/passkey/options)."""
+        return cast(
+            "PasskeyOptions",
+            await self._transport.call("POST", "/v1/auth/passkey/options", json=body, read="json"),
+        )
+
+    async def passkey_sign_in(self, body: PasskeySignInBody) -> TokenPair:
+        """Sign in with a passkey alone (POST /v1/auth/passkey)."""
+        return cast(
+            "TokenPair",
+            await self._transport.call("POST", "/v1/auth/passkey", json=body, read="json"),
         )
 
     async def refresh_token(self, body: RefreshBody) -> TokenPair:
@@ -1849,6 +1946,77 @@ class GatewayApi:
         """Complete or replace one's personal information (PUT /v1/me/profile)."""
         return cast(
             "User", await self._transport.call("PUT", "/v1/me/profile", json=body, read="json")
+        )
+
+    async def get_second_factors(self) -> SecondFactors:
+        """The signed-in account's second factors (GET /v1/me/second-factors)."""
+        return cast(
+            "SecondFactors", await self._transport.call("GET", "/v1/me/second-factors", read="json")
+        )
+
+    async def begin_totp(self) -> TotpEnrolment:
+        """Start setting up an authenticator app (POST /v1/me/second-factors/totp)."""
+        return cast(
+            "TotpEnrolment",
+            await self._transport.call("POST", "/v1/me/second-factors/totp", read="json"),
+        )
+
+    async def remove_totp(self) -> None:
+        """Remove the authenticator app (DELETE /v1/me/second-factors/totp)."""
+        await self._transport.call("DELETE", "/v1/me/second-factors/totp", read="none")
+
+    async def confirm_totp(self, body: TotpCodeBody) -> RecoveryCodes:
+        """Confirm the authenticator app with its first code (POST /v1/me/second-factors/totp/confirm)."""
+        return cast(
+            "RecoveryCodes",
+            await self._transport.call(
+                "POST", "/v1/me/second-factors/totp/confirm", json=body, read="json"
+            ),
+        )
+
+    async def regenerate_recovery_codes(self) -> RecoveryCodes:
+        """Replace the recovery codes (POST /v1/me/second-factors/recovery-codes)."""
+        return cast(
+            "RecoveryCodes",
+            await self._transport.call("POST", "/v1/me/second-factors/recovery-codes", read="json"),
+        )
+
+    async def passkey_registration_options(self) -> PasskeyOptions:
+        """Start registering a passkey (POST /v1/me/passkeys/options)."""
+        return cast(
+            "PasskeyOptions",
+            await self._transport.call("POST", "/v1/me/passkeys/options", read="json"),
+        )
+
+    async def register_passkey(self, body: PasskeyRegistrationBody) -> RegisteredPasskey:
+        """Register a passkey (POST /v1/me/passkeys)."""
+        return cast(
+            "RegisteredPasskey",
+            await self._transport.call("POST", "/v1/me/passkeys", json=body, read="json"),
+        )
+
+    async def remove_passkey(self, passkey_id: str) -> None:
+        """Remove a passkey (DELETE /v1/me/passkeys/{passkey_id})."""
+        await self._transport.call("DELETE", f"/v1/me/passkeys/{passkey_id}", read="none")
+
+    async def reset_second_factors(self, user_id: str) -> None:
+        """Reset a user's second factors (admin) (POST /v1/accounts/{user_id}/second-factors/reset)."""
+        await self._transport.call(
+            "POST", f"/v1/accounts/{user_id}/second-factors/reset", read="none"
+        )
+
+    async def set_second_factor_policy(
+        self, organisation_id: str, body: SecondFactorPolicyBody
+    ) -> Organisation:
+        """Require a second factor for the roles that act for others (admin) (PUT /v1/organisations/{organisation_id}/second-factor-policy)."""
+        return cast(
+            "Organisation",
+            await self._transport.call(
+                "PUT",
+                f"/v1/organisations/{organisation_id}/second-factor-policy",
+                json=body,
+                read="json",
+            ),
         )
 
     async def list_organisations(

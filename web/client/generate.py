@@ -113,16 +113,23 @@ def schema_source(name: str, schema: Mapping[str, Any]) -> str:
 
 
 def _success(operation: Mapping[str, Any]) -> tuple[str, str]:
-    """The answer's Python type and how the transport reads it (json, bytes or none)."""
+    """The answer's Python type and how the transport reads it (json, bytes or none). Several
+    JSON successes (a sign-in: 200 tokens, 202 second-factor ticket) make a union."""
+    json_types: list[str] = []
     for status, answer in operation.get("responses", {}).items():
         if not status.startswith("2"):
             continue
         content = answer.get("content") or {}
         if JSON in content:
-            return python_type(content[JSON].get("schema", {})), "json"
+            json_types.append(python_type(content[JSON].get("schema", {})))
+            continue
+        if json_types:
+            break
         if content:
             return "bytes", "bytes"
         return "None", "none"
+    if json_types:
+        return " | ".join(dict.fromkeys(json_types)), "json"
     return "None", "none"
 
 

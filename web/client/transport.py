@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# The gateway's device cookie and the routes that read it.
+DEVICE_COOKIE = "guichet_device"
+DEVICE_COOKIE_PATH = "/v1/auth"
 
 
 @dataclass
@@ -18,6 +21,8 @@ class ApiProblem(Exception):
 
     status: int
     problem: dict[str, Any]
+    # Seconds to wait before trying again (the Retry-After of a 429 or 503), when given.
+    retry_after: int | None = None
 
     @property
     def reason(self) -> str:
@@ -50,6 +55,10 @@ class Transport:
     language: str | None = None
     refresh: Refresher | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The gateway's device cookie of a complete sign-in (docs/identity.md): sent back to the
+    # sign-in routes, and the one a sign-in answered with kept here for the portal to store.
+    device_token: str | None = None
+    received_device_token: str | None = None
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = dict(self.headers)
@@ -62,6 +71,12 @@ class Transport:
         if content_type:
             headers["Content-Type"] = content_type
         return headers
+
+    def _device_header(self, path: str) -> dict[str, str]:
+        """The device cookie, to the sign-in routes only (as a browser would, by its Path)."""
+        if self.device_token and path.startswith(DEVICE_COOKIE_PATH):
+            return {"Cookie": f"{DEVICE_COOKIE}={self.device_token}"}
+        return {}
 
     async def call(
         self,
@@ -82,7 +97,10 @@ class Transport:
                 params=params,
                 json=json,
                 content=content,
-                headers=self._headers(content_type if content is not None else None),
+                headers={
+                    **self._headers(content_type if content is not None else None),
+                    **self._device_header(path),
+                },
             )
             if response.status_code == 401 and attempt == 1 and self.refresh is not None:
                 fresh = await self.refresh()
@@ -90,13 +108,23 @@ class Transport:
                     self.access_token = fresh
                     continue
             break
+        if (device := response.cookies.get(DEVICE_COOKIE)) is not None:
+            self.received_device_token = device
         if response.status_code >= 400:
-            raise ApiProblem(response.status_code, _problem(response))
+            raise ApiProblem(
+                response.status_code, _problem(response), _retry_after(response.headers)
+            )
         if read == "bytes":
             return response.content
         if read == "none" or response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+
+def _retry_after(headers: httpx.Headers) -> int | None:
+    """Retry-After in seconds (the gateway sends seconds, never an HTTP date)."""
+    value = headers.get("retry-after", "")
+    return int(value) if value.isdigit() else None
 
 
 def _query_value(value: Any) -> Any:

@@ -12,11 +12,13 @@ from web.portals import (
     operator,
     partners,
     programs_admin,
+    security,
     support,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     account.router,
+    security.router,
     groups.router,
     support.router,
     partners.router,

@@ -12,6 +12,7 @@ from web.client.api import ProfileBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.pages import form_values, redirect, render, safe_next
+from web.portals import security
 from web.problems import FormState
 
 router = APIRouter()
@@ -45,13 +46,13 @@ async def sign_in_page(visitor: CurrentVisitor, next: str = "/") -> Response:
 async def sign_in(visitor: CurrentVisitor) -> Response:
     values = await form_values(visitor.request)
     try:
-        pair = await visitor.api.issue_token(
+        result = await visitor.api.issue_token(
             {"username": values.get("username", ""), "password": values.get("password", "")}
         )
     except ApiProblem as problem:
         form = FormState.refused(visitor.locale, values, problem, {})
         form.values.pop("password", None)
-        status = problem.status if problem.status in (400, 401, 429) else 502
+        status = problem.status if problem.status in (400, 401, 403, 429) else 502
         return await render(
             visitor,
             "account/sign_in.html",
@@ -59,8 +60,8 @@ async def sign_in(visitor: CurrentVisitor) -> Response:
             status_code=status,
             signed_in_nav=False,
         )
-    visitor.remember(pair["access_token"], pair["refresh_token"])
-    return redirect(safe_next(values.get("next")))
+    # Tokens, or the second step's page (security.py); the device cookie follows either way.
+    return await security.after_sign_in(visitor, result, values.get("next", "/"))
 
 
 @router.post("/sign-out")

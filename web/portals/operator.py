@@ -50,6 +50,7 @@ async def _accounts_page(
     search: FormState | None = None,
     create: FormState | None = None,
     done: str | None = None,
+    refused: str | None = None,
     status_code: int = 200,
 ) -> Response:
     organisation = await visitor.organisation(organisation_id)
@@ -75,6 +76,7 @@ async def _accounts_page(
             "create": create or FormState(),
             "roles": _ROLES_BY_KIND.get(organisation["kind"], ()),
             "done": done,
+            "refused": refused,
         },
         status_code=status_code,
     )
@@ -135,6 +137,7 @@ async def _account_page(
     email: FormState | None = None,
     role: FormState | None = None,
     done: str | None = None,
+    refused: str | None = None,
     status_code: int = 200,
 ) -> Response:
     account = await visitor.api.get_account(user_id)
@@ -158,8 +161,37 @@ async def _account_page(
             "email_form": email or FormState(values={"email": account["email"] or ""}),
             "role_form": role or FormState(),
             "done": done,
+            "refused": refused,
         },
         status_code=status_code,
+    )
+
+
+async def account_page_with(
+    visitor: Visitor,
+    user_id: str,
+    *,
+    done: str | None = None,
+    refused: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The account page after an action of another module (security.py's reset)."""
+    return await _account_page(
+        visitor, user_id, done=done, refused=refused, status_code=status_code
+    )
+
+
+async def accounts_page_with(
+    visitor: Visitor,
+    organisation_id: str,
+    *,
+    done: str | None = None,
+    refused: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The organisation's accounts page after an action of another module (the policy)."""
+    return await _accounts_page(
+        visitor, organisation_id, done=done, refused=refused, status_code=status_code
     )
 
 

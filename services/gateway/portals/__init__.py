@@ -1,7 +1,7 @@
 """The gateway's routes, one package per portal (the schemas beside the routes that use them).
 
-* `identity/`: tokens, registration, the signed-in member, the admin's pages (`auth`,
-  `registration`, `me`, `admin`; `schemas` for all four).
+* `identity/`: tokens, registration, the signed-in member, second factors, the admin's pages
+  (`auth`, `registration`, `me`, `factors`, `admin`; `schemas`, `factor_schemas`).
 * `groups/`: a service provider's client groups, delegated access, process requests.
 * `support/`: tickets with SLA, categories and answers, plans and contracts, reports.
 * `workshops/` and `associations/`: the membership service's two portals; what they share (the
@@ -19,7 +19,7 @@ from fastapi import APIRouter
 
 from services.gateway.portals.associations import routes as associations
 from services.gateway.portals.groups import routes as groups
-from services.gateway.portals.identity import admin, auth, me, registration
+from services.gateway.portals.identity import admin, auth, factors, me, registration
 from services.gateway.portals.partners import bank_details, operator, routes as partners
 from services.gateway.portals.support import routes as support
 from services.gateway.portals.workshops import routes as workshops
@@ -30,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     registration.router,
     me.router,
+    factors.router,
     admin.router,
     groups.router,
     support.router,

@@ -30,6 +30,7 @@ from services.kit.temporal import USERNAME
 SIGNING_KEY_LOCK = 0x6964_0001
 BOOTSTRAP_LOCK = 0x6964_0002
 OPS_ADMIN_LOCK = 0x6964_0003
+HMAC_KEY_LOCK = 0x6964_0004
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from zxcvbn import zxcvbn
 
+from services.identity.domain import throttles
 from services.identity.domain.common import (
     audit,
     check_email,
@@ -28,7 +29,7 @@ from services.identity.domain.common import (
 from services.identity.domain.links import consume_link, issue_link, recently_sent
 from services.identity.domain.roles import is_operator_staff, require_user, user_for_admin
 from services.identity.domain.tokens import revoke_refresh_tokens
-from services.identity.models import LinkPurpose, LoginThrottle, RefreshToken, User, UserStatus
+from services.identity.models import LinkPurpose, RefreshToken, User, UserStatus
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.auth import Principal
@@ -193,9 +194,8 @@ async def reset_password(
         user.email_verified = True  # the link reached that mailbox: its owner is proven
     user.updated_at = now
     await revoke_refresh_tokens(session, now, RefreshToken.user_id == user.id, "password_reset")
-    await session.execute(
-        delete(LoginThrottle).where(LoginThrottle.username_key == user.username.lower())
-    )
+    # The owner proved the mailbox: the username's lock for unknown devices is lifted.
+    await throttles.forgive(session, throttles.USER + user.username.lower())
     audit(session=session, now=now, event="password_reset.used", actor=None, user_id=user.id)
     return user
 

@@ -112,6 +112,11 @@ async def sign(
     ttl: int,
 ) -> str:
     key = await current_signing_key(session=session, settings=settings, now=now)
+    return sign_with(key.kid, key.private_key_pem, now=now, claims=claims, ttl=ttl)
+
+
+def sign_with(kid: str, pem: str, *, now: datetime, claims: dict[str, Any], ttl: int) -> str:
+    """A JWT of `claims` signed by the key `kid` (a caller that already read the current key)."""
     issued_at = int(now.timestamp())
     payload = {
         **claims,
@@ -121,4 +126,4 @@ async def sign(
         "exp": issued_at + ttl,
         "jti": str(uuid.uuid4()),
     }
-    return keys.sign(payload, kid=key.kid, pem=key.private_key_pem)
+    return keys.sign(payload, kid=kid, pem=pem)

@@ -1,33 +1,85 @@
-"""Tokens: password login with brute-force lockout, refresh rotation, logout, service tokens.
+"""Tokens: sign-in (password, second factor, passkey) under the shared throttles, refresh
+rotation, logout, service tokens.
 
-Two calls must keep a change although they refuse the request (a failed login counts towards the
-lockout; a reused refresh token revokes its family): they return a `Refusal` for the servicer to
-raise after the commit, instead of raising.
+A password sign-in is two steps around argon2id, so that no database connection waits on the
+hash: `start_login` reads everything the decision needs in **one** statement (the account, its
+roles and second factors, its organisation's policy, the failure counters that apply, the newest
+signing key) and refuses a locked attempt before any hashing; `finish_login` verifies the
+password and records the outcome — on success **one** statement (refresh token, audit row, and
+only when there is something to forgive, the counters), on failure the counters, the audit and,
+the first time a username locks, a mail to its owner.
+
+Which counters apply (`domain/throttles.py`): a device whose cookie says it signed in to this
+account answers only to its own counter, so failures from elsewhere never lock it; any other
+device answers to the username's counter and to its address's. Every lock answers the same
+RESOURCE_EXHAUSTED with a wait, whether the username exists or not.
+
+Refusals that must keep a record (a failed sign-in, a reused refresh token) are *returned* as a
+`Refusal` for the servicer to raise after the commit, instead of raising inside the transaction.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
-import math
 import secrets
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Insert,
+    Select,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.domain.common import audit, check_token_field, sha256_hex
-from services.identity.domain.signing_keys import sign
-from services.identity.models import LoginThrottle, RefreshToken, ServiceClient, User, UserStatus
+from services.identity.domain import passkeys, second_factor, signing_keys, throttles
+from services.identity.domain.common import (
+    audit,
+    check_token_field,
+    duration_text,
+    queue_mail,
+    sha256_hex,
+)
+from services.identity.domain.devices import Device, Keyring, issue_device_token, read_device_token
+from services.identity.models import (
+    AuditEvent,
+    Base,
+    LoginFailures,
+    Membership,
+    Organisation,
+    Passkey,
+    RecoveryCode,
+    RefreshToken,
+    ServiceClient,
+    SigningKey,
+    TotpCredential,
+    User,
+    UserStatus,
+)
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.errors import (
     DomainError,
     PermissionDenied,
-    ResourceExhausted,
     Unauthenticated,
     Validator,
 )
@@ -39,62 +91,741 @@ class IssuedTokens:
     refresh_token: str
     expires_in: int
     refresh_expires_in: int
+    # The device cookie to set (renewed at each sign-in); empty for a refresh.
+    device_token: str = ""
+
+
+@dataclass(frozen=True)
+class SecondFactorRequired:
+    """The password was right; the sign-in completes with a second factor and this ticket."""
+
+    ticket: str
+    methods: list[str]
+    expires_in: int
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """A refused request whose bookkeeping must be committed before `error` is raised."""
+    """A refused request whose bookkeeping must be committed before `error` is raised.
+
+    `throttled`: the brake that refused it (`account`, `device`, `address`, `factor`), counted in
+    `guichet_identity_login_throttled_total{scope}`; empty for every other refusal."""
 
     error: DomainError
+    throttled: str = ""
 
 
-def user_claims(user: User) -> dict[str, Any]:
-    """What an access token says about a user; roles only once an admin validated the account."""
-    orgs: dict[str, list[str]] = {}
-    if user.status == UserStatus.ACTIVE:
-        for membership in user.memberships:
-            orgs.setdefault(str(membership.organisation_id), []).append(membership.role)
-    return {
-        "sub": str(user.id),
-        "typ": "user",
-        "st": user.status,
-        "name": user.username,
-        "orgs": {org: sorted(roles) for org, roles in orgs.items()},
-    }
+INVALID_CREDENTIALS = "invalid username or password"
+INVALID_REFRESH = "invalid refresh token"
+SECOND_FACTOR_INVALID = "this second factor was not accepted"
 
 
-async def _issue_user_tokens(
+# --- what a sign-in reads ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """The columns a sign-in decides on (read as plain rows: no ORM object is needed)."""
+
+    id: uuid.UUID
+    username: str
+    password_hash: str | None
+    status: str
+    email: str | None
+    first_name: str | None
+    organisation_requires: bool
+    memberships: list[tuple[str, str]]
+    has_totp: bool
+    has_passkey: bool
+    has_recovery: bool
+
+    @property
+    def roles(self) -> list[str]:
+        return [role for _, role in self.memberships]
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.has_totp or self.has_passkey
+
+
+@dataclass(frozen=True)
+class SigningKeyRow:
+    kid: str
+    pem: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """What `start_login` read, for `finish_login`."""
+
+    user_key: str
+    address_key: str | None
+    device: Device | None  # only when it names this account
+    account: Account | None
+    client_ip: str
+    # Which counters hold failures (a success forgives them; none, most of the time).
+    to_forgive: tuple[str, ...] = ()
+    signing: SigningKeyRow | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.device is not None
+
+
+_tables = Base.metadata.tables
+_users = _tables[User.__tablename__]
+_organisations = _tables[Organisation.__tablename__]
+_memberships = _tables[Membership.__tablename__]
+_failures = _tables[LoginFailures.__tablename__]
+_keys = _tables[SigningKey.__tablename__]
+_totp = _tables[TotpCredential.__tablename__]
+_passkeys = _tables[Passkey.__tablename__]
+_recovery = _tables[RecoveryCode.__tablename__]
+_refresh = _tables[RefreshToken.__tablename__]
+_audit = _tables[AuditEvent.__tablename__]
+
+# Statements a sign-in runs many times a second are built once, from tables (no ORM entity to
+# compile), with bound parameters: building and compiling them cost more CPU than running them.
+BY_USERNAME = "username"
+BY_ID = "id"
+
+
+@functools.cache
+def _read_statement(by: str, counters: int) -> Select[Any]:
+    """The account (by lower(username) or by id; none is a row of NULLs), its roles, factors and
+    organisation's policy, the newest signing key, and `counters` failure counters (`:k0`…)."""
+    memberships = (
+        select(
+            func.array_agg(
+                func.concat(cast(_memberships.c.organisation_id, String), " ", _memberships.c.role)
+            )
+        )
+        .where(_memberships.c.user_id == _users.c.id)
+        .scalar_subquery()
+    )
+    newest = (
+        select(_keys.c.kid, _keys.c.private_key_pem, _keys.c.created_at)
+        .order_by(_keys.c.created_at.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    which = (
+        func.lower(_users.c.username) == bindparam("who", type_=String)
+        if by == BY_USERNAME
+        else _users.c.id == bindparam("who", type_=Uuid)
+    )
+    anchor = select(literal_column("1").label("one")).subquery("anchor")
+    joined = anchor.outerjoin(_users, which).outerjoin(
+        _organisations, _organisations.c.id == _users.c.organisation_id
+    )
+    counter_columns: list[Any] = []
+    for index in range(counters):
+        alias = _failures.alias(f"f{index}")
+        joined = joined.outerjoin(alias, alias.c.key == bindparam(f"k{index}", type_=String))
+        counter_columns += [
+            alias.c.locked_until.label(f"lock{index}"),
+            alias.c.failures.label(f"failures{index}"),
+        ]
+    joined = joined.outerjoin(newest, true())
+    return select(
+        _users.c.id.label("user_id"),
+        _users.c.username,
+        _users.c.password_hash,
+        _users.c.status,
+        _users.c.email,
+        _users.c.first_name,
+        _organisations.c.second_factor_required,
+        memberships.label("memberships"),
+        exists()
+        .where(_totp.c.user_id == _users.c.id, _totp.c.confirmed_at.is_not(None))
+        .label("has_totp"),
+        exists().where(_passkeys.c.user_id == _users.c.id).label("has_passkey"),
+        exists()
+        .where(_recovery.c.user_id == _users.c.id, _recovery.c.used_at.is_(None))
+        .label("has_recovery"),
+        *counter_columns,
+        newest.c.kid,
+        newest.c.private_key_pem,
+        newest.c.created_at.label("key_created_at"),
+    ).select_from(joined)
+
+
+def _account_of(row: Any) -> Account | None:
+    if row.user_id is None:
+        return None
+    return Account(
+        id=row.user_id,
+        username=row.username,
+        password_hash=row.password_hash,
+        status=row.status,
+        email=row.email,
+        first_name=row.first_name,
+        organisation_requires=bool(row.second_factor_required),
+        memberships=second_factor.memberships_of(row.memberships),
+        has_totp=bool(row.has_totp),
+        has_passkey=bool(row.has_passkey),
+        has_recovery=bool(row.has_recovery),
+    )
+
+
+def _signing_of(row: Any) -> SigningKeyRow | None:
+    if row.kid is None:
+        return None
+    return SigningKeyRow(kid=row.kid, pem=row.private_key_pem, created_at=row.key_created_at)
+
+
+async def _read(
+    session: AsyncSession, by: str, who: object, counters: Sequence[str]
+) -> tuple[Any, list[tuple[datetime | None, int | None]]]:
+    """One statement: the account `who` (a lower-case username or an id), with what a sign-in
+    decides on, the newest signing key, and each counter's (lock, failures). Absent counters are
+    passed as "" so that the statement keeps one shape (one cached plan)."""
+    params: dict[str, object] = {"who": who}
+    params.update({f"k{index}": key for index, key in enumerate(counters)})
+    row = (await session.execute(_read_statement(by, len(counters)), params)).one()
+    found = [(getattr(row, f"lock{i}"), getattr(row, f"failures{i}")) for i in range(len(counters))]
+    return row, found
+
+
+def _check_login_fields(username: str, password: str, client_ip: str) -> None:
+    v = Validator()
+    v.require("username", username)
+    v.check(
+        len(username) <= 64, "username", "must be at most 64 characters", code="string_too_long"
+    )
+    v.require("password", password)
+    v.check(len(password) <= 1024, "password", "is too long")
+    v.check(len(client_ip) <= 64, "client_ip", "must be at most 64 characters")
+    v.raise_if_any()
+
+
+async def start_login(
+    *,
+    session: AsyncSession,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    username: str,
+    password: str,
+    client_ip: str,
+    device_token: str = "",
+) -> LoginState | Refusal:
+    """Reads what the decision needs (one statement) and refuses a locked attempt at once."""
+    _check_login_fields(username, password, client_ip)
+    user_key = throttles.USER + username.strip().lower()
+    claimed = read_device_token(keyring, device_token, settings=settings, now=now)
+    address = throttles.address_key(client_ip)
+    counters = [user_key, claimed.throttle_key if claimed else "", address or ""]
+    row, found = await _read(session, BY_USERNAME, username.strip().lower(), counters)
+    (user_lock, user_failures), (device_lock, device_failures), (address_lock, _) = found
+    account = _account_of(row)
+    device = claimed if claimed and account and claimed.user_id == account.id else None
+    if device is not None:
+        wait, scope = throttles.wait_seconds(device_lock, now), "device"
+        to_forgive = (device.throttle_key,) if device_failures else ()
+    else:
+        user_wait = throttles.wait_seconds(user_lock, now)
+        address_wait = throttles.wait_seconds(address_lock, now)
+        wait = max(user_wait, address_wait)
+        scope = "account" if user_wait >= address_wait else "address"
+        to_forgive = (user_key,) if user_failures else ()
+    if wait:
+        return Refusal(throttles.locked(wait), throttled=scope)
+    return LoginState(
+        user_key=user_key,
+        address_key=address,
+        device=device,
+        account=account,
+        client_ip=client_ip,
+        to_forgive=to_forgive,
+        signing=_signing_of(row),
+    )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The password's verdict, and a new hash when the stored one used older parameters."""
+
+    ok: bool
+    rehash: str | None = None
+
+
+async def check_password(*, passwords: Passwords, state: LoginState, password: str) -> Checked:
+    """argon2id, outside any session (unknown usernames verify against a decoy: same cost)."""
+    account = state.account
+    hashed = account.password_hash if account is not None else None
+    ok = await passwords.verify(hashed, password)
+    if not ok or account is None or hashed is None:
+        return Checked(ok=False)
+    rehash = await passwords.hash(password) if passwords.needs_rehash(hashed) else None
+    return Checked(ok=True, rehash=rehash)
+
+
+def needs_transaction(
+    *, settings: IdentitySettings, now: datetime, state: LoginState, checked: Checked
+) -> bool:
+    """Whether `finish_login` writes more than one statement: a failure (counters, audit, maybe
+    a mail) or a signing key to rotate. Otherwise its one statement is atomic by itself and the
+    caller may run it without BEGIN and COMMIT (two round trips of a login's four)."""
+    return not checked.ok or not _current(settings, now, state.signing)
+
+
+async def finish_login(
+    *,
+    session: AsyncSession,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    state: LoginState,
+    checked: Checked,
+) -> IssuedTokens | SecondFactorRequired | Refusal:
+    """Records the outcome of a checked password."""
+    account = state.account
+    if not checked.ok or account is None:
+        await _count_failure(
+            session,
+            settings=settings,
+            now=now,
+            keys=_failure_keys(state),
+            account=account,
+            client_ip=state.client_ip,
+            reason="wrong_password",
+        )
+        return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
+    if account.status == UserStatus.DISABLED:
+        # Said only to whoever knows the password: it reveals nothing to a guesser.
+        audit(
+            session=session,
+            now=now,
+            event="login.failed",
+            actor=None,
+            user_id=account.id,
+            client_ip=state.client_ip or None,
+            reason="disabled",
+        )
+        return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
+    if account.has_second_factor:
+        return SecondFactorRequired(
+            ticket=second_factor.issue_ticket(keyring, user_id=account.id, now=now),
+            methods=second_factor.methods_of(
+                account.has_totp, account.has_passkey, account.has_recovery
+            ),
+            expires_in=settings.second_factor_ticket_ttl_seconds,
+        )
+    return await _sign_in(
+        session,
+        settings=settings,
+        keyring=keyring,
+        now=now,
+        account=account,
+        amr=(second_factor.PASSWORD_AMR,),
+        device=state.device,
+        client_ip=state.client_ip,
+        forgive=state.to_forgive,
+        signing=state.signing,
+        rehash=checked.rehash,
+    )
+
+
+async def login(
+    *,
+    session: AsyncSession,
+    settings: IdentitySettings,
+    passwords: Passwords,
+    keyring: Keyring,
+    now: datetime,
+    username: str,
+    password: str,
+    client_ip: str,
+    device_token: str = "",
+) -> IssuedTokens | SecondFactorRequired | Refusal:
+    """Both steps in one session (the servicer uses two: see the module's docstring)."""
+    state = await start_login(
+        session=session,
+        settings=settings,
+        keyring=keyring,
+        now=now,
+        username=username,
+        password=password,
+        client_ip=client_ip,
+        device_token=device_token,
+    )
+    if isinstance(state, Refusal):
+        return state
+    checked = await check_password(passwords=passwords, state=state, password=password)
+    return await finish_login(
+        session=session, settings=settings, keyring=keyring, now=now, state=state, checked=checked
+    )
+
+
+def _failure_keys(state: LoginState) -> list[str]:
+    if state.device is not None:
+        return [state.device.throttle_key]
+    return [state.user_key, *([state.address_key] if state.address_key else [])]
+
+
+async def _count_failure(
     session: AsyncSession,
     *,
     settings: IdentitySettings,
     now: datetime,
-    user: User,
+    keys: Iterable[str],
+    account: Account | None,
+    client_ip: str,
+    reason: str,
+) -> None:
+    """Counts a failure under each key, audits it for an existing account, and mails the owner
+    when it locked the account for unknown devices (the first lock of a series, not each one)."""
+    locked_now = None
+    for key in keys:
+        counted = await throttles.record_failure(session, settings=settings, now=now, key=key)
+        if not key.startswith(throttles.ADDRESS) and counted.just_locked(settings):
+            locked_now = counted
+    if account is None:
+        return
+    audit(
+        session=session,
+        now=now,
+        event="login.failed",
+        actor=None,
+        user_id=account.id,
+        client_ip=client_ip or None,
+        reason=reason,
+    )
+    if locked_now is not None:
+        audit(
+            session=session,
+            now=now,
+            event="login.locked",
+            actor=None,
+            user_id=account.id,
+            key=locked_now.key.split(":", 1)[0],
+            until=locked_now.locked_until.isoformat() if locked_now.locked_until else None,
+        )
+        if account.email:
+            await _mail_lockout(session, settings, account, locked_now, now)
+
+
+async def _mail_lockout(
+    session: AsyncSession,
+    settings: IdentitySettings,
+    account: Account,
+    counted: throttles.Counted,
+    now: datetime,
+) -> None:
+    wait = throttles.wait_seconds(counted.locked_until, now)
+    what = (
+        "avec le bon mot de passe mais un mauvais second facteur"
+        if counted.key.startswith(throttles.FACTOR)
+        else "avec un mauvais mot de passe"
+    )
+    advice = (
+        "Votre mot de passe est sans doute connu de quelqu'un d'autre : changez-le dès maintenant"
+        if counted.key.startswith(throttles.FACTOR)
+        else "Si ce n'était pas vous, rien n'est à faire ; si vous doutez de votre mot de passe, "
+        "changez-le"
+    )
+    await queue_mail(
+        session,
+        settings,
+        to=account.email or "",
+        subject="Guichet : tentatives de connexion à votre compte",
+        body=(
+            f"Bonjour {account.first_name or account.username},\n\n"
+            f"Quelqu'un a essayé {counted.failures} fois de se connecter à votre compte "
+            f"« {account.username} » {what}, depuis un appareil qui ne s'y était jamais "
+            f"connecté. Les connexions depuis de nouveaux appareils attendent "
+            f"{duration_text(wait)}, et plus longtemps si les essais continuent. Les appareils "
+            "depuis lesquels vous vous êtes déjà connecté ne sont pas bloqués.\n\n"
+            f"{advice} : {settings.public_base_url}/forgot-password\n"
+        ),
+    )
+
+
+# --- issuing tokens ------------------------------------------------------------------------------
+
+
+def _claims(account: Account, amr: Sequence[str], session_id: uuid.UUID) -> dict[str, Any]:
+    """What an access token says about a user; roles only once an admin validated the account,
+    and only those whose second-factor requirement this session met."""
+    withheld = second_factor.withheld_roles(
+        account.roles, organisation_requires=account.organisation_requires, amr=amr
+    )
+    memberships = account.memberships if account.status == UserStatus.ACTIVE else []
+    claims: dict[str, Any] = {
+        "sub": str(account.id),
+        "typ": "user",
+        "st": account.status,
+        "name": account.username,
+        "orgs": second_factor.claims_roles(memberships, withheld),
+        "amr": list(amr),
+        "sid": str(session_id),
+    }
+    if withheld and account.status == UserStatus.ACTIVE:
+        claims["withheld"] = sorted(withheld)
+    return claims
+
+
+def _current(settings: IdentitySettings, now: datetime, key: SigningKeyRow | None) -> bool:
+    oldest = now - timedelta(seconds=settings.signing_key_rotation_seconds)
+    return key is not None and key.created_at > oldest
+
+
+async def _signing_key(
+    session: AsyncSession,
+    settings: IdentitySettings,
+    now: datetime,
+    read: SigningKeyRow | None,
+) -> SigningKeyRow:
+    """The key read with the account when it is still current, else the domain's current one."""
+    if read is not None and _current(settings, now, read):
+        return read
+    key = await signing_keys.current_signing_key(session=session, settings=settings, now=now)
+    return SigningKeyRow(kid=key.kid, pem=key.private_key_pem, created_at=key.created_at)
+
+
+@functools.cache
+def _sign_in_statement(forgive: bool, rehash: bool) -> Insert:
+    """A success in one statement: the refresh token and the audit row, and the counters to
+    forgive and the re-hashed password when there are (data-modifying CTEs of one INSERT)."""
+    changes: list[Any] = [
+        insert(_refresh)
+        .values(
+            id=bindparam("refresh_id"),
+            user_id=bindparam("user_id"),
+            family_id=bindparam("family_id"),
+            token_hash=bindparam("token_hash"),
+            created_at=bindparam("now"),
+            expires_at=bindparam("expires_at"),
+            amr=bindparam("amr"),
+        )
+        .cte("issued")
+    ]
+    if forgive:
+        keys = bindparam("forgive", type_=ARRAY(String))
+        changes.append(delete(_failures).where(_failures.c.key == any_(keys)).cte("forgiven"))
+    if rehash:
+        changes.append(
+            update(_users)
+            .where(_users.c.id == bindparam("user_id"))
+            .values(password_hash=bindparam("password_hash"), updated_at=bindparam("now"))
+            .cte("rehashed")
+        )
+    record = insert(_audit).values(
+        id=bindparam("audit_id"),
+        time=bindparam("now"),
+        event="login.succeeded",
+        actor_id=None,
+        user_id=bindparam("user_id"),
+        detail=bindparam("detail", type_=JSONB),
+    )
+    return record.add_cte(*changes)
+
+
+async def _sign_in(
+    session: AsyncSession,
+    *,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    account: Account,
+    amr: Sequence[str],
+    device: Device | None,
+    client_ip: str,
+    forgive: Sequence[str],
+    signing: SigningKeyRow | None,
+    rehash: str | None = None,
     family_id: uuid.UUID | None = None,
 ) -> IssuedTokens:
-    access = await sign(
-        session,
-        settings=settings,
+    """Issues the pair and a device cookie, recording it in one statement: the refresh token,
+    the audit row and — only when there is something to do — forgiven counters and a re-hash."""
+    family = family_id or uuid.uuid4()
+    key = await _signing_key(session, settings, now, signing)
+    access = signing_keys.sign_with(
+        key.kid,
+        key.pem,
         now=now,
-        claims=user_claims(user),
+        claims=_claims(account, amr, family),
         ttl=settings.access_token_ttl_seconds,
     )
     refresh = secrets.token_urlsafe(32)
-    session.add(
-        RefreshToken(
-            id=uuid.uuid4(),
-            user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
-            token_hash=sha256_hex(refresh),
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
-        )
-    )
+    detail = {
+        "client_ip": client_ip or None,
+        "amr": second_factor.amr_text(amr),
+        "device": "known" if device else "new",
+    }
+    params: dict[str, object] = {
+        "refresh_id": uuid.uuid4(),
+        "user_id": account.id,
+        "family_id": family,
+        "token_hash": sha256_hex(refresh),
+        "now": now,
+        "expires_at": now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        "amr": second_factor.amr_text(amr),
+        "audit_id": uuid.uuid4(),
+        "detail": {k: v for k, v in detail.items() if v is not None},
+    }
+    if forgive:
+        params["forgive"] = list(forgive)
+    if rehash is not None:
+        params["password_hash"] = rehash
+    await session.execute(_sign_in_statement(bool(forgive), rehash is not None), params)
     return IssuedTokens(
         access_token=access,
         refresh_token=refresh,
         expires_in=settings.access_token_ttl_seconds,
         refresh_expires_in=settings.refresh_token_ttl_seconds,
+        device_token=issue_device_token(
+            keyring, user_id=account.id, now=now, device_id=device.device_id if device else None
+        ),
     )
+
+
+# --- the second step, and passkeys as the first --------------------------------------------------
+
+
+async def complete_second_factor(
+    *,
+    session: AsyncSession,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    ticket: str,
+    code: str,
+    recovery_code: str,
+    passkey_credential: str,
+    client_ip: str,
+    device_token: str = "",
+) -> IssuedTokens | Refusal:
+    """Completes a sign-in whose password was accepted (`ticket`) with exactly one of a TOTP
+    code, a recovery code or a passkey's answer. Wrong ones count under the device's counter
+    (a known device) or the account's second-factor counter (any other), with the same locks."""
+    v = Validator()
+    v.require("ticket", ticket)
+    given = [
+        name
+        for name, value in (
+            ("code", code),
+            ("recovery_code", recovery_code),
+            ("passkey_credential", passkey_credential),
+        )
+        if value.strip()
+    ]
+    v.check(
+        len(given) == 1,
+        given[1] if len(given) > 1 else "code",
+        "give exactly one of code, recovery_code, passkey_credential",
+    )
+    v.check(len(code) <= 16, "code", "is too long")
+    v.check(len(recovery_code) <= 32, "recovery_code", "is too long")
+    v.check(len(client_ip) <= 64, "client_ip", "must be at most 64 characters")
+    v.raise_if_any()
+    credential = (
+        passkeys.parse_credential(passkey_credential, "passkey_credential")
+        if passkey_credential.strip()
+        else None
+    )
+    proven = second_factor.read_ticket(keyring, ticket, settings=settings, now=now)
+    claimed = read_device_token(keyring, device_token, settings=settings, now=now)
+    device = claimed if claimed and claimed.user_id == proven.user_id else None
+    counter = device.throttle_key if device else throttles.FACTOR + str(proven.user_id)
+    row, ((lock, failures),) = await _read(session, BY_ID, proven.user_id, [counter])
+    account = _account_of(row)
+    if account is None:
+        return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
+    wait = throttles.wait_seconds(lock, now)
+    if wait:
+        return Refusal(throttles.locked(wait), throttled="device" if device else "factor")
+    amr: tuple[str, ...] = ()
+    if code.strip():
+        used = await second_factor.use_totp(
+            session, settings=settings, now=now, user_id=account.id, code=code
+        )
+        amr = second_factor.TOTP_AMR if used else ()
+    elif recovery_code.strip():
+        used = await second_factor.use_recovery_code(
+            session, now=now, user_id=account.id, code=recovery_code
+        )
+        amr = second_factor.RECOVERY_AMR if used else ()
+    elif credential is not None:
+        answered = await passkeys.verify_assertion(
+            session, settings=settings, now=now, credential=credential, user_id=account.id
+        )
+        amr = second_factor.PASSKEY_SECOND_AMR if answered else ()
+    if not amr:
+        await _count_failure(
+            session,
+            settings=settings,
+            now=now,
+            keys=[counter],
+            account=account,
+            client_ip=client_ip,
+            reason="wrong_second_factor",
+        )
+        return Refusal(Unauthenticated(SECOND_FACTOR_INVALID, reason="second_factor_invalid"))
+    if account.status == UserStatus.DISABLED:
+        return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
+    forgive = [counter] if failures else []
+    if device is None:
+        forgive.append(throttles.USER + account.username.lower())
+    return await _sign_in(
+        session,
+        settings=settings,
+        keyring=keyring,
+        now=now,
+        account=account,
+        amr=amr,
+        device=device,
+        client_ip=client_ip,
+        forgive=forgive,
+        signing=_signing_of(row),
+    )
+
+
+async def passkey_login(
+    *,
+    session: AsyncSession,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    credential_json: str,
+    client_ip: str,
+    device_token: str = "",
+) -> IssuedTokens | Refusal:
+    """Sign-in with a passkey alone (it verified its user: two factors in one)."""
+    v = Validator()
+    v.check(len(client_ip) <= 64, "client_ip", "must be at most 64 characters")
+    v.raise_if_any()
+    credential = passkeys.parse_credential(credential_json)
+    passkey = await passkeys.verify_assertion(
+        session, settings=settings, now=now, credential=credential, user_id=None
+    )
+    if passkey is None:
+        return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
+    claimed = read_device_token(keyring, device_token, settings=settings, now=now)
+    device = claimed if claimed and claimed.user_id == passkey.user_id else None
+    row, _ = await _read(session, BY_ID, passkey.user_id, [])
+    account = _account_of(row)
+    if account is None:
+        return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
+    if account.status == UserStatus.DISABLED:
+        return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
+    return await _sign_in(
+        session,
+        settings=settings,
+        keyring=keyring,
+        now=now,
+        account=account,
+        amr=second_factor.PASSKEY_FIRST_AMR,
+        device=device,
+        client_ip=client_ip,
+        forgive=(),
+        signing=_signing_of(row),
+    )
+
+
+# --- refresh, logout -----------------------------------------------------------------------------
 
 
 async def revoke_refresh_tokens(
@@ -107,122 +838,14 @@ async def revoke_refresh_tokens(
     )
 
 
-async def _record_login_failure(
-    session: AsyncSession, settings: IdentitySettings, now: datetime, key: str
-) -> None:
-    """Counts one failure atomically (one upsert), so concurrent failures are all counted."""
-    table = LoginThrottle.__table__
-    window_over = table.c.window_started_at <= now - timedelta(
-        seconds=settings.lockout_window_seconds
-    )
-    failures = case((window_over, 1), else_=table.c.failures + 1)
-    locked_until = now + timedelta(seconds=settings.lockout_seconds)
-    statement = pg_insert(LoginThrottle).values(
-        username_key=key,
-        failures=1,
-        window_started_at=now,
-        locked_until=locked_until if settings.lockout_threshold <= 1 else None,
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.username_key],
-        set_={
-            "failures": failures,
-            "window_started_at": case((window_over, now), else_=table.c.window_started_at),
-            "locked_until": case(
-                (failures >= settings.lockout_threshold, locked_until), else_=table.c.locked_until
-            ),
-        },
-    )
-    await session.execute(statement)
-
-
-INVALID_CREDENTIALS = "invalid username or password"
-
-
-async def login(
-    *,
-    session: AsyncSession,
-    settings: IdentitySettings,
-    passwords: Passwords,
-    now: datetime,
-    username: str,
-    password: str,
-    client_ip: str,
-) -> IssuedTokens | Refusal:
-    """Password login; unknown and known usernames cost the same and lock out the same."""
-    v = Validator()
-    v.require("username", username)
-    v.check(
-        len(username) <= 64, "username", "must be at most 64 characters", code="string_too_long"
-    )
-    v.require("password", password)
-    v.check(len(password) <= 1024, "password", "is too long")
-    v.check(len(client_ip) <= 64, "client_ip", "must be at most 64 characters")
-    v.raise_if_any()
-    key = username.strip().lower()
-    throttle = (
-        await session.execute(select(LoginThrottle).where(LoginThrottle.username_key == key))
-    ).scalar_one_or_none()
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        wait = math.ceil((throttle.locked_until - now).total_seconds())
-        return Refusal(
-            ResourceExhausted("too many failed attempts, try again later", retry_after_seconds=wait)
-        )
-    user = (
-        await session.execute(select(User).where(func.lower(User.username) == key))
-    ).scalar_one_or_none()
-    ok = await passwords.verify(user.password_hash if user is not None else None, password)
-    if not ok or user is None or user.password_hash is None:
-        await _record_login_failure(session, settings, now, key)
-        if user is not None:
-            audit(
-                session=session,
-                now=now,
-                event="login.failed",
-                actor=None,
-                user_id=user.id,
-                client_ip=client_ip or None,
-                reason="wrong_password",
-            )
-        return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
-    if user.status == UserStatus.DISABLED:
-        # Said only to whoever knows the password: it reveals nothing to a guesser.
-        audit(
-            session=session,
-            now=now,
-            event="login.failed",
-            actor=None,
-            user_id=user.id,
-            client_ip=client_ip or None,
-            reason="disabled",
-        )
-        return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
-    if throttle is not None:  # earlier failures are forgiven; most logins have none to forgive
-        await session.execute(delete(LoginThrottle).where(LoginThrottle.username_key == key))
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = await passwords.hash(password)
-        user.updated_at = now
-    audit(
-        session=session,
-        now=now,
-        event="login.succeeded",
-        actor=None,
-        user_id=user.id,
-        client_ip=client_ip or None,
-    )
-    return await _issue_user_tokens(session, settings=settings, now=now, user=user)
-
-
-INVALID_REFRESH = "invalid refresh token"
-
-
 async def refresh(
     *, session: AsyncSession, settings: IdentitySettings, now: datetime, refresh_token: str
 ) -> IssuedTokens | Refusal:
     """Rotation: the presented token dies and a new one of the same family is issued.
 
     Presenting a token that was already rotated means two parties hold the family: the whole
-    family is revoked (theft detection, RFC 9700 section 4.14.2).
+    family is revoked (theft detection, RFC 9700 section 4.14.2). The new access token says what
+    the account holds now, under today's second-factor policy and the session's `amr`.
     """
     v = Validator()
     check_token_field(v, "refresh_token", refresh_token, "refresh")
@@ -258,16 +881,41 @@ async def refresh(
         return Refusal(Unauthenticated(INVALID_REFRESH, reason="refresh_token_revoked"))
     if token.expires_at <= now:
         return Refusal(Unauthenticated("refresh token expired", reason="refresh_token_expired"))
-    user = await session.get(User, token.user_id)
-    if user is None or user.status == UserStatus.DISABLED:
+    row, _ = await _read(session, BY_ID, token.user_id, [])
+    account = _account_of(row)
+    if account is None or account.status == UserStatus.DISABLED:
         await revoke_refresh_tokens(
             session, now, RefreshToken.family_id == token.family_id, "disabled"
         )
         return Refusal(Unauthenticated(INVALID_REFRESH, reason="account_disabled"))
     token.revoked_at = now
     token.revoke_reason = "rotated"
-    return await _issue_user_tokens(
-        session, settings=settings, now=now, user=user, family_id=token.family_id
+    amr = token.amr.split()
+    key = await _signing_key(session, settings, now, _signing_of(row))
+    access = signing_keys.sign_with(
+        key.kid,
+        key.pem,
+        now=now,
+        claims=_claims(account, amr, token.family_id),
+        ttl=settings.access_token_ttl_seconds,
+    )
+    fresh = secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            id=uuid.uuid4(),
+            user_id=account.id,
+            family_id=token.family_id,
+            token_hash=sha256_hex(fresh),
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+            amr=token.amr,
+        )
+    )
+    return IssuedTokens(
+        access_token=access,
+        refresh_token=fresh,
+        expires_in=settings.access_token_ttl_seconds,
+        refresh_expires_in=settings.refresh_token_ttl_seconds,
     )
 
 
@@ -286,6 +934,8 @@ async def logout(*, session: AsyncSession, now: datetime, refresh_token: str) ->
     await revoke_refresh_tokens(session, now, RefreshToken.family_id == token.family_id, "logout")
     audit(session=session, now=now, event="logout", actor=None, user_id=token.user_id)
 
+
+# --- service tokens ------------------------------------------------------------------------------
 
 _NO_SECRET = "0" * 64
 
@@ -312,7 +962,7 @@ async def issue_service_token(
         raise Unauthenticated("invalid client credentials", reason="invalid_client")
     ttl = settings.service_token_ttl_seconds
     claims = _service_claims(client_id)
-    return await sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
+    return await signing_keys.sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
 
 
 def _service_claims(client_id: str) -> dict[str, Any]:
@@ -335,4 +985,4 @@ async def own_service_token(
     """Identity's own service token, signed here: the issuer needs no credentials of its own."""
     ttl = settings.service_token_ttl_seconds
     claims = _service_claims(IDENTITY_CLIENT_ID)
-    return await sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
+    return await signing_keys.sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl

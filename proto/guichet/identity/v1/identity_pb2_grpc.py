@@ -44,6 +44,26 @@ class IdentityServiceStub:
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
                 response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.CompleteSecondFactor = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/CompleteSecondFactor',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorResponse.FromString,
+                _registered_method=True)
+        self.BeginPasskeySignIn = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/BeginPasskeySignIn',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeySignInRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeySignInResponse.FromString,
+                _registered_method=True)
+        self.PasskeySignIn = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/PasskeySignIn',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInResponse.FromString,
+                _registered_method=True)
+        self.TakeAttempt = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/TakeAttempt',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.TakeAttemptRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.TakeAttemptResponse.FromString,
+                _registered_method=True)
         self.Refresh = channel.unary_unary(
                 '/guichet.identity.v1.IdentityService/Refresh',
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RefreshRequest.SerializeToString,
@@ -179,6 +199,56 @@ class IdentityServiceStub:
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.GetSecondFactors = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/GetSecondFactors',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetSecondFactorsRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetSecondFactorsResponse.FromString,
+                _registered_method=True)
+        self.BeginTotpEnrolment = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/BeginTotpEnrolment',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginTotpEnrolmentRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginTotpEnrolmentResponse.FromString,
+                _registered_method=True)
+        self.ConfirmTotpEnrolment = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/ConfirmTotpEnrolment',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpEnrolmentRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpEnrolmentResponse.FromString,
+                _registered_method=True)
+        self.RemoveTotp = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/RemoveTotp',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+                _registered_method=True)
+        self.RegenerateRecoveryCodes = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/RegenerateRecoveryCodes',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegenerateRecoveryCodesResponse.FromString,
+                _registered_method=True)
+        self.BeginPasskeyRegistration = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/BeginPasskeyRegistration',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeyRegistrationResponse.FromString,
+                _registered_method=True)
+        self.FinishPasskeyRegistration = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/FinishPasskeyRegistration',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.FinishPasskeyRegistrationRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.FinishPasskeyRegistrationResponse.FromString,
+                _registered_method=True)
+        self.RemovePasskey = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/RemovePasskey',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemovePasskeyRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemovePasskeyResponse.FromString,
+                _registered_method=True)
+        self.ResetSecondFactors = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/ResetSecondFactors',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ResetSecondFactorsRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ResetSecondFactorsResponse.FromString,
+                _registered_method=True)
+        self.SetSecondFactorPolicy = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/SetSecondFactorPolicy',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.SetSecondFactorPolicyRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.SetSecondFactorPolicyResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -191,7 +261,42 @@ class IdentityServiceServicer:
 
     def Login(self, request, context):
         """--- tokens -------------------------------------------------------------------------------
-        Password login. Unknown users, wrong passwords and locked accounts are indistinguishable.
+        Password sign-in. Unknown users and wrong passwords answer the same UNAUTHENTICATED; after
+        repeated failures, sign-ins from devices that never signed in to the account (and from an
+        address that failed too often) answer RESOURCE_EXHAUSTED with RetryInfo, the same whether
+        the account exists or not, while a device whose `device_token` names the account answers
+        only to its own failures. An account with a second factor gets a ticket instead of tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteSecondFactor(self, request, context):
+        """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
+        passkey's answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginPasskeySignIn(self, request, context):
+        """Options for navigator.credentials.get(): the passkeys of a ticket's account (second factor),
+        or, without a ticket, any passkey of this site (sign-in without a password).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PasskeySignIn(self, request, context):
+        """Signs in with a passkey alone (the authenticator verified its user: two factors in one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeAttempt(self, request, context):
+        """Counts one request of a braked public route (mail, hashing) from an address, for every
+        gateway replica at once: RESOURCE_EXHAUSTED with RetryInfo over the rate. Services only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -375,6 +480,74 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSecondFactors(self, request, context):
+        """--- second factors -------------------------------------------------------------------------
+        The signed-in user's second factors, and the roles held back for want of one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginTotpEnrolment(self, request, context):
+        """A new TOTP secret, counted once ConfirmTotpEnrolment received its first code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTotpEnrolment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTotp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateRecoveryCodes(self, request, context):
+        """Ten new one-time recovery codes (the old ones stop working).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginPasskeyRegistration(self, request, context):
+        """Options for navigator.credentials.create(), then the authenticator's answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishPasskeyRegistration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePasskey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetSecondFactors(self, request, context):
+        """An admin removes every second factor of a user who lost them (audited, mailed to the user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSecondFactorPolicy(self, request, context):
+        """An admin requires (or stops requiring) a second factor for the organisation's roles that act
+        for others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -382,6 +555,26 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.Login,
                     request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.FromString,
                     response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.SerializeToString,
+            ),
+            'CompleteSecondFactor': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteSecondFactor,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorResponse.SerializeToString,
+            ),
+            'BeginPasskeySignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginPasskeySignIn,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeySignInRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeySignInResponse.SerializeToString,
+            ),
+            'PasskeySignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.PasskeySignIn,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInResponse.SerializeToString,
+            ),
+            'TakeAttempt': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeAttempt,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.TakeAttemptRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.TakeAttemptResponse.SerializeToString,
             ),
             'Refresh': grpc.unary_unary_rpc_method_handler(
                     servicer.Refresh,
@@ -518,6 +711,56 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.SerializeToString,
             ),
+            'GetSecondFactors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecondFactors,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetSecondFactorsRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetSecondFactorsResponse.SerializeToString,
+            ),
+            'BeginTotpEnrolment': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginTotpEnrolment,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginTotpEnrolmentRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginTotpEnrolmentResponse.SerializeToString,
+            ),
+            'ConfirmTotpEnrolment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTotpEnrolment,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpEnrolmentRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpEnrolmentResponse.SerializeToString,
+            ),
+            'RemoveTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTotp,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.SerializeToString,
+            ),
+            'RegenerateRecoveryCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateRecoveryCodes,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegenerateRecoveryCodesRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegenerateRecoveryCodesResponse.SerializeToString,
+            ),
+            'BeginPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginPasskeyRegistration,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeyRegistrationRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeyRegistrationResponse.SerializeToString,
+            ),
+            'FinishPasskeyRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishPasskeyRegistration,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.FinishPasskeyRegistrationRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.FinishPasskeyRegistrationResponse.SerializeToString,
+            ),
+            'RemovePasskey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePasskey,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemovePasskeyRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RemovePasskeyResponse.SerializeToString,
+            ),
+            'ResetSecondFactors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetSecondFactors,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ResetSecondFactorsRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.ResetSecondFactorsResponse.SerializeToString,
+            ),
+            'SetSecondFactorPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSecondFactorPolicy,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.SetSecondFactorPolicyRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.SetSecondFactorPolicyResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'guichet.identity.v1.IdentityService', rpc_method_handlers)
@@ -551,6 +794,114 @@ class IdentityService:
             '/guichet.identity.v1.IdentityService/Login',
             guichet_dot_identity_dot_v1_dot_identity__pb2.LoginRequest.SerializeToString,
             guichet_dot_identity_dot_v1_dot_identity__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteSecondFactor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/CompleteSecondFactor',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.CompleteSecondFactorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginPasskeySignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/BeginPasskeySignIn',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeySignInRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeySignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PasskeySignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/PasskeySignIn',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.PasskeySignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeAttempt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/TakeAttempt',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.TakeAttemptRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.TakeAttemptResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1280,6 +1631,276 @@ class IdentityService:
             '/guichet.identity.v1.IdentityService/ListAuditEvents',
             guichet_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsRequest.SerializeToString,
             guichet_dot_identity_dot_v1_dot_identity__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecondFactors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/GetSecondFactors',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.GetSecondFactorsRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.GetSecondFactorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginTotpEnrolment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/BeginTotpEnrolment',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.BeginTotpEnrolmentRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.BeginTotpEnrolmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTotpEnrolment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/ConfirmTotpEnrolment',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpEnrolmentRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.ConfirmTotpEnrolmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/RemoveTotp',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.RemoveTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateRecoveryCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/RegenerateRecoveryCodes',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.RegenerateRecoveryCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginPasskeyRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/BeginPasskeyRegistration',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeyRegistrationRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.BeginPasskeyRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishPasskeyRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/FinishPasskeyRegistration',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.FinishPasskeyRegistrationRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.FinishPasskeyRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePasskey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/RemovePasskey',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.RemovePasskeyRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.RemovePasskeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetSecondFactors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/ResetSecondFactors',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.ResetSecondFactorsRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.ResetSecondFactorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSecondFactorPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/SetSecondFactorPolicy',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.SetSecondFactorPolicyRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.SetSecondFactorPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,7 +40,25 @@ class IdentityServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IdentityServiceAsyncStub: ...
     Login: _grpc.UnaryUnaryMultiCallable[_identity_pb2.LoginRequest, _identity_pb2.LoginResponse]
     """--- tokens -------------------------------------------------------------------------------
-    Password login. Unknown users, wrong passwords and locked accounts are indistinguishable.
+    Password sign-in. Unknown users and wrong passwords answer the same UNAUTHENTICATED; after
+    repeated failures, sign-ins from devices that never signed in to the account (and from an
+    address that failed too often) answer RESOURCE_EXHAUSTED with RetryInfo, the same whether
+    the account exists or not, while a device whose `device_token` names the account answers
+    only to its own failures. An account with a second factor gets a ticket instead of tokens.
+    """
+    CompleteSecondFactor: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CompleteSecondFactorRequest, _identity_pb2.CompleteSecondFactorResponse]
+    """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
+    passkey's answer.
+    """
+    BeginPasskeySignIn: _grpc.UnaryUnaryMultiCallable[_identity_pb2.BeginPasskeySignInRequest, _identity_pb2.BeginPasskeySignInResponse]
+    """Options for navigator.credentials.get(): the passkeys of a ticket's account (second factor),
+    or, without a ticket, any passkey of this site (sign-in without a password).
+    """
+    PasskeySignIn: _grpc.UnaryUnaryMultiCallable[_identity_pb2.PasskeySignInRequest, _identity_pb2.PasskeySignInResponse]
+    """Signs in with a passkey alone (the authenticator verified its user: two factors in one)."""
+    TakeAttempt: _grpc.UnaryUnaryMultiCallable[_identity_pb2.TakeAttemptRequest, _identity_pb2.TakeAttemptResponse]
+    """Counts one request of a braked public route (mail, hashing) from an address, for every
+    gateway replica at once: RESOURCE_EXHAUSTED with RetryInfo over the rate. Services only.
     """
     Refresh: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RefreshRequest, _identity_pb2.RefreshResponse]
     """Exchanges a refresh token for a new pair; the old refresh token is revoked (rotation)."""
@@ -86,6 +104,26 @@ class IdentityServiceStub:
     RecoverUsername: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RecoverUsernameRequest, _identity_pb2.RecoverUsernameResponse]
     """Forgotten username: an operator mails it after verifying the person's identity."""
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]
+    GetSecondFactors: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetSecondFactorsRequest, _identity_pb2.GetSecondFactorsResponse]
+    """--- second factors -------------------------------------------------------------------------
+    The signed-in user's second factors, and the roles held back for want of one.
+    """
+    BeginTotpEnrolment: _grpc.UnaryUnaryMultiCallable[_identity_pb2.BeginTotpEnrolmentRequest, _identity_pb2.BeginTotpEnrolmentResponse]
+    """A new TOTP secret, counted once ConfirmTotpEnrolment received its first code."""
+    ConfirmTotpEnrolment: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ConfirmTotpEnrolmentRequest, _identity_pb2.ConfirmTotpEnrolmentResponse]
+    RemoveTotp: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RemoveTotpRequest, _identity_pb2.RemoveTotpResponse]
+    RegenerateRecoveryCodes: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RegenerateRecoveryCodesRequest, _identity_pb2.RegenerateRecoveryCodesResponse]
+    """Ten new one-time recovery codes (the old ones stop working)."""
+    BeginPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_identity_pb2.BeginPasskeyRegistrationRequest, _identity_pb2.BeginPasskeyRegistrationResponse]
+    """Options for navigator.credentials.create(), then the authenticator's answer."""
+    FinishPasskeyRegistration: _grpc.UnaryUnaryMultiCallable[_identity_pb2.FinishPasskeyRegistrationRequest, _identity_pb2.FinishPasskeyRegistrationResponse]
+    RemovePasskey: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RemovePasskeyRequest, _identity_pb2.RemovePasskeyResponse]
+    ResetSecondFactors: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResetSecondFactorsRequest, _identity_pb2.ResetSecondFactorsResponse]
+    """An admin removes every second factor of a user who lost them (audited, mailed to the user)."""
+    SetSecondFactorPolicy: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetSecondFactorPolicyRequest, _identity_pb2.SetSecondFactorPolicyResponse]
+    """An admin requires (or stops requiring) a second factor for the organisation's roles that act
+    for others.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -99,7 +137,25 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Login: _aio.UnaryUnaryMultiCallable[_identity_pb2.LoginRequest, _identity_pb2.LoginResponse]  # type: ignore[assignment]
     """--- tokens -------------------------------------------------------------------------------
-    Password login. Unknown users, wrong passwords and locked accounts are indistinguishable.
+    Password sign-in. Unknown users and wrong passwords answer the same UNAUTHENTICATED; after
+    repeated failures, sign-ins from devices that never signed in to the account (and from an
+    address that failed too often) answer RESOURCE_EXHAUSTED with RetryInfo, the same whether
+    the account exists or not, while a device whose `device_token` names the account answers
+    only to its own failures. An account with a second factor gets a ticket instead of tokens.
+    """
+    CompleteSecondFactor: _aio.UnaryUnaryMultiCallable[_identity_pb2.CompleteSecondFactorRequest, _identity_pb2.CompleteSecondFactorResponse]  # type: ignore[assignment]
+    """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
+    passkey's answer.
+    """
+    BeginPasskeySignIn: _aio.UnaryUnaryMultiCallable[_identity_pb2.BeginPasskeySignInRequest, _identity_pb2.BeginPasskeySignInResponse]  # type: ignore[assignment]
+    """Options for navigator.credentials.get(): the passkeys of a ticket's account (second factor),
+    or, without a ticket, any passkey of this site (sign-in without a password).
+    """
+    PasskeySignIn: _aio.UnaryUnaryMultiCallable[_identity_pb2.PasskeySignInRequest, _identity_pb2.PasskeySignInResponse]  # type: ignore[assignment]
+    """Signs in with a passkey alone (the authenticator verified its user: two factors in one)."""
+    TakeAttempt: _aio.UnaryUnaryMultiCallable[_identity_pb2.TakeAttemptRequest, _identity_pb2.TakeAttemptResponse]  # type: ignore[assignment]
+    """Counts one request of a braked public route (mail, hashing) from an address, for every
+    gateway replica at once: RESOURCE_EXHAUSTED with RetryInfo over the rate. Services only.
     """
     Refresh: _aio.UnaryUnaryMultiCallable[_identity_pb2.RefreshRequest, _identity_pb2.RefreshResponse]  # type: ignore[assignment]
     """Exchanges a refresh token for a new pair; the old refresh token is revoked (rotation)."""
@@ -145,6 +201,26 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     RecoverUsername: _aio.UnaryUnaryMultiCallable[_identity_pb2.RecoverUsernameRequest, _identity_pb2.RecoverUsernameResponse]  # type: ignore[assignment]
     """Forgotten username: an operator mails it after verifying the person's identity."""
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAuditEventsRequest, _identity_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    GetSecondFactors: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetSecondFactorsRequest, _identity_pb2.GetSecondFactorsResponse]  # type: ignore[assignment]
+    """--- second factors -------------------------------------------------------------------------
+    The signed-in user's second factors, and the roles held back for want of one.
+    """
+    BeginTotpEnrolment: _aio.UnaryUnaryMultiCallable[_identity_pb2.BeginTotpEnrolmentRequest, _identity_pb2.BeginTotpEnrolmentResponse]  # type: ignore[assignment]
+    """A new TOTP secret, counted once ConfirmTotpEnrolment received its first code."""
+    ConfirmTotpEnrolment: _aio.UnaryUnaryMultiCallable[_identity_pb2.ConfirmTotpEnrolmentRequest, _identity_pb2.ConfirmTotpEnrolmentResponse]  # type: ignore[assignment]
+    RemoveTotp: _aio.UnaryUnaryMultiCallable[_identity_pb2.RemoveTotpRequest, _identity_pb2.RemoveTotpResponse]  # type: ignore[assignment]
+    RegenerateRecoveryCodes: _aio.UnaryUnaryMultiCallable[_identity_pb2.RegenerateRecoveryCodesRequest, _identity_pb2.RegenerateRecoveryCodesResponse]  # type: ignore[assignment]
+    """Ten new one-time recovery codes (the old ones stop working)."""
+    BeginPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_identity_pb2.BeginPasskeyRegistrationRequest, _identity_pb2.BeginPasskeyRegistrationResponse]  # type: ignore[assignment]
+    """Options for navigator.credentials.create(), then the authenticator's answer."""
+    FinishPasskeyRegistration: _aio.UnaryUnaryMultiCallable[_identity_pb2.FinishPasskeyRegistrationRequest, _identity_pb2.FinishPasskeyRegistrationResponse]  # type: ignore[assignment]
+    RemovePasskey: _aio.UnaryUnaryMultiCallable[_identity_pb2.RemovePasskeyRequest, _identity_pb2.RemovePasskeyResponse]  # type: ignore[assignment]
+    ResetSecondFactors: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResetSecondFactorsRequest, _identity_pb2.ResetSecondFactorsResponse]  # type: ignore[assignment]
+    """An admin removes every second factor of a user who lost them (audited, mailed to the user)."""
+    SetSecondFactorPolicy: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetSecondFactorPolicyRequest, _identity_pb2.SetSecondFactorPolicyResponse]  # type: ignore[assignment]
+    """An admin requires (or stops requiring) a second factor for the organisation's roles that act
+    for others.
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Organisations, users, roles, credentials and tokens for every Guichet portal.
@@ -161,7 +237,49 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.LoginResponse, _abc.Awaitable[_identity_pb2.LoginResponse]]:
         """--- tokens -------------------------------------------------------------------------------
-        Password login. Unknown users, wrong passwords and locked accounts are indistinguishable.
+        Password sign-in. Unknown users and wrong passwords answer the same UNAUTHENTICATED; after
+        repeated failures, sign-ins from devices that never signed in to the account (and from an
+        address that failed too often) answer RESOURCE_EXHAUSTED with RetryInfo, the same whether
+        the account exists or not, while a device whose `device_token` names the account answers
+        only to its own failures. An account with a second factor gets a ticket instead of tokens.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteSecondFactor(
+        self,
+        request: _identity_pb2.CompleteSecondFactorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CompleteSecondFactorResponse, _abc.Awaitable[_identity_pb2.CompleteSecondFactorResponse]]:
+        """Completes a sign-in whose password was accepted, with a TOTP code, a recovery code or a
+        passkey's answer.
+        """
+
+    @_abc_1.abstractmethod
+    def BeginPasskeySignIn(
+        self,
+        request: _identity_pb2.BeginPasskeySignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.BeginPasskeySignInResponse, _abc.Awaitable[_identity_pb2.BeginPasskeySignInResponse]]:
+        """Options for navigator.credentials.get(): the passkeys of a ticket's account (second factor),
+        or, without a ticket, any passkey of this site (sign-in without a password).
+        """
+
+    @_abc_1.abstractmethod
+    def PasskeySignIn(
+        self,
+        request: _identity_pb2.PasskeySignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.PasskeySignInResponse, _abc.Awaitable[_identity_pb2.PasskeySignInResponse]]:
+        """Signs in with a passkey alone (the authenticator verified its user: two factors in one)."""
+
+    @_abc_1.abstractmethod
+    def TakeAttempt(
+        self,
+        request: _identity_pb2.TakeAttemptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.TakeAttemptResponse, _abc.Awaitable[_identity_pb2.TakeAttemptResponse]]:
+        """Counts one request of a braked public route (mail, hashing) from an address, for every
+        gateway replica at once: RESOURCE_EXHAUSTED with RetryInfo over the rate. Services only.
         """
 
     @_abc_1.abstractmethod
@@ -369,5 +487,85 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.ListAuditEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ListAuditEventsResponse, _abc.Awaitable[_identity_pb2.ListAuditEventsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSecondFactors(
+        self,
+        request: _identity_pb2.GetSecondFactorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetSecondFactorsResponse, _abc.Awaitable[_identity_pb2.GetSecondFactorsResponse]]:
+        """--- second factors -------------------------------------------------------------------------
+        The signed-in user's second factors, and the roles held back for want of one.
+        """
+
+    @_abc_1.abstractmethod
+    def BeginTotpEnrolment(
+        self,
+        request: _identity_pb2.BeginTotpEnrolmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.BeginTotpEnrolmentResponse, _abc.Awaitable[_identity_pb2.BeginTotpEnrolmentResponse]]:
+        """A new TOTP secret, counted once ConfirmTotpEnrolment received its first code."""
+
+    @_abc_1.abstractmethod
+    def ConfirmTotpEnrolment(
+        self,
+        request: _identity_pb2.ConfirmTotpEnrolmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ConfirmTotpEnrolmentResponse, _abc.Awaitable[_identity_pb2.ConfirmTotpEnrolmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveTotp(
+        self,
+        request: _identity_pb2.RemoveTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemoveTotpResponse, _abc.Awaitable[_identity_pb2.RemoveTotpResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RegenerateRecoveryCodes(
+        self,
+        request: _identity_pb2.RegenerateRecoveryCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RegenerateRecoveryCodesResponse, _abc.Awaitable[_identity_pb2.RegenerateRecoveryCodesResponse]]:
+        """Ten new one-time recovery codes (the old ones stop working)."""
+
+    @_abc_1.abstractmethod
+    def BeginPasskeyRegistration(
+        self,
+        request: _identity_pb2.BeginPasskeyRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.BeginPasskeyRegistrationResponse, _abc.Awaitable[_identity_pb2.BeginPasskeyRegistrationResponse]]:
+        """Options for navigator.credentials.create(), then the authenticator's answer."""
+
+    @_abc_1.abstractmethod
+    def FinishPasskeyRegistration(
+        self,
+        request: _identity_pb2.FinishPasskeyRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.FinishPasskeyRegistrationResponse, _abc.Awaitable[_identity_pb2.FinishPasskeyRegistrationResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemovePasskey(
+        self,
+        request: _identity_pb2.RemovePasskeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemovePasskeyResponse, _abc.Awaitable[_identity_pb2.RemovePasskeyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResetSecondFactors(
+        self,
+        request: _identity_pb2.ResetSecondFactorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ResetSecondFactorsResponse, _abc.Awaitable[_identity_pb2.ResetSecondFactorsResponse]]:
+        """An admin removes every second factor of a user who lost them (audited, mailed to the user)."""
+
+    @_abc_1.abstractmethod
+    def SetSecondFactorPolicy(
+        self,
+        request: _identity_pb2.SetSecondFactorPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SetSecondFactorPolicyResponse, _abc.Awaitable[_identity_pb2.SetSecondFactorPolicyResponse]]:
+        """An admin requires (or stops requiring) a second factor for the organisation's roles that act
+        for others.
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

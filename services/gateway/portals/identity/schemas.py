@@ -355,6 +355,11 @@ class Organisation(BaseModel):
     name: str = Field(examples=["Protection civile du Var"])
     code: str | None = Field(examples=["83"])
     create_time: dt.datetime | None = Field(examples=[_EXAMPLE_TIME])
+    second_factor_required: bool = Field(
+        default=False,
+        description="Its roles that act for others (admins, support agents) need a second factor.",
+        examples=[False],
+    )
 
     @classmethod
     def from_proto(cls, organisation: identity_pb2.Organisation) -> Organisation:
@@ -364,6 +369,7 @@ class Organisation(BaseModel):
             name=organisation.name,
             code=_none_if_empty(organisation.code),
             create_time=_time(organisation.create_time, organisation.HasField("create_time")),
+            second_factor_required=organisation.second_factor_required,
         )
 
 
