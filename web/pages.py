@@ -12,9 +12,22 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from web.i18n import LOCALES
+from web.flash import take_flash
+from web.i18n import LOCALES, register
 from web.nav import portal_links
 from web.session import Visitor
+
+MESSAGES = {
+    "app.description": (
+        "Guichet : les portails en ligne des clients, membres, partenaires et ateliers — "
+        "démarches, suivi et assistance.",
+        "Guichet: the online portals of clients, members, partners and workshops — "
+        "requests, follow-up and support.",
+    ),
+    # One line of a form's error summary: the field's label, then what is wrong with it.
+    "form.error_item": ("{label} : {message}", "{label}: {message}"),
+}
+register(MESSAGES)
 
 
 def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -> str:
@@ -38,7 +51,10 @@ async def render(
     status_code: int = 200,
     signed_in_nav: bool = True,
 ) -> HTMLResponse:
-    """A whole page (or, for an htmx request of a fragment template, the fragment)."""
+    """A whole page (or, for an htmx request of a fragment template, the fragment).
+
+    A whole page takes the confirmation waiting in the session (web/flash.py); a fragment that
+    htmx refreshes never does, or a poll would swallow it."""
     links = []
     me = None
     if signed_in_nav and visitor.signed_in:
@@ -54,6 +70,9 @@ async def render(
         "path": visitor.request.url.path,
         # How often live parts (a running delegation, the escalations) refresh: PROGRESS_POLL_MS.
         "poll_ms": visitor.request.app.state.settings.progress_poll_ms,
+        "flash": None
+        if visitor.request.headers.get("hx-request")
+        else take_flash(visitor.request, visitor.t),
         **(context or {}),
     }
     templates: Jinja2Templates = visitor.request.app.state.templates

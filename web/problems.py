@@ -143,9 +143,17 @@ class FormState:
     errors: dict[str, str] = field(default_factory=dict)
     summary: str | None = None
     done: str | None = None
+    # Each input's label, as the page's fields register it (web/templates/_forms.html), so that
+    # the summary names the field of every error.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def value(self, name: str, default: str = "") -> str:
         return self.values.get(name, default)
+
+    def labelled(self, name: str, label: str) -> str:
+        """Called by each field as it renders: remembers its label (and writes nothing)."""
+        self.labels[name] = label
+        return ""
 
     @classmethod
     def refused(

@@ -19,6 +19,8 @@ from web.i18n import negotiate, translate
 ACCESS_COOKIE = "guichet_access"
 REFRESH_COOKIE = "guichet_refresh"
 LANGUAGE_COOKIE = "guichet_lang"
+# Starlette's signed session (web/flash.py): only a confirmation waiting for the next page.
+SESSION_COOKIE = "guichet_session"
 # Set by web/static/tz.js from the browser: the zone a person reads times in.
 TIME_ZONE_COOKIE = "guichet_tz"
 

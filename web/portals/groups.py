@@ -13,7 +13,6 @@ available clients as the person types in the search field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -21,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import Client, GroupChangesBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import register
 from web.pages import redirect, render
 from web.portals.groups_work import (
@@ -216,12 +216,9 @@ def _apply_picks(lists: dict[str, list[str]], single: dict[str, str], shown: lis
 
 
 @router.get("/providers/{provider_id}/groups", response_class=HTMLResponse)
-async def groups_list(
-    visitor: CurrentVisitor, provider_id: str, done: str = "", name: str = ""
-) -> Response:
+async def groups_list(visitor: CurrentVisitor, provider_id: str) -> Response:
     groups = await visitor.api.list_groups(provider_id, page_size=500)
     provider = await visitor.organisation(provider_id)
-    message = visitor.t(f"groups.{done}", name=name) if done in ("created", "deleted") else None
     return await render(
         visitor,
         "groups/list.html",
@@ -229,7 +226,7 @@ async def groups_list(
             "provider_id": provider_id,
             "provider": provider,
             "groups": groups["items"],
-            "form": FormState(done=message),
+            "form": FormState(),
         },
     )
 
@@ -303,10 +300,8 @@ async def create_group(visitor: CurrentVisitor, provider_id: str) -> Response:
                 raise
             form = _refused(visitor, single, problem)
             return await _create_page(visitor, provider_id, form, picker, status_code=400)
-        return redirect(
-            f"/providers/{provider_id}/groups/{group['id']}?done=created"
-            f"&name={_quote(group['name'])}"
-        )
+        flash(visitor.request, "groups.created", name=group["name"])
+        return redirect(f"/providers/{provider_id}/groups/{group['id']}")
     form.values["pick_all"] = ""
     return await _create_page(visitor, provider_id, form, picker)
 
@@ -320,10 +315,6 @@ def _refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> F
     return form
 
 
-def _quote(text: str) -> str:
-    return quote(text, safe="")
-
-
 # --- one group -----------------------------------------------------------------------------
 
 
@@ -333,14 +324,11 @@ async def group_page(
     provider_id: str,
     group_id: str,
     q: str = "",
-    done: str = "",
-    name: str = "",
 ) -> Response:
     group = await visitor.api.get_group(provider_id, group_id)
     clients = await visitor.api.list_group_clients(
         provider_id, group_id, q=q or None, page_size=_PAGE
     )
-    message = visitor.t(f"groups.{done}", name=name) if done in ("created", "updated") else None
     return await render(
         visitor,
         "groups/detail.html",
@@ -349,7 +337,7 @@ async def group_page(
             "group": group,
             "clients": clients["items"],
             "more": bool(clients.get("next_page_token")),
-            "form": FormState(values={"q": q}, done=message),
+            "form": FormState(values={"q": q}),
         },
     )
 
@@ -529,10 +517,8 @@ async def save_changes(visitor: CurrentVisitor, provider_id: str, group_id: str)
         return await _confirm_page(
             visitor, provider_id, group_id, form, picker, unassign, body, status_code=400
         )
-    return redirect(
-        f"/providers/{provider_id}/groups/{group_id}?done=updated"
-        f"&name={_quote(saved['group']['name'])}"
-    )
+    flash(visitor.request, "groups.updated", name=saved["group"]["name"])
+    return redirect(f"/providers/{provider_id}/groups/{group_id}")
 
 
 # --- delete --------------------------------------------------------------------------------
@@ -568,4 +554,5 @@ async def delete_group(visitor: CurrentVisitor, provider_id: str, group_id: str)
             {"provider_id": provider_id, "group": group, "form": form},
             status_code=400,
         )
-    return redirect(f"/providers/{provider_id}/groups?done=deleted&name={_quote(group['name'])}")
+    flash(visitor.request, "groups.deleted", name=group["name"])
+    return redirect(f"/providers/{provider_id}/groups")

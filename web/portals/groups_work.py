@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import AssignEmployeesBody, DelegatedRole, ProcessRequest
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.pages import redirect, render
 from web.problems import FormState
 from web.session import Visitor
@@ -283,9 +284,10 @@ async def employees_assign(visitor: CurrentVisitor, provider_id: str) -> Respons
         form.values.pop("confirmation", None)
         return await _assign_confirm(visitor, provider_id, form, body, status_code=400)
     requests = answer["process_requests"]
-    target = f"/providers/{provider_id}/process-requests?done=assigned"
+    flash(visitor.request, "groups.assigned_done")
+    target = f"/providers/{provider_id}/process-requests"
     if requests:
-        target += f"&highlight={requests[0]['id']}"
+        target += f"?highlight={requests[0]['id']}"
     return redirect(target)
 
 
@@ -302,11 +304,8 @@ async def _requests(visitor: Visitor, provider_id: str) -> list[ProcessRequest]:
 
 
 @router.get("/providers/{provider_id}/process-requests", response_class=HTMLResponse)
-async def requests_page(
-    visitor: CurrentVisitor, provider_id: str, done: str = "", highlight: str = ""
-) -> Response:
+async def requests_page(visitor: CurrentVisitor, provider_id: str, highlight: str = "") -> Response:
     requests = await _requests(visitor, provider_id)
-    message = visitor.t("groups.assigned_done") if done == "assigned" else None
     return await render(
         visitor,
         "groups/requests.html",
@@ -315,7 +314,7 @@ async def requests_page(
             "requests": requests,
             "running": _running(requests),
             "highlight": highlight,
-            "form": FormState(done=message),
+            "form": FormState(),
         },
     )
 
@@ -355,12 +354,9 @@ async def _request_context(
 
 
 @router.get("/providers/{provider_id}/process-requests/{request_id}", response_class=HTMLResponse)
-async def request_page(
-    visitor: CurrentVisitor, provider_id: str, request_id: str, done: str = ""
-) -> Response:
+async def request_page(visitor: CurrentVisitor, provider_id: str, request_id: str) -> Response:
     context = await _request_context(visitor, provider_id, request_id)
-    message = visitor.t("groups.retried") if done == "retried" else None
-    context["form"] = FormState(done=message)
+    context["form"] = FormState()
     return await render(visitor, "groups/request.html", context)
 
 
@@ -385,4 +381,5 @@ async def request_retry(visitor: CurrentVisitor, provider_id: str, request_id: s
         context = await _request_context(visitor, provider_id, request_id)
         context["form"] = FormState.refused(visitor.locale, {}, problem, {})
         return await render(visitor, "groups/request.html", context, status_code=400)
-    return redirect(f"/providers/{provider_id}/process-requests/{retried['id']}?done=retried")
+    flash(visitor.request, "groups.retried")
+    return redirect(f"/providers/{provider_id}/process-requests/{retried['id']}")

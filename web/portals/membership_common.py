@@ -117,28 +117,6 @@ def nested(values: dict[str, str], prefix: str, names: tuple[str, ...]) -> dict[
     return {name: value for name, value in found.items() if value}
 
 
-def whole(values: dict[str, str], name: str) -> int | None:
-    """An integer input; None when blank, so that the gateway says it is required."""
-    text = values.get(name, "").strip().replace(" ", "")
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def cents(values: dict[str, str], name: str) -> int | None:
-    """An amount typed in euros ("135,50") as cents."""
-    text = values.get(name, "").strip().replace(" ", "").replace(",", ".")
-    if not text:
-        return None
-    try:
-        return round(float(text) * 100)
-    except ValueError:
-        return None
-
-
 def show_date(value: str | None, locale: str = "fr") -> str:
     """A calendar date from the API (YYYY-MM-DD) as people write it."""
     if not value:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import AnswerBody, CourierReportBody, HistoryStatus, OutOfStockBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import register
 from web.pages import form_values, redirect, render
 from web.portals import partners_menu, partners_operator
@@ -121,9 +122,8 @@ async def _order_page(
     context = await store_context(visitor, store_id)
     detail = await visitor.api.get_order(store_id, order_id)
     products = await visitor.api.list_products(store_id, active_only=True, page_size=200)
-    done = visitor.request.query_params.get("done")
     if form is None:
-        form = FormState(done=visitor.t(f"partners.done_{done}") if done in _DONE else None)
+        form = FormState()
     return await render(
         visitor,
         "partners/order.html",
@@ -138,9 +138,6 @@ async def _order_page(
         },
         status_code=status_code,
     )
-
-
-_DONE = ("out_of_stock", "answer", "courier_report", "courier_contact")
 
 
 @router.get("/partners/{store_id}/orders/{order_id}", response_class=HTMLResponse)
@@ -160,7 +157,8 @@ async def out_of_stock(visitor: CurrentVisitor, store_id: str, order_id: str) ->
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=out_of_stock")
+    flash(visitor.request, "partners.done_out_of_stock")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")
 
 
 @router.post(
@@ -179,7 +177,8 @@ async def answer(visitor: CurrentVisitor, store_id: str, order_id: str) -> Respo
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=answer")
+    flash(visitor.request, "partners.done_answer")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")
 
 
 @router.post("/partners/{store_id}/orders/{order_id}/courier-report", response_class=HTMLResponse)
@@ -194,7 +193,8 @@ async def courier_report(visitor: CurrentVisitor, store_id: str, order_id: str) 
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=courier_report")
+    flash(visitor.request, "partners.done_courier_report")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")
 
 
 @router.post("/partners/{store_id}/orders/{order_id}/courier-contact", response_class=HTMLResponse)
@@ -207,4 +207,5 @@ async def courier_contact(visitor: CurrentVisitor, store_id: str, order_id: str)
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=courier_contact")
+    flash(visitor.request, "partners.done_courier_contact")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")

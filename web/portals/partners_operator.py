@@ -3,12 +3,15 @@ it), bank-detail changes to review with their proof, content changes, stores not
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from web.client.api import BankDetailChangeStatus, EscalationStatus, RefundFunder
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import register
 from web.pages import form_values, redirect, render
 from web.portals.partners_common import pick, refused
@@ -103,11 +106,8 @@ async def operator_home() -> Response:
 
 
 @router.get("/operator/partners/escalations", response_class=HTMLResponse)
-async def escalations(
-    visitor: CurrentVisitor, status: str = "escalated", done: str = ""
-) -> Response:
-    form = FormState(done=done or None)
-    return await _escalations_page(visitor, status, form)
+async def escalations(visitor: CurrentVisitor, status: str = "escalated") -> Response:
+    return await _escalations_page(visitor, status, FormState())
 
 
 @router.get("/operator/partners/escalations/table", response_class=HTMLResponse)
@@ -179,10 +179,7 @@ async def _bank_page(
 
 @router.get("/operator/partners/bank-detail-changes", response_class=HTMLResponse)
 async def bank_changes(visitor: CurrentVisitor, status: str = "proof_submitted") -> Response:
-    done = {"approved": "partners.op.approved", "rejected": "partners.op.rejected"}.get(
-        visitor.request.query_params.get("done", "")
-    )
-    return await _bank_page(visitor, status, FormState(done=visitor.t(done) if done else None))
+    return await _bank_page(visitor, status, FormState())
 
 
 @router.get("/operator/partners/bank-detail-changes/{change_id}/proof")
@@ -206,7 +203,8 @@ async def approve_bank(visitor: CurrentVisitor, change_id: str) -> Response:
         await visitor.api.approve_bank_detail_change(change_id)
     except ApiProblem as problem:
         return await _bank_page(visitor, "proof_submitted", refused(visitor, {}, problem), 409)
-    return redirect("/operator/partners/bank-detail-changes?status=approved&done=approved")
+    flash(visitor.request, "partners.op.approved")
+    return redirect("/operator/partners/bank-detail-changes?status=approved")
 
 
 @router.post(
@@ -220,7 +218,8 @@ async def reject_bank(visitor: CurrentVisitor, change_id: str) -> Response:
         form = refused(visitor, values, problem)
         form.errors = {f"{k}-{change_id}": v for k, v in form.errors.items()}
         return await _bank_page(visitor, "proof_submitted", form, 400)
-    return redirect("/operator/partners/bank-detail-changes?status=rejected&done=rejected")
+    flash(visitor.request, "partners.op.rejected")
+    return redirect("/operator/partners/bank-detail-changes?status=rejected")
 
 
 async def _content_page(
@@ -243,10 +242,8 @@ async def _content_page(
 
 
 @router.get("/operator/partners/content-changes", response_class=HTMLResponse)
-async def content_changes(visitor: CurrentVisitor, store_id: str = "", done: str = "") -> Response:
-    key = {"applied": "partners.op.content_applied", "rejected": "partners.op.content_rejected"}
-    form = FormState(done=visitor.t(key[done]) if done in key else None)
-    return await _content_page(visitor, store_id.strip(), form)
+async def content_changes(visitor: CurrentVisitor, store_id: str = "") -> Response:
+    return await _content_page(visitor, store_id.strip(), FormState())
 
 
 @router.post(
@@ -265,7 +262,8 @@ async def decide_content(visitor: CurrentVisitor, change_id: str, decision: str)
     except ApiProblem as problem:
         return await _content_page(visitor, store_id, refused(visitor, values, problem), 400)
     done = "applied" if decision == "approve" else "rejected"
-    return redirect(f"/operator/partners/content-changes?store_id={store_id}&done={done}")
+    flash(visitor.request, f"partners.op.content_{done}")
+    return redirect(f"/operator/partners/content-changes?store_id={quote(store_id, safe='')}")
 
 
 @router.get("/operator/partners/check-ins/missing", response_class=HTMLResponse)
