@@ -3,7 +3,7 @@ the small helpers every portal's routes use (form values, redirects, the signed-
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,14 @@ def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -
     shown = instant.astimezone(ZoneInfo(zone or "Europe/Paris"))
     pattern = "%d/%m/%Y %H:%M" if locale == "fr" else "%Y-%m-%d %H:%M"
     return f"{shown.strftime(pattern)} ({shown.tzname()})"
+
+
+def missing_label(item: str, t: Callable[..., str]) -> str:
+    """An item of an account's `missing` list (identity's words) as the page names it: a
+    profile field by its label, the e-mail and its confirmation by their own words."""
+    if item in ("email", "email_verified"):
+        return t(f"missing.{item}")
+    return t(f"account.{item}").lower()
 
 
 async def render(

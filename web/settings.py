@@ -26,6 +26,9 @@ class WebSettings(BaseSettings):
     # Prometheus metrics (process figures) on their own port; 0: none.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
+    # Where people reach the portal, for the links it hands out (an invitation to register);
+    # unset: the address the request came to. Same variable as the services' mail links.
+    public_base_url: str | None = None
     # Signs the session cookie that carries a confirmation to the next page (web/flash.py). The
     # same value on every replica; unset, each process draws its own (one replica only).
     session_secret: SecretStr | None = Field(default=None, min_length=32)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
-from web.pages import local_time
+from web.pages import local_time, missing_label
 from web.portals.membership_common import show_date, show_money
 from web.portals.partners_common import money
 
@@ -17,6 +17,7 @@ def build_templates() -> Jinja2Templates:
     templates.env.filters.update(
         {
             "local_time": local_time,
+            "missing_label": missing_label,
             "membership_date": show_date,
             "membership_money": show_money,
             "partners_money": money,

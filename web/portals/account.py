@@ -8,12 +8,14 @@ import contextlib
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from web.client.api import ProfileBody
+from web.client.api import Organisation, ProfileBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import register
 from web.pages import form_values, redirect, render, safe_next
 from web.problems import FormState
+from web.session import Visitor
 
 MESSAGES = {
     "app.name": ("Guichet", "Guichet"),
@@ -98,6 +100,95 @@ MESSAGES = {
 }
 register(MESSAGES)
 
+# Added for the registration journey (issue 25); moved to the catalogs with the rest.
+register(
+    {
+        "account.invited": (
+            "Vous créez votre compte auprès de {name}.",
+            "You are creating your account with {name}.",
+        ),
+        "account.invitation_none": (
+            "Pour créer un compte, ouvrez le lien d'inscription que votre organisation vous a "
+            "envoyé (association, atelier, partenaire…). Vous ne l'avez pas ? Demandez-le à "
+            "son administrateur.",
+            "To create an account, open the registration link your organisation sent you "
+            "(association, workshop, partner…). You do not have it? Ask its administrator.",
+        ),
+        "account.invitation_invalid": (
+            "Ce lien d'inscription n'est pas valable : demandez un nouveau lien à "
+            "l'administrateur de votre organisation.",
+            "This registration link is not valid: ask your organisation's administrator for a "
+            "new one.",
+        ),
+        "account.have_account": ("Vous avez déjà un compte ?", "Already have an account?"),
+        "account.username_help": (
+            "Le nom que vous taperez pour vous connecter, par exemple dupont.marie.",
+            "The name you will type to sign in, for example dupont.marie.",
+        ),
+        "account.password_help": (
+            "Au moins 12 caractères ; une courte phrase est plus facile à retenir.",
+            "At least 12 characters; a short sentence is easier to remember.",
+        ),
+        "account.next_title": ("Votre compte est créé", "Your account is created"),
+        "account.next_verify": (
+            "Ouvrez l'e-mail que nous venons de vous envoyer et suivez son lien pour confirmer "
+            "votre adresse.",
+            "Open the e-mail we have just sent you and follow its link to confirm your address.",
+        ),
+        "account.next_profile": (
+            "Connectez-vous et complétez votre profil : téléphone, adresse, date de naissance.",
+            "Sign in and complete your profile: phone, address, birth date.",
+        ),
+        "account.next_validation": (
+            "Un administrateur de votre organisation valide alors votre compte ; un e-mail vous "
+            "le dit.",
+            "An administrator of your organisation then validates your account; an e-mail "
+            "tells you.",
+        ),
+        "account.no_mail": (
+            "Pas reçu l'e-mail ? Le renvoyer",
+            "No e-mail received? Send it again",
+        ),
+        "account.verified_next": (
+            "Prochaine étape : connectez-vous pour compléter votre profil.",
+            "Next step: sign in to complete your profile.",
+        ),
+        "account.resend_help": (
+            "Indiquez votre pseudo : si votre adresse attend une confirmation, un nouvel e-mail "
+            "vous est envoyé.",
+            "Give your username: if your address awaits a confirmation, a new e-mail is sent.",
+        ),
+        "account.email_unverified_help": (
+            "Suivez le lien de l'e-mail envoyé à {email}.",
+            "Follow the link of the e-mail sent to {email}.",
+        ),
+        "account.email_missing": (
+            "Votre compte n'a pas d'adresse e-mail : demandez à l'administrateur de votre "
+            "organisation de l'ajouter.",
+            "Your account has no e-mail address: ask your organisation's administrator to add it.",
+        ),
+        "account.missing_list": (
+            "Il manque à votre profil : {items}.",
+            "Your profile still lacks: {items}.",
+        ),
+        "account.complete_profile_link": ("Compléter mon profil", "Complete my profile"),
+        "account.waiting_validation": (
+            "Votre compte est complet : il attend la validation d'un administrateur de votre "
+            "organisation. Un e-mail vous dira quand c'est fait.",
+            "Your account is complete: it awaits validation by an administrator of your "
+            "organisation. An e-mail will tell you when it is done.",
+        ),
+        "account.pending_after": (
+            "Dès que tout est renseigné, un administrateur de votre organisation pourra valider "
+            "votre compte.",
+            "Once everything is filled in, an administrator of your organisation can validate "
+            "your account.",
+        ),
+        "missing.email": ("adresse e-mail", "e-mail address"),
+        "missing.email_verified": ("confirmation de l'adresse e-mail", "e-mail confirmation"),
+    }
+)
+
 router = APIRouter()
 
 _PROFILE_FIELDS = (
@@ -157,10 +248,41 @@ async def sign_out(visitor: CurrentVisitor) -> Response:
     return redirect("/sign-in")
 
 
+async def _invitation(visitor: Visitor, organisation_id: str) -> Organisation | None:
+    """The organisation an invitation link names, if it accepts sign-up (None otherwise: the
+    page then says the link is not valid, and offers no form where an id would be typed)."""
+    if not organisation_id:
+        return None
+    try:
+        return await visitor.api.registration_organisation(organisation_id)
+    except ApiProblem as problem:
+        if problem.status in (400, 404, 409):
+            return None
+        raise
+
+
+async def _register_page(
+    visitor: Visitor, form: FormState, link: str, status_code: int = 200
+) -> Response:
+    organisation = await _invitation(visitor, form.value("organisation_id"))
+    return await render(
+        visitor,
+        "account/register.html",
+        {"form": form, "organisation": organisation, "link": link},
+        status_code=status_code,
+        signed_in_nav=False,
+    )
+
+
 @router.get("/register", response_class=HTMLResponse)
-async def register_page(visitor: CurrentVisitor, organisation: str = "") -> Response:
-    form = FormState(values={"organisation_id": organisation})
-    return await render(visitor, "account/register.html", {"form": form}, signed_in_nav=False)
+async def register_page(
+    visitor: CurrentVisitor, organisation: str = "", organisation_id: str = ""
+) -> Response:
+    """The invitation link's landing page: `?organisation=<id>` (or `organisation_id`) names the
+    organisation, shown by name; the person types no id."""
+    chosen = (organisation or organisation_id).strip()
+    form = FormState(values={"organisation_id": chosen})
+    return await _register_page(visitor, form, "invalid" if chosen else "none")
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -178,17 +300,19 @@ async def register_account(visitor: CurrentVisitor) -> Response:
             }
         )
     except ApiProblem as problem:
+        if problem.status >= 500:
+            raise
         form = FormState.refused(visitor.locale, values, problem, {})
         form.values.pop("password", None)
-        return await render(
-            visitor,
-            "account/register.html",
-            {"form": form},
-            status_code=400 if problem.status < 500 else 502,
-            signed_in_nav=False,
-        )
-    done = FormState(done=visitor.t("account.registered"))
-    return await render(visitor, "account/register.html", {"form": done}, signed_in_nav=False)
+        return await _register_page(visitor, form, "invalid", status_code=400)
+    flash(visitor.request, "account.registered", email=values.get("email", "").strip())
+    return redirect("/register/next")
+
+
+@router.get("/register/next", response_class=HTMLResponse)
+async def registered(visitor: CurrentVisitor) -> Response:
+    """After sign-up: what happens next, step by step (the confirmation came in the session)."""
+    return await render(visitor, "account/registered.html", {}, signed_in_nav=False)
 
 
 @router.get("/verify-email", response_class=HTMLResponse)
@@ -216,7 +340,12 @@ async def verify_email(visitor: CurrentVisitor) -> Response:
             signed_in_nav=False,
         )
     form = FormState(done=visitor.t("account.verified"))
-    return await render(visitor, "account/verify_email.html", {"form": form}, signed_in_nav=False)
+    return await render(
+        visitor,
+        "account/verify_email.html",
+        {"form": form, "verified": True},
+        signed_in_nav=False,
+    )
 
 
 @router.post("/verify-email/resend", response_class=HTMLResponse)
@@ -314,5 +443,5 @@ async def save_profile(visitor: CurrentVisitor) -> Response:
             raise
         form = FormState.refused(visitor.locale, values, problem, {"profile": "first_name"})
         return await render(visitor, "account/profile.html", {"form": form}, status_code=400)
-    form = FormState(values=values, done=visitor.t("account.profile_saved"))
-    return await render(visitor, "account/profile.html", {"form": form})
+    flash(visitor.request, "account.profile_saved")
+    return redirect("/profile")

@@ -203,6 +203,29 @@ MESSAGES = {
 }
 register(MESSAGES)
 
+# Added for the precomputed duplicates review (issue 25); moved to the catalogs with the rest.
+register(
+    {
+        "association.totals_stored": (
+            "{records} fiches : {certain} groupes de doublons certains, {probable} groupes de "
+            "doublons probables.",
+            "{records} records: {certain} groups of certain duplicates, {probable} groups of "
+            "probable duplicates.",
+        ),
+        "association.report_as_of": ("Analyse du {when}.", "Analysed on {when}."),
+        "association.report_updating": (
+            "Des fiches ont changé depuis : la liste se met à jour dans quelques secondes "
+            "(rechargez la page).",
+            "Records changed since: the list updates within seconds (reload the page).",
+        ),
+        "association.report_first": (
+            "Première recherche des doublons en cours : rechargez la page dans quelques "
+            "secondes.",
+            "First search for duplicates under way: reload the page in a few seconds.",
+        ),
+    }
+)
+
 router = APIRouter()
 
 _DONE = {
