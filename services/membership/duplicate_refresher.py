@@ -69,16 +69,13 @@ class DuplicateRefresher:
         return done
 
     async def refresh(self, association_id: uuid.UUID) -> bool:
-        async with self._sessions() as session:
-            async with session.begin():
-                await session.connection(
-                    execution_options={"isolation_level": "REPEATABLE READ"}
-                )
-                refreshed = await candidates.refresh(
-                    session,
-                    association_id,
-                    self._clock(),
-                )
+        async with self._sessions() as session, session.begin():
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            refreshed = await candidates.refresh(
+                session,
+                association_id,
+                self._clock(),
+            )
         if refreshed is not None:
             log.info(
                 "duplicate report refreshed",

@@ -121,14 +121,11 @@ async def test_a_record_written_during_a_refresh_waits_for_the_next_one(
             candidates.note_change(session, association_id, NOW)
 
     await add("Croix-Rouge de Marseille")
-    async with sessions() as session:
-        async with session.begin():
-            await session.connection(
-                execution_options={"isolation_level": "REPEATABLE READ"}
-            )
-            await session.execute(select(func.now()))  # the snapshot starts here
-            await add("CROIX ROUGE DE MARSEILLE")  # committed after it
-            refreshed = await candidates.refresh(session, association_id, NOW)
+    async with sessions() as session, session.begin():
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        await session.execute(select(func.now()))  # the snapshot starts here
+        await add("CROIX ROUGE DE MARSEILLE")  # committed after it
+        refreshed = await candidates.refresh(session, association_id, NOW)
     assert refreshed is not None and refreshed.records == 1
     async with sessions.begin() as session:
         report = await session.get(DuplicateReport, association_id)
@@ -138,12 +135,9 @@ async def test_a_record_written_during_a_refresh_waits_for_the_next_one(
         )
         assert left == 1, "the change committed during the refresh was consumed unseen"
         assert await candidates.is_stale(session, association_id)
-    async with sessions() as session:
-        async with session.begin():
-            await session.connection(
-                execution_options={"isolation_level": "REPEATABLE READ"}
-            )
-            again = await candidates.refresh(session, association_id, NOW)
+    async with sessions() as session, session.begin():
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        again = await candidates.refresh(session, association_id, NOW)
     assert again is not None and again.records == 2 and again.groups == 1
     async with sessions.begin() as session:
         assert not await candidates.is_stale(session, association_id)
@@ -156,15 +150,9 @@ async def test_two_refreshes_of_one_association_do_not_run_at_once(
     association_id = uuid.uuid4()
     async with sessions.begin() as session:
         candidates.note_change(session, association_id, NOW)
-    async with sessions() as first:
-        async with first.begin():
-            await first.connection(
-                execution_options={"isolation_level": "REPEATABLE READ"}
-            )
-            assert await candidates.refresh(first, association_id, NOW) is not None
-            async with sessions() as second:
-                async with second.begin():
-                    await second.connection(
-                        execution_options={"isolation_level": "REPEATABLE READ"}
-                    )
-                    assert await candidates.refresh(second, association_id, NOW) is None
+    async with sessions() as first, first.begin():
+        await first.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        assert await candidates.refresh(first, association_id, NOW) is not None
+        async with sessions() as second, second.begin():
+            await second.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            assert await candidates.refresh(second, association_id, NOW) is None

@@ -219,8 +219,7 @@ register(
             "Records changed since: the list updates within seconds (reload the page).",
         ),
         "association.report_first": (
-            "Première recherche des doublons en cours : rechargez la page dans quelques "
-            "secondes.",
+            "Première recherche des doublons en cours : rechargez la page dans quelques secondes.",
             "First search for duplicates under way: reload the page in a few seconds.",
         ),
     }
