@@ -78,6 +78,8 @@ async def render(
         "path": visitor.request.url.path,
         # How often live parts (a running delegation, the escalations) refresh: PROGRESS_POLL_MS.
         "poll_ms": visitor.request.app.state.settings.progress_poll_ms,
+        # A fragment htmx asked for: it may fill live regions out of band (hx-swap-oob).
+        "htmx": bool(visitor.request.headers.get("hx-request")),
         "flash": None
         if visitor.request.headers.get("hx-request")
         else take_flash(visitor.request, visitor.t),

@@ -122,6 +122,24 @@ def portal(
     request.node.user_properties.append(("axe", (len(axe_watch.checked), axe_watch.seconds)))
 
 
+@pytest.fixture
+def second_portal(
+    stack: Stack, browser: Browser, axe_watch: AxeWatch, browser_context_args: dict[str, Any]
+) -> Iterator[Page]:
+    """Another person's browser beside `portal` (an admin while a member registers): its own
+    cookies, the same checks."""
+    context = browser.new_context(**browser_context_args)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(scaled(15) * 1000)
+        page._guichet_base = stack.web_url  # type: ignore[attr-defined]
+        axe_watch.attach(page)
+        yield page
+        axe_watch.collect(page)
+    finally:
+        context.close()
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """What axe-core cost: the documents checked and the time the tests waited for it."""
     documents, seconds = 0, 0.0

@@ -173,6 +173,17 @@ MESSAGES = {
 }
 register(MESSAGES)
 
+# Added for the portal's accessible updates (issue 25); moved to the catalogs with the rest.
+register(
+    {
+        "groups.available_found": (
+            "{n} client(s) disponible(s) pour cette recherche.",
+            "{n} available client(s) for this search.",
+        ),
+        "groups.request_finished": ("Demande terminée : {status}.", "Request finished: {status}."),
+    }
+)
+
 router = APIRouter()
 router.include_router(work_router)
 

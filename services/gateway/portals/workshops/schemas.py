@@ -391,8 +391,15 @@ class CourseRegistrationPage(BaseModel):
 
 
 class ClaimBody(_Request):
-    vehicle_vin: str = Field(max_length=17, examples=["VF1RFB00X12345678"])
-    repair_order: str = Field(max_length=40, examples=["OR-2026-0412"])
+    # The service's rules, stated here too so that one answer reports every problem of the form
+    # (a VIN: 17 letters and digits, never I, O or Q, in either case as the service accepts).
+    vehicle_vin: str = Field(
+        min_length=1,
+        max_length=17,
+        pattern=r"^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$",
+        examples=["VF1RFB00X12345678"],
+    )
+    repair_order: str = Field(min_length=1, max_length=40, examples=["OR-2026-0412"])
     repair_date: dt.date = Field(examples=["2026-04-08"])
     technician_id: uuid.UUID | None = Field(
         default=None, examples=["3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"]
@@ -400,6 +407,7 @@ class ClaimBody(_Request):
     labour_minutes: int = Field(ge=0, le=1_000_000, examples=[90])
     amount_cents: int = Field(ge=0, le=1_000_000_000, examples=[13500])
     description: str = Field(
+        min_length=1,
         max_length=TEXT,
         examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."],
     )
