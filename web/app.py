@@ -22,6 +22,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from web.assets import HashedStatic
 from web.client.transport import ApiProblem
 from web.i18n import negotiate, register, translate
+from web.nav import NavCache
 from web.pages import render
 from web.portals import ROUTERS
 from web.problems import summary_message
@@ -85,6 +86,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.templates = build_templates()
+    app.state.nav_cache = NavCache()
     assets = HashedStatic(Path(__file__).with_name("static"))
     app.state.templates.env.globals["static"] = assets.url
     app.mount("/static", assets, "static")

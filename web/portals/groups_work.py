@@ -4,6 +4,8 @@ summary before saving) and the process requests table, whose running rows refres
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -148,8 +150,10 @@ async def posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]]
 @router.get("/providers/{provider_id}/relationships", response_class=HTMLResponse)
 async def relationships_page(visitor: CurrentVisitor, provider_id: str) -> Response:
     """Why a client is (not) available: its relationship's status, expiry and group."""
-    page = await visitor.api.list_relationships(provider_id, page_size=500)
-    groups = await visitor.api.list_groups(provider_id, page_size=500)
+    page, groups = await asyncio.gather(
+        visitor.api.list_relationships(provider_id, page_size=500),
+        visitor.api.list_groups(provider_id, page_size=500),
+    )
     return await render(
         visitor,
         "groups/relationships.html",

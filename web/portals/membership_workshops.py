@@ -4,6 +4,7 @@ technicians and their training courses, and its labour-warranty claims."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from fastapi import APIRouter
@@ -150,8 +151,10 @@ _DONE = {
 async def _view_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view = await visitor.api.get_workshop(workshop_id)
-    requests = await visitor.api.list_option_requests(workshop_id, page_size=50)
+    view, requests = await asyncio.gather(
+        visitor.api.get_workshop(workshop_id),
+        visitor.api.list_option_requests(workshop_id, page_size=50),
+    )
     held = {option["id"] for option in view["membership"]["options"]}
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
@@ -196,10 +199,12 @@ async def request_option_change(visitor: CurrentVisitor, workshop_id: str) -> Re
 async def _technicians_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view = await visitor.api.get_workshop(workshop_id)
-    technicians = await visitor.api.list_technicians(workshop_id, page_size=100)
-    history = await visitor.api.list_course_registrations(workshop_id, page_size=100)
-    courses = await visitor.api.list_courses(upcoming=True, page_size=100)
+    view, technicians, history, courses = await asyncio.gather(
+        visitor.api.get_workshop(workshop_id),
+        visitor.api.list_technicians(workshop_id, page_size=100),
+        visitor.api.list_course_registrations(workshop_id, page_size=100),
+        visitor.api.list_courses(upcoming=True, page_size=100),
+    )
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "technicians",
@@ -279,9 +284,11 @@ async def cancel_registration(
 async def _claims_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view = await visitor.api.get_workshop(workshop_id)
-    claims = await visitor.api.list_claims(workshop_id, page_size=100)
-    technicians = await visitor.api.list_technicians(workshop_id, page_size=100)
+    view, claims, technicians = await asyncio.gather(
+        visitor.api.get_workshop(workshop_id),
+        visitor.api.list_claims(workshop_id, page_size=100),
+        visitor.api.list_technicians(workshop_id, page_size=100),
+    )
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "claims",

@@ -5,6 +5,7 @@ plus the operator's partner views. The store id is the delivery_partner organisa
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from fastapi import APIRouter
@@ -119,9 +120,11 @@ async def _order_page(
     form: FormState | None = None,
     status_code: int = 200,
 ) -> Response:
-    context = await store_context(visitor, store_id)
-    detail = await visitor.api.get_order(store_id, order_id)
-    products = await visitor.api.list_products(store_id, active_only=True, page_size=200)
+    context, detail, products = await asyncio.gather(
+        store_context(visitor, store_id),
+        visitor.api.get_order(store_id, order_id),
+        visitor.api.list_products(store_id, active_only=True, page_size=200),
+    )
     if form is None:
         form = FormState()
     return await render(

@@ -60,6 +60,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 register(MESSAGES)
 
+# Added for the portal's journeys (issue 25); moved to the catalogs with the rest.
+register(
+    {
+        "partners.op.store": ("Magasin", "Store"),
+        "partners.op.choose_store": ("Choisissez un magasin", "Choose a store"),
+        "partners.op.escalations_now": (
+            "{n} commande(s) escaladée(s) en attente.",
+            "{n} escalated order(s) waiting.",
+        ),
+    }
+)
+
 router = APIRouter()
 
 _ESCALATION_STATUSES: tuple[EscalationStatus, ...] = (
@@ -111,11 +123,14 @@ async def escalations(visitor: CurrentVisitor, status: str = "escalated") -> Res
 
 
 @router.get("/operator/partners/escalations/table", response_class=HTMLResponse)
-async def escalations_table(visitor: CurrentVisitor, status: str = "escalated") -> Response:
-    """The live table (htmx): an escalation appears once its workflow hands it to support."""
+async def escalations_table(
+    visitor: CurrentVisitor, status: str = "escalated", known: int | None = None
+) -> Response:
+    """The live table (htmx): an escalation appears once its workflow hands it to support;
+    `known` is how many the page showed, so that a change (only) is announced."""
     await visitor.me()
     context = await _escalations_context(visitor, status)
-    return await render(visitor, "partners/_op_escalations_table.html", context)
+    return await render(visitor, "partners/_op_escalations_table.html", {**context, "known": known})
 
 
 @router.post("/operator/partners/orders/{order_id}/cancel", response_class=HTMLResponse)
@@ -233,10 +248,21 @@ async def _content_page(
         store = await visitor.api.get_store(store_id)
         changes = list((await visitor.api.list_content_changes(store_id, page_size=100))["items"])
     form.values.setdefault("store_id", store_id)
+    # The operator picks the store by name: nobody types an id.
+    partners = await visitor.api.list_organisations(kind="delivery_partner", page_size=100)
+    stores = [("", visitor.t("partners.op.choose_store"))] + [
+        (o["id"], o["name"]) for o in sorted(partners["items"], key=lambda o: o["name"])
+    ]
     return await render(
         visitor,
         "partners/op_content.html",
-        {"changes": changes, "store": store, "store_id": store_id, "form": form},
+        {
+            "changes": changes,
+            "store": store,
+            "store_id": store_id,
+            "form": form,
+            "stores": stores,
+        },
         status_code=status_code,
     )
 
