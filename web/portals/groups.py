@@ -297,10 +297,8 @@ async def create_group(visitor: CurrentVisitor, provider_id: str) -> Response:
         for client_id in _pairs(lists.get("drop", [])):
             picker.chosen.pop(client_id, None)
     elif action == "create":
-        if not picker.chosen:
-            form.errors["client_ids"] = visitor.t("groups.select_one")
-            form.summary = visitor.t("problem.invalid_argument")
-            return await _create_page(visitor, provider_id, form, picker, status_code=400)
+        # No check of its own before the gateway's (no client chosen, say): the one answer
+        # names every problem of the form at once.
         try:
             group = await visitor.api.create_group(
                 provider_id,
@@ -310,6 +308,8 @@ async def create_group(visitor: CurrentVisitor, provider_id: str) -> Response:
             if problem.status >= 500 or problem.status in (401, 403):
                 raise
             form = _refused(visitor, single, problem)
+            if not picker.chosen and "client_ids" in form.errors:
+                form.errors["client_ids"] = visitor.t("groups.select_one")
             return await _create_page(visitor, provider_id, form, picker, status_code=400)
         flash(visitor.request, "groups.created", name=group["name"])
         return redirect(f"/providers/{provider_id}/groups/{group['id']}")

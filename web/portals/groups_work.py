@@ -225,13 +225,7 @@ async def employees_next(visitor: CurrentVisitor, provider_id: str) -> Response:
     single, lists = await posted(visitor.request)
     chosen = await _chosen(visitor, provider_id, single, lists.get("employee_ids", []))
     form = FormState(values=single)
-    if not chosen:
-        form.errors["employee_ids"] = visitor.t("groups.pick_employee")
-    if not single.get("group_id"):
-        form.errors["group_id"] = visitor.t("groups.pick_group")
-    if form.errors:
-        form.summary = visitor.t("problem.invalid_argument")
-        return await _employees_page(visitor, provider_id, form, chosen, status_code=400)
+    # No check of its own before the gateway's: its one answer names every problem at once.
     body = _assignment(single, chosen)
     return await _assign_confirm(visitor, provider_id, form, body)
 
@@ -250,6 +244,11 @@ async def _assign_confirm(
         if problem.status >= 500 or problem.status in (401, 403):
             raise
         refused = FormState.refused(visitor.locale, form.values, problem, {})
+        # The page's own words for the two choices it asks for.
+        if "employee_ids" in refused.errors:
+            refused.errors["employee_ids"] = visitor.t("groups.pick_employee")
+        if "group_id" in refused.errors:
+            refused.errors["group_id"] = visitor.t("groups.pick_group")
         return await _employees_page(
             visitor, provider_id, refused, body["employee_ids"], status_code=400
         )
