@@ -15,6 +15,7 @@ from web.client.api import AnswerBody, CourierReportBody, HistoryStatus, OutOfSt
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
+from web.forms import TypedInputs
 from web.i18n import register
 from web.pages import form_values, redirect, render
 from web.portals import partners_menu, partners_operator
@@ -171,14 +172,16 @@ async def answer(visitor: CurrentVisitor, store_id: str, order_id: str) -> Respo
     values = await form_values(visitor.request)
     accepted = values.get("customer_accepted") == "true"
     body: AnswerBody = {"customer_accepted": accepted, "note": values.get("note") or None}
+    typed = TypedInputs()
     if accepted:
         body["replacement_product_id"] = values.get("replacement_product_id") or None
-        quantity = values.get("replacement_quantity", "").strip()
-        body["replacement_quantity"] = int(quantity) if quantity.isdigit() else None
+        body["replacement_quantity"] = typed.number(
+            values, "replacement_quantity", "form.expects_whole"
+        )
     try:
         await visitor.api.answer_out_of_stock(store_id, order_id, body)
     except ApiProblem as problem:
-        form = refused(visitor, values, problem)
+        form = typed.explain(refused(visitor, values, problem), visitor.t)
         return await _order_page(visitor, store_id, order_id, form, 400)
     flash(visitor.request, "partners.done_answer")
     return redirect(f"/partners/{store_id}/orders/{order_id}")
