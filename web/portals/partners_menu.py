@@ -236,11 +236,13 @@ async def _products_page(
     )
 
 
-def _back_to(store_id: str, product_id: str, values: dict[str, str]) -> str:
-    """The page the person acted from, at the product they changed."""
+def _back_to(store_id: str, values: dict[str, str]) -> str:
+    """The page of the menu the person acted from. No `#p-…` fragment: the confirmation shown
+    in the product's card takes the focus (autofocus), which brings it into view; a fragment
+    would make the browser skip the autofocus."""
     page = values.get("page_token", "")
     query = f"?page_token={quote(page, safe='')}" if page else ""
-    return f"/partners/{store_id}/products{query}#p-{product_id}"
+    return f"/partners/{store_id}/products{query}"
 
 
 @router.get("/partners/{store_id}/products", response_class=HTMLResponse)
@@ -272,7 +274,7 @@ async def set_price(visitor: CurrentVisitor, store_id: str, product_id: str) -> 
         name=product["name"],
         price=money(product["price_cents"], product["currency"], visitor.locale),
     )
-    return redirect(_back_to(store_id, product_id, values))
+    return redirect(_back_to(store_id, values))
 
 
 @router.post("/partners/{store_id}/products/{product_id}/deactivate", response_class=HTMLResponse)
@@ -296,7 +298,7 @@ async def deactivate(visitor: CurrentVisitor, store_id: str, product_id: str) ->
         anchor=f"p-{product_id}",
         name=product["name"],
     )
-    return redirect(_back_to(store_id, product_id, values))
+    return redirect(_back_to(store_id, values))
 
 
 @router.post("/partners/{store_id}/products/{product_id}/activate", response_class=HTMLResponse)
@@ -309,7 +311,7 @@ async def activate(visitor: CurrentVisitor, store_id: str, product_id: str) -> R
         anchor=f"p-{product_id}",
         name=product["name"],
     )
-    return redirect(_back_to(store_id, product_id, values))
+    return redirect(_back_to(store_id, values))
 
 
 async def _content_page(
