@@ -14,6 +14,9 @@ COPY proto ./proto
 COPY services ./services
 COPY workflows ./workflows
 COPY web ./web
+# The gettext catalogs compiled to .mo (not committed; Babel is a runtime dependency).
+RUN find web services -name '*.po' -path '*/LC_MESSAGES/*' \
+      -exec sh -c '.venv/bin/pybabel compile --use-fuzzy -i "$1" -o "${1%.po}.mo"' _ {} \;
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 

@@ -11,6 +11,10 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Chart checks' tools pin old common libraries: they get an environment of their own.
 CHART_TOOLS := $(TOOLS)/chart
 CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0
+# The third-party client generator the contract gate runs (tests/contract): its own environment,
+# since it pins its own typer/ruamel/jinja versions.
+OPENAPI_CLIENT := $(TOOLS)/openapi-client
+OPENAPI_CLIENT_VERSION := openapi-python-client==0.29.1
 # The trace UI of make dev (an OTLP receiver with a web UI), in its own environment too.
 TRACE_UI := $(TOOLS)/trace-ui
 TRACE_UI_VERSION := arize-phoenix==20.26.1
@@ -20,7 +24,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench audit chaos install clean help
+.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench audit chaos install catalogs clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
@@ -29,6 +33,7 @@ help:
 	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
 	@echo "make screenshots - every page of the web portal, from the browser tests, in .state/screenshots/"
 	@echo "make audit  - Lighthouse on each portal's main pages, phone and desktop (AUDIT_ARGS=--web-url …)"
+	@echo "make catalogs - compile the gettext catalogs (.po → .mo; make install does it)"
 	@echo "make lint | proto | bench | clean"
 
 $(UV):
@@ -44,6 +49,11 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 $(CHART_TOOLS)/.installed: $(UV) Makefile
 	$(PYTHON) -m venv $(CHART_TOOLS)
 	$(UV) pip install --quiet --compile-bytecode --python $(CHART_TOOLS)/bin/python $(CHART_TOOL_VERSIONS)
+	@touch $@
+
+$(OPENAPI_CLIENT)/.installed: $(UV) Makefile
+	$(PYTHON) -m venv $(OPENAPI_CLIENT)
+	$(UV) pip install --quiet --compile-bytecode --python $(OPENAPI_CLIENT)/bin/python $(OPENAPI_CLIENT_VERSION)
 	@touch $@
 
 $(TRACE_UI)/.installed: $(UV) Makefile
@@ -65,7 +75,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(CHART_TOOLS)/.installed node_modules/.installed
+# The gettext catalogs (web/locale, services/support/locale) compiled to .mo: never committed,
+# made here from the committed .po files (docs/web.md, "Messages").
+PO_FILES := $(wildcard web/locale/*/LC_MESSAGES/*.po services/*/locale/*/LC_MESSAGES/*.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
+$(MO_FILES): %.mo: %.po $(VENV)/.synced
+	@$(RUN) pybabel compile --use-fuzzy --statistics -i $< -o $@
+
+catalogs: $(MO_FILES)
+
+install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed node_modules/.installed $(MO_FILES)
 
 dev: install $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
@@ -78,12 +98,18 @@ lint: install
 
 proto: install
 	$(RUN) python -m services.kit.protogen
+	$(RUN) python -m services.gateway.openapi tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate
 
+# The OpenAPI linter (redocly.yaml) reads the committed document, which the line before it
+# proved to be the live one.
 proto-check: install
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
+	$(RUN) python -m services.gateway.openapi --check tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate --check
+	node_modules/.bin/redocly lint --config redocly.yaml --format=summary tests/gateway/openapi.json
+	$(RUN) python -m services.kit.catalogs check
 
 # The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
 # here): installed with apt-get when we are root, else tests/web skip and say why.

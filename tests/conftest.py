@@ -40,11 +40,18 @@ PACKAGE_GROUPS = {
 }
 
 
+# Modules that get a group of their own although their package shares a group: the API fuzzer
+# (two roles over every operation, minutes of work) runs beside the end-to-end tests, on a stack
+# of its own, rather than after them on theirs.
+MODULE_GROUPS = {"tests/e2e/test_fuzz_openapi.py": "fuzz"}
+
+
 # Seconds each heavy group took in a quiet `make test` (setup included; docs/testing.md). The
 # scheduler starts the longest first, so that no long group is left to run alone at the end;
 # other groups count SECONDS_PER_TEST each test. Stale figures cost balance, never correctness.
 GROUP_SECONDS = {
     "e2e": 250.0,
+    "fuzz": 240.0,
     "stack-security": 97.0,
     "identity": 47.0,
     "partners": 43.0,
@@ -65,6 +72,8 @@ def xdist_group_of(nodeid: str) -> str:
     """The unit of work a test belongs to: its package where the package shares servers, else its
     module. Computed from the node id alone, so the controller can schedule without collecting."""
     path = nodeid.split("::", 1)[0]
+    if path in MODULE_GROUPS:
+        return MODULE_GROUPS[path]
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in PACKAGE_GROUPS:
         return PACKAGE_GROUPS[parts[1]]

@@ -31,7 +31,10 @@ async def stack(
         echo=False,
         # The per-IP brake on the auth routes is tested in tests/gateway; here it would only
         # throttle the fuzzer and the tests that share this one client address.
-        extra_env={"AUTH_RATE_LIMIT_PER_MINUTE": "0"},
+        # Access tokens live an hour here (5 minutes by default): the API fuzzer sends one token
+        # for minutes of requests, and on a busy machine an expired one turned most of a run
+        # into 401s that checked nothing.
+        extra_env={"AUTH_RATE_LIMIT_PER_MINUTE": "0", "ACCESS_TOKEN_TTL_SECONDS": "3600"},
     )
     try:
         await running.start()

@@ -21,7 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from web.assets import HashedStatic
 from web.client.transport import ApiProblem
-from web.i18n import negotiate, register, translate
+from web.i18n import load as load_catalogs, locale_of, negotiate, translate
 from web.nav import NavCache
 from web.pages import render
 from web.portals import ROUTERS
@@ -41,15 +41,6 @@ from web.templating import build_templates
 
 log = logging.getLogger(__name__)
 
-MESSAGES = {
-    "error.title": ("Un problème est survenu", "Something went wrong"),
-    "error.back": ("Retour à l'accueil", "Back to the home page"),
-    "error.forbidden_origin": (
-        "Requête refusée : elle ne vient pas de ce site.",
-        "Request refused: it does not come from this site.",
-    ),
-}
-register(MESSAGES)
 
 # Security headers on every page: no framing, no sniffing, scripts and styles from here only.
 _HEADERS = {
@@ -85,6 +76,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    load_catalogs()  # a broken catalog fails here, at start
     app.state.templates = build_templates()
     app.state.nav_cache = NavCache()
     assets = HashedStatic(Path(__file__).with_name("static"))
@@ -115,7 +107,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             else:
                 response.delete_cookie(ACCESS_COOKIE, path="/")
                 response.delete_cookie(REFRESH_COOKIE, path="/")
-        chosen = request.query_params.get("lang")
+        chosen = locale_of(request.query_params.get("lang"))
         if chosen and visitor is not None and chosen == visitor.locale:
             response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
         for name, value in _HEADERS.items():

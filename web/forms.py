@@ -1,4 +1,4 @@
-"""Typed inputs (a number of minutes, an amount in euros) read without stopping the form early.
+"""Typed inputs (a number of minutes, an amount) read without stopping the form early.
 
 A page that refused "1h30" itself would answer before the gateway had checked the other fields:
 the person would fix that one and meet the next refusal on the next submit. So a text that is
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from web.i18n import register
+from web.i18n import N_
 from web.problems import FormState
 
 
@@ -39,7 +39,8 @@ class TypedInputs:
         return text
 
     def cents(self, values: Mapping[str, str], name: str, expects: str) -> Any:
-        """An amount typed in euros ("135,50", "1 250") as cents; None when blank; else the text."""
+        """An amount typed as people write it ("135,50", "135.50", "1 250") as cents; None when
+        blank; else the text as typed."""
         self.expects[name] = expects
         text = values.get(name, "").strip().replace(" ", "").replace("\u202f", "")
         text = text.removesuffix("€").removeprefix("€").replace(",", ".")
@@ -62,30 +63,12 @@ class TypedInputs:
         return form
 
 
-MESSAGES = {
-    "form.expects_minutes": (
-        "Un nombre de minutes est attendu, par exemple 90 pour 1 h 30.",
-        "A number of minutes is expected, for example 90 for 1 h 30.",
-    ),
-    "form.expects_amount": (
-        "Un montant en euros est attendu, par exemple 135,50.",
-        "An amount in euros is expected, for example 135.50.",
-    ),
-    "form.expects_whole": (
-        "Un nombre entier est attendu, par exemple 12.",
-        "A whole number is expected, for example 12.",
-    ),
-    "form.expects_year": (
-        "Une année est attendue, par exemple 2026.",
-        "A year is expected, for example 2026.",
-    ),
-    "form.expects_percent": (
-        "Un pourcentage entier est attendu, par exemple 15.",
-        "A whole percentage is expected, for example 15.",
-    ),
-    "form.expects_client_number": (
-        "Un numéro de client est attendu : des chiffres, par exemple 100123.",
-        "A client number is expected: digits, for example 100123.",
-    ),
-}
-register(MESSAGES)
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("form.expects_amount"),
+    N_("form.expects_client_number"),
+    N_("form.expects_minutes"),
+    N_("form.expects_percent"),
+    N_("form.expects_whole"),
+    N_("form.expects_year"),
+)

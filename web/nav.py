@@ -8,38 +8,8 @@ import time
 from dataclasses import dataclass, field
 
 from web.client.api import Organisation, User
-from web.i18n import register
+from web.i18n import N_
 from web.session import Visitor
-
-MESSAGES = {
-    "nav.groups": ("Groupes de clients", "Client groups"),
-    "nav.support": ("Assistance", "Support"),
-    "nav.partners": ("Espace partenaire", "Partner back office"),
-    "nav.workshop": ("Mon atelier", "My workshop"),
-    "nav.association": ("Association", "Association"),
-    "nav.queue": ("File des tickets", "Ticket queue"),
-    "nav.operator": ("Opérations", "Operations"),
-    "nav.profile": ("Mon profil", "My profile"),
-    "nav.accounts": ("Comptes", "Accounts"),
-    "role.business_account_manager": (
-        "Gestionnaire de compte entreprise",
-        "Business account manager",
-    ),
-    "role.program_account_manager": (
-        "Gestionnaire de compte de programme",
-        "Program account manager",
-    ),
-    "role.editor": ("Éditeur", "Editor"),
-    "role.read_only": ("Lecture seule", "Read only"),
-    "role.association_admin": ("Administrateur de l'association", "Association admin"),
-    "role.member": ("Membre", "Member"),
-    "role.partner_manager": ("Gérant partenaire", "Partner manager"),
-    "role.workshop_owner": ("Gérant d'atelier", "Workshop owner"),
-    "role.customer_user": ("Utilisateur client", "Customer user"),
-    "role.support_agent": ("Agent du support", "Support agent"),
-    "role.ops_admin": ("Administrateur des opérations", "Operations admin"),
-}
-register(MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -117,3 +87,27 @@ async def portal_links(visitor: Visitor, me: User) -> list[PortalLink]:
     if "ops_admin" in roles:
         links.append(PortalLink("nav.operator", "/operator", ""))
     return links
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("nav.accounts"),
+    N_("nav.association"),
+    N_("nav.groups"),
+    N_("nav.operator"),
+    N_("nav.partners"),
+    N_("nav.queue"),
+    N_("nav.support"),
+    N_("nav.workshop"),
+    N_("role.association_admin"),
+    N_("role.business_account_manager"),
+    N_("role.customer_user"),
+    N_("role.editor"),
+    N_("role.member"),
+    N_("role.ops_admin"),
+    N_("role.partner_manager"),
+    N_("role.program_account_manager"),
+    N_("role.read_only"),
+    N_("role.support_agent"),
+    N_("role.workshop_owner"),
+)

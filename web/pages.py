@@ -4,43 +4,16 @@ the small helpers every portal's routes use (form values, redirects, the signed-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from web.flash import take_flash
-from web.i18n import LOCALES, register
+from web.i18n import LOCALES
 from web.nav import portal_links
 from web.session import Visitor
-
-MESSAGES = {
-    "app.description": (
-        "Guichet : les portails en ligne des clients, membres, partenaires et ateliers — "
-        "démarches, suivi et assistance.",
-        "Guichet: the online portals of clients, members, partners and workshops — "
-        "requests, follow-up and support.",
-    ),
-    # One line of a form's error summary: the field's label, then what is wrong with it.
-    "form.error_item": ("{label} : {message}", "{label}: {message}"),
-}
-register(MESSAGES)
-
-
-def local_time(value: str | None, zone: str | None = None, locale: str = "fr") -> str:
-    """An RFC 3339 instant from the API shown in a time zone (the person's, else Paris)."""
-    if not value:
-        return "—"
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    shown = instant.astimezone(ZoneInfo(zone or "Europe/Paris"))
-    pattern = "%d/%m/%Y %H:%M" if locale == "fr" else "%Y-%m-%d %H:%M"
-    return f"{shown.strftime(pattern)} ({shown.tzname()})"
 
 
 def missing_label(item: str, t: Callable[..., str]) -> str:

@@ -14,7 +14,7 @@ from fastapi import Request
 
 from web.client.api import GatewayApi, Organisation, User
 from web.client.transport import ApiProblem, Transport
-from web.i18n import negotiate, translate
+from web.i18n import HTML_LANG, negotiate, translate
 
 ACCESS_COOKIE = "guichet_access"
 REFRESH_COOKIE = "guichet_refresh"
@@ -119,7 +119,7 @@ def visitor_for(request: Request, http: httpx.AsyncClient) -> Visitor:
         http,
         access_token=access,
         forwarded_for=", ".join(p for p in (forwarded, peer) if p) or None,
-        language=locale,
+        language=HTML_LANG.get(locale, locale),
     )
     visitor = Visitor(request, locale, GatewayApi(transport), transport, access, refresh)
     transport.refresh = visitor._refresh

@@ -33,8 +33,9 @@ class SupportActivities:
         self._stub = support_pb2_grpc.SupportServiceStub(channel)
 
     @activity.defn(name="record_sla_event")
-    async def record_sla_event(self, record: SlaRecord) -> bool:
-        """Reports a warning or breach; True when the service recorded it now."""
+    async def record_sla_event(self, record: SlaRecord) -> str:
+        """Reports a warning or breach; says what happened, as the run's history shows it
+        ("first_response warning recorded"). Runs recorded before it said so hold `true`."""
         due = Timestamp()
         due.FromDatetime(datetime.fromisoformat(record.due_at))
         try:
@@ -55,4 +56,9 @@ class SupportActivities:
                     non_retryable=True,
                 ) from None
             raise
-        return bool(response.recorded)
+        what = f"{record.clock} {record.kind}"
+        if record.clock == "next_response":
+            what = f"{what} (cycle {record.cycle})"
+        if response.recorded:
+            return f"{what} recorded"
+        return f"{what} not recorded again: already recorded, or the clock stopped in time"

@@ -15,12 +15,17 @@ one set of rules.
 
 Events carry the service's time (`at`) and a per-ticket sequence number: the workflow applies
 each once, in order, however late or often the relay delivers it.
+
+An operator reads a run in the Temporal UI by name: each timer's summary says which threshold it
+waits for ("first-response warning, 80 %"), each report's summary and result say what was
+recorded. Since the `sla-one-timer` patch a run costs Temporal as little as it can: the search
+attributes come with the start (no upsert), and each threshold is one timer, re-aimed only when
+the task that set it was itself late (docs/performance.md).
 """
 
 from __future__ import annotations
 
-import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -31,7 +36,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts.support import (
         CLOSED_STATUSES,
         EVENT_SIGNAL,
+        FIRST_RESPONSE,
+        NEXT_RESPONSE,
         SLA_WORKFLOW,
+        SlaPolicy,
         SlaRecord,
         SlaState,
         Threshold,
@@ -58,6 +66,41 @@ _EPSILON = timedelta(milliseconds=1)
 _REAIM_BEFORE = timedelta(seconds=60)
 # Runs recorded before re-aiming existed replay without it.
 _REAIM_PATCH = "sla-reaim-timers"
+# One timer per threshold, no search-attribute upsert when the start carried them. Under this
+# patch a timer is re-aimed only when the task that sets it started more than `_LATE_TASK` after
+# what woke it (the run's start, or the timer it follows): the sign of a struggling server or
+# worker, whose late completion would carry into the timer's start. On time, one timer suffices.
+_ONE_TIMER_PATCH = "sla-one-timer"
+_LATE_TASK = timedelta(seconds=1)
+
+_CLOCK_NAMES = {
+    FIRST_RESPONSE: "first-response",
+    NEXT_RESPONSE: "next-response",
+    "resolution": "resolution",
+}
+
+
+def describe(threshold: Threshold, policy: SlaPolicy) -> str:
+    """What a threshold is, as an operator reads it: "first-response warning, 80 %"."""
+    name = _CLOCK_NAMES.get(threshold.clock, threshold.clock)
+    if threshold.clock == NEXT_RESPONSE:
+        name = f"{name} #{threshold.cycle}"
+    share = policy.warning_percent if threshold.kind == "warning" else 100
+    return f"{name} {threshold.kind}, {share} %"
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def aim(now: datetime, woken_for: datetime, due: datetime) -> tuple[timedelta, bool]:
+    """The timer for a threshold due at `due`, set by a task started at `now` for something due
+    at `woken_for`: its length, and whether it is aimed a minute short to be re-aimed (the task
+    was late, and the threshold far enough for a second timer to be worth it)."""
+    delay = due - now + _EPSILON
+    if now - woken_for > _LATE_TASK and delay > 2 * _REAIM_BEFORE:
+        return delay - _REAIM_BEFORE, True
+    return delay, False
 
 
 # Not sandboxed: the workflow runs only the contract's pure rules and business-time arithmetic
@@ -100,10 +143,15 @@ class TicketSla:
         state = request.state or opening_state(request.opened_at, request.policy)
         self._state = state
         self._pending = list(request.pending) + self._pending
-        if request.state is None:
+        one_timer = workflow.patched(_ONE_TIMER_PATCH)
+        info = workflow.info()
+        indexed = info.typed_search_attributes.get(TICKET) == request.ticket_id
+        if request.state is None and not (one_timer and indexed):
             workflow.upsert_search_attributes(
                 [TICKET.value_set(request.ticket_id), TENANT.value_set(request.organisation_id)]
             )
+        # What woke the current task, to tell a late task (see `_ONE_TIMER_PATCH`).
+        woken_for = info.workflow_start_time
         while True:
             self._apply_pending(state)
             if state.status in CLOSED_STATUSES:
@@ -112,7 +160,7 @@ class TicketSla:
             for threshold in thresholds(state):
                 if threshold.due > now:
                     break
-                await self._report(request.ticket_id, threshold)
+                await self._report(request.ticket_id, threshold, state.policy)
                 clock = next(
                     c
                     for c in state.clocks
@@ -136,15 +184,31 @@ class TicketSla:
                         pending=self._pending,
                     )
                 )
-            upcoming = [t.due for t in thresholds(state) if t.due > workflow.now()]
+            now = workflow.now()
+            upcoming = [t for t in thresholds(state) if t.due > now]
             if upcoming:
-                delay = min(upcoming) - workflow.now() + _EPSILON
-                if delay > 2 * _REAIM_BEFORE and workflow.patched(_REAIM_PATCH):
-                    delay -= _REAIM_BEFORE
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(self._ready, timeout=delay)
+                target = upcoming[0]
+                summary = f"{describe(target, state.policy)}, due {_at(target.due)}"
+                if one_timer:
+                    delay, reaim = aim(now, woken_for, target.due)
+                else:
+                    delay = target.due - now + _EPSILON
+                    reaim = delay > 2 * _REAIM_BEFORE and workflow.patched(_REAIM_PATCH)
+                    if reaim:
+                        delay -= _REAIM_BEFORE
+                if reaim:
+                    summary = f"{summary}: aimed 1 min short, to be re-aimed"
+                woken_for = now + delay
+                try:
+                    await workflow.wait_condition(
+                        self._ready, timeout=delay, timeout_summary=summary
+                    )
+                    woken_for = workflow.now()  # a signal: its task is as prompt as it gets
+                except TimeoutError:
+                    pass
             else:
                 await workflow.wait_condition(self._ready)
+                woken_for = workflow.now()
         return TicketSlaResult(
             ticket_id=request.ticket_id,
             status=state.status,
@@ -153,11 +217,12 @@ class TicketSla:
             pauses=len(state.pauses),
         )
 
-    async def _report(self, ticket_id: str, threshold: Threshold) -> None:
+    async def _report(self, ticket_id: str, threshold: Threshold, policy: SlaPolicy) -> None:
         """Reports one threshold; a refusal no retry can change is logged, not fatal.
 
         A local activity: one short call to support, run inside the workflow task that the timer
-        woke, so a warning costs one workflow task instead of three tasks and an activity."""
+        woke, so a warning costs one workflow task instead of three tasks and an activity. Its
+        summary names the threshold, so the history reads "first-response warning, 80 %"."""
         try:
             await workflow.execute_local_activity(
                 "record_sla_event",
@@ -168,6 +233,7 @@ class TicketSla:
                     cycle=threshold.cycle,
                     due_at=threshold.due.isoformat(),
                 ),
+                summary=f"record the {describe(threshold, policy)}, due {_at(threshold.due)}",
                 start_to_close_timeout=timedelta(seconds=15),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=1),

@@ -11,8 +11,10 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from typing import Any
 
+import holidays
 from guichet.groups.v1 import groups_pb2_grpc
 from guichet.partners.v1 import partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
@@ -56,6 +58,14 @@ WORKFLOWS: list[type[Any]] = [
 ]
 
 
+def preload() -> None:
+    """Imports, once and before polling, what a workflow's first task would otherwise import:
+    checking a calendar's country (`business_time.spec_problems`) loads every country module of
+    `holidays`, seconds of CPU on a busy machine, which inside the first TicketSla task of a
+    fresh worker tripped the SDK's 2-second deadlock detector and failed the task."""
+    holidays.list_supported_countries()
+
+
 def build_worker(
     client: Client,
     settings: WorkerSettings,
@@ -66,6 +76,7 @@ def build_worker(
     """Every workflow and activity. Activities that call services get channels made with
     `create_channel(settings.<service>_addr, tokens=tokens)`: deadlines and the worker's own
     service token on every call."""
+    preload()
     mail = MailActivities(
         SmtpSender(
             settings.smtp_host,
@@ -113,9 +124,16 @@ def build_worker(
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=WORKFLOWS,
         max_cached_workflows=settings.max_cached_workflows,
-        # Pollers follow the backlog (1 to 100): a burst of timers (10,000 SLA workflows) is
-        # drained at once instead of queueing behind five long polls.
-        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        max_concurrent_workflow_tasks=settings.workflow_task_slots,
+        max_concurrent_local_activities=settings.local_activity_slots,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_schedule_to_start_seconds
+        ),
+        # Pollers follow the backlog (1 to WORKFLOW_TASK_POLLERS_MAX): a burst of timers (10,000
+        # SLA workflows) is drained at once instead of queueing behind five long polls.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(
+            maximum=settings.workflow_task_pollers_max
+        ),
         activities=[
             mail.send_mail,
             groups.apply_delegation_batches,

@@ -183,8 +183,7 @@ async def run(web_url: str, gateway_url: str, admin_password: str, only: str | N
         below += bool(low)
         print(
             f"{portal:<12} {form_factor:<8} {path[:44]:<44} {scores['accessibility']:>5} "
-            f"{scores['best-practices']:>5} {scores['performance']:>5}"
-            + ("  BELOW" if low else "")
+            f"{scores['best-practices']:>5} {scores['performance']:>5}" + ("  BELOW" if low else "")
         )
     print(
         f"\n{len(rows)} runs; bars: accessibility and best practices 100, performance 95: "
@@ -210,7 +209,9 @@ async def run_own_stack(only: str | None) -> int:
                 ADMIN_USERNAME,
                 stack.secrets.admin_password,
                 stack.smtp,
-                addresses={c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
+                addresses={
+                    c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key
+                },
             )
             return await run(stack.web_url, stack.gateway_url, stack.secrets.admin_password, only)
         finally:

@@ -90,6 +90,13 @@ DEMO: tuple[DemoOrganisation, ...] = (
         "ERP-BOIS",
         (DemoUser("bois.user", "Julie", "Moreau", "customer_user"),),
     ),
+    # A Brazilian ERP customer (the support seed's): she reads the Extranet in Portuguese.
+    DemoOrganisation(
+        Kind.ORGANISATION_KIND_ERP_CUSTOMER,
+        "Souza Comércio Ltda",
+        "ERP-SOUZA",
+        (DemoUser("souza.user", "Ana", "Souza", "customer_user"),),
+    ),
 )
 
 _TOKEN = re.compile(r"token=([A-Za-z0-9_\-\.~%]+)")

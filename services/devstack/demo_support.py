@@ -9,7 +9,7 @@ bois.user and napoli.manager and answered by the operator admin (who is a suppor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from guichet.common.v1 import common_pb2
@@ -26,6 +26,31 @@ class DemoCategory:
     name: str
     audience: pb.CategoryAudience.ValueType
     entries: tuple[tuple[str, str], ...]
+    # {language tag: (name, ((question, answer), …) in the entries' order)}
+    translations: Mapping[str, tuple[str, tuple[tuple[str, str], ...]]] = field(
+        default_factory=dict
+    )
+
+    def entry_inputs(self) -> list[pb.FaqEntryInput]:
+        return [
+            pb.FaqEntryInput(
+                question=question,
+                answer=answer,
+                translations=[
+                    pb.FaqEntryTranslation(
+                        locale=tag, question=texts[1][index][0], answer=texts[1][index][1]
+                    )
+                    for tag, texts in self.translations.items()
+                ],
+            )
+            for index, (question, answer) in enumerate(self.entries)
+        ]
+
+    def name_translations(self) -> list[pb.CategoryTranslation]:
+        return [
+            pb.CategoryTranslation(locale=tag, name=texts[0])
+            for tag, texts in self.translations.items()
+        ]
 
 
 CATEGORIES: tuple[DemoCategory, ...] = (
@@ -45,6 +70,38 @@ CATEGORIES: tuple[DemoCategory, ...] = (
                 "fiscale du produit, onglet ICMS.",
             ),
         ),
+        {
+            "pt-BR": (
+                "Faturamento e notas fiscais",
+                (
+                    (
+                        "Não imprimiu a NF quando cliquei em Faturar!",
+                        "Verifique a impressora padrão da estação (Configurações > Impressão) e "
+                        "reimprima em Vendas > Notas fiscais > Reimprimir.",
+                    ),
+                    (
+                        "Como é calculado o ICMS para consumidor final?",
+                        "Aplica-se a alíquota do estado de destino, mais o DIFAL: veja a ficha "
+                        "fiscal do produto, aba ICMS.",
+                    ),
+                ),
+            ),
+            "en": (
+                "Invoicing and tax invoices",
+                (
+                    (
+                        "The tax invoice does not print when I click “Invoice”.",
+                        "Check the workstation's default printer (Settings > Printing), then "
+                        "print again from Sales > Invoices > Reprint.",
+                    ),
+                    (
+                        "How is ICMS computed for an end consumer?",
+                        "The destination state's rate applies, plus DIFAL: see the product's "
+                        "tax sheet, ICMS tab.",
+                    ),
+                ),
+            ),
+        },
     ),
     DemoCategory(
         "ERP-CUSTOMERS",
@@ -56,6 +113,28 @@ CATEGORIES: tuple[DemoCategory, ...] = (
                 "L'adresse doit être unique par client : cherchez un doublon dans Contacts.",
             ),
         ),
+        {
+            "pt-BR": (
+                "Clientes e contatos",
+                (
+                    (
+                        "O e-mail de um contato não foi gravado (tela ATW0001).",
+                        "O endereço deve ser único por cliente: procure um registro duplicado "
+                        "em Contatos.",
+                    ),
+                ),
+            ),
+            "en": (
+                "Customers and contacts",
+                (
+                    (
+                        "A contact's e-mail is not saved (screen ATW0001).",
+                        "The address must be unique per customer: look for a duplicate in "
+                        "Contacts.",
+                    ),
+                ),
+            ),
+        },
     ),
     DemoCategory(
         "ERP-FINANCE",
@@ -68,6 +147,28 @@ CATEGORIES: tuple[DemoCategory, ...] = (
                 "(facturé au temps passé).",
             ),
         ),
+        {
+            "pt-BR": (
+                "Financeiro e tesouraria",
+                (
+                    (
+                        "Meu fluxo de caixa não “bate” com minha conta corrente, por quê?",
+                        "É uma análise da sua situação: abra uma ocorrência de consultoria "
+                        "(cobrada pelo tempo gasto).",
+                    ),
+                ),
+            ),
+            "en": (
+                "Finance and treasury",
+                (
+                    (
+                        "My cash flow does not match my current account.",
+                        "That is an analysis of your situation: open a consulting ticket "
+                        "(billed by the time spent).",
+                    ),
+                ),
+            ),
+        },
     ),
     DemoCategory(
         "PARTNER-CONTENT",
@@ -210,6 +311,13 @@ async def load_support_demo(
         )
         await stub.SetContract(
             pb.SetContractRequest(
+                organisation_id=organisations["ERP-SOUZA"], plan_id=plans["ERP-STANDARD"]
+            ),
+            metadata=admin,
+            timeout=10,
+        )
+        await stub.SetContract(
+            pb.SetContractRequest(
                 organisation_id=organisations["DP-NAPOLI"],
                 plan_id=plans["PARTNER"],
                 operations_email="operations@napoli.demo.guichet.example.com",
@@ -217,14 +325,26 @@ async def load_support_demo(
             metadata=admin,
             timeout=10,
         )
-        existing = {
-            c.code: c.id
-            for c in (
-                await stub.ListCategories(pb.ListCategoriesRequest(), metadata=admin, timeout=10)
-            ).categories
-        }
+        listed = (
+            await stub.ListCategories(pb.ListCategoriesRequest(), metadata=admin, timeout=10)
+        ).categories
+        existing = {c.code: c.id for c in listed}
+        translated = {c.code for c in listed if c.translations}
         for position, category in enumerate(CATEGORIES):
             if category.code in existing:
+                if category.translations and category.code not in translated:
+                    # Demo data of an older version: its translations are added once.
+                    await stub.UpdateCategory(
+                        pb.UpdateCategoryRequest(
+                            category_id=existing[category.code],
+                            name=category.name,
+                            position=position,
+                            entries=category.entry_inputs(),
+                            translations=category.name_translations(),
+                        ),
+                        metadata=admin,
+                        timeout=10,
+                    )
                 continue
             made = await stub.CreateCategory(
                 pb.CreateCategoryRequest(
@@ -232,7 +352,8 @@ async def load_support_demo(
                     name=category.name,
                     audience=category.audience,
                     position=position,
-                    entries=[pb.FaqEntryInput(question=q, answer=a) for q, a in category.entries],
+                    entries=category.entry_inputs(),
+                    translations=category.name_translations(),
                 ),
                 metadata=admin,
                 timeout=10,

@@ -272,7 +272,7 @@ class SafeText:
             except ValueError:
                 bad = []  # Malformed JSON: FastAPI reports it as a validation problem.
         if bad:
-            problem = validation_problem([(field, UNSAFE_TEXT) for field in bad])
+            problem = validation_problem([(field, UNSAFE_TEXT, "unsafe_text") for field in bad])
             await problem_response(scope, problem)(scope, receive, send)
             return
         replayed = False

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args
 
 import grpc
 from fastapi import FastAPI, Request
@@ -21,10 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
-from services.kit.errors import RemoteProblem
+from services.kit.errors import INVALID, RemoteProblem
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,48 @@ _REASON = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 
 class FieldProblem(BaseModel):
-    """One invalid input: the dotted field name as the client sent it, and what is wrong."""
+    """One invalid input: the field's path in the request as the client sent it, a stable code
+    naming the rule it breaks, an English sentence, and the rule's parameters."""
 
-    field: str = Field(examples=["email"])
-    detail: str = Field(examples=["value is not a valid email address"])
+    field: str = Field(
+        description="The field's path in the request: `email`, `address.city`, `employee_ids[0]`;"
+        " `body` for the body as a whole.",
+        examples=["email"],
+    )
+    code: str = Field(
+        description="Stable machine code of the rule (the document's `x-field-codes` lists them"
+        "): pydantic's error type where the gateway checked the shape (`missing`, "
+        "`string_too_long`…), the service's rule otherwise (`in_the_past`…).",
+        examples=["value_error"],
+    )
+    detail: str = Field(
+        description="What is wrong, in English; show a text chosen by `code` to people.",
+        examples=["value is not a valid email address"],
+    )
+    params: dict[str, str | int | float | bool] | None = Field(
+        default=None,
+        description="The rule's parameters (`max_length`, `min_length`, `pattern`, `expected`…),"
+        " when it has some.",
+        examples=[{"max_length": 100}],
+    )
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field violation on its way into a problem document."""
+
+    field: str
+    detail: str
+    code: str = "invalid"
+    params: Mapping[str, str | int | float | bool] | None = None
+
+    def model(self) -> FieldProblem:
+        return FieldProblem(
+            field=self.field,
+            code=self.code,
+            detail=self.detail,
+            params=dict(self.params) if self.params else None,
+        )
 
 
 class Problem(BaseModel):
@@ -56,8 +95,12 @@ class Problem(BaseModel):
                     "request_id": "0b6f3c1e9a4d4a7f8e2b5c6d7e8f9a0b",
                     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
                     "errors": [
-                        {"field": "email", "detail": "value is not a valid email address"},
-                        {"field": "password", "detail": "Field required"},
+                        {
+                            "field": "email",
+                            "code": "value_error",
+                            "detail": "value is not a valid email address",
+                        },
+                        {"field": "password", "code": "missing", "detail": "Field required"},
                     ],
                 }
             ]
@@ -85,14 +128,14 @@ class ProblemException(Exception):
         reason: str,
         detail: str,
         *,
-        errors: Iterable[tuple[str, str]] = (),
+        errors: Iterable[FieldError | tuple[str, str] | tuple[str, str, str]] = (),
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.reason = reason
         self.detail = detail
-        self.errors = list(errors)
+        self.errors = [e if isinstance(e, FieldError) else FieldError(*e) for e in errors]
         self.headers = dict(headers or {})
 
 
@@ -133,6 +176,8 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, StatusMapping] = {
     ),
 }
 _FALLBACK = StatusMapping(500, "internal", _INTERNAL)
+# INVALID_ARGUMENT whose every violation is a rule beyond the schema (problem_from_rpc_error).
+_UNPROCESSABLE = StatusMapping(422, "unprocessable")
 
 # Seconds a client should wait after a 503 before it retries.
 _UNAVAILABLE_RETRY_AFTER = "1"
@@ -148,18 +193,55 @@ def bearer_challenge(error: str | None = None, description: str | None = None) -
     return ", ".join(parts)
 
 
+# Codes that name a rule JSON Schema states: pydantic's error types (what the gateway itself
+# answers when a request breaks its schema) and the kit's code of a rule without a code yet.
+SCHEMA_CODES: frozenset[str] = frozenset(get_args(ErrorType)) | {
+    INVALID,
+    "unique_items",
+    "content_type",  # a media type the operation does not declare
+}
+
+
+# Every list takes its page as query parameters of their own name.
+_PAGE_FIELDS = {"page.page_token": "page_token", "page.page_size": "page_size"}
+
+
+def is_schema_code(code: str) -> bool:
+    return code in SCHEMA_CODES
+
+
 def problem_from_rpc_error(
-    error: grpc.aio.AioRpcError, *, field_prefix: str = ""
+    error: grpc.aio.AioRpcError,
+    *,
+    field_prefix: str = "",
+    rename: Callable[[str], str] | None = None,
 ) -> ProblemException:
-    """Maps a failed identity call: status by code, type by ErrorInfo reason, fields by BadRequest.
+    """Maps a failed service call: status by code, type by ErrorInfo reason, fields by BadRequest.
 
     `field_prefix` is removed from violation names where the JSON body is flatter than the proto
-    message (`profile.first_name` → `first_name`).
+    message (`profile.first_name` → `first_name`); `rename` maps a proto field path to the
+    request's own (`assign[0].employee_id` → `employee_ids[0]`).
+
+    INVALID_ARGUMENT is 400 when a violation's code is a rule the published schema states (the
+    schema should have said it: the client can know before sending) and **422** when every
+    violation is a rule JSON Schema cannot state (a date in the future, an end after a start),
+    written in the field's description instead.
     """
     remote = RemoteProblem.from_rpc_error(error)
     mapping = GRPC_TO_HTTP.get(remote.code, _FALLBACK)
+    if (
+        mapping.status == 400
+        and remote.violations
+        and not any(is_schema_code(code) for code in remote.codes)
+    ):
+        mapping = _UNPROCESSABLE
     reason = mapping.reason
-    if remote.reason and _REASON.fullmatch(remote.reason) and mapping.generic_detail is None:
+    if (
+        remote.reason
+        and _REASON.fullmatch(remote.reason)
+        and mapping.generic_detail is None
+        and not (mapping is _UNPROCESSABLE and remote.reason == "invalid_argument")
+    ):
         reason = remote.reason
     if mapping.generic_detail is not None:
         # Upstream text may name hosts, SQL or stack frames: log it, never show it.
@@ -178,10 +260,12 @@ def problem_from_rpc_error(
         headers["Retry-After"] = str(max(remote.retry_after_seconds or 1, 1))
     elif mapping.status == 503:
         headers["Retry-After"] = _UNAVAILABLE_RETRY_AFTER
-    errors = [
-        (field.removeprefix(field_prefix) if field_prefix else field, why)
-        for field, why in (remote.violations if mapping.status == 400 else [])
-    ]
+    errors = []
+    if mapping.status in (400, 422):
+        for field, why, code in remote.coded():
+            name = field.removeprefix(field_prefix) if field_prefix else field
+            name = _PAGE_FIELDS.get(name, name)
+            errors.append(FieldError(rename(name) if rename else name, why, code))
     return ProblemException(mapping.status, reason, detail, errors=errors, headers=headers)
 
 
@@ -210,7 +294,7 @@ def problem_response(scope: Scope, problem: ProblemException) -> JSONResponse:
         instance=str(scope.get("path", "")),
         request_id=request_id_of(scope),
         trace_id=current_trace_id(),
-        errors=[FieldProblem(field=f, detail=d) for f, d in problem.errors] or None,
+        errors=[e.model() for e in problem.errors] or None,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -238,27 +322,48 @@ def field_name(loc: Sequence[Any]) -> str:
     return name or "body"
 
 
-def _validation_errors(exc: RequestValidationError) -> list[tuple[str, str]]:
-    errors: list[tuple[str, str]] = []
+def _params(context: object) -> dict[str, str | int | float | bool] | None:
+    """A pydantic error's `ctx` as JSON parameters (objects such as exceptions are left out)."""
+    if not isinstance(context, Mapping):
+        return None
+    kept = {
+        str(key): value
+        for key, value in context.items()
+        if isinstance(value, str | int | float | bool) and key != "error"
+    }
+    return kept or None
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
     for error in exc.errors():
         loc = tuple(error.get("loc", ()))
-        if error.get("type") == "json_invalid":
-            errors.append(("body", "is not valid JSON"))
+        code = str(error.get("type", "value_error"))
+        if code == "json_invalid":
+            errors.append(FieldError("body", "is not valid JSON", code))
             continue
-        if loc == ("body",) or error.get("type") == "model_attributes_type":
+        if loc == ("body",) or code == "model_attributes_type":
             # The whole body is missing, or not a JSON object (or not sent as JSON).
-            why = "is required" if error.get("type") == "missing" else "must be a JSON object"
-            errors.append(("body", f"{why} (Content-Type: application/json)"))
+            why = "is required" if code == "missing" else "must be a JSON object"
+            errors.append(FieldError("body", f"{why} (Content-Type: application/json)", code))
             continue
-        errors.append((field_name(loc), str(error.get("msg", "is invalid"))))
+        errors.append(
+            FieldError(
+                field_name(loc),
+                str(error.get("msg", "is invalid")),
+                code,
+                _params(error.get("ctx")),
+            )
+        )
     return errors
 
 
-def validation_problem(errors: list[tuple[str, str]]) -> ProblemException:
-    names = list(dict.fromkeys(field for field, _ in errors))
+def validation_problem(errors: Sequence[FieldError | tuple[str, str, str]]) -> ProblemException:
+    coded = [e if isinstance(e, FieldError) else FieldError(*e) for e in errors]
+    names = list(dict.fromkeys(e.field for e in coded))
     noun = "field is" if len(names) == 1 else "fields are"
     detail = f"{len(names)} {noun} invalid: {', '.join(names)}"
-    return ProblemException(400, "invalid_argument", detail, errors=errors)
+    return ProblemException(400, "invalid_argument", detail, errors=coded)
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -317,8 +422,29 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         detail = _ROUTING_DETAIL.get(status) or (
             exc.detail if isinstance(exc.detail, str) else phrase
         )
-    problem = ProblemException(status, reason, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = allowed_methods(request)
+    problem = ProblemException(status, reason, detail, headers=headers)
     return problem_response(request.scope, problem)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (routing stops at the first route whose path
+    matches, so its own `Allow` names that route's methods only)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    routes = list(request.app.router.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)  # our routers carry no prefix
+        if included is not None:
+            routes.extend(included.routes)
+            continue
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path) and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 def install_problem_handlers(app: FastAPI) -> None:

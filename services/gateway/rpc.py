@@ -16,10 +16,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Protocol, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Protocol, Self, TypeVar
 
 import grpc
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
@@ -27,6 +27,7 @@ from guichet.common.v1 import common_pb2
 from pydantic import BaseModel
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.problems import problem_from_rpc_error
 from services.kit.grpcclient import create_channel
 
 StubT = TypeVar("StubT")
@@ -135,6 +136,24 @@ def page_of(page: type[ModelT], item: type[FromProto], field: str) -> Answer[Mod
     return Answer(model=page, build=build)
 
 
+# (the operation's parameters, its answer) → the path of the process request carrying the work.
+Locate = Callable[[dict[str, Any], Any], str | None]
+
+
+def background(response: Response, location: str | None) -> None:
+    """Background work's answer: 202 with `Location` naming the process request that carries
+    it on; 200 when the change needed none (nothing left to do in the background)."""
+    if location is None:
+        response.status_code = 200
+    else:
+        response.status_code = 202
+        response.headers["Location"] = location
+
+
+def process_request_path(provider_id: object, process_request_id: object) -> str:
+    return f"/v1/providers/{provider_id}/process-requests/{process_request_id}"
+
+
 class Operations:
     """Registers one-call operations of one gRPC service on a portal's router."""
 
@@ -157,18 +176,29 @@ class Operations:
         return self._operation("DELETE", path, **route)
 
     def _operation(
-        self, method: str, path: str, *, rpc: str, answer: Answer[Any], **route: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        rpc: str,
+        answer: Answer[Any],
+        location: Locate | None = None,
+        fields: dict[str, str] | None = None,
+        **route: Any,
     ) -> Callable[[ParseT], ParseT]:
         """`rpc`: the gRPC method; `route`: what `APIRouter.add_api_route` takes (summary,
         status_code, responses...). The decorated function builds the gRPC request from the
-        operation's path, query and body parameters."""
+        operation's path, query and body parameters. `location`: for background work (202),
+        the path of the process request the answer names (see `background`). `fields`: the
+        service's field names that this request calls otherwise (`reactivate_time` →
+        `reactivate_at`), so that errors name the request's own fields."""
         if rpc not in self.service.methods_by_name:
             raise ValueError(f"{self.service.full_name} has no method {rpc}")
 
         def register(parse: ParseT) -> ParseT:
             self.router.add_api_route(
                 path,
-                self._endpoint(parse, rpc, answer),
+                self._endpoint(parse, rpc, answer, location, fields or {}),
                 methods=[method],
                 response_model=answer.model,
                 **route,
@@ -178,20 +208,34 @@ class Operations:
         return register
 
     def _endpoint(
-        self, parse: Callable[..., Message], rpc: str, answer: Answer[Any]
+        self,
+        parse: Callable[..., Message],
+        rpc: str,
+        answer: Answer[Any],
+        location: Locate | None,
+        fields: dict[str, str],
     ) -> Callable[..., Awaitable[Any]]:
-        async def endpoint(caller: Any, stub: Any, **params: Any) -> Any:
-            response = await getattr(stub, rpc)(parse(**params), metadata=caller.metadata)
-            return answer.build(response)
+        async def endpoint(caller: Any, stub: Any, response: Response, **params: Any) -> Any:
+            try:
+                reply = await getattr(stub, rpc)(parse(**params), metadata=caller.metadata)
+            except grpc.aio.AioRpcError as error:
+                if not fields:
+                    raise
+                raise problem_from_rpc_error(error, rename=lambda n: fields.get(n, n)) from None
+            built = answer.build(reply)
+            if location is not None:
+                background(response, location(params, built))
+            return built
 
         signature = inspect.signature(parse, eval_str=True)
         own = list(signature.parameters.values())
-        if {"caller", "stub"} & {p.name for p in own}:
-            raise ValueError(f"{parse.__name__}: `caller` and `stub` are the operation's own")
+        if {"caller", "stub", "response"} & {p.name for p in own}:
+            raise ValueError(f"{parse.__name__}: `caller`, `stub`, `response` are the operation's")
         # The caller first, as in a hand-written route: a 401 comes before anything else.
         edge = [
             inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=CurrentCaller),
             inspect.Parameter("stub", inspect.Parameter.KEYWORD_ONLY, annotation=self.stub),
+            inspect.Parameter("response", inspect.Parameter.KEYWORD_ONLY, annotation=Response),
         ]
         keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
         endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -202,3 +246,18 @@ class Operations:
         endpoint.__doc__ = parse.__doc__
         endpoint.__module__ = parse.__module__
         return endpoint
+
+
+# Confirmations travel one way everywhere: the `confirmation` query parameter (DELETE has no
+# body), one of the words of the act, in French or English (docs/gateway.md, "Conventions").
+DeleteConfirmation = Annotated[
+    Literal["SUPPRIMER", "DELETE"],
+    Query(description="SUPPRIMER (or DELETE): the deletion cannot be undone."),
+]
+ChangeConfirmation = Annotated[
+    Literal["CONFIRMER", "CONFIRM"] | None,
+    Query(
+        description="CONFIRMER (or CONFIRM): required to save (422 `confirmation` without it), "
+        "not for a dry run."
+    ),
+]

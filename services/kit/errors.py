@@ -1,17 +1,37 @@
 """Domain errors, and the one place that turns them into gRPC status with details.
 
 Domain code raises these; the server interceptor (`kit.grpcserver`) maps them, and the gateway maps
-the gRPC status to RFC 9457 problem details. Field violations travel as `google.rpc.BadRequest`.
+the gRPC status to RFC 9457 problem details. Field violations travel as `google.rpc.BadRequest`,
+each with a stable machine `reason` (its code: the gateway's `errors[].code`, which clients and the
+portal's translations switch on) beside the English description.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+# The code of a violation that names none: a rule without a code of its own yet.
+INVALID = "invalid"
+# The code of a missing or blank required value (pydantic's name for it, so that one text fits
+# the gateway's refusal and the service's).
+MISSING = "missing"
+
+# (field, description) or (field, description, code)
+ViolationLike = tuple[str, str] | tuple[str, str, str]
+
+
+def _split(items: Iterable[ViolationLike]) -> tuple[list[tuple[str, str]], list[str]]:
+    pairs: list[tuple[str, str]] = []
+    codes: list[str] = []
+    for item in items:
+        pairs.append((item[0], item[1]))
+        codes.append(item[2] if len(item) == 3 else INVALID)
+    return pairs, codes
 
 
 class DomainError(Exception):
@@ -25,14 +45,20 @@ class DomainError(Exception):
         message: str,
         *,
         reason: str | None = None,
-        violations: Iterable[tuple[str, str]] = (),
+        violations: Iterable[ViolationLike] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
-        # The fields at fault, for any status (e.g. ALREADY_EXISTS naming the taken `username`).
-        self.violations: list[tuple[str, str]] = list(violations)
+        # The fields at fault, for any status (e.g. ALREADY_EXISTS naming the taken `username`),
+        # and beside them (same order) each one's machine code.
+        self.violations, self.codes = _split(violations)
         if reason is not None:
             self.reason = reason
+
+    def coded(self) -> Iterator[tuple[str, str, str]]:
+        """(field, description, code) of every violation."""
+        for (field, description), code in zip(self.violations, self.codes, strict=True):
+            yield field, description, code
 
 
 class InvalidArgument(DomainError):
@@ -41,11 +67,13 @@ class InvalidArgument(DomainError):
 
     def __init__(
         self,
-        violations: Mapping[str, str] | Iterable[tuple[str, str]],
+        violations: Mapping[str, str] | Iterable[ViolationLike],
         message: str | None = None,
     ) -> None:
-        items = list(violations.items()) if isinstance(violations, Mapping) else list(violations)
-        summary = message or "; ".join(f"{field}: {why}" for field, why in items)
+        items: list[ViolationLike] = (
+            list(violations.items()) if isinstance(violations, Mapping) else list(violations)
+        )
+        summary = message or "; ".join(f"{item[0]}: {item[1]}" for item in items)
         super().__init__(summary or "invalid request", violations=items)
 
 
@@ -89,25 +117,43 @@ class Unavailable(DomainError):
 
 
 class Validator:
-    """Collects field violations so that a request reports every bad field at once."""
+    """Collects field violations so that a request reports every bad field at once.
+
+    Each violation carries a code (`code=`): pydantic's error type where the rule is one JSON
+    Schema states (`string_too_long`, `string_pattern_mismatch`…), else a name of the rule's own
+    (`in_the_past`, `vin_format`). The gateway answers the first kind 400 and the second 422."""
 
     def __init__(self) -> None:
         self.violations: list[tuple[str, str]] = []
+        self.codes: list[str] = []
 
-    def require(self, field: str, value: object, description: str = "is required") -> None:
+    def add(self, field: str, description: str, code: str = INVALID) -> None:
+        self.violations.append((field, description))
+        self.codes.append(code)
+
+    def require(
+        self, field: str, value: object, description: str = "is required", *, code: str = MISSING
+    ) -> None:
         if value is None or (isinstance(value, str) and not value.strip()) or value == []:
-            self.violations.append((field, description))
+            self.add(field, description, code)
 
-    def check(self, condition: bool, field: str, description: str) -> None:
+    def check(self, condition: bool, field: str, description: str, *, code: str = INVALID) -> None:
         if not condition:
-            self.violations.append((field, description))
+            self.add(field, description, code)
+
+    def extend(self, violations: Iterable[ViolationLike]) -> None:
+        pairs, codes = _split(violations)
+        self.violations.extend(pairs)
+        self.codes.extend(codes)
 
     def has(self, field: str) -> bool:
         return any(name == field for name, _ in self.violations)
 
     def raise_if_any(self) -> None:
         if self.violations:
-            raise InvalidArgument(self.violations)
+            raise InvalidArgument(
+                [(f, d, c) for (f, d), c in zip(self.violations, self.codes, strict=True)]
+            )
 
 
 # Status details travel in trailing metadata, which gRPC caps (8 KiB by default): beyond that the
@@ -132,9 +178,9 @@ def to_status(error: DomainError) -> status_pb2.Status:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=_clip(f, 200), description=_clip(d, 200)
+                    field=_clip(f, 200), description=_clip(d, 200), reason=_clip(c, 64)
                 )
-                for f, d in error.violations[:MAX_VIOLATIONS]
+                for f, d, c in list(error.coded())[:MAX_VIOLATIONS]
             ]
         )
         packed = any_pb2.Any()
@@ -171,7 +217,14 @@ class RemoteProblem:
         self.message = message
         self.reason = reason
         self.violations = violations or []
+        # Each violation's code (FieldViolation.reason), in the order of `violations`.
+        self.codes: list[str] = [INVALID] * len(self.violations)
         self.retry_after_seconds = retry_after_seconds
+
+    def coded(self) -> Iterator[tuple[str, str, str]]:
+        """(field, description, code) of every violation."""
+        for (field, description), code in zip(self.violations, self.codes, strict=True):
+            yield field, description, code
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> RemoteProblem:
@@ -187,6 +240,7 @@ class RemoteProblem:
                     problem.violations = [
                         (v.field, v.description) for v in bad_request.field_violations
                     ]
+                    problem.codes = [v.reason or INVALID for v in bad_request.field_violations]
                 elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                     info = error_details_pb2.ErrorInfo()
                     detail.Unpack(info)

@@ -47,7 +47,10 @@ def parse_page(
 ) -> PageQuery:
     """Checks the page request, collecting violations in `v`."""
     v.check(
-        0 <= page_size <= MAX_PAGE_SIZE, "page.page_size", f"must be between 0 and {MAX_PAGE_SIZE}"
+        0 <= page_size <= MAX_PAGE_SIZE,
+        "page.page_size",
+        f"must be between 0 and {MAX_PAGE_SIZE}",
+        code="less_than_equal",
     )
     after: list[Any] | None = None
     if page_token:
@@ -59,7 +62,8 @@ def parse_page(
                 raise ValueError(list_name)
             after = [conv(str(raw)) for conv, raw in zip(convert, decoded["a"], strict=True)]
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-            v.check(False, "page.page_token", "is not a page token of this list")
+            # Any text fits the schema of an opaque token: a rule beyond it (422).
+            v.check(False, "page.page_token", "is not a page token of this list", code="page_token")
     return PageQuery(size=page_size or DEFAULT_PAGE_SIZE, after=after)
 
 

@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 PROCESS_REQUEST_ID = SearchAttributeKey.for_keyword("GuichetProcessRequestId")
 GROUP = SearchAttributeKey.for_keyword("GuichetGroup")
 TICKET = SearchAttributeKey.for_keyword("GuichetTicket")
+# The number people quote ("ticket #1042"), as a keyword: `GuichetTicketNumber = '1042'`.
+TICKET_NUMBER = SearchAttributeKey.for_keyword("GuichetTicketNumber")
 ORDER = SearchAttributeKey.for_keyword("GuichetOrder")
 MEMBERSHIP = SearchAttributeKey.for_keyword("GuichetMembership")
 TENANT = SearchAttributeKey.for_keyword("GuichetTenant")
-SEARCH_ATTRIBUTES = (PROCESS_REQUEST_ID, GROUP, TICKET, ORDER, MEMBERSHIP, TENANT)
+SEARCH_ATTRIBUTES = (PROCESS_REQUEST_ID, GROUP, TICKET, TICKET_NUMBER, ORDER, MEMBERSHIP, TENANT)
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

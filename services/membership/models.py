@@ -121,6 +121,10 @@ class ProgramOption(Base):
     name: Mapped[str] = mapped_column(String(200))
     benefit: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ)
+    # The name and benefit in other languages: {"pt-BR": {"name": "…", "benefit": "…"}}.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class WorkshopMembership(Base):
@@ -317,6 +321,8 @@ class WarrantyClaim(Base):
     technician_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("technicians.id"))
     labour_minutes: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+    # ISO 4217: amounts are shown in the currency they were claimed in.
+    currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
     description: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(TZ)
@@ -370,6 +376,8 @@ class FeePayment(Base):
     )
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+    # ISO 4217: amounts are shown in the currency they were paid in.
+    currency: Mapped[str] = mapped_column(String(3), default="EUR", server_default="EUR")
     paid_on: Mapped[date] = mapped_column(Date)
     recorded_by: Mapped[str] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(TZ)

@@ -188,6 +188,10 @@ class Category(Base):
     audience: Mapped[str] = mapped_column(String(16))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(TZ)
+    # The name in other languages, written by the support team: {"pt-BR": {"name": "…"}}.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class FaqEntry(Base):
@@ -199,6 +203,10 @@ class FaqEntry(Base):
     position: Mapped[int] = mapped_column(Integer)
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
+    # {"pt-BR": {"question": "…", "answer": "…"}}: readers of another language read the original.
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class FaqView(Base):
@@ -266,6 +274,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(TZ)
     # The caller's key for this opening (SendPartnerMessage), if it gave one.
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    # The customer's language (BCP 47), recorded at opening: the customer's mails are in it.
+    language: Mapped[str] = mapped_column(String(16), default="fr", server_default="fr")
 
 
 class Message(Base):

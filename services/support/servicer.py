@@ -21,8 +21,8 @@ from services.kit.identity_client import IdentityLink, connect_identity
 from services.kit.outbox import OutboxRelay
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 from services.kit.temporal import connect_temporal
+from services.support.domain.mails import CustomerAddress
 from services.support.domain.plans import OrganisationInfo, OrganisationLookup
-from services.support.domain.ticket_changes import CustomerAddress
 from services.support.models import outbox as outbox_table
 from services.support.rpc.base import Clock_, utcnow
 from services.support.rpc.categories import CategoryMethods

@@ -1,11 +1,15 @@
-"""Every operation of the gateway's OpenAPI, fuzzed by schemathesis as an authenticated operator
-against the real processes: no 5xx, and every response conforms to the documented schema.
+"""Every operation of the gateway's OpenAPI, fuzzed by schemathesis against the real processes,
+with every check it has (issue 24's gate): no 5xx, every answer in the documented shape, status
+and headers, `Allow` naming every method, valid data accepted (positive_data_acceptance: only the
+statuses tests/e2e/schemathesis.toml lists, so a 400 means the schema did not say a rule the
+server enforces), invalid data refused (negative_data_rejection: the schema says a rule the server
+does not enforce), and authentication not ignored.
 
-`make test` runs the quick pass: the documented examples and the schema's valid boundary cases
-(1,503 cases, 25 s on a quiet machine). `make chaos` runs the thorough one: the invalid boundary
-cases too (5,240 more cases: they took the quick pass from 25 s to 48 s, and to 85 s in a busy
-`make test`), random fuzzing and more examples. Malformed input at the edge stays covered in
-`make test` by tests/gateway/test_problems.py."""
+Two roles, because each sees a different API: the operator (every portal's operator routes) and a
+service provider's business account manager (a tenant, refused on the others' routes). `make test`
+runs the quick pass: the documented examples and the coverage phase (every schema boundary: at
+max and max+1, each enum value, each wrong type), positive and negative, with a fixed seed.
+`make chaos` runs the thorough one: random fuzzing with more examples, for a third role."""
 
 from __future__ import annotations
 
@@ -19,64 +23,74 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import ADMIN_USERNAME, Stack
+from services.kit.testing import scaled
 
-CHECKS = ",".join(
-    [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_schema_conformance",
-        "response_headers_conformance",
-    ]
-)
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+SEED = "20261122"
+QUICK_ROLES = (ADMIN_USERNAME, "dupont.jean")
 
 
 @pytest.mark.parametrize(
-    ("phases", "mode", "max_examples"),
+    ("role", "phases", "max_examples"),
     [
-        pytest.param("examples,coverage", "positive", "2", id="quick"),
-        pytest.param(
-            "examples,coverage,fuzzing", "all", "8", id="thorough", marks=pytest.mark.slow
+        *(pytest.param(role, "examples,coverage", "2", id=f"quick-{role}") for role in QUICK_ROLES),
+        *(
+            pytest.param(
+                role,
+                "examples,coverage,fuzzing",
+                "8",
+                id=f"thorough-{role}",
+                marks=pytest.mark.slow,
+            )
+            for role in (*QUICK_ROLES, "napoli.manager")
         ),
     ],
 )
-async def test_no_operation_answers_5xx_or_breaks_its_schema(
+async def test_every_operation_passes_every_check(
     stack: Stack,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
+    role: str,
     phases: str,
-    mode: str,
     max_examples: str,
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+    password = stack.secrets.admin_password if role == ADMIN_USERNAME else DEMO_PASSWORD
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=scaled(30)) as client:
         response = await client.post(
-            "/v1/auth/token",
-            json={"username": ADMIN_USERNAME, "password": stack.secrets.admin_password},
+            "/v1/auth/token", json={"username": role, "password": password}
         )
+        assert response.status_code == 200, response.text
         token = response.json()["access_token"]
+        # Built on first read (a few seconds on a busy machine): warm it before schemathesis,
+        # which gives up loading after its own 10 s.
+        assert (await client.get("/openapi.json")).status_code == 200
     report = tmp_path / "report.json"
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{stack.gateway_url}/openapi.json",
         "--checks",
-        CHECKS,
+        "all",
         "--header",
         f"Authorization: Bearer {token}",
         "--max-examples",
         max_examples,
         "--seed",
-        "20261122",
+        SEED,
         "--phases",
         phases,
         "--mode",
-        mode,
+        "all",
         "--workers",
         "2",
         "--request-timeout",
-        "10",
+        str(int(scaled(10))),
         "--no-shrink",
+        "--continue-on-failure",
         "--report",
         "ndjson",
         "--report-ndjson-path",
@@ -90,7 +104,7 @@ async def test_no_operation_answers_5xx_or_breaks_its_schema(
     print(f"schemathesis output: {tmp_path / 'schemathesis.txt'}")
     # Failed checks fail the test; schemathesis' own internal errors (it is a fuzzer) do not.
     failures = re.findall(r"❌ (ST\d+) ([^:\n]+): (\d+)", text)
-    assert not failures, text[-8000:]
+    assert not failures, (failures, text[-12000:])
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     cases = [
         e["ScenarioFinished"]["recorder"].get("cases", {})
@@ -99,7 +113,16 @@ async def test_no_operation_answers_5xx_or_breaks_its_schema(
     ]
     record_property(
         "reliability",
-        {"kind": "input", "name": "schemathesis", "tried": sum(map(len, cases)), "lost": 0},
+        {
+            "kind": "input",
+            "name": f"schemathesis ({role})",
+            "tried": sum(map(len, cases)),
+            "lost": 0,
+        },
     )
     assert events, "schemathesis ran nothing"
+    # A run answered mostly 401/403 checked nothing: the token died or was refused. (A tenant
+    # meets 403 on the operator's and other portals' routes: about 30 operations.)
+    refused = re.search(r"Authentication failed: (\d+) operations", text)
+    assert refused is None or int(refused[1]) < 60, text[-4000:]
     assert "operations" in text.lower() or "passed" in text.lower(), text[-2000:]

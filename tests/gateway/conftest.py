@@ -49,7 +49,10 @@ from services.kit.telemetry import setup_telemetry
 # What the refusing server answers, by the `login` a test sends to /v1/password/forgot.
 DOMAIN_REFUSALS: dict[str, DomainError] = {
     "INVALID_ARGUMENT": InvalidArgument(
-        [("login", "is required"), ("profile.first_name", "is too long")]
+        [
+            ("login", "is required", "missing"),
+            ("profile.first_name", "is too long", "string_too_long"),
+        ]
     ),
     "UNAUTHENTICATED": Unauthenticated("token expired"),
     "PERMISSION_DENIED": PermissionDenied("only an association admin may do this"),
@@ -150,7 +153,9 @@ class RefusingIdentity(identity_pb2_grpc.IdentityServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> identity_pb2.CompleteProfileResponse:
         self._seen(context)
-        status = to_grpc_status(InvalidArgument([("profile.birth_date", "is in the future")]))
+        status = to_grpc_status(
+            InvalidArgument([("profile.birth_date", "is in the future", "in_the_future")])
+        )
         await context.abort(status.code, status.details, status.trailing_metadata)
         raise AssertionError("unreachable")
 

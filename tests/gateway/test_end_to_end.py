@@ -565,12 +565,19 @@ async def test_bad_registrations_change_nothing(stack: Stack) -> None:
         "organisation_id",
         "first_name",
     }
-    # Identity's own rules, every bad field at once.
+    # What the schema states is refused at the edge (an address, checked with identity's own
+    # library), then identity's own rules (a password holding the username): each round names
+    # every bad field of its kind.
     refused = await http.post(
         "/v1/registrations",
         json={**good, "email": "not-an-address", "password": username.lower() + "-secret"},
     )
-    assert {e["field"] for e in assert_problem(refused, 400)["errors"]} == {"email", "password"}
+    assert {e["field"] for e in assert_problem(refused, 400)["errors"]} == {"email"}
+    weak = await http.post(
+        "/v1/registrations", json={**good, "password": username.lower() + "-secret"}
+    )
+    errors = assert_problem(weak, 422)["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("password", "weak_password")]
     unknown_org = await http.post(
         "/v1/registrations", json={**good, "organisation_id": str(uuid.uuid4())}
     )
@@ -600,14 +607,54 @@ async def test_bad_profile_changes_nothing(stack: Stack) -> None:
         "/v1/me/profile", json={**PROFILE, "birth_date": "17/05/1984"}, headers=member
     )
     assert [e["field"] for e in assert_problem(bad_date, 400)["errors"]] == ["birth_date"]
-    future = await http.put(
+    shape = await http.put(
         "/v1/me/profile",
         json={**PROFILE, "birth_date": "2999-01-01", "phone": None, "postal_code": "not a code!"},
         headers=member,
     )
-    fields = {e["field"] for e in assert_problem(future, 400)["errors"]}
-    assert fields == {"birth_date", "phone", "postal_code"}  # named as in the JSON body
+    # What the schema states is refused at the edge, every field at once (400)...
+    fields = {e["field"] for e in assert_problem(shape, 400)["errors"]}
+    assert fields == {"phone", "postal_code"}  # named as in the JSON body
+    # ... what it cannot state (not in the future) by identity, same shape, 422.
+    future = await http.put(
+        "/v1/me/profile", json={**PROFILE, "birth_date": "2999-01-01"}, headers=member
+    )
+    errors = assert_problem(future, 422)["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("birth_date", "in_the_future")]
+    # A number is not a date (it was stored as 1970-01-01).
+    epoch = await http.put("/v1/me/profile", json={**PROFILE, "birth_date": 0}, headers=member)
+    assert [e["field"] for e in assert_problem(epoch, 400)["errors"]] == ["birth_date"]
     assert (await http.get("/v1/me", headers=member)).json() == before
+
+
+async def test_a_bad_refresh_token_says_refresh(stack: Stack) -> None:
+    """A malformed refresh token was "not a valid link token"."""
+    http = stack.http
+    too_long = await http.post("/v1/auth/refresh", json={"refresh_token": "r" * 201})
+    [error] = assert_problem(too_long, 400)["errors"]
+    assert (error["field"], error["code"]) == ("refresh_token", "string_too_long")
+    unknown = await http.post("/v1/auth/refresh", json={"refresh_token": "r" * 43})
+    problem = assert_problem(unknown, 401)
+    assert "link" not in problem["detail"]
+
+
+async def test_search_authorises_before_it_validates(stack: Stack) -> None:
+    """Another tenant's organisation is 404 whatever the query, not a 400 on the query."""
+    http = stack.http
+    _, token = await stack.active_member()
+    for params in ({}, {"last_name": "a"}):
+        response = await http.get(
+            f"/v1/organisations/{stack.association_id}/accounts",
+            params=params,
+            headers=bearer(token),
+        )
+        assert response.status_code in (403, 404), (params, response.text)
+    own = await http.get(
+        f"/v1/organisations/{stack.association_id}/accounts",
+        headers=bearer(stack.association_admin_token),
+    )
+    errors = assert_problem(own, 422)["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("last_name", "name_to_search")]
 
 
 async def test_bad_ids_are_precise_problems(stack: Stack) -> None:

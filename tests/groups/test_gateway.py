@@ -70,18 +70,37 @@ async def test_the_whole_flow_through_the_gateway(world: World, http: httpx.Asyn
     [change] = summary.json()["summary"]["changes"]
     assert (change["role_after"], change["granted"]) == ("editor", 8)
     assert summary.json()["process_requests"] == []
+    # Without the word: a rule beyond the schema (the word is optional for a dry run), 422.
     refused = await http.post(f"{base}/employees/assignments", json=assignment, headers=headers)
-    assert refused.status_code == 400
-    assert [e["field"] for e in refused.json()["errors"]] == ["confirmation"]
-    saved = await http.post(
+    assert refused.status_code == 422
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [
+        ("confirmation", "confirmation")
+    ]
+    # Confirmations travel as the `confirmation` query parameter everywhere; a word that is
+    # not one of the act's is the schema's refusal (400), before any call.
+    wrong_word = await http.post(
         f"{base}/employees/assignments",
-        json={**assignment, "confirmation": "CONFIRMER"},
+        params={"confirmation": "SUPPRIMER"},
+        json=assignment,
         headers=headers,
     )
-    assert saved.status_code == 200, saved.text
+    assert wrong_word.status_code == 400
+    assert [e["field"] for e in wrong_word.json()["errors"]] == ["confirmation"]
+    # Background work answers 202 with the Location of its process request, like saving a
+    # group's changes or deleting it.
+    saved = await http.post(
+        f"{base}/employees/assignments",
+        params={"confirmation": "CONFIRMER"},
+        json=assignment,
+        headers=headers,
+    )
+    assert saved.status_code == 202, saved.text
     [request] = saved.json()["process_requests"]
     assert request["status"] == "pending"
     assert request["workflow_id"] == f"delegation/{request['id']}"
+    assert saved.headers["location"] == f"{base}/process-requests/{request['id']}"
+    followed = await http.get(saved.headers["location"], headers=headers)
+    assert followed.status_code == 200 and followed.json()["id"] == request["id"]
 
     async def completed() -> httpx.Response | None:
         read = await http.get(f"{base}/process-requests/{request['id']}", headers=headers)
@@ -99,11 +118,23 @@ async def test_the_whole_flow_through_the_gateway(world: World, http: httpx.Asyn
     assert preview.json()["changes"][0]["granted"] == 4
     saved = await http.post(
         f"{base}/groups/{group['id']}/changes",
-        json={**changes, "confirmation": "CONFIRM"},
+        params={"confirmation": "CONFIRM"},
+        json=changes,
         headers=headers,
     )
     assert saved.status_code == 202, saved.text
     assert saved.json()["group"]["name"] == "Importateurs QC"
+    first = saved.json()["process_requests"][0]["id"]
+    assert saved.headers["location"] == f"{base}/process-requests/{first}"
+    # A rename alone moves no access: nothing in the background, 200 and no Location.
+    renamed = await http.post(
+        f"{base}/groups/{group['id']}/changes",
+        params={"confirmation": "CONFIRMER"},
+        json={"name": "Importateurs du Québec"},
+        headers=headers,
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert "location" not in renamed.headers
     listed = await http.get(
         f"{base}/process-requests", params={"group_id": group["id"]}, headers=headers
     )
@@ -115,11 +146,15 @@ async def test_the_whole_flow_through_the_gateway(world: World, http: httpx.Asyn
     # Delete: only with SUPPRIMER.
     wrong = await http.delete(f"{base}/groups/{group['id']}", headers=headers)
     assert wrong.status_code == 400
+    assert [(e["field"], e["code"]) for e in wrong.json()["errors"]] == [
+        ("confirmation", "missing")
+    ]
     deleted = await http.delete(
         f"{base}/groups/{group['id']}", params={"confirmation": "SUPPRIMER"}, headers=headers
     )
     assert deleted.status_code == 202
     assert deleted.json()["operation"] == "delete_group"
+    assert deleted.headers["location"] == f"{base}/process-requests/{deleted.json()['id']}"
     gone = await http.get(f"{base}/groups/{group['id']}", headers=headers)
     assert gone.status_code == 404
 
@@ -149,16 +184,60 @@ async def test_fifty_requests_race_for_one_client(world: World, http: httpx.Asyn
     async def add(group: str) -> httpx.Response:
         return await http.post(
             f"/v1/providers/{provider.id}/groups/{group}/changes",
-            json={"add_client_ids": [contested], "confirmation": "CONFIRMER"},
+            params={"confirmation": "CONFIRMER"},
+            json={"add_client_ids": [contested]},
             headers=headers,
         )
 
     answers = await asyncio.gather(*(add(group) for group in groups))
     statuses = sorted(a.status_code for a in answers)
-    assert statuses == [202] + [409] * 49, statuses
+    # Nobody is assigned to these groups, so adding a client moves no access: 200, nothing in
+    # the background.
+    assert statuses == [200] + [409] * 49, statuses
     assert {a.json()["type"].rsplit("/", 1)[1] for a in answers if a.status_code == 409} == {
         "client_already_grouped"
     }
     relationships = await http.get(f"/v1/providers/{provider.id}/relationships", headers=headers)
     grouped = [r for r in relationships.json()["items"] if r["client"]["id"] == contested]
     assert grouped[0]["group_id"] in groups
+
+
+async def test_each_refused_employee_has_its_own_code_on_the_requests_own_field(
+    world: World, http: httpx.AsyncClient
+) -> None:
+    """One message used to cover three refusals, on a field the request does not have
+    (`assign[0].employee_id`): each has its code now, on `employee_ids[i]`."""
+    provider = await world.provider()
+    other = await world.provider()
+    group = await world.group(provider, await world.clients(provider, 1))
+    employee_ids = [
+        "7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928",  # nobody
+        other.employees["editor"].id,  # another provider's employee
+        provider.manager.id,  # the manager, who already sees every client
+        provider.employees["editor"].id,  # fine
+    ]
+    refused = await http.post(
+        f"/v1/providers/{provider.id}/employees/assignments",
+        json={"group_id": group, "role": "editor", "employee_ids": employee_ids, "dry_run": True},
+        headers=auth(provider.manager_auth),
+    )
+    assert refused.status_code == 422, refused.text
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [
+        ("employee_ids[0]", "unknown_user"),
+        ("employee_ids[1]", "unknown_user"),
+        ("employee_ids[2]", "business_account_manager"),
+    ]
+    duplicated = await http.post(
+        f"/v1/providers/{provider.id}/employees/assignments",
+        json={
+            "group_id": group,
+            "role": "editor",
+            "employee_ids": [employee_ids[3], employee_ids[3]],
+            "dry_run": True,
+        },
+        headers=auth(provider.manager_auth),
+    )
+    assert duplicated.status_code == 400
+    assert [(e["field"], e["code"]) for e in duplicated.json()["errors"]] == [
+        ("employee_ids", "unique_items")
+    ]

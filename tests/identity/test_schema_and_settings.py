@@ -146,6 +146,20 @@ def test_password_policy_reports_every_problem() -> None:
         )
 
 
+def test_passwords_up_to_the_published_maximum_are_judged_not_crashed_on() -> None:
+    """zxcvbn raises past 72 characters: a 128-character passphrase (the schema's maximum) was
+    an internal error; it is judged on its first 72 now."""
+    long_one = ("vélo rouge sur le quai de la gare " * 4)[: credentials.PASSWORD_MAX]
+    assert len(long_one) == 128
+    assert credentials.password_problems(long_one, "jean") == []
+    assert [code for _, code in credentials.password_problem_codes("x" * 128, "jean")] == [
+        "weak_password"
+    ]
+    assert [code for _, code in credentials.password_problem_codes("x" * 129, "jean")] == [
+        "string_too_long"
+    ]
+
+
 def test_fold_removes_accents_case_and_extra_spaces() -> None:
     assert accounts.fold("  Élodie   LEFÈVRE ") == "elodie lefevre"
     assert accounts.fold("Straße") == "strasse"

@@ -68,6 +68,108 @@ async def test_operators_create_programs_and_options_others_may_not(world: World
     assert missing.code == grpc.StatusCode.NOT_FOUND
 
 
+async def test_the_program_team_translates_an_option_and_workshops_read_it(world: World) -> None:
+    """An option's name and benefit may carry translations (one per language tag); changing
+    them keeps its code; a bad tag, a repeated one or a missing text is refused by field, with
+    nothing saved; another program's option is not found; a workshop may not."""
+    created = await world.stub.CreateProgram(
+        pb.CreateProgramRequest(code=unique("P")[:10].upper(), name="Atelier Plus"),
+        metadata=world.ops,
+    )
+    program_id = created.program.id
+    added = await world.stub.AddProgramOption(
+        pb.AddProgramOptionRequest(
+            program_id=program_id,
+            code="VO",
+            name="Véhicules d'occasion",
+            benefit="Garantie VO 12 mois",
+            translations=[
+                pb.ProgramOptionTranslation(
+                    locale="pt-BR", name="Veículos usados", benefit="Garantia de 12 meses"
+                )
+            ],
+        ),
+        metadata=world.ops,
+    )
+    option = added.option
+    assert [(t.locale, t.name) for t in option.translations] == [("pt-BR", "Veículos usados")]
+    updated = await world.stub.UpdateProgramOption(
+        pb.UpdateProgramOptionRequest(
+            program_id=program_id,
+            option_id=option.id,
+            name="Véhicules d'occasion",
+            benefit="Garantie VO 12 mois",
+            translations=[
+                pb.ProgramOptionTranslation(
+                    locale="en", name="Used vehicles", benefit="12-month warranty"
+                ),
+                pb.ProgramOptionTranslation(
+                    locale="pt-BR", name="Seminovos", benefit="Garantia de 12 meses"
+                ),
+            ],
+        ),
+        metadata=world.ops,
+    )
+    assert updated.option.code == "VO"
+    assert {t.locale: t.name for t in updated.option.translations} == {
+        "en": "Used vehicles",
+        "pt-BR": "Seminovos",
+    }
+    listed = await world.stub.ListPrograms(pb.ListProgramsRequest(), metadata=world.ops)
+    [program] = [p for p in listed.programs if p.id == program_id]
+    saved = ["Used vehicles", "Seminovos"]
+    assert [t.name for o in program.options for t in o.translations] == saved
+
+    refused = await fails(
+        world.stub.UpdateProgramOption(
+            pb.UpdateProgramOptionRequest(
+                program_id=program_id,
+                option_id=option.id,
+                name="Véhicules d'occasion",
+                benefit="Garantie VO 12 mois",
+                translations=[
+                    pb.ProgramOptionTranslation(locale="PT_br", name="X", benefit="Y"),
+                    pb.ProgramOptionTranslation(locale="en", name="", benefit="Y"),
+                    pb.ProgramOptionTranslation(locale="en", name="Z", benefit="Y"),
+                ],
+            ),
+            metadata=world.ops,
+        )
+    )
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields(refused) == {
+        "translations[0].locale",
+        "translations[1].name",
+        "translations[2].locale",
+    }
+    again = await world.stub.ListPrograms(pb.ListProgramsRequest(), metadata=world.ops)
+    [same] = [p for p in again.programs if p.id == program_id]
+    assert [t.name for o in same.options for t in o.translations] == saved
+
+    other = await world.stub.CreateProgram(
+        pb.CreateProgramRequest(code=unique("P")[:10].upper(), name="Autre"), metadata=world.ops
+    )
+    elsewhere = await fails(
+        world.stub.UpdateProgramOption(
+            pb.UpdateProgramOptionRequest(
+                program_id=other.program.id, option_id=option.id, name="X", benefit="Y"
+            ),
+            metadata=world.ops,
+        )
+    )
+    assert elsewhere.code == grpc.StatusCode.NOT_FOUND
+    shop = await world.workshop()
+    denied = await fails(
+        world.stub.UpdateProgramOption(
+            pb.UpdateProgramOptionRequest(
+                program_id=program_id, option_id=option.id, name="X", benefit="Y"
+            ),
+            metadata=shop.auth,
+        )
+    )
+    assert denied.code == grpc.StatusCode.PERMISSION_DENIED
+
+
 # --- memberships and the workshop's view ----------------------------------------------------------
 
 

@@ -75,8 +75,10 @@ async def test_a_one_mebibyte_proof_goes_through_and_partners_judges_the_size(
     assert back.content == mebibyte
 
     limit = partners.settings.proof_max_bytes
-    over = _problem(await upload(PDF + b" " * (limit + 1 - len(PDF))), 400, "invalid_argument")
-    assert over["errors"] == [{"field": "content", "detail": f"is larger than {limit} bytes"}]
+    over = _problem(await upload(PDF + b" " * (limit + 1 - len(PDF))), 422, "unprocessable")
+    assert over["errors"] == [
+        {"field": "content", "code": "file_too_large", "detail": f"is larger than {limit} bytes"}
+    ]
 
     ceiling = GatewaySettings.model_fields["max_upload_bytes"].default
     _problem(await upload(PDF + b" " * ceiling), 413, "content_too_large")

@@ -348,6 +348,11 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("POST", "/v1/banner-programs/{program_id}/options"): Expect(
         None, TEAM, 201, params={"program_id": "shared:program"},
         body=lambda t, w: {"code": unique("OPT").upper(), "name": "Option", "benefit": "Plus"}),
+    ("PUT", "/v1/banner-programs/{program_id}/options/{option_id}"): Expect(
+        None, TEAM, params={"program_id": "shared:program", "option_id": "shared:opt_c"},
+        body=lambda t, w: {"name": "opt_c", "benefit": "mieux",
+                           "translations": [{"locale": "pt-BR", "name": "opção c",
+                                             "benefit": "melhor"}]}),
     ("GET", "/v1/training-courses"): Expect(None, (*TEAM, "workshop_owner")),
     ("POST", "/v1/training-courses"): Expect(None, TEAM, 201,
         body=lambda t, w: {"code": unique("CRS").upper(), "title": "Cours",

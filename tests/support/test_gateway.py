@@ -95,7 +95,23 @@ async def test_a_customer_opens_follows_and_answers_a_ticket(
     ticket = opened.json()
     assert (ticket["status"], ticket["priority"], ticket["kind"]) == ("open", "normal", "support")
     assert ticket["next_due_at"] is not None
+    assert ticket["language"] == "fr"  # no Accept-Language: French, the mails' default
     tid = ticket["id"]
+    # The request's language is recorded with the ticket: its mails are written in it.
+    for sent, recorded in (("pt-BR,pt;q=0.9", "pt-BR"), ("de, en;q=0.5", "en"), ("pt-PT", "pt-BR")):
+        in_language = await http.post(
+            "/v1/support/tickets",
+            json={
+                "category_id": category.id,
+                "title": "Nota fiscal",
+                "description": "Não imprime.",
+                "screen_code": "ATW0001",
+                "example_record": "cliente 100",
+            },
+            headers={**customer, "Accept-Language": sent},
+        )
+        assert in_language.status_code == 201, in_language.text
+        assert in_language.json()["language"] == recorded
 
     listed = await http.get("/v1/support/tickets", params={"q": "bruno"}, headers=customer)
     assert [t["id"] for t in listed.json()["items"]] == [tid]
@@ -264,8 +280,10 @@ async def test_attachments_past_the_gateway_body_limit_reach_support(
 
     limit = support.settings.attachment_max_bytes
     over = await upload(PDF + b"\x00" * (limit + 1 - len(PDF)))
-    problem = assert_problem(over, 400, "invalid_argument")
-    assert problem["errors"] == [{"field": "content", "detail": f"is larger than {limit} bytes"}]
+    problem = assert_problem(over, 422, "unprocessable")
+    assert problem["errors"] == [
+        {"field": "content", "code": "file_too_large", "detail": f"is larger than {limit} bytes"}
+    ]
 
     ceiling = GatewaySettings.model_fields["max_upload_bytes"].default
     beyond = await upload(PDF + b"\x00" * ceiling)

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit.smtpsink import SmtpSink
-from services.kit.temporal import TENANT, TICKET
+from services.kit.temporal import TENANT, TICKET, TICKET_NUMBER
 from services.support.models import SlaSignal, outbox
 from tests.identity.harness import DELIVERY_PARTNER, ERP_CUSTOMER, fails, fields, unique
 from tests.support.harness import Support, eventually
@@ -428,14 +428,18 @@ async def test_partner_messages_are_answered_by_mail(support: Support, smtp_sink
 async def test_the_customer_is_mailed_each_agent_reply(
     support: Support, smtp_sink: SmtpSink
 ) -> None:
-    """An extranet ticket's answers go to the opener's verified address, read from identity at
-    each reply (with support's service token: the agent may not read the account); the
-    customer's own messages, and an opener without a verified address, get no mail."""
+    """An extranet ticket's receipt and answers go to the opener's verified address, read from
+    identity each time (with support's service token: the agent may not read the account),
+    statuses said in words; the customer's own messages, and an opener without a verified
+    address, get no mail."""
     category = await support.category()
     org, account, customer = await support.customer()
     _, agent = await support.agent()
     assert account.email
     ticket = await support.open(customer, category.id)
+    [receipt] = await smtp_sink.wait_for(account.email, within=30)
+    assert receipt.subject == f"[Guichet #{ticket.number}] Demande reçue : {ticket.title}"
+    assert "catégorie : Facturation, priorité : normale" in receipt.body
 
     async def mailed(message_id: str) -> bool:
         async with support.sessions() as session:
@@ -452,10 +456,12 @@ async def test_the_customer_is_mailed_each_agent_reply(
         ),
         metadata=agent,
     )
-    [mail] = await smtp_sink.wait_for(account.email, within=30)
+    received = await smtp_sink.wait_for(account.email, count=2, within=30)
+    [mail] = [m for m in received if m.subject != receipt.subject]
     assert mail.subject == f"[Guichet #{ticket.number}] Re: {ticket.title}"
     assert "Quel est le code du client ?" in mail.body
-    assert "waiting_on_customer" in mail.body
+    assert "(statut : en attente de votre réponse)" in mail.body
+    assert "waiting_on_customer" not in mail.body
     assert await mailed(asked.message.id)
     answered = await support.stub.ReplyToTicket(
         pb.ReplyToTicketRequest(ticket_id=ticket.id, body="Le client 100."), metadata=customer
@@ -466,11 +472,12 @@ async def test_the_customer_is_mailed_each_agent_reply(
         pb.ReplyToTicketRequest(ticket_id=ticket.id, body="Corrigé dans la version 12.4."),
         metadata=agent,
     )
-    mails = await smtp_sink.wait_for(account.email, count=2, within=30)
-    assert "Corrigé dans la version 12.4." in mails[-1].body
+    mails = await smtp_sink.wait_for(account.email, count=3, within=30)
+    assert any("Corrigé dans la version 12.4." in m.body for m in mails)
 
     unverified = await support.identity.account(org, "customer_user", email_verified=False)
     quiet = await support.open(await support.login(unverified), category.id)
+    assert not await mailed(f"ticket-{quiet.id}-opened")
     reply = await support.stub.ReplyToTicket(
         pb.ReplyToTicketRequest(ticket_id=quiet.id, body="Nous regardons."), metadata=agent
     )
@@ -586,6 +593,14 @@ async def test_the_sla_workflow_starts_with_the_ticket_and_ends_with_it(
     description = await eventually(described)
     assert description.typed_search_attributes.get(TICKET) == ticket.id  # type: ignore[attr-defined]
     assert description.typed_search_attributes.get(TENANT) == ticket.organisation_id  # type: ignore[attr-defined]
+    assert description.typed_search_attributes.get(TICKET_NUMBER) == str(ticket.number)  # type: ignore[attr-defined]
+
+    async def found_by_number() -> list[str]:
+        """What an operator types in the Temporal UI: the number the customer quotes."""
+        query = f"GuichetTicketNumber = '{ticket.number}'"
+        return [run.id async for run in temporal_env.client.list_workflows(query)]
+
+    assert await eventually(found_by_number) == [sla_workflow_id(ticket.id)]
     await support.stub.ReplyToTicket(
         pb.ReplyToTicketRequest(
             ticket_id=ticket.id, body="?", set_status=pb.TICKET_STATUS_WAITING_ON_CUSTOMER
@@ -644,3 +659,96 @@ async def test_only_the_worker_records_sla_events(support: Support) -> None:
             )
         )
         assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_portuguese_customer_is_mailed_in_portuguese_with_the_translated_category(
+    support: Support, smtp_sink: SmtpSink
+) -> None:
+    """The ticket records the language it was opened in (pt-BR); its receipt names the
+    category in Portuguese, and the agent's answer comes in Portuguese too, status in words."""
+    category = await support.category()
+    await support.stub.UpdateCategory(
+        pb.UpdateCategoryRequest(
+            category_id=category.id,
+            name=category.name,
+            translations=[pb.CategoryTranslation(locale="pt-BR", name="Faturamento")],
+            entries=[
+                pb.FaqEntryInput(
+                    question=e.question,
+                    answer=e.answer,
+                    translations=[
+                        pb.FaqEntryTranslation(
+                            locale="pt-BR",
+                            question="A nota fiscal não imprime",
+                            answer="Verifique a impressora padrão.",
+                        )
+                    ],
+                )
+                for e in category.entries
+            ],
+        ),
+        metadata=support.admin,
+    )
+    _, account, customer = await support.customer()
+    _, agent = await support.agent()
+    assert account.email
+    ticket = await support.open(customer, category.id, language="pt-BR", title="Nota fiscal")
+    assert ticket.language == "pt-BR"
+    [receipt] = await smtp_sink.wait_for(account.email, within=30)
+    assert receipt.subject == f"[Guichet nº {ticket.number}] Ocorrência aberta: Nota fiscal"
+    assert "categoria: Faturamento, prioridade: normal" in receipt.body
+    assert "Lista de ocorrências" in receipt.body
+    await support.stub.ReplyToTicket(
+        pb.ReplyToTicketRequest(
+            ticket_id=ticket.id,
+            body="Qual é o código do cliente?",
+            set_status=pb.TICKET_STATUS_WAITING_ON_CUSTOMER,
+        ),
+        metadata=agent,
+    )
+    mails = await smtp_sink.wait_for(account.email, count=2, within=30)
+    [answer] = [m for m in mails if m.subject != receipt.subject]
+    assert answer.subject == f"[Guichet nº {ticket.number}] Re: Nota fiscal"
+    assert "O suporte respondeu à sua ocorrência" in answer.body
+    assert "(status: aguardando a sua resposta)" in answer.body
+    # A language nobody supports is recorded as French (the mails' default).
+    other = await support.open(customer, category.id, language="tlh")
+    assert other.language == "fr"
+
+
+async def test_translations_are_checked_like_the_texts_they_translate(support: Support) -> None:
+    """A translation names its language with a tag, once per language, within the original's
+    limits; a refused one names its field and saves nothing."""
+    category = await support.category()
+    refused = await fails(
+        support.stub.UpdateCategory(
+            pb.UpdateCategoryRequest(
+                category_id=category.id,
+                name="Facturation",
+                translations=[
+                    pb.CategoryTranslation(locale="pt_br", name="Faturamento"),
+                    pb.CategoryTranslation(locale="en", name="Invoicing"),
+                    pb.CategoryTranslation(locale="en", name="x" * 101),
+                ],
+                entries=[
+                    pb.FaqEntryInput(
+                        question="Q",
+                        answer="A",
+                        translations=[pb.FaqEntryTranslation(locale="pt-BR", question="P")],
+                    )
+                ],
+            ),
+            metadata=support.admin,
+        )
+    )
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields(refused) == {
+        "translations[0].locale",
+        "translations[2].locale",
+        "translations[2].name",
+        "entries[0].translations[0].answer",
+    }
+    listed = await support.stub.ListCategories(pb.ListCategoriesRequest(), metadata=support.admin)
+    [unchanged] = [c for c in listed.categories if c.id == category.id]
+    assert list(unchanged.translations) == []
+    assert [e.question for e in unchanged.entries] == ["La facture ne s'imprime pas"]

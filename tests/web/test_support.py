@@ -20,7 +20,7 @@ from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.stack import Stack
 from services.kit.testing import scaled
 from tests.web.conftest import sign_in, url
-from web.pages import local_time
+from web.formatting import local_time
 
 PARIS = "Europe/Paris"
 
@@ -252,15 +252,21 @@ def test_the_support_team_writes_a_category_and_its_faq_that_customers_then_read
     expect(portal.get_by_role("heading", name="Nouvelle catégorie")).to_be_visible()
     portal.get_by_label("Code").fill(f"RETURNS-{suffix}")
     first = portal.get_by_role("group", name="Question et réponse 1")
-    first.get_by_label("Question").fill("Comment saisir un avoir ?")
+    first.get_by_label("Question", exact=True).fill("Comment saisir un avoir ?")
     portal.get_by_role("button", name="Créer la catégorie").click()
     expect(portal.locator("#f-name-error")).to_have_text("Champ obligatoire.")
     expect(first.get_by_label("Réponse proposée")).to_have_attribute("aria-invalid", "true")
     expect(first.get_by_text("Champ obligatoire.")).to_be_visible()
     expect(portal.get_by_label("Code")).to_have_value(f"RETURNS-{suffix}")
-    expect(first.get_by_label("Question")).to_have_value("Comment saisir un avoir ?")
+    expect(first.get_by_label("Question", exact=True)).to_have_value("Comment saisir un avoir ?")
     portal.get_by_label("Nom", exact=True).fill(name)
     first.get_by_label("Réponse proposée").fill("Ventes > Avoirs > Nouveau, depuis la facture.")
+    # Portuguese for the support seed's customers: the name, the question and its answer.
+    portal.get_by_text("Traductions du nom").click()
+    portal.get_by_label("Nom en Português").fill(f"Devoluções {suffix}")
+    first.get_by_text("Traductions de la question 1").click()
+    first.get_by_label("Question en Português").fill("Como lançar uma devolução?")
+    first.get_by_label("Réponse en Português").fill("Vendas > Devoluções > Nova, a partir da nota.")
     portal.get_by_role("button", name="Créer la catégorie").click()
     expect(portal.get_by_role("status")).to_contain_text("Catégorie créée.")
     expect(portal.get_by_role("heading", name=f"Modifier : {name}")).to_be_visible()
@@ -275,6 +281,17 @@ def test_the_support_team_writes_a_category_and_its_faq_that_customers_then_read
     portal.get_by_role("link", name=name).click()
     expect(portal.get_by_text("Comment saisir un avoir ?")).to_be_visible()
     expect(portal.get_by_text("Ventes > Avoirs > Nouveau, depuis la facture.")).to_be_visible()
+    # A Portuguese reader reads the translation; an English one, with none, the original.
+    portal.goto(url(portal, "/support?lang=pt-BR"))
+    portal.get_by_role("link", name=f"Devoluções {suffix}").click()
+    expect(
+        portal.get_by_role("heading", name=f"Perguntas frequentes: Devoluções {suffix}")
+    ).to_be_visible()
+    expect(portal.get_by_text("Como lançar uma devolução?")).to_be_visible()
+    expect(portal.get_by_text("Vendas > Devoluções > Nova, a partir da nota.")).to_be_visible()
+    portal.goto(url(portal, "/support?lang=en"))
+    portal.get_by_role("link", name=name).click()
+    expect(portal.get_by_text("Comment saisir un avoir ?")).to_be_visible()
 
 
 def test_a_customer_cancels_a_ticket_that_then_stays_listed_closed_and_english_reads_too(

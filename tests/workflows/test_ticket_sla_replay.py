@@ -1,26 +1,39 @@
-"""Replays a saved TicketSla history (warning, breach with escalation, late reply, finish) with
+"""Replays saved TicketSla histories (warning, breach with escalation, late reply, finish) with
 today's workflow code: a change that would break running workflows fails here.
 
-The history was recorded by `test_ticket_sla.py` (`SAVE_SLA_HISTORY=1`); record it again only for
-a deliberate, versioned change of the workflow.
+`ticket_sla.json` is a run from before the `sla-one-timer` patch (its upsert of the search
+attributes, the timers of that time); `ticket_sla_one_timer.json` is today's shape: the patch
+marker, one timer per threshold, each with a summary naming it, and reports whose summaries and
+results say what was recorded. Both were recorded by `test_ticket_sla.py` (`SAVE_SLA_HISTORY=1`
+writes the second); record again only for a deliberate, versioned change of the workflow.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.contracts import business_time
 from workflows.ticket_sla import TicketSla
+from workflows.worker import preload
 
-HISTORY = Path(__file__).resolve().parents[1] / "histories" / "ticket_sla.json"
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
-async def test_saved_history_replays_with_the_current_code() -> None:
-    document = json.loads(HISTORY.read_text())
+def _summary(event: dict[str, Any]) -> str:
+    data = event.get("userMetadata", {}).get("summary", {}).get("data", "")
+    return str(json.loads(base64.b64decode(data))) if data else ""
+
+
+@pytest.mark.parametrize("name", ["ticket_sla.json", "ticket_sla_one_timer.json"])
+async def test_saved_history_replays_with_the_current_code(name: str) -> None:
+    document = json.loads((HISTORIES / name).read_text())
     kinds = {event["eventType"] for event in document["events"]}
     # The saved run covers what matters: a timer, the report (local activity), signals, the end.
     assert {
@@ -29,11 +42,57 @@ async def test_saved_history_replays_with_the_current_code() -> None:
         "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED",
         "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
     } <= kinds
-    # Cold caches: the calendar and its holidays are computed inside the sandbox, as on a fresh
-    # worker.
+    # Cold caches: the calendar and its holidays are computed inside the workflow, as on a fresh
+    # worker (which has imported the holidays library's countries before polling).
+    preload()
     business_time._compile.cache_clear()
     business_time._public_holidays.cache_clear()
     business_time.open_intervals.cache_clear()
     history = WorkflowHistory.from_json("ticket-sla/replayed", document)
     result = await Replayer(workflows=[TicketSla]).replay_workflow(history)
     assert result.replay_failure is None
+
+
+def test_todays_shape_is_one_named_timer_per_threshold() -> None:
+    """The run reads by name in the UI, and costs Temporal one timer per threshold."""
+    events = json.loads((HISTORIES / "ticket_sla_one_timer.json").read_text())["events"]
+    timers = [_summary(e) for e in events if e["eventType"] == "EVENT_TYPE_TIMER_STARTED"]
+    fired = [e for e in events if e["eventType"] == "EVENT_TYPE_TIMER_FIRED"]
+    reports = [
+        e
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+        and e["markerRecordedEventAttributes"]["markerName"] == "core_local_activity"
+    ]
+    assert timers[0].startswith("first-response warning, 80 %, due ")
+    assert timers[1].startswith("first-response breach, 100 %, due ")
+    assert timers[2].startswith("resolution warning, 80 %, due ")
+    # The warning and the breach each woke once: no second timer to re-aim either.
+    assert len(fired) == 2
+    assert [_summary(e) for e in reports] == [
+        timers[0].replace("first-response", "record the first-response", 1),
+        timers[1].replace("first-response", "record the first-response", 1),
+    ]
+    results = [
+        json.loads(
+            base64.b64decode(
+                e["markerRecordedEventAttributes"]["details"]["result"]["payloads"][0]["data"]
+            )
+        )
+        for e in reports
+    ]
+    assert results == ["first_response warning recorded", "first_response breach recorded"]
+    # The ticket's search attributes came with the start: the run never upserts its own.
+    upserted = [
+        name
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
+        for name in e["upsertWorkflowSearchAttributesEventAttributes"]["searchAttributes"][
+            "indexedFields"
+        ]
+    ]
+    assert upserted == ["TemporalChangeVersion"]
+    started = events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"]
+    assert {"GuichetTicket", "GuichetTicketNumber", "GuichetTenant"} <= set(
+        started["indexedFields"]
+    )

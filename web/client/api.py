@@ -84,6 +84,20 @@ RelationshipStatus = Literal["pending", "active", "expired"]
 
 RequestChannel = Literal["portal", "email", "phone"]
 
+RoleName = Literal[
+    "association_admin",
+    "business_account_manager",
+    "customer_user",
+    "editor",
+    "member",
+    "ops_admin",
+    "partner_manager",
+    "program_account_manager",
+    "read_only",
+    "support_agent",
+    "workshop_owner",
+]
+
 SlaClock = Literal["first_response", "next_response", "resolution"]
 
 SlaEventKind = Literal["warning", "breach", "pause", "resume", "recompute"]
@@ -125,6 +139,12 @@ class AccessSummary(TypedDict):
     program_accounts_removed: int
 
 
+class AccountEmailBody(TypedDict):
+    """An admin setting an account's e-mail address."""
+
+    email: str
+
+
 class AnswerBody(TypedDict):
     customer_accepted: bool
     replacement_product_id: NotRequired[str | None]
@@ -138,7 +158,6 @@ class AssignEmployeesBody(TypedDict):
     group_id: str
     role: DelegatedRole
     employee_ids: list[str]
-    confirmation: NotRequired[str | None]
     dry_run: NotRequired[bool]
 
 
@@ -254,6 +273,7 @@ class Category(TypedDict):
     audience: CategoryAudience
     position: int
     entries: list[FaqEntry]
+    translations: list[CategoryTranslation]
 
 
 class CategoryBody(TypedDict):
@@ -262,6 +282,7 @@ class CategoryBody(TypedDict):
     audience: CategoryAudience
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryDeflection(TypedDict):
@@ -276,10 +297,18 @@ class CategoryList(TypedDict):
     items: list[Category]
 
 
+class CategoryTranslation(TypedDict):
+    """A category's name in another language than the original."""
+
+    locale: str
+    name: str
+
+
 class CategoryUpdateBody(TypedDict):
     name: str
     position: NotRequired[int]
     entries: NotRequired[list[FaqEntryBody]]
+    translations: NotRequired[list[CategoryTranslation]]
 
 
 class CategoryView(TypedDict):
@@ -310,6 +339,7 @@ class Claim(TypedDict):
     technician_id: str | None
     labour_minutes: int
     amount_cents: int
+    currency: str
     description: str
     status: ClaimStatus
     history: list[ClaimEvent]
@@ -581,7 +611,7 @@ class CreateUserBody(TypedDict):
     email: NotRequired[str | None]
     first_name: str
     last_name: str
-    roles: NotRequired[list[str]]
+    roles: NotRequired[list[RoleName]]
 
 
 class DeactivateBody(TypedDict):
@@ -674,9 +704,19 @@ class FaqEntry(TypedDict):
     id: str
     question: str
     answer: str
+    translations: list[FaqEntryTranslation]
 
 
 class FaqEntryBody(TypedDict):
+    question: str
+    answer: str
+    translations: NotRequired[list[FaqEntryTranslation]]
+
+
+class FaqEntryTranslation(TypedDict):
+    """A question and its answer in another language than the original."""
+
+    locale: str
     question: str
     answer: str
 
@@ -690,6 +730,7 @@ class FeeBody(TypedDict):
 class FeePayment(TypedDict):
     year: int
     amount_cents: int
+    currency: str
     paid_on: str | None
 
 
@@ -701,10 +742,12 @@ class FeeStatus(TypedDict):
 
 
 class FieldProblem(TypedDict):
-    """One invalid input: the dotted field name as the client sent it, and what is wrong."""
+    """One invalid input: the field's path in the request as the client sent it, a stable code"""
 
     field: str
+    code: str
     detail: str
+    params: NotRequired[dict[str, str | int | float | bool] | None]
 
 
 class ForgotPasswordBody(TypedDict):
@@ -731,14 +774,13 @@ class GroupChanges(TypedDict):
 
 
 class GroupChangesBody(TypedDict):
-    """Changes to save together. `confirmation` must be CONFIRMER (or CONFIRM)."""
+    """Changes to save together (the `confirmation` query parameter says CONFIRMER)."""
 
     name: NotRequired[str | None]
     add_client_ids: NotRequired[list[str]]
     remove_client_ids: NotRequired[list[str]]
     assign: NotRequired[list[EmployeeRoleBody]]
     unassign_employee_ids: NotRequired[list[str]]
-    confirmation: NotRequired[str | None]
 
 
 class GroupPage(TypedDict):
@@ -780,7 +822,7 @@ class MemberBody(TypedDict):
     user_id: NotRequired[str | None]
     first_name: str
     last_name: str
-    email: NotRequired[str]
+    email: NotRequired[str | None]
     joined_on: NotRequired[str | None]
 
 
@@ -846,6 +888,7 @@ class OptionBody(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class OptionChangeBody(TypedDict):
@@ -874,6 +917,22 @@ class OptionChangeRequest(TypedDict):
 class OptionChangeRequestPage(TypedDict):
     items: list[OptionChangeRequest]
     next_page_token: str | None
+
+
+class OptionTranslation(TypedDict):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str
+    name: str
+    benefit: str
+
+
+class OptionUpdateBody(TypedDict):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str
+    benefit: str
+    translations: NotRequired[list[OptionTranslation]]
 
 
 class Order(TypedDict):
@@ -964,9 +1023,9 @@ class OutOfStockBody(TypedDict):
 
 
 class PartnerMessageBody(TypedDict):
-    category_id: NotRequired[str | None]
-    subject: NotRequired[str | None]
-    body: NotRequired[str | None]
+    category_id: str
+    subject: str
+    body: str
     reply_to_email: NotRequired[str | None]
     organisation_id: NotRequired[str | None]
     view_id: NotRequired[str | None]
@@ -1118,11 +1177,11 @@ class ProfileBody(TypedDict):
 
     first_name: str
     last_name: str
-    phone: NotRequired[str | None]
-    address_line: NotRequired[str | None]
-    postal_code: NotRequired[str | None]
-    city: NotRequired[str | None]
-    birth_date: NotRequired[str | None]
+    phone: str
+    address_line: str
+    postal_code: str
+    city: str
+    birth_date: str
 
 
 class Program(TypedDict):
@@ -1148,6 +1207,7 @@ class ProgramOption(TypedDict):
     code: str
     name: str
     benefit: str
+    translations: list[OptionTranslation]
 
 
 class ProgramPage(TypedDict):
@@ -1297,25 +1357,12 @@ class ResetPasswordBody(TypedDict):
 
 class RoleBody(TypedDict):
     organisation_id: str
-    role: str
+    role: RoleName
 
 
-class SchemasEmailBody(TypedDict):
-    email: str
+class SelfRegistrationBody(TypedDict):
+    """A member registering themself (the kind of organisation decides what is asked)."""
 
-
-class SchemasMembershipEmailBody(TypedDict):
-    email: str
-
-
-class SchemasMembershipRegistrationBody(TypedDict):
-    trainee: Trainee
-    company_name: NotRequired[str]
-    siret: NotRequired[str]
-    client_number: NotRequired[int | None]
-
-
-class SchemasRegistrationBody(TypedDict):
     organisation_id: str
     username: str
     email: str
@@ -1438,7 +1485,7 @@ class Technician(TypedDict):
 class TechnicianBody(TypedDict):
     first_name: str
     last_name: str
-    email: NotRequired[str]
+    email: NotRequired[str | None]
 
 
 class TechnicianPage(TypedDict):
@@ -1465,6 +1512,7 @@ class Ticket(TypedDict):
     opened_by_id: str
     opened_by_name: str
     reply_to_email: str | None
+    language: str
     consulting_minutes: int
     created_at: str | None
     updated_at: str | None
@@ -1476,13 +1524,13 @@ class Ticket(TypedDict):
 
 
 class TicketBody(TypedDict):
-    """The extranet form. Every field is required; the support service names each missing one"""
+    """The extranet form. Every field is required; one answer names every missing one."""
 
-    category_id: NotRequired[str | None]
-    title: NotRequired[str | None]
-    description: NotRequired[str | None]
-    screen_code: NotRequired[str | None]
-    example_record: NotRequired[str | None]
+    category_id: str
+    title: str
+    description: str
+    screen_code: str
+    example_record: str
     priority: NotRequired[TicketPriority | None]
     kind: NotRequired[TicketKind | None]
     view_id: NotRequired[str | None]
@@ -1533,6 +1581,12 @@ class Trainee(TypedDict):
     phone: NotRequired[str]
 
 
+class TraineeEmailBody(TypedDict):
+    """The trainee's corrected e-mail address."""
+
+    email: str
+
+
 class Training(TypedDict):
     id: str
     association_id: str
@@ -1557,6 +1611,15 @@ class TrainingBody(TypedDict):
 class TrainingPage(TypedDict):
     items: list[Training]
     next_page_token: str | None
+
+
+class TrainingRegistrationBody(TypedDict):
+    """Someone registering a trainee for a public training."""
+
+    trainee: Trainee
+    company_name: NotRequired[str]
+    siret: NotRequired[str]
+    client_number: NotRequired[int | None]
 
 
 class TransitionBody(TypedDict):
@@ -1679,7 +1742,7 @@ class GatewayApi:
         """Choose a new password with the mailed token (POST /v1/password/reset)."""
         await self._transport.call("POST", "/v1/password/reset", json=body, read="none")
 
-    async def register(self, body: SchemasRegistrationBody) -> User:
+    async def register(self, body: SelfRegistrationBody) -> User:
         """Register a new member (POST /v1/registrations)."""
         return cast(
             "User", await self._transport.call("POST", "/v1/registrations", json=body, read="json")
@@ -1755,7 +1818,7 @@ class GatewayApi:
         self,
         organisation_id: str,
         *,
-        role: list[str] | None = None,
+        role: list[RoleName] | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> UserPage:
@@ -1838,7 +1901,7 @@ class GatewayApi:
             await self._transport.call("POST", f"/v1/accounts/{user_id}/validate", read="json"),
         )
 
-    async def set_email(self, user_id: str, body: SchemasEmailBody) -> User:
+    async def set_email(self, user_id: str, body: AccountEmailBody) -> User:
         """Complete or correct an account's e-mail address (PUT /v1/accounts/{user_id}/email)."""
         return cast(
             "User",
@@ -1965,7 +2028,11 @@ class GatewayApi:
         )
 
     async def delete_group(
-        self, provider_id: str, group_id: str, *, confirmation: str | None = None
+        self,
+        provider_id: str,
+        group_id: str,
+        *,
+        confirmation: Literal["SUPPRIMER", "DELETE"] | None = None,
     ) -> ProcessRequest:
         """Delete a group (confirmation SUPPRIMER); its access is revoked (DELETE /v1/providers/{provider_id}/groups/{group_id})."""
         return cast(
@@ -2013,7 +2080,12 @@ class GatewayApi:
         )
 
     async def save_group_changes(
-        self, provider_id: str, group_id: str, body: GroupChangesBody
+        self,
+        provider_id: str,
+        group_id: str,
+        body: GroupChangesBody,
+        *,
+        confirmation: Literal["CONFIRMER", "CONFIRM"] | None = None,
     ) -> GroupChanges:
         """Save changes to a group (confirmation CONFIRMER) (POST /v1/providers/{provider_id}/groups/{group_id}/changes)."""
         return cast(
@@ -2021,6 +2093,7 @@ class GatewayApi:
             await self._transport.call(
                 "POST",
                 f"/v1/providers/{provider_id}/groups/{group_id}/changes",
+                query={"confirmation": confirmation},
                 json=body,
                 read="json",
             ),
@@ -2040,12 +2113,22 @@ class GatewayApi:
             ),
         )
 
-    async def assign_employees(self, provider_id: str, body: AssignEmployeesBody) -> GroupChanges:
+    async def assign_employees(
+        self,
+        provider_id: str,
+        body: AssignEmployeesBody,
+        *,
+        confirmation: Literal["CONFIRMER", "CONFIRM"] | None = None,
+    ) -> GroupChanges:
         """Assign employees to a group with a role (dry_run: the access summary only) (POST /v1/providers/{provider_id}/employees/assignments)."""
         return cast(
             "GroupChanges",
             await self._transport.call(
-                "POST", f"/v1/providers/{provider_id}/employees/assignments", json=body, read="json"
+                "POST",
+                f"/v1/providers/{provider_id}/employees/assignments",
+                query={"confirmation": confirmation},
+                json=body,
+                read="json",
             ),
         )
 
@@ -2211,7 +2294,7 @@ class GatewayApi:
         )
 
     async def update_category(self, category_id: str, body: CategoryUpdateBody) -> Category:
-        """Replace a category's name and answers (ops admin) (PUT /v1/support/categories/{category_id})."""
+        """Replace a category's name and answers, with their translations (ops admin) (PUT /v1/support/categories/{category_id})."""
         return cast(
             "Category",
             await self._transport.call(
@@ -2410,6 +2493,20 @@ class GatewayApi:
             "ProgramOption",
             await self._transport.call(
                 "POST", f"/v1/banner-programs/{program_id}/options", json=body, read="json"
+            ),
+        )
+
+    async def update_option(
+        self, program_id: str, option_id: str, body: OptionUpdateBody
+    ) -> ProgramOption:
+        """Replace an option's name, benefit and their translations (program team) (PUT /v1/banner-programs/{program_id}/options/{option_id})."""
+        return cast(
+            "ProgramOption",
+            await self._transport.call(
+                "PUT",
+                f"/v1/banner-programs/{program_id}/options/{option_id}",
+                json=body,
+                read="json",
             ),
         )
 
@@ -2762,7 +2859,7 @@ class GatewayApi:
         )
 
     async def register_for_training(
-        self, association_id: str, training_id: str, body: SchemasMembershipRegistrationBody
+        self, association_id: str, training_id: str, body: TrainingRegistrationBody
     ) -> RegistrationResult:
         """Register for a public training (no account needed) (POST /v1/associations/{association_id}/trainings/{training_id}/registrations)."""
         return cast(
@@ -2813,7 +2910,7 @@ class GatewayApi:
         )
 
     async def correct_email(
-        self, association_id: str, registration_id: str, body: SchemasMembershipEmailBody
+        self, association_id: str, registration_id: str, body: TraineeEmailBody
     ) -> Registration:
         """Correct a trainee's e-mail (admin); mails already sent are not sent again (PUT /v1/associations/{association_id}/registrations/{registration_id}/email)."""
         return cast(
@@ -2878,7 +2975,11 @@ class GatewayApi:
         )
 
     async def delete_record(
-        self, association_id: str, record_id: str, *, confirmation: str | None = None
+        self,
+        association_id: str,
+        record_id: str,
+        *,
+        confirmation: Literal["SUPPRIMER", "DELETE"] | None = None,
     ) -> None:
         """Delete an emptied record, for good (DELETE /v1/associations/{association_id}/client-records/{record_id})."""
         await self._transport.call(

@@ -12,182 +12,10 @@ from web.client.api import Organisation, ProfileBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, redirect, render, safe_next
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES = {
-    "app.name": ("Guichet", "Guichet"),
-    "app.skip": ("Aller au contenu", "Skip to content"),
-    "app.language": ("Langue", "Language"),
-    "app.menu": ("Menu principal", "Main menu"),
-    "account.sign_in": ("Se connecter", "Sign in"),
-    "account.sign_out": ("Se déconnecter", "Sign out"),
-    "account.username": ("Pseudo", "Username"),
-    "account.password": ("Mot de passe", "Password"),
-    "account.forgot": ("Mot de passe oublié ?", "Forgot your password?"),
-    "account.no_account": ("Pas encore de compte ?", "No account yet?"),
-    "account.register": ("Créer un compte", "Create an account"),
-    "account.organisation_id": ("Identifiant de l'organisation", "Organisation id"),
-    "account.organisation_help": (
-        "Il figure dans le lien d'inscription reçu de votre organisation.",
-        "It is in the registration link your organisation sent you.",
-    ),
-    "account.email": ("Adresse e-mail", "E-mail address"),
-    "account.first_name": ("Prénom", "First name"),
-    "account.last_name": ("Nom", "Last name"),
-    "account.phone": ("Téléphone", "Phone"),
-    "account.address_line": ("Adresse", "Address"),
-    "account.postal_code": ("Code postal", "Postal code"),
-    "account.city": ("Ville", "City"),
-    "account.birth_date": ("Date de naissance", "Birth date"),
-    "account.registered": (
-        "Compte créé. Un e-mail de confirmation vous a été envoyé : "
-        "cliquez sur son lien, puis connectez-vous pour compléter votre profil.",
-        "Account created. A confirmation e-mail is on its way: follow its link, then sign in "
-        "to complete your profile.",
-    ),
-    "account.verify_title": ("Confirmation de l'adresse e-mail", "E-mail confirmation"),
-    "account.verified": (
-        "Adresse e-mail confirmée. Vous pouvez vous connecter.",
-        "E-mail address confirmed. You can sign in.",
-    ),
-    "account.verify_failed": (
-        "Ce lien n'est plus valable. Demandez un nouvel e-mail de confirmation.",
-        "This link is no longer valid. Ask for a new confirmation e-mail.",
-    ),
-    "account.verify_confirm": ("Confirmer mon adresse", "Confirm my address"),
-    "account.resend": ("Renvoyer l'e-mail de confirmation", "Send the confirmation e-mail again"),
-    "account.resent": (
-        "Si ce compte attend une confirmation, un nouvel e-mail vient d'être envoyé.",
-        "If this account awaits a confirmation, a new e-mail is on its way.",
-    ),
-    "account.forgot_title": ("Mot de passe oublié", "Forgotten password"),
-    "account.login": ("Pseudo ou adresse e-mail", "Username or e-mail address"),
-    "account.forgot_send": ("Envoyer le lien", "Send the link"),
-    "account.forgot_sent": (
-        "Si un compte correspond, un lien de réinitialisation vient d'être envoyé.",
-        "If an account matches, a reset link is on its way.",
-    ),
-    "account.reset_title": ("Nouveau mot de passe", "New password"),
-    "account.new_password": ("Nouveau mot de passe", "New password"),
-    "account.reset_done": (
-        "Mot de passe changé. Connectez-vous avec le nouveau.",
-        "Password changed. Sign in with the new one.",
-    ),
-    "account.profile_title": ("Mon profil", "My profile"),
-    "account.save": ("Enregistrer", "Save"),
-    "account.profile_saved": ("Profil enregistré.", "Profile saved."),
-    "account.pending": (
-        "Votre compte attend la validation d'un administrateur.",
-        "Your account awaits an administrator's validation.",
-    ),
-    "account.email_unverified": (
-        "Votre adresse e-mail n'est pas encore confirmée.",
-        "Your e-mail address is not confirmed yet.",
-    ),
-    "account.profile_incomplete": (
-        "Complétez vos informations personnelles pour un accès complet.",
-        "Complete your personal information for full access.",
-    ),
-    "home.title": ("Mes portails", "My portals"),
-    "home.welcome": ("Bonjour {name}", "Hello {name}"),
-    "home.none": (
-        "Aucun portail pour l'instant : votre compte n'a pas encore de rôle.",
-        "No portal yet: your account has no role so far.",
-    ),
-}
-register(MESSAGES)
-
-# Added for the registration journey (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "account.invited": (
-            "Vous créez votre compte auprès de {name}.",
-            "You are creating your account with {name}.",
-        ),
-        "account.invitation_none": (
-            "Pour créer un compte, ouvrez le lien d'inscription que votre organisation vous a "
-            "envoyé (association, atelier, partenaire…). Vous ne l'avez pas ? Demandez-le à "
-            "son administrateur.",
-            "To create an account, open the registration link your organisation sent you "
-            "(association, workshop, partner…). You do not have it? Ask its administrator.",
-        ),
-        "account.invitation_invalid": (
-            "Ce lien d'inscription n'est pas valable : demandez un nouveau lien à "
-            "l'administrateur de votre organisation.",
-            "This registration link is not valid: ask your organisation's administrator for a "
-            "new one.",
-        ),
-        "account.have_account": ("Vous avez déjà un compte ?", "Already have an account?"),
-        "account.username_help": (
-            "Le nom que vous taperez pour vous connecter, par exemple dupont.marie.",
-            "The name you will type to sign in, for example dupont.marie.",
-        ),
-        "account.password_help": (
-            "Au moins 12 caractères ; une courte phrase est plus facile à retenir.",
-            "At least 12 characters; a short sentence is easier to remember.",
-        ),
-        "account.next_title": ("Votre compte est créé", "Your account is created"),
-        "account.next_verify": (
-            "Ouvrez l'e-mail que nous venons de vous envoyer et suivez son lien pour confirmer "
-            "votre adresse.",
-            "Open the e-mail we have just sent you and follow its link to confirm your address.",
-        ),
-        "account.next_profile": (
-            "Connectez-vous et complétez votre profil : téléphone, adresse, date de naissance.",
-            "Sign in and complete your profile: phone, address, birth date.",
-        ),
-        "account.next_validation": (
-            "Un administrateur de votre organisation valide alors votre compte ; un e-mail vous "
-            "le dit.",
-            "An administrator of your organisation then validates your account; an e-mail "
-            "tells you.",
-        ),
-        "account.no_mail": (
-            "Pas reçu l'e-mail ? Le renvoyer",
-            "No e-mail received? Send it again",
-        ),
-        "account.verified_next": (
-            "Prochaine étape : connectez-vous pour compléter votre profil.",
-            "Next step: sign in to complete your profile.",
-        ),
-        "account.resend_help": (
-            "Indiquez votre pseudo : si votre adresse attend une confirmation, un nouvel e-mail "
-            "vous est envoyé.",
-            "Give your username: if your address awaits a confirmation, a new e-mail is sent.",
-        ),
-        "account.email_unverified_help": (
-            "Suivez le lien de l'e-mail envoyé à {email}.",
-            "Follow the link of the e-mail sent to {email}.",
-        ),
-        "account.email_missing": (
-            "Votre compte n'a pas d'adresse e-mail : demandez à l'administrateur de votre "
-            "organisation de l'ajouter.",
-            "Your account has no e-mail address: ask your organisation's administrator to add it.",
-        ),
-        "account.missing_list": (
-            "Il manque à votre profil : {items}.",
-            "Your profile still lacks: {items}.",
-        ),
-        "account.complete_profile_link": ("Compléter mon profil", "Complete my profile"),
-        "account.waiting_validation": (
-            "Votre compte est complet : il attend la validation d'un administrateur de votre "
-            "organisation. Un e-mail vous dira quand c'est fait.",
-            "Your account is complete: it awaits validation by an administrator of your "
-            "organisation. An e-mail will tell you when it is done.",
-        ),
-        "account.pending_after": (
-            "Dès que tout est renseigné, un administrateur de votre organisation pourra valider "
-            "votre compte.",
-            "Once everything is filled in, an administrator of your organisation can validate "
-            "your account.",
-        ),
-        "missing.email": ("adresse e-mail", "e-mail address"),
-        "missing.email_verified": ("confirmation de l'adresse e-mail", "e-mail confirmation"),
-    }
-)
 
 router = APIRouter()
 
@@ -430,12 +258,16 @@ async def profile_page(visitor: CurrentVisitor) -> Response:
 @router.post("/profile", response_class=HTMLResponse)
 async def save_profile(visitor: CurrentVisitor) -> Response:
     values = await form_values(visitor.request)
+    # Every field is required: one left empty comes back as that field's error, all at once.
     body: ProfileBody = {
         "first_name": values.get("first_name", ""),
         "last_name": values.get("last_name", ""),
+        "phone": values.get("phone", ""),
+        "address_line": values.get("address_line", ""),
+        "postal_code": values.get("postal_code", ""),
+        "city": values.get("city", ""),
+        "birth_date": values.get("birth_date", ""),
     }
-    for optional in ("phone", "address_line", "postal_code", "city", "birth_date"):
-        body[optional] = values.get(optional) or None
     try:
         await visitor.api.put_profile(body)
     except ApiProblem as problem:
@@ -445,3 +277,10 @@ async def save_profile(visitor: CurrentVisitor) -> Response:
         return await render(visitor, "account/profile.html", {"form": form}, status_code=400)
     flash(visitor.request, "account.profile_saved")
     return redirect("/profile")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("missing.email"),
+    N_("missing.email_verified"),
+)

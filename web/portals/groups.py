@@ -21,168 +21,15 @@ from web.client.api import Client, GroupChangesBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
-from web.i18n import register
+from web.i18n import N_
 from web.pages import redirect, render
 from web.portals.groups_work import (
-    MESSAGES as WORK_MESSAGES,
     posted as _posted,
     router as work_router,
+    typed_word,
 )
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES = {
-    "groups.title": ("Gérer mes groupes de clients", "Manage my client groups"),
-    "groups.intro": (
-        "Regroupez vos clients pour donner accès à vos employés sur un seul écran.",
-        "Group your clients to give your employees access on a single screen.",
-    ),
-    "groups.create": ("Créer un groupe", "Create a group"),
-    "groups.create_title": ("Créer un groupe de clients", "Create a client group"),
-    "groups.employees": ("Employés", "Employees"),
-    "groups.process_requests": ("Traiter les demandes", "Process requests"),
-    "groups.none": ("Aucun groupe pour l'instant.", "No group yet."),
-    "groups.name": ("Nom du groupe", "Group name"),
-    "groups.name_help": (
-        "Unique : il ne peut pas être celui d'un groupe actif ou précédemment supprimé.",
-        "Unique: it cannot be the name of an active or previously deleted group.",
-    ),
-    "groups.clients": ("Clients", "Clients"),
-    "groups.program_accounts": ("Comptes de programme", "Program accounts"),
-    "groups.assigned": ("Employés affectés", "Assigned employees"),
-    "groups.list_caption": ("Mes groupes de clients", "My client groups"),
-    "groups.search": ("Rechercher un client", "Search for a client"),
-    "groups.search_button": ("Rechercher", "Search"),
-    "groups.available": ("Clients disponibles", "Available clients"),
-    "groups.available_help": (
-        "Clients avec une relation d'affaires active, dans aucun de vos groupes.",
-        "Clients with an active business relationship, in none of your groups.",
-    ),
-    "groups.no_available": ("Aucun client disponible.", "No available client."),
-    "groups.more": (
-        "D'autres clients correspondent : précisez la recherche.",
-        "More clients match: narrow the search.",
-    ),
-    "groups.all": ("Tous", "All"),
-    "groups.add": ("Ajouter", "Add"),
-    "groups.clear": ("Effacer", "Clear"),
-    "groups.selected": ("Clients du nouveau groupe", "Clients of the new group"),
-    "groups.none_selected": (
-        "Aucun client sélectionné : choisissez-en au moins un.",
-        "No client selected: choose at least one.",
-    ),
-    "groups.select_one": (
-        "Sélectionnez au moins un client disponible.",
-        "Select at least one available client.",
-    ),
-    "groups.created": ("Le groupe « {name} » a été créé.", "The group “{name}” was created."),
-    "groups.updated": (
-        "Le groupe « {name} » a été mis à jour.",
-        "The group “{name}” was updated.",
-    ),
-    "groups.deleted": (
-        "Le groupe « {name} » a été supprimé.",
-        "The group “{name}” was deleted.",
-    ),
-    "groups.edit": ("Modifier", "Edit"),
-    "groups.delete": ("Supprimer", "Delete"),
-    "groups.back": ("Retour aux groupes", "Back to the groups"),
-    "groups.members": ("Clients du groupe", "Clients of the group"),
-    "groups.members_search": ("Rechercher dans le groupe", "Search in the group"),
-    "groups.no_members": ("Aucun client.", "No client."),
-    "groups.no_assignment": ("Aucun employé affecté.", "No employee assigned."),
-    "groups.employee": ("Employé", "Employee"),
-    "groups.role": ("Rôle", "Role"),
-    "groups.edit_title": ("Modifier le groupe « {name} »", "Edit the group “{name}”"),
-    "groups.to_add": ("Clients à ajouter", "Clients to add"),
-    "groups.to_remove": ("Clients à retirer", "Clients to remove"),
-    "groups.undo": ("Annuler pour les clients cochés", "Undo for the ticked clients"),
-    "groups.unassign": ("Retirer l'accès de", "Remove the access of"),
-    "groups.next": ("Suivant", "Next"),
-    "groups.nothing": ("Aucune modification à enregistrer.", "No change to save."),
-    "groups.confirm_title": ("Vérifier les modifications", "Check the changes"),
-    "groups.summary": ("Sommaire des accès", "Access summary"),
-    "groups.summary_counts": (
-        "{added} client(s) ajouté(s) ({accounts_added} comptes de programme), "
-        "{removed} client(s) retiré(s) ({accounts_removed} comptes de programme).",
-        "{added} client(s) added ({accounts_added} program accounts), "
-        "{removed} client(s) removed ({accounts_removed} program accounts).",
-    ),
-    "groups.no_access_change": (
-        "Aucun accès d'employé ne change.",
-        "No employee's access changes.",
-    ),
-    "groups.role_before": ("Rôle avant", "Role before"),
-    "groups.role_after": ("Rôle après", "Role after"),
-    "groups.accounts_before": ("Comptes avant", "Accounts before"),
-    "groups.accounts_after": ("Comptes après", "Accounts after"),
-    "groups.granted": ("Accordés", "Granted"),
-    "groups.revoked": ("Révoqués", "Revoked"),
-    "groups.confirm_word": (
-        "Tapez CONFIRMER dans la case pour vérifier vos modifications",
-        "Type CONFIRMER (or CONFIRM) in the box to check your changes",
-    ),
-    "groups.confirm_wrong": (
-        "Tapez exactement CONFIRMER pour enregistrer.",
-        "Type exactly CONFIRMER (or CONFIRM) to save.",
-    ),
-    "groups.save": ("Enregistrer les modifications", "Save the changes"),
-    "groups.back_to_edit": ("Revenir aux modifications", "Back to the changes"),
-    "groups.delete_title": ("Supprimer le groupe « {name} »", "Delete the group “{name}”"),
-    "groups.delete_check": (
-        "Vérifiez que c'est bien le bon groupe : ses clients redeviennent disponibles et "
-        "l'accès de ses employés est révoqué.",
-        "Check that this is the right group: its clients become available again and its "
-        "employees' access is revoked.",
-    ),
-    "groups.delete_word": (
-        "Tapez SUPPRIMER pour confirmer l'action",
-        "Type SUPPRIMER (or DELETE) to confirm",
-    ),
-    "groups.delete_wrong": (
-        "Tapez exactement SUPPRIMER pour supprimer le groupe.",
-        "Type exactly SUPPRIMER (or DELETE) to delete the group.",
-    ),
-    "groups.delete_button": ("Supprimer le groupe", "Delete the group"),
-    "groups.follow": ("Suivre la demande de traitement", "Follow the process request"),
-    "role.program_account_manager": (
-        "Gestionnaire de compte de programme",
-        "Program account manager",
-    ),
-    "role.editor": ("Éditeur", "Editor"),
-    "role.read_only": ("Lecture seule", "Read only"),
-    "role.none": ("—", "—"),
-    "problem.group_name_taken": (
-        "Ce nom est déjà celui d'un de vos groupes : choisissez-en un autre.",
-        "This is already the name of one of your groups: choose another.",
-    ),
-    "problem.group_name_deleted": (
-        "Ce nom appartient à un groupe précédemment supprimé : choisissez-en un autre.",
-        "This name belongs to a previously deleted group: choose another.",
-    ),
-    "problem.client_already_grouped": (
-        "Un de ces clients vient d'être ajouté à un autre groupe : rechargez la liste.",
-        "One of these clients was just added to another group: reload the list.",
-    ),
-    "problem.group_not_found": ("Ce groupe est introuvable.", "This group cannot be found."),
-    "problem.program_account_client_mismatch": (
-        "Ce compte de programme n'appartient pas à ce client.",
-        "This program account does not belong to this client.",
-    ),
-    **WORK_MESSAGES,
-}
-register(MESSAGES)
-
-# Added for the portal's accessible updates (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "groups.available_found": (
-            "{n} client(s) disponible(s) pour cette recherche.",
-            "{n} available client(s) for this search.",
-        ),
-        "groups.request_finished": ("Demande terminée : {status}.", "Request finished: {status}."),
-    }
-)
 
 router = APIRouter()
 router.include_router(work_router)
@@ -514,7 +361,7 @@ async def save_changes(visitor: CurrentVisitor, provider_id: str, group_id: str)
         )
     try:
         saved = await visitor.api.save_group_changes(
-            provider_id, group_id, {**body, "confirmation": single.get("confirmation", "")}
+            provider_id, group_id, body, confirmation=typed_word(single)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403, 404):
@@ -550,9 +397,7 @@ async def delete_group(visitor: CurrentVisitor, provider_id: str, group_id: str)
     single, _ = await _posted(visitor.request)
     group = await visitor.api.get_group(provider_id, group_id)
     try:
-        await visitor.api.delete_group(
-            provider_id, group_id, confirmation=single.get("confirmation", "")
-        )
+        await visitor.api.delete_group(provider_id, group_id, confirmation=typed_word(single))
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403, 404):
             raise
@@ -567,3 +412,21 @@ async def delete_group(visitor: CurrentVisitor, provider_id: str, group_id: str)
         )
     flash(visitor.request, "groups.deleted", name=group["name"])
     return redirect(f"/providers/{provider_id}/groups")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("groups.created"),
+    N_("groups.deleted"),
+    N_("groups.follow"),
+    N_("groups.updated"),
+    N_("problem.client_already_grouped"),
+    N_("problem.group_name_deleted"),
+    N_("problem.group_name_taken"),
+    N_("problem.group_not_found"),
+    N_("problem.program_account_client_mismatch"),
+    N_("role.editor"),
+    N_("role.none"),
+    N_("role.program_account_manager"),
+    N_("role.read_only"),
+)

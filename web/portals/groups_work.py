@@ -5,6 +5,7 @@ summary before saving) and the process requests table, whose running rows refres
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -13,127 +14,21 @@ from web.client.api import AssignEmployeesBody, DelegatedRole, ProcessRequest
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
+from web.i18n import N_
 from web.pages import redirect, render
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES = {
-    "groups.employees_title": ("Employés", "Employees"),
-    "groups.employees_intro": (
-        "Seuls les employés ayant le rôle de gestionnaire de compte de programme, d'éditeur ou "
-        "de lecture seule peuvent être affectés : le gestionnaire de compte d'entreprise a déjà "
-        "accès à tous les clients.",
-        "Only employees with the program account manager, editor or read-only role can be "
-        "assigned: the business account manager already has access to every client.",
-    ),
-    "groups.employees_caption": ("Employés à affecter", "Employees to assign"),
-    "groups.no_employees": ("Aucun employé à affecter.", "No employee to assign."),
-    "groups.select_employee": ("Sélectionner {name}", "Select {name}"),
-    "groups.selection": ("Sélection", "Selection"),
-    "groups.all_employees": ("Tous les employés", "All the employees"),
-    "groups.employee_roles": ("Rôles", "Roles"),
-    "groups.assignments": ("Affectations", "Assignments"),
-    "groups.choose_group": ("Groupe de clients", "Client group"),
-    "groups.choose_role": ("Rôle dans le groupe", "Role in the group"),
-    "groups.pick_employee": (
-        "Sélectionnez au moins un employé.",
-        "Select at least one employee.",
-    ),
-    "groups.pick_group": ("Choisissez un groupe.", "Choose a group."),
-    "groups.assign_title": ("Sommaire des accès des employés", "The employees' access summary"),
-    "groups.assign_intro": (
-        "Rôle {role} sur le groupe « {group} » : il s'applique à tous les comptes de programme "
-        "de ses clients.",
-        "Role {role} on the group “{group}”: it applies to every program account of its clients.",
-    ),
-    "groups.assigned_done": (
-        "Le rôle d'accès des employés est en cours de mise à jour pour tous les comptes de "
-        "programme des clients du groupe.",
-        "The employees' access role is being updated for every program account of the "
-        "group's clients.",
-    ),
-    "groups.requests_title": ("Demandes de traitement", "Process requests"),
-    "groups.requests_intro": (
-        "Les modifications des groupes s'appliquent en arrière-plan : suivez ici leur état.",
-        "Group changes apply in the background: follow their state here.",
-    ),
-    "groups.requests_caption": ("Demandes de traitement des groupes", "Group process requests"),
-    "groups.no_requests": ("Aucune demande de traitement.", "No process request."),
-    "groups.request_id": ("Numéro d'identification", "Identification number"),
-    "groups.operation": ("Type d'opération", "Operation type"),
-    "groups.group": ("Groupe", "Group"),
-    "groups.initiator": ("Initiateur", "Initiator"),
-    "groups.status": ("Statut", "Status"),
-    "groups.progress": ("Progression", "Progress"),
-    "groups.date": ("Date", "Date"),
-    "groups.progress_of": ("{done} / {total}", "{done} / {total}"),
-    "groups.failed_count": ("{n} échec(s)", "{n} failure(s)"),
-    "groups.details": ("Détails", "Details"),
-    "groups.request_title": ("Demande de traitement {id}", "Process request {id}"),
-    "groups.attempt": ("Tentative", "Attempt"),
-    "groups.finished": ("Terminée le", "Finished on"),
-    "groups.failures": ("Échecs", "Failures"),
-    "groups.failures_caption": (
-        "Comptes de programme non mis à jour",
-        "Program accounts not updated",
-    ),
-    "groups.no_failures": ("Aucun échec.", "No failure."),
-    "groups.account": ("Compte de programme", "Program account"),
-    "groups.client": ("Client", "Client"),
-    "groups.reason": ("Raison", "Reason"),
-    "groups.retry": ("Réessayer les échecs", "Retry the failures"),
-    "groups.retried": (
-        "Nouvelle tentative lancée pour les comptes en échec.",
-        "A new attempt has started for the failed accounts.",
-    ),
-    "groups.all_requests": ("Toutes les demandes", "All the requests"),
-    "groups.relationships": ("Relations d'affaires", "Business relationships"),
-    "groups.relationships_title": ("Mes relations d'affaires", "My business relationships"),
-    "groups.relationships_intro": (
-        "Seuls les clients d'une relation active (entièrement approuvée, non expirée) peuvent "
-        "faire partie d'un groupe ; une relation expirée retire le client de son groupe.",
-        "Only clients of an active relationship (fully approved, not expired) can be in a "
-        "group; an expired relationship takes the client out of its group.",
-    ),
-    "groups.no_relationships": ("Aucune relation d'affaires.", "No business relationship."),
-    "groups.expires": ("Expire le", "Expires on"),
-    "relationship.pending": ("En attente d'approbation", "Awaiting approval"),
-    "relationship.active": ("Active", "Active"),
-    "relationship.expired": ("Expirée", "Expired"),
-    "failure.program_account_closed": ("Compte de programme fermé", "Program account closed"),
-    "failure.batch_failed": ("Lot en échec", "Batch failed"),
-    "status.pending": ("En attente", "Pending"),
-    "status.in_progress": ("En cours", "In progress"),
-    "status.completed": ("Terminée", "Completed"),
-    "status.failed": ("Échouée", "Failed"),
-    "operation.assign_employees": ("Affectation d'employés", "Employees assigned"),
-    "operation.unassign_employees": ("Retrait d'employés", "Employees removed"),
-    "operation.add_clients": ("Ajout de clients", "Clients added"),
-    "operation.remove_clients": ("Retrait de clients", "Clients removed"),
-    "operation.delete_group": ("Suppression du groupe", "Group deleted"),
-    "operation.relationship_expired": ("Relation expirée", "Relationship expired"),
-    "operation.program_accounts_added": (
-        "Nouveaux comptes de programme",
-        "New program accounts",
-    ),
-    "problem.process_request_not_failed": (
-        "Seule une demande échouée peut être réessayée.",
-        "Only a failed request can be retried.",
-    ),
-    "problem.process_request_not_found": (
-        "Cette demande de traitement est introuvable.",
-        "This process request cannot be found.",
-    ),
-    "problem.attempt_superseded": (
-        "Une tentative plus récente a déjà été lancée.",
-        "A more recent attempt has already started.",
-    ),
-}
 
 router = APIRouter()
 
 ROLES: tuple[DelegatedRole, ...] = ("program_account_manager", "editor", "read_only")
 _RUNNING = ("pending", "in_progress")
+
+
+def typed_word(single: dict[str, str]) -> Any:
+    """The confirmation word as typed, trimmed and upper-cased; the gateway checks it against
+    the act's words (and answers a `confirmation` field error otherwise)."""
+    return single.get("confirmation", "").strip().upper() or None
 
 
 async def posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -276,7 +171,7 @@ async def employees_assign(visitor: CurrentVisitor, provider_id: str) -> Respons
         )
     try:
         answer = await visitor.api.assign_employees(
-            provider_id, {**body, "confirmation": single.get("confirmation", "")}
+            provider_id, body, confirmation=typed_word(single)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403):
@@ -386,3 +281,28 @@ async def request_retry(visitor: CurrentVisitor, provider_id: str, request_id: s
         return await render(visitor, "groups/request.html", context, status_code=400)
     flash(visitor.request, "groups.retried")
     return redirect(f"/providers/{provider_id}/process-requests/{retried['id']}")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("failure.batch_failed"),
+    N_("failure.program_account_closed"),
+    N_("groups.details"),
+    N_("operation.add_clients"),
+    N_("operation.assign_employees"),
+    N_("operation.delete_group"),
+    N_("operation.program_accounts_added"),
+    N_("operation.relationship_expired"),
+    N_("operation.remove_clients"),
+    N_("operation.unassign_employees"),
+    N_("problem.attempt_superseded"),
+    N_("problem.process_request_not_failed"),
+    N_("problem.process_request_not_found"),
+    N_("relationship.active"),
+    N_("relationship.expired"),
+    N_("relationship.pending"),
+    N_("status.completed"),
+    N_("status.failed"),
+    N_("status.in_progress"),
+    N_("status.pending"),
+)

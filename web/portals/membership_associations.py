@@ -18,212 +18,20 @@ from web.client.api import (
     FeeBody,
     MemberBody,
     Organiser,
-    SchemasMembershipRegistrationBody,
     Trainee,
     Training,
     TrainingBody,
+    TrainingRegistrationBody,
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
 from web.forms import TypedInputs
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, redirect, render
 from web.portals.membership_common import nested, refused
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES = {
-    "association.title": ("Association", "Association"),
-    "association.tabs": ("Sections de l'association", "Association sections"),
-    "association.tab_members": ("Adhérents et cotisations", "Members and fees"),
-    "association.tab_trainings": ("Formations", "Trainings"),
-    "association.tab_public": ("Formations publiques", "Public trainings"),
-    "association.tab_dps": ("Demandes de DPS", "DPS requests"),
-    "association.tab_records": ("Fiches clients", "Client records"),
-    "association.tab_duplicates": ("Outil de fusion fiche client", "Client-record merge tool"),
-    "association.tab_audit": ("Journal des fusions", "Merge log"),
-    "association.member_home": (
-        "Bienvenue dans votre espace adhérent.",
-        "Welcome to your member area.",
-    ),
-    "association.members": ("Adhérents", "Members"),
-    "association.members_none": ("Aucun adhérent.", "No member."),
-    "association.fee_filter": ("Cotisation {year}", "Fee {year}"),
-    "association.fee_all": ("Tous", "All"),
-    "association.fee_paid": ("Payée", "Paid"),
-    "association.fee_unpaid": ("Non payée", "Unpaid"),
-    "association.filter": ("Filtrer", "Filter"),
-    "association.first_name": ("Prénom", "First name"),
-    "association.last_name": ("Nom", "Last name"),
-    "association.email": ("Adresse e-mail", "E-mail address"),
-    "association.joined_on": ("Adhésion le", "Joined on"),
-    "association.fees": ("Cotisations", "Fees"),
-    "association.add_member": ("Ajouter un adhérent", "Add a member"),
-    "association.member_added": ("Adhérent ajouté.", "Member added."),
-    "association.record_fee": ("Enregistrer la cotisation", "Record the fee"),
-    "association.fee_year": ("Année", "Year"),
-    "association.fee_amount": ("Montant (€)", "Amount (€)"),
-    "association.fee_paid_on": ("Payée le", "Paid on"),
-    "association.fee_recorded": ("Cotisation enregistrée.", "Fee recorded."),
-    "association.trainings": ("Formations", "Trainings"),
-    "association.trainings_none": ("Aucune formation.", "No training."),
-    "association.training_type": ("Type de formation", "Training type"),
-    "association.training_title": ("Intitulé", "Title"),
-    "association.start_time": ("Début", "Start"),
-    "association.location": ("Lieu", "Location"),
-    "association.capacity": ("Places", "Seats"),
-    "association.seats": ("Inscrits", "Registered"),
-    "association.public": ("Publique", "Public"),
-    "association.public_yes": ("Oui", "Yes"),
-    "association.public_no": ("Non", "No"),
-    "association.create_training": ("Créer une formation", "Create a training"),
-    "association.training_created": ("Formation créée.", "Training created."),
-    "association.trainees": ("Liste des stagiaires", "Trainees"),
-    "association.trainees_none": ("Aucun stagiaire.", "No trainee."),
-    "association.trainee": ("Stagiaire", "Trainee"),
-    "association.status": ("Statut", "Status"),
-    "association.client": ("Client", "Client"),
-    "association.validate": ("Valider", "Validate"),
-    "association.validated": ("Inscription validée.", "Registration validated."),
-    "association.correct_email": ("Corriger l'e-mail", "Correct the e-mail"),
-    "association.email_corrected": (
-        "Adresse corrigée : les prochains e-mails partiront à cette adresse (ceux déjà "
-        "envoyés ne sont pas renvoyés).",
-        "Address corrected: the next e-mails go there (those already sent are not re-sent).",
-    ),
-    "association.email_note": (
-        "Les e-mails non reçus ne peuvent pas être renvoyés.",
-        "E-mails not received cannot be sent again.",
-    ),
-    "association.reg_registered": ("Inscrit", "Registered"),
-    "association.reg_validated": ("Validée", "Validated"),
-    "association.reg_cancelled": ("Annulée", "Cancelled"),
-    "association.public_title": ("Formations publiques", "Public trainings"),
-    "association.public_none": ("Aucune formation publique à venir.", "No upcoming training."),
-    "association.register": ("S'inscrire", "Register"),
-    "association.register_title": ("Inscription : {title}", "Registration: {title}"),
-    "association.birth_date": ("Date de naissance", "Birth date"),
-    "association.phone": ("Téléphone", "Phone"),
-    "association.company_name": ("Raison sociale (facultatif)", "Company name (optional)"),
-    "association.siret": ("Numéro SIRET (facultatif)", "SIRET number (optional)"),
-    "association.client_number": ("Numéro client (si vous en avez un)", "Client number (if any)"),
-    "association.client_number_help": (
-        "Indiquez le numéro client reçu par e-mail lors d'une précédente demande : "
-        "cela évite les fiches en double.",
-        "Give the client number mailed to you with an earlier request: it avoids duplicates.",
-    ),
-    "association.registration_done": (
-        "Inscription enregistrée. Un e-mail de confirmation avec votre numéro client {number} "
-        "vous a été envoyé.",
-        "Registration recorded. A confirmation e-mail with your client number {number} is on "
-        "its way.",
-    ),
-    "association.earlier_cancelled": (
-        "Votre inscription précédente à une formation du même type a été annulée.",
-        "Your earlier registration for a training of the same type was cancelled.",
-    ),
-    "association.dps_title": ("Demande de DPS", "First-aid coverage (DPS) request"),
-    "association.dps_list": ("Demandes reçues", "Requests received"),
-    "association.dps_none": ("Aucune demande.", "No request."),
-    "association.event_name": ("Événement", "Event"),
-    "association.event_date": ("Date de l'événement", "Event date"),
-    "association.expected_attendance": ("Public attendu", "Expected attendance"),
-    "association.organiser": ("Organisateur", "Organiser"),
-    "association.contact_name": ("Nom du contact", "Contact name"),
-    "association.send_dps": ("Envoyer la demande", "Send the request"),
-    "association.dps_done": (
-        "Demande enregistrée. Votre numéro client {number} vous a été envoyé par e-mail.",
-        "Request recorded. Your client number {number} was mailed to you.",
-    ),
-    "association.records": ("Fiches clients", "Client records"),
-    "association.records_none": ("Aucune fiche.", "No record."),
-    "association.search_name": ("Raison sociale", "Company name"),
-    "association.search": ("Rechercher", "Search"),
-    "association.number": ("Numéro client", "Client number"),
-    "association.events": ("Événements", "Events"),
-    "association.events_count": (
-        "{registrations} inscription(s), {coverage} DPS",
-        "{registrations} registration(s), {coverage} DPS",
-    ),
-    "association.next_page": ("Page suivante", "Next page"),
-    "association.record_title": ("Fiche client n° {number}", "Client record no. {number}"),
-    "association.duplicates": ("Doublons de cette fiche", "Duplicates of this record"),
-    "association.duplicates_none": ("Aucun doublon détecté.", "No duplicate found."),
-    "association.kind": ("Type de doublon", "Kind"),
-    "association.kind_certain": ("Doublon certain", "Certain duplicate"),
-    "association.kind_probable": ("Doublon probable", "Probable duplicate"),
-    "association.target": ("Numéro client cible", "Target client number"),
-    "association.preview": ("Aperçu de la fusion", "Preview the merge"),
-    "association.preview_text": (
-        "Fusionner la fiche n° {source} vers la fiche n° {target} déplacera {registrations} "
-        "inscription(s) et {coverage} demande(s) de DPS.",
-        "Merging record no. {source} into record no. {target} moves {registrations} "
-        "registration(s) and {coverage} DPS request(s).",
-    ),
-    "association.merge": ("Fusionner", "Merge"),
-    "association.merged": (
-        "Fusion faite : {registrations} inscription(s) et {coverage} demande(s) de DPS "
-        "rattachées à la fiche n° {target}. Vous pouvez maintenant supprimer cette fiche.",
-        "Merged: {registrations} registration(s) and {coverage} DPS request(s) moved to record "
-        "no. {target}. You may now delete this record.",
-    ),
-    "association.merged_into": (
-        "Cette fiche a été fusionnée dans une autre fiche.",
-        "This record was merged into another record.",
-    ),
-    "association.delete_title": ("Supprimer la fiche", "Delete the record"),
-    "association.delete_help": (
-        "Cette opération est irrémédiable. Tapez SUPPRIMER pour confirmer.",
-        "This cannot be undone. Type SUPPRIMER to confirm.",
-    ),
-    "association.confirmation": ("Confirmation", "Confirmation"),
-    "association.delete": ("Supprimer définitivement", "Delete for good"),
-    "association.deleted": ("Fiche client supprimée.", "Client record deleted."),
-    "association.confirm_mismatch": (
-        "Tapez SUPPRIMER pour confirmer.",
-        "Type SUPPRIMER to confirm.",
-    ),
-    "association.duplicates_title": ("Outil de fusion fiche client", "Client-record merge tool"),
-    "association.totals": (
-        "{records} fiches : {certain} groupes de doublons certains, {probable} groupes de "
-        "doublons probables ({ms} ms).",
-        "{records} records: {certain} groups of certain duplicates, {probable} groups of "
-        "probable duplicates ({ms} ms).",
-    ),
-    "association.kind_all": ("Tous", "All"),
-    "association.group": ("Groupe", "Group"),
-    "association.merge_interface": ("Interface de fusion", "Merge screen"),
-    "association.audit_title": ("Journal des fusions et suppressions", "Merges and deletions"),
-    "association.audit_none": ("Aucune fusion pour l'instant.", "No merge so far."),
-    "association.audit_event": ("Opération", "Operation"),
-    "association.audit_when": ("Date", "When"),
-    "association.audit_record": ("Fiche", "Record"),
-    "association.audit_target": ("Fiche cible", "Target record"),
-}
-register(MESSAGES)
-
-# Added for the precomputed duplicates review (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "association.totals_stored": (
-            "{records} fiches : {certain} groupes de doublons certains, {probable} groupes de "
-            "doublons probables.",
-            "{records} records: {certain} groups of certain duplicates, {probable} groups of "
-            "probable duplicates.",
-        ),
-        "association.report_as_of": ("Analyse du {when}.", "Analysed on {when}."),
-        "association.report_updating": (
-            "Des fiches ont changé depuis : la liste se met à jour dans quelques secondes "
-            "(rechargez la page).",
-            "Records changed since: the list updates within seconds (reload the page).",
-        ),
-        "association.report_first": (
-            "Première recherche des doublons en cours : rechargez la page dans quelques secondes.",
-            "First search for duplicates under way: reload the page in a few seconds.",
-        ),
-    }
-)
 
 router = APIRouter()
 
@@ -333,7 +141,7 @@ async def add_member(visitor: CurrentVisitor, association_id: str) -> Response:
     body: MemberBody = {
         "first_name": values.get("first_name", "").strip(),
         "last_name": values.get("last_name", "").strip(),
-        "email": values.get("email", "").strip(),
+        "email": values.get("email", "").strip() or None,
     }
     if values.get("joined_on"):
         body["joined_on"] = values["joined_on"]
@@ -582,7 +390,7 @@ async def register_for_training(
         body["client_number"] = number
     try:
         result = await visitor.api.register_for_training(
-            association_id, training_id, cast("SchemasMembershipRegistrationBody", body)
+            association_id, training_id, cast("TrainingRegistrationBody", body)
         )
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 404:
@@ -652,3 +460,27 @@ async def request_coverage(visitor: CurrentVisitor, association_id: str) -> Resp
         return await _dps_page(visitor, association_id, form, status_code=problem.status)
     done = visitor.t("association.dps_done", number=result["request"]["client"]["number"])
     return await _dps_page(visitor, association_id, FormState(done=done))
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("association.deleted"),
+    N_("association.email_corrected"),
+    N_("association.fee_recorded"),
+    N_("association.kind_all"),
+    N_("association.kind_certain"),
+    N_("association.kind_probable"),
+    N_("association.member_added"),
+    N_("association.reg_cancelled"),
+    N_("association.reg_registered"),
+    N_("association.reg_validated"),
+    N_("association.tab_audit"),
+    N_("association.tab_dps"),
+    N_("association.tab_duplicates"),
+    N_("association.tab_public"),
+    N_("association.tab_records"),
+    N_("association.tab_trainings"),
+    N_("association.title"),
+    N_("association.training_created"),
+    N_("association.validated"),
+)

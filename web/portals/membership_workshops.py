@@ -21,120 +21,11 @@ from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
 from web.forms import TypedInputs
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, redirect, render
 from web.portals.membership_common import refused
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES = {
-    "workshop.title": ("Mon atelier", "My workshop"),
-    "workshop.tab_view": ("Atelier et programme", "Workshop and program"),
-    "workshop.tab_technicians": ("Techniciens et formations", "Technicians and training"),
-    "workshop.tab_claims": ("Garanties main d'œuvre", "Labour warranties"),
-    "workshop.tabs": ("Sections de l'atelier", "Workshop sections"),
-    "workshop.information": ("Informations de l'atelier", "Workshop information"),
-    "workshop.name": ("Nom", "Name"),
-    "workshop.email": ("Courriel", "E-mail"),
-    "workshop.phone": ("Téléphone", "Phone"),
-    "workshop.address": ("Adresse", "Address"),
-    "workshop.wholesaler": ("Membre grossiste", "Wholesaler member"),
-    "workshop.distributor": ("Distributeur (DDA)", "Distributor (DDA)"),
-    "workshop.contacts_note": (
-        "Vous ne pouvez pas modifier vos coordonnées vous-même : écrivez à l'équipe du "
-        "Service aux Ateliers.",
-        "You cannot change your contact details yourself: write to the workshop services team.",
-    ),
-    "workshop.program": ("Programme de bannière", "Banner program"),
-    "workshop.status": ("Statut", "Status"),
-    "workshop.status_active": ("Actif", "Active"),
-    "workshop.status_ended": ("Terminé", "Ended"),
-    "workshop.renewal_date": ("Date de renouvellement", "Renewal date"),
-    "workshop.benefits": ("Bénéfices du programme", "Program benefits"),
-    "workshop.options": ("Options", "Options"),
-    "workshop.option": ("Option", "Option"),
-    "workshop.benefit": ("Bénéfice", "Benefit"),
-    "workshop.held": ("Dans mon programme", "In my program"),
-    "workshop.held_yes": ("Oui", "Yes"),
-    "workshop.held_no": ("Non", "No"),
-    "workshop.window_open": (
-        "La fenêtre de retrait des options est ouverte jusqu'au {date}.",
-        "The option-removal window is open until {date}.",
-    ),
-    "workshop.window_closed": (
-        "Les options s'ajoutent à tout moment ; elles ne s'enlèvent qu'une fois par an, à la "
-        "date de renouvellement (prochaine : {date}).",
-        "Options can be added any time; they are removed only once a year, at the renewal date "
-        "(next: {date}).",
-    ),
-    "workshop.request_title": ("Demander un changement d'option", "Request an option change"),
-    "workshop.change": ("Changement", "Change"),
-    "workshop.change_add": ("Ajouter", "Add"),
-    "workshop.change_remove": ("Enlever", "Remove"),
-    "workshop.note": ("Commentaire (facultatif)", "Comment (optional)"),
-    "workshop.send_request": ("Envoyer la demande", "Send the request"),
-    "workshop.requested": (
-        "Demande enregistrée : l'équipe du Service aux Ateliers va la traiter.",
-        "Request recorded: the workshop services team will handle it.",
-    ),
-    "workshop.requests": ("Demandes de changement", "Change requests"),
-    "workshop.requests_none": ("Aucune demande pour l'instant.", "No request so far."),
-    "workshop.requested_on": ("Demandée le", "Requested on"),
-    "workshop.decision": ("Décision", "Decision"),
-    "membership.status_pending": ("En attente", "Pending"),
-    "membership.status_approved": ("Acceptée", "Approved"),
-    "membership.status_rejected": ("Refusée", "Rejected"),
-    "workshop.technicians": ("Techniciens", "Technicians"),
-    "workshop.technicians_none": ("Aucun technicien.", "No technician."),
-    "workshop.first_name": ("Prénom", "First name"),
-    "workshop.last_name": ("Nom", "Last name"),
-    "workshop.add_technician": ("Ajouter un technicien", "Add a technician"),
-    "workshop.technician_added": ("Technicien ajouté.", "Technician added."),
-    "workshop.courses": ("Cours de formation à venir", "Upcoming training courses"),
-    "workshop.course": ("Cours", "Course"),
-    "workshop.dates": ("Dates", "Dates"),
-    "workshop.location": ("Lieu", "Location"),
-    "workshop.seats": ("Places prises", "Seats taken"),
-    "workshop.register": ("Inscrire un technicien", "Register a technician"),
-    "workshop.technician": ("Technicien", "Technician"),
-    "workshop.choose": ("— Choisir —", "— Choose —"),
-    "workshop.register_button": ("Inscrire", "Register"),
-    "workshop.registered": ("Technicien inscrit au cours.", "Technician registered."),
-    "workshop.history": ("Historique des formations", "Training history"),
-    "workshop.history_none": ("Aucune inscription.", "No registration."),
-    "workshop.cancel": ("Annuler l'inscription", "Cancel the registration"),
-    "workshop.registration_cancelled": ("Inscription annulée.", "Registration cancelled."),
-    "membership.status_registered": ("Inscrit", "Registered"),
-    "membership.status_cancelled": ("Annulée", "Cancelled"),
-    "membership.status_completed": ("Suivi", "Completed"),
-    "membership.status_absent": ("Absent", "Absent"),
-    "workshop.claims": ("Garanties main d'œuvre", "Labour-warranty claims"),
-    "workshop.claims_none": ("Aucune garantie soumise.", "No claim submitted."),
-    "workshop.claim_number": ("Numéro", "Number"),
-    "workshop.vin": ("NIV du véhicule", "Vehicle VIN"),
-    "workshop.repair_order": ("Bon de travail", "Repair order"),
-    "workshop.repair_date": ("Date de la réparation", "Repair date"),
-    "workshop.labour_minutes": ("Main d'œuvre (minutes)", "Labour (minutes)"),
-    "workshop.amount": ("Montant (€)", "Amount (€)"),
-    "workshop.description": ("Description", "Description"),
-    "workshop.submit_claim": ("Soumettre une garantie", "Submit a claim"),
-    "workshop.claim_submitted": ("Garantie soumise.", "Claim submitted."),
-    "workshop.claim_title": ("Garantie {number}", "Claim {number}"),
-    "workshop.claim_history": ("Historique", "History"),
-    "workshop.when": ("Date", "When"),
-    "workshop.withdraw": ("Retirer la garantie", "Withdraw the claim"),
-    "workshop.answer": ("Répondre (informations demandées)", "Answer (information requested)"),
-    "workshop.claim_updated": ("Garantie mise à jour.", "Claim updated."),
-    "workshop.back_claims": ("Toutes les garanties", "All claims"),
-    "membership.claim_submitted": ("Soumise", "Submitted"),
-    "membership.claim_under_review": ("En examen", "Under review"),
-    "membership.claim_needs_information": ("Informations demandées", "Information needed"),
-    "membership.claim_approved": ("Acceptée", "Approved"),
-    "membership.claim_rejected": ("Refusée", "Rejected"),
-    "membership.claim_paid": ("Payée", "Paid"),
-    "membership.claim_withdrawn": ("Retirée", "Withdrawn"),
-}
-register(MESSAGES)
 
 router = APIRouter()
 
@@ -377,3 +268,30 @@ async def transition_claim(visitor: CurrentVisitor, workshop_id: str, claim_id: 
         return await _claim_page(visitor, workshop_id, claim_id, form, status_code=400)
     flash(visitor.request, _DONE["claim_updated"])
     return redirect(f"/workshops/{workshop_id}/claims/{claim_id}")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("membership.claim_approved"),
+    N_("membership.claim_needs_information"),
+    N_("membership.claim_paid"),
+    N_("membership.claim_rejected"),
+    N_("membership.claim_submitted"),
+    N_("membership.claim_under_review"),
+    N_("membership.claim_withdrawn"),
+    N_("membership.status_absent"),
+    N_("membership.status_approved"),
+    N_("membership.status_cancelled"),
+    N_("membership.status_completed"),
+    N_("membership.status_pending"),
+    N_("membership.status_registered"),
+    N_("membership.status_rejected"),
+    N_("workshop.claim_submitted"),
+    N_("workshop.claim_updated"),
+    N_("workshop.registered"),
+    N_("workshop.registration_cancelled"),
+    N_("workshop.requested"),
+    N_("workshop.status_active"),
+    N_("workshop.status_ended"),
+    N_("workshop.technician_added"),
+)

@@ -6,176 +6,19 @@ their identity."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from web.client.api import User
+from web.client.api import RoleName, User
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, missing_label, redirect, render
 from web.problems import FormState, summary_message
 from web.session import Visitor
-
-MESSAGES = {
-    "admin.accounts_title": ("Comptes de {name}", "Accounts of {name}"),
-    "admin.to_validate": ("Comptes à valider", "Accounts to validate"),
-    "admin.to_validate_none": (
-        "Aucun compte complet n'attend de validation.",
-        "No complete account is waiting for validation.",
-    ),
-    "admin.validate": ("Valider", "Validate"),
-    "admin.validated": ("Compte de {username} validé.", "Account of {username} validated."),
-    "admin.search": ("Rechercher un membre", "Find a member"),
-    "admin.search_button": ("Rechercher", "Search"),
-    "admin.results": ("Résultats", "Results"),
-    "admin.no_results": ("Aucun membre ne correspond.", "No member matches."),
-    "admin.name": ("Nom", "Name"),
-    "admin.status": ("Statut", "Status"),
-    "admin.status.pending": ("En attente", "Pending"),
-    "admin.status.active": ("Actif", "Active"),
-    "admin.status.disabled": ("Désactivé", "Disabled"),
-    "admin.email_missing": ("(aucune)", "(none)"),
-    "admin.verified": ("confirmée", "confirmed"),
-    "admin.unverified": ("non confirmée", "not confirmed"),
-    "admin.complete": ("Informations complètes", "Information complete"),
-    "admin.incomplete": ("Informations incomplètes", "Information incomplete"),
-    "admin.account_title": ("Compte {username}", "Account {username}"),
-    "admin.set_email": ("Compléter ou corriger l'e-mail", "Complete or correct the e-mail"),
-    "admin.email_saved": ("Adresse e-mail enregistrée.", "E-mail address saved."),
-    "admin.send_reset": ("Envoyer un lien de réinitialisation", "Send a password reset link"),
-    "admin.reset_sent": (
-        "Un lien de réinitialisation a été envoyé au membre.",
-        "A password reset link was sent to the member.",
-    ),
-    "admin.roles": ("Rôles", "Roles"),
-    "admin.role": ("Rôle", "Role"),
-    "admin.organisation": ("Organisation", "Organisation"),
-    "admin.grant": ("Attribuer le rôle", "Grant the role"),
-    "admin.revoke": ("Retirer", "Revoke"),
-    "admin.role_granted": ("Rôle attribué.", "Role granted."),
-    "admin.role_revoked": ("Rôle retiré.", "Role revoked."),
-    "admin.audit": ("Historique du compte", "Account history"),
-    "admin.when": ("Quand", "When"),
-    "admin.event": ("Événement", "Event"),
-    "admin.create": ("Créer un compte", "Create an account"),
-    "admin.created": (
-        "Compte créé : la personne reçoit un lien pour choisir son mot de passe.",
-        "Account created: the person receives a link to choose a password.",
-    ),
-    "audit.email.verified": ("Adresse e-mail confirmée", "E-mail address confirmed"),
-    "audit.email_verification.sent": ("E-mail de confirmation envoyé", "Confirmation e-mail sent"),
-    "audit.login.failed": ("Connexion refusée", "Sign-in refused"),
-    "audit.login.succeeded": ("Connexion", "Signed in"),
-    "audit.password_reset.sent": ("Lien de réinitialisation envoyé", "Reset link sent"),
-    "audit.password_reset.used": ("Mot de passe réinitialisé", "Password reset"),
-    "audit.role.granted": ("Rôle attribué", "Role granted"),
-    "audit.role.revoked": ("Rôle retiré", "Role revoked"),
-    "audit.user.created": ("Compte créé", "Account created"),
-    "audit.user.email_set": ("E-mail complété par un administrateur", "E-mail set by an admin"),
-    "audit.user.registered": ("Inscription", "Registered"),
-    "audit.user.validated": ("Compte validé", "Account validated"),
-    "audit.username.recovered": ("Pseudo envoyé", "Username sent"),
-    "operator.title": ("Opérations", "Operations"),
-    "operator.organisations": ("Organisations", "Organisations"),
-    "operator.kind": ("Type", "Kind"),
-    "operator.kind.service_provider": ("Transitaire / consultant", "Service provider"),
-    "operator.kind.client_business": ("Entreprise cliente", "Client business"),
-    "operator.kind.association": ("Association", "Association"),
-    "operator.kind.delivery_partner": ("Partenaire de livraison", "Delivery partner"),
-    "operator.kind.workshop": ("Atelier", "Workshop"),
-    "operator.kind.erp_customer": ("Client ERP", "ERP customer"),
-    "operator.kind.operator": ("Opérateur", "Operator"),
-    "operator.recovery": ("Pseudo oublié d'un partenaire", "A partner's forgotten username"),
-    "operator.recovery_help": (
-        "Seulement après avoir vérifié l'identité de la personne : notez la référence de la "
-        "vérification.",
-        "Only after checking the person's identity: write down the verification's reference.",
-    ),
-    "operator.verification_reference": ("Référence de la vérification", "Verification reference"),
-    "operator.recovery_send": ("Envoyer le pseudo", "Send the username"),
-    "operator.recovery_sent": (
-        "Si un compte correspond, son pseudo vient d'être envoyé à cette adresse.",
-        "If an account matches, its username is on its way to that address.",
-    ),
-    "problem.already_validated": (
-        "Ce compte est déjà validé.",
-        "This account is already validated.",
-    ),
-    "problem.profile_incomplete": (
-        "Les informations personnelles du compte sont incomplètes.",
-        "The account's personal information is incomplete.",
-    ),
-    "problem.fee_unpaid": (
-        "La cotisation de ce membre n'est pas réglée.",
-        "This member's fee is not paid.",
-    ),
-    "problem.email_present": (
-        "Ce compte a déjà une adresse e-mail : seul le membre peut la changer.",
-        "This account already has an e-mail address: only the member can change it.",
-    ),
-    "problem.account_disabled": ("Ce compte est désactivé.", "This account is disabled."),
-}
-register(MESSAGES)
-
-# Added for the validation journey (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "admin.invitation_title": ("Lien d'inscription", "Registration link"),
-        "admin.invitation_help": (
-            "Envoyez ce lien aux personnes qui doivent créer leur compte chez {name} : il ouvre "
-            "l'inscription à {name}, sans identifiant à recopier.",
-            "Send this link to the people who must create their account with {name}: it opens "
-            "the registration to {name}, with no id to copy.",
-        ),
-        "admin.invitation_label": ("Lien à copier", "Link to copy"),
-        "admin.to_validate_help": (
-            "Ces comptes sont complets : validez-les pour leur ouvrir l'accès.",
-            "These accounts are complete: validate them to open their access.",
-        ),
-        "admin.to_validate_none_yet": (
-            "Aucun compte complet n'attend de validation.",
-            "No complete account is waiting for validation.",
-        ),
-        "admin.to_complete": (
-            "Inscriptions à compléter par les membres",
-            "Registrations the members must complete",
-        ),
-        "admin.to_complete_help": (
-            "Ces personnes se sont inscrites mais n'ont pas encore tout fourni ; elles le "
-            "complètent elles-mêmes (leur page le leur dit). Vous pourrez ensuite les valider.",
-            "These people registered but have not given everything yet; they complete it "
-            "themselves (their page tells them what). You can then validate them.",
-        ),
-        "admin.to_complete_none": (
-            "Aucune inscription incomplète.",
-            "No incomplete registration.",
-        ),
-        "admin.more": (
-            "Les 50 plus anciens sont affichés : cherchez un membre ci-dessous pour les autres.",
-            "The 50 oldest are shown: find a member below for the others.",
-        ),
-        "admin.missing": ("Il manque", "Missing"),
-        "admin.search_login": ("Pseudo ou adresse e-mail", "Username or e-mail address"),
-        "admin.search_help": (
-            "Le début du nom ou du prénom ; ou un pseudo ou une adresse e-mail complets.",
-            "The start of the last or first name; or a whole username or e-mail address.",
-        ),
-        "admin.profile_state": ("Informations personnelles", "Personal information"),
-        "admin.missing_items": ("Incomplètes : il manque {items}", "Incomplete: missing {items}"),
-        "admin.incomplete_refused": (
-            "Le compte de {username} ne peut pas encore être validé : il manque {items}. "
-            "Le membre doit le compléter lui-même ; son espace lui dit quoi faire.",
-            "The account of {username} cannot be validated yet: missing {items}. The member "
-            "must complete it; their page tells them what to do.",
-        ),
-        "admin.created_named": (
-            "Compte {username} créé : la personne reçoit un lien pour choisir son mot de passe.",
-            "Account {username} created: the person receives a link to choose a password.",
-        ),
-    }
-)
 
 router = APIRouter()
 
@@ -287,7 +130,7 @@ async def create_account(visitor: CurrentVisitor, organisation_id: str) -> Respo
                 "email": values.get("email") or None,
                 "first_name": values.get("first_name", ""),
                 "last_name": values.get("last_name", ""),
-                "roles": [role] if role else [],
+                "roles": [cast("RoleName", role)] if role else [],
             },
         )
     except ApiProblem as problem:
@@ -399,7 +242,11 @@ async def grant_role(visitor: CurrentVisitor, user_id: str) -> Response:
     try:
         await visitor.api.grant_role(
             user_id,
-            {"organisation_id": values.get("organisation_id", ""), "role": values.get("role", "")},
+            {
+                "organisation_id": values.get("organisation_id", ""),
+                # As chosen; the gateway refuses a name that is no role (field `role`).
+                "role": cast("RoleName", values.get("role", "")),
+            },
         )
     except ApiProblem as problem:
         if problem.status in (401, 403, 404) or problem.status >= 500:
@@ -468,3 +315,40 @@ async def username_recovery(visitor: CurrentVisitor) -> Response:
         },
         status_code=status,
     )
+
+
+# Message ids this module builds at run time, declared for the extraction.
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("admin.created_named"),
+    N_("admin.status.active"),
+    N_("admin.status.disabled"),
+    N_("admin.status.pending"),
+    N_("audit.email.verified"),
+    N_("audit.email_verification.sent"),
+    N_("audit.login.failed"),
+    N_("audit.login.succeeded"),
+    N_("audit.password_reset.sent"),
+    N_("audit.password_reset.used"),
+    N_("audit.role.granted"),
+    N_("audit.role.revoked"),
+    N_("audit.user.created"),
+    N_("audit.user.email_set"),
+    N_("audit.user.registered"),
+    N_("audit.user.validated"),
+    N_("audit.username.recovered"),
+    N_("operator.kind.association"),
+    N_("operator.kind.client_business"),
+    N_("operator.kind.delivery_partner"),
+    N_("operator.kind.erp_customer"),
+    N_("operator.kind.operator"),
+    N_("operator.kind.service_provider"),
+    N_("operator.kind.workshop"),
+    N_("problem.account_disabled"),
+    N_("problem.already_validated"),
+    N_("problem.email_present"),
+    N_("problem.fee_unpaid"),
+    N_("problem.profile_incomplete"),
+)

@@ -16,13 +16,10 @@ from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
 from web.forms import TypedInputs
-from web.i18n import register
 from web.pages import form_values, redirect, render
 from web.portals import partners_menu, partners_operator
-from web.portals.partners_common import MESSAGES, as_instant, refused, store_context
+from web.portals.partners_common import as_instant, refused, store_context
 from web.problems import FormState
-
-register(MESSAGES)
 
 router = APIRouter()
 router.include_router(partners_menu.router)

@@ -23,179 +23,18 @@ from web.client.api import (
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
+from web.formatting import amount_input, money
 from web.forms import TypedInputs
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, redirect, render
 from web.portals.partners_common import (
     as_instant,
-    money,
     pick,
     refused,
     store_context,
 )
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES: dict[str, tuple[str, str]] = {
-    "partners.products_help": (
-        "Vous pouvez désactiver un produit épuisé et changer les prix directement. Pour un nom, "
-        "une description ou un nouveau produit, demandez une modification du contenu.",
-        "You can deactivate a product that ran out and change prices directly. For a name, a "
-        "description or a new product, ask for a content change.",
-    ),
-    "partners.price": ("Prix (€)", "Price (€)"),
-    "partners.set_price": ("Changer le prix", "Change the price"),
-    "partners.deactivate": ("Désactiver", "Deactivate"),
-    "partners.activate": ("Réactiver", "Reactivate"),
-    "partners.deactivation_reason": (
-        "Raison (facultatif, 200 caractères au plus)",
-        "Reason (optional, at most 200 characters)",
-    ),
-    "partners.reactivate_at": (
-        "Réactiver automatiquement le (facultatif)",
-        "Reactivate by itself on (optional)",
-    ),
-    "partners.reactivate_help": ("Dans les 90 jours.", "Within 90 days."),
-    "partners.until": ("Jusqu'au {at}", "Until {at}"),
-    "partners.price_invalid": (
-        "Un montant est attendu, par exemple 9,50.",
-        "An amount is expected, e.g. 9.50.",
-    ),
-    "partners.description": ("Description", "Description"),
-    "partners.content_help": (
-        "Les noms et descriptions sont modifiés par notre équipe après votre demande.",
-        "Names and descriptions are changed by our team after your request.",
-    ),
-    "partners.product_id": ("Produit concerné", "Product"),
-    "partners.new_product": ("Nouveau produit", "New product"),
-    "partners.proposed_name": ("Nouveau nom", "New name"),
-    "partners.proposed_description": ("Nouvelle description", "New description"),
-    "partners.proposed_price": ("Prix du nouveau produit (€)", "New product's price (€)"),
-    "partners.reply_to_email": ("Répondre à (facultatif)", "Reply to (optional)"),
-    "partners.reply_help": (
-        "Par défaut : l'e-mail du contact opérations.",
-        "By default: the operations contact e-mail.",
-    ),
-    "partners.send": ("Envoyer", "Send"),
-    "partners.content_sent": ("Demande de modification envoyée.", "Content change sent."),
-    "partners.decision_note": ("Décision", "Decision"),
-    "partners.check_in_help": (
-        "Pointez chaque jour. Si vous avez pointé et que le problème persiste, appelez-nous.",
-        "Check in every day. If you did and the problem persists, call us.",
-    ),
-    "partners.check_in": ("Pointer aujourd'hui", "Check in today"),
-    "partners.checked_in": ("Pointage enregistré pour le {day}.", "Checked in for {day}."),
-    "partners.day": ("Jour", "Day"),
-    "partners.at": ("Heure", "Time"),
-    "partners.today_done": ("Vous avez pointé aujourd'hui.", "You checked in today."),
-    "partners.today_missing": (
-        "Vous n'avez pas encore pointé aujourd'hui.",
-        "You have not checked in today.",
-    ),
-    "partners.promotion_new": ("Créer une promotion", "Create a promotion"),
-    "partners.promotion_step1": ("Étape 1 : le nom et le type", "Step 1: name and kind"),
-    "partners.promotion_step2": (
-        "Étape 2 : la remise, les produits et la période",
-        "Step 2: discount, products and period",
-    ),
-    "partners.promotion_step3": ("Étape 3 : l'activation", "Step 3: activation"),
-    "partners.name": ("Nom", "Name"),
-    "partners.kind": ("Type", "Kind"),
-    "partners.kind.percent_off": ("Pourcentage de remise", "Percent off"),
-    "partners.kind.amount_off": ("Montant de remise", "Amount off"),
-    "partners.kind.free_delivery": ("Livraison offerte", "Free delivery"),
-    "partners.create": ("Créer", "Create"),
-    "partners.percent_off": ("Remise (%)", "Discount (%)"),
-    "partners.amount_off": ("Remise (€)", "Discount (€)"),
-    "partners.min_order": ("Commande minimum (€, facultatif)", "Minimum order (€, optional)"),
-    "partners.promotion_products": (
-        "Produits concernés (aucun : tout le menu)",
-        "Products (none: the whole menu)",
-    ),
-    "partners.starts_at": ("Début", "Start"),
-    "partners.ends_at": ("Fin", "End"),
-    "partners.configure": ("Enregistrer la configuration", "Save the configuration"),
-    "partners.activate_promotion": ("Activer la promotion", "Activate the promotion"),
-    "partners.active_promotions": ("Promotions actives", "Active promotions"),
-    "partners.all_promotions": ("Toutes les promotions", "All promotions"),
-    "partners.discount": ("Remise", "Discount"),
-    "partners.period": ("Période", "Period"),
-    "partners.report_problem": ("Signaler un problème", "Report a problem"),
-    "partners.problem_description": ("Décrivez le problème", "Describe the problem"),
-    "partners.promotion_created": (
-        "Promotion créée : configurez-la.",
-        "Promotion created: configure it.",
-    ),
-    "partners.promotion_configured": (
-        "Promotion configurée : activez-la.",
-        "Promotion configured: activate it.",
-    ),
-    "partners.promotion_activated": ("Promotion activée.", "Promotion activated."),
-    "partners.problem_sent": ("Problème signalé à l'assistance.", "Problem reported to support."),
-    "partners.messages_help": (
-        "Pour une facture ou une commande, précisez le code de commande ; pour un paiement, "
-        "la période et le mois.",
-        "For an invoice or an order, give the order code; for a payment, the period and month.",
-    ),
-    "partners.category": ("Sujet", "Topic"),
-    "partners.category.invoices_and_orders": ("Factures et commandes", "Invoices and orders"),
-    "partners.category.other": ("Autre", "Other"),
-    "partners.category.content_changes": ("Modifications du contenu", "Content changes"),
-    "partners.category.bank_details": ("Coordonnées bancaires", "Bank details"),
-    "partners.subject": ("Objet", "Subject"),
-    "partners.body": ("Message", "Message"),
-    "partners.order_code": ("Code de commande", "Order code"),
-    "partners.period_field": ("Période (ex. 2026-11)", "Period (e.g. 2026-11)"),
-    "partners.message_sent": ("Message envoyé.", "Message sent."),
-    "partners.sent_messages": ("Messages envoyés", "Messages sent"),
-    "partners.bank_help": (
-        "Indiquez les nouvelles coordonnées, puis joignez le justificatif émis par votre banque "
-        "(PDF, PNG ou JPEG). Elles s'appliquent après vérification par notre équipe.",
-        "Enter the new details, then attach the proof issued by your bank (PDF, PNG or JPEG). "
-        "They apply once our team has checked it.",
-    ),
-    "partners.iban": ("IBAN", "IBAN"),
-    "partners.bic": ("BIC", "BIC"),
-    "partners.account_holder": ("Titulaire du compte", "Account holder"),
-    "partners.bank_submit": ("Demander le changement", "Ask for the change"),
-    "partners.bank_sent": (
-        "Demande enregistrée : joignez maintenant le justificatif de la banque.",
-        "Request recorded: now attach the bank's proof.",
-    ),
-    "partners.proof": ("Justificatif de la banque", "Proof from the bank"),
-    "partners.upload": ("Envoyer le justificatif", "Upload the proof"),
-    "partners.proof_sent": (
-        "Justificatif envoyé : notre équipe va le vérifier.",
-        "Proof uploaded: our team will check it.",
-    ),
-    "partners.proof_missing_file": ("Choisissez un fichier.", "Choose a file."),
-    "partners.download_proof": ("Télécharger le justificatif", "Download the proof"),
-    "partners.bank_changes": ("Demandes de changement", "Change requests"),
-    "partners.requested": ("Demandée le", "Requested"),
-}
-
-register(MESSAGES)
-
-# Added for the portal's journeys (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "partners.price_saved": (
-            "Nouveau prix de « {name} » : {price}.",
-            "New price of “{name}”: {price}.",
-        ),
-        "partners.product_deactivated": (
-            "« {name} » est désactivé : il n'est plus proposé aux clients.",
-            "“{name}” is deactivated: customers no longer see it.",
-        ),
-        "partners.product_reactivated": (
-            "« {name} » est réactivé : les clients peuvent de nouveau le commander.",
-            "“{name}” is reactivated: customers can order it again.",
-        ),
-        "partners.products_page": ("Produits {first} à {last}", "Products {first} to {last}"),
-        "partners.first_page": ("Première page", "First page"),
-        "partners.edit_product": ("Modifier « {name} »", "Change “{name}”"),
-    }
-)
 
 # Products per page of the menu: a phone scrolls through a page of them, not the whole menu.
 PRODUCTS_PAGE = 20
@@ -456,10 +295,10 @@ async def _promotion_page(
         form = FormState(
             values={
                 "percent_off": str(promotion["percent_off"] or ""),
-                "amount_off": f"{promotion['amount_off_cents'] / 100:.2f}"
+                "amount_off": amount_input(promotion["amount_off_cents"], visitor.locale)
                 if promotion["amount_off_cents"]
                 else "",
-                "min_order": f"{promotion['min_order_cents'] / 100:.2f}"
+                "min_order": amount_input(promotion["min_order_cents"], visitor.locale)
                 if promotion["min_order_cents"]
                 else "",
             },
@@ -707,3 +546,34 @@ def proof_response(content: bytes, proof: object) -> Response:
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{safe}"'},
     )
+
+
+# Message ids this module builds at run time, declared for the extraction.
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("partners.bank_sent"),
+    N_("partners.category.bank_details"),
+    N_("partners.category.content_changes"),
+    N_("partners.category.invoices_and_orders"),
+    N_("partners.category.other"),
+    N_("partners.deactivation_reason"),
+    N_("partners.description"),
+    N_("partners.kind.amount_off"),
+    N_("partners.kind.free_delivery"),
+    N_("partners.kind.percent_off"),
+    N_("partners.price_invalid"),
+    N_("partners.price_saved"),
+    N_("partners.problem_sent"),
+    N_("partners.product_deactivated"),
+    N_("partners.product_reactivated"),
+    N_("partners.products_page"),
+    N_("partners.promotion_activated"),
+    N_("partners.promotion_configured"),
+    N_("partners.promotion_created"),
+    N_("partners.proof_sent"),
+    N_("partners.reactivate_at"),
+    N_("partners.today_done"),
+    N_("partners.today_missing"),
+)

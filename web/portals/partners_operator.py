@@ -12,65 +12,12 @@ from web.client.api import BankDetailChangeStatus, EscalationStatus, RefundFunde
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
-from web.i18n import register
+from web.i18n import N_
 from web.pages import form_values, redirect, render
 from web.portals.partners_common import pick, refused
 from web.portals.partners_menu import proof_response
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES: dict[str, tuple[str, str]] = {
-    "partners.op.title": ("Partenaires : opérations", "Partners: operations"),
-    "partners.op.menu": ("Menu des opérations partenaires", "Partner operations menu"),
-    "partners.op.escalations": ("Produits épuisés transmis", "Escalated out-of-stock orders"),
-    "partners.op.bank": ("Coordonnées bancaires à vérifier", "Bank details to review"),
-    "partners.op.content": ("Modifications du contenu", "Content changes"),
-    "partners.op.missing": ("Magasins sans pointage", "Stores not checked in"),
-    "partners.op.store": ("Magasin", "Store"),
-    "partners.op.order": ("Commande", "Order"),
-    "partners.op.product": ("Produit épuisé", "Product out of stock"),
-    "partners.op.answer": ("Réponse du client", "Customer's answer"),
-    "partners.op.answer.accepted": ("Acceptée", "Accepted"),
-    "partners.op.answer.refused": ("Refusée", "Refused"),
-    "partners.op.answer.none": ("Pas de réponse", "No answer"),
-    "partners.op.deadline": ("À traiter avant", "Handle before"),
-    "partners.op.actions": ("Actions", "Actions"),
-    "partners.op.cancel": ("Annuler la commande", "Cancel the order"),
-    "partners.op.cancelled": (
-        "Commande {code} annulée{refunded}.",
-        "Order {code} cancelled{refunded}.",
-    ),
-    "partners.op.and_refunded": (" et remboursée", " and refunded"),
-    "partners.op.refund": ("Rembourser", "Refund"),
-    "partners.op.refund_reason": ("Raison du remboursement", "Refund reason"),
-    "partners.op.funded_by": ("Financé par", "Funded by"),
-    "partners.op.refunded": ("Commande remboursée.", "Order refunded."),
-    "partners.op.order_id": ("Identifiant de la commande", "Order id"),
-    "partners.op.none": ("Rien à traiter.", "Nothing to handle."),
-    "partners.op.show": ("Afficher", "Show"),
-    "partners.op.approve": ("Approuver", "Approve"),
-    "partners.op.reject": ("Refuser", "Reject"),
-    "partners.op.reject_reason": ("Raison du refus", "Reason for rejecting"),
-    "partners.op.approved": ("Changement approuvé.", "Change approved."),
-    "partners.op.rejected": ("Changement refusé.", "Change rejected."),
-    "partners.op.store_id": ("Identifiant du magasin", "Store id"),
-    "partners.op.last_check_in": ("Dernier pointage", "Last check-in"),
-    "partners.op.content_applied": ("Modification appliquée.", "Content change applied."),
-    "partners.op.content_rejected": ("Modification refusée.", "Content change rejected."),
-}
-register(MESSAGES)
-
-# Added for the portal's journeys (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "partners.op.store": ("Magasin", "Store"),
-        "partners.op.choose_store": ("Choisissez un magasin", "Choose a store"),
-        "partners.op.escalations_now": (
-            "{n} commande(s) escaladée(s) en attente.",
-            "{n} escalated order(s) waiting.",
-        ),
-    }
-)
 
 router = APIRouter()
 
@@ -301,3 +248,15 @@ async def missing_check_ins(visitor: CurrentVisitor, day: str = "") -> Response:
         "partners/op_missing.html",
         {"missing": page["items"], "form": FormState(values={"day": day})},
     )
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("partners.op.answer.accepted"),
+    N_("partners.op.answer.none"),
+    N_("partners.op.answer.refused"),
+    N_("partners.op.approved"),
+    N_("partners.op.content_applied"),
+    N_("partners.op.content_rejected"),
+    N_("partners.op.rejected"),
+)

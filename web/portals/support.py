@@ -20,6 +20,7 @@ from web.client.api import (
     ConsultingBody,
     ReplyBody,
     StatusBody,
+    Ticket,
     TicketBody,
     TicketHistory,
     TicketKind,
@@ -30,233 +31,10 @@ from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
 from web.forms import TypedInputs
-from web.i18n import register
+from web.i18n import N_, localized
 from web.pages import form_values, redirect, render
 from web.problems import FormState, summary_message
 from web.session import Visitor
-
-MESSAGES: dict[str, tuple[str, str]] = {
-    "support.title": ("Assistance", "Support"),
-    "support.intro": (
-        "Choisissez la catégorie de votre question : nous vous montrons d'abord les réponses "
-        "déjà connues.",
-        "Choose your question's category: the answers we already know come first.",
-    ),
-    "support.categories": ("Catégories", "Categories"),
-    "support.no_categories": ("Aucune catégorie pour l'instant.", "No category yet."),
-    "support.questions": ("{n} question(s) et réponse(s)", "{n} question(s) and answer(s)"),
-    "support.my_tickets": ("Mes tickets", "My tickets"),
-    "support.queue": ("File des tickets", "Ticket queue"),
-    "support.report": ("Rapport SLA", "SLA report"),
-    "support.faq_title": ("Questions fréquentes : {name}", "Frequently asked: {name}"),
-    "support.faq_intro": (
-        "Votre réponse est peut-être déjà ici. Lisez ces questions avant d'ouvrir un ticket.",
-        "Your answer may already be here. Read these questions before opening a ticket.",
-    ),
-    "support.faq_empty": (
-        "Pas encore de questions pour cette catégorie.",
-        "No questions for this category yet.",
-    ),
-    "support.deflect": ("Ma réponse était dans la FAQ", "My answer was in the FAQ"),
-    "support.deflected": (
-        "Merci ! Nous sommes heureux que la FAQ vous ait aidé : aucun ticket n'a été ouvert.",
-        "Thank you! Glad the FAQ helped: no ticket was opened.",
-    ),
-    "support.not_found": (
-        "Vous n'avez pas trouvé la réponse ? Cliquez ici pour ouvrir un ticket",
-        "Did not find the answer? Click here to open a ticket",
-    ),
-    "support.back_home": ("Retour à l'assistance", "Back to support"),
-    "support.new_title": ("Ouvrir un ticket", "Open a ticket"),
-    "support.new_intro": (
-        "Tous les champs sont obligatoires. Soyez clair et concis ; indiquez toujours le code de "
-        "l'écran et un exemple d'enregistrement qui pose problème.",
-        "Every field is required. Be clear and short; always give the screen code and an "
-        "example record that shows the problem.",
-    ),
-    "support.new_example": (
-        "Exemple : « J'ai créé le client code 100 via l'écran ATW0001, mais l'e-mail du contact "
-        "Bruno n'a pas été enregistré. »",
-        "Example: “I created customer 100 through screen ATW0001, but contact Bruno's e-mail "
-        "was not saved.”",
-    ),
-    "support.category": ("Catégorie", "Category"),
-    "support.choose": ("— Choisir —", "— Choose —"),
-    "support.ticket_title": ("Titre court", "Short title"),
-    "support.description": ("Description", "Description"),
-    "support.screen_code": ("Code de l'écran", "Screen code"),
-    "support.screen_code_help": ("Par exemple ATW0001.", "For example ATW0001."),
-    "support.example_record": ("Exemple d'enregistrement", "Example record"),
-    "support.example_record_help": (
-        "Par exemple : client 100, contact Bruno.",
-        "For example: customer 100, contact Bruno.",
-    ),
-    "support.priority": ("Priorité", "Priority"),
-    "support.kind": ("Nature", "Kind"),
-    "support.kind_help": (
-        "Support : comment fonctionne le produit. Conseil : analyse de votre situation "
-        "(facturable).",
-        "Support: how the product works. Consulting: analysis of your situation (billable).",
-    ),
-    "support.open": ("Ouvrir le ticket", "Open the ticket"),
-    "support.opened": (
-        "Ticket n° {number} ouvert. L'équipe d'assistance le voit déjà.",
-        "Ticket #{number} opened. The support team already sees it.",
-    ),
-    "support.search": ("Rechercher", "Search"),
-    "support.search_label": ("Mots-clés", "Keywords"),
-    "support.status_filter": ("Statut", "Status"),
-    "support.all_statuses": ("Tous les statuts", "Every status"),
-    "support.number": ("N°", "No."),
-    "support.organisation": ("Organisation", "Organisation"),
-    "support.status": ("Statut", "Status"),
-    "support.sla_due": ("Échéance SLA", "SLA due"),
-    "support.opened_at": ("Ouvert le", "Opened"),
-    "support.no_tickets": ("Aucun ticket.", "No ticket."),
-    "support.next_page": ("Page suivante", "Next page"),
-    "support.zone_note": ("Heures affichées dans le fuseau {zone}.", "Times shown in {zone}."),
-    "support.paused": ("En pause (en attente du client)", "Paused (waiting on the customer)"),
-    "support.reply_to": ("Réponse envoyée à", "Answer sent to"),
-    "support.at_risk": ("Échéance proche", "Due soon"),
-    "support.breached": ("SLA dépassé", "SLA breached"),
-    "support.ticket_heading": ("Ticket n° {number} : {title}", "Ticket #{number}: {title}"),
-    "support.opened_by": ("Ouvert par", "Opened by"),
-    "support.consulting_minutes": ("Temps de conseil", "Consulting time"),
-    "support.minutes_value": ("{n} min", "{n} min"),
-    "support.clocks": ("Délais SLA", "SLA clocks"),
-    "support.clock": ("Délai", "Clock"),
-    "support.due_at": ("Échéance", "Due"),
-    "support.warning_at": ("Alerte", "Warning"),
-    "support.clock_state": ("État", "State"),
-    "support.met": ("Tenu", "Met"),
-    "support.missed": ("Manqué", "Missed"),
-    "support.running": ("En cours", "Running"),
-    "support.pauses": ("Pauses (en attente du client)", "Pauses (waiting on the customer)"),
-    "support.pause_from": ("Début", "From"),
-    "support.pause_to": ("Fin", "To"),
-    "support.history": ("Historique", "History"),
-    "support.no_messages": ("Pas encore de message.", "No message yet."),
-    "support.side.customer": ("Client", "Customer"),
-    "support.side.agent": ("Équipe d'assistance", "Support team"),
-    "support.reply": ("Réponse", "Reply"),
-    "support.send_reply": ("Répondre", "Reply"),
-    "support.replied": ("Réponse enregistrée.", "Reply saved."),
-    "support.reply_status": ("Statut après la réponse", "Status after the reply"),
-    "support.reply_status_auto": ("Automatique", "Automatic"),
-    "support.closed_note": (
-        "Ce ticket est clos : pour une nouvelle question, ouvrez un nouveau ticket.",
-        "This ticket is closed: for a new question, open a new ticket.",
-    ),
-    "support.attachments": ("Pièces jointes", "Attachments"),
-    "support.no_attachments": ("Aucune pièce jointe.", "No attachment."),
-    "support.file": ("Fichier", "File"),
-    "support.attach": ("Joindre le fichier", "Attach the file"),
-    "support.attached": ("Fichier joint.", "File attached."),
-    "support.file_required": ("Choisissez un fichier.", "Choose a file."),
-    "support.file_type": (
-        "Ce type de fichier n'est pas accepté : PDF, PNG, JPEG, GIF, texte, CSV, XLSX ou DOCX.",
-        "This file type is not accepted: PDF, PNG, JPEG, GIF, text, CSV, XLSX or DOCX.",
-    ),
-    "support.file_content": (
-        "Le fichier est vide, trop volumineux, ou son contenu ne correspond pas à son type.",
-        "The file is empty, too large, or its content does not match its type.",
-    ),
-    "support.agent_panel": ("Traitement (équipe d'assistance)", "Handling (support team)"),
-    "support.change_status": ("Changer le statut", "Change the status"),
-    "support.reason": ("Motif (facultatif)", "Reason (optional)"),
-    "support.status_changed": ("Statut changé.", "Status changed."),
-    "support.change_priority": ("Changer la priorité", "Change the priority"),
-    "support.priority_changed": (
-        "Priorité changée ; les échéances SLA suivent.",
-        "Priority changed; the SLA deadlines follow.",
-    ),
-    "support.classify": ("Classer", "Classify"),
-    "support.classified": ("Nature changée.", "Kind changed."),
-    "support.minutes": ("Minutes", "Minutes"),
-    "support.note": ("Note (facultative)", "Note (optional)"),
-    "support.log_time": ("Enregistrer le temps de conseil", "Log consulting time"),
-    "support.time_logged": ("Temps de conseil enregistré.", "Consulting time logged."),
-    "support.cancel_ticket": ("Annuler ce ticket", "Cancel this ticket"),
-    "support.cancel_help": (
-        "Votre question est résolue ? Annulez le ticket : il reste dans votre liste.",
-        "Question solved? Cancel the ticket: it stays in your list.",
-    ),
-    "support.cancelled_done": ("Ticket annulé.", "Ticket cancelled."),
-    "support.queue_intro": (
-        "Tickets non terminés, échéance SLA la plus proche en premier.",
-        "Unfinished tickets, nearest SLA deadline first.",
-    ),
-    "support.report_intro": (
-        "Par plan : part des délais tenus, dépassements, déviations par la FAQ et temps de "
-        "conseil facturable.",
-        "Per plan: share of clocks met, breaches, FAQ deflections and billable consulting time.",
-    ),
-    "support.start": ("Du", "From"),
-    "support.end": ("Au (exclu)", "To (excluded)"),
-    "support.show": ("Afficher", "Show"),
-    "support.plan": ("Plan", "Plan"),
-    "support.tickets_opened": ("Tickets ouverts", "Tickets opened"),
-    "support.within": ("Dans les délais", "Within SLA"),
-    "support.breaches": ("Dépassements", "Breaches"),
-    "support.warnings": ("Alertes", "Warnings"),
-    "support.deflections": ("Déviations par la FAQ", "FAQ deflections"),
-    "support.views": ("Consultations", "Views"),
-    "support.tickets": ("Tickets", "Tickets"),
-    "support.consulting": ("Temps de conseil", "Consulting time"),
-    "support.status.open": ("Ouvert", "Open"),
-    "support.status.in_progress": ("En cours", "In progress"),
-    "support.status.waiting_on_customer": ("En attente du client", "Waiting on customer"),
-    "support.status.finished": ("Terminé", "Finished"),
-    "support.status.cancelled": ("Annulé", "Cancelled"),
-    "support.priority.low": ("Basse", "Low"),
-    "support.priority.normal": ("Normale", "Normal"),
-    "support.priority.high": ("Haute", "High"),
-    "support.priority.urgent": ("Urgente", "Urgent"),
-    "support.kind.support": ("Support", "Support"),
-    "support.kind.consulting": ("Conseil (facturable)", "Consulting (billable)"),
-    "support.clock.first_response": ("Première réponse", "First response"),
-    "support.clock.next_response": ("Réponse suivante", "Next response"),
-    "support.clock.resolution": ("Résolution", "Resolution"),
-    "problem.ticket_closed": (
-        "Ce ticket est clos : ouvrez un nouveau ticket.",
-        "This ticket is closed: open a new ticket.",
-    ),
-    "problem.ticket_opened": (
-        "Un ticket a déjà été ouvert après cette lecture de la FAQ.",
-        "A ticket was already opened after this FAQ reading.",
-    ),
-    "problem.transition_not_allowed": (
-        "Ce changement de statut n'est pas permis.",
-        "This status change is not allowed.",
-    ),
-    "problem.consulting_logged": (
-        "Du temps de conseil est enregistré sur ce ticket : il reste « conseil ».",
-        "Consulting time is logged on this ticket: it stays consulting.",
-    ),
-    "problem.not_consulting": (
-        "Le temps se saisit sur les tickets de conseil : classez d'abord le ticket.",
-        "Time is logged on consulting tickets only: classify the ticket first.",
-    ),
-    "problem.no_contract": (
-        "Votre organisation n'a pas de contrat d'assistance : contactez l'équipe d'assistance.",
-        "Your organisation has no support contract: contact the support team.",
-    ),
-    "problem.not_a_customer": (
-        "Cette organisation ne peut pas avoir de contrat d'assistance.",
-        "This organisation cannot hold a support contract.",
-    ),
-}
-register(MESSAGES)
-
-# Added for the portal's journeys (issue 25); moved to the catalogs with the rest.
-register(
-    {
-        "support.minutes_help": (
-            "Un nombre de minutes, par exemple 90 pour 1 h 30.",
-            "A number of minutes, for example 90 for 1 h 30.",
-        ),
-    }
-)
 
 router: APIRouter = APIRouter()
 
@@ -314,6 +92,17 @@ async def _zones(visitor: Visitor) -> dict[str, str]:
     return {p["id"]: by_calendar.get(p["calendar_id"], DEFAULT_ZONE) for p in plans["items"]}
 
 
+async def _in_reader_language(visitor: Visitor, tickets: list[Ticket]) -> list[Ticket]:
+    """Each ticket's category named in the reader's language (the support team may have
+    translated it), else as written."""
+    listed = await visitor.api.list_categories()
+    names = {c["id"]: localized(c, "name", visitor.locale) for c in listed["items"]}
+    for ticket in tickets:
+        if ticket["category_id"] in names:
+            ticket["category_name"] = names[ticket["category_id"]]
+    return tickets
+
+
 async def _categories(visitor: Visitor) -> list[Category]:
     """The categories this person's organisation asks in (partners have their own)."""
     me = await visitor.me()
@@ -369,7 +158,9 @@ async def deflect(visitor: CurrentVisitor, view_id: str) -> Response:
 
 async def _new_ticket_page(visitor: Visitor, form: FormState, status_code: int = 200) -> Response:
     categories = await _categories(visitor)
-    choices = [("", visitor.t("support.choose"))] + [(c["id"], c["name"]) for c in categories]
+    choices = [("", visitor.t("support.choose"))] + [
+        (c["id"], localized(c, "name", visitor.locale)) for c in categories
+    ]
     return await _render(
         visitor,
         "support/new_ticket.html",
@@ -435,7 +226,7 @@ async def my_tickets(
         visitor,
         "support/tickets.html",
         {
-            "tickets": page["items"],
+            "tickets": await _in_reader_language(visitor, page["items"]),
             "next_page_token": page["next_page_token"],
             "zones": zones,
             "default_zone": visitor.time_zone or DEFAULT_ZONE,
@@ -458,7 +249,7 @@ async def queue(visitor: CurrentVisitor, page_token: str = "") -> Response:
         visitor,
         "support/queue.html",
         {
-            "tickets": page["items"],
+            "tickets": await _in_reader_language(visitor, page["items"]),
             "next_page_token": page["next_page_token"],
             "zones": zones,
             "default_zone": visitor.time_zone or DEFAULT_ZONE,
@@ -482,7 +273,7 @@ async def _ticket_page(
     forms = forms or {}
     for name in ("reply", "status", "priority", "kind", "consulting", "attachment"):
         forms.setdefault(name, FormState())
-    ticket = history["ticket"]
+    [ticket] = await _in_reader_language(visitor, [history["ticket"]])
     forms["status"].values.setdefault("status", ticket["status"])
     forms["priority"].values.setdefault("priority", ticket["priority"])
     forms["kind"].values.setdefault("kind", ticket["kind"])
@@ -683,3 +474,38 @@ async def sla_report(visitor: CurrentVisitor, start: str = "", end: str = "") ->
 from web.portals import support_admin  # noqa: E402
 
 router.include_router(support_admin.router)
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("problem.consulting_logged"),
+    N_("problem.no_contract"),
+    N_("problem.not_a_customer"),
+    N_("problem.not_consulting"),
+    N_("problem.ticket_closed"),
+    N_("problem.ticket_opened"),
+    N_("problem.transition_not_allowed"),
+    N_("support.attached"),
+    N_("support.cancelled_done"),
+    N_("support.classified"),
+    N_("support.clock.first_response"),
+    N_("support.clock.next_response"),
+    N_("support.clock.resolution"),
+    N_("support.kind.consulting"),
+    N_("support.kind.support"),
+    N_("support.priority.high"),
+    N_("support.priority.low"),
+    N_("support.priority.normal"),
+    N_("support.priority.urgent"),
+    N_("support.priority_changed"),
+    N_("support.replied"),
+    N_("support.side.agent"),
+    N_("support.side.customer"),
+    N_("support.status.cancelled"),
+    N_("support.status.finished"),
+    N_("support.status.in_progress"),
+    N_("support.status.open"),
+    N_("support.status.waiting_on_customer"),
+    N_("support.status_changed"),
+    N_("support.time_logged"),
+)

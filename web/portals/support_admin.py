@@ -12,47 +12,20 @@ from web.client.api import (
     Category,
     CategoryAudience,
     CategoryBody,
+    CategoryTranslation,
     CategoryUpdateBody,
     FaqEntryBody,
+    FaqEntryTranslation,
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
 from web.forms import TypedInputs
-from web.i18n import register
+from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, N_
 from web.pages import form_values, redirect
 from web.portals.support import _render
 from web.problems import FormState
 from web.session import Visitor
-
-MESSAGES: dict[str, tuple[str, str]] = {
-    "support.admin_categories": ("Catégories et FAQ", "Categories and FAQ"),
-    "support.admin_intro": (
-        "Les questions et réponses de chaque catégorie s'affichent avant le formulaire de ticket.",
-        "Each category's questions and answers show before the ticket form.",
-    ),
-    "support.new_category": ("Nouvelle catégorie", "New category"),
-    "support.edit_category": ("Modifier : {name}", "Edit: {name}"),
-    "support.faq_count": ("Questions", "Questions"),
-    "support.code": ("Code", "Code"),
-    "support.name": ("Nom", "Name"),
-    "support.audience": ("Public", "Audience"),
-    "support.audience.customer": ("Clients ERP", "ERP customers"),
-    "support.audience.partner": ("Partenaires livraison", "Delivery partners"),
-    "support.position": ("Ordre d'affichage", "Display order"),
-    "support.entry": ("Question et réponse {n}", "Question and answer {n}"),
-    "support.question": ("Question", "Question"),
-    "support.answer": ("Réponse proposée", "Suggested answer"),
-    "support.entries_help": (
-        "Laissez une ligne vide pour ne rien ajouter ; videz-la pour retirer la question.",
-        "Leave a row blank to add nothing; empty it to remove the question.",
-    ),
-    "support.create_category": ("Créer la catégorie", "Create the category"),
-    "support.save_category": ("Enregistrer la catégorie", "Save the category"),
-    "support.category_created": ("Catégorie créée.", "Category created."),
-    "support.category_saved": ("Catégorie enregistrée.", "Category saved."),
-}
-register(MESSAGES)
 
 router: APIRouter = APIRouter()
 
@@ -68,22 +41,90 @@ def _entry_rows(values: dict[str, str]) -> int:
     return len(typed) + _BLANK_ROWS
 
 
+# The languages a category and its answers may be translated into (BCP 47 tags).
+LANGUAGES = tuple(HTML_LANG[locale] for locale in LOCALES)
+
+
+def _entry_translations(values: dict[str, str], row: str) -> list[FaqEntryTranslation]:
+    """A row's translations typed in the form (`entries[i].translations.<tag>.question`)."""
+    found: list[FaqEntryTranslation] = []
+    for tag in LANGUAGES:
+        question = values.get(f"{row}.translations.{tag}.question", "").strip()
+        answer = values.get(f"{row}.translations.{tag}.answer", "").strip()
+        if question or answer:
+            found.append({"locale": tag, "question": question, "answer": answer})
+    return found
+
+
 def _entries_from(values: dict[str, str]) -> tuple[list[FaqEntryBody], dict[str, str]]:
     """The filled rows, renumbered without the blank ones: the API's `entries[i]` errors then
     name the row the form shows again at index i."""
     entries: list[FaqEntryBody] = []
     index = 0
     while f"entries[{index}].question" in values or f"entries[{index}].answer" in values:
-        question = values.get(f"entries[{index}].question", "").strip()
-        answer = values.get(f"entries[{index}].answer", "").strip()
-        if question or answer:
-            entries.append({"question": question, "answer": answer})
+        row = f"entries[{index}]"
+        question = values.get(f"{row}.question", "").strip()
+        answer = values.get(f"{row}.answer", "").strip()
+        translations = _entry_translations(values, row)
+        if question or answer or translations:
+            entries.append({"question": question, "answer": answer, "translations": translations})
         index += 1
     kept = {k: v for k, v in values.items() if not k.startswith("entries[")}
     for position, entry in enumerate(entries):
-        kept[f"entries[{position}].question"] = entry["question"]
-        kept[f"entries[{position}].answer"] = entry["answer"]
+        _entry_values(kept, position, entry)
     return entries, kept
+
+
+def _entry_values(values: dict[str, str], position: int, entry: FaqEntryBody) -> None:
+    row = f"entries[{position}]"
+    values[f"{row}.question"] = entry["question"]
+    values[f"{row}.answer"] = entry["answer"]
+    for translation in entry.get("translations") or ():
+        where = f"{row}.translations.{translation['locale']}"
+        values[f"{where}.question"] = translation["question"]
+        values[f"{where}.answer"] = translation["answer"]
+
+
+def _name_translations(values: dict[str, str]) -> list[CategoryTranslation]:
+    return [
+        {"locale": tag, "name": values[f"translations.{tag}.name"].strip()}
+        for tag in LANGUAGES
+        if values.get(f"translations.{tag}.name", "").strip()
+    ]
+
+
+def _translation_fields(
+    names: list[CategoryTranslation], entries: list[FaqEntryBody]
+) -> dict[str, str]:
+    """The API's paths of translated fields (`translations[0].name`) → the form's inputs
+    (`translations.pt-BR.name`), so that a refusal shows beside the right input."""
+    fields = {f"translations[{i}]": f"translations.{n['locale']}" for i, n in enumerate(names)}
+    for row, entry in enumerate(entries):
+        for i, translation in enumerate(entry.get("translations") or ()):
+            fields[f"entries[{row}].translations[{i}]"] = (
+                f"entries[{row}].translations.{translation['locale']}"
+            )
+    return fields
+
+
+def _refused(
+    visitor: Visitor,
+    values: dict[str, str],
+    problem: ApiProblem,
+    names: list[CategoryTranslation],
+    entries: list[FaqEntryBody],
+) -> FormState:
+    form = FormState.refused(visitor.locale, values, problem, {})
+    renamed = _translation_fields(names, entries)
+    errors: dict[str, str] = {}
+    for name, message in form.errors.items():
+        for api_path, input_path in renamed.items():
+            if name.startswith(api_path + "."):
+                name = input_path + name.removeprefix(api_path)
+                break
+        errors.setdefault(name, message)
+    form.errors = errors
+    return form
 
 
 def _category_values(category: Category) -> dict[str, str]:
@@ -93,9 +134,25 @@ def _category_values(category: Category) -> dict[str, str]:
         "audience": category["audience"],
         "position": str(category["position"]),
     }
+    for translation in category.get("translations") or ():
+        values[f"translations.{translation['locale']}.name"] = translation["name"]
     for index, entry in enumerate(category["entries"]):
-        values[f"entries[{index}].question"] = entry["question"]
-        values[f"entries[{index}].answer"] = entry["answer"]
+        _entry_values(
+            values,
+            index,
+            {
+                "question": entry["question"],
+                "answer": entry["answer"],
+                "translations": [
+                    {
+                        "locale": text["locale"],
+                        "question": text["question"],
+                        "answer": text["answer"],
+                    }
+                    for text in entry.get("translations") or ()
+                ],
+            },
+        )
     return values
 
 
@@ -120,6 +177,9 @@ async def _categories_admin_page(
             "rows": _entry_rows(form.values),
             "audience_options": list(audiences.items()),
             "audiences": audiences,
+            "languages": [(HTML_LANG[locale], LANGUAGE_NAMES[locale]) for locale in LOCALES],
+            # Translations fold away unless one of them was refused.
+            "errors_under": lambda prefix: any(name.startswith(prefix) for name in form.errors),
             "agent": True,
         },
         status_code=status_code,
@@ -151,13 +211,16 @@ async def create_category(visitor: CurrentVisitor) -> Response:
         "audience": cast(CategoryAudience, values.get("audience", "")),
         "position": position,
         "entries": entries,
+        "translations": _name_translations(values),
     }
     try:
         created = await visitor.api.create_category(body)
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 401:
             raise
-        form = typed.explain(FormState.refused(visitor.locale, values, problem, {}), visitor.t)
+        form = typed.explain(
+            _refused(visitor, values, problem, body["translations"], entries), visitor.t
+        )
         return await _categories_admin_page(visitor, form, status_code=400)
     flash(visitor.request, "support.category_created")
     return redirect(f"/support/admin/categories/{created['id']}")
@@ -191,13 +254,23 @@ async def update_category(visitor: CurrentVisitor, category_id: str) -> Response
         "name": values.get("name", "").strip(),
         "position": position,
         "entries": entries,
+        "translations": _name_translations(values),
     }
     try:
         await visitor.api.update_category(category_id, body)
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 404):
             raise
-        form = typed.explain(FormState.refused(visitor.locale, values, problem, {}), visitor.t)
+        form = typed.explain(
+            _refused(visitor, values, problem, body["translations"], entries), visitor.t
+        )
         return await _categories_admin_page(visitor, form, category, status_code=400)
     flash(visitor.request, "support.category_saved")
     return redirect(f"/support/admin/categories/{category_id}")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("support.category_created"),
+    N_("support.category_saved"),
+)

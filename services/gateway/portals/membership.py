@@ -26,10 +26,18 @@ WorkshopId = Annotated[uuid.UUID, Path(description="The workshop (identity organ
 AssociationId = Annotated[uuid.UUID, Path(description="The association (organisation) id.")]
 ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 
-NAME = 200
-MAX_CLIENT_NUMBER = 2**63 - 1
+# membership's limits (services/membership/domain; tests/gateway/test_limits.py compares them).
+NAME = 200  # check_text's default
+PERSON_NAME = 100
 TEXT = 4000
 EMAIL = 320
+# Client numbers fit in a JSON number every client reads exactly (2^53 - 1).
+MAX_CLIENT_NUMBER = 2**53 - 1
+# A code (program, option, course, training type), upper-cased by membership.
+CODE_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{0,31}\s*$"
+VIN_PATTERN = r"^\s*[A-HJ-NPR-Za-hj-npr-z0-9]{17}\s*$"
+SIRET_PATTERN = r"^[0-9\s.-]{0,20}$"
+MAX_OPTIONS = 50
 
 
 class _Request(BaseModel):

@@ -48,8 +48,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def check_group_name(v: Validator, name: str) -> None:
     v.require("name", name)
-    v.check(len(name) <= NAME_MAX, "name", f"must be at most {NAME_MAX} characters")
-    v.check(not _CONTROL.search(name), "name", "must not contain control characters")
+    v.check(
+        len(name) <= NAME_MAX,
+        "name",
+        f"must be at most {NAME_MAX} characters",
+        code="string_too_long",
+    )
+    v.check(
+        not _CONTROL.search(name),
+        "name",
+        "must not contain control characters",
+        code="string_pattern_mismatch",
+    )
 
 
 @dataclass(frozen=True)
@@ -218,7 +228,9 @@ async def list_groups(
 def check_word(v: Validator, confirmation: str, words: frozenset[str], example: str) -> None:
     if confirmation.strip().upper() not in words:
         others = " or ".join(sorted(words - {example}))
-        v.check(False, "confirmation", f"type {example} (or {others}) to confirm")
+        v.check(
+            False, "confirmation", f"type {example} (or {others}) to confirm", code="confirmation"
+        )
 
 
 async def delete_group(

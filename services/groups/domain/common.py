@@ -55,7 +55,7 @@ def parse_uuid(v: Validator, field_name: str, raw: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw.strip())
     except ValueError:
-        v.check(False, field_name, "must be a UUID")
+        v.check(False, field_name, "must be a UUID", code="uuid_parsing")
         return None
 
 
@@ -77,7 +77,7 @@ def uuid_list(v: Validator, field_name: str, raws: Sequence[str], limit: int) ->
         if value is None:
             continue
         if value in seen:
-            v.check(False, f"{field_name}[{index}]", "is listed twice")
+            v.check(False, f"{field_name}[{index}]", "is listed twice", code="unique_items")
             continue
         seen.add(value)
         parsed.append(value)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.groups.domain.authorisation import group_for_manager
+from services.groups.domain.authorisation import BUSINESS_ACCOUNT_MANAGER, group_for_manager
 from services.groups.domain.client_groups import (
     GroupView,
     check_group_name,
@@ -142,13 +142,24 @@ async def _plan_update(
             employee in assigned, f"unassign_employee_ids[{i}]", "is not assigned to this group"
         )
     for employee, field_name in assign_fields.items():
+        # Three refusals, three codes: nobody the caller may see, someone who is not an
+        # assignable employee here, and the manager (who already sees every client).
         person = people.get(employee)
-        v.check(
-            person is not None and person.assignable_in(group.provider_id),
-            field_name,
-            "is not an employee of this provider holding program_account_manager, editor or "
-            "read_only (a business account manager already sees every client)",
-        )
+        if person is None:
+            v.add(field_name, "is no user this provider can see", "unknown_user")
+        elif BUSINESS_ACCOUNT_MANAGER in person.roles_in(group.provider_id):
+            v.add(
+                field_name,
+                "is a business account manager, who already sees every client",
+                "business_account_manager",
+            )
+        elif not person.assignable_in(group.provider_id):
+            v.add(
+                field_name,
+                "is not an active employee of this provider holding program_account_manager, "
+                "editor or read_only",
+                "not_an_assignable_employee",
+            )
     v.raise_if_any()
     rename = name if name and name != group.name else None
     if rename is not None:
@@ -245,16 +256,26 @@ async def update_group(
         if employee is None or role is None:
             continue
         if employee in roles:
-            v.check(False, f"assign[{i}].employee_id", "is listed twice")
+            v.check(False, f"assign[{i}].employee_id", "is listed twice", code="unique_items")
             continue
         roles[employee] = role
         assign_fields[employee] = f"assign[{i}].employee_id"
     for i, client in enumerate(add):
-        v.check(client not in remove, f"add_client_ids[{i}]", "is also listed for removal")
+        v.check(
+            client not in remove,
+            f"add_client_ids[{i}]",
+            "is also listed for removal",
+            code="add_and_remove",
+        )
     for i, employee in enumerate(unassign):
-        v.check(employee not in roles, f"unassign_employee_ids[{i}]", "is also listed to assign")
+        v.check(
+            employee not in roles,
+            f"unassign_employee_ids[{i}]",
+            "is also listed to assign",
+            code="assign_and_unassign",
+        )
     if not (name or add or remove or roles or unassign) and not v.violations:
-        v.check(False, "body", "nothing to change")
+        v.check(False, "body", "nothing to change", code="nothing_to_change")
     if not dry_run:
         check_word(v, confirmation, CONFIRM_WORDS, "CONFIRMER")
     v.raise_if_any()

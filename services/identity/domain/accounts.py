@@ -149,9 +149,16 @@ async def complete_profile(
     v.require("profile.phone", phone)
     if phone:
         v.check(
-            bool(_PHONE.match(phone)) and sum(c.isdigit() for c in phone) >= 6,
+            bool(_PHONE.match(phone)),
             "profile.phone",
             "is not a valid phone number",
+            code="string_pattern_mismatch",
+        )
+        v.check(
+            not _PHONE.match(phone) or sum(c.isdigit() for c in phone) >= 6,
+            "profile.phone",
+            "is not a valid phone number: at least 6 digits",
+            code="phone_digits",
         )
     v.require("profile.postal_code", postal_code)
     if postal_code:
@@ -159,6 +166,7 @@ async def complete_profile(
             bool(_POSTAL_CODE.match(postal_code)),
             "profile.postal_code",
             "is not a valid postal code",
+            code="string_pattern_mismatch",
         )
     birth_date: date | None = None
     raw_date = values["birth_date"]
@@ -169,10 +177,22 @@ async def complete_profile(
                 raise ValueError(raw_date)
             birth_date = date.fromisoformat(raw_date)
         except ValueError:
-            v.check(False, "profile.birth_date", "must be a date written YYYY-MM-DD")
+            v.check(
+                False,
+                "profile.birth_date",
+                "must be a date written YYYY-MM-DD",
+                code="date_parsing",
+            )
         else:
-            v.check(birth_date <= now.date(), "profile.birth_date", "must not be in the future")
-            v.check(birth_date.year >= 1900, "profile.birth_date", "must be after 1900")
+            v.check(
+                birth_date <= now.date(),
+                "profile.birth_date",
+                "must not be in the future",
+                code="in_the_future",
+            )
+            v.check(
+                birth_date.year >= 1900, "profile.birth_date", "must be after 1900", code="too_old"
+            )
     v.raise_if_any()
     user.first_name, user.last_name = values["first_name"], values["last_name"]
     user.phone, user.address_line = phone, values["address_line"]

@@ -58,7 +58,7 @@ async def create_user(
     org_id = parse_uuid(v, "organisation_id", organisation_id)
     username = username.strip()
     for problem in username_problems(username):
-        v.check(False, "username", problem)
+        v.check(False, "username", problem, code="string_pattern_mismatch")
     normalised_email = check_email(v, "email", email, required=False)
     first_name, last_name = clean(first_name), clean(last_name)
     check_name(v, "first_name", first_name)
@@ -128,17 +128,34 @@ async def search_users(
     account of a username or an e-mail address (`login`, whole, case ignored)."""
     v = Validator()
     org_id = parse_uuid(v, "organisation_id", organisation_id)
+    v.raise_if_any()
+    assert org_id is not None
+    # Who may search comes first: another tenant's organisation is a 404 whatever the query.
+    await organisation_for_admin(session, actor, org_id)
     last, first = fold(last_name), fold(first_name)
     login = login.strip().lower()
     if not last and not first and not login:
-        v.check(False, "last_name", "give a name, a username or an e-mail address to search for")
-    v.check(len(last) <= 100, "last_name", "must be at most 100 characters")
-    v.check(len(first) <= 100, "first_name", "must be at most 100 characters")
-    v.check(len(login) <= 320, "login", "must be at most 320 characters")
+        v.check(
+            False,
+            "last_name",
+            "give a name, a username or an e-mail address to search for",
+            code="name_to_search",
+        )
+    v.check(
+        len(last_name.strip()) <= 100,
+        "last_name",
+        "must be at most 100 characters",
+        code="string_too_long",
+    )
+    v.check(
+        len(first_name.strip()) <= 100,
+        "first_name",
+        "must be at most 100 characters",
+        code="string_too_long",
+    )
+    v.check(len(login) <= 320, "login", "must be at most 320 characters", code="string_too_long")
     page = _parse_page(v, "user-search", page_size, page_token, [str, str, uuid.UUID])
     v.raise_if_any()
-    assert org_id is not None
-    await organisation_for_admin(session, actor, org_id)
     query = select(User).where(User.organisation_id == org_id)
     if login:
         # Both sides lowered: the indexes on lower(username) and lower(email) answer it.

@@ -51,8 +51,15 @@ def clean(value: str) -> str:
 
 def check_name(v: Validator, field: str, value: str, limit: int = 100) -> None:
     v.require(field, value)
-    v.check(len(value) <= limit, field, f"must be at most {limit} characters")
-    v.check(not _CONTROL.search(value), field, "must not contain control characters")
+    v.check(
+        len(value) <= limit, field, f"must be at most {limit} characters", code="string_too_long"
+    )
+    v.check(
+        not _CONTROL.search(value),
+        field,
+        "must not contain control characters",
+        code="string_pattern_mismatch",
+    )
 
 
 def check_email(v: Validator, field: str, raw: str, *, required: bool) -> str | None:
@@ -63,9 +70,9 @@ def check_email(v: Validator, field: str, raw: str, *, required: bool) -> str | 
     try:
         email = normalise_email(raw)
     except ValueError as error:
-        v.check(False, field, f"is not a valid e-mail address: {error}")
+        v.check(False, field, f"is not a valid e-mail address: {error}", code="value_error")
         return None
-    v.check(len(email) <= 320, field, "must be at most 320 characters")
+    v.check(len(email) <= 320, field, "must be at most 320 characters", code="string_too_long")
     return email
 
 
@@ -77,7 +84,7 @@ def parse_uuid(v: Validator, field: str, raw: str, *, required: bool = True) -> 
     try:
         return uuid.UUID(raw.strip())
     except ValueError:
-        v.check(False, field, "must be a UUID")
+        v.check(False, field, "must be a UUID", code="uuid_parsing")
         return None
 
 
@@ -125,9 +132,11 @@ async def flush_unique(session: AsyncSession, taken: dict[str, DomainError]) -> 
         raise
 
 
-def check_token_field(v: Validator, field: str, token: str) -> None:
+def check_token_field(v: Validator, field: str, token: str, kind: str = "link") -> None:
+    """A token's shape (what it names is checked by looking it up): `kind` names it in the
+    message, `link` or `refresh`."""
     v.require(field, token)
-    v.check(len(token) <= 200, field, "is not a valid link token")
+    v.check(len(token) <= 200, field, f"is not a valid {kind} token", code="string_too_long")
 
 
 async def fetch_page(

@@ -47,6 +47,19 @@ def username_problems(username: str) -> list[str]:
     return []
 
 
+def password_problem_codes(password: str, username: str) -> list[tuple[str, str]]:
+    """`password_problems` with each one's code: the lengths are the schema's, the rest beyond."""
+    codes = []
+    for problem in password_problems(password, username):
+        if "at least" in problem:
+            codes.append((problem, "string_too_short"))
+        elif "at most" in problem:
+            codes.append((problem, "string_too_long"))
+        else:
+            codes.append((problem, "weak_password"))
+    return codes
+
+
 def password_problems(password: str, username: str) -> list[str]:
     problems = []
     if len(password) < PASSWORD_MIN:
@@ -69,10 +82,15 @@ def password_problems(password: str, username: str) -> list[str]:
 PASSWORD_MIN_SCORE = 3
 
 
+# zxcvbn refuses to score past 72 characters (it raises); a passphrase that long is judged on
+# its first 72, which already decide whether it is guessable.
+ZXCVBN_MAX = 72
+
+
 def _guessable(password: str, username: str) -> bool:
     # The username and its parts (jean.dupont: jean, dupont) count as known words.
     known = [username, *re.split(r"\W+", username)]
-    return int(zxcvbn(password, user_inputs=known)["score"]) < PASSWORD_MIN_SCORE
+    return int(zxcvbn(password[:ZXCVBN_MAX], user_inputs=known)["score"]) < PASSWORD_MIN_SCORE
 
 
 async def send_reset(
@@ -165,8 +183,8 @@ async def reset_password(
     )
     if user.status == UserStatus.DISABLED:
         raise FailedPrecondition("this account is disabled", reason="account_disabled")
-    for problem in password_problems(new_password, user.username):
-        v.check(False, "new_password", problem)
+    for problem, code in password_problem_codes(new_password, user.username):
+        v.check(False, "new_password", problem, code=code)
     v.raise_if_any()
     user.password_hash = await passwords.hash(new_password)
     if user.email is not None and user.email.lower() == link.email.lower():

@@ -56,7 +56,7 @@ def _check_kind(v: Validator, kind: str) -> OrganisationKind | None:
     try:
         return OrganisationKind(kind)
     except ValueError:
-        v.check(False, "kind", "is not a known organisation kind")
+        v.check(False, "kind", "is not a known organisation kind", code="enum")
         return None
 
 
@@ -79,6 +79,7 @@ async def create_organisation(
         not code or bool(_ORG_CODE.match(code)),
         "code",
         "must be 1 to 32 characters: letters, digits, '_' or '-'",
+        code="string_pattern_mismatch",
     )
     v.raise_if_any()
     assert parsed_kind is not None
@@ -199,13 +200,19 @@ async def _membership_target(
     parsed_org = parse_uuid(v, "organisation_id", organisation_id, required=False)
     v.require("role", role)
     if role:
-        v.check(role in ALL_ROLES, "role", f"unknown role {role!r}")
+        v.check(role in ALL_ROLES, "role", f"unknown role {role!r}", code="literal_error")
     v.raise_if_any()
     assert parsed_user is not None
     user, organisation = await user_for_admin(session, actor, parsed_user, lock=True)
     if parsed_org is not None and parsed_org != user.organisation_id:
         raise InvalidArgument(
-            [("organisation_id", "roles are held in the user's own organisation")]
+            [
+                (
+                    "organisation_id",
+                    "roles are held in the user's own organisation",
+                    "own_organisation",
+                )
+            ]
         )
     return user, organisation
 

@@ -25,7 +25,7 @@ from services.identity.domain.common import (
     parse_uuid,
     queue_mail,
 )
-from services.identity.domain.credentials import password_problems, username_problems
+from services.identity.domain.credentials import password_problem_codes, username_problems
 from services.identity.domain.links import consume_link, issue_link, recently_sent
 from services.identity.models import LinkPurpose, Organisation, OrganisationKind, User, UserStatus
 from services.identity.passwords import Passwords
@@ -118,10 +118,10 @@ async def register(
     org_id = parse_uuid(v, "organisation_id", organisation_id)
     username = username.strip()
     for problem in username_problems(username):
-        v.check(False, "username", problem)
+        v.check(False, "username", problem, code="string_pattern_mismatch")
     normalised_email = check_email(v, "email", email, required=True)
-    for problem in password_problems(password, username):
-        v.check(False, "password", problem)
+    for problem, code in password_problem_codes(password, username):
+        v.check(False, "password", problem, code=code)
     first_name, last_name = clean(first_name), clean(last_name)
     check_name(v, "first_name", first_name)
     check_name(v, "last_name", last_name)
@@ -161,7 +161,9 @@ async def resend_verification(
     """Mails a new link if the account exists and is unverified; the answer never says which."""
     v = Validator()
     v.require("username", username)
-    v.check(len(username) <= 64, "username", "must be at most 64 characters")
+    v.check(
+        len(username) <= 64, "username", "must be at most 64 characters", code="string_too_long"
+    )
     v.raise_if_any()
     user = (
         await session.execute(

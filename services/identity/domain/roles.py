@@ -56,7 +56,9 @@ BASE_ROLE_BY_KIND: dict[OrganisationKind, str] = {
 
 def check_role_names(v: Validator, field: str, roles: Sequence[str]) -> None:
     for index, role in enumerate(roles):
-        v.check(role in ALL_ROLES, f"{field}[{index}]", f"unknown role {role!r}")
+        v.check(
+            role in ALL_ROLES, f"{field}[{index}]", f"unknown role {role!r}", code="literal_error"
+        )
 
 
 def role_refusal(organisation: Organisation, role: str) -> str | None:

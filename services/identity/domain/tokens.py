@@ -152,7 +152,9 @@ async def login(
     """Password login; unknown and known usernames cost the same and lock out the same."""
     v = Validator()
     v.require("username", username)
-    v.check(len(username) <= 64, "username", "must be at most 64 characters")
+    v.check(
+        len(username) <= 64, "username", "must be at most 64 characters", code="string_too_long"
+    )
     v.require("password", password)
     v.check(len(password) <= 1024, "password", "is too long")
     v.check(len(client_ip) <= 64, "client_ip", "must be at most 64 characters")
@@ -223,7 +225,7 @@ async def refresh(
     family is revoked (theft detection, RFC 9700 section 4.14.2).
     """
     v = Validator()
-    check_token_field(v, "refresh_token", refresh_token)
+    check_token_field(v, "refresh_token", refresh_token, "refresh")
     v.raise_if_any()
     token = (
         await session.execute(
@@ -272,7 +274,7 @@ async def refresh(
 async def logout(*, session: AsyncSession, now: datetime, refresh_token: str) -> None:
     """Revokes the token's whole family; unknown tokens are fine (logging out twice is harmless)."""
     v = Validator()
-    check_token_field(v, "refresh_token", refresh_token)
+    check_token_field(v, "refresh_token", refresh_token, "refresh")
     v.raise_if_any()
     token = (
         await session.execute(

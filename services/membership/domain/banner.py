@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
+from services.kit.i18n import MAX_TRANSLATIONS, check_tag
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
 from services.kit.temporal import MEMBERSHIP
@@ -91,8 +92,13 @@ async def create_program(
     v.check(len(benefits) <= 30, "benefits", "must list at most 30 benefits")
     cleaned = [clean(benefit) for benefit in benefits]
     for index, benefit in enumerate(cleaned):
-        v.check(bool(benefit), f"benefits[{index}]", "must not be empty")
-        v.check(len(benefit) <= 300, f"benefits[{index}]", "must be at most 300 characters")
+        v.check(bool(benefit), f"benefits[{index}]", "must not be empty", code="string_too_short")
+        v.check(
+            len(benefit) <= 300,
+            f"benefits[{index}]",
+            "must be at most 300 characters",
+            code="string_too_long",
+        )
     v.raise_if_any()
     program = Program(
         id=uuid.uuid4(),
@@ -122,6 +128,44 @@ async def list_programs(
     return Page([ProgramView(p, options[p.id]) for p in result.items], result.next_page_token)
 
 
+@dataclass(frozen=True)
+class OptionTranslation:
+    """An option's name and benefit in another language (a BCP 47 tag: "pt-BR")."""
+
+    locale: str
+    name: str
+    benefit: str
+
+
+def _option_translations(
+    v: Validator, translations: Sequence[OptionTranslation]
+) -> dict[str, dict[str, str]]:
+    """Each translation: a well-formed tag, once, within the original's limits."""
+    v.check(
+        len(translations) <= MAX_TRANSLATIONS,
+        "translations",
+        f"must hold at most {MAX_TRANSLATIONS} translations",
+        code="too_long",
+    )
+    checked: dict[str, dict[str, str]] = {}
+    for index, text in enumerate(translations):
+        where = f"translations[{index}]"
+        check_tag(v, f"{where}.locale", text.locale)
+        v.check(
+            text.locale not in checked,
+            f"{where}.locale",
+            "is listed twice",
+            code="duplicate_language",
+        )
+        checked[text.locale] = {
+            "name": check_text(v, f"{where}.name", text.name),
+            "benefit": check_long_text(
+                v, f"{where}.benefit", text.benefit, limit=1000, required=True
+            ),
+        }
+    return checked
+
+
 async def add_program_option(
     *,
     session: AsyncSession,
@@ -131,6 +175,7 @@ async def add_program_option(
     code: str,
     name: str,
     benefit: str,
+    translations: Sequence[OptionTranslation] = (),
 ) -> ProgramOption:
     require_operator(actor)
     v = Validator()
@@ -138,12 +183,19 @@ async def add_program_option(
     code = check_code(v, "code", code)
     name = check_text(v, "name", name)
     benefit = check_long_text(v, "benefit", benefit, limit=1000, required=True)
+    texts = _option_translations(v, translations)
     v.raise_if_any()
     assert parsed is not None
     if await session.get(Program, parsed) is None:
         raise NotFound("program not found")
     option = ProgramOption(
-        id=uuid.uuid4(), program_id=parsed, code=code, name=name, benefit=benefit, created_at=now
+        id=uuid.uuid4(),
+        program_id=parsed,
+        code=code,
+        name=name,
+        benefit=benefit,
+        created_at=now,
+        translations=texts,
     )
     session.add(option)
     await flush_or_raise(
@@ -154,6 +206,34 @@ async def add_program_option(
             )
         },
     )
+    return option
+
+
+async def update_program_option(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    program_id: str,
+    option_id: str,
+    name: str,
+    benefit: str,
+    translations: Sequence[OptionTranslation],
+) -> ProgramOption:
+    """Replaces an option's name, benefit and translations; its code, which workshops' requests
+    and letters name, stays."""
+    require_operator(actor)
+    v = Validator()
+    program = check_uuid(v, "program_id", program_id)
+    parsed = check_uuid(v, "option_id", option_id)
+    name = check_text(v, "name", name)
+    benefit = check_long_text(v, "benefit", benefit, limit=1000, required=True)
+    texts = _option_translations(v, translations)
+    v.raise_if_any()
+    option = await session.get(ProgramOption, parsed, with_for_update=True)
+    if option is None or option.program_id != program:
+        raise NotFound("option not found")
+    option.name, option.benefit, option.translations = name, benefit, texts
+    await session.flush()
     return option
 
 
@@ -278,7 +358,7 @@ async def create_workshop_membership(
     program_uuid = check_uuid(v, "program_id", program_id)
     renewal = check_date(v, "renewal_date", renewal_date)
     if renewal is not None:
-        v.check(renewal > now.date(), "renewal_date", "must be after today")
+        v.check(renewal > now.date(), "renewal_date", "must be after today", code="in_the_past")
     v.check(len(option_ids) <= MAX_OPTIONS, "option_ids", f"at most {MAX_OPTIONS} options")
     options = [
         check_uuid(v, f"option_ids[{i}]", raw) for i, raw in enumerate(option_ids[:MAX_OPTIONS])
@@ -287,15 +367,20 @@ async def create_workshop_membership(
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
         if organisation is None:
-            v.check(False, "workshop_id", "no such organisation")
+            v.check(False, "workshop_id", "no such organisation", code="unknown_organisation")
         elif organisation.kind != WORKSHOP_KIND:
-            v.check(False, "workshop_id", f"is a {organisation.kind}, not a workshop")
+            v.check(
+                False,
+                "workshop_id",
+                f"is a {organisation.kind}, not a workshop",
+                code="not_a_workshop",
+            )
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
         v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
     )
     program = await session.get(Program, program_uuid) if program_uuid else None
     if program_uuid is not None and program is None:
-        v.check(False, "program_id", "no such program")
+        v.check(False, "program_id", "no such program", code="unknown_program")
     offered = (await _options_of(session, [program.id]))[program.id] if program else []
     offered_ids = {o.id for o in offered}
     strays = [
@@ -305,9 +390,16 @@ async def create_workshop_membership(
     ]
     # Named one by one up to a few: the whole list travels in the status (gRPC headers).
     for index in strays[:5]:
-        v.check(False, f"option_ids[{index}]", "is not an option of the program")
+        v.check(
+            False, f"option_ids[{index}]", "is not an option of the program", code="unknown_option"
+        )
     if len(strays) > 5:
-        v.check(False, "option_ids", f"{len(strays)} ids are not options of the program")
+        v.check(
+            False,
+            "option_ids",
+            f"{len(strays)} ids are not options of the program",
+            code="unknown_option",
+        )
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
     membership = WorkshopMembership(
@@ -433,7 +525,7 @@ async def change_renewal_date(
     v = Validator()
     renewal = check_date(v, "renewal_date", renewal_date)
     if renewal is not None:
-        v.check(renewal > now.date(), "renewal_date", "must be after today")
+        v.check(renewal > now.date(), "renewal_date", "must be after today", code="in_the_past")
     v.raise_if_any()
     assert renewal is not None
     membership = await membership_of(session, parsed, lock=True, active=True)

@@ -91,10 +91,22 @@ async def submit_warranty_claim(
     order = check_text(v, "repair_order", repair_order, limit=40)
     repaired = check_date(v, "repair_date", repair_date)
     if repaired is not None:
-        v.check(repaired <= now.date(), "repair_date", "must not be in the future")
+        v.check(
+            repaired <= now.date(), "repair_date", "must not be in the future", code="in_the_future"
+        )
     parsed_technician = check_uuid(v, "technician_id", technician_id, required=False)
-    v.check(0 < labour_minutes <= 100 * 60, "labour_minutes", "must be between 1 and 6000")
-    v.check(0 <= amount_cents <= 10_000_000, "amount_cents", "must be between 0 and 10000000")
+    v.check(
+        0 < labour_minutes <= 100 * 60,
+        "labour_minutes",
+        "must be between 1 and 6000",
+        code="less_than_equal",
+    )
+    v.check(
+        0 <= amount_cents <= 10_000_000,
+        "amount_cents",
+        "must be between 0 and 10000000",
+        code="less_than_equal",
+    )
     text_ = check_long_text(v, "description", description, limit=4000, required=True)
     v.raise_if_any()
     assert repaired is not None
@@ -212,7 +224,9 @@ async def transition_warranty_claim(
         whom = "the program team" if who == OPERATOR else "the workshop"
         raise PermissionDenied(f"only {whom} may make a {current.value} claim {wanted.value}")
     if needs_note and not note:
-        raise InvalidArgument([("note", f"is required to make a claim {wanted.value}")])
+        raise InvalidArgument(
+            [("note", f"is required to make a claim {wanted.value}", "note_required")]
+        )
     claim.status = wanted.value
     claim.updated_at = now
     session.add(

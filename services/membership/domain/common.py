@@ -60,8 +60,15 @@ def check_text(
     value = clean(value)
     if required:
         v.require(field, value)
-    v.check(len(value) <= limit, field, f"must be at most {limit} characters")
-    v.check(not _CONTROL.search(value), field, "must not contain control characters")
+    v.check(
+        len(value) <= limit, field, f"must be at most {limit} characters", code="string_too_long"
+    )
+    v.check(
+        not _CONTROL.search(value),
+        field,
+        "must not contain control characters",
+        code="string_pattern_mismatch",
+    )
     return value
 
 
@@ -69,8 +76,10 @@ def check_long_text(v: Validator, field: str, value: str, *, limit: int, require
     value = value.strip()
     if required:
         v.require(field, value)
-    v.check(len(value) <= limit, field, f"must be at most {limit} characters")
-    v.check("\x00" not in value, field, "must not contain NUL characters")
+    v.check(
+        len(value) <= limit, field, f"must be at most {limit} characters", code="string_too_long"
+    )
+    v.check("\x00" not in value, field, "must not contain NUL characters", code="unsafe_text")
     return value
 
 
@@ -82,7 +91,7 @@ def check_email(v: Validator, field: str, raw: str, *, required: bool = True) ->
     try:
         email = validate_email(raw.strip(), check_deliverability=False).normalized
     except EmailNotValidError as error:
-        v.check(False, field, f"is not a valid e-mail address: {error}")
+        v.check(False, field, f"is not a valid e-mail address: {error}", code="value_error")
         return ""
     v.check(len(email) <= 320, field, "must be at most 320 characters")
     return email
@@ -90,7 +99,12 @@ def check_email(v: Validator, field: str, raw: str, *, required: bool = True) ->
 
 def check_phone(v: Validator, field: str, raw: str) -> str:
     value = raw.strip()
-    v.check(not value or bool(_PHONE.match(value)), field, "is not a phone number")
+    v.check(
+        not value or bool(_PHONE.match(value)),
+        field,
+        "is not a phone number",
+        code="string_pattern_mismatch",
+    )
     return value
 
 
@@ -102,7 +116,7 @@ def check_uuid(v: Validator, field: str, raw: str, *, required: bool = True) -> 
     try:
         return uuid.UUID(raw.strip())
     except ValueError:
-        v.check(False, field, "must be a UUID")
+        v.check(False, field, "must be a UUID", code="uuid_parsing")
         return None
 
 
@@ -124,7 +138,7 @@ def check_date(v: Validator, field: str, raw: str, *, required: bool = True) -> 
             raise ValueError(raw)
         return date.fromisoformat(raw.strip())
     except ValueError:
-        v.check(False, field, "must be a date, YYYY-MM-DD")
+        v.check(False, field, "must be a date, YYYY-MM-DD", code="date_parsing")
         return None
 
 
@@ -132,7 +146,12 @@ def check_code(v: Validator, field: str, raw: str) -> str:
     value = raw.strip().upper()
     v.require(field, value)
     if value:
-        v.check(bool(_CODE.match(value)), field, "must be 1 to 32 letters, digits, '_' or '-'")
+        v.check(
+            bool(_CODE.match(value)),
+            field,
+            "must be 1 to 32 letters, digits, '_' or '-'",
+            code="string_pattern_mismatch",
+        )
     return value
 
 
@@ -142,7 +161,9 @@ def check_siret(v: Validator, field: str, raw: str) -> str | None:
     try:
         return normalise_siret(raw)
     except ValueError as error:
-        v.check(False, field, str(error))
+        # 14 digits is the schema's pattern; the check digit is beyond it.
+        code = "string_pattern_mismatch" if "14 digits" in str(error) else "siret_checksum"
+        v.check(False, field, str(error), code=code)
         return None
 
 

@@ -77,9 +77,14 @@ async def request_coverage(
     name = check_text(v, "event_name", event_name)
     day = check_date(v, "event_date", event_date)
     if day is not None:
-        v.check(day > now.date(), "event_date", "must be after today")
+        v.check(day > now.date(), "event_date", "must be after today", code="in_the_past")
     place = check_text(v, "location", location)
-    v.check(0 < expected_attendance <= 1_000_000, "expected_attendance", "must be positive")
+    v.check(
+        0 < expected_attendance <= 1_000_000,
+        "expected_attendance",
+        "must be positive",
+        code="greater_than_equal",
+    )
     check_text(v, "organiser.company_name", organiser.company_name)
     contact = check_text(v, "organiser.contact_name", organiser.contact_name)
     email = check_email(v, "organiser.email", organiser.email)

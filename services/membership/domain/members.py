@@ -109,7 +109,12 @@ async def list_members(
     parsed = parse_uuid("association_id", association_id)
     require_association_admin(actor, parsed)
     v = Validator()
-    v.check(fee_year == 0 or 1900 <= fee_year <= 2200, "fee_year", "must be a year")
+    v.check(
+        fee_year == 0 or 1900 <= fee_year <= 2200,
+        "fee_year",
+        "must be a year",
+        code="less_than_equal",
+    )
     page = _parse_page(v, "members", page_size, page_token, [str, str, uuid.UUID])
     v.raise_if_any()
     year = fee_year or now.year
@@ -147,10 +152,15 @@ async def record_fee_payment(
 ) -> MemberView:
     association, parsed = association_and(actor, association_id, "member_id", member_id)
     v = Validator()
-    v.check(1900 <= year <= 2200, "year", "must be a year")
-    v.check(0 <= amount_cents <= 10_000_000, "amount_cents", "must be between 0 and 10000000")
+    v.check(1900 <= year <= 2200, "year", "must be a year", code="less_than_equal")
+    v.check(
+        0 <= amount_cents <= 10_000_000,
+        "amount_cents",
+        "must be between 0 and 10000000",
+        code="less_than_equal",
+    )
     paid = check_date(v, "paid_on", paid_on, required=False) or now.date()
-    v.check(paid <= now.date(), "paid_on", "must not be in the future")
+    v.check(paid <= now.date(), "paid_on", "must not be in the future", code="in_the_future")
     v.raise_if_any()
     member = await session.get(AssociationMember, parsed)
     if member is None or member.association_id != association:
@@ -195,7 +205,7 @@ async def is_fee_paid(
     v = Validator()
     organisation = check_uuid(v, "organisation_id", organisation_id)
     user = check_uuid(v, "user_id", user_id)
-    v.check(year == 0 or 1900 <= year <= 2200, "year", "must be a year")
+    v.check(year == 0 or 1900 <= year <= 2200, "year", "must be a year", code="less_than_equal")
     v.raise_if_any()
     assert organisation is not None and user is not None
     if not actor.is_service:

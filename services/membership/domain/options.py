@@ -83,10 +83,18 @@ async def request_option_change(
     parsed_option = check_uuid(v, "option_id", option_id)
     v.require("change", change, "must be ADD or REMOVE")
     if channel == "phone":
-        v.check(False, "channel", "changes are never accepted by phone: send them by e-mail")
+        v.check(
+            False,
+            "channel",
+            "changes are never accepted by phone: send them by e-mail",
+            code="channel",
+        )
     elif party == "workshop":
         v.check(
-            channel in ("", RequestChannel.PORTAL), "channel", "a workshop requests on the portal"
+            channel in ("", RequestChannel.PORTAL),
+            "channel",
+            "a workshop requests on the portal",
+            code="channel",
         )
         channel = RequestChannel.PORTAL.value
     else:
@@ -195,7 +203,9 @@ async def decide_option_change(
     operator_on_workshop(actor, parsed_workshop, "decide on its own requests")
     v = Validator()
     parsed = check_uuid(v, "request_id", request_id)
-    note = check_long_text(v, "note", note, limit=2000, required=not approve)
+    note = check_long_text(v, "note", note, limit=2000, required=False)
+    if not approve and not note:
+        v.add("note", "is required to reject", "note_required")
     v.raise_if_any()
     request = await session.get(OptionChangeRequest, parsed, with_for_update=True)
     owner = (

@@ -95,7 +95,12 @@ async def resolve_client_record(
     v = Validator()
     name = check_text(v, f"{field_prefix}company_name", requester.company_name)
     siret = check_siret(v, f"{field_prefix}siret", requester.siret)
-    v.check(requester.client_number >= 0, f"{field_prefix}client_number", "must be positive")
+    v.check(
+        requester.client_number >= 0,
+        f"{field_prefix}client_number",
+        "must be positive",
+        code="greater_than_equal",
+    )
     v.raise_if_any()
     if requester.client_number:
         found = await session.scalar(
@@ -106,7 +111,13 @@ async def resolve_client_record(
         )
         if found is None:
             raise InvalidArgument(
-                [(f"{field_prefix}client_number", "is not a client number of this association")]
+                [
+                    (
+                        f"{field_prefix}client_number",
+                        "is not a client number of this association",
+                        "unknown_client_number",
+                    )
+                ]
             )
         return await live_record(session, found), False
     keys = [f"client-name:{association_id}:{name}"]

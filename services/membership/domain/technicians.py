@@ -151,11 +151,11 @@ async def create_training_course(
     starts = check_date(v, "starts_on", starts_on)
     ends = check_date(v, "ends_on", ends_on, required=False) or starts
     if starts is not None:
-        v.check(starts > now.date(), "starts_on", "must be after today")
+        v.check(starts > now.date(), "starts_on", "must be after today", code="in_the_past")
     if starts is not None and ends is not None:
-        v.check(ends >= starts, "ends_on", "must not be before starts_on")
+        v.check(ends >= starts, "ends_on", "must not be before starts_on", code="end_before_start")
     location = check_text(v, "location", location)
-    v.check(1 <= capacity <= 1000, "capacity", "must be between 1 and 1000")
+    v.check(1 <= capacity <= 1000, "capacity", "must be between 1 and 1000", code="less_than_equal")
     v.raise_if_any()
     assert starts is not None and ends is not None
     course = TrainingCourse(

@@ -124,9 +124,9 @@ async def create_training(
     title = check_text(v, "title", title)
     v.check(starts_at is not None, "start_time", "is required")
     if starts_at is not None:
-        v.check(starts_at > now, "start_time", "must be in the future")
+        v.check(starts_at > now, "start_time", "must be in the future", code="in_the_past")
     location = check_text(v, "location", location)
-    v.check(1 <= capacity <= 1000, "capacity", "must be between 1 and 1000")
+    v.check(1 <= capacity <= 1000, "capacity", "must be between 1 and 1000", code="less_than_equal")
     v.raise_if_any()
     assert starts_at is not None
     training = Training(
@@ -215,8 +215,10 @@ async def register_for_training(
     last = check_text(v, "trainee.last_name", trainee.last_name, limit=100)
     born = check_date(v, "trainee.birth_date", trainee.birth_date)
     if born is not None:
-        v.check(born < now.date(), "trainee.birth_date", "must be in the past")
-        v.check(born.year >= 1900, "trainee.birth_date", "must be after 1900")
+        v.check(
+            born < now.date(), "trainee.birth_date", "must be in the past", code="in_the_future"
+        )
+        v.check(born.year >= 1900, "trainee.birth_date", "must be after 1900", code="too_old")
     email = check_email(v, "trainee.email", trainee.email)
     phone = check_phone(v, "trainee.phone", trainee.phone)
     v.raise_if_any()

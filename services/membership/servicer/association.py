@@ -61,7 +61,12 @@ def member_to_proto(view: MemberView) -> pb.Member:
         email=m.email,
         joined_on=proto_day(m.joined_on),
         fees=[
-            pb.FeePayment(year=f.year, amount_cents=f.amount_cents, paid_on=proto_day(f.paid_on))
+            pb.FeePayment(
+                year=f.year,
+                amount_cents=f.amount_cents,
+                paid_on=proto_day(f.paid_on),
+                currency=f.currency,
+            )
             for f in view.fees
         ],
         create_time=proto_time(m.created_at),

@@ -8,6 +8,7 @@ from services.kit.auth import current_principal
 from services.membership.domain.banner import (
     ContactInput,
     MembershipView,
+    OptionTranslation,
     ProgramView,
     WorkshopInput,
     add_program_option,
@@ -18,6 +19,7 @@ from services.membership.domain.banner import (
     get_workshop,
     list_programs,
     list_workshop_memberships,
+    update_program_option,
     update_workshop_contacts,
 )
 from services.membership.domain.options import (
@@ -71,6 +73,10 @@ def option_to_proto(option: ProgramOption) -> pb.ProgramOption:
         code=option.code,
         name=option.name,
         benefit=option.benefit,
+        translations=[
+            pb.ProgramOptionTranslation(locale=tag, name=texts["name"], benefit=texts["benefit"])
+            for tag, texts in sorted(option.translations.items())
+        ],
     )
 
 
@@ -200,8 +206,28 @@ class BannerRpcs(ServicerBase):
                 code=request.code,
                 name=request.name,
                 benefit=request.benefit,
+                translations=[
+                    OptionTranslation(t.locale, t.name, t.benefit) for t in request.translations
+                ],
             )
         return pb.AddProgramOptionResponse(option=option_to_proto(option))
+
+    async def UpdateProgramOption(
+        self, request: pb.UpdateProgramOptionRequest, context: Context
+    ) -> pb.UpdateProgramOptionResponse:
+        async with self._sessions.begin() as session:
+            option = await update_program_option(
+                session=session,
+                actor=current_principal(),
+                program_id=request.program_id,
+                option_id=request.option_id,
+                name=request.name,
+                benefit=request.benefit,
+                translations=[
+                    OptionTranslation(t.locale, t.name, t.benefit) for t in request.translations
+                ],
+            )
+        return pb.UpdateProgramOptionResponse(option=option_to_proto(option))
 
     # --- workshop memberships -------------------------------------------------------------------
 

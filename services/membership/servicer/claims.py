@@ -45,6 +45,7 @@ def claim_to_proto(view: ClaimView) -> pb.WarrantyClaim:
         technician_id=str(c.technician_id) if c.technician_id else "",
         labour_minutes=c.labour_minutes,
         amount_cents=c.amount_cents,
+        currency=c.currency,
         description=c.description,
         status=_CLAIM_STATUS[ClaimStatus(c.status)],
         history=[

@@ -115,10 +115,12 @@ async def submit_bank_detail_change(
     clean_bic = _normalise_iban(bic)
     v.require("iban", clean_iban)
     if clean_iban and not iban_is_valid(clean_iban):
-        v.check(False, "iban", "is not a valid IBAN")
+        v.check(False, "iban", "is not a valid IBAN", code="iban_checksum")
     v.require("bic", clean_bic)
     if clean_bic and not _BIC.match(clean_bic):
-        v.check(False, "bic", "is not a valid BIC (8 or 11 characters)")
+        v.check(
+            False, "bic", "is not a valid BIC (8 or 11 characters)", code="string_pattern_mismatch"
+        )
     holder = _text(v, "account_holder", account_holder, 200)
     v.raise_if_any()
     store = await _store_for(session, actor, store_id, manage=True)
@@ -170,13 +172,18 @@ def check_proof(
     kind = content_type.split(";", 1)[0].strip().lower()
     signatures = PROOF_SIGNATURES.get(kind)
     if signatures is None:
-        v.check(False, "content_type", "must be application/pdf, image/png or image/jpeg")
+        v.check(
+            False,
+            "content_type",
+            "must be application/pdf, image/png or image/jpeg",
+            code="content_type",
+        )
     if not content:
-        v.check(False, "content", "is empty")
+        v.check(False, "content", "is empty", code="empty_file")
     elif len(content) > max_bytes:
-        v.check(False, "content", f"is larger than {max_bytes} bytes")
+        v.check(False, "content", f"is larger than {max_bytes} bytes", code="file_too_large")
     elif signatures is not None and not content.startswith(signatures):
-        v.check(False, "content", f"is not a {kind} document")
+        v.check(False, "content", f"is not a {kind} document", code="content_mismatch")
     return name
 
 

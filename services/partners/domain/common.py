@@ -100,7 +100,7 @@ def _uuid(v: Validator, field_name: str, raw: str, *, required: bool = True) -> 
     try:
         return uuid.UUID(raw.strip())
     except ValueError:
-        v.check(False, field_name, "is not a valid id")
+        v.check(False, field_name, "is not a valid id", code="uuid_parsing")
         return None
 
 
@@ -175,9 +175,14 @@ def _text(
     if required:
         v.require(field_name, value)
     if len(value) > limit:
-        v.check(False, field_name, f"must be at most {limit} characters")
+        v.check(False, field_name, f"must be at most {limit} characters", code="string_too_long")
     if (_CONTROL if lines else _CONTROL_ANY).search(value):
-        v.check(False, field_name, "must not contain control characters")
+        v.check(
+            False,
+            field_name,
+            "must not contain control characters",
+            code="string_pattern_mismatch",
+        )
     return value
 
 
@@ -189,14 +194,14 @@ def _email(v: Validator, field_name: str, raw: str, *, required: bool) -> str | 
     try:
         return str(validate_email(raw.strip(), check_deliverability=False).normalized)
     except EmailNotValidError as error:
-        v.check(False, field_name, str(error))
+        v.check(False, field_name, str(error), code="value_error")
         return None
 
 
 def _phone(v: Validator, field_name: str, raw: str) -> str:
     value = raw.strip()
     if value and not _PHONE.match(value):
-        v.check(False, field_name, "is not a phone number")
+        v.check(False, field_name, "is not a phone number", code="string_pattern_mismatch")
     return value
 
 
@@ -205,6 +210,7 @@ def _price(v: Validator, field_name: str, cents: int) -> None:
         0 <= cents <= MAX_PRICE_CENTS,
         field_name,
         f"must be between 0 and {MAX_PRICE_CENTS} (minor units of the store's currency)",
+        code="less_than_equal",
     )
 
 

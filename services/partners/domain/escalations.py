@@ -183,7 +183,15 @@ async def answer_out_of_stock(
     clean_note = _text(v, "note", note, NOTE_MAX, required=False, lines=True)
     parsed_replacement: uuid.UUID | None = None
     if customer_accepted:
-        parsed_replacement = _uuid(v, "replacement_product_id", replacement_product_id)
+        if not replacement_product_id.strip():
+            v.add(
+                "replacement_product_id",
+                "is required when the customer accepted",
+                "replacement_required",
+            )
+        parsed_replacement = _uuid(
+            v, "replacement_product_id", replacement_product_id, required=False
+        )
         v.check(
             0 <= replacement_quantity <= MAX_QUANTITY,
             "replacement_quantity",
@@ -212,11 +220,17 @@ async def answer_out_of_stock(
             select(Product).where(Product.id == parsed_replacement, Product.store_id == store.id)
         )
         if product is None:
-            raise InvalidArgument([("replacement_product_id", "is not on this store's menu")])
+            raise InvalidArgument(
+                [("replacement_product_id", "is not on this store's menu", "unknown_product")]
+            )
         if product.id == escalation.product_id:
-            raise InvalidArgument([("replacement_product_id", "is the product that ran out")])
+            raise InvalidArgument(
+                [("replacement_product_id", "is the product that ran out", "same_product")]
+            )
         if not product.active:
-            raise InvalidArgument([("replacement_product_id", "is not available (deactivated)")])
+            raise InvalidArgument(
+                [("replacement_product_id", "is not available (deactivated)", "inactive_product")]
+            )
         item = await session.get(OrderItem, escalation.item_id)
         assert item is not None
         escalation.answer = EscalationAnswer.ACCEPTED.value

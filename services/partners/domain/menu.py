@@ -159,11 +159,12 @@ async def deactivate_product(
     v = Validator()
     clean_reason = _text(v, "reason", reason, 200, required=False)
     if reactivate_at is not None:
-        v.check(reactivate_at > now, "reactivate_time", "must be in the future")
+        v.check(reactivate_at > now, "reactivate_time", "must be in the future", code="in_the_past")
         v.check(
             reactivate_at <= now + timedelta(days=MAX_REACTIVATION_DAYS),
             "reactivate_time",
             f"must be within {MAX_REACTIVATION_DAYS} days",
+            code="too_far",
         )
     v.raise_if_any()
     store = await _store_for(session, actor, store_id, manage=True)

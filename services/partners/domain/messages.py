@@ -105,10 +105,10 @@ def _period(v: Validator, raw: str, now: datetime) -> str | None:
         return None
     match = _PERIOD.match(value)
     if not match or not 1 <= int(match.group(2)) <= 12:
-        v.check(False, "period", "must be a month, YYYY-MM")
+        v.check(False, "period", "must be a month, YYYY-MM", code="string_pattern_mismatch")
         return None
     if (int(match.group(1)), int(match.group(2))) > (now.year, now.month):
-        v.check(False, "period", "must not be in the future")
+        v.check(False, "period", "must not be in the future", code="in_the_future")
     return value
 
 
@@ -148,11 +148,11 @@ async def send_support_message(
     clean_period = _period(v, period, now)
     code = order_code.strip()
     if code and not _CODE.match(code):
-        v.check(False, "order_code", "is not an order code")
+        v.check(False, "order_code", "is not an order code", code="string_pattern_mismatch")
     if parsed == SupportCategory.INVOICES_AND_ORDERS and not code and clean_period is None:
         message = "name the order code or the period (YYYY-MM) the question is about"
-        v.check(False, "order_code", message)
-        v.check(False, "period", message)
+        v.check(False, "order_code", message, code="order_or_period")
+        v.check(False, "period", message, code="order_or_period")
     v.raise_if_any()
     assert parsed is not None
     if code:

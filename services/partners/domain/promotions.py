@@ -119,29 +119,58 @@ async def configure_promotion(
         raise FailedPrecondition("an active promotion cannot be changed", reason="promotion_active")
     v = Validator()
     if promotion.kind == PromotionKind.PERCENT_OFF:
-        v.check(1 <= percent_off <= 90, "percent_off", "must be between 1 and 90")
+        v.check(
+            1 <= percent_off <= 90,
+            "percent_off",
+            "must be between 1 and 90",
+            code="less_than_equal",
+        )
     else:
-        v.check(percent_off == 0, "percent_off", f"does not apply to {promotion.kind}")
+        v.check(
+            percent_off == 0,
+            "percent_off",
+            f"does not apply to {promotion.kind}",
+            code="does_not_apply",
+        )
     if promotion.kind == PromotionKind.AMOUNT_OFF:
-        v.check(0 < amount_off_cents <= MAX_PRICE_CENTS, "amount_off_cents", "must be positive")
+        v.check(
+            0 < amount_off_cents <= MAX_PRICE_CENTS,
+            "amount_off_cents",
+            "must be positive",
+            code="greater_than_equal",
+        )
     else:
-        v.check(amount_off_cents == 0, "amount_off_cents", f"does not apply to {promotion.kind}")
-    v.check(0 <= min_order_cents <= MAX_PRICE_CENTS, "min_order_cents", "must not be negative")
+        v.check(
+            amount_off_cents == 0,
+            "amount_off_cents",
+            f"does not apply to {promotion.kind}",
+            code="does_not_apply",
+        )
+    v.check(
+        0 <= min_order_cents <= MAX_PRICE_CENTS,
+        "min_order_cents",
+        "must not be negative",
+        code="less_than_equal",
+    )
     if promotion.kind == PromotionKind.AMOUNT_OFF and min_order_cents:
         v.check(
             amount_off_cents < min_order_cents,
             "amount_off_cents",
             "must be less than the minimum order",
+            code="not_below_minimum",
         )
     v.check(starts_at is not None, "start_time", "is required")
     v.check(ends_at is not None, "end_time", "is required")
     if starts_at is not None and ends_at is not None:
-        v.check(ends_at > starts_at, "end_time", "must be after start_time")
-        v.check(ends_at > now, "end_time", "must be in the future")
+        v.check(
+            ends_at > starts_at, "end_time", "must be after start_time", code="end_before_start"
+        )
+        v.check(ends_at > now, "end_time", "must be in the future", code="in_the_past")
         v.check(
             ends_at - starts_at <= timedelta(days=MAX_PROMOTION_DAYS),
             "end_time",
             f"a promotion lasts at most {MAX_PROMOTION_DAYS} days",
+            code="period_too_long",
         )
     v.check(
         len(product_ids) <= MAX_PROMOTION_PRODUCTS,

@@ -24,7 +24,7 @@ def _timezone(v: Validator, field_name: str, raw: str) -> None:
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        v.check(False, field_name, "is not an IANA time zone, e.g. Europe/Paris")
+        v.check(False, field_name, "is not an IANA time zone, e.g. Europe/Paris", code="time_zone")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,14 @@ async def register_store(
     zone = timezone.strip() or settings.default_timezone
     _timezone(v, "timezone", zone)
     money = currency.strip().upper() or settings.default_currency
-    v.check(bool(_CURRENCY.match(money)), "currency", "must be an ISO 4217 code, e.g. EUR")
+    v.check(
+        bool(_CURRENCY.match(money)),
+        "currency",
+        "must be an ISO 4217 code, e.g. EUR",
+        code="string_pattern_mismatch",
+    )
     if parsed is not None and organisation is None:
-        v.check(False, "store_id", "is not an organisation")
+        v.check(False, "store_id", "is not an organisation", code="unknown_organisation")
     elif organisation is not None and organisation.kind != DELIVERY_PARTNER:
         v.check(False, "store_id", "is not a delivery_partner organisation")
     v.raise_if_any()

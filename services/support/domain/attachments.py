@@ -63,16 +63,18 @@ async def add_attachment(
     v.require("content_type", media)
     if media and media not in settings.allowed_attachment_types:
         allowed = ", ".join(sorted(settings.allowed_attachment_types))
-        v.check(False, "content_type", f"is not accepted; accepted: {allowed}")
-    v.check(len(content) > 0, "content", "is empty")
+        v.check(False, "content_type", f"is not accepted; accepted: {allowed}", code="content_type")
+    v.check(len(content) > 0, "content", "is empty", code="empty_file")
     v.check(
         len(content) <= settings.attachment_max_bytes,
         "content",
         f"is larger than {settings.attachment_max_bytes} bytes",
+        # The limit is a setting of the deployment, not of the published schema.
+        code="file_too_large",
     )
     magic = _MAGIC.get(media)
     if magic is not None and content and not content.startswith(magic):
-        v.check(False, "content", f"is not a {media} file")
+        v.check(False, "content", f"is not a {media} file", code="content_mismatch")
     v.raise_if_any()
     require_active(ticket)
     attachment = Attachment(

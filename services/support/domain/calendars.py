@@ -33,6 +33,19 @@ class CalendarView:
     closed_days: list[str]
 
 
+def _calendar_code(field: str) -> str:
+    """The code of a calendar rule: which regions exist is the holidays library's knowledge, how
+    the opening hours of a day fit together is beyond a pattern (422 both); the rest is the
+    schema's (400)."""
+    if field in ("country", "subdivision"):
+        return "unknown_region"
+    if field.startswith("weekly_hours"):
+        return "opening_hours"
+    if field == "time_zone":
+        return "time_zone"
+    return "invalid"
+
+
 async def _closed_days(session: AsyncSession, calendar_id: uuid.UUID) -> list[str]:
     days = await session.scalars(
         select(ClosedDay.day).where(ClosedDay.calendar_id == calendar_id).order_by(ClosedDay.day)
@@ -58,7 +71,8 @@ async def create_calendar(
         subdivision=spec.subdivision.strip().upper(),
         closed_days=sorted({day.strip() for day in spec.closed_days}),
     )
-    v.violations.extend(spec_problems(spec))
+    # Which countries and subdivisions exist is the holidays library's knowledge, not a schema.
+    v.extend((field, why, _calendar_code(field)) for field, why in spec_problems(spec))
     v.raise_if_any()
     calendar = Calendar(
         id=uuid.uuid4(),

@@ -21,6 +21,7 @@ from services.kit.errors import (
     Unauthenticated,
     Validator,
 )
+from services.kit.i18n import MAX_TRANSLATIONS, check_tag
 from services.support.domain.common import (
     CODE_PATTERN,
     TEXT_MAX,
@@ -35,9 +36,27 @@ from services.support.settings import SupportSettings
 
 
 @dataclass(frozen=True)
+class FaqTranslation:
+    """A question and its answer in another language (a BCP 47 tag: "pt-BR")."""
+
+    locale: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class FaqInput:
     question: str
     answer: str
+    translations: Sequence[FaqTranslation] = ()
+
+
+@dataclass(frozen=True)
+class NameTranslation:
+    """A category's name in another language."""
+
+    locale: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -46,10 +65,43 @@ class CategoryView:
     entries: list[FaqEntry]
 
 
+def _check_locales(v: Validator, field: str, locales: Sequence[str]) -> None:
+    """Each translation's language: a well-formed tag, once, and a bounded number of them."""
+    v.check(
+        len(locales) <= MAX_TRANSLATIONS,
+        field,
+        f"must hold at most {MAX_TRANSLATIONS} translations",
+        code="too_long",
+    )
+    for index, locale in enumerate(locales):
+        check_tag(v, f"{field}[{index}].locale", locale)
+        v.check(
+            locale not in locales[:index],
+            f"{field}[{index}].locale",
+            "is listed twice",
+            code="duplicate_language",
+        )
+
+
 def _check_entries(v: Validator, entries: Sequence[FaqInput]) -> None:
     for index, entry in enumerate(entries):
         check_text(v, f"entries[{index}].question", entry.question, 500)
         check_text(v, f"entries[{index}].answer", entry.answer, TEXT_MAX, lines=True)
+        where = f"entries[{index}].translations"
+        _check_locales(v, where, [t.locale for t in entry.translations])
+        for number, text in enumerate(entry.translations):
+            check_text(v, f"{where}[{number}].question", text.question, 500)
+            check_text(v, f"{where}[{number}].answer", text.answer, TEXT_MAX, lines=True)
+
+
+def _check_names(v: Validator, translations: Sequence[NameTranslation]) -> None:
+    _check_locales(v, "translations", [t.locale for t in translations])
+    for index, text in enumerate(translations):
+        check_text(v, f"translations[{index}].name", text.name, 100)
+
+
+def _names(translations: Sequence[NameTranslation]) -> dict[str, dict[str, str]]:
+    return {t.locale: {"name": t.name.strip()} for t in translations}
 
 
 def _audience(v: Validator, audience: str) -> Audience | None:
@@ -77,6 +129,10 @@ def _replace_entries(
                 position=position,
                 question=entry.question.strip(),
                 answer=entry.answer.strip(),
+                translations={
+                    t.locale: {"question": t.question.strip(), "answer": t.answer.strip()}
+                    for t in entry.translations
+                },
             )
         )
 
@@ -91,6 +147,7 @@ async def create_category(
     audience: str,
     position: int,
     entries: Sequence[FaqInput],
+    translations: Sequence[NameTranslation] = (),
 ) -> CategoryView:
     require_admin(actor)
     v = Validator()
@@ -100,6 +157,7 @@ async def create_category(
     )
     check_text(v, "name", name, 100)
     parsed = _audience(v, audience)
+    _check_names(v, translations)
     _check_entries(v, entries)
     v.raise_if_any()
     assert parsed is not None
@@ -110,6 +168,7 @@ async def create_category(
         audience=parsed.value,
         position=position,
         created_at=now,
+        translations=_names(translations),
     )
     session.add(category)
     await flush_unique(
@@ -129,7 +188,9 @@ async def update_category(
     name: str,
     position: int,
     entries: Sequence[FaqInput],
+    translations: Sequence[NameTranslation] = (),
 ) -> CategoryView:
+    """Replaces the name, its translations and the answers (with theirs) at once."""
     require_admin(actor)
     category = await session.get(
         Category, uuid_or_raise("category_id", category_id), with_for_update=True
@@ -138,10 +199,12 @@ async def update_category(
         raise NotFound("category not found")
     v = Validator()
     check_text(v, "name", name, 100)
+    _check_names(v, translations)
     _check_entries(v, entries)
     v.raise_if_any()
     category.name = name.strip()
     category.position = position
+    category.translations = _names(translations)
     for entry in await session.scalars(select(FaqEntry).where(FaqEntry.category_id == category.id)):
         await session.delete(entry)
     await session.flush()

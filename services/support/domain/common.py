@@ -73,9 +73,16 @@ def check_text(
 ) -> None:
     if required:
         v.require(field, value)
-    v.check(len(value) <= limit, field, f"must be at most {limit} characters")
+    v.check(
+        len(value) <= limit, field, f"must be at most {limit} characters", code="string_too_long"
+    )
     pattern = _CONTROL if lines else re.compile(r"[\x00-\x1f\x7f]")
-    v.check(not pattern.search(value), field, "must not contain control characters")
+    v.check(
+        not pattern.search(value),
+        field,
+        "must not contain control characters",
+        code="string_pattern_mismatch",
+    )
 
 
 def parse_uuid(v: Validator, field: str, raw: str, *, required: bool = True) -> uuid.UUID | None:
@@ -86,7 +93,7 @@ def parse_uuid(v: Validator, field: str, raw: str, *, required: bool = True) -> 
     try:
         return uuid.UUID(raw.strip())
     except ValueError:
-        v.check(False, field, "must be a UUID")
+        v.check(False, field, "must be a UUID", code="uuid_parsing")
         return None
 
 
@@ -106,7 +113,7 @@ def optional_email(v: Validator, field: str, raw: str) -> str | None:
     try:
         return validate_email(raw.strip(), check_deliverability=False).normalized
     except EmailNotValidError as error:
-        v.check(False, field, f"is not a valid e-mail address: {error}")
+        v.check(False, field, f"is not a valid e-mail address: {error}", code="value_error")
         return None
 
 

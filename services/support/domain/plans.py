@@ -105,7 +105,8 @@ async def create_plan(
         if target.priority not in {p.value for p in Priority}:
             v.check(False, f"{prefix}.priority", "must be low, normal, high or urgent")
         elif target.priority in seen:
-            v.check(False, f"{prefix}.priority", "is listed twice")
+            # One target per priority: JSON Schema's uniqueItems compares whole items only.
+            v.check(False, f"{prefix}.priority", "is listed twice", code="duplicate_priority")
         seen.add(target.priority)
         for field_name in ("first_response_minutes", "next_response_minutes", "resolution_minutes"):
             minutes = getattr(target, field_name)
@@ -115,7 +116,12 @@ async def create_plan(
                 f"must be between 1 and {MAX_TARGET_MINUTES}",
             )
     missing = [p.value for p in Priority if p.value not in seen]
-    v.check(not missing, "targets", f"must cover every priority; missing: {', '.join(missing)}")
+    v.check(
+        not missing,
+        "targets",
+        f"must cover every priority; missing: {', '.join(missing)}",
+        code="priorities_missing",
+    )
     v.raise_if_any()
     assert calendar is not None
     if await session.get(Calendar, calendar) is None:
@@ -202,7 +208,7 @@ async def set_contract(
     assert organisation is not None and plan_uuid is not None
     plan = await session.get(Plan, plan_uuid)
     if plan is None:
-        raise InvalidArgument([("plan_id", "no such plan")])
+        raise InvalidArgument([("plan_id", "no such plan", "unknown_plan")])
     info = await lookup(str(organisation))
     if info is None:
         raise NotFound("organisation not found")

@@ -94,7 +94,12 @@ async def sla_report(
     v.check(period_start is not None, "period_start", "is required")
     v.check(period_end is not None, "period_end", "is required")
     if period_start is not None and period_end is not None:
-        v.check(period_end > period_start, "period_end", "must be after period_start")
+        v.check(
+            period_end > period_start,
+            "period_end",
+            "must be after period_start",
+            code="end_before_start",
+        )
     v.raise_if_any()
     assert period_start is not None and period_end is not None
     plans_query = select(Plan).order_by(Plan.code)

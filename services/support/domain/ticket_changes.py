@@ -5,14 +5,12 @@ the allowed transitions, priority, support or consulting, consulting time logged
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, PermissionDenied, Validator
-from services.kit.mail import enqueue_mail
 from services.support.domain.common import (
     TEXT_MAX,
     check_text,
@@ -22,16 +20,15 @@ from services.support.domain.common import (
     require_agent,
     ticket_for,
 )
+from services.support.domain.mails import CustomerAddress, mail_answer
 from services.support.domain.sla import ticket_event
 from services.support.models import (
-    Channel,
     ConsultingEntry,
     Kind,
     Message,
     Side,
     Status,
     Ticket,
-    outbox,
 )
 from services.support.settings import SupportSettings
 from workflows.contracts.support import AGENT_REPLY, CUSTOMER_REPLY, POLICY_CHANGE, STATUS_CHANGE
@@ -65,55 +62,6 @@ def _transition(ticket: Ticket, target: Status) -> None:
 def _close_if_final(ticket: Ticket, now: datetime) -> None:
     if ticket.status in (Status.FINISHED, Status.CANCELLED):
         ticket.closed_at = now
-
-
-CustomerAddress = Callable[[str], Awaitable[str | None]]
-"""A user's e-mail address to write to (verified, account active), by user id, read from identity
-by the servicer; None when there is none."""
-
-
-async def _mail_answer(
-    session: AsyncSession,
-    settings: SupportSettings,
-    ticket: Ticket,
-    message: Message,
-    customer_address: CustomerAddress | None,
-) -> None:
-    """Every agent reply is mailed to the customer, in the reply's transaction (outbox →
-    DeliverMail, body sealed). A partner's message goes to the reply-to chosen when it came; an
-    extranet ticket to the verified address of the user who opened it, read now (it may have
-    changed since), and to nobody when there is none (they follow the ticket in the extranet)."""
-    if ticket.channel == Channel.PARTNER_MESSAGE:
-        if not ticket.reply_to_email:
-            return
-        to = ticket.reply_to_email
-        body = (
-            f"Bonjour,\n\n{message.body}\n\n"
-            f"— {message.author_name}, support Guichet\n"
-            f"(Demande #{ticket.number}; répondez dans l'interface partenaire, Compte > Aide.)\n"
-        )
-    else:
-        address = await customer_address(ticket.opened_by_id) if customer_address else None
-        if not address:
-            return
-        to = address
-        body = (
-            f"Bonjour {ticket.opened_by_name},\n\n"
-            f"Le support a répondu à votre demande #{ticket.number} « {ticket.title} » "
-            f"(statut : {ticket.status}).\n\n{message.body}\n\n"
-            f"— {message.author_name}, support Guichet\n"
-            f"(Pour répondre, ouvrez la demande dans l'Extranet, Liste des demandes.)\n"
-        )
-    await enqueue_mail(
-        session,
-        outbox,
-        mail_id=str(message.id),
-        to=[to],
-        subject=f"[Guichet #{ticket.number}] Re: {ticket.title}",
-        body=body,
-        sealing_key=settings.mail_sealing_key,
-        task_queue=settings.temporal_task_queue,
-    )
 
 
 async def reply(
@@ -178,7 +126,7 @@ async def reply(
         actor_id=actor.subject,
     )
     if side == Side.AGENT:
-        await _mail_answer(session, settings, ticket, message, customer_address)
+        await mail_answer(session, settings, ticket, message, customer_address)
     return ticket, message
 
 

@@ -21,6 +21,7 @@ from services.kit.errors import (
     PermissionDenied,
     Validator,
 )
+from services.kit.i18n import DEFAULT_LANGUAGE, language_of, pick
 from services.kit.paging import Page, parse_page
 from services.support.domain.categories import consume_view
 from services.support.domain.common import (
@@ -41,6 +42,7 @@ from services.support.domain.common import (
     require_user,
     ticket_for,
 )
+from services.support.domain.mails import CustomerAddress, mail_opened
 from services.support.domain.sla import clock_rows, pause_rows, start_sla
 from services.support.models import (
     Attachment,
@@ -84,6 +86,8 @@ class TicketInput:
     kind: str
     view_id: str
     organisation_id: str
+    # The customer's language (a BCP 47 tag); unsupported or unset: French.
+    language: str = ""
 
 
 async def customer_contract(
@@ -127,7 +131,7 @@ async def category_for(
         return None
     category = await session.get(Category, category_id)
     if category is None or category.audience != audience.value:
-        v.check(False, "category_id", "is not a category of this form")
+        v.check(False, "category_id", "is not a category of this form", code="unknown_category")
         return None
     return category
 
@@ -145,8 +149,10 @@ async def open_ticket(
     actor: Principal | None,
     now: datetime,
     form: TicketInput,
+    customer_address: CustomerAddress | None = None,
 ) -> Ticket:
-    """The extranet form: every field required, each missing one named; the SLA starts."""
+    """The extranet form: every field required, each missing one named; the SLA starts, and the
+    customer is mailed a receipt in their language."""
     actor = require_user(actor)
     v = Validator()
     category = await category_for(session, v, form.category_id, Audience.CUSTOMER)
@@ -187,6 +193,7 @@ async def open_ticket(
         breached=False,
         created_at=now,
         updated_at=now,
+        language=language_of(form.language) or DEFAULT_LANGUAGE,
     )
     ticket.search_text = search_text_of(ticket)
     session.add(ticket)
@@ -194,6 +201,13 @@ async def open_ticket(
     await consume_view(session, actor, form.view_id, category.id, ticket)
     await start_sla(session, settings, ticket, now=now)
     await session.refresh(ticket, ["number"])
+    await mail_opened(
+        session,
+        settings,
+        ticket,
+        pick(category.translations, ticket.language, "name", category.name),
+        customer_address,
+    )
     return ticket
 
 

@@ -11,8 +11,8 @@ from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.outbox import OutboxRelay
+from services.support.domain.mails import CustomerAddress
 from services.support.domain.plans import OrganisationLookup
-from services.support.domain.ticket_changes import CustomerAddress
 from services.support.domain.tickets import category_names, organisation_names
 from services.support.models import Ticket
 from services.support.rpc.protos import ticket_to_proto

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from guichet.support.v1 import support_pb2 as pb
 
 from services.kit.auth import current_principal
 from services.support.domain.categories import (
     FaqInput,
+    FaqTranslation,
+    NameTranslation,
     create_category,
     list_categories,
     record_deflection,
@@ -32,7 +36,8 @@ class CategoryMethods(ServicerBase):
                 name=request.name,
                 audience=enum_in(AUDIENCE_IN, request.audience),
                 position=request.position,
-                entries=[FaqInput(e.question, e.answer) for e in request.entries],
+                entries=[faq_input(e) for e in request.entries],
+                translations=name_translations(request.translations),
             )
         return pb.CreateCategoryResponse(category=category_to_proto(view))
 
@@ -46,7 +51,8 @@ class CategoryMethods(ServicerBase):
                 category_id=request.category_id,
                 name=request.name,
                 position=request.position,
-                entries=[FaqInput(e.question, e.answer) for e in request.entries],
+                entries=[faq_input(e) for e in request.entries],
+                translations=name_translations(request.translations),
             )
         return pb.UpdateCategoryResponse(category=category_to_proto(view))
 
@@ -85,3 +91,17 @@ class CategoryMethods(ServicerBase):
                 view_id=request.view_id,
             )
         return pb.RecordDeflectionResponse()
+
+
+def faq_input(entry: pb.FaqEntryInput) -> FaqInput:
+    return FaqInput(
+        entry.question,
+        entry.answer,
+        [FaqTranslation(t.locale, t.question, t.answer) for t in entry.translations],
+    )
+
+
+def name_translations(
+    translations: Iterable[pb.CategoryTranslation],
+) -> list[NameTranslation]:
+    return [NameTranslation(t.locale, t.name) for t in translations]

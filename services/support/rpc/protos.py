@@ -157,7 +157,22 @@ def category_to_proto(view: CategoryView) -> pb.Category:
         audience=_AUDIENCE[Audience(c.audience)],
         position=c.position,
         entries=[
-            pb.FaqEntry(id=str(e.id), question=e.question, answer=e.answer) for e in view.entries
+            pb.FaqEntry(
+                id=str(e.id),
+                question=e.question,
+                answer=e.answer,
+                translations=[
+                    pb.FaqEntryTranslation(
+                        locale=tag, question=texts["question"], answer=texts["answer"]
+                    )
+                    for tag, texts in sorted(e.translations.items())
+                ],
+            )
+            for e in view.entries
+        ],
+        translations=[
+            pb.CategoryTranslation(locale=tag, name=texts["name"])
+            for tag, texts in sorted(c.translations.items())
         ],
     )
 
@@ -182,6 +197,7 @@ def ticket_to_proto(t: Ticket, *, category: str = "", organisation: str = "") ->
         opened_by_id=t.opened_by_id,
         opened_by_name=t.opened_by_name,
         reply_to_email=t.reply_to_email or "",
+        language=t.language,
         consulting_minutes=t.consulting_minutes,
         create_time=ts(t.created_at),
         update_time=ts(t.updated_at),

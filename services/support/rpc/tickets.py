@@ -59,7 +59,9 @@ class TicketMethods(ServicerBase):
                     kind=enum_in(KIND_IN, request.kind),
                     view_id=request.view_id,
                     organisation_id=request.organisation_id,
+                    language=request.language,
                 ),
+                customer_address=self._customer_address,
             )
             answer = await self._ticket(session, ticket)
         self._committed()

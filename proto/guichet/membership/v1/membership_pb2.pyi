@@ -237,6 +237,7 @@ class ProgramOption(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     BENEFIT_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     program_id: _builtins.str
     code: _builtins.str
@@ -244,6 +245,12 @@ class ProgramOption(_message.Message):
     name: _builtins.str
     benefit: _builtins.str
     """What the option brings; recapped in the anniversary letter."""
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgramOptionTranslation]:
+        """The name and benefit in other languages, written by the program team; readers of a
+        language without one read the original.
+        """
+
     def __init__(
         self,
         *,
@@ -252,14 +259,42 @@ class ProgramOption(_message.Message):
         code: _builtins.str = ...,
         name: _builtins.str = ...,
         benefit: _builtins.str = ...,
+        translations: _abc.Iterable[Global___ProgramOptionTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefit", b"benefit", "code", b"code", "id", b"id", "name", b"name", "program_id", b"program_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefit", b"benefit", "code", b"code", "id", b"id", "name", b"name", "program_id", b"program_id", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProgramOption: _TypeAlias = ProgramOption  # noqa: Y015
+
+@_typing.final
+class ProgramOptionTranslation(_message.Message):
+    """An option's name and benefit in one language (BCP 47 tag, e.g. "pt-BR")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    BENEFIT_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    name: _builtins.str
+    benefit: _builtins.str
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+        name: _builtins.str = ...,
+        benefit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefit", b"benefit", "locale", b"locale", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramOptionTranslation: _TypeAlias = ProgramOptionTranslation  # noqa: Y015
 
 @_typing.final
 class Program(_message.Message):
@@ -404,10 +439,13 @@ class AddProgramOptionRequest(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     BENEFIT_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     code: _builtins.str
     name: _builtins.str
     benefit: _builtins.str
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgramOptionTranslation]: ...
     def __init__(
         self,
         *,
@@ -415,10 +453,11 @@ class AddProgramOptionRequest(_message.Message):
         code: _builtins.str = ...,
         name: _builtins.str = ...,
         benefit: _builtins.str = ...,
+        translations: _abc.Iterable[Global___ProgramOptionTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefit", b"benefit", "code", b"code", "name", b"name", "program_id", b"program_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefit", b"benefit", "code", b"code", "name", b"name", "program_id", b"program_id", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -443,6 +482,58 @@ class AddProgramOptionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AddProgramOptionResponse: _TypeAlias = AddProgramOptionResponse  # noqa: Y015
+
+@_typing.final
+class UpdateProgramOptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    OPTION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    BENEFIT_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    option_id: _builtins.str
+    name: _builtins.str
+    benefit: _builtins.str
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgramOptionTranslation]: ...
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        option_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        benefit: _builtins.str = ...,
+        translations: _abc.Iterable[Global___ProgramOptionTranslation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefit", b"benefit", "name", b"name", "option_id", b"option_id", "program_id", b"program_id", "translations", b"translations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateProgramOptionRequest: _TypeAlias = UpdateProgramOptionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateProgramOptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def option(self) -> Global___ProgramOption: ...
+    def __init__(
+        self,
+        *,
+        option: Global___ProgramOption | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["option", b"option"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["option", b"option"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateProgramOptionResponse: _TypeAlias = UpdateProgramOptionResponse  # noqa: Y015
 
 @_typing.final
 class WorkshopInfo(_message.Message):
@@ -1617,6 +1708,7 @@ class WarrantyClaim(_message.Message):
     AMOUNT_CENTS_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
@@ -1632,6 +1724,8 @@ class WarrantyClaim(_message.Message):
     amount_cents: _builtins.int
     description: _builtins.str
     status: Global___WarrantyClaimStatus.ValueType
+    currency: _builtins.str
+    """ISO 4217 code of amount_cents (the program's: EUR)."""
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarrantyClaimEvent]: ...
     @_builtins.property
@@ -1652,13 +1746,14 @@ class WarrantyClaim(_message.Message):
         amount_cents: _builtins.int = ...,
         description: _builtins.str = ...,
         status: Global___WarrantyClaimStatus.ValueType = ...,
+        currency: _builtins.str = ...,
         history: _abc.Iterable[Global___WarrantyClaimEvent] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "create_time", b"create_time", "description", b"description", "history", b"history", "id", b"id", "labour_minutes", b"labour_minutes", "number", b"number", "repair_date", b"repair_date", "repair_order", b"repair_order", "status", b"status", "technician_id", b"technician_id", "update_time", b"update_time", "vehicle_vin", b"vehicle_vin", "workshop_id", b"workshop_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "create_time", b"create_time", "currency", b"currency", "description", b"description", "history", b"history", "id", b"id", "labour_minutes", b"labour_minutes", "number", b"number", "repair_date", b"repair_date", "repair_order", b"repair_order", "status", b"status", "technician_id", b"technician_id", "update_time", b"update_time", "vehicle_vin", b"vehicle_vin", "workshop_id", b"workshop_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1878,19 +1973,23 @@ class FeePayment(_message.Message):
     YEAR_FIELD_NUMBER: _builtins.int
     AMOUNT_CENTS_FIELD_NUMBER: _builtins.int
     PAID_ON_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     year: _builtins.int
     amount_cents: _builtins.int
     paid_on: _builtins.str
+    currency: _builtins.str
+    """ISO 4217 code of amount_cents (the association's: EUR)."""
     def __init__(
         self,
         *,
         year: _builtins.int = ...,
         amount_cents: _builtins.int = ...,
         paid_on: _builtins.str = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "paid_on", b"paid_on", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "currency", b"currency", "paid_on", b"paid_on", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -58,6 +58,11 @@ class MembershipServiceStub:
                 request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.AddProgramOptionRequest.SerializeToString,
                 response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.AddProgramOptionResponse.FromString,
                 _registered_method=True)
+        self.UpdateProgramOption = channel.unary_unary(
+                '/guichet.membership.v1.MembershipService/UpdateProgramOption',
+                request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionRequest.SerializeToString,
+                response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionResponse.FromString,
+                _registered_method=True)
         self.CreateWorkshopMembership = channel.unary_unary(
                 '/guichet.membership.v1.MembershipService/CreateWorkshopMembership',
                 request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.CreateWorkshopMembershipRequest.SerializeToString,
@@ -317,6 +322,13 @@ class MembershipServiceServicer:
 
     def AddProgramOption(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProgramOption(self, request, context):
+        """Replaces an option's name, benefit and their translations (its code stays).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -649,6 +661,11 @@ def add_MembershipServiceServicer_to_server(servicer, server):
                     request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.AddProgramOptionRequest.FromString,
                     response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.AddProgramOptionResponse.SerializeToString,
             ),
+            'UpdateProgramOption': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProgramOption,
+                    request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionRequest.FromString,
+                    response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionResponse.SerializeToString,
+            ),
             'CreateWorkshopMembership': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWorkshopMembership,
                     request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.CreateWorkshopMembershipRequest.FromString,
@@ -970,6 +987,33 @@ class MembershipService:
             '/guichet.membership.v1.MembershipService/AddProgramOption',
             guichet_dot_membership_dot_v1_dot_membership__pb2.AddProgramOptionRequest.SerializeToString,
             guichet_dot_membership_dot_v1_dot_membership__pb2.AddProgramOptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProgramOption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.membership.v1.MembershipService/UpdateProgramOption',
+            guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionRequest.SerializeToString,
+            guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionResponse.FromString,
             options,
             channel_credentials,
             insecure,

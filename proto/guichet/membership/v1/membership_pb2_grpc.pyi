@@ -46,6 +46,8 @@ class MembershipServiceStub:
     """--- banner programs (operators) ------------------------------------------------------------"""
     ListPrograms: _grpc.UnaryUnaryMultiCallable[_membership_pb2.ListProgramsRequest, _membership_pb2.ListProgramsResponse]
     AddProgramOption: _grpc.UnaryUnaryMultiCallable[_membership_pb2.AddProgramOptionRequest, _membership_pb2.AddProgramOptionResponse]
+    UpdateProgramOption: _grpc.UnaryUnaryMultiCallable[_membership_pb2.UpdateProgramOptionRequest, _membership_pb2.UpdateProgramOptionResponse]
+    """Replaces an option's name, benefit and their translations (its code stays)."""
     CreateWorkshopMembership: _grpc.UnaryUnaryMultiCallable[_membership_pb2.CreateWorkshopMembershipRequest, _membership_pb2.CreateWorkshopMembershipResponse]
     """--- workshop memberships -------------------------------------------------------------------
     Enrols a workshop in a program; starts its renewal workflow (`renewal/<membership_id>`).
@@ -150,6 +152,8 @@ class MembershipServiceAsyncStub(MembershipServiceStub):
     """--- banner programs (operators) ------------------------------------------------------------"""
     ListPrograms: _aio.UnaryUnaryMultiCallable[_membership_pb2.ListProgramsRequest, _membership_pb2.ListProgramsResponse]  # type: ignore[assignment]
     AddProgramOption: _aio.UnaryUnaryMultiCallable[_membership_pb2.AddProgramOptionRequest, _membership_pb2.AddProgramOptionResponse]  # type: ignore[assignment]
+    UpdateProgramOption: _aio.UnaryUnaryMultiCallable[_membership_pb2.UpdateProgramOptionRequest, _membership_pb2.UpdateProgramOptionResponse]  # type: ignore[assignment]
+    """Replaces an option's name, benefit and their translations (its code stays)."""
     CreateWorkshopMembership: _aio.UnaryUnaryMultiCallable[_membership_pb2.CreateWorkshopMembershipRequest, _membership_pb2.CreateWorkshopMembershipResponse]  # type: ignore[assignment]
     """--- workshop memberships -------------------------------------------------------------------
     Enrols a workshop in a program; starts its renewal workflow (`renewal/<membership_id>`).
@@ -269,6 +273,14 @@ class MembershipServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _membership_pb2.AddProgramOptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_membership_pb2.AddProgramOptionResponse, _abc.Awaitable[_membership_pb2.AddProgramOptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateProgramOption(
+        self,
+        request: _membership_pb2.UpdateProgramOptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.UpdateProgramOptionResponse, _abc.Awaitable[_membership_pb2.UpdateProgramOptionResponse]]:
+        """Replaces an option's name, benefit and their translations (its code stays)."""
 
     @_abc_1.abstractmethod
     def CreateWorkshopMembership(

@@ -354,23 +354,82 @@ class FaqEntry(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     QUESTION_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     question: _builtins.str
     answer: _builtins.str
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryTranslation]:
+        """The question and answer in other languages, written by the support team; readers of a
+        language without one read the original.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         question: _builtins.str = ...,
         answer: _builtins.str = ...,
+        translations: _abc.Iterable[Global___FaqEntryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "id", b"id", "question", b"question"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "id", b"id", "question", b"question", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FaqEntry: _TypeAlias = FaqEntry  # noqa: Y015
+
+@_typing.final
+class FaqEntryTranslation(_message.Message):
+    """A question and its answer in one language (BCP 47 tag, e.g. "pt-BR", "en")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    question: _builtins.str
+    answer: _builtins.str
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+        question: _builtins.str = ...,
+        answer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "locale", b"locale", "question", b"question"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FaqEntryTranslation: _TypeAlias = FaqEntryTranslation  # noqa: Y015
+
+@_typing.final
+class CategoryTranslation(_message.Message):
+    """A category's name in one language (BCP 47 tag, e.g. "pt-BR", "en")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locale", b"locale", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryTranslation: _TypeAlias = CategoryTranslation  # noqa: Y015
 
 @_typing.final
 class Category(_message.Message):
@@ -382,6 +441,7 @@ class Category(_message.Message):
     AUDIENCE_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     code: _builtins.str
     name: _builtins.str
@@ -389,6 +449,10 @@ class Category(_message.Message):
     position: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntry]: ...
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryTranslation]:
+        """The name in other languages; readers of a language without one read `name`."""
+
     def __init__(
         self,
         *,
@@ -398,10 +462,11 @@ class Category(_message.Message):
         audience: Global___CategoryAudience.ValueType = ...,
         position: _builtins.int = ...,
         entries: _abc.Iterable[Global___FaqEntry] | None = ...,
+        translations: _abc.Iterable[Global___CategoryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "id", b"id", "name", b"name", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "id", b"id", "name", b"name", "position", b"position", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -437,6 +502,7 @@ class Ticket(_message.Message):
     NEXT_DUE_TIME_FIELD_NUMBER: _builtins.int
     AT_RISK_FIELD_NUMBER: _builtins.int
     BREACHED_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     number: _builtins.int
     """Short human number, e.g. 1042 (shown as #1042)."""
@@ -463,6 +529,10 @@ class Ticket(_message.Message):
     """A warning was recorded on a clock still running."""
     breached: _builtins.bool
     """Some target of this ticket was breached."""
+    language: _builtins.str
+    """The language the customer opened it in (BCP 47, e.g. "pt-BR"): the mails about it to the
+    customer are written in it.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -504,10 +574,11 @@ class Ticket(_message.Message):
         next_due_time: _timestamp_pb2.Timestamp | None = ...,
         at_risk: _builtins.bool = ...,
         breached: _builtins.bool = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "first_response_time", b"first_response_time", "next_due_time", b"next_due_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "breached", b"breached", "category_id", b"category_id", "category_name", b"category_name", "channel", b"channel", "close_time", b"close_time", "consulting_minutes", b"consulting_minutes", "create_time", b"create_time", "description", b"description", "example_record", b"example_record", "first_response_time", b"first_response_time", "id", b"id", "kind", b"kind", "next_due_time", b"next_due_time", "number", b"number", "opened_by_id", b"opened_by_id", "opened_by_name", b"opened_by_name", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "plan_id", b"plan_id", "priority", b"priority", "reply_to_email", b"reply_to_email", "screen_code", b"screen_code", "status", b"status", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "breached", b"breached", "category_id", b"category_id", "category_name", b"category_name", "channel", b"channel", "close_time", b"close_time", "consulting_minutes", b"consulting_minutes", "create_time", b"create_time", "description", b"description", "example_record", b"example_record", "first_response_time", b"first_response_time", "id", b"id", "kind", b"kind", "language", b"language", "next_due_time", b"next_due_time", "number", b"number", "opened_by_id", b"opened_by_id", "opened_by_name", b"opened_by_name", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "plan_id", b"plan_id", "priority", b"priority", "reply_to_email", b"reply_to_email", "screen_code", b"screen_code", "status", b"status", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1099,17 +1170,21 @@ class FaqEntryInput(_message.Message):
 
     QUESTION_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     answer: _builtins.str
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryTranslation]: ...
     def __init__(
         self,
         *,
         question: _builtins.str = ...,
         answer: _builtins.str = ...,
+        translations: _abc.Iterable[Global___FaqEntryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "question", b"question"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "question", b"question", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1124,12 +1199,15 @@ class CreateCategoryRequest(_message.Message):
     AUDIENCE_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     name: _builtins.str
     audience: Global___CategoryAudience.ValueType
     position: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryInput]: ...
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryTranslation]: ...
     def __init__(
         self,
         *,
@@ -1138,10 +1216,11 @@ class CreateCategoryRequest(_message.Message):
         audience: Global___CategoryAudience.ValueType = ...,
         position: _builtins.int = ...,
         entries: _abc.Iterable[Global___FaqEntryInput] | None = ...,
+        translations: _abc.Iterable[Global___CategoryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "name", b"name", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "entries", b"entries", "name", b"name", "position", b"position", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1175,11 +1254,14 @@ class UpdateCategoryRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    TRANSLATIONS_FIELD_NUMBER: _builtins.int
     category_id: _builtins.str
     name: _builtins.str
     position: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaqEntryInput]: ...
+    @_builtins.property
+    def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryTranslation]: ...
     def __init__(
         self,
         *,
@@ -1187,10 +1269,11 @@ class UpdateCategoryRequest(_message.Message):
         name: _builtins.str = ...,
         position: _builtins.int = ...,
         entries: _abc.Iterable[Global___FaqEntryInput] | None = ...,
+        translations: _abc.Iterable[Global___CategoryTranslation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "entries", b"entries", "name", b"name", "position", b"position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "entries", b"entries", "name", b"name", "position", b"position", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1346,6 +1429,7 @@ class OpenTicketRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     VIEW_ID_FIELD_NUMBER: _builtins.int
     ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     category_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -1361,6 +1445,10 @@ class OpenTicketRequest(_message.Message):
     """The ViewCategory that led here."""
     organisation_id: _builtins.str
     """Needed only when the caller belongs to several customer organisations."""
+    language: _builtins.str
+    """The customer's language (BCP 47: "fr", "en", "pt-BR"); unset: French. Mails about the
+    ticket to the customer are written in it.
+    """
     def __init__(
         self,
         *,
@@ -1373,10 +1461,11 @@ class OpenTicketRequest(_message.Message):
         kind: Global___TicketKind.ValueType = ...,
         view_id: _builtins.str = ...,
         organisation_id: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "description", b"description", "example_record", b"example_record", "kind", b"kind", "organisation_id", b"organisation_id", "priority", b"priority", "screen_code", b"screen_code", "title", b"title", "view_id", b"view_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "description", b"description", "example_record", b"example_record", "kind", b"kind", "language", b"language", "organisation_id", b"organisation_id", "priority", b"priority", "screen_code", b"screen_code", "title", b"title", "view_id", b"view_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

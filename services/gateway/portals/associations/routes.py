@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
+import grpc
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.membership.v1 import membership_pb2 as pb
@@ -29,7 +30,6 @@ from services.gateway.portals.associations.schemas import (
     DuplicateGroup,
     DuplicatePage,
     DuplicateTotals,
-    EmailBody,
     FeeBody,
     FeeStatus,
     Member,
@@ -40,12 +40,13 @@ from services.gateway.portals.associations.schemas import (
     MergeResult,
     RecordDuplicates,
     Registration,
-    RegistrationBody,
     RegistrationPage,
     RegistrationResult,
+    TraineeEmailBody,
     Training,
     TrainingBody,
     TrainingPage,
+    TrainingRegistrationBody,
 )
 from services.gateway.portals.membership import (
     MEMBERSHIP_SERVICE,
@@ -56,8 +57,10 @@ from services.gateway.portals.membership import (
     ResourceId,
     iso,
 )
+from services.gateway.problems import problem_from_rpc_error
 from services.gateway.ratelimit import auth_rate_limit
 from services.gateway.rpc import (
+    DeleteConfirmation,
     Operations,
     Page,
     next_token,
@@ -113,7 +116,7 @@ def add_member(association_id: AssociationId, body: MemberBody) -> pb.AddMemberR
         user_id=str(body.user_id) if body.user_id else "",
         first_name=body.first_name,
         last_name=body.last_name,
-        email=body.email,
+        email=body.email or "",
         joined_on=iso(body.joined_on),
     )
 
@@ -225,7 +228,7 @@ async def list_public_trainings(
 async def register_for_training(
     association_id: AssociationId,
     training_id: ResourceId,
-    body: RegistrationBody,
+    body: TrainingRegistrationBody,
     request: Request,
     stub: Membership,
 ) -> RegistrationResult:
@@ -233,25 +236,29 @@ async def register_for_training(
     it was validated: then 409 `already_validated`. A confirmation with the client number is
     mailed."""
     trainee = body.trainee
-    response = await stub.RegisterForTraining(
-        pb.RegisterForTrainingRequest(
-            association_id=str(association_id),
-            training_id=str(training_id),
-            trainee=pb.Trainee(
-                first_name=trainee.first_name,
-                last_name=trainee.last_name,
-                birth_date=trainee.birth_date.isoformat(),
-                email=trainee.email,
-                phone=trainee.phone,
-            ),
-            requester=pb.Requester(
-                company_name=body.company_name,
-                siret=body.siret,
-                client_number=body.client_number or 0,
-            ),
+    request_message = pb.RegisterForTrainingRequest(
+        association_id=str(association_id),
+        training_id=str(training_id),
+        trainee=pb.Trainee(
+            first_name=trainee.first_name,
+            last_name=trainee.last_name,
+            birth_date=trainee.birth_date.isoformat(),
+            email=trainee.email,
+            phone=trainee.phone,
         ),
-        metadata=public_metadata(request),
+        requester=pb.Requester(
+            company_name=body.company_name,
+            siret=body.siret,
+            client_number=body.client_number or 0,
+        ),
     )
+    try:
+        response = await stub.RegisterForTraining(
+            request_message, metadata=public_metadata(request)
+        )
+    except grpc.aio.AioRpcError as error:
+        # The proto nests who pays under `requester`; this body has its fields at the top.
+        raise problem_from_rpc_error(error, field_prefix="requester.") from None
     return RegistrationResult(
         registration=Registration.from_proto(response.registration),
         cancelled_registration_id=(
@@ -307,7 +314,7 @@ def validate_registration(
     responses=errors(400, 401, 403, 404),
 )
 def correct_email(
-    association_id: AssociationId, registration_id: ResourceId, body: EmailBody
+    association_id: AssociationId, registration_id: ResourceId, body: TraineeEmailBody
 ) -> pb.CorrectTraineeEmailRequest:
     return pb.CorrectTraineeEmailRequest(
         association_id=str(association_id),
@@ -536,9 +543,7 @@ async def delete_record(
     record_id: ResourceId,
     caller: CurrentCaller,
     stub: Membership,
-    confirmation: Annotated[
-        str, Query(max_length=20, description="SUPPRIMER (or DELETE): this cannot be undone.")
-    ],
+    confirmation: DeleteConfirmation,
 ) -> Response:
     await stub.DeleteClientRecord(
         pb.DeleteClientRecordRequest(

@@ -12,10 +12,24 @@ import uuid
 from guichet.membership.v1 import membership_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import (
+    FUTURE_DAY,
+    FUTURE_TIME,
+    OPTIONAL_PHONE_PATTERN,
+    Date,
+    DateTime,
+    Email,
+    StrictBool,
+    StrictInt,
+    optional_text,
+    text,
+)
 from services.gateway.portals.membership import (
-    EMAIL,
+    CODE_PATTERN,
     MAX_CLIENT_NUMBER,
     NAME,
+    PERSON_NAME,
+    SIRET_PATTERN,
     DuplicateKind,
     RegistrationStatus,
     _date,
@@ -33,25 +47,28 @@ class MemberBody(_Request):
         description="The member's identity account: its validation checks this year's fee.",
         examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"],
     )
-    first_name: str = Field(max_length=100, examples=["Marie"])
-    last_name: str = Field(max_length=100, examples=["Dupont"])
-    email: str = Field(default="", max_length=EMAIL, examples=["marie.dupont@example.org"])
-    joined_on: dt.date | None = Field(
+    first_name: str = text(PERSON_NAME, "Marie")
+    last_name: str = text(PERSON_NAME, "Dupont")
+    email: Email | None = Field(default=None, examples=["marie.dupont@example.org"])
+    joined_on: Date | None = Field(
         default=None, description="Default: today.", examples=["2026-01-10"]
     )
 
 
 class FeeBody(_Request):
-    year: int = Field(ge=1900, le=2200, examples=[2026])
-    amount_cents: int = Field(ge=0, le=10_000_000, examples=[3500])
-    paid_on: dt.date | None = Field(
-        default=None, description="Default: today.", examples=["2026-01-15"]
+    year: StrictInt = Field(ge=1900, le=2200, examples=[2026])
+    amount_cents: StrictInt = Field(ge=0, le=10_000_000, examples=[3500])
+    paid_on: Date | None = Field(
+        default=None,
+        description="Default: today; not in the future (422 `in_the_future`).",
+        examples=["2026-01-15"],
     )
 
 
 class FeePayment(BaseModel):
     year: int
     amount_cents: int
+    currency: str = Field(description="ISO 4217 code of amount_cents.", examples=["EUR"])
     paid_on: dt.date | None
 
 
@@ -76,7 +93,12 @@ class Member(BaseModel):
             email=_none(m.email),
             joined_on=_date(m.joined_on),
             fees=[
-                FeePayment(year=f.year, amount_cents=f.amount_cents, paid_on=_date(f.paid_on))
+                FeePayment(
+                    year=f.year,
+                    amount_cents=f.amount_cents,
+                    currency=f.currency or "EUR",
+                    paid_on=_date(f.paid_on),
+                )
                 for f in m.fees
             ],
         )
@@ -104,12 +126,14 @@ class FeeStatus(BaseModel):
 
 
 class TrainingBody(_Request):
-    training_type: str = Field(max_length=32, examples=["PSC1"])
-    title: str = Field(max_length=NAME, examples=["Prévention et secours civiques de niveau 1"])
-    start_time: dt.datetime = Field(examples=["2026-05-16T08:30:00+02:00"])
-    location: str = Field(max_length=NAME, examples=["Caserne Bonaparte, Toulon"])
-    capacity: int = Field(ge=1, le=1000, examples=[10])
-    public: bool = Field(default=True, examples=[True])
+    training_type: str = Field(pattern=CODE_PATTERN, examples=["PSC1"])
+    title: str = text(NAME, "Prévention et secours civiques de niveau 1")
+    start_time: DateTime = Field(
+        examples=[FUTURE_TIME], description="In the future (422 `in_the_past` otherwise)."
+    )
+    location: str = text(NAME, "Caserne Bonaparte, Toulon")
+    capacity: StrictInt = Field(ge=1, le=1000, examples=[10])
+    public: StrictBool = Field(default=True, examples=[True])
 
 
 class Training(BaseModel):
@@ -144,27 +168,30 @@ class TrainingPage(BaseModel):
 
 
 class Trainee(BaseModel):
-    first_name: str = Field(max_length=100, examples=["Jeanne"])
-    last_name: str = Field(max_length=100, examples=["Martin"])
-    birth_date: dt.date = Field(examples=["1992-11-03"])
-    email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
-    phone: str = Field(default="", max_length=32, examples=["+33 6 12 34 56 78"])
+    first_name: str = text(PERSON_NAME, "Jeanne")
+    last_name: str = text(PERSON_NAME, "Martin")
+    birth_date: Date = Field(
+        examples=["1992-11-03"],
+        description="From 1900, before today (422 `too_old` or `in_the_future`).",
+    )
+    email: Email = Field(examples=["jeanne.martin@example.org"])
+    phone: str = Field(default="", pattern=OPTIONAL_PHONE_PATTERN, examples=["+33 6 12 34 56 78"])
 
 
-class RegistrationBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas_membership"
+class TrainingRegistrationBody(_Request):
+    """Someone registering a trainee for a public training."""
 
     trainee: Trainee
-    company_name: str = Field(
-        default="",
-        max_length=NAME,
-        description="Who pays, if not the trainee.",
-        examples=["Lycée Victor Hugo"],
+    company_name: str = optional_text(
+        NAME, "Lycée Victor Hugo", default="", description="Who pays, if not the trainee."
     )
-    siret: str = Field(default="", max_length=20, examples=["73282932000074"])
-    client_number: int | None = Field(
+    siret: str = Field(
+        default="",
+        pattern=SIRET_PATTERN,
+        examples=["73282932000074"],
+        description="14 digits; its check digit must hold (422 `siret_checksum`).",
+    )
+    client_number: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_CLIENT_NUMBER,
@@ -232,28 +259,35 @@ class RegistrationPage(BaseModel):
     next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
 
 
-class EmailBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas_membership"
+class TraineeEmailBody(_Request):
+    """The trainee's corrected e-mail address."""
 
-    email: str = Field(max_length=EMAIL, examples=["jeanne.martin@example.org"])
+    email: Email = Field(examples=["jeanne.martin@example.org"])
 
 
 class Organiser(BaseModel):
-    company_name: str = Field(max_length=NAME, examples=["Mairie de Toulon"])
-    siret: str = Field(default="", max_length=20, examples=["21830137100017"])
-    client_number: int | None = Field(default=None, ge=1, le=MAX_CLIENT_NUMBER, examples=[100045])
-    contact_name: str = Field(max_length=NAME, examples=["Sophie Bernard"])
-    email: str = Field(max_length=EMAIL, examples=["evenements@mairie-toulon.example.fr"])
-    phone: str = Field(default="", max_length=32, examples=["+33 4 94 36 30 00"])
+    company_name: str = text(NAME, "Mairie de Toulon")
+    siret: str = Field(
+        default="",
+        pattern=SIRET_PATTERN,
+        examples=["21830137100017"],
+        description="14 digits; its check digit must hold (422 `siret_checksum`).",
+    )
+    client_number: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_CLIENT_NUMBER, examples=[100045]
+    )
+    contact_name: str = text(NAME, "Sophie Bernard")
+    email: Email = Field(examples=["evenements@mairie-toulon.example.fr"])
+    phone: str = Field(default="", pattern=OPTIONAL_PHONE_PATTERN, examples=["+33 4 94 36 30 00"])
 
 
 class CoverageBody(_Request):
-    event_name: str = Field(max_length=NAME, examples=["Fête de la musique"])
-    event_date: dt.date = Field(examples=["2026-06-21"])
-    location: str = Field(max_length=NAME, examples=["Place de la Liberté, Toulon"])
-    expected_attendance: int = Field(ge=1, le=1_000_000, examples=[3000])
+    event_name: str = text(NAME, "Fête de la musique")
+    event_date: Date = Field(
+        examples=[FUTURE_DAY], description="After today (422 `in_the_past` otherwise)."
+    )
+    location: str = text(NAME, "Place de la Liberté, Toulon")
+    expected_attendance: StrictInt = Field(ge=1, le=1_000_000, examples=[3000])
     organiser: Organiser
 
 
@@ -431,8 +465,3 @@ class MergeResult(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_page_token: str | None = Field(examples=["eyJsIjoicGFnZSIsImsiOlsiMjAyNi0wMy0xNCJdfQ"])
-
-
-# Their annotations resolve here, not in the module they are named after (see the class note).
-for _renamed in (RegistrationBody, EmailBody):
-    _renamed.model_rebuild(_types_namespace=globals())

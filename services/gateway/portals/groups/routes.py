@@ -8,10 +8,12 @@ their progress is read at `/process-requests/{id}`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+import grpc
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from google.protobuf.message import Message
 from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 
@@ -39,13 +41,17 @@ from services.gateway.portals.groups.schemas import (
     RelationshipPage,
     RelationshipStatus,
 )
-from services.gateway.problems import Problem
+from services.gateway.problems import Problem, problem_from_rpc_error
 from services.gateway.rpc import (
+    ChangeConfirmation,
+    DeleteConfirmation,
     Operations,
     Page,
+    background,
     one,
     operation_id,
     page_of,
+    process_request_path,
     service_stub,
 )
 
@@ -63,6 +69,23 @@ Search = Annotated[
 
 
 PREFIX = "/v1/providers/{provider_id}"
+
+_NOTHING_IN_BACKGROUND: dict[int | str, dict[str, object]] = {
+    200: {
+        "model": GroupChanges,
+        "description": "Nothing moves access (a rename, a dry run): no process request.",
+    }
+}
+
+
+def first_process_request(params: dict[str, object], answer: GroupChanges) -> str | None:
+    if not answer.process_requests:
+        return None
+    return process_request_path(params["provider_id"], answer.process_requests[0].id)
+
+
+def the_process_request(params: dict[str, object], answer: ProcessRequest) -> str:
+    return process_request_path(params["provider_id"], answer.id)
 
 
 def with_body(*codes: int) -> dict[int | str, dict[str, object]]:
@@ -176,7 +199,7 @@ def list_group_clients(
     responses=with_body(400, 401, 404, 409),
 )
 def access_summary(provider_id: ProviderId, group_id: GroupId, body: GroupChangesBody) -> Message:
-    return body.to_proto(provider_id, group_id, dry_run=True)
+    return body.to_proto(provider_id, group_id, dry_run=True, confirmation=None)
 
 
 @ops.post(
@@ -185,15 +208,19 @@ def access_summary(provider_id: ProviderId, group_id: GroupId, body: GroupChange
     answer=one(GroupChanges),
     summary="Save changes to a group (confirmation CONFIRMER)",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=with_body(400, 401, 404, 409),
+    location=first_process_request,
+    responses={**with_body(400, 401, 404, 409), **_NOTHING_IN_BACKGROUND},
 )
 def save_group_changes(
-    provider_id: ProviderId, group_id: GroupId, body: GroupChangesBody
+    provider_id: ProviderId,
+    group_id: GroupId,
+    body: GroupChangesBody,
+    confirmation: ChangeConfirmation = None,
 ) -> Message:
     """Rename, add or remove clients, assign or unassign employees, together. The access they
-    move is applied by the process requests answered (202); follow them at
-    `/process-requests/{id}`."""
-    return body.to_proto(provider_id, group_id, dry_run=False)
+    move is applied by the process requests answered (202, `Location` naming the first); follow
+    them at `/process-requests/{id}`. A rename alone needs none: 200."""
+    return body.to_proto(provider_id, group_id, dry_run=False, confirmation=confirmation)
 
 
 @ops.delete(
@@ -202,17 +229,16 @@ def save_group_changes(
     answer=one(ProcessRequest, "process_request"),
     summary="Delete a group (confirmation SUPPRIMER); its access is revoked",
     status_code=status.HTTP_202_ACCEPTED,
+    location=the_process_request,
     responses=errors(400, 401, 404),
 )
 def delete_group(
-    provider_id: ProviderId,
-    group_id: GroupId,
-    confirmation: Annotated[
-        str | None, Query(max_length=40, description="SUPPRIMER (or DELETE).")
-    ] = None,
+    provider_id: ProviderId, group_id: GroupId, confirmation: DeleteConfirmation
 ) -> pb.DeleteGroupRequest:
+    """The group's clients become available again; its employees' access is revoked by the
+    process request answered (202, `Location`)."""
     return pb.DeleteGroupRequest(
-        provider_id=str(provider_id), group_id=str(group_id), confirmation=confirmation or ""
+        provider_id=str(provider_id), group_id=str(group_id), confirmation=confirmation
     )
 
 
@@ -233,20 +259,43 @@ def list_employees(provider_id: ProviderId, page: Page) -> pb.ListEmployeesReque
 @router.post(
     f"{PREFIX}/employees/assignments",
     summary="Assign employees to a group with a role (dry_run: the access summary only)",
-    responses=with_body(400, 401, 404, 409),
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**with_body(400, 401, 404, 409), **_NOTHING_IN_BACKGROUND},
 )
 async def assign_employees(
-    provider_id: ProviderId, body: AssignEmployeesBody, caller: CurrentCaller, groups: Groups
+    provider_id: ProviderId,
+    body: AssignEmployeesBody,
+    caller: CurrentCaller,
+    groups: Groups,
+    response: Response,
+    confirmation: ChangeConfirmation = None,
 ) -> GroupChanges:
+    """Gives each employee the role in the group. Like saving a group's changes, the access
+    moves in the background: 202 with the process request (`Location`); a dry run answers 200
+    with the access summary only. Errors name the request's own fields (`employee_ids[0]`)."""
     changes = GroupChangesBody(
-        assign=[EmployeeRoleBody(employee_id=e, role=body.role) for e in body.employee_ids],
-        confirmation=body.confirmation,
+        assign=[EmployeeRoleBody(employee_id=e, role=body.role) for e in body.employee_ids]
     )
-    response = await groups.UpdateGroup(
-        changes.to_proto(provider_id, body.group_id, dry_run=body.dry_run),
-        metadata=caller.metadata,
-    )
-    return GroupChanges.from_proto(response)
+    try:
+        reply = await groups.UpdateGroup(
+            changes.to_proto(
+                provider_id, body.group_id, dry_run=body.dry_run, confirmation=confirmation
+            ),
+            metadata=caller.metadata,
+        )
+    except grpc.aio.AioRpcError as error:
+        raise problem_from_rpc_error(error, rename=_assign_field) from None
+    answer = GroupChanges.from_proto(reply)
+    background(response, first_process_request({"provider_id": provider_id}, answer))
+    return answer
+
+
+def _assign_field(name: str) -> str:
+    """UpdateGroup's `assign[3].employee_id` is this request's `employee_ids[3]`."""
+    match = re.fullmatch(r"assign\[(\d+)\]\.(employee_id|role)", name)
+    if match is None:
+        return name
+    return f"employee_ids[{match[1]}]" if match[2] == "employee_id" else "role"
 
 
 # --- process requests ---------------------------------------------------------------------------
@@ -315,6 +364,7 @@ def list_process_request_failures(
     answer=one(ProcessRequest, "process_request"),
     summary="Retry a failed request for the program accounts that failed only",
     status_code=status.HTTP_202_ACCEPTED,
+    location=the_process_request,
     responses=errors(400, 401, 403, 404, 409),
 )
 def retry_process_request(

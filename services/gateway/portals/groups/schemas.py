@@ -17,9 +17,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.groups.v1 import groups_pb2 as pb
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.fields import StrictBool, UniqueIds, optional_text, text, unique_ids
+
 # Ids per call at the edge: a body stays under the gateway's MAX_BODY_BYTES (64 KiB); larger
 # groups are built over several saves (the gRPC contract takes up to 10,000 at once).
 MAX_IDS = 1_500
+# groups' limits (services/groups/domain/common.py; tests/gateway/test_limits.py compares them).
+NAME_MAX = 100
+MAX_EMPLOYEES = 500
 EXAMPLE_CLIENT_ID = "3b2f6c1d-7e8a-4b9c-8d0e-1f2a3b4c5d6e"
 EXAMPLE_GROUP_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 EXAMPLE_EMPLOYEE_ID = "6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"
@@ -462,11 +467,14 @@ class EmployeePage(BaseModel):
 
 
 class CreateGroupBody(_Request):
-    name: str = Field(max_length=200, examples=["Importateurs du Québec"])
-    client_ids: list[uuid.UUID] = Field(
-        max_length=MAX_IDS,
-        description="At least one available client.",
-        examples=[[EXAMPLE_CLIENT_ID]],
+    name: str = text(
+        NAME_MAX, "Importateurs du Québec", description="Unique among the provider's groups."
+    )
+    client_ids: UniqueIds = unique_ids(
+        MAX_IDS,
+        EXAMPLE_CLIENT_ID,
+        min_length=1,
+        description="Available clients of the provider (422 when one is not).",
     )
 
 
@@ -476,28 +484,32 @@ class EmployeeRoleBody(_Request):
 
 
 class GroupChangesBody(_Request):
-    """Changes to save together. `confirmation` must be CONFIRMER (or CONFIRM)."""
+    """Changes to save together (the `confirmation` query parameter says CONFIRMER)."""
 
-    name: str | None = Field(
-        default=None, max_length=200, description="A new name.", examples=["Importateurs QC"]
-    )
-    add_client_ids: list[uuid.UUID] = Field(
-        default_factory=list, max_length=MAX_IDS, examples=[[EXAMPLE_CLIENT_ID]]
-    )
-    remove_client_ids: list[uuid.UUID] = Field(
+    name: str | None = optional_text(NAME_MAX, "Importateurs QC", description="A new name.")
+    add_client_ids: UniqueIds = unique_ids(MAX_IDS, EXAMPLE_CLIENT_ID, default_factory=list)
+    remove_client_ids: UniqueIds = unique_ids(
+        MAX_IDS,
+        "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a",
         default_factory=list,
-        max_length=MAX_IDS,
-        description="The clients to remove (effacer).",
-        examples=[["5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"]],
+        description="The clients to remove (effacer); none also in add_client_ids (422).",
     )
-    assign: list[EmployeeRoleBody] = Field(default_factory=list, max_length=500)
-    unassign_employee_ids: list[uuid.UUID] = Field(
-        default_factory=list, max_length=500, examples=[["7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"]]
+    assign: list[EmployeeRoleBody] = Field(
+        default_factory=list,
+        max_length=MAX_EMPLOYEES,
+        description="Each employee once (422 `unique_items`), none also unassigned.",
     )
-    confirmation: str | None = Field(default=None, max_length=40, examples=["CONFIRMER"])
+    unassign_employee_ids: UniqueIds = unique_ids(
+        MAX_EMPLOYEES, "7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928", default_factory=list
+    )
 
     def to_proto(
-        self, provider_id: uuid.UUID, group_id: uuid.UUID, *, dry_run: bool
+        self,
+        provider_id: uuid.UUID,
+        group_id: uuid.UUID,
+        *,
+        dry_run: bool,
+        confirmation: str | None,
     ) -> pb.UpdateGroupRequest:
         return pb.UpdateGroupRequest(
             provider_id=str(provider_id),
@@ -510,7 +522,7 @@ class GroupChangesBody(_Request):
                 for a in self.assign
             ],
             unassign_employee_ids=[str(e) for e in self.unassign_employee_ids],
-            confirmation=self.confirmation or "",
+            confirmation=confirmation or "",
             dry_run=dry_run,
         )
 
@@ -520,10 +532,13 @@ class AssignEmployeesBody(_Request):
 
     group_id: uuid.UUID = Field(examples=[EXAMPLE_GROUP_ID])
     role: DelegatedRole = Field(examples=["read_only"])
-    employee_ids: list[uuid.UUID] = Field(
-        min_length=1, max_length=500, examples=[[EXAMPLE_EMPLOYEE_ID]]
+    employee_ids: UniqueIds = unique_ids(
+        MAX_EMPLOYEES,
+        EXAMPLE_EMPLOYEE_ID,
+        min_length=1,
+        description="Assignable employees of the provider (422 `unknown_user`, "
+        "`not_an_assignable_employee` or `business_account_manager` for one that is not).",
     )
-    confirmation: str | None = Field(default=None, max_length=40, examples=["CONFIRMER"])
-    dry_run: bool = Field(
+    dry_run: StrictBool = Field(
         default=False, description="Only answer the access summary.", examples=[False]
     )

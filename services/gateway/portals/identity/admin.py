@@ -18,16 +18,16 @@ from services.gateway.portals.identity.common import IDENTITY_SERVICE, IdentityS
 from services.gateway.portals.identity.schemas import (
     NAME_MAX,
     ROLE_DESCRIPTION,
-    ROLE_PATTERN,
+    AccountEmailBody,
     AuditEvent,
     AuditEventPage,
     CreateUserBody,
-    EmailBody,
     Organisation,
     OrganisationBody,
     OrganisationKind,
     OrganisationPage,
     RoleBody,
+    RoleName,
     SigningKey,
     User,
     UsernameRecoveryBody,
@@ -101,11 +101,12 @@ def list_organisation_members(
     organisation_id: OrganisationId,
     page: Page,
     role: Annotated[
-        list[str] | None, Query(max_length=20, description="Repeatable. " + ROLE_DESCRIPTION)
+        list[RoleName] | None,
+        Query(max_length=20, description="Repeatable. " + ROLE_DESCRIPTION),
     ] = None,
 ) -> pb.ListOrganisationMembersRequest:
     return pb.ListOrganisationMembersRequest(
-        organisation_id=str(organisation_id), roles=role or [], page=page
+        organisation_id=str(organisation_id), roles=[r.value for r in role or []], page=page
     )
 
 
@@ -181,7 +182,7 @@ def create_account(organisation_id: OrganisationId, body: CreateUserBody) -> pb.
         email=body.email or "",
         first_name=body.first_name,
         last_name=body.last_name,
-        roles=body.roles,
+        roles=[r.value for r in body.roles],
     )
 
 
@@ -220,7 +221,7 @@ def validate_account(user_id: UserId) -> pb.ValidateAccountRequest:
     summary="Complete or correct an account's e-mail address",
     responses=errors(400, 401, 403, 404, 409),
 )
-def set_email(user_id: UserId, body: EmailBody) -> pb.SetUserEmailRequest:
+def set_email(user_id: UserId, body: AccountEmailBody) -> pb.SetUserEmailRequest:
     return pb.SetUserEmailRequest(user_id=str(user_id), email=body.email)
 
 
@@ -249,7 +250,7 @@ async def send_password_reset(user_id: UserId, caller: CurrentCaller, link: Iden
 )
 def grant_role(user_id: UserId, body: RoleBody) -> pb.GrantRoleRequest:
     return pb.GrantRoleRequest(
-        user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role
+        user_id=str(user_id), organisation_id=str(body.organisation_id), role=body.role.value
     )
 
 
@@ -264,10 +265,10 @@ def grant_role(user_id: UserId, body: RoleBody) -> pb.GrantRoleRequest:
 def revoke_role(
     user_id: UserId,
     organisation_id: OrganisationId,
-    role: Annotated[str, Path(pattern=ROLE_PATTERN, description=ROLE_DESCRIPTION)],
+    role: Annotated[RoleName, Path(description=ROLE_DESCRIPTION)],
 ) -> pb.RevokeRoleRequest:
     return pb.RevokeRoleRequest(
-        user_id=str(user_id), organisation_id=str(organisation_id), role=role
+        user_id=str(user_id), organisation_id=str(organisation_id), role=role.value
     )
 
 

@@ -12,7 +12,7 @@ from services.gateway.auth import Identity, public_metadata
 from services.gateway.openapi import errors
 from services.gateway.portals.identity.schemas import (
     Organisation,
-    RegistrationBody,
+    SelfRegistrationBody,
     TokenBody,
     User,
     UsernameBody,
@@ -31,7 +31,7 @@ braked = [Depends(auth_rate_limit)]
     dependencies=braked,
     responses=errors(400, 404, 409, 429),
 )
-async def register(body: RegistrationBody, request: Request, link: Identity) -> User:
+async def register(body: SelfRegistrationBody, request: Request, link: Identity) -> User:
     """The account starts pending: verify the e-mail, complete the profile, wait for an admin."""
     response = await link.stub.Register(
         pb.RegisterRequest(

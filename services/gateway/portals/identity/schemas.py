@@ -18,11 +18,22 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.identity.v1 import identity_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
-# Caps that bound what a client can make the gateway parse and forward; not business rules.
-NAME_MAX = 200
-SECRET_MAX = 1024
-TOKEN_MAX = 4096
+from services.gateway.fields import Date, Email, optional_text, text
+
+# Identity's limits (services/identity/domain; tests/gateway/test_limits.py compares them).
+NAME_MAX = 100  # first and last names, city (check_name's default)
+ORGANISATION_NAME_MAX = 200
+ADDRESS_MAX = 200
+SECRET_MAX = 1024  # a password at login (identity's cap)
+PASSWORD_MIN, PASSWORD_MAX = 12, 128  # a new password
+TOKEN_MAX = 200  # link and refresh tokens
 EMAIL_MAX = 320
+REFERENCE_MAX = 200
+USERNAME_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
+LOGIN_USERNAME_MAX = 64
+ORGANISATION_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+PHONE_PATTERN = r"^\+?[0-9 ().-]{6,32}$"
+POSTAL_CODE_PATTERN = r"^[A-Za-z0-9 -]{2,16}$"
 
 EXAMPLE_USER_ID = "6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"
 EXAMPLE_ORG_ID = "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"
@@ -36,11 +47,26 @@ class _Request(BaseModel):
 
 
 def _text(example: str, *, max_length: int = NAME_MAX, description: str | None = None) -> Any:
-    return Field(max_length=max_length, examples=[example], description=description)
+    return text(max_length, example, description=description)
 
 
 def _optional_text(example: str, *, max_length: int = NAME_MAX) -> Any:
-    return Field(default=None, max_length=max_length, examples=[example])
+    return optional_text(max_length, example)
+
+
+def _username(example: str, description: str | None = None) -> Any:
+    return text(
+        64,
+        example,
+        pattern=USERNAME_PATTERN,
+        min_length=3,
+        description="3 to 64 letters, digits, '.', '_' or '-'."
+        + (f" {description}" if description else ""),
+    )
+
+
+def _secret(example: str, *, min_length: int = 1, max_length: int = SECRET_MAX) -> Any:
+    return Field(min_length=min_length, max_length=max_length, examples=[example])
 
 
 def _none_if_empty(value: str) -> str | None:
@@ -92,18 +118,38 @@ ROLE_DESCRIPTION = (
 ROLE_PATTERN = r"^[a-z][a-z_]{0,63}$"
 
 
+# Every role identity knows (services/identity/domain/roles.py ALL_ROLES; a test compares).
+class RoleName(StrEnum):
+    """Every role identity knows (services/identity/domain/roles.py ALL_ROLES; a test compares).
+    Which roles fit which kind of organisation is identity's rule (422 otherwise)."""
+
+    ASSOCIATION_ADMIN = "association_admin"
+    BUSINESS_ACCOUNT_MANAGER = "business_account_manager"
+    CUSTOMER_USER = "customer_user"
+    EDITOR = "editor"
+    MEMBER = "member"
+    OPS_ADMIN = "ops_admin"
+    PARTNER_MANAGER = "partner_manager"
+    PROGRAM_ACCOUNT_MANAGER = "program_account_manager"
+    READ_ONLY = "read_only"
+    SUPPORT_AGENT = "support_agent"
+    WORKSHOP_OWNER = "workshop_owner"
+
+
 # --- tokens ----------------------------------------------------------------------------------
 
 
 class LoginBody(_Request):
     # Not a demo user: the fuzzer logs in with the documented example and a wrong password, and
     # five of those would lock a demo account for the browser tests sharing its stack.
-    username: str = _text("jean.exemple", description="Case-insensitive.")
-    password: str = _text("correct horse battery staple", max_length=SECRET_MAX)
+    username: str = _text(
+        "jean.exemple", max_length=LOGIN_USERNAME_MAX, description="Case-insensitive."
+    )
+    password: str = _secret("correct horse battery staple")
 
 
 class RefreshBody(_Request):
-    refresh_token: str = _text("rt_6Qe3…", max_length=TOKEN_MAX)
+    refresh_token: str = _secret("rt_6Qe3", max_length=TOKEN_MAX)
 
 
 class TokenPair(BaseModel):
@@ -168,11 +214,14 @@ class ProfileBody(_Request):
 
     first_name: str = _text("Jean")
     last_name: str = _text("Dupont")
-    phone: str | None = _optional_text("+33 6 12 34 56 78", max_length=40)
-    address_line: str | None = _optional_text("12 rue de la République")
-    postal_code: str | None = _optional_text("83000", max_length=20)
-    city: str | None = _optional_text("Toulon")
-    birth_date: dt.date | None = Field(default=None, examples=["1984-05-17"])
+    phone: str = Field(pattern=PHONE_PATTERN, examples=["+33 6 12 34 56 78"])
+    address_line: str = _text("12 rue de la République", max_length=ADDRESS_MAX)
+    postal_code: str = Field(pattern=POSTAL_CODE_PATTERN, examples=["83000"])
+    city: str = _text("Toulon")
+    birth_date: Date = Field(
+        examples=["1984-05-17"],
+        description="From 1900 to today (422 `in_the_future` or `too_old` otherwise).",
+    )
 
     def to_proto(self) -> identity_pb2.Profile:
         return identity_pb2.Profile(
@@ -278,38 +327,46 @@ class UserPage(BaseModel):
 # --- registration and password -----------------------------------------------------------
 
 
-class RegistrationBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas"
+class SelfRegistrationBody(_Request):
+    """A member registering themself (the kind of organisation decides what is asked)."""
 
     organisation_id: uuid.UUID = Field(examples=[EXAMPLE_ORG_ID])
-    username: str = _text("Dupont.Jean", description="Kept as typed; unique ignoring case.")
-    email: str = Field(
-        max_length=EMAIL_MAX,
-        examples=["jean.dupont@example.org"],
-        json_schema_extra={"format": "email"},
+    username: str = _username("Dupont.Jean", "Kept as typed; unique ignoring case.")
+    email: Email = Field(examples=["jean.dupont@example.org"])
+    password: str = Field(
+        min_length=PASSWORD_MIN,
+        max_length=PASSWORD_MAX,
+        examples=["correct horse battery staple"],
+        description="12 to 128 characters, not easy to guess (422 `weak_password` otherwise).",
     )
-    password: str = _text("correct horse battery staple", max_length=SECRET_MAX)
     first_name: str = _text("Jean")
     last_name: str = _text("Dupont")
 
 
 class TokenBody(_Request):
-    token: str = _text("vf_Zx81…", max_length=TOKEN_MAX, description="From the mailed link.")
+    token: str = _text("vf_Zx81", max_length=TOKEN_MAX, description="From the mailed link.")
 
 
 class UsernameBody(_Request):
-    username: str = _text("dupont.jean")
+    username: str = _text("dupont.jean", max_length=LOGIN_USERNAME_MAX)
 
 
 class ForgotPasswordBody(_Request):
-    login: str = _text("jean.dupont@example.org", description="A username or an e-mail address.")
+    login: str = _text(
+        "jean.dupont@example.org",
+        max_length=EMAIL_MAX,
+        description="A username or an e-mail address.",
+    )
 
 
 class ResetPasswordBody(_Request):
-    token: str = _text("pr_Q9d2…", max_length=TOKEN_MAX, description="From the mailed link.")
-    new_password: str = _text("another long passphrase", max_length=SECRET_MAX)
+    token: str = _text("pr_Q9d2", max_length=TOKEN_MAX, description="From the mailed link.")
+    new_password: str = Field(
+        min_length=PASSWORD_MIN,
+        max_length=PASSWORD_MAX,
+        examples=["another long passphrase"],
+        description="12 to 128 characters, not easy to guess (422 `weak_password` otherwise).",
+    )
 
 
 # --- organisations and admin ---------------------------------------------------------------
@@ -340,23 +397,26 @@ class OrganisationPage(BaseModel):
 
 class OrganisationBody(_Request):
     kind: OrganisationKind = Field(examples=["association"])
-    name: str = _text("Protection civile du Var")
-    code: str | None = _optional_text("83", max_length=64)
+    name: str = _text("Protection civile du Var", max_length=ORGANISATION_NAME_MAX)
+    code: str | None = Field(
+        default=None,
+        pattern=ORGANISATION_CODE_PATTERN,
+        examples=["83"],
+        description="1 to 32 letters, digits, '_' or '-'; unique per kind.",
+    )
 
 
 class CreateUserBody(_Request):
-    username: str = _text("Martin.Claire")
-    email: str | None = Field(
+    username: str = _username("Martin.Claire")
+    email: Email | None = Field(
         default=None,
-        max_length=EMAIL_MAX,
         examples=["claire.martin@example.org"],
-        json_schema_extra={"format": "email"},
         description="Optional: an admin can complete it later. The link to choose a password "
         "goes there.",
     )
     first_name: str = _text("Claire")
     last_name: str = _text("Martin")
-    roles: list[str] = Field(
+    roles: list[RoleName] = Field(
         default_factory=list,
         max_length=20,
         examples=[["member"]],
@@ -364,31 +424,24 @@ class CreateUserBody(_Request):
     )
 
 
-class EmailBody(_Request):
-    # Another portal has a model of this name, so OpenAPI names it by module: kept at the
-    # name clients were generated with before the per-portal move.
-    __module__ = "services.gateway.schemas"
+class AccountEmailBody(_Request):
+    """An admin setting an account's e-mail address."""
 
-    email: str = Field(
-        max_length=EMAIL_MAX,
-        examples=["jean.dupont@example.org"],
-        json_schema_extra={"format": "email"},
-    )
+    email: Email = Field(examples=["jean.dupont@example.org"])
 
 
 class RoleBody(_Request):
-    organisation_id: uuid.UUID = Field(examples=[EXAMPLE_ORG_ID])
-    role: str = Field(pattern=ROLE_PATTERN, examples=["editor"], description=ROLE_DESCRIPTION)
+    organisation_id: uuid.UUID = Field(
+        examples=[EXAMPLE_ORG_ID],
+        description="The user's own organisation (422 `own_organisation` otherwise).",
+    )
+    role: RoleName = Field(examples=["editor"], description=ROLE_DESCRIPTION)
 
 
 class UsernameRecoveryBody(_Request):
-    email: str = Field(
-        max_length=EMAIL_MAX,
-        examples=["jean.dupont@example.org"],
-        json_schema_extra={"format": "email"},
-    )
+    email: Email = Field(examples=["jean.dupont@example.org"])
     verification_reference: str = _text(
-        "ticket 4521, ID card checked", max_length=500, description="Kept in the audit."
+        "ticket 4521, ID card checked", max_length=REFERENCE_MAX, description="Kept in the audit."
     )
 
 
@@ -415,8 +468,3 @@ class AuditEvent(BaseModel):
 class AuditEventPage(BaseModel):
     items: list[AuditEvent]
     next_page_token: str | None = Field(examples=[None])
-
-
-# Their annotations resolve here, not in the module they are named after (see the class note).
-for _renamed in (RegistrationBody, EmailBody):
-    _renamed.model_rebuild(_types_namespace=globals())

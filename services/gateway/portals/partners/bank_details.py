@@ -5,9 +5,7 @@ Every route forwards the caller's token; the partners service decides.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from guichet.partners.v1 import partners_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
@@ -27,13 +25,19 @@ from services.gateway.portals.partners.schemas import (
     BankDetailChange,
     BankDetailChangePage,
 )
-from services.gateway.problems import Problem, ProblemException
+from services.gateway.problems import Problem
 from services.gateway.rpc import (
     Operations,
     Page,
     one,
     operation_id,
     page_of,
+)
+from services.gateway.uploads import (
+    BANK_PROOF_TYPES,
+    Filename,
+    upload_media_type,
+    upload_request_body,
 )
 
 router = APIRouter(tags=[PARTNERS_TAG], generate_unique_id_function=operation_id)
@@ -88,16 +92,7 @@ PROOF_UPLOAD = ("PUT", f"{PREFIX}/bank-detail-changes/{{change_id}}/proof")
             "bytes by default). Below it, a proof over partners' own limit is a 400 on `content`.",
         },
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
-                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+    openapi_extra=upload_request_body(BANK_PROOF_TYPES, "The proof: a PDF, PNG or JPEG file."),
 )
 async def upload_proof(
     store_id: StoreId,
@@ -105,16 +100,9 @@ async def upload_proof(
     request: Request,
     caller: CurrentCaller,
     partners: Partners,
-    filename: Annotated[str, Query(min_length=1, max_length=200, examples=["attestation.pdf"])],
+    filename: Filename,
 ) -> BankDetailChange:
-    content_type = request.headers.get("content-type", "")
-    if not content_type:
-        raise ProblemException(
-            400,
-            "invalid_argument",
-            "1 field is invalid: content_type",
-            errors=[("content_type", "send the document's type in Content-Type")],
-        )
+    content_type = upload_media_type(request, filename)
     response = await partners.UploadBankDetailProof(
         pb.UploadBankDetailProofRequest(
             store_id=str(store_id),

@@ -14,6 +14,7 @@ from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from services.gateway.rpc import (
     service_stub,
 )
+from services.gateway.uploads import BANK_PROOF_TYPES, download_response
 
 PREFIX = "/v1/partners/{store_id}"
 OPERATOR = "/v1/operator/partners"
@@ -50,13 +51,6 @@ def _document(content: bytes, content_type: str, filename: str) -> Response:
     )
 
 
-_DOCUMENT_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {
-            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        },
-        "description": "The document, as an attachment.",
-    }
-}
+_DOCUMENT_RESPONSE: dict[int | str, dict[str, Any]] = download_response(
+    BANK_PROOF_TYPES, "The document, as an attachment (Content-Disposition)."
+)

@@ -8,11 +8,17 @@ import uuid
 from guichet.partners.v1 import partners_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import (
+    LINES,
+    LINES_NOT_BLANK,
+    DateTime,
+    Email,
+    StrictInt,
+    optional_text,
+    text,
+)
 from services.gateway.portals.partners.schemas import (
-    I32_MAX,
-    I32_MIN,
-    I64_MAX,
-    I64_MIN,
+    MAX_PRICE_CENTS,
     NOTE_CAP,
     TEXT_CAP,
     ContentChangeStatus,
@@ -61,26 +67,31 @@ class ProductPage(BaseModel):
 
 
 class ProductBody(_Request):
-    name: str = Field(max_length=200, examples=["Margherita"])
-    description: str = Field(
-        default="", max_length=TEXT_CAP, examples=["Tomate, mozzarella fior di latte, basilic."]
+    name: str = text(200, "Margherita")
+    description: str = optional_text(
+        TEXT_CAP, "Tomate, mozzarella fior di latte, basilic.", default="", pattern=LINES
     )
-    price_cents: int = Field(ge=0, le=2**63 - 1, examples=[1090])
+    price_cents: StrictInt = Field(ge=0, le=MAX_PRICE_CENTS, examples=[1090])
 
 
 class PriceBody(_Request):
-    price_cents: int = Field(
-        examples=[1190], description="Minor units of the store's currency.", ge=I64_MIN, le=I64_MAX
+    price_cents: StrictInt = Field(
+        examples=[1190],
+        description="Minor units of the store's currency.",
+        ge=0,
+        le=MAX_PRICE_CENTS,
     )
 
 
 class DeactivateBody(_Request):
-    reactivate_at: dt.datetime | None = Field(
+    reactivate_at: DateTime | None = Field(
         default=None,
-        description="Bring it back by itself at this time (within 90 days).",
-        examples=["2026-03-15T11:00:00+01:00"],
+        description="Bring it back by itself at this time: in the future, within 90 days (422 "
+        "`in_the_past` or `too_far`).",
+        # No fixed time stays within 90 days of every day: the example brings it back by hand.
+        examples=[None],
     )
-    reason: str | None = Field(default=None, max_length=200, examples=["rupture de stock"])
+    reason: str | None = optional_text(200, "rupture de stock")
 
 
 class ContentChangeBody(_Request):
@@ -89,23 +100,19 @@ class ContentChangeBody(_Request):
         description="Empty: a new product.",
         examples=["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"],
     )
-    proposed_name: str | None = Field(
-        default=None, max_length=200, examples=["Pizza Quatre Fromages"]
+    proposed_name: str | None = optional_text(200, "Pizza Quatre Fromages")
+    proposed_description: str | None = optional_text(
+        TEXT_CAP, "Mozzarella, gorgonzola, chèvre et comté sur base crème.", pattern=LINES
     )
-    proposed_description: str | None = Field(
+    proposed_price_cents: StrictInt | None = Field(
         default=None,
-        max_length=TEXT_CAP,
-        examples=["Mozzarella, gorgonzola, chèvre et comté sur base crème."],
+        description="New products only (422 otherwise).",
+        ge=0,
+        le=MAX_PRICE_CENTS,
+        examples=[1290],
     )
-    proposed_price_cents: int | None = Field(
-        default=None, description="New products only.", ge=I64_MIN, le=I64_MAX, examples=[1290]
-    )
-    note: str | None = Field(
-        default=None, max_length=NOTE_CAP, examples=["Le chèvre remplace l'emmental."]
-    )
-    reply_to_email: str | None = Field(
-        default=None, max_length=320, examples=["carte@pizzeria-napoli.fr"]
-    )
+    note: str | None = optional_text(NOTE_CAP, "Le chèvre remplace l'emmental.", pattern=LINES)
+    reply_to_email: Email | None = Field(default=None, examples=["carte@pizzeria-napoli.fr"])
 
 
 class ContentChange(BaseModel):
@@ -201,32 +208,44 @@ class PromotionPage(BaseModel):
 class PromotionBody(_Request):
     """Step 1: a draft."""
 
-    name: str = Field(max_length=120, examples=["-20 % sur les pizzas"])
+    name: str = text(120, "-20 % sur les pizzas")
     kind: PromotionKind = Field(examples=["percent_off"])
 
 
 class PromotionConfigBody(_Request):
     """Step 2: the discount, the products and the period."""
 
-    percent_off: int | None = Field(
-        default=None, description="percent_off: 1 to 90.", ge=I32_MIN, le=I32_MAX, examples=[20]
+    percent_off: StrictInt | None = Field(
+        default=None,
+        description="A percent_off promotion's only (422 `does_not_apply` on another kind).",
+        ge=1,
+        le=90,
+        examples=[20],
     )
-    amount_off_cents: int | None = Field(
-        default=None, description="amount_off only.", ge=I64_MIN, le=I64_MAX, examples=[None]
+    amount_off_cents: StrictInt | None = Field(
+        default=None,
+        description="An amount_off promotion's only (422 `does_not_apply` on another kind).",
+        ge=1,
+        le=MAX_PRICE_CENTS,
+        examples=[None],
     )
-    min_order_cents: int | None = Field(default=None, ge=I64_MIN, le=I64_MAX, examples=[2500])
+    min_order_cents: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_PRICE_CENTS, examples=[2500]
+    )
     product_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=200, examples=[["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"]]
     )
-    starts_at: dt.datetime = Field(examples=["2026-04-01T00:00:00+02:00"])
-    ends_at: dt.datetime = Field(examples=["2026-04-30T23:59:00+02:00"])
+    starts_at: DateTime = Field(examples=["2099-04-01T00:00:00+02:00"])
+    ends_at: DateTime = Field(
+        examples=["2099-04-30T23:59:00+02:00"],
+        description="After starts_at and now, at most 366 days after starts_at (422 otherwise).",
+    )
 
 
 class ProblemBody(_Request):
-    description: str = Field(
-        max_length=TEXT_CAP,
-        examples=["La remise de 20 % ne s'applique pas aux pizzas ajoutées au panier."],
+    description: str = text(
+        TEXT_CAP,
+        "La remise de 20 % ne s'applique pas aux pizzas ajoutées au panier.",
+        pattern=LINES_NOT_BLANK,
     )
-    reply_to_email: str | None = Field(
-        default=None, max_length=320, examples=["gerant@pizzeria-napoli.fr"]
-    )
+    reply_to_email: Email | None = Field(default=None, examples=["gerant@pizzeria-napoli.fr"])

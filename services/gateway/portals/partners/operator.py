@@ -6,13 +6,13 @@ Every route forwards the caller's token; the partners service decides.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from guichet.partners.v1 import partners_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.fields import Date
 from services.gateway.openapi import errors
 from services.gateway.portals.partners.common import (
     _DOCUMENT_RESPONSE,
@@ -108,7 +108,7 @@ def create_product(store_id: StoreId, body: ProductBody) -> pb.CreateProductRequ
     responses=errors(400, 401, 403),
 )
 def stores_not_checked_in(
-    page: Page, day: Annotated[dt.date | None, Query(description="YYYY-MM-DD")] = None
+    page: Page, day: Annotated[Date | None, Query(description="YYYY-MM-DD")] = None
 ) -> pb.ListStoresNotCheckedInRequest:
     return pb.ListStoresNotCheckedInRequest(day=day.isoformat() if day else "", page=page)
 

@@ -9,6 +9,7 @@ import uuid
 from guichet.partners.v1 import partners_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import StrictBool, StrictInt, text
 from services.gateway.portals.partners.schemas import (
     NOTE_CAP,
     CourierReportReason,
@@ -231,13 +232,13 @@ class OutOfStockBody(_Request):
 
 
 class AnswerBody(_Request):
-    customer_accepted: bool = Field(examples=[True])
+    customer_accepted: StrictBool = Field(examples=[True])
     replacement_product_id: uuid.UUID | None = Field(
         default=None,
-        description="Required when the customer accepted the alternative.",
+        description="Required when the customer accepted the alternative (422 otherwise).",
         examples=["5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"],
     )
-    replacement_quantity: int | None = Field(
+    replacement_quantity: StrictInt | None = Field(
         default=None,
         ge=1,
         le=99,
@@ -271,5 +272,5 @@ class CancelResult(BaseModel):
 
 
 class RefundBody(_Request):
-    reason: str = Field(max_length=200, examples=["Pizza livrée froide"])
+    reason: str = text(200, "Pizza livrée froide")
     funded_by: RefundFunder = Field(examples=["partner"])

@@ -6,13 +6,14 @@ Every route forwards the caller's token; the partners service decides.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
+import grpc
 from fastapi import APIRouter, Query, status
 from guichet.partners.v1 import partners_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.fields import DateTime
 from services.gateway.openapi import errors
 from services.gateway.portals.partners.common import (
     PARTNERS_SERVICE,
@@ -61,6 +62,7 @@ from services.gateway.portals.partners.schemas import (
     SupportMessageBody,
     SupportMessagePage,
 )
+from services.gateway.problems import problem_from_rpc_error
 from services.gateway.rpc import (
     Operations,
     Page,
@@ -128,10 +130,10 @@ async def order_history(
         HistoryStatus | None, Query(alias="status", description="Only this status.")
     ] = None,
     period_start: Annotated[
-        dt.datetime | None, Query(alias="from", description="Orders placed at or after.")
+        DateTime | None, Query(alias="from", description="Orders placed at or after.")
     ] = None,
     period_end: Annotated[
-        dt.datetime | None, Query(alias="to", description="Orders placed before.")
+        DateTime | None, Query(alias="to", description="Orders placed before.")
     ] = None,
 ) -> OrderPage:
     request = pb.ListOrderHistoryRequest(
@@ -294,7 +296,12 @@ async def deactivate_product(
     )
     if body.reactivate_at is not None:
         request.reactivate_time.CopyFrom(_stamp(body.reactivate_at))
-    response = await partners.DeactivateProduct(request, metadata=caller.metadata)
+    try:
+        response = await partners.DeactivateProduct(request, metadata=caller.metadata)
+    except grpc.aio.AioRpcError as error:
+        raise problem_from_rpc_error(
+            error, rename=lambda name: "reactivate_at" if name == "reactivate_time" else name
+        ) from None
     return Product.from_proto(response.product)
 
 
@@ -389,6 +396,7 @@ def create_promotion(store_id: StoreId, body: PromotionBody) -> pb.CreatePromoti
     f"{PREFIX}/promotions/{{promotion_id}}/configuration",
     rpc="ConfigurePromotion",
     answer=one(Promotion, "promotion"),
+    fields={"start_time": "starts_at", "end_time": "ends_at"},
     summary="Step 2: the discount, the products and the period",
     responses=errors(400, 401, 404, 409),
 )

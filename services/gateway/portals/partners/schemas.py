@@ -19,11 +19,22 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.partners.v1 import partners_pb2 as pb
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.fields import LINES_NOT_BLANK, Email, text
+
 TEXT_CAP = 5_000
 NOTE_CAP = 2_000
 # Integers must fit the proto fields they travel in (what they mean is partners' rule).
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+# partners' own limits (services/partners/domain/common.py; tests/gateway/test_limits.py).
+MAX_PRICE_CENTS = 100_000_000
+PHONE_PATTERN = r"^\s*\+?[0-9 ().-]{6,32}\s*$"
+# As partners reads them: spaces anywhere, any case (it removes the first, upper-cases the rest).
+IBAN_PATTERN = r"^\s*[A-Za-z]\s*[A-Za-z](\s*[0-9]){2}(\s*[A-Za-z0-9]){11,30}\s*$"
+BIC_PATTERN = r"^\s*([A-Za-z]\s*){6}([A-Za-z0-9]\s*){2}(([A-Za-z0-9]\s*){3})?$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+ORDER_CODE_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{0,39}\s*$"
+PERIOD_PATTERN = r"^\s*\d{4}-(0[1-9]|1[0-2])\s*$"
 
 E = TypeVar("E", bound="_ProtoEnum")
 
@@ -270,15 +281,24 @@ class RegisterStoreBody(_Request):
         description="A delivery_partner organisation's id.",
         examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"],
     )
-    operations_email: str = Field(max_length=320, examples=["operations@napoli.example"])
-    phone: str | None = Field(default=None, max_length=32, examples=["+33 4 91 12 34 56"])
-    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Paris"])
-    currency: str | None = Field(default=None, max_length=3, examples=["EUR"])
+    operations_email: Email = Field(examples=["operations@napoli.example"])
+    phone: str | None = Field(
+        default=None, max_length=40, pattern=PHONE_PATTERN, examples=["+33 4 91 12 34 56"]
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        examples=["Europe/Paris"],
+        description="An IANA time zone (422 `time_zone` when it names none).",
+    )
+    currency: str | None = Field(default=None, pattern=CURRENCY_PATTERN, examples=["EUR"])
 
 
 class StoreSettingsBody(_Request):
-    operations_email: str = Field(max_length=320, examples=["operations@napoli.example"])
-    phone: str | None = Field(default=None, max_length=32, examples=["+33 4 91 00 00 00"])
+    operations_email: Email = Field(examples=["operations@napoli.example"])
+    phone: str | None = Field(
+        default=None, max_length=40, pattern=PHONE_PATTERN, examples=["+33 4 91 00 00 00"]
+    )
 
 
 # --- check-ins ---------------------------------------------------------------------------------
@@ -361,16 +381,28 @@ class SupportMessagePage(BaseModel):
 
 class SupportMessageBody(_Request):
     category: MessageCategory = Field(examples=["invoices_and_orders"])
-    subject: str = Field(max_length=200, examples=["Commande non payée"])
-    body: str = Field(
-        max_length=TEXT_CAP,
-        examples=["La commande PORT-000123 livrée le 12 n'apparaît pas sur le relevé."],
+    subject: str = text(200, "Commande non payée")
+    body: str = text(
+        TEXT_CAP,
+        "La commande PORT-000123 livrée le 12 n'apparaît pas sur le relevé.",
+        pattern=LINES_NOT_BLANK,
     )
-    order_code: str | None = Field(default=None, max_length=40, examples=["PORT-000123"])
-    period: str | None = Field(default=None, max_length=7, examples=["2026-10"])
-    reply_to_email: str | None = Field(
-        default=None, max_length=320, examples=["compta@pizzeria-napoli.fr"]
+    order_code: str | None = Field(
+        default=None,
+        max_length=42,
+        pattern=ORDER_CODE_PATTERN,
+        examples=["PORT-000123"],
+        description="One of the store's orders; invoices_and_orders needs it or a period "
+        "(422 otherwise).",
     )
+    period: str | None = Field(
+        default=None,
+        max_length=9,
+        pattern=PERIOD_PATTERN,
+        examples=["2026-10"],
+        description="A month, YYYY-MM, not in the future (422 `in_the_future`).",
+    )
+    reply_to_email: Email | None = Field(default=None, examples=["compta@pizzeria-napoli.fr"])
 
 
 # --- bank details ------------------------------------------------------------------------------
@@ -430,12 +462,18 @@ class BankDetailChangePage(BaseModel):
 
 
 class BankDetailBody(_Request):
-    iban: str = Field(max_length=64, examples=["FR76 3000 6000 0112 3456 7890 189"])
-    bic: str = Field(max_length=16, examples=["AGRIFRPP"])
-    account_holder: str = Field(max_length=200, examples=["SARL Pizzeria Napoli"])
+    iban: str = Field(
+        max_length=64,
+        pattern=IBAN_PATTERN,
+        examples=["FR76 3000 6000 0112 3456 7890 189"],
+        description="Spaces and case as you like; its check digits must hold (422 "
+        "`iban_checksum` otherwise).",
+    )
+    bic: str = Field(max_length=16, pattern=BIC_PATTERN, examples=["AGRIFRPP"])
+    account_holder: str = text(200, "SARL Pizzeria Napoli")
 
 
 class RejectBody(_Request):
-    reason: str = Field(
-        max_length=NOTE_CAP, examples=["Le RIB joint n'est pas au nom de la société."]
+    reason: str = text(
+        NOTE_CAP, "Le RIB joint n'est pas au nom de la société.", pattern=LINES_NOT_BLANK
     )

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 
 from services.gateway.auth import CurrentCaller
+from services.gateway.fields import DateTime
 from services.gateway.openapi import errors
 from services.gateway.portals.support.schemas import (
     Calendar,
@@ -56,7 +57,7 @@ from services.gateway.portals.support.ticket_schemas import (
     TicketMessage,
     TicketPage,
 )
-from services.gateway.problems import Problem, ProblemException
+from services.gateway.problems import Problem
 from services.gateway.rpc import (
     Operations,
     Page,
@@ -65,6 +66,14 @@ from services.gateway.rpc import (
     page_of,
     service_stub,
 )
+from services.gateway.uploads import (
+    ATTACHMENT_TYPES,
+    Filename,
+    download_response,
+    upload_media_type,
+    upload_request_body,
+)
+from services.kit.i18n import negotiate
 
 router = APIRouter(tags=["support"], generate_unique_id_function=operation_id)
 support_stub = service_stub("support", support_pb2_grpc.SupportServiceStub)
@@ -225,7 +234,8 @@ def create_category(body: CategoryBody) -> pb.CreateCategoryRequest:
         name=body.name,
         audience=body.audience.to_proto(),
         position=body.position,
-        entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
+        entries=[e.to_proto() for e in body.entries],
+        translations=[t.to_proto() for t in body.translations],
     )
 
 
@@ -233,7 +243,7 @@ def create_category(body: CategoryBody) -> pb.CreateCategoryRequest:
     f"{PREFIX}/categories/{{category_id}}",
     rpc="UpdateCategory",
     answer=one(Category, "category"),
-    summary="Replace a category's name and answers (ops admin)",
+    summary="Replace a category's name and answers, with their translations (ops admin)",
     responses=errors(400, 401, 403, 404),
 )
 def update_category(category_id: CategoryId, body: CategoryUpdateBody) -> pb.UpdateCategoryRequest:
@@ -241,7 +251,8 @@ def update_category(category_id: CategoryId, body: CategoryUpdateBody) -> pb.Upd
         category_id=str(category_id),
         name=body.name,
         position=body.position,
-        entries=[pb.FaqEntryInput(question=e.question, answer=e.answer) for e in body.entries],
+        entries=[e.to_proto() for e in body.entries],
+        translations=[t.to_proto() for t in body.translations],
     )
 
 
@@ -289,8 +300,23 @@ async def record_deflection(
     status_code=status.HTTP_201_CREATED,
     responses=errors(400, 401, 403, 404, 409),
 )
-def open_ticket(body: TicketBody) -> Message:
-    return body.to_proto()
+def open_ticket(
+    body: TicketBody,
+    accept_language: Annotated[
+        str | None,
+        Header(
+            alias="Accept-Language",
+            max_length=500,
+            description="The customer's languages (RFC 9110). The first supported one (fr, en, "
+            "pt-BR; pt and pt-PT read as pt-BR) is recorded with the ticket, and the mails "
+            "about it to the customer (receipt, answers) are written in it; none: French.",
+            examples=["pt-BR,pt;q=0.9,en;q=0.5"],
+        ),
+    ] = None,
+) -> Message:
+    request = body.to_proto()
+    request.language = negotiate(accept_language)
+    return request
 
 
 @ops.post(
@@ -315,7 +341,7 @@ def send_partner_message(
     ] = None,
 ) -> pb.SendPartnerMessageRequest:
     return pb.SendPartnerMessageRequest(
-        category_id=body.category_id or "",
+        category_id=str(body.category_id),
         subject=body.subject or "",
         body=body.body or "",
         reply_to_email=body.reply_to_email or "",
@@ -473,28 +499,18 @@ ATTACHMENT_UPLOAD = ("POST", f"{PREFIX}/tickets/{{ticket_id}}/attachments")
             "bytes by default). Below it, a file over support's own limit is a 400 on `content`.",
         },
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=upload_request_body(
+        ATTACHMENT_TYPES, "The file, in one of the types support accepts."
+    ),
 )
 async def add_attachment(
     ticket_id: TicketId,
     request: Request,
     caller: CurrentCaller,
     support: Support,
-    filename: Annotated[str, Query(min_length=1, max_length=200, examples=["capture.png"])],
+    filename: Filename,
 ) -> Attachment:
-    content_type = request.headers.get("content-type", "")
-    if not content_type:
-        raise ProblemException(
-            400,
-            "invalid_argument",
-            "1 field is invalid: content_type",
-            errors=[("content_type", "send the file's type in Content-Type")],
-        )
+    content_type = upload_media_type(request, filename)
     response = await support.AddAttachment(
         pb.AddAttachmentRequest(
             ticket_id=str(ticket_id),
@@ -512,7 +528,9 @@ async def add_attachment(
     summary="Download an attachment",
     responses={
         **errors(401, 404),
-        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+        **download_response(
+            ATTACHMENT_TYPES, "The file, under the type it was sent with (Content-Disposition)."
+        ),
     },
     response_class=Response,
 )
@@ -539,12 +557,15 @@ async def get_attachment(
     f"{PREFIX}/reports/sla",
     rpc="GetSlaReport",
     answer=one(SlaReport),
+    fields={"period_start": "start", "period_end": "end"},
     summary="Per plan and period: % within SLA, breaches, deflections, consulting time",
     responses=errors(400, 401, 403, 404),
 )
 def sla_report(
-    start: Annotated[dt.datetime, Query(description="Tickets opened from (inclusive).")],
-    end: Annotated[dt.datetime, Query(description="… until (exclusive).")],
+    start: Annotated[DateTime, Query(description="Tickets opened from (inclusive).")],
+    end: Annotated[
+        DateTime, Query(description="… until (exclusive); after start (422 otherwise).")
+    ],
     plan_id: Annotated[uuid.UUID | None, Query()] = None,
 ) -> pb.GetSlaReportRequest:
     return pb.GetSlaReportRequest(

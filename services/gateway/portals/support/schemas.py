@@ -17,7 +17,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.support.v1 import support_pb2 as pb
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.fields import LINES_NOT_BLANK, Date, Email, StrictInt, text
+
 TEXT_CAP = 20_000
+# support's code of plans and categories (services/support/domain/common.py CODE_PATTERN).
+CODE_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 
 E = TypeVar("E", bound="_ProtoEnum")
 
@@ -144,16 +148,34 @@ def _enum_or_zero(value: _ProtoEnum | None) -> Any:
 
 
 class CalendarBody(_Request):
-    name: str = Field(max_length=100, examples=["Paris office hours"])
-    time_zone: str = Field(max_length=64, examples=["Europe/Paris"])
+    name: str = text(100, "Paris office hours")
+    time_zone: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["Europe/Paris"],
+        description="An IANA time zone (422 `invalid` when it names none).",
+    )
     weekly_hours: list[str] = Field(
+        min_length=7,
         max_length=7,
-        description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00".',
+        description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00", '
+        "ranges in order within the day (422 `opening_hours` otherwise).",
         examples=[["09:00-12:00,13:00-18:00"] * 5 + ["", ""]],
     )
-    country: str | None = Field(default=None, max_length=8, examples=["FR"])
-    subdivision: str | None = Field(default=None, max_length=16, examples=[None])
-    closed_days: list[dt.date] = Field(
+    country: str | None = Field(
+        default=None,
+        max_length=8,
+        examples=["FR"],
+        description="ISO 3166 country whose holidays close the calendar (422 "
+        "`unknown_region` when the holidays library knows none).",
+    )
+    subdivision: str | None = Field(
+        default=None,
+        max_length=16,
+        examples=[None],
+        description="A subdivision of the country (422 `unknown_region` otherwise).",
+    )
+    closed_days: list[Date] = Field(
         default_factory=list,
         max_length=366,
         description="Holidays and other closed days.",
@@ -192,9 +214,9 @@ class CalendarPage(BaseModel):
 
 class SlaTarget(_Request):
     priority: TicketPriority = Field(examples=["high"])
-    first_response_minutes: int = Field(ge=1, le=525_600, examples=[240])
-    next_response_minutes: int = Field(ge=1, le=525_600, examples=[480])
-    resolution_minutes: int = Field(ge=1, le=525_600, examples=[2400])
+    first_response_minutes: StrictInt = Field(ge=1, le=525_600, examples=[240])
+    next_response_minutes: StrictInt = Field(ge=1, le=525_600, examples=[480])
+    resolution_minutes: StrictInt = Field(ge=1, le=525_600, examples=[2400])
 
     def to_proto(self) -> pb.SlaTarget:
         return pb.SlaTarget(
@@ -215,11 +237,15 @@ class SlaTarget(_Request):
 
 
 class PlanBody(_Request):
-    code: str = Field(max_length=40, examples=["STANDARD"])
-    name: str = Field(max_length=100, examples=["Standard"])
+    code: str = Field(pattern=CODE_PATTERN, examples=["STANDARD"])
+    name: str = text(100, "Standard")
     calendar_id: uuid.UUID = Field(examples=["1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"])
-    warning_percent: int | None = Field(default=None, ge=1, le=99, examples=[80])
-    targets: list[SlaTarget] = Field(max_length=4)
+    warning_percent: StrictInt | None = Field(default=None, ge=1, le=99, examples=[80])
+    targets: list[SlaTarget] = Field(
+        min_length=1,
+        max_length=4,
+        description="One per priority, each once (422 `priorities_missing` when one lacks).",
+    )
 
 
 class Plan(BaseModel):
@@ -249,9 +275,8 @@ class PlanPage(BaseModel):
 
 class ContractBody(_Request):
     plan_id: uuid.UUID = Field(examples=["8c7b6a59-4837-4261-a5f4-e3d2c1b0a987"])
-    operations_email: str | None = Field(
+    operations_email: Email | None = Field(
         default=None,
-        max_length=320,
         description="Delivery partners: where answers to their messages go by default.",
         examples=["operations@napoli.example.com"],
     )
@@ -296,29 +321,95 @@ class ContractPage(BaseModel):
 # --- categories ---------------------------------------------------------------------------------
 
 
+# A translation's language: a BCP 47 tag with an optional region, as browsers send them.
+LOCALE_PATTERN = r"^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$"
+MAX_TRANSLATIONS = 12
+
+
+class FaqEntryTranslation(_Request):
+    """A question and its answer in another language than the original."""
+
+    locale: str = Field(
+        max_length=12,
+        pattern=LOCALE_PATTERN,
+        description='A BCP 47 tag: "pt-BR", "en", "fr".',
+        examples=["pt-BR"],
+    )
+    question: str = text(500, "Como reimprimir uma nota fiscal?")
+    answer: str = text(
+        TEXT_CAP, "Menu Vendas > Notas fiscais > Reimprimir.", pattern=LINES_NOT_BLANK
+    )
+
+    def to_proto(self) -> pb.FaqEntryTranslation:
+        return pb.FaqEntryTranslation(
+            locale=self.locale, question=self.question, answer=self.answer
+        )
+
+
+class CategoryTranslation(_Request):
+    """A category's name in another language than the original."""
+
+    locale: str = Field(
+        max_length=12,
+        pattern=LOCALE_PATTERN,
+        description='A BCP 47 tag: "pt-BR", "en", "fr".',
+        examples=["pt-BR"],
+    )
+    name: str = text(100, "Faturamento e notas fiscais")
+
+    def to_proto(self) -> pb.CategoryTranslation:
+        return pb.CategoryTranslation(locale=self.locale, name=self.name)
+
+
 class FaqEntryBody(_Request):
-    question: str = Field(max_length=500, examples=["Comment réimprimer une facture ?"])
-    answer: str = Field(max_length=TEXT_CAP, examples=["Menu Ventes > Factures > Réimprimer."])
+    question: str = text(500, "Comment réimprimer une facture ?")
+    answer: str = text(TEXT_CAP, "Menu Ventes > Factures > Réimprimer.", pattern=LINES_NOT_BLANK)
+    translations: list[FaqEntryTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The question and answer in other languages, one per language; readers "
+        "of a language without one read the original.",
+    )
+
+    def to_proto(self) -> pb.FaqEntryInput:
+        return pb.FaqEntryInput(
+            question=self.question,
+            answer=self.answer,
+            translations=[t.to_proto() for t in self.translations],
+        )
 
 
 class CategoryBody(_Request):
-    code: str = Field(max_length=40, examples=["INVOICING"])
-    name: str = Field(max_length=100, examples=["Facturation"])
+    code: str = Field(pattern=CODE_PATTERN, examples=["INVOICING"])
+    name: str = text(100, "Facturation")
     audience: CategoryAudience = Field(examples=["customer"])
-    position: int = Field(default=0, ge=0, le=10_000, examples=[10])
+    position: StrictInt = Field(default=0, ge=0, le=10_000, examples=[10])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
+    translations: list[CategoryTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name in other languages, one per language.",
+    )
 
 
 class CategoryUpdateBody(_Request):
-    name: str = Field(max_length=100, examples=["Factures et paiements"])
-    position: int = Field(default=0, ge=0, le=10_000, examples=[20])
+    name: str = text(100, "Factures et paiements")
+    position: StrictInt = Field(default=0, ge=0, le=10_000, examples=[20])
     entries: list[FaqEntryBody] = Field(default_factory=list, max_length=200)
+    translations: list[CategoryTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name in other languages, one per language (replaces those saved).",
+    )
 
 
 class FaqEntry(BaseModel):
     id: uuid.UUID
     question: str
     answer: str
+    translations: list[FaqEntryTranslation] = Field(
+        description="The question and answer in other languages (may be empty)."
+    )
 
 
 class Category(BaseModel):
@@ -328,6 +419,9 @@ class Category(BaseModel):
     audience: CategoryAudience
     position: int = Field(examples=[10])
     entries: list[FaqEntry]
+    translations: list[CategoryTranslation] = Field(
+        description="The name in other languages (may be empty)."
+    )
 
     @classmethod
     def from_proto(cls, c: pb.Category) -> Category:
@@ -338,8 +432,19 @@ class Category(BaseModel):
             audience=CategoryAudience.from_proto(c.audience),
             position=c.position,
             entries=[
-                FaqEntry(id=uuid.UUID(e.id), question=e.question, answer=e.answer)
+                FaqEntry(
+                    id=uuid.UUID(e.id),
+                    question=e.question,
+                    answer=e.answer,
+                    translations=[
+                        FaqEntryTranslation(locale=t.locale, question=t.question, answer=t.answer)
+                        for t in e.translations
+                    ],
+                )
                 for e in c.entries
+            ],
+            translations=[
+                CategoryTranslation(locale=t.locale, name=t.name) for t in c.translations
             ],
         )
 

@@ -8,6 +8,7 @@ import uuid
 from guichet.support.v1 import support_pb2 as pb
 from pydantic import BaseModel, Field
 
+from services.gateway.fields import LINES, LINES_NOT_BLANK, Email, StrictInt, optional_text, text
 from services.gateway.portals.support.schemas import (
     EXAMPLE_CATEGORY_ID,
     TEXT_CAP,
@@ -26,24 +27,25 @@ from services.gateway.portals.support.schemas import (
 
 # --- tickets ------------------------------------------------------------------------------------
 
+# The screen code of the form (support's _SCREEN_CODE, after trimming spaces).
+SCREEN_CODE_PATTERN = r"^\s*[A-Za-z0-9_.\-][A-Za-z0-9_.\- ]{0,39}\s*$"
+
 
 class TicketBody(_Request):
-    """The extranet form. Every field is required; the support service names each missing one
-    (they are optional here so that one answer lists them all)."""
+    """The extranet form. Every field is required; one answer names every missing one."""
 
-    category_id: str | None = Field(default=None, max_length=64, examples=[EXAMPLE_CATEGORY_ID])
-    title: str | None = Field(
-        default=None, max_length=400, examples=["E-mail du contact non gravé"]
+    category_id: uuid.UUID = Field(
+        examples=[EXAMPLE_CATEGORY_ID],
+        description="A category of the customer form (422 `unknown_category` otherwise).",
     )
-    description: str | None = Field(
-        default=None,
-        max_length=TEXT_CAP,
-        examples=[
-            "Cadastrei o cliente código 100, porém o e-mail do contato Bruno não foi gravado."
-        ],
+    title: str = text(200, "E-mail du contact non gravé")
+    description: str = text(
+        TEXT_CAP,
+        "Cadastrei o cliente código 100, porém o e-mail do contato Bruno não foi gravado.",
+        pattern=LINES_NOT_BLANK,
     )
-    screen_code: str | None = Field(default=None, max_length=80, examples=["ATW0001"])
-    example_record: str | None = Field(default=None, max_length=1000, examples=["client 100"])
+    screen_code: str = Field(pattern=SCREEN_CODE_PATTERN, examples=["ATW0001"])
+    example_record: str = text(500, "client 100", pattern=LINES_NOT_BLANK)
     priority: TicketPriority | None = Field(default=None, examples=["normal"])
     kind: TicketKind | None = Field(default=None, examples=["support"])
     view_id: uuid.UUID | None = Field(
@@ -59,11 +61,11 @@ class TicketBody(_Request):
 
     def to_proto(self) -> pb.OpenTicketRequest:
         return pb.OpenTicketRequest(
-            category_id=self.category_id or "",
-            title=self.title or "",
-            description=self.description or "",
-            screen_code=self.screen_code or "",
-            example_record=self.example_record or "",
+            category_id=str(self.category_id),
+            title=self.title,
+            description=self.description,
+            screen_code=self.screen_code,
+            example_record=self.example_record,
             priority=_enum_or_zero(self.priority),
             kind=_enum_or_zero(self.kind),
             view_id=str(self.view_id) if self.view_id else "",
@@ -72,16 +74,16 @@ class TicketBody(_Request):
 
 
 class PartnerMessageBody(_Request):
-    category_id: str | None = Field(default=None, max_length=64, examples=[EXAMPLE_CATEGORY_ID])
-    subject: str | None = Field(default=None, max_length=400, examples=["Paiement de mars"])
-    body: str | None = Field(
-        default=None,
-        max_length=TEXT_CAP,
-        examples=["Le paiement de la période du 1er au 15 mars manque."],
+    category_id: uuid.UUID = Field(
+        examples=[EXAMPLE_CATEGORY_ID],
+        description="A category of the partner form (422 `unknown_category` otherwise).",
     )
-    reply_to_email: str | None = Field(
+    subject: str = text(200, "Paiement de mars")
+    body: str = text(
+        TEXT_CAP, "Le paiement de la période du 1er au 15 mars manque.", pattern=LINES_NOT_BLANK
+    )
+    reply_to_email: Email | None = Field(
         default=None,
-        max_length=320,
         description="Where the answer goes, when not the operations contact.",
         examples=["compta@pizzeria-napoli.fr"],
     )
@@ -116,6 +118,11 @@ class Ticket(BaseModel):
     opened_by_id: str = Field(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])
     opened_by_name: str = Field(examples=["souza.bruno"])
     reply_to_email: str | None = Field(examples=["suporte@souza.example.com.br"])
+    language: str = Field(
+        description="The language the customer opened it in (BCP 47, from Accept-Language): "
+        "the mails about it to the customer are written in it.",
+        examples=["pt-BR"],
+    )
     consulting_minutes: int = Field(examples=[0])
     created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
     updated_at: dt.datetime | None = Field(examples=["2026-03-15T14:02:11Z"])
@@ -146,6 +153,7 @@ class Ticket(BaseModel):
             opened_by_id=t.opened_by_id,
             opened_by_name=t.opened_by_name,
             reply_to_email=_none(t.reply_to_email),
+            language=t.language or "fr",
             consulting_minutes=t.consulting_minutes,
             created_at=_time(t.create_time, t.HasField("create_time")),
             updated_at=_time(t.update_time, t.HasField("update_time")),
@@ -305,7 +313,7 @@ class TicketHistory(BaseModel):
 
 
 class ReplyBody(_Request):
-    body: str = Field(max_length=TEXT_CAP, examples=["Pouvez-vous nous envoyer une capture ?"])
+    body: str = text(TEXT_CAP, "Pouvez-vous nous envoyer une capture ?", pattern=LINES_NOT_BLANK)
     set_status: TicketStatus | None = Field(
         default=None,
         description="Agents only: the status to move to with this reply.",
@@ -320,7 +328,7 @@ class Reply(BaseModel):
 
 class StatusBody(_Request):
     status: TicketStatus = Field(examples=["cancelled"])
-    reason: str | None = Field(default=None, max_length=500, examples=["Doublon du chamado 1042"])
+    reason: str | None = optional_text(500, "Doublon du chamado 1042", pattern=LINES)
 
 
 class PriorityBody(_Request):
@@ -332,9 +340,9 @@ class KindBody(_Request):
 
 
 class ConsultingBody(_Request):
-    minutes: int = Field(ge=1, le=1440, examples=[45])
-    note: str | None = Field(
-        default=None, max_length=500, examples=["Análise do cadastro de clientes com o Bruno"]
+    minutes: StrictInt = Field(ge=1, le=1440, examples=[45])
+    note: str | None = optional_text(
+        500, "Análise do cadastro de clientes com o Bruno", pattern=LINES
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from guichet.membership.v1 import membership_pb2 as pb
 
 from services.gateway.auth import CurrentCaller
@@ -42,6 +42,7 @@ from services.gateway.portals.workshops.schemas import (
     OptionChangeBody,
     OptionChangeRequest,
     OptionChangeRequestPage,
+    OptionUpdateBody,
     Program,
     ProgramBody,
     ProgramOption,
@@ -63,6 +64,8 @@ from services.gateway.rpc import (
     operation_id,
     page_of,
 )
+
+OptionId = Annotated[uuid.UUID, Path(description="The option's id.")]
 
 router = APIRouter(tags=["workshops"], generate_unique_id_function=operation_id)
 ops = Operations(router, MEMBERSHIP_SERVICE, Membership)
@@ -109,7 +112,30 @@ def create_program(body: ProgramBody) -> pb.CreateProgramRequest:
 )
 def add_option(program_id: ResourceId, body: OptionBody) -> pb.AddProgramOptionRequest:
     return pb.AddProgramOptionRequest(
-        program_id=str(program_id), code=body.code, name=body.name, benefit=body.benefit
+        program_id=str(program_id),
+        code=body.code,
+        name=body.name,
+        benefit=body.benefit,
+        translations=[t.to_proto() for t in body.translations],
+    )
+
+
+@ops.put(
+    "/v1/banner-programs/{program_id}/options/{option_id}",
+    rpc="UpdateProgramOption",
+    answer=one(ProgramOption, "option"),
+    summary="Replace an option's name, benefit and their translations (program team)",
+    responses=errors(400, 401, 403, 404),
+)
+def update_option(
+    program_id: ResourceId, option_id: OptionId, body: OptionUpdateBody
+) -> pb.UpdateProgramOptionRequest:
+    return pb.UpdateProgramOptionRequest(
+        program_id=str(program_id),
+        option_id=str(option_id),
+        name=body.name,
+        benefit=body.benefit,
+        translations=[t.to_proto() for t in body.translations],
     )
 
 
@@ -332,7 +358,7 @@ def add_technician(workshop_id: WorkshopId, body: TechnicianBody) -> pb.AddTechn
         workshop_id=str(workshop_id),
         first_name=body.first_name,
         last_name=body.last_name,
-        email=body.email,
+        email=body.email or "",
     )
 
 

@@ -8,14 +8,32 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
 from guichet.membership.v1 import membership_pb2 as pb
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
+from services.gateway.fields import (
+    FUTURE_DAY,
+    FUTURE_NEXT_DAY,
+    NO_NUL,
+    NO_NUL_NOT_BLANK,
+    NOT_BLANK,
+    OPTIONAL_PHONE_PATTERN,
+    Date,
+    Email,
+    StrictBool,
+    StrictInt,
+    optional_text,
+    text,
+)
 from services.gateway.portals.membership import (
-    EMAIL,
+    CODE_PATTERN,
+    MAX_OPTIONS,
     NAME,
+    PERSON_NAME,
     TEXT,
+    VIN_PATTERN,
     ClaimStatus,
     CourseRegistrationStatus,
     MembershipStatus,
@@ -31,23 +49,66 @@ from services.gateway.portals.membership import (
 # --- banner programs ----------------------------------------------------------------------------
 
 
+# One benefit of a program: not blank, at most 300 characters (membership's banner rule).
+Benefit = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=NOT_BLANK)]
+
+
 class ProgramBody(_Request):
-    code: str = Field(max_length=32, examples=["ATELIER-PLUS"])
-    name: str = Field(max_length=NAME, examples=["Atelier Plus"])
+    code: str = Field(pattern=CODE_PATTERN, examples=["ATELIER-PLUS"])
+    name: str = text(NAME, "Atelier Plus")
     description: str = Field(
-        default="", max_length=TEXT, examples=["Le réseau des garages indépendants."]
+        default="",
+        max_length=TEXT,
+        pattern=NO_NUL,
+        examples=["Le réseau des garages indépendants."],
     )
-    benefits: list[str] = Field(
+    benefits: list[
+        Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=NOT_BLANK)]
+    ] = Field(
         default_factory=list,
         max_length=30,
         examples=[["Garantie main d'œuvre nationale", "Formations techniques"]],
     )
 
 
+# A translation's language: a BCP 47 tag with an optional region, as browsers send them.
+LOCALE_PATTERN = r"^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$"
+MAX_TRANSLATIONS = 12
+
+
+class OptionTranslation(_Request):
+    """An option's name and benefit in another language than the original."""
+
+    locale: str = Field(
+        max_length=12,
+        pattern=LOCALE_PATTERN,
+        description='A BCP 47 tag: "pt-BR", "en", "fr".',
+        examples=["pt-BR"],
+    )
+    name: str = text(NAME, "Assistência 24 horas")
+    benefit: str = text(1000, "Assistência na estrada para seus clientes", pattern=NO_NUL_NOT_BLANK)
+
+    def to_proto(self) -> pb.ProgramOptionTranslation:
+        return pb.ProgramOptionTranslation(locale=self.locale, name=self.name, benefit=self.benefit)
+
+
 class OptionBody(_Request):
-    code: str = Field(max_length=32, examples=["DEPANNAGE"])
-    name: str = Field(max_length=NAME, examples=["Dépannage 24/7"])
-    benefit: str = Field(max_length=1000, examples=["Assistance routière pour vos clients"])
+    code: str = Field(pattern=CODE_PATTERN, examples=["DEPANNAGE"])
+    name: str = text(NAME, "Dépannage 24/7")
+    benefit: str = text(1000, "Assistance routière pour vos clients", pattern=NO_NUL_NOT_BLANK)
+    translations: list[OptionTranslation] = Field(
+        default_factory=list,
+        max_length=MAX_TRANSLATIONS,
+        description="The name and benefit in other languages, one per language.",
+    )
+
+
+class OptionUpdateBody(_Request):
+    """An option's new name and benefit, with their translations (those saved are replaced)."""
+
+    name: str = text(NAME, "Dépannage 24/7")
+    benefit: str = text(1000, "Assistance routière pour vos clients", pattern=NO_NUL_NOT_BLANK)
+    translations: list[OptionTranslation] = Field(default_factory=list, max_length=MAX_TRANSLATIONS)
 
 
 class ProgramOption(BaseModel):
@@ -56,6 +117,10 @@ class ProgramOption(BaseModel):
     code: str = Field(examples=["VO"])
     name: str = Field(examples=["Véhicules d'occasion"])
     benefit: str = Field(examples=["Garantie VO 12 mois"])
+    translations: list[OptionTranslation] = Field(
+        description="The name and benefit in other languages (may be empty); readers of a "
+        "language without one read the original."
+    )
 
     @classmethod
     def from_proto(cls, option: pb.ProgramOption) -> ProgramOption:
@@ -65,6 +130,10 @@ class ProgramOption(BaseModel):
             code=option.code,
             name=option.name,
             benefit=option.benefit,
+            translations=[
+                OptionTranslation(locale=t.locale, name=t.name, benefit=t.benefit)
+                for t in option.translations
+            ],
         )
 
 
@@ -99,20 +168,22 @@ class ProgramPage(BaseModel):
 
 
 class WorkshopInfo(BaseModel):
-    name: str = Field(default="", max_length=NAME, examples=["Garage du Centre"])
-    email: str = Field(max_length=EMAIL, examples=["contact@garageducentre.example.fr"])
-    phone: str = Field(default="", max_length=32, examples=["+33 4 78 12 34 56"])
-    address_line: str = Field(default="", max_length=NAME, examples=["12 avenue Jean Jaurès"])
-    postal_code: str = Field(default="", max_length=16, examples=["69007"])
-    city: str = Field(default="", max_length=100, examples=["Lyon"])
+    name: str = optional_text(
+        NAME, "Garage du Centre", default="", description="Default: the organisation's name."
+    )
+    email: Email = Field(examples=["contact@garageducentre.example.fr"])
+    phone: str = Field(default="", pattern=OPTIONAL_PHONE_PATTERN, examples=["+33 4 78 12 34 56"])
+    address_line: str = optional_text(NAME, "12 avenue Jean Jaurès", default="")
+    postal_code: str = optional_text(16, "69007", default="")
+    city: str = optional_text(100, "Lyon", default="")
 
     def to_proto(self) -> pb.WorkshopInfo:
         return pb.WorkshopInfo(**self.model_dump())
 
 
 class Contact(BaseModel):
-    name: str = Field(max_length=NAME, examples=["Grossiste Rhône-Alpes"])
-    email: str = Field(max_length=EMAIL, examples=["adhesions@grossiste.example.fr"])
+    name: str = text(NAME, "Grossiste Rhône-Alpes")
+    email: Email = Field(examples=["adhesions@grossiste.example.fr"])
 
     def to_proto(self) -> pb.Contact:
         return pb.Contact(name=self.name, email=self.email)
@@ -187,12 +258,17 @@ class MembershipPage(BaseModel):
 
 class MembershipBody(_Request):
     program_id: uuid.UUID = Field(examples=["1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b"])
-    renewal_date: dt.date = Field(examples=["2027-06-01"])
+    renewal_date: Date = Field(
+        examples=[FUTURE_DAY], description="After today (422 `in_the_past` otherwise)."
+    )
     workshop: WorkshopInfo
     wholesaler: Contact
     distributor: Contact
     option_ids: list[uuid.UUID] = Field(
-        default_factory=list, max_length=100, examples=[["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"]]
+        default_factory=list,
+        max_length=MAX_OPTIONS,
+        examples=[["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"]],
+        description="Options of the program (422 `unknown_option` otherwise).",
     )
 
 
@@ -203,29 +279,40 @@ class ContactsBody(_Request):
 
 
 class RenewalDateBody(_Request):
-    renewal_date: dt.date = Field(examples=["2027-09-01"])
+    renewal_date: Date = Field(
+        examples=[FUTURE_DAY], description="After today (422 `in_the_past` otherwise)."
+    )
 
 
 class ReasonBody(_Request):
-    reason: str = Field(max_length=1000, examples=["Fermeture de l'atelier"])
+    reason: str = text(1000, "Fermeture de l'atelier", pattern=NO_NUL_NOT_BLANK)
 
 
 class OptionChangeBody(_Request):
     option_id: uuid.UUID = Field(examples=["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"])
     change: OptionChange = Field(examples=["add"])
     # Left out by a workshop (portal); `email` for the program team recording a mailed request.
-    channel: RequestChannel | None = Field(default=None, examples=["email"])
+    channel: RequestChannel | None = Field(
+        default=None,
+        examples=["email"],
+        description="A workshop leaves it out (portal); the program team records `email` "
+        "requests; never `phone` (422 `channel`).",
+    )
     note: str = Field(
-        default="", max_length=2000, examples=["Demande reçue par courriel le 3 février."]
+        default="",
+        max_length=2000,
+        pattern=NO_NUL,
+        examples=["Demande reçue par courriel le 3 février."],
     )
 
 
 class DecisionBody(_Request):
-    approve: bool = Field(examples=[False])
+    approve: StrictBool = Field(examples=[False])
     note: str = Field(
         default="",
         max_length=2000,
-        description="Required to reject.",
+        pattern=NO_NUL,
+        description="Required to reject (422 `note_required`).",
         examples=["L'option ne peut être retirée qu'à la date anniversaire."],
     )
 
@@ -275,9 +362,9 @@ class Decision(BaseModel):
 
 
 class TechnicianBody(_Request):
-    first_name: str = Field(max_length=100, examples=["João"])
-    last_name: str = Field(max_length=100, examples=["Ferreira"])
-    email: str = Field(default="", max_length=EMAIL, examples=["joao.ferreira@example.fr"])
+    first_name: str = text(PERSON_NAME, "João")
+    last_name: str = text(PERSON_NAME, "Ferreira")
+    email: Email | None = Field(default=None, examples=["joao.ferreira@example.fr"])
 
 
 class Technician(BaseModel):
@@ -306,17 +393,24 @@ class TechnicianPage(BaseModel):
 
 
 class CourseBody(_Request):
-    code: str = Field(max_length=32, examples=["DIAG-2027-03"])
-    title: str = Field(max_length=NAME, examples=["Diagnostic électronique avancé"])
+    code: str = Field(pattern=CODE_PATTERN, examples=["DIAG-2027-03"])
+    title: str = text(NAME, "Diagnostic électronique avancé")
     description: str = Field(
         default="",
         max_length=TEXT,
+        pattern=NO_NUL,
         examples=["Lecture des codes défaut, multiplexage CAN et calculateurs moteur."],
     )
-    starts_on: dt.date = Field(examples=["2027-03-08"])
-    ends_on: dt.date | None = Field(default=None, examples=["2027-03-09"])
-    location: str = Field(max_length=NAME, examples=["Centre de formation de Villeurbanne"])
-    capacity: int = Field(ge=1, le=1000, examples=[12])
+    starts_on: Date = Field(
+        examples=[FUTURE_DAY], description="After today (422 `in_the_past` otherwise)."
+    )
+    ends_on: Date | None = Field(
+        default=None,
+        examples=[FUTURE_NEXT_DAY],
+        description="Not before starts_on (422 `end_before_start`); default: starts_on.",
+    )
+    location: str = text(NAME, "Centre de formation de Villeurbanne")
+    capacity: StrictInt = Field(ge=1, le=1000, examples=[12])
 
 
 class Course(BaseModel):
@@ -391,32 +485,31 @@ class CourseRegistrationPage(BaseModel):
 
 
 class ClaimBody(_Request):
-    # The service's rules, stated here too so that one answer reports every problem of the form
-    # (a VIN: 17 letters and digits, never I, O or Q, in either case as the service accepts).
-    vehicle_vin: str = Field(
-        min_length=1,
-        max_length=17,
-        pattern=r"^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$",
-        examples=["VF1RFB00X12345678"],
+    vehicle_vin: str = Field(pattern=VIN_PATTERN, examples=["VF1RFB00X12345678"])
+    repair_order: str = text(40, "OR-2026-0412")
+    repair_date: Date = Field(
+        examples=["2026-04-08"], description="Not in the future (422 `in_the_future`)."
     )
-    repair_order: str = Field(min_length=1, max_length=40, examples=["OR-2026-0412"])
-    repair_date: dt.date = Field(examples=["2026-04-08"])
     technician_id: uuid.UUID | None = Field(
         default=None, examples=["3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"]
     )
-    labour_minutes: int = Field(ge=0, le=1_000_000, examples=[90])
-    amount_cents: int = Field(ge=0, le=1_000_000_000, examples=[13500])
-    description: str = Field(
-        min_length=1,
-        max_length=TEXT,
-        examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."],
+    labour_minutes: StrictInt = Field(ge=1, le=6000, examples=[90])
+    amount_cents: StrictInt = Field(ge=0, le=10_000_000, examples=[13500])
+    description: str = text(
+        TEXT,
+        "Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km.",
+        pattern=NO_NUL_NOT_BLANK,
     )
 
 
 class TransitionBody(_Request):
     to_status: ClaimStatus = Field(examples=["needs_information"])
     note: str = Field(
-        default="", max_length=TEXT, examples=["Merci de joindre la facture des pièces."]
+        default="",
+        max_length=TEXT,
+        pattern=NO_NUL,
+        description="Required by some transitions (422 `note_required`).",
+        examples=["Merci de joindre la facture des pièces."],
     )
 
 
@@ -438,6 +531,7 @@ class Claim(BaseModel):
     technician_id: uuid.UUID | None = Field(examples=["6e22422f-317c-51b7-9001-b826a59477f9"])
     labour_minutes: int = Field(examples=[90])
     amount_cents: int = Field(examples=[13500])
+    currency: str = Field(description="ISO 4217 code of amount_cents.", examples=["EUR"])
     description: str = Field(
         examples=["Remplacement de l'embrayage sous garantie main d'œuvre, à 18 000 km."]
     )
@@ -458,6 +552,7 @@ class Claim(BaseModel):
             technician_id=uuid.UUID(c.technician_id) if c.technician_id else None,
             labour_minutes=c.labour_minutes,
             amount_cents=c.amount_cents,
+            currency=c.currency or "EUR",
             description=c.description,
             status=ClaimStatus.from_proto(c.status),
             history=[
