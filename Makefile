@@ -24,7 +24,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check browser screenshots bench audit chaos install catalogs clean help
+.PHONY: dev test test-under-load lint proto proto-check browser prometheus screenshots bench audit chaos install catalogs clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
@@ -87,7 +87,7 @@ catalogs: $(MO_FILES)
 
 install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed node_modules/.installed $(MO_FILES)
 
-dev: install $(TRACE_UI)/.installed
+dev: install prometheus $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
 
 lint: install
@@ -100,6 +100,7 @@ proto: install
 	$(RUN) python -m services.kit.protogen
 	$(RUN) python -m services.gateway.openapi tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate
+	$(RUN) python -m services.observability
 
 # The OpenAPI linter (redocly.yaml) reads the committed document, which the line before it
 # proved to be the live one.
@@ -109,16 +110,33 @@ proto-check: install
 	$(RUN) python -m services.gateway.openapi --check tests/gateway/openapi.json
 	$(RUN) python -m web.client.generate --check
 	node_modules/.bin/redocly lint --config redocly.yaml --format=summary tests/gateway/openapi.json
+	$(RUN) python -m services.observability --check
 	$(RUN) python -m services.kit.catalogs check
+
+# Prometheus and promtool from Debian's `prometheus` package: the rule tests of make test
+# (tests/observability) and the Prometheus of make dev. Installed with apt-get when we are root
+# (without the recommended exporters), else those tests skip and make dev runs without it.
+prometheus:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's prometheus (promtool for the rule tests, a Prometheus for make dev)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+			|| { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus >/dev/null; } \
+			|| echo "could not install prometheus: the rule tests will be skipped"; \
+	else \
+		echo "no promtool, and apt-get needs root: the rule tests will be skipped"; \
+	fi
 
 # The browser tests drive Debian's Chromium (Playwright's own download cannot reach the internet
 # here): installed with apt-get when we are root, else tests/web skip and say why.
 browser:
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ]; then 		exit 0; 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then 		echo "installing Debian's chromium for the browser tests (tests/web)"; 		export DEBIAN_FRONTEND=noninteractive; 		apt-get install -y -q chromium >/dev/null 2>&1 			|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } 			|| echo "could not install chromium: the browser tests will be skipped"; 	else 		echo "no chromium, and apt-get needs root: the browser tests will be skipped"; 	fi
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ]; then 		exit 0; 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then 		echo "installing Debian's chromium for the browser tests (tests/web)"; 		export DEBIAN_FRONTEND=noninteractive; 		apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null 2>&1 			|| { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null; } 			|| echo "could not install chromium: the browser tests will be skipped"; 	else 		echo "no chromium, and apt-get needs root: the browser tests will be skipped"; 	fi
 
 # Lint, generated-code checks and the browser install run side by side, then the suite.
 test: install
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint proto-check browser
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint proto-check browser prometheus
 	$(RUN) pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
 
 # make test while another program keeps $(BUSY_CPUS) cores busy (stress-ng when installed, else
@@ -158,7 +176,7 @@ audit: install browser
 # The reliability suite (docs/reliability.md): every slow fault test, plus the fast security,
 # race and fuzzing tests (marked `reliability` by tests/reliability_report.py), then the table of
 # what was tried and lost, printed and written into docs/reliability.md.
-chaos: $(VENV)/.synced
+chaos: $(VENV)/.synced prometheus
 	GUICHET_RELIABILITY_REPORT=docs/reliability.md \
 		$(RUN) pytest -q -m "slow or reliability" $(PYTEST_ARGS)
 

@@ -169,10 +169,8 @@ async def delegate(
     start = time.perf_counter()
     response = await http.post(
         f"{base}/groups/{group_id}/changes",
-        json={
-            "assign": [{"employee_id": employee_id, "role": "editor"}],
-            "confirmation": "CONFIRMER",
-        },
+        json={"assign": [{"employee_id": employee_id, "role": "editor"}]},
+        params={"confirmation": "CONFIRMER"},
         headers=headers,
     )
     response.raise_for_status()

@@ -8,9 +8,10 @@ service reports the request completed or failed. A batch that keeps failing is r
 for its accounts and the rest goes on, so the request ends failed with the accounts listed, and a
 retry redoes exactly those.
 
-An operator finds a run in the Temporal UI by `GuichetProcessRequestId` or `GuichetGroup`; the
-pending activity's heartbeat shows the cursor and done/total, and the workflow's current details
-the progress after each activity.
+An operator finds a run in the Temporal UI by `GuichetProcessRequestId`, `GuichetGroup` (the
+group's name) or `GuichetTenant` (the provider); each activity's summary says which attempt and
+where it starts, the pending activity's heartbeat shows the cursor and done/total, and the
+workflow's current details the progress after each activity.
 
 `RelationshipExpiry` (id `relationship-expiry/<relationship_id>/<term>`) sleeps until a
 relationship's expiry date and then takes the client out of the provider's groups.
@@ -105,10 +106,13 @@ class Delegation:
 
     async def _apply(self, request: DelegationInput) -> BatchesResult | None:
         """Applies batches; when they keep failing, records the next one as failed instead."""
+        where = _where(self._progress)
         try:
             return await workflow.execute_activity_method(
                 GroupsActivities.apply_delegation_batches,
                 BatchesInput(request.process_request_id, request.attempt, self._progress.cursor),
+                summary=f"apply batches of group {request.group_name!r}, attempt "
+                f"{request.attempt}, {where}",
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds),
                 retry_policy=RetryPolicy(
@@ -130,6 +134,7 @@ class Delegation:
                 FailBatchInput(
                     request.process_request_id, request.attempt, self._progress.cursor, message
                 ),
+                summary=f"record the batch {where} as failed after {request.batch_attempts} tries",
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=RetryPolicy(
                     maximum_interval=timedelta(minutes=1),
@@ -157,6 +162,12 @@ class Delegation:
         )
 
 
+def _where(progress: Progress) -> str:
+    if not progress.cursor:
+        return "from the first account"
+    return f"after {progress.done}/{progress.total} accounts"
+
+
 def _cause_type(error: ActivityError) -> str | None:
     cause = error.cause
     return cause.type if isinstance(cause, ApplicationError) else None
@@ -175,10 +186,14 @@ class RelationshipExpiry:
         expire_at = datetime.fromisoformat(expiry.expire_time)
         delay = (expire_at - workflow.now()).total_seconds()
         if delay > 0:
-            await workflow.sleep(delay)
+            await workflow.sleep(
+                delay,
+                summary=f"relationship expiry at {expire_at.isoformat()} (term {expiry.term})",
+            )
         return await workflow.execute_activity_method(
             GroupsActivities.expire_relationship,
             expiry,
+            summary=f"take the client out of the provider's groups (term {expiry.term})",
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=RetryPolicy(
                 maximum_interval=timedelta(minutes=5), non_retryable_error_types=[REFUSED]

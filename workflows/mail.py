@@ -1,7 +1,10 @@
 """DeliverMail: sends one mail recorded in a service's outbox, retrying until the relay takes it.
 
 Id `mail/<mail_id>`. The body arrives sealed (see `services.kit.mail`) and is opened only inside
-the activity, so a reset link never appears in clear in the workflow history.
+the activity, so a reset link never appears in clear in the workflow history. An operator finds
+a run by `GuichetMailKind` and the business key the mail is about (`GuichetTicketNumber`,
+`GuichetMembership`, `GuichetUsername`…), set by the relay from the outbox row; the pending
+activity's summary says what it sends and to how many.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class DeliverMailInput:
     to: list[str]
     subject: str
     sealed_body: str
+    # What the mail is (`password_reset`, `ticket_reply`…): also the run's `GuichetMailKind`.
+    kind: str = "mail"
 
 
 @dataclass
@@ -50,9 +55,11 @@ class MailActivities:
 class DeliverMail:
     @workflow.run
     async def run(self, mail: DeliverMailInput) -> DeliverMailResult:
+        recipients = f"{len(mail.to)} recipient{'s' if len(mail.to) != 1 else ''}"
         sent = await workflow.execute_activity_method(
             MailActivities.send_mail,
             mail,
+            summary=f"send the {mail.kind.replace('_', ' ')} mail to {recipients} over SMTP",
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),

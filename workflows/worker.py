@@ -18,6 +18,7 @@ import holidays
 from guichet.groups.v1 import groups_pb2_grpc
 from guichet.partners.v1 import partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
+from prometheus_client import REGISTRY
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
@@ -25,12 +26,13 @@ from services.kit.grpcclient import ServiceTokenSource, create_channel
 from services.kit.identity_client import connect_identity
 from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
+from services.kit.metrics import serve_metrics
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 from services.kit.temporal import (
+    TemporalSdkMetrics,
     connect_temporal,
     ensure_search_attributes,
-    prometheus_runtime,
 )
 from workflows.delegation import Delegation, RelationshipExpiry
 from workflows.groups_activities import GroupsActivities
@@ -151,10 +153,18 @@ def build_worker(
 
 async def _run(settings: WorkerSettings) -> None:
     runtime = None
+    sdk_metrics = None
     if settings.metrics_port is not None:
-        # The SDK serves /metrics itself: pollers, task slots, schedule-to-start latencies.
-        runtime = prometheus_runtime(settings.metrics_port)
+        # One /metrics: the SDK's own (pollers, task slots, schedule-to-start latencies),
+        # forwarded into this process's registry beside its gRPC client calls to the services.
+        sdk_metrics = TemporalSdkMetrics()
+        runtime = sdk_metrics.runtime()
+        REGISTRY.register(sdk_metrics)
+        sdk_metrics.start()
     client = await connect_temporal(settings, runtime=runtime)
+    if settings.metrics_port is not None:
+        # Served once connected: the chart probes the worker on this port.
+        serve_metrics(settings.metrics_port)
     if added := await ensure_search_attributes(client):
         log.info("registered search attributes", extra={"names": added})
     identity = connect_identity(settings)
@@ -168,6 +178,8 @@ async def _run(settings: WorkerSettings) -> None:
         await stop.wait()
         log.info("worker draining")
     await identity.close()
+    if sdk_metrics is not None:
+        await sdk_metrics.stop()
 
 
 def main() -> None:

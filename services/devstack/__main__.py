@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -43,6 +44,13 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
             f"  Trace UI           {stack.trace_ui_url}  "
             f"(a problem's trace: {stack.trace_ui_url}/redirects/traces/<trace_id>)"
         )
+    if stack.prometheus_url:
+        lines.append(
+            f"  Prometheus         {stack.prometheus_url}  "
+            f"(targets: {stack.prometheus_url}/targets, alerts: {stack.prometheus_url}/alerts)"
+        )
+    else:
+        lines.append("  Prometheus         not installed (`make prometheus` as root installs it)")
     for component in COMPONENTS:
         if component.protocol == "grpc" and component.port_key:
             lines.append(
@@ -68,6 +76,7 @@ def _banner(stack: Stack, users: list[tuple[str, str, str]]) -> str:
         f"Try: curl -s -X POST {stack.gateway_url}/v1/auth/token "
         "-H 'content-type: application/json' "
         f"-d '{credentials}'",
+        "A process that dies is reported here and restarted, with back-off.",
         "Ctrl-C stops everything; `make dev` again resumes with the same state.",
         "",
     ]
@@ -82,6 +91,9 @@ async def _main() -> None:
         database_admin_url=os.environ.get("DATABASE_URL"),
         otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
         trace_ui=os.environ.get("GUICHET_TRACE_UI"),
+        prometheus=os.environ.get("GUICHET_PROMETHEUS") or shutil.which("prometheus"),
+        # A process that dies is said at once and restarted with back-off (as Kubernetes would).
+        supervise=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -97,13 +109,26 @@ async def _main() -> None:
                 await starting
             return
         starting.result()
-        users = await load_demo_data(
-            stack.grpc_address("identity"),
-            ADMIN_USERNAME,
-            stack.secrets.admin_password,
-            stack.smtp,
-            addresses={c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key},
+        # Ctrl-C while the demo data loads stops too (a large load takes minutes).
+        loading = asyncio.create_task(
+            load_demo_data(
+                stack.grpc_address("identity"),
+                ADMIN_USERNAME,
+                stack.secrets.admin_password,
+                stack.smtp,
+                addresses={
+                    c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key
+                },
+            )
         )
+        await asyncio.wait({loading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            loading.cancel()
+            with contextlib.suppress(BaseException):
+                await loading
+            print("\nStopping…", flush=True)
+            return
+        users = loading.result()
         print(_banner(stack, users), flush=True)
         await stop.wait()
         print("\nStopping…", flush=True)

@@ -75,4 +75,5 @@ DEFAULT_PORTS: dict[str, int] = {
     "smtp": 1025,
     "trace_ui": 6006,
     "otlp": 4317,
+    "prometheus": 9090,
 }

@@ -2,6 +2,9 @@
 
 Used by `make dev` (fixed ports, state kept under `.state/`) and by the end-to-end tests
 (free ports, a temporary state folder). Each component is its own OS process, as in production.
+With `prometheus` (make dev, the alert test of make chaos), a real Prometheus scrapes every
+process with the chart's rules loaded. With `supervise` (make dev), a process that dies is
+reported at once and restarted with back-off, as Kubernetes restarts a container.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +33,11 @@ from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres
 from services.kit.mail import new_sealing_key
 from services.kit.smtpsink import SmtpSink
-from services.kit.temporal import dev_server_search_attribute_args, ensure_search_attributes
+from services.kit.temporal import (
+    dev_server_search_attribute_args,
+    ensure_retention,
+    ensure_search_attributes,
+)
 
 log = logging.getLogger("devstack")
 
@@ -71,6 +78,34 @@ class Running:
     component: Component
     process: asyncio.subprocess.Process
     pump: asyncio.Task[None]
+    started: float = field(default_factory=time.monotonic)
+    # Set when the stack ends it on purpose (stop, kill, restart): no restart then.
+    stopping: bool = False
+
+
+# Restart back-off, as Kubernetes' CrashLoopBackOff but shorter for a laptop: 1 s, doubled after
+# each crash that follows a restart within a minute, at most 30 s; reset once a minute went by.
+BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET = 1.0, 30.0, 60.0
+PROMETHEUS_INTERVAL = "5s"
+# The share of ordinary traces the processes export to make dev's trace UI; errors and requests
+# slower than 1 s (the read objective) always go (services/kit/telemetry.py). Chosen with
+# bench/observability.py: exporting every trace, the trace UI took most of a core and the stack
+# kept a quarter of its requests/s (docs/performance.md).
+DEV_TRACE_KEEP_RATIO = 0.05
+
+
+def restart_delay(crashes: int) -> float:
+    """The wait before the restart that follows `crashes` quick crashes in a row (0, 1, …)."""
+    return float(min(BACKOFF_FIRST * 2**crashes, BACKOFF_MAX))
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 class Stack:
@@ -86,6 +121,9 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         trace_ui: str | None = None,
         instance: str = "",
+        prometheus: str | None = None,
+        prometheus_interval: str = PROMETHEUS_INTERVAL,
+        supervise: bool = False,
     ) -> None:
         """`instance` names this stack when several share one PostgreSQL and one Temporal (test
         sessions): its databases and its task queue get the name, so that no stack reads another's
@@ -106,6 +144,12 @@ class Stack:
         self.smtp = SmtpSink(port=ports["smtp"], folder=state_dir / "mail")
         self.database_urls: dict[str, str] = {}
         self.running: list[Running] = []
+        self._prometheus = prometheus
+        self._prometheus_interval = prometheus_interval
+        self.prometheus_process: asyncio.subprocess.Process | None = None
+        self.supervise = supervise
+        self._stopping = False
+        self._watchers: list[asyncio.Task[None]] = []
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     # --- addresses ---------------------------------------------------------------------------
@@ -176,7 +220,8 @@ class Stack:
             stderr=log_file,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 90
+        # Phoenix imports a great deal: a minute and more on a busy machine.
+        deadline = time.monotonic() + 300
         async with httpx.AsyncClient(timeout=1) as client:
             while True:
                 try:
@@ -224,7 +269,185 @@ class Stack:
             else:
                 # A `.state` database from before a search attribute existed lacks it.
                 await ensure_search_attributes(client)
+                # Closed runs stay a month (the dev server keeps them one day), to be read and
+                # reset as in production (docs/runbook.md, "Retention").
+                await ensure_retention(client)
                 return
+
+    # --- Prometheus --------------------------------------------------------------------------
+
+    @property
+    def prometheus_url(self) -> str | None:
+        if self.prometheus_process is None:
+            return None
+        return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    def prometheus_config(self) -> dict[str, object]:
+        """Every process with a metrics port as its own job (`guichet-<component>`, the name the
+        rules' TargetDown and the chart's PodMonitor use), and the chart's rules."""
+        from services.observability.generate import RULES_FILE
+
+        jobs: list[dict[str, object]] = []
+        for component in COMPONENTS:
+            if (port := self.metrics_port(component)) is not None:
+                jobs.append(
+                    {
+                        "job_name": f"guichet-{component.name}",
+                        "static_configs": [
+                            {
+                                "targets": [f"127.0.0.1:{port}"],
+                                "labels": {"component": component.name},
+                            }
+                        ],
+                    }
+                )
+        return {
+            "global": {
+                "scrape_interval": self._prometheus_interval,
+                "evaluation_interval": self._prometheus_interval,
+            },
+            "rule_files": [str(RULES_FILE)],
+            "scrape_configs": jobs,
+        }
+
+    async def start_prometheus(self, executable: str, *, interval: str | None = None) -> None:
+        """A Prometheus beside a running stack (the alert test of make chaos scrapes every
+        second, to see an alert's expression turn in seconds rather than tens)."""
+        if interval is not None:
+            self._prometheus_interval = interval
+        self._prometheus = executable
+        await self._start_prometheus(executable)
+
+    async def _start_prometheus(self, executable: str) -> None:
+        import yaml
+
+        folder = self.state_dir / "prometheus"
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
+        log_file = (self.state_dir / "logs" / "prometheus.log").open("ab")
+        self.prometheus_process = await asyncio.create_subprocess_exec(
+            executable,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            "--storage.tsdb.retention.time=7d",
+            f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient(timeout=1) as client:
+            while True:
+                try:
+                    if (await client.get(f"{self.prometheus_url}/-/ready")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if self.prometheus_process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("Prometheus did not start; see .state/logs/prometheus.log")
+                await asyncio.sleep(0.5)
+
+    # --- supervision ---------------------------------------------------------------------------
+
+    def _supervise_all(self) -> None:
+        for running in self.running:
+            self._watchers.append(
+                asyncio.create_task(self._watch_component(running), name=running.component.name)
+            )
+        infrastructure = (
+            ("temporal", "temporal_process", self._start_temporal),
+            ("trace UI", "trace_ui_process", lambda: self._start_trace_ui(self._trace_ui or "")),
+            (
+                "prometheus",
+                "prometheus_process",
+                lambda: self._start_prometheus(self._prometheus or ""),
+            ),
+        )
+        for name, attribute, start in infrastructure:
+            if getattr(self, attribute) is not None:
+                self._watchers.append(
+                    asyncio.create_task(self._watch_process(name, attribute, start), name=name)
+                )
+
+    async def _watch_component(self, running: Running) -> None:
+        """Waits for the component's process to end; unless the stack ended it, says so at
+        once and starts it again after the back-off, until it stays up."""
+        component = running.component
+        crashes = 0
+        while True:
+            returncode = await running.process.wait()
+            if self._stopping or running.stopping:
+                return
+            if time.monotonic() - running.started >= BACKOFF_RESET:
+                crashes = 0
+            delay = restart_delay(crashes)
+            log.error(
+                "%s %s; restarting it in %.0f s (see %s)",
+                component.name,
+                describe_exit(returncode),
+                delay,
+                self.state_dir / "logs" / f"{component.name}.log",
+            )
+            await asyncio.gather(running.pump, return_exceptions=True)
+            if running in self.running:
+                self.running.remove(running)
+            while True:
+                await asyncio.sleep(delay)
+                if self._stopping:
+                    return
+                try:
+                    await self._spawn(component)
+                except RuntimeError as error:
+                    crashes += 1
+                    delay = restart_delay(crashes)
+                    log.error(
+                        "%s did not come back: %s; again in %.0f s", component.name, error, delay
+                    )
+                    self._drop_dead(component)
+                    continue
+                break
+            crashes += 1
+            running = self._running(component.name)
+            log.warning("%s restarted (pid %s)", component.name, running.process.pid)
+
+    def _drop_dead(self, component: Component) -> None:
+        for running in list(self.running):
+            if running.component is component and running.process.returncode is not None:
+                self.running.remove(running)
+
+    async def _watch_process(
+        self, name: str, attribute: str, start: Callable[[], Awaitable[None]]
+    ) -> None:
+        """The same for an infrastructure process the stack started (Temporal, the trace UI,
+        Prometheus)."""
+        crashes = 0
+        while True:
+            process = getattr(self, attribute)
+            if process is None:
+                return
+            started = time.monotonic()
+            returncode = await process.wait()
+            if self._stopping or getattr(self, attribute) is not process:
+                return  # stopped on purpose (stop_temporal) or replaced
+            if time.monotonic() - started >= BACKOFF_RESET:
+                crashes = 0
+            delay = restart_delay(crashes)
+            log.error("%s %s; restarting it in %.0f s", name, describe_exit(returncode), delay)
+            while True:
+                await asyncio.sleep(delay)
+                if self._stopping:
+                    return
+                try:
+                    await start()
+                except RuntimeError as error:
+                    crashes += 1
+                    delay = restart_delay(crashes)
+                    log.error("%s did not come back: %s; again in %.0f s", name, error, delay)
+                    continue
+                break
+            crashes += 1
+            log.warning("%s restarted", name)
 
     # --- components --------------------------------------------------------------------------
 
@@ -245,6 +468,8 @@ class Stack:
             env["TEMPORAL_TASK_QUEUE"] = f"guichet-{self.instance}"
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+            if self.trace_ui_process is not None:  # our own trace UI, not the caller's collector
+                env.setdefault("GUICHET_TRACE_KEEP_RATIO", str(DEV_TRACE_KEEP_RATIO))
         if component.service_client:
             env["SERVICE_CLIENT_ID"] = component.name
             env["SERVICE_CLIENT_SECRET"] = self.secrets.client_secrets[component.name]
@@ -371,6 +596,7 @@ class Stack:
     async def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Sends `sig` to one component (SIGKILL: no drain, no goodbye) and waits for its exit."""
         running = self._running(name)
+        running.stopping = True
         with contextlib.suppress(ProcessLookupError):
             running.process.send_signal(sig)
         await running.process.wait()
@@ -413,10 +639,22 @@ class Stack:
         await asyncio.gather(*(self.migrate(c) for c in COMPONENTS if c.database))
         for wave in start_waves(COMPONENTS):
             await asyncio.gather(*(self._spawn(component) for component in wave))
+        if self._prometheus is not None:
+            await self._start_prometheus(self._prometheus)
+        if self.supervise:
+            self._supervise_all()
 
     async def stop(self) -> None:
         """SIGTERM in reverse start order (each drains), SIGKILL what outstays its grace."""
+        self._stopping = True
+        for watcher in self._watchers:
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        if self.prometheus_process is not None:
+            await _terminate(self.prometheus_process, grace=15)
+            self.prometheus_process = None
         for running in reversed(self.running):
+            running.stopping = True
             await _terminate(running.process, grace=15)
             await asyncio.gather(running.pump, return_exceptions=True)
         self.running.clear()

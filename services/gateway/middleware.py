@@ -8,6 +8,7 @@ inside CORS so that even an unexpected 500 carries CORS headers and a browser ca
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -38,6 +39,31 @@ log = logging.getLogger("services.gateway.access")
 # Accept a caller's id when it looks like one (UUID, ULID, hex, W3C-ish): 8-128 safe characters.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+# The portal a route belongs to (the SLOs of docs/slo.md are per portal), by its first segments.
+PORTALS = (
+    ("/v1/providers", "groups"),
+    ("/v1/support", "support"),
+    ("/v1/partners", "partners"),
+    ("/v1/workshops", "workshops"),
+    ("/v1/banner-programs", "workshops"),
+    ("/v1/training-courses", "workshops"),
+    ("/v1/associations", "associations"),
+    ("/v1/operator", "operator"),
+    ("/v1/", "account"),
+    ("/.well-known/", "account"),
+)
+
+
+@functools.cache
+def portal_of(route: str) -> str:
+    """`groups`, `support`, `partners`, `workshops`, `associations`, `operator`, `account` (sign
+    in, registration, the caller's own account), or `none` (probes, docs, unmatched paths)."""
+    for prefix, portal in PORTALS:
+        if route == prefix.rstrip("/") or route.startswith(prefix.rstrip("/") + "/"):
+            return portal
+    return "none"
 
 
 def pick_request_id(value: str | None) -> str:
@@ -88,14 +114,18 @@ class RequestContext:
                     headers["Strict-Transport-Security"] = self.hsts
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            self.metrics.in_flight.dec()
             path = str(scope.get("path", ""))
             elapsed = time.perf_counter() - started
             # The route template, not the path: one series per route, whatever the ids.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe(route, str(scope.get("method")), status, elapsed)
+            self.metrics.observe(
+                route, str(scope.get("method")), status, elapsed, portal=portal_of(route)
+            )
             level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
             log.log(
                 level,

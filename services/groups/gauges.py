@@ -1,9 +1,9 @@
 """Groups' business gauges: process requests by status, and how the in-flight ones progress.
 
-Read at scrape time from groups' own tables (see `DatabaseCollector` for why): one aggregate
-over `process_requests` grouped by status (an index-only scan of
-`ix_process_requests_provider_status` when the table is vacuumed) and the outbox backlog, cached
-for a few seconds. What an operator reads from them is in docs/runbook.md.
+Read from groups' own tables (see `DatabaseCollector` for why): one aggregate over
+`process_requests` grouped by status (an index-only scan of `ix_process_requests_provider_status`
+when the table is vacuumed), refreshed in the background every few seconds. The outbox backlog is
+every service's (`services.kit.runtime`). What an operator reads from them is in docs/runbook.md.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import asyncio
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.groups.models import ProcessRequest, RequestStatus, outbox
+from services.groups.models import ProcessRequest, RequestStatus
 from services.kit.metrics import (
-    OUTBOX_GAUGES,
     DatabaseCollector,
     Gauge,
     Samples,
-    outbox_samples,
     with_database_gauges,
 )
 from services.kit.runtime import ServiceSpec
@@ -44,7 +42,7 @@ IN_FLIGHT_IDLE = Gauge(
     "Time since the least recently moved pending or in-progress request last changed (0 when "
     "none): grows while a run is stuck or no worker polls.",
 )
-GAUGES = (REQUESTS, IN_FLIGHT_ACCOUNTS, IN_FLIGHT_OLDEST, IN_FLIGHT_IDLE, *OUTBOX_GAUGES)
+GAUGES = (REQUESTS, IN_FLIGHT_ACCOUNTS, IN_FLIGHT_OLDEST, IN_FLIGHT_IDLE)
 IN_FLIGHT = (RequestStatus.PENDING.value, RequestStatus.IN_PROGRESS.value)
 
 
@@ -75,14 +73,12 @@ async def read(session: AsyncSession) -> Samples:
             oldest = max(oldest, (now - created).total_seconds())
         if updated is not None:
             idle = max(idle, (now - updated).total_seconds())
-    samples = dict(await outbox_samples(session, outbox, SERVICE))
-    samples |= {
+    return {
         REQUESTS.name: [((status,), count) for status, count in counts.items()],
         IN_FLIGHT_ACCOUNTS.name: [(("total",), total), (("done",), done), (("failed",), failed)],
         IN_FLIGHT_OLDEST.name: [((), oldest)],
         IN_FLIGHT_IDLE.name: [((), idle)],
     }
-    return samples
 
 
 def process_request_gauges(

@@ -17,7 +17,7 @@ from guichet.groups.v1 import groups_pb2 as pb, groups_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.groups.directory import IdentityDirectory
-from services.groups.domain.batches import apply_batch, fail_batch
+from services.groups.domain.batches import BatchResult, apply_batch, fail_batch
 from services.groups.domain.client_groups import create_group, delete_group, get_group, list_groups
 from services.groups.domain.clients import ClientInput, ProgramAccountInput, record_clients
 from services.groups.domain.employees import Directory, list_employees
@@ -54,6 +54,7 @@ from services.groups.models import outbox as outbox_table
 from services.groups.settings import GroupsSettings
 from services.kit.auth import current_principal
 from services.kit.identity_client import connect_identity
+from services.kit.metrics import size_class, workflow_metrics
 from services.kit.outbox import OutboxRelay
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 
@@ -412,6 +413,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 after_cursor=request.after_cursor,
                 limit=request.limit,
             )
+        _observe_finished(result)
         return pb.ApplyDelegationBatchResponse(progress=progress_to_proto(result))
 
     async def FailDelegationBatch(
@@ -428,6 +430,7 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
                 limit=request.limit,
                 message=request.message,
             )
+        _observe_finished(result)
         return pb.FailDelegationBatchResponse(progress=progress_to_proto(result))
 
     async def ExpireRelationship(
@@ -478,3 +481,11 @@ SPEC = ServiceSpec(
     build=build,
     outbox=outbox_table,
 )
+
+
+def _observe_finished(result: BatchResult) -> None:
+    """docs/slo.md: how long a process request took from its recording to its end, by size."""
+    if result.finished and result.took_seconds is not None:
+        workflow_metrics().finished(
+            "Delegation", size_class(result.total), result.status, result.took_seconds
+        )

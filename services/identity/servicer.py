@@ -40,6 +40,8 @@ from services.identity.models import outbox as outbox_table
 from services.identity.passwords import Passwords
 from services.identity.settings import IdentitySettings
 from services.kit.auth import TokenVerifier, current_principal
+from services.kit.errors import ResourceExhausted
+from services.kit.metrics import login_throttled
 from services.kit.outbox import OutboxRelay
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 
@@ -116,6 +118,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 password=request.password,
                 client_ip=request.client_ip,
             )
+        if isinstance(result, tokens.Refusal) and isinstance(result.error, ResourceExhausted):
+            login_throttled().labels("account").inc()  # alert LoginLockoutsSpiking
         return identity_pb2.LoginResponse(tokens=token_pair(result))
 
     async def Refresh(
@@ -506,6 +510,7 @@ async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
     settings = context.settings
     if not isinstance(settings, IdentitySettings):
         raise TypeError("identity needs IdentitySettings")
+    login_throttled()  # declared at start: the alert's rate is 0, not absent, before a lockout
     passwords = Passwords.from_settings(settings)
     context.exit_stack.callback(passwords.close)
     await passwords.warm_up()

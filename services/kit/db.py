@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.kit.metrics import timed_pool_class
+
 # One naming convention so that Alembic names constraints the same way everywhere.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -38,9 +40,11 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, service: str = "") -> AsyncEngine:
+    """`service`: the label of the pool's wait metrics (`guichet_db_pool_wait_seconds`)."""
     return create_async_engine(
         async_url(url),
+        poolclass=timed_pool_class(service or "unnamed"),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -2,7 +2,10 @@
 
 Every outgoing call gets a deadline: the remaining time of the incoming call it serves, or the
 default. It carries the caller's own token when there is one (so the callee authorises the end
-user), else this process's service token.
+user), else this process's service token. Every call is counted by back end, method and status
+code, timed, and counted in flight while it runs (`guichet_grpc_client_*`): what the gateway and
+the worker see of each service, which the service's own metrics cannot show (a call that never
+reached it, a deadline spent in the network or in its queue).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import grpc
 
 from services.kit.auth import optional_principal, remaining_time
 from services.kit.grpcserver import MAX_MESSAGE_BYTES
+from services.kit.metrics import grpc_client_metrics, split_method
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -74,7 +78,30 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
             credentials=client_call_details.credentials,
             wait_for_ready=client_call_details.wait_for_ready,
         )
-        return await continuation(details, request)
+        # The call is awaited here, so that its end is timed and its code counted; the response
+        # (or the AioRpcError, unchanged) is what the caller's `await stub.Method(…)` gets.
+        method = client_call_details.method
+        method = method.decode() if isinstance(method, bytes) else str(method)
+        metrics = grpc_client_metrics()
+        in_flight = metrics.in_flight.labels(split_method(method)[0])
+        code = "OK"
+        started = time.perf_counter()
+        in_flight.inc()
+        try:
+            call = await continuation(details, request)
+            return await call
+        except grpc.aio.AioRpcError as error:
+            code = error.code().name
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except BaseException:
+            code = "UNKNOWN"
+            raise
+        finally:
+            in_flight.dec()
+            metrics.observe(method, code, time.perf_counter() - started)
 
 
 def create_channel(

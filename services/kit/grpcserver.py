@@ -31,7 +31,7 @@ from services.kit.errors import (
     Unavailable,
     to_grpc_status,
 )
-from services.kit.metrics import grpc_server_metrics
+from services.kit.metrics import grpc_server_metrics, split_method
 from services.kit.tracing import tag_from_request
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,12 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         verifier = self._verifier
         metrics = grpc_server_metrics()
 
+        in_flight = metrics.in_flight.labels(split_method(method)[0])
+
         async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = "OK"
+            in_flight.inc()
             try:
                 return await guarded(request, context)
             except grpc.aio.AbortError:
@@ -173,6 +176,7 @@ class GuichetServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                 code = "UNKNOWN"
                 raise
             finally:
+                in_flight.dec()
                 metrics.observe(method, code, time.perf_counter() - started)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

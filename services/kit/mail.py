@@ -11,12 +11,14 @@ import asyncio
 import base64
 import os
 import smtplib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Table
+from temporalio.common import SearchAttributeKey
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,16 @@ async def enqueue_mail(
     body: str,
     sealing_key: str,
     task_queue: str,
+    kind: str = "mail",
+    about: Mapping[SearchAttributeKey[Any], str | int] | None = None,
 ) -> None:
-    """Records a mail to send in the caller's transaction; the relay starts `DeliverMail`."""
+    """Records a mail to send in the caller's transaction; the relay starts `DeliverMail`.
+
+    `kind` says what the mail is (`password_reset`, `ticket_reply`…) and `about` the business
+    keys it concerns (e.g. `{TICKET_NUMBER: 1042}`): both become the run's search attributes,
+    so that an operator asked "did my mail go out?" finds it (docs/runbook.md)."""
     from services.kit.outbox import enqueue
+    from services.kit.temporal import MAIL_KIND
 
     await enqueue(
         session,
@@ -102,6 +111,11 @@ async def enqueue_mail(
             "to": to,
             "subject": subject,
             "sealed_body": seal(body, sealing_key),
+            "kind": kind,
         },
         task_queue=task_queue,
+        search_attributes={
+            MAIL_KIND.name: kind,
+            **{key.name: value for key, value in (about or {}).items() if value != ""},
+        },
     )

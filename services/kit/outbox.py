@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,8 +36,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.common import (
-    SearchAttributeKey,
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -109,7 +107,7 @@ async def enqueue(
     workflow_id: str,
     argument: dict[str, Any],
     task_queue: str,
-    search_attributes: dict[str, str] | None = None,
+    search_attributes: Mapping[str, str | int] | None = None,
 ) -> None:
     """Records a workflow to start; the caller's transaction decides whether it happens.
 
@@ -126,20 +124,19 @@ async def enqueue(
             task_queue=task_queue,
             argument=argument,
             trace_context=carrier or None,
-            search_attributes=search_attributes or None,
+            search_attributes=dict(search_attributes) if search_attributes else None,
         )
     )
 
 
-def _typed_attributes(attributes: dict[str, str] | None) -> TypedSearchAttributes | None:
+def _typed_attributes(attributes: dict[str, Any] | None) -> TypedSearchAttributes | None:
+    """The row's attributes with the types of the registry (`services.kit.temporal`): a
+    Keyword unless the registry says otherwise (an Int is stored as its digits)."""
     if not attributes:
         return None
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
-            for name, value in attributes.items()
-        ]
-    )
+    from services.kit.temporal import typed_pair
+
+    return TypedSearchAttributes([typed_pair(name, value) for name, value in attributes.items()])
 
 
 class OutboxRelay:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client import REGISTRY
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,7 +27,7 @@ from services.kit.auth import TokenVerifier
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.grpcserver import RunningServer, serve_until_signalled, start_server
 from services.kit.logs import configure_logging
-from services.kit.metrics import serve_metrics, watch_pool
+from services.kit.metrics import outbox_gauges, serve_metrics, watch_pool
 from services.kit.outbox import OutboxRelay
 from services.kit.settings import ServiceSettings, load_settings
 from services.kit.telemetry import instrument_engine, setup_telemetry, shutdown_telemetry
@@ -69,7 +70,9 @@ class ServiceSpec:
 
 async def open_context(spec: ServiceSpec, settings: ServiceSettings) -> ServiceContext:
     exit_stack = AsyncExitStack()
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.db_pool_size, service=spec.name
+    )
     exit_stack.push_async_callback(engine.dispose)
     instrument_engine(engine)
     sessions = create_session_factory(engine)
@@ -113,6 +116,12 @@ async def _serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     if settings.metrics_port is not None and not worker_index():
         port = serve_metrics(settings.metrics_port)
         context.exit_stack.callback(watch_pool(spec.name, context.engine))
+        if spec.outbox is not None:
+            backlog = outbox_gauges(context.sessions, spec.outbox, spec.name)
+            await backlog.start()
+            context.exit_stack.push_async_callback(backlog.stop)
+            REGISTRY.register(backlog)
+            context.exit_stack.callback(REGISTRY.unregister, backlog)
         log.info("metrics served", extra={"metrics_port": port})
     try:
         await serve_until_signalled(running)

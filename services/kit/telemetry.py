@@ -8,21 +8,33 @@ small helpers here so that instrumentation lives in this file only.
 Cost, measured by bench/edge.py (docs/performance.md): spans go out through a batch processor
 (never one export per span on the request's path); a process that exports nowhere records no
 span at all (`_WhenExported`: ids are still made and propagated, so problems and logs keep their
-`trace_id`); sampling otherwise follows OpenTelemetry's own variables (`OTEL_TRACES_SAMPLER`,
-e.g. `parentbased_traceidratio` with `OTEL_TRACES_SAMPLER_ARG=0.1` in production); the gateway's
-ASGI instrumentation makes one server span per request, not three (no `http send`/`http receive`
-children).
+`trace_id`); the gateway's ASGI instrumentation makes one server span per request, not three
+(no `http send`/`http receive` children).
+
+Which traces leave the process (`KeepErrorsAndSlow`, issue 27): every span is recorded, and the
+spans of a request are held until its local root ends; then they are exported if the request
+failed (a span with an error status), was slow (`GUICHET_TRACE_SLOW_SECONDS`, default 1 s: the
+portals' read latency objective, docs/slo.md),
+or falls in the kept share of trace ids (`GUICHET_TRACE_KEEP_RATIO`, default 1: all). The share
+is decided on the trace id alone, as OpenTelemetry's `TraceIdRatioBased` decides it, so every
+process keeps the same ordinary traces whole; an error or a slow request is kept where it
+happened. Export is batched (`BatchSpanProcessor`: 2 s, up to 1,024 spans a batch). Head
+sampling by OpenTelemetry's own variables (`OTEL_TRACES_SAMPLER`) still applies before it.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -61,6 +73,94 @@ class _WhenExported(sampling.Sampler):
         return f"WhenExported{{{self._delegate.get_description()}}}"
 
 
+TRACE_ID_LIMIT = (1 << 64) - 1
+
+
+class KeepErrorsAndSlow(SpanProcessor):
+    """Tail sampling within a process: holds each trace's spans until its local root ends (the
+    request's server span, an activity's run), then passes them all to `then` if one of them is
+    an error, the root was slower than `slow_seconds`, or the trace id falls within `ratio`;
+    otherwise drops them. Traces whose root does not end here within `max_age` seconds (spans
+    ending after their request) are decided as they are evicted, on the same rules."""
+
+    def __init__(
+        self,
+        then: SpanProcessor,
+        *,
+        ratio: float = 1.0,
+        slow_seconds: float = 1.0,
+        max_traces: int = 4096,
+        max_age: float = 30.0,
+    ) -> None:
+        self._then = then
+        self._bound = round(min(max(ratio, 0.0), 1.0) * TRACE_ID_LIMIT)
+        self._slow_ns = int(slow_seconds * 1e9)
+        self._max_traces = max_traces
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        # trace id → (monotonic time of its first span, its spans, whether one is an error)
+        self._held: OrderedDict[int, tuple[float, list[ReadableSpan], bool]] = OrderedDict()
+
+    def kept_by_ratio(self, trace_id: int) -> bool:
+        return (trace_id & TRACE_ID_LIMIT) < self._bound
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._then.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.get_span_context()
+        if context is None:
+            return
+        trace_id = context.trace_id
+        error = span.status.status_code == StatusCode.ERROR
+        root = span.parent is None or span.parent.is_remote
+        decided: list[tuple[int, list[ReadableSpan], bool, bool]] = []
+        now = time.monotonic()
+        with self._lock:
+            first, spans, failed = self._held.pop(trace_id, (now, [], False))
+            spans.append(span)
+            failed = failed or error
+            if root:
+                slow = (span.end_time or 0) - (span.start_time or 0) >= self._slow_ns
+                decided.append((trace_id, spans, failed, slow))
+            else:
+                self._held[trace_id] = (first, spans, failed)
+            while self._held and (
+                len(self._held) > self._max_traces
+                or now - next(iter(self._held.values()))[0] > self._max_age
+            ):
+                old_id, (_, old_spans, old_failed) = self._held.popitem(last=False)
+                decided.append((old_id, old_spans, old_failed, False))
+        for held_id, held_spans, failed, slow in decided:
+            if failed or slow or self.kept_by_ratio(held_id):
+                for held in held_spans:
+                    self._then.on_end(held)
+
+    def _flush_held(self) -> None:
+        with self._lock:
+            held, self._held = self._held, OrderedDict()
+        for trace_id, (_, spans, failed) in held.items():
+            if failed or self.kept_by_ratio(trace_id):
+                for span in spans:
+                    self._then.on_end(span)
+
+    def shutdown(self) -> None:
+        self._flush_held()
+        self._then.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._flush_held()
+        return self._then.force_flush(timeout_millis)
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+
+
 def setup_telemetry(
     service_name: str,
     *,
@@ -81,8 +181,18 @@ def setup_telemetry(
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+        batches = BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True),
+            max_queue_size=8192,
+            schedule_delay_millis=2000,
+            max_export_batch_size=1024,
+        )
         provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True))
+            KeepErrorsAndSlow(
+                batches,
+                ratio=_float_env("GUICHET_TRACE_KEEP_RATIO", 1.0),
+                slow_seconds=_float_env("GUICHET_TRACE_SLOW_SECONDS", 1.0),
+            )
         )
     if extra_exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(extra_exporter))

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
 
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+)
+from temporalio.runtime import (
+    BUFFERED_METRIC_KIND_COUNTER,
+    BUFFERED_METRIC_KIND_GAUGE,
+    BUFFERED_METRIC_KIND_HISTOGRAM,
+    MetricBuffer,
+    MetricBufferDurationFormat,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.kit.settings import CommonSettings
@@ -19,18 +47,49 @@ from services.kit.telemetry import temporal_interceptors
 
 log = logging.getLogger(__name__)
 
-# Business keys an operator searches workflows by in the Temporal UI (registered by the worker
-# at start, `ensure_search_attributes`, and by the dev server's flags). Outbox starts set them,
-# and workflows upsert the ones they learn.
+# Business keys an operator searches workflows by in the Temporal UI (docs/runbook.md, "Finding a
+# run"): the registry of every `Guichet*` search attribute, Keyword (exact match) but one Int.
+# A namespace on SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) holds at most 10
+# custom Keyword attributes, and these take all 10: a new key is another type (Int, Datetime,
+# KeywordList, 3 of each) or replaces one (tests/kit/test_temporal.py counts them). Registered
+# by the worker at start (`ensure_search_attributes`), by `make dev` and by the test servers
+# (`dev_server_search_attribute_args`). Outbox starts set them from the row, and workflows upsert
+# the ones they learn. A new key is added here, and nowhere else, before a workflow sets it.
 PROCESS_REQUEST_ID = SearchAttributeKey.for_keyword("GuichetProcessRequestId")
+# The client group's name, as the provider's staff call it (Delegation).
 GROUP = SearchAttributeKey.for_keyword("GuichetGroup")
 TICKET = SearchAttributeKey.for_keyword("GuichetTicket")
-# The number people quote ("ticket #1042"), as a keyword: `GuichetTicketNumber = '1042'`.
-TICKET_NUMBER = SearchAttributeKey.for_keyword("GuichetTicketNumber")
+# The number people quote ("ticket #1042"), beside the ticket's id (TicketSla, ticket mails): an
+# Int, `GuichetTicketNumber = 1042` (and a Keyword fewer: see the limit below).
+TICKET_NUMBER = SearchAttributeKey.for_int("GuichetTicketNumber")
 ORDER = SearchAttributeKey.for_keyword("GuichetOrder")
+# The order's code as printed for the partner and the customer ("NAP-1001"), beside its id.
+ORDER_CODE = SearchAttributeKey.for_keyword("GuichetOrderCode")
 MEMBERSHIP = SearchAttributeKey.for_keyword("GuichetMembership")
+# The workshop's code in the banner program, beside the membership's id (Renewal).
+WORKSHOP_CODE = SearchAttributeKey.for_keyword("GuichetWorkshopCode")
+# The organisation a run belongs to: the provider, the customer company, the store, the workshop.
 TENANT = SearchAttributeKey.for_keyword("GuichetTenant")
-SEARCH_ATTRIBUTES = (PROCESS_REQUEST_ID, GROUP, TICKET, TICKET_NUMBER, ORDER, MEMBERSHIP, TENANT)
+# What a DeliverMail sends (`password_reset`, `ticket_reply`, `sla_breach`, `renewal_letter`…).
+MAIL_KIND = SearchAttributeKey.for_keyword("GuichetMailKind")
+# The sign-in name a mail is about (identity's mails), as the person gives it to support.
+USERNAME = SearchAttributeKey.for_keyword("GuichetUsername")
+SEARCH_ATTRIBUTES = (
+    PROCESS_REQUEST_ID,
+    GROUP,
+    TICKET,
+    TICKET_NUMBER,
+    ORDER,
+    ORDER_CODE,
+    MEMBERSHIP,
+    WORKSHOP_CODE,
+    TENANT,
+    MAIL_KIND,
+    USERNAME,
+)
+# Closed runs stay visible (and can be reset) this long: `make dev` sets it on its namespace; a
+# cluster's namespace is set by its operators (docs/runbook.md, "Retention").
+DEV_RETENTION_DAYS = 30
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:
@@ -47,7 +106,7 @@ async def ensure_search_attributes(client: Client) -> list[str]:
             ListSearchAttributesRequest(namespace=namespace)
         )
         missing = {
-            key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
             for key in SEARCH_ATTRIBUTES
             if key.name not in listed.custom_attributes
         }
@@ -66,16 +125,173 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return sorted(missing)
 
 
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    SearchAttributeIndexedValueType.TEXT: "Text",
+    SearchAttributeIndexedValueType.DOUBLE: "Double",
+    SearchAttributeIndexedValueType.BOOL: "Bool",
+}
+
+
 def dev_server_search_attribute_args() -> list[str]:
     """`temporal server start-dev` flags that register every search attribute above."""
     args: list[str] = []
     for key in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+        args += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
     return args
 
 
+def typed_pair(name: str, value: Any) -> SearchAttributePair[Any]:
+    """A search attribute of the registry by name, its value converted to its type (an outbox
+    row keeps them as JSON); a name outside the registry is a Keyword."""
+    key = next((k for k in SEARCH_ATTRIBUTES if k.name == name), None)
+    if key is not None and key.indexed_value_type == SearchAttributeIndexedValueType.INT:
+        return SearchAttributePair(key, int(value))
+    return SearchAttributePair(SearchAttributeKey.for_keyword(name), str(value))
+
+
+# Histogram bounds of the SDK's latencies (seconds): schedule-to-start and task latencies go from
+# milliseconds (a warm worker) to minutes (no worker polls).
+SDK_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+)  # fmt: skip
+
+
+class TemporalSdkMetrics(Collector):
+    """The Temporal SDK's own metrics (pollers, task slots, schedule-to-start and execution
+    latencies, failures, sticky cache), forwarded into this process's Prometheus registry.
+
+    The SDK could serve them itself (`PrometheusConfig`), but on a port of its own: the worker's
+    port would then show either the SDK's metrics or ours (its gRPC calls to the services), never
+    both. So the runtime records into a `MetricBuffer`, drained here every second (and at each
+    scrape) into counters, gauges and histograms of the same names: counters end in `_total`,
+    durations are in seconds (`_seconds`), as Prometheus names them. Metrics a workflow or an
+    activity records through `workflow.metric_meter()` / `activity.metric_meter()` come too.
+    """
+
+    def __init__(self, buffer_size: int = 200_000) -> None:
+        self.buffer = MetricBuffer(buffer_size, MetricBufferDurationFormat.SECONDS)
+        self._lock = threading.Lock()
+        # name → (kind, help); (name, labels) → value, or (bucket counts, sum, count)
+        self._families: dict[str, tuple[int, str]] = {}
+        self._values: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def runtime(self) -> Runtime:
+        return Runtime(telemetry=TelemetryConfig(metrics=self.buffer))
+
+    def drain(self) -> None:
+        try:
+            updates = self.buffer.retrieve_updates()
+        except RuntimeError:  # no runtime uses the buffer yet
+            return
+        with self._lock:
+            for update in updates:
+                metric = update.metric
+                name = self._name(metric.name, int(metric.kind), metric.unit)
+                self._families.setdefault(name, (int(metric.kind), metric.description or ""))
+                labels = tuple(sorted((str(k), str(v)) for k, v in update.attributes.items()))
+                key = (name, labels)
+                kind = int(metric.kind)
+                if kind == int(BUFFERED_METRIC_KIND_COUNTER):
+                    self._values[key] = self._values.get(key, 0.0) + float(update.value)
+                elif kind == int(BUFFERED_METRIC_KIND_GAUGE):
+                    self._values[key] = float(update.value)
+                else:
+                    counts, total, count = self._values.get(
+                        key, ([0] * len(SDK_LATENCY_BUCKETS), 0.0, 0)
+                    )
+                    value = float(update.value)
+                    index = bisect.bisect_left(SDK_LATENCY_BUCKETS, value)
+                    if index < len(counts):
+                        counts[index] += 1
+                    self._values[key] = (counts, total + value, count + 1)
+
+    @staticmethod
+    def _name(name: str, kind: int, unit: str | None) -> str:
+        base = name if name.startswith("temporal_") else f"temporal_{name}"
+        if kind == int(BUFFERED_METRIC_KIND_HISTOGRAM) and unit in ("duration", "s", "ms"):
+            return base if base.endswith("_seconds") else f"{base}_seconds"
+        return base
+
+    async def run(self, every: float = 1.0) -> None:
+        """Drains the buffer every `every` seconds, so that it never fills between scrapes."""
+        while True:
+            self.drain()
+            await asyncio.sleep(every)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="temporal-sdk-metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # names appear as the SDK records them
+
+    def collect(self) -> Iterable[Metric]:
+        self.drain()
+        with self._lock:
+            families: dict[str, Metric] = {}
+            for (name, labels), value in self._values.items():
+                kind, documentation = self._families[name]
+                names = [k for k, _ in labels]
+                values = [v for _, v in labels]
+                family = families.get(name)
+                if kind == int(BUFFERED_METRIC_KIND_COUNTER):
+                    if family is None:
+                        family = families[name] = CounterMetricFamily(
+                            name, documentation, labels=names
+                        )
+                    family.add_metric(values, value)  # type: ignore[attr-defined]
+                elif kind == int(BUFFERED_METRIC_KIND_GAUGE):
+                    if family is None:
+                        family = families[name] = GaugeMetricFamily(
+                            name, documentation, labels=names
+                        )
+                    family.add_metric(values, value)  # type: ignore[attr-defined]
+                else:
+                    if family is None:
+                        family = families[name] = HistogramMetricFamily(
+                            name, documentation, labels=names
+                        )
+                    counts, total, count = value
+                    cumulative, buckets = 0, []
+                    for bound, hits in zip(SDK_LATENCY_BUCKETS, counts, strict=True):
+                        cumulative += hits
+                        buckets.append((repr(bound), cumulative))
+                    buckets.append(("+Inf", count))
+                    family.add_metric(values, buckets, total)  # type: ignore[attr-defined]
+            return list(families.values())
+
+
+async def ensure_retention(client: Client, days: int = DEV_RETENTION_DAYS) -> bool:
+    """Sets the namespace's retention of closed runs to `days` when it is shorter (the dev
+    server creates `default` with one day); True when it changed it."""
+    namespace = client.namespace
+    described = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=namespace)
+    )
+    wanted = timedelta(days=days)
+    current = described.config.workflow_execution_retention_ttl.ToTimedelta()
+    if current >= wanted:
+        return False
+    config = NamespaceConfig()
+    config.workflow_execution_retention_ttl.FromTimedelta(wanted)
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(namespace=namespace, config=config)
+    )
+    return True
+
+
 def prometheus_runtime(port: int, host: str = "0.0.0.0") -> Runtime:  # noqa: S104
-    """A Temporal runtime that serves the SDK's own metrics (polls, task latencies, slots…)."""
+    """A Temporal runtime that serves the SDK's own metrics on a port of its own (tests and tools
+    that need nothing else; the worker forwards them instead: `TemporalSdkMetrics`)."""
     return Runtime(
         telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.kit.runtime import main
+from services.partners.gauges import with_gauges
 from services.partners.servicer import SPEC
 
 if __name__ == "__main__":
-    main(SPEC)
+    main(with_gauges(SPEC))

@@ -17,15 +17,13 @@ from sqlalchemy import case, extract, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.metrics import (
-    OUTBOX_GAUGES,
     DatabaseCollector,
     Gauge,
     Samples,
-    outbox_samples,
     with_database_gauges,
 )
 from services.kit.runtime import ServiceSpec
-from services.support.models import Priority, SlaSignal, Status, Ticket, outbox
+from services.support.models import Priority, SlaSignal, Status, Ticket
 
 SERVICE = "support"
 STATES = ("within", "warned", "breached", "paused")
@@ -43,11 +41,11 @@ SIGNALS_OLDEST = Gauge(
     "guichet_support_sla_signals_oldest_pending_seconds",
     "Age of the oldest undelivered ticket event (0 when none).",
 )
-GAUGES = (TICKETS, SIGNALS_PENDING, SIGNALS_OLDEST, *OUTBOX_GAUGES)
+GAUGES = (TICKETS, SIGNALS_PENDING, SIGNALS_OLDEST)
 
 
 async def read(session: AsyncSession) -> Samples:
-    """Open tickets grouped by state and priority, then the signal and outbox backlogs."""
+    """Open tickets grouped by state and priority, then the signal backlog."""
     t = Ticket
     state = case(
         (t.status == Status.WAITING_ON_CUSTOMER.value, "paused"),
@@ -73,13 +71,11 @@ async def read(session: AsyncSession) -> Samples:
             ).where(SlaSignal.sent_at.is_(None))
         )
     ).one()
-    samples = dict(await outbox_samples(session, outbox, SERVICE))
-    samples |= {
+    return {
         TICKETS.name: [(labels, count) for labels, count in counts.items()],
         SIGNALS_PENDING.name: [((), float(signals[0]))],
         SIGNALS_OLDEST.name: [((), max(float(signals[1]), 0.0))],
     }
-    return samples
 
 
 def sla_gauges(

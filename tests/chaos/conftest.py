@@ -34,6 +34,8 @@ async def chaos() -> AsyncIterator[Chaos]:
     state = Path(tempfile.mkdtemp(prefix="guichet-chaos-"))
     state.chmod(0o755)
     ports = {name: free_port() for name in DEFAULT_PORTS}
+    # Metrics ports too: the alert test scrapes every process with a real Prometheus.
+    ports |= {f"{component.name}_metrics": free_port() for component in COMPONENTS}
     stack = Stack(state, ports, echo=False, extra_env=CHAOS_ENV)
     running = Chaos(stack)
     try:

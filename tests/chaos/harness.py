@@ -194,10 +194,8 @@ class Chaos:
         """Assigns the employee to the group as editor through the gateway; the request's id."""
         response = await self.http.post(
             f"/v1/providers/{provider_id}/groups/{group_id}/changes",
-            json={
-                "assign": [{"employee_id": employee_id, "role": "editor"}],
-                "confirmation": "CONFIRMER",
-            },
+            json={"assign": [{"employee_id": employee_id, "role": "editor"}]},
+            params={"confirmation": "CONFIRMER"},
             headers=await self.headers("dupont.jean"),
         )
         assert response.status_code == 202, response.text

@@ -226,3 +226,71 @@ def test_only_the_monitoring_namespace_scrapes_metrics() -> None:
         assert source["namespaceSelector"]["matchLabels"] == {
             "kubernetes.io/metadata.name": "monitoring"
         }
+
+
+# --- monitoring: rules, PodMonitor, dashboards ---------------------------------------------------
+
+RULES = CHART / "files" / "prometheus" / "guichet-rules.yaml"
+DASHBOARDS = sorted((CHART / "files" / "dashboards").glob("*.json"))
+
+
+def test_rules_ship_as_a_configmap_without_the_prometheus_operator() -> None:
+    documents = render({})
+    assert not [d for d in documents if d["kind"] in ("PrometheusRule", "PodMonitor")]
+    rules = of_kind(documents, "ConfigMap")["guichet-guichet-rules"]
+    assert rules["data"]["guichet-rules.yaml"].strip() == RULES.read_text().strip()
+
+
+def test_rules_ship_as_a_prometheusrule_for_the_operator_with_the_runbook_address() -> None:
+    documents = render(
+        {
+            "metrics": {
+                "rules": {
+                    "kind": "PrometheusRule",
+                    "labels": {"release": "kube-prometheus-stack"},
+                    "runbookBaseUrl": "https://wiki.example.org/guichet/runbook",
+                },
+                "podMonitor": {"enabled": True},
+            }
+        }
+    )
+    [rule] = [d for d in documents if d["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    shipped = yaml.safe_load(RULES.read_text())["groups"]
+    assert [g["name"] for g in rule["spec"]["groups"]] == [g["name"] for g in shipped]
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) == sum(1 for g in shipped for r in g["rules"] if "alert" in r)
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"].startswith(
+            "https://wiki.example.org/guichet/runbook#"
+        ), alert["alert"]
+    [monitor] = [d for d in documents if d["kind"] == "PodMonitor"]
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert not [d for d in documents if d["metadata"]["name"] == "guichet-guichet-rules"]
+
+
+def test_every_dashboard_ships_as_a_configmap_for_grafanas_sidecar() -> None:
+    configmaps = of_kind(render({}), "ConfigMap")
+    assert len(DASHBOARDS) >= 4  # the overview, the portals, the workflows
+    for path in DASHBOARDS:
+        configmap = configmaps[f"guichet-{path.stem}"]
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        model = json.loads(configmap["data"][path.name])
+        assert model["uid"] == path.stem
+        assert model["panels"], path.name
+    assert not [
+        d for d in render({"metrics": {"dashboards": {"enabled": False}}}) if "uid" in str(d)
+    ]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"metrics": {"rules": {"enabled": True, "kind": "Thanos"}}},
+        {"metrics": {"podMonitor": {"enabled": "sometimes"}}},
+        {"metrics": {"rules": {"enabled": True, "kind": "auto", "runbookBaseUrl": "wiki"}}},
+    ],
+)
+def test_schema_refuses_bad_monitoring_values(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError):
+        render(values)

@@ -20,8 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
 from services.groups.gauges import process_request_gauges, with_gauges
+from services.groups.models import outbox
 from services.groups.servicer import SPEC
-from services.kit.metrics import register
+from services.kit.metrics import outbox_gauges, register
 from services.kit.runtime import ServiceContext, Wiring
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer
@@ -63,6 +64,7 @@ async def test_gauges_follow_requests_from_pending_to_failed_and_completed(
     world = idle_world
     registry = CollectorRegistry()
     register(process_request_gauges(world.sessions, max_age=0), registry)
+    register(outbox_gauges(world.sessions, outbox, "groups", max_age=0), registry)
     server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     port = int(server.server_port)
     try:

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from guichet.identity.v1 import identity_pb2
 from jwt import PyJWK
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from services.identity.models import LoginThrottle, RefreshToken, SigningKey, User, UserStatus
@@ -121,6 +122,7 @@ async def test_lockout_looks_the_same_for_known_and_unknown_usernames(identity: 
         for _ in range(identity.settings.lockout_threshold):
             problem = await fails(identity.login(username, "wrong password here"))
             assert problem.code == grpc.StatusCode.UNAUTHENTICATED
+    throttled_before = _throttled()
     known = await fails(identity.login(account.username))  # even the right password
     unknown = await fails(identity.login(ghost))
     assert known.code == unknown.code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -132,6 +134,15 @@ async def test_lockout_looks_the_same_for_known_and_unknown_usernames(identity: 
     assert (await fails(identity.login(account.username.upper()))).code == (
         grpc.StatusCode.RESOURCE_EXHAUSTED
     )
+    # Each refusal by the throttle is counted for the LoginLockoutsSpiking alert.
+    assert _throttled() - throttled_before == 3
+
+
+def _throttled() -> float:
+    value = REGISTRY.get_sample_value(
+        "guichet_identity_login_throttled_total", {"scope": "account"}
+    )
+    return value or 0.0
 
 
 async def test_concurrent_failures_are_all_counted(identity: Identity) -> None:

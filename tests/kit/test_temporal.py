@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit.binaries import temporal_cli
-from services.kit.temporal import GROUP, SEARCH_ATTRIBUTES, ensure_search_attributes
+from services.kit.temporal import (
+    DEV_RETENTION_DAYS,
+    GROUP,
+    SEARCH_ATTRIBUTES,
+    ensure_retention,
+    ensure_search_attributes,
+)
 
 
 async def test_missing_search_attributes_are_registered_once() -> None:
@@ -30,5 +42,22 @@ async def test_missing_search_attributes_are_registered_once() -> None:
         )
         described = await handle.describe()
         assert described.typed_search_attributes.get(GROUP) == "Transitaires"
+        # Closed runs vanish after the dev server's one day unless make dev keeps them longer.
+        assert await ensure_retention(client) is True
+        assert await ensure_retention(client) is False
+        namespace = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace)
+        )
+        kept = namespace.config.workflow_execution_retention_ttl.ToTimedelta()
+        assert kept.days == DEV_RETENTION_DAYS
     finally:
         await env.shutdown()
+
+
+def test_the_registry_fits_a_namespace_on_sql_visibility() -> None:
+    """SQLite, PostgreSQL and MySQL visibility hold 10 custom Keyword attributes per namespace
+    and 3 of each other type: one more and the worker's registration is refused."""
+    by_type = Counter(key.indexed_value_type for key in SEARCH_ATTRIBUTES)
+    assert by_type[SearchAttributeIndexedValueType.KEYWORD] <= 10
+    assert all(count <= 3 for kind, count in by_type.items() if kind.name != "KEYWORD")
+    assert len({key.name for key in SEARCH_ATTRIBUTES}) == len(SEARCH_ATTRIBUTES)

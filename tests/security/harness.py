@@ -594,8 +594,8 @@ async def _groups_data(api: Api, ops: Actor, tenant: Tenant, groups_addr: str) -
             "group_id": group["id"],
             "role": "editor",
             "employee_ids": [tenant.actors["editor"].user_id],
-            "confirmation": "CONFIRMER",
         },
+        params={"confirmation": "CONFIRMER"},
     )
     requests = await api.call("GET", f"{base}/process-requests", bam)
     request = requests["items"][0]["id"]

@@ -59,8 +59,8 @@ CASES: dict[str, Case] = {
             "group_id": pick("id:group"),
             "role": "read_only",
             "employee_ids": [_a(w, "user:read_only")],
-            "confirmation": "CONFIRMER",
         },
+        lambda w, pick: {"confirmation": "CONFIRMER"},
     ),
     "another provider's employee": Case(
         "business_account_manager",
@@ -70,8 +70,8 @@ CASES: dict[str, Case] = {
             "group_id": _a(w, "id:group"),
             "role": "read_only",
             "employee_ids": [pick("user:read_only")],
-            "confirmation": "CONFIRMER",
         },
+        lambda w, pick: {"confirmation": "CONFIRMER"},
     ),
     "merge into another association's record": Case(
         "association_admin",

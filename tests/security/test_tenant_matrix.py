@@ -266,7 +266,8 @@ TABLE: dict[tuple[str, str], Expect] = {
         body=lambda t, w: {"name": unique("Renommé ")}),
     ("POST", "/v1/providers/{provider_id}/groups/{group_id}/changes"): Expect(
         PROVIDER, ("business_account_manager",), 202, denied=404, operator=404, params=P_GROUP,
-        body=lambda t, w: {"name": unique("Renommé "), "confirmation": "CONFIRMER"}),
+        body=lambda t, w: {"name": unique("Renommé ")},
+        query=lambda t, w: {"confirmation": "CONFIRMER"}),
     ("DELETE", "/v1/providers/{provider_id}/groups/{group_id}"): Expect(
         PROVIDER, ("business_account_manager",), 202, denied=404, operator=404,
         params={**P_PROVIDER, "group_id": "id:doomed_group"},
@@ -276,8 +277,8 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("POST", "/v1/providers/{provider_id}/employees/assignments"): Expect(
         PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_PROVIDER,
         body=lambda t, w: {"group_id": t.ids["group"], "role": "read_only",
-                           "employee_ids": [t.actors["read_only"].user_id],
-                           "confirmation": "CONFIRMER"}),
+                           "employee_ids": [t.actors["read_only"].user_id]},
+        query=lambda t, w: {"confirmation": "CONFIRMER"}),
     ("GET", "/v1/providers/{provider_id}/process-requests"): Expect(
         PROVIDER, ("business_account_manager",), outsider=403, params=P_PROVIDER),
     ("GET", "/v1/providers/{provider_id}/process-requests/{process_request_id}"): Expect(

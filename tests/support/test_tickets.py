@@ -593,11 +593,11 @@ async def test_the_sla_workflow_starts_with_the_ticket_and_ends_with_it(
     description = await eventually(described)
     assert description.typed_search_attributes.get(TICKET) == ticket.id  # type: ignore[attr-defined]
     assert description.typed_search_attributes.get(TENANT) == ticket.organisation_id  # type: ignore[attr-defined]
-    assert description.typed_search_attributes.get(TICKET_NUMBER) == str(ticket.number)  # type: ignore[attr-defined]
+    assert description.typed_search_attributes.get(TICKET_NUMBER) == ticket.number  # type: ignore[attr-defined]
 
     async def found_by_number() -> list[str]:
         """What an operator types in the Temporal UI: the number the customer quotes."""
-        query = f"GuichetTicketNumber = '{ticket.number}'"
+        query = f"GuichetTicketNumber = {ticket.number}"
         return [run.id async for run in temporal_env.client.list_workflows(query)]
 
     assert await eventually(found_by_number) == [sla_workflow_id(ticket.id)]

@@ -60,10 +60,8 @@ class Gateway:
             members = self.get(f"/groups/{big['id']}/clients", page_size=count)["items"]
             self.http.post(
                 f"{self.prefix}/groups/{big['id']}/changes",
-                json={
-                    "remove_client_ids": [c["id"] for c in members[: count - len(free)]],
-                    "confirmation": "CONFIRMER",
-                },
+                json={"remove_client_ids": [c["id"] for c in members[: count - len(free)]]},
+                params={"confirmation": "CONFIRMER"},
             ).raise_for_status()
             free = list(self.get("/available-clients", page_size=500)["items"])
         assert len(free) >= count

@@ -26,6 +26,7 @@ from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import GROUP, PROCESS_REQUEST_ID
 from services.kit.testing import DatabaseServer, scaled, wait_until
 from tests.groups.harness import COMPLETED, WORKER_CLIENT, World, running_world
+from tests.workflows.readable import activity_summaries
 from workflows.delegation import Delegation, RelationshipExpiry
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -149,3 +150,16 @@ async def test_a_request_waits_for_a_worker_and_is_not_lost(world: World) -> Non
     async with world.worker():
         assert (await world.finished(provider, request.id)).status == COMPLETED
     assert await world.grant_count(editor.id) == 6
+    # The operator finds the run by the group's name and by the provider, and its history says
+    # what each activity did.
+    query = f"GuichetGroup = '{request.group_name}' AND GuichetTenant = '{provider.id}'"
+
+    async def listed() -> list[str] | None:
+        return [w.id async for w in world.temporal.list_workflows(query)] or None
+
+    found = await wait_until(listed, what=f"a run listed by {query}", within=10, every=0.2)
+    assert found == [f"delegation/{request.id}"]
+    history = await world.temporal.get_workflow_handle(f"delegation/{request.id}").fetch_history()
+    assert activity_summaries(history) == [
+        f"apply batches of group {request.group_name!r}, attempt 1, from the first account"
+    ]

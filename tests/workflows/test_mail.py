@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import MetaData, select
+from temporalio.client import WorkflowExecution
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit.db import create_engine, create_session_factory
 from services.kit.mail import enqueue_mail, new_sealing_key
 from services.kit.outbox import OutboxRelay, outbox_table
 from services.kit.smtpsink import SmtpSink
-from services.kit.testing import DatabaseServer
+from services.kit.temporal import MAIL_KIND, USERNAME
+from services.kit.testing import DatabaseServer, wait_until
+from tests.workflows.readable import activity_summaries
 from workflows.mail import DeliverMail
 from workflows.settings import WorkerSettings
 from workflows.worker import build_worker
@@ -43,6 +46,8 @@ async def test_mail_recorded_in_outbox_is_delivered_once(
             body="Lien secret: https://guichet.local/verify?token=abc",
             sealing_key=key,
             task_queue=queue,
+            kind="verify_email",
+            about={USERNAME: f"user-{mail_id}"},
         )
 
     async def connect():  # type: ignore[no-untyped-def]
@@ -58,6 +63,19 @@ async def test_mail_recorded_in_outbox_is_delivered_once(
         # The secret never sits in clear in the history.
         history = await handle.fetch_history()
         assert b"token=abc" not in history.to_json().encode()
+        # What it sends, to how many, reads in the history; the subject and the body do not.
+        assert activity_summaries(history) == [
+            "send the verify email mail to 1 recipient over SMTP"
+        ]
+    # The operator asked "did my verification mail go out?" finds the run by kind and username.
+    query = f"GuichetMailKind = 'verify_email' AND GuichetUsername = 'user-{mail_id}'"
+
+    async def listed() -> list[WorkflowExecution] | None:
+        return [w async for w in temporal_env.client.list_workflows(query)] or None
+
+    found = await wait_until(listed, what=f"a run listed by {query}", within=10, every=0.2)
+    assert [w.id for w in found] == [f"mail/{mail_id}"]
+    assert found[0].typed_search_attributes.get(MAIL_KIND) == "verify_email"
     [mail] = await smtp_sink.wait_for(recipient)
     assert mail.subject == "Vérifiez votre adresse"
     assert "token=abc" in mail.body

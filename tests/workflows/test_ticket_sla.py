@@ -180,7 +180,7 @@ async def test_warning_breach_and_escalation_across_a_weekend_and_a_closed_day(
     await eventually(lambda: _indexed(handle))  # findable by ticket: set by the start
     description = await handle.describe()
     assert description.typed_search_attributes.get(TICKET) == ticket.id
-    assert description.typed_search_attributes.get(TICKET_NUMBER) == str(ticket.number)
+    assert description.typed_search_attributes.get(TICKET_NUMBER) == ticket.number
 
     await scenario.go_to(paris(tuesday, 10, 11))
     await scenario.settle()

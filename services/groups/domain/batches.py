@@ -56,6 +56,8 @@ class BatchResult:
     total: int
     failed: int
     status: str
+    # From the request's recording to this batch, when this batch finished it (docs/slo.md).
+    took_seconds: float | None = None
 
 
 # The program accounts a request walks through, by scope, in (client id, account id) order,
@@ -221,7 +223,10 @@ async def _request_for_worker(
     return request
 
 
-def _result(request: ProcessRequest, processed: int, finished: bool) -> BatchResult:
+def _result(
+    request: ProcessRequest, processed: int, finished: bool, now: datetime | None = None
+) -> BatchResult:
+    took = (now - request.created_at).total_seconds() if finished and now is not None else None
     return BatchResult(
         next_cursor=format_cursor(request.cursor_client, request.cursor_account),
         finished=finished,
@@ -230,6 +235,7 @@ def _result(request: ProcessRequest, processed: int, finished: bool) -> BatchRes
         total=request.total,
         failed=request.failed,
         status=request.status,
+        took_seconds=took,
     )
 
 
@@ -299,7 +305,7 @@ async def apply_batch(
     finished = row.processed < limit
     if finished:
         _finish(request, now)
-    return _result(request, int(row.processed), finished)
+    return _result(request, int(row.processed), finished, now)
 
 
 def _finish(request: ProcessRequest, now: datetime) -> None:
@@ -348,4 +354,4 @@ async def fail_batch(
     finished = row.processed < limit
     if finished:
         _finish(request, now)
-    return _result(request, int(row.processed), finished)
+    return _result(request, int(row.processed), finished, now)

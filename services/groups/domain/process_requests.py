@@ -42,7 +42,7 @@ from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, NotFound, Validator
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
-from services.kit.temporal import GROUP, PROCESS_REQUEST_ID
+from services.kit.temporal import GROUP, PROCESS_REQUEST_ID, TENANT
 from workflows.contracts.groups import DELEGATION_WORKFLOW, delegation_workflow_id
 
 
@@ -156,6 +156,7 @@ async def _enqueue_delegation(
         search_attributes={
             PROCESS_REQUEST_ID.name: str(request.id),
             GROUP.name: request.group_name,
+            TENANT.name: str(request.provider_id),
         },
     )
 

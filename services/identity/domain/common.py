@@ -24,6 +24,7 @@ from services.kit.auth import Principal
 from services.kit.errors import AlreadyExists, DomainError, Validator
 from services.kit.mail import enqueue_mail
 from services.kit.paging import Page, PageQuery, page_token as _page_token
+from services.kit.temporal import USERNAME
 
 # Transaction-scoped advisory locks: one key creation, one bootstrap at a time (many replicas).
 SIGNING_KEY_LOCK = 0x6964_0001
@@ -183,8 +184,16 @@ def audit(
 
 
 async def queue_mail(
-    session: AsyncSession, settings: IdentitySettings, *, to: str, subject: str, body: str
+    session: AsyncSession,
+    settings: IdentitySettings,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    kind: str = "account",
+    username: str = "",
 ) -> None:
+    """`kind` and `username` become the DeliverMail run's search attributes (docs/runbook.md)."""
     await enqueue_mail(
         session,
         outbox,
@@ -194,6 +203,8 @@ async def queue_mail(
         body=body,
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind=kind,
+        about={USERNAME: username.lower()},
     )
 
 

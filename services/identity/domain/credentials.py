@@ -119,6 +119,8 @@ async def send_reset(
         settings,
         to=user.email,
         subject=subject,
+        kind="welcome" if welcome else "password_reset",
+        username=user.username,
         body=(
             f"{greeting(user)}\n\n"
             f"{intro} (valable {duration_text(ttl)}) :\n{link}\n\n"
@@ -272,6 +274,7 @@ async def recover_username(
             settings,
             to=recipient,
             subject="Votre identifiant Guichet",
+            kind="username_reminder",
             body=(
                 "Bonjour,\n\nÀ votre demande, voici le ou les identifiants associés à cette "
                 f"adresse :\n{listing}\n\n"

@@ -61,6 +61,8 @@ async def send_verification(
         settings,
         to=user.email,
         subject="Vérifiez votre adresse e-mail",
+        kind="verify_email",
+        username=user.username,
         body=(
             f"{greeting(user)}\n\n"
             f"Pour confirmer votre adresse e-mail, ouvrez ce lien "

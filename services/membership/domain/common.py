@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.common import SearchAttributeKey
 
 from services.kit.auth import Principal
 from services.kit.errors import (
@@ -341,7 +342,10 @@ async def queue_mail(
     subject: str,
     body: str,
     mail_id: uuid.UUID | None = None,
+    kind: str = "membership",
+    about: Mapping[SearchAttributeKey[Any], str | int] | None = None,
 ) -> None:
+    """`kind` and `about` become the DeliverMail run's search attributes (docs/runbook.md)."""
     await enqueue_mail(
         session,
         outbox,
@@ -351,4 +355,6 @@ async def queue_mail(
         body=body,
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind=kind,
+        about=about,
     )

@@ -129,6 +129,7 @@ async def request_coverage(
         settings,
         to=email,
         subject=f"Demande de dispositif de secours reçue : {name}",
+        kind="coverage_request",
         body=(
             f"Bonjour {contact},\n\nNous avons bien reçu votre demande de dispositif prévisionnel "
             f"de secours pour « {name} » le {day.isoformat()} ({place}).\n\n"

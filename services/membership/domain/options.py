@@ -19,6 +19,7 @@ from services.kit.paging import (
     page_token as _page_token,
     parse_page as _parse_page,
 )
+from services.kit.temporal import MEMBERSHIP
 from services.membership.domain.banner import MembershipView, membership_of, membership_view
 from services.membership.domain.common import (
     actor_id,
@@ -146,6 +147,8 @@ async def request_option_change(
         settings,
         to=settings.program_team_email,
         subject=f"Demande de {verb} d'option : {membership.workshop_name}",
+        kind="option_change",
+        about={MEMBERSHIP: str(membership.id)},
         body=(
             f"L'atelier {membership.workshop_name} demande le {verb} de l'option "
             f"« {option.name} » ({option.code}).\n"

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import NotFound, Validator
+from services.kit.temporal import MEMBERSHIP
 from services.membership.domain.banner import MembershipView, membership_view
 from services.membership.domain.common import check_date, parse_uuid, queue_mail, require_service
 from services.membership.models import (
@@ -147,7 +148,16 @@ async def send_anniversary_letter(
     )
     for role, address in recipients:
         mail_id = uuid.uuid5(_LETTER_MAILS, f"{membership.id}/{renewal.isoformat()}/{role}")
-        await queue_mail(session, settings, to=address, subject=subject, body=body, mail_id=mail_id)
+        await queue_mail(
+            session,
+            settings,
+            to=address,
+            subject=subject,
+            body=body,
+            mail_id=mail_id,
+            kind="renewal_letter",
+            about={MEMBERSHIP: str(membership.id)},
+        )
     return True, [address for _, address in recipients]
 
 

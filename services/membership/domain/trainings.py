@@ -337,6 +337,7 @@ async def register_for_training(
         settings,
         to=email,
         subject=f"Inscription confirmée : {training.title}",
+        kind="training_registered",
         body="\n".join(body),
     )
     return RegistrationResult(RegistrationView(registration, record), cancelled_id, created)
@@ -403,6 +404,7 @@ async def validate_registration(
         settings,
         to=registration.email,
         subject=f"Inscription validée : {training.title}",
+        kind="training_validated",
         body=(
             f"Bonjour {registration.first_name},\n\nVotre inscription à la formation "
             f"« {training.title} » du {training.starts_at.date().isoformat()} est validée.\n"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 from guichet.membership.v1 import membership_pb2 as pb
 
 from services.kit.auth import current_principal
+from services.kit.metrics import workflow_metrics
 from services.membership.domain.renewals import (
     close_removal_window,
     get_renewal_state,
@@ -47,16 +50,24 @@ class RenewalRpcs(ServicerBase):
     async def SendAnniversaryLetter(
         self, request: pb.SendAnniversaryLetterRequest, context: Context
     ) -> pb.SendAnniversaryLetterResponse:
+        now = self._clock()
         async with self._sessions.begin() as session:
             sent, recipients = await send_anniversary_letter(
                 session=session,
                 settings=self._settings,
                 actor=current_principal(),
-                now=self._clock(),
+                now=now,
                 membership_id=request.membership_id,
                 renewal_date=request.renewal_date,
             )
         self._enqueued()
+        if sent:
+            # docs/slo.md: a letter goes out on its day, i.e. within 24 h of the day's start (UTC,
+            # the day the workflow's timer is set for).
+            renewal = date.fromisoformat(request.renewal_date)
+            due = renewal - timedelta(days=self._settings.letter_lead_days)
+            late = (now - datetime.combine(due, time(), tzinfo=UTC)).total_seconds()
+            workflow_metrics().step_done("Renewal", "letter", late)
         return pb.SendAnniversaryLetterResponse(sent=sent, recipients=recipients)
 
     async def OpenRemovalWindow(

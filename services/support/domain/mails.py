@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.i18n import Texts
 from services.kit.mail import enqueue_mail
+from services.kit.temporal import TICKET, TICKET_NUMBER
 from services.support.models import Channel, Message, Ticket, outbox
 from services.support.settings import SupportSettings
 
@@ -60,6 +61,8 @@ async def _send(
     to: str,
     subject: str,
     body: str,
+    kind: str,
+    ticket: Ticket,
 ) -> None:
     await enqueue_mail(
         session,
@@ -70,6 +73,8 @@ async def _send(
         body=body,
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind=kind,
+        about={TICKET: str(ticket.id), TICKET_NUMBER: ticket.number},
     )
 
 
@@ -90,6 +95,8 @@ async def mail_opened(
         session,
         settings,
         mail_id=f"ticket-{ticket.id}-opened",
+        kind="ticket_opened",
+        ticket=ticket,
         to=address,
         subject=mail_text(
             language, "mail.opened.subject", number=ticket.number, title=ticket.title
@@ -148,6 +155,8 @@ async def mail_answer(
         session,
         settings,
         mail_id=str(message.id),
+        kind="ticket_reply",
+        ticket=ticket,
         to=to,
         subject=mail_text(
             language, "mail.answered.subject", number=ticket.number, title=ticket.title

@@ -278,7 +278,7 @@ async def start_sla(
         # write less per ticket): by id, by the number people quote, by company.
         search_attributes={
             TICKET.name: str(ticket.id),
-            TICKET_NUMBER.name: str(ticket.number),
+            TICKET_NUMBER.name: ticket.number,
             TENANT.name: str(ticket.organisation_id),
         },
     )
@@ -380,5 +380,7 @@ async def record_sla_event(
         ),
         sealing_key=settings.mail_sealing_key,
         task_queue=settings.temporal_task_queue,
+        kind="sla_breach",
+        about={TICKET: str(ticket.id), TICKET_NUMBER: ticket.number},
     )
     return True, event

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from guichet.support.v1 import support_pb2 as pb
 
 from services.kit.auth import current_principal
+from services.kit.metrics import workflow_metrics
 from services.support.domain.reports import sla_report
 from services.support.domain.sla import record_sla_event
 from services.support.models import Clock
@@ -18,12 +21,13 @@ class SlaMethods(ServicerBase):
     async def RecordSlaEvent(
         self, request: pb.RecordSlaEventRequest, context: Context
     ) -> pb.RecordSlaEventResponse:
+        now = self._clock()
         async with self._sessions.begin() as session:
             recorded, event = await record_sla_event(
                 session=session,
                 settings=self._settings,
                 actor=current_principal(),
-                now=self._clock(),
+                now=now,
                 ticket_id=request.ticket_id,
                 kind=enum_in(EVENT_IN, request.kind),
                 clock=enum_in(CLOCK_IN, request.clock),
@@ -31,6 +35,10 @@ class SlaMethods(ServicerBase):
                 due_at=time_in(request.due_time, request.HasField("due_time")),
             )
         self._committed()
+        if recorded and request.HasField("due_time"):
+            # docs/slo.md: warnings and breaches are recorded within a minute of their due time.
+            late = (now - request.due_time.ToDatetime(tzinfo=UTC)).total_seconds()
+            workflow_metrics().step_done("TicketSla", enum_in(EVENT_IN, request.kind), late)
         return pb.RecordSlaEventResponse(
             recorded=recorded, event=event_to_proto(event) if event is not None else None
         )

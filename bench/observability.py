@@ -1,0 +1,267 @@
+"""What watching Guichet costs: the time a Prometheus scrape takes while the gateway is under
+load, and the requests/s the traced stack keeps against the untraced one (issue 27).
+
+Starts PostgreSQL, Temporal, the services, the worker and the gateway as `bench/edge.py` does,
+imports orders into Pizzeria Napoli's history, and drives the history page through the gateway
+with `bench/edge.py`'s load generator (another process, raw keep-alive sockets). Phases, back to
+back on the same stack and data, so that a shared machine's load hits them alike:
+
+1. untraced: requests/s at concurrency 64, and meanwhile every process's `/metrics` scraped
+   every 0.25 s (p50 and max per process), at concurrency 16 and 64;
+2. traced, every trace exported (`GUICHET_TRACE_KEEP_RATIO=1`) to the trace UI of `make dev`
+   (Arize Phoenix): requests/s, and the CPU the trace UI took;
+3. traced as `make dev` traces (`--keep-ratio`, errors and slow requests always kept);
+4. untraced again.
+
+Done when: a scrape under 50 ms at 64 connections; the traced stack (phase 3) keeps at least
+80% of the untraced one's requests/s (the mean of phases 1 and 4).
+Run: `python -m bench.observability` (needs `.tools/trace-ui`, installed by `make dev`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from guichet.common.v1 import common_pb2
+from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
+from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
+from temporalio.testing import WorkflowEnvironment
+
+from bench.edge import PAGE, _import, _login, run_load
+from services.devstack.components import (
+    DEFAULT_PORTS,
+    GATEWAY,
+    GROUPS,
+    IDENTITY,
+    MEMBERSHIP,
+    PARTNERS,
+    SUPPORT,
+    WORKER,
+)
+from services.devstack.demo import DEMO_PASSWORD, load_demo_data
+from services.devstack.stack import ADMIN_USERNAME, DEV_TRACE_KEEP_RATIO, Stack, _terminate
+from services.kit.binaries import temporal_cli
+from services.kit.ports import free_port
+from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.testing import database_server
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACE_UI = ROOT / ".tools" / "trace-ui" / "bin" / "phoenix"
+COMPONENTS = (IDENTITY, GROUPS, SUPPORT, MEMBERSHIP, PARTNERS, WORKER, GATEWAY)
+SCRAPE_LIMIT, KEPT_RATIO = 0.050, 0.80
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def scrape_while(stack: Stack, load: asyncio.Task[Any]) -> dict[str, dict[str, float]]:
+    """Scrapes every process's /metrics every 0.25 s until `load` ends: p50 and max, in ms."""
+    ports = {c.name: stack.metrics_port(c) for c in COMPONENTS}
+    times: dict[str, list[float]] = {name: [] for name in ports}
+    async with httpx.AsyncClient(timeout=10) as client:
+        await asyncio.sleep(1.0)  # the load's warm-up
+        while not load.done():
+            for name, port in ports.items():
+                started = time.perf_counter()
+                response = await client.get(f"http://127.0.0.1:{port}/metrics")
+                response.raise_for_status()
+                times[name].append(time.perf_counter() - started)
+            await asyncio.sleep(0.25)
+    return {
+        name: {
+            "p50_ms": statistics.median(values) * 1000,
+            "max_ms": max(values) * 1000,
+            "scrapes": len(values),
+        }
+        for name, values in times.items()
+        if values
+    }
+
+
+async def restart_all(stack: Stack) -> None:
+    for component in COMPONENTS:
+        await stack.restart(component.name, sig=signal.SIGTERM)
+
+
+async def traced(stack: Stack, ratio: float | None) -> None:
+    """Every component restarted exporting to the trace UI (`ratio`), or untraced (None)."""
+    if ratio is None:
+        stack.otlp_endpoint = None
+        stack.extra_env.pop("GUICHET_TRACE_KEEP_RATIO", None)
+        if stack.trace_ui_process is not None:
+            await _terminate(stack.trace_ui_process, grace=15)
+            stack.trace_ui_process = None
+    else:
+        if stack.trace_ui_process is None:
+            await stack._start_trace_ui(str(TRACE_UI))
+        stack.extra_env["GUICHET_TRACE_KEEP_RATIO"] = str(ratio)
+    await restart_all(stack)
+
+
+async def phase(
+    stack: Stack, target: dict[str, Any], concurrency: int, seconds: float, scrape: bool
+) -> dict[str, Any]:
+    spec = {
+        "mode": "throughput",
+        "targets": [target],
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "rounds": 1,
+    }
+    ui = stack.trace_ui_process
+    ui_cpu = cpu_seconds(ui.pid) if ui is not None else None
+    load = asyncio.create_task(run_load(spec))
+    scrapes = await scrape_while(stack, load) if scrape else None
+    result = await load
+    if ui is not None and ui_cpu is not None:
+        await asyncio.sleep(3)  # the last batches, exported after the load
+        result["trace_ui_cpu_per_second"] = (cpu_seconds(ui.pid) - ui_cpu) / (seconds + 3)
+    result["rps"] = result[target["name"]]["rps"]
+    result["failed"] = result[target["name"]]["failed"]
+    if scrapes is not None:
+        result["scrapes"] = scrapes
+    return result
+
+
+async def main(options: argparse.Namespace) -> None:
+    if not TRACE_UI.exists():
+        sys.exit("the trace UI is missing: `make dev` (or `make .tools/trace-ui/.installed`)")
+    with database_server() as pg, tempfile.TemporaryDirectory() as state:
+        temporal = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli(),
+            dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+        )
+        ports = {name: free_port() for name in DEFAULT_PORTS}
+        ports |= {f"{c.name}_metrics": free_port() for c in COMPONENTS}
+        stack = Stack(
+            Path(state),
+            ports,
+            database_admin_url=pg.admin_url,
+            temporal_address=temporal.client.service_client.config.target_host,
+            echo=False,
+            extra_env={
+                "AUTH_RATE_LIMIT_PER_MINUTE": "100000000",
+                "LOG_LEVEL": "WARNING",
+                "ACCESS_TOKEN_TTL_SECONDS": "7200",
+            },
+        )
+        try:
+            await stack.start_infrastructure()
+            for component in COMPONENTS:
+                await stack.start_component(component)
+            addresses = {c.name: stack.grpc_address(c.name) for c in (GROUPS, SUPPORT, MEMBERSHIP)}
+            await load_demo_data(
+                stack.grpc_address("identity"),
+                ADMIN_USERNAME,
+                stack.secrets.admin_password,
+                stack.smtp,
+                large=False,
+                addresses=addresses,
+            )
+            await _run(stack, options)
+        finally:
+            await stack.stop()
+            await temporal.shutdown()
+
+
+async def _run(stack: Stack, options: argparse.Namespace) -> None:
+    async with grpc.aio.insecure_channel(stack.grpc_address("identity")) as channel:
+        identity = identity_pb2_grpc.IdentityServiceStub(channel)
+        admin = await _login(identity, ADMIN_USERNAME, stack.secrets.admin_password)
+        admin_auth = (("authorization", f"Bearer {admin}"),)
+        page = await identity.ListOrganisations(
+            identity_pb2.ListOrganisationsRequest(page=common_pb2.PageRequest(page_size=500)),
+            metadata=admin_auth,
+        )
+        store_id = {o.code: o.id for o in page.organisations}["DP-NAPOLI"]
+        async with grpc.aio.insecure_channel(stack.grpc_address("partners")) as partners_channel:
+            partners = partners_pb2_grpc.PartnersServiceStub(partners_channel)
+            await partners.RegisterStore(
+                pb.RegisterStoreRequest(store_id=store_id, operations_email="ops@napoli.example"),
+                metadata=admin_auth,
+            )
+            await _import(partners, admin_auth, store_id, options.orders)
+        manager = await _login(identity, "napoli.manager", DEMO_PASSWORD)
+    target = {
+        "name": "gateway: history page",
+        "url": f"{stack.gateway_url}/v1/partners/{store_id}/orders/history?page_size={PAGE}",
+        "headers": {"authorization": f"Bearer {manager}"},
+    }
+    seconds = options.seconds
+    results: dict[str, Any] = {}
+    # The same scrapes with no load: what the machine alone makes a scrape cost (shared cores).
+    idle = asyncio.create_task(asyncio.sleep(seconds / 2))
+    results["idle"] = {"scrapes": await scrape_while(stack, idle), "rps": 0.0, "failed": 0}
+    results["untraced, c=16"] = await phase(stack, target, 16, seconds, scrape=True)
+    results["untraced"] = await phase(stack, target, 64, seconds, scrape=True)
+    print(json.dumps({"untraced": results["untraced"]}), flush=True)
+    await traced(stack, 1.0)
+    results["traced, every trace"] = await phase(stack, target, 64, seconds, scrape=False)
+    await traced(stack, options.keep_ratio)
+    results[f"traced, keep {options.keep_ratio:g} + errors + slow"] = await phase(
+        stack, target, 64, seconds, scrape=False
+    )
+    await traced(stack, None)
+    results["untraced again"] = await phase(stack, target, 64, seconds, scrape=False)
+    _print(results, options)
+
+
+def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
+    print(json.dumps(results, indent=2))
+    untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
+    print("\nScrape time under load (ms, p50 / max), every process:")
+    for load in ("idle", "untraced, c=16", "untraced"):
+        line = ", ".join(
+            f"{name} {s['p50_ms']:.1f}/{s['max_ms']:.1f}"
+            for name, s in results[load]["scrapes"].items()
+        )
+        print(f"  {load:<16} {line}")
+    worst = max(s["max_ms"] for s in results["untraced"]["scrapes"].values())
+    print(
+        f"  worst scrape at 64 connections: {worst:.1f} ms "
+        f"({'within' if worst <= SCRAPE_LIMIT * 1000 else 'ABOVE'} {SCRAPE_LIMIT * 1000:.0f} ms)"
+    )
+    print("\nRequests/s on the history page at 64 connections:")
+    for name, result in results.items():
+        if name in ("idle", "untraced, c=16"):
+            continue
+        ui = result.get("trace_ui_cpu_per_second")
+        extra = f", trace UI {ui:.2f} CPU" if ui is not None else ""
+        print(
+            f"  {name:<40} {result['rps']:7.1f} req/s ({result['rps'] / untraced:.0%} of "
+            f"untraced){extra}, {result['failed']} failed"
+        )
+    sampled = results[f"traced, keep {options.keep_ratio:g} + errors + slow"]["rps"]
+    print(
+        f"  traced (make dev's pipeline) keeps {sampled / untraced:.0%} of the untraced "
+        f"requests/s (done when >= {KEPT_RATIO:.0%})"
+    )
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=5_000)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per phase")
+    parser.add_argument("--keep-ratio", type=float, default=DEV_TRACE_KEEP_RATIO)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(_arguments(sys.argv[1:])))
+    sys.stdout.flush()
+    os._exit(0)
