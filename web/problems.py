@@ -256,6 +256,10 @@ def _shown(locale: str, params: Mapping[str, Any]) -> dict[str, str]:
     return shown
 
 
+# Codes a blank input gets from the gateway's schema for a required text.
+_BLANK_CODES = frozenset({"string_too_short", "string_pattern_mismatch"})
+
+
 def field_message(
     locale: str,
     detail: str,
@@ -265,6 +269,8 @@ def field_message(
     """A field violation as a sentence in the locale: by its code (and params) when it has one,
     else recognised from its English detail, else "check this value" (never the detail)."""
     params = dict(params or {})
+    if code is not None and field_text_key(code) == "field.invalid" and _recognised(detail):
+        code = None  # a generic code (value_error): the detail may say more ("valid email")
     if code is None or not has_text(locale, field_text_key(code)):
         code = None
         for pattern, recognised in _RECOGNISED:
@@ -273,6 +279,9 @@ def field_message(
                 code = recognised
                 params = {k: v for k, v in match.groupdict().items() if v is not None}
                 break
+    if code == "string_too_short" and str(params.get("min_length")) == "1":
+        # "At least 1 character" is a required text left blank: said as people say it.
+        code, params = "missing", {}
     key = field_text_key(code) if code else "field.invalid"
     if not has_text(locale, key):
         key = "field.invalid"
@@ -283,6 +292,10 @@ def field_message(
         return translate(locale, plain if has_text(locale, plain) else "field.invalid")
     shown = _shown(locale, {name: params[name] for name in needed})
     return translate(locale, key, **shown) if shown else translate(locale, key)
+
+
+def _recognised(detail: str) -> bool:
+    return any(pattern.search(detail) for pattern, _ in _RECOGNISED)
 
 
 def summary_message(locale: str, problem: ApiProblem) -> str:
@@ -324,7 +337,12 @@ class FormState:
         errors: dict[str, str] = {}
         for error in field_errors(problem):
             name = _input_for(error.field, fields)
-            errors.setdefault(name, field_message(locale, error.detail, error.code, error.params))
+            code, params = error.code, error.params
+            if code in _BLANK_CODES and name in values and not values[name].strip():
+                # Left blank: the schema's "at least 1 character" or "not blank" pattern is
+                # the field being required, and is said so.
+                code, params = "missing", {}
+            errors.setdefault(name, field_message(locale, error.detail, code, params))
         return cls(values=values, errors=errors, summary=summary_message(locale, problem))
 
 

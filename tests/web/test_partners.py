@@ -209,7 +209,7 @@ def test_creating_configuring_and_activating_a_promotion(portal: Page, screensho
     portal.get_by_label("Fin").fill(_local(now + timedelta(days=7)))
     portal.get_by_role("button", name="Enregistrer la configuration").click()
     expect(portal.get_by_role("alert")).to_be_visible()
-    expect(portal.locator(".field.invalid")).to_contain_text("Entre 1 et 90.")
+    expect(portal.locator(".field.invalid")).to_contain_text("Au plus 90.")
     expect(portal.get_by_label("Remise (%)")).to_have_value("95")
 
     portal.get_by_label("Remise (%)").fill("15")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from web.client.transport import ApiProblem
 from web.i18n import N_
-from web.problems import FormState, field_message
+from web.problems import FormState, field_errors
 from web.session import Visitor
 
 # The service's own field names where the page's inputs say it otherwise.
@@ -36,7 +36,13 @@ _DETAILS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _detail(visitor: Visitor, detail: str) -> str:
+# A bank detail the gateway's schema refuses (its shape) is said as the service's check is.
+_SHAPES = {"iban": "partners.detail.iban", "bic": "partners.detail.bic"}
+
+
+def _detail(visitor: Visitor, detail: str) -> str | None:
+    """The partners service's own English complaint in the page's language; None when it is
+    none of them (the code then says it, web/problems.py)."""
     for english, key in _DETAILS:
         if english in detail:
             return visitor.t(key)
@@ -45,7 +51,7 @@ def _detail(visitor: Visitor, detail: str) -> str:
     if detail.startswith("must be between ") and " and " in detail:
         low, high = detail.removeprefix("must be between ").split(" and ", 1)
         return visitor.t("partners.detail.between", a=low, b=high)
-    return field_message(visitor.locale, detail)
+    return None
 
 
 def refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> FormState:
@@ -54,11 +60,18 @@ def refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> Fo
     if problem.status >= 500 or problem.status == 401:
         raise problem
     form = FormState.refused(visitor.locale, values, problem, _FIELDS)
-    for api_field, detail in problem.field_errors.items():
-        name = api_field.removeprefix("body.")
+    seen: set[str] = set()
+    for error in field_errors(problem):
+        name = error.field.removeprefix("body.")
         name = _FIELDS.get(name, name)
-        if name in form.errors:
-            form.errors[name] = _detail(visitor, detail)
+        if name not in form.errors or name in seen:
+            continue
+        seen.add(name)  # the first complaint of a field is the one shown, as FormState's
+        said = _detail(visitor, error.detail)
+        if said is None and error.code == "string_pattern_mismatch" and name in _SHAPES:
+            said = visitor.t(_SHAPES[name]) if values.get(name, "").strip() else None
+        if said is not None:
+            form.errors[name] = said
     return form
 
 
