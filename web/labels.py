@@ -113,6 +113,8 @@ def _detail_value(
         return label(locale, f"partners.courier.{value}", "partners.courier.other")
     if name == "reason" and kind == "escalated_to_support":
         return label(locale, f"partners.escalated.{value}", "partners.event.other_value")
+    if name == "outcome" and kind == "support_ticket.closed":
+        return label(locale, f"partners.outcome.{value}", "partners.event.other_value")
     if name == "by" and kind == "order.cancelled":
         return label(locale, f"partners.cancelled_by.{value}", "partners.event.other_value")
     return value  # names, notes and messages people wrote
@@ -225,6 +227,12 @@ KNOWN = (
     N_("partners.event.item_replaced"),
     N_("partners.event.escalated_to_support"),
     N_("partners.event.support_ticket_opened"),
+    N_("partners.event.support_ticket_closed"),
+    N_("partners.outcome.deadline"),
+    N_("partners.outcome.support"),
+    N_("partners.outcome.item_replaced"),
+    N_("partners.outcome.cancelled"),
+    N_("partners.event_field.outcome"),
     N_("partners.event.courier_reported"),
     N_("partners.event.courier_contacted"),
     N_("partners.event_field.other"),

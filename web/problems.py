@@ -256,8 +256,22 @@ def _shown(locale: str, params: Mapping[str, Any]) -> dict[str, str]:
     return shown
 
 
-# Codes a blank input gets from the gateway's schema for a required text.
-_BLANK_CODES = frozenset({"string_too_short", "string_pattern_mismatch"})
+# Codes that say only "refused": the English detail beside them may say more (an e-mail address).
+_VAGUE_CODES = frozenset({"value_error", "invalid"})
+
+# A format refused by the gateway's pattern, said by what the field is when the field says it.
+_PATTERN_TEXTS = {"iban": "iban_checksum"}
+
+
+def form_field_message(locale: str, error: FieldError, submitted: str | None) -> str:
+    """A violation beside the input that carries it: an input left blank is "required" whatever
+    rule the blank broke first (a pattern, a minimum length), as a person reads it."""
+    if submitted is not None and not submitted.strip():
+        return translate(locale, "field.missing")
+    last = error.field.rsplit(".", 1)[-1]
+    if error.code == "string_pattern_mismatch" and last in _PATTERN_TEXTS:
+        return field_message(locale, error.detail, _PATTERN_TEXTS[last], error.params)
+    return field_message(locale, error.detail, error.code, error.params)
 
 
 def field_message(
@@ -269,10 +283,13 @@ def field_message(
     """A field violation as a sentence in the locale: by its code (and params) when it has one,
     else recognised from its English detail, else "check this value" (never the detail)."""
     params = dict(params or {})
-    if code is not None and field_text_key(code) == "field.invalid" and _recognised(detail):
-        code = None  # a generic code (value_error): the detail may say more ("valid email")
-    if code is None or not has_text(locale, field_text_key(code)):
-        code = None
+    if code == "string_too_short" and str(params.get("min_length")) == "1":
+        # "At least 1 character" is how pydantic says "required": say it as a person would.
+        code = "missing"
+    if code is None or code in _VAGUE_CODES or not has_text(locale, field_text_key(code)):
+        # A vague code (pydantic's `value_error`) may carry a telling detail: try that first.
+        vague = code if code is not None and has_text(locale, field_text_key(code)) else None
+        code = vague
         for pattern, recognised in _RECOGNISED:
             match = pattern.search(detail)
             if match:
@@ -337,12 +354,7 @@ class FormState:
         errors: dict[str, str] = {}
         for error in field_errors(problem):
             name = _input_for(error.field, fields)
-            code, params = error.code, error.params
-            if code in _BLANK_CODES and name in values and not values[name].strip():
-                # Left blank: the schema's "at least 1 character" or "not blank" pattern is
-                # the field being required, and is said so.
-                code, params = "missing", {}
-            errors.setdefault(name, field_message(locale, error.detail, code, params))
+            errors.setdefault(name, form_field_message(locale, error, values.get(name)))
         return cls(values=values, errors=errors, summary=summary_message(locale, problem))
 
 
@@ -403,12 +415,14 @@ PROBLEM_REASONS = (
     N_("problem.invalid_refresh_token"),
     N_("problem.invalid_transition"),
     N_("problem.last_ops_admin"),
+    N_("problem.letter_not_sent"),
     N_("problem.link_expired"),
     N_("problem.link_replaced"),
     N_("problem.link_unknown"),
     N_("problem.link_used"),
     N_("problem.membership_ended"),
     N_("problem.membership_unavailable"),
+    N_("problem.method_not_allowed"),
     N_("problem.no_contract"),
     N_("problem.no_courier"),
     N_("problem.no_escalation"),
@@ -417,7 +431,6 @@ PROBLEM_REASONS = (
     N_("problem.not_configured"),
     N_("problem.not_consulting"),
     N_("problem.not_escalated"),
-    N_("problem.method_not_allowed"),
     N_("problem.not_found"),
     N_("problem.not_implemented"),
     N_("problem.not_paid"),
@@ -452,6 +465,7 @@ PROBLEM_REASONS = (
     N_("problem.store_exists"),
     N_("problem.target_merged"),
     N_("problem.ticket_closed"),
+    N_("problem.ticket_not_linked"),
     N_("problem.ticket_opened"),
     N_("problem.training_full"),
     N_("problem.training_started"),
@@ -490,6 +504,8 @@ SERVICE_FIELD_TEXTS = (
     N_("field.opening_hours"),
     N_("field.order_or_period"),
     N_("field.own_organisation"),
+    N_("field.operator_channel"),
+    N_("field.role_for_another_kind"),
     N_("field.page_token"),
     N_("field.period_too_long"),
     N_("field.phone_digits"),

@@ -7,7 +7,10 @@ call is idempotent on the service side, so Temporal may retry freely.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -26,6 +29,11 @@ def _final(error: grpc.aio.AioRpcError) -> ApplicationError | None:
             non_retryable=True,
         )
     return None
+
+
+def _instant(stamp: Timestamp, given: bool) -> str:
+    """An instant the service gave, as ISO 8601 in UTC; "" when it gave none."""
+    return stamp.ToDatetime(tzinfo=UTC).isoformat() if given else ""
 
 
 class MembershipActivities:
@@ -54,6 +62,12 @@ class MembershipActivities:
             version=state.version,
             window_days=state.window_days,
             letter_lead_days=state.letter_lead_days,
+            time_zone=state.time_zone,
+            letter_at=_instant(state.letter_time, state.HasField("letter_time")),
+            window_opens_at=_instant(state.window_open_time, state.HasField("window_open_time")),
+            window_closes_at=_instant(state.window_close_time, state.HasField("window_close_time")),
+            workshop_code=state.workshop_code,
+            letter_sent=state.letter_sent,
         )
 
     @activity.defn(name="membership_send_anniversary_letter")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
-from guichet.support.v1 import support_pb2_grpc
+from guichet.support.v1 import support_pb2, support_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -44,6 +45,18 @@ class EscalationState:
     answer: str
     cancelled_by: str
     refunded: bool
+    # The order's code (NAP-1001), what people quote; "" from a step recorded before.
+    order_code: str = ""
+
+
+@dataclass
+class TicketClosing:
+    """What became of the escalation's support ticket once the escalation ended."""
+
+    # closed (now), already_closed (by an agent, or before), no_ticket (never escalated),
+    # not_linked (a ticket opened before tickets carried their link: left to the agents).
+    result: str
+    ticket_id: str = ""
 
 
 @dataclass
@@ -67,6 +80,7 @@ def _state(escalation: pb.Escalation) -> EscalationState:
         answer="" if answer == "UNSPECIFIED" else answer.lower(),
         cancelled_by=escalation.cancelled_by,
         refunded=escalation.refunded,
+        order_code=escalation.order_code,
     )
 
 
@@ -142,6 +156,50 @@ class PartnersActivities:
         )
         return _state(response.escalation)
 
+    @activity.defn(name="partners.escalation.close_ticket")
+    async def close_ticket(self, order_id: str) -> TicketClosing:
+        """The escalation ended: its support ticket is closed with the outcome (a note), and
+        the closing recorded on the order. Opens the ticket first if support had not taken the
+        message yet (same idempotency key: never a second ticket). Idempotent."""
+        outcome = await _call(
+            self._partners.GetEscalationOutcome(pb.GetEscalationOutcomeRequest(order_id=order_id))
+        )
+        escalation = outcome.escalation
+        if not outcome.ended:
+            raise ApplicationError("the escalation has not ended", type="EscalationRunning")
+        if not escalation.support_message_id:
+            return TicketClosing("no_ticket")
+        ticket_id = escalation.ticket_id or await self._ensure_ticket(escalation.support_message_id)
+        try:
+            closed = await self._support.CloseLinkedTicket(
+                support_pb2.CloseLinkedTicketRequest(
+                    ticket_id=ticket_id,
+                    status=support_pb2.TICKET_STATUS_FINISHED,
+                    note=outcome.note,
+                ),
+                timeout=self._support_timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                # A ticket opened before tickets carried their link (an escalation that was
+                # running when this step arrived): support will not let a service close it, and
+                # an agent closes it as before. Nothing to retry.
+                activity.logger.warning("escalation ticket left to the agents: %s", error.details())
+                return TicketClosing("not_linked", ticket_id)
+            if error.code() in _FINAL:
+                raise ApplicationError(
+                    f"support refused to close the ticket: {error.details()}",
+                    type=error.code().name,
+                    non_retryable=True,
+                ) from None
+            raise
+        await _call(
+            self._partners.RecordEscalationTicketClosed(
+                pb.RecordEscalationTicketClosedRequest(order_id=order_id, ticket_id=ticket_id)
+            )
+        )
+        return TicketClosing("closed" if closed.closed else "already_closed", ticket_id)
+
     # --- product reactivation ------------------------------------------------------------------
 
     @activity.defn(name="partners.reactivate_product")
@@ -165,15 +223,26 @@ class PartnersActivities:
         The message id goes as support's idempotency key: if support opened the ticket but its
         answer was lost (or the partner's request opened it meanwhile), the retry gets that
         same ticket back."""
+        return await self._ensure_ticket(message_id)
+
+    async def _ensure_ticket(self, message_id: str) -> str:
         found = await _call(
             self._partners.GetSupportMessage(pb.GetSupportMessageRequest(message_id=message_id))
         )
         message = found.message
         if message.status == pb.SUPPORT_MESSAGE_STATUS_TICKET_OPENED:
             return str(message.ticket_id)
+        respond_by, link = None, None
+        if message.subject_kind == "escalation":
+            # The escalation's deadline is the ticket's SLA; the order is what it is about.
+            if message.HasField("respond_by"):
+                respond_by = message.respond_by.ToDatetime(tzinfo=UTC)
+            link = support_pb2.TicketLink(
+                kind="order", id=message.subject_id, label=message.order_code
+            )
         try:
             category = pb.SupportCategory.Name(message.category)
-            ticket_id = await open_support_ticket(
+            ticket = await open_support_ticket(
                 self._support,
                 category_code=SUPPORT_CATEGORY_CODES[
                     category.removeprefix("SUPPORT_CATEGORY_").lower()
@@ -184,6 +253,8 @@ class PartnersActivities:
                 reply_to_email=message.reply_to_email,
                 idempotency_key=message.id,
                 seconds=self._support_timeout,
+                respond_by=respond_by,
+                link=link,
             )
         except (grpc.aio.AioRpcError, LookupError) as error:
             if isinstance(error, grpc.aio.AioRpcError):
@@ -201,10 +272,12 @@ class PartnersActivities:
             raise ApplicationError(reason, type="SupportRefused", non_retryable=final) from None
         await _call(
             self._partners.RecordSupportTicket(
-                pb.RecordSupportTicketRequest(message_id=message_id, ticket_id=ticket_id)
+                pb.RecordSupportTicketRequest(
+                    message_id=message_id, ticket_id=ticket.id, ticket_number=ticket.number
+                )
             )
         )
-        return ticket_id
+        return str(ticket.id)
 
     def all(self) -> list[Any]:
         """Every activity of this object, for the worker's list."""
@@ -214,6 +287,7 @@ class PartnersActivities:
             self.replace_item,
             self.escalate,
             self.cancel,
+            self.close_ticket,
             self.reactivate_product,
             self.open_support_ticket,
         ]

@@ -15,8 +15,15 @@ Started by the membership service through its outbox when a membership is create
 A changed renewal date or an ended membership reaches it as `membership_changed(version)`, sent
 through the service's signal outbox with signal-with-start. The signal only wakes it: the workflow
 re-reads the membership (activity) and plans again from what it reads, so a late, repeated or
-reordered signal is harmless. Times are midnight UTC of the dates involved; every date comes from
-the service, every instant from `workflow.now()`.
+reordered signal is harmless. A change of the membership's time zone (the workshop's or its
+program's) reaches it the same way.
+
+Every date and instant comes from the service: the letter leaves, and the window opens and closes,
+at midnight of the membership's time zone (`GetRenewalState` gives the instants, DST-aware), so a
+Québécois program's window opens at midnight in Montréal, not in UTC. A state read from a service
+that predates time zones (no instants) falls back to midnight UTC of the dates. The timers carry
+summaries saying what they wait for, and the run is found by the workshop's code
+(`GuichetWorkshopCode`) beside its membership id.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from temporalio.common import RetryPolicy
 from workflows.contracts.membership import CHANGED_SIGNAL, RENEWAL_WORKFLOW, RenewalInput
 
 with workflow.unsafe.imports_passed_through():
-    from services.kit.temporal import MEMBERSHIP, TENANT
+    from services.kit.temporal import MEMBERSHIP, TENANT, WORKSHOP_CODE
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Runs recorded before the workshop code was a search attribute replay without its upsert.
+WORKSHOP_CODE_PATCH = "renewal-workshop-code"
+
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -56,6 +66,16 @@ class RenewalState:
     version: int = 0
     window_days: int = 30
     letter_lead_days: int = 30
+    # The membership's time zone and the instants (ISO 8601, UTC) midnight there falls at: the
+    # letter's day, the renewal date, the day the window closes (while open). Empty from a
+    # service that predates time zones.
+    time_zone: str = ""
+    letter_at: str = ""
+    window_opens_at: str = ""
+    window_closes_at: str = ""
+    workshop_code: str = ""
+    # This renewal's letter has left already (e.g. before its date was corrected): not again.
+    letter_sent: bool = False
 
 
 @dataclass
@@ -88,6 +108,7 @@ class RenewalStatus:
     version: int
     letters: list[str]
     window_closes_on: str
+    time_zone: str = ""
 
 
 @dataclass
@@ -101,6 +122,11 @@ def midnight(day: str) -> datetime:
     return datetime.combine(date.fromisoformat(day), time(0, tzinfo=UTC))
 
 
+def instant(given: str, day: str) -> datetime:
+    """The service's instant for a day (midnight of the membership's zone), else midnight UTC."""
+    return datetime.fromisoformat(given) if given else midnight(day)
+
+
 @workflow.defn(name=RENEWAL_WORKFLOW)
 class Renewal:
     def __init__(self) -> None:
@@ -110,6 +136,7 @@ class Renewal:
         self._renewal_date = ""
         self._window_closes_on = ""
         self._letters: list[str] = []
+        self._time_zone = ""
 
     @workflow.signal(name=CHANGED_SIGNAL)
     def membership_changed(self, version: int) -> None:
@@ -124,6 +151,7 @@ class Renewal:
             version=self._heard,
             letters=list(self._letters),
             window_closes_on=self._window_closes_on,
+            time_zone=self._time_zone,
         )
 
     async def _state(self, membership_id: str) -> RenewalState:
@@ -137,22 +165,27 @@ class Renewal:
         assert isinstance(state, RenewalState)
         return state
 
-    async def _step(self, activity: str, cycle: CycleInput, result_type: type[object]) -> object:
+    async def _step(
+        self, activity: str, cycle: CycleInput, result_type: type[object], summary: str
+    ) -> object:
         return await workflow.execute_activity(
             activity,
             cycle,
             result_type=result_type,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
+            summary=summary,
         )
 
-    async def _sleep_until(self, moment: datetime, seen: int) -> bool:
+    async def _sleep_until(self, moment: datetime, seen: int, summary: str) -> bool:
         """Sleeps until `moment`; True when a change (a newer version) woke it first."""
         delay = moment - workflow.now()
         if delay <= timedelta(0):
             return self._heard > seen
         try:
-            await workflow.wait_condition(lambda: self._heard > seen, timeout=delay)
+            await workflow.wait_condition(
+                lambda: self._heard > seen, timeout=delay, timeout_summary=summary
+            )
         except TimeoutError:
             return False
         return True
@@ -171,6 +204,10 @@ class Renewal:
                 workflow.upsert_search_attributes(
                     [MEMBERSHIP.value_set(membership_id), TENANT.value_set(state.workshop_id)]
                 )
+                if state.workshop_code and workflow.patched(WORKSHOP_CODE_PATCH):
+                    workflow.upsert_search_attributes(
+                        [WORKSHOP_CODE.value_set(state.workshop_code)]
+                    )
                 tagged = True
             if not state.exists or not state.active:
                 if state.window_open:
@@ -178,21 +215,31 @@ class Renewal:
                         "membership_close_removal_window",
                         CycleInput(membership_id, state.window_opened_on),
                         WindowResult,
+                        "close the removal window: the membership ended",
                     )
                 self._phase = "ended"
                 return RenewalResult(membership_id, ended=True, cycles=self._cycle)
             self._renewal_date = state.renewal_date
+            self._time_zone = state.time_zone
+            zone = state.time_zone or "UTC"
 
             if state.window_open:
                 # The window of this year is open: removals are accepted until it closes.
                 self._phase = "window_open"
                 self._window_closes_on = state.window_closes_on
-                if await self._sleep_until(midnight(state.window_closes_on), seen):
+                closes = instant(state.window_closes_at, state.window_closes_on)
+                if await self._sleep_until(
+                    closes,
+                    seen,
+                    f"removal window closes, {state.window_days} days after renewal "
+                    f"{state.window_opened_on} (midnight {state.window_closes_on}, {zone})",
+                ):
                     continue
                 await self._step(
                     "membership_close_removal_window",
                     CycleInput(membership_id, state.window_opened_on),
                     WindowResult,
+                    f"close the removal window opened {state.window_opened_on}",
                 )
                 self._phase = "window_closed"
                 self._window_closes_on = ""
@@ -202,25 +249,37 @@ class Renewal:
 
             renewal = date.fromisoformat(state.renewal_date)
             letter_day = (renewal - timedelta(days=state.letter_lead_days)).isoformat()
-            self._phase = "waiting_for_letter"
-            if await self._sleep_until(midnight(letter_day), seen):
-                continue
-            letter = await self._step(
-                "membership_send_anniversary_letter",
-                CycleInput(membership_id, state.renewal_date),
-                LetterResult,
-            )
-            assert isinstance(letter, LetterResult)
-            if letter.sent:
-                self._letters.append(state.renewal_date)
+            if not state.letter_sent:
+                self._phase = "waiting_for_letter"
+                if await self._sleep_until(
+                    instant(state.letter_at, letter_day),
+                    seen,
+                    f"anniversary letter, {state.letter_lead_days} days before renewal "
+                    f"{state.renewal_date} (midnight {letter_day}, {zone})",
+                ):
+                    continue
+                letter = await self._step(
+                    "membership_send_anniversary_letter",
+                    CycleInput(membership_id, state.renewal_date),
+                    LetterResult,
+                    f"anniversary letter for renewal {state.renewal_date}",
+                )
+                assert isinstance(letter, LetterResult)
+                if letter.sent:
+                    self._letters.append(state.renewal_date)
 
             self._phase = "waiting_for_renewal"
-            if await self._sleep_until(midnight(state.renewal_date), seen):
+            if await self._sleep_until(
+                instant(state.window_opens_at, state.renewal_date),
+                seen,
+                f"renewal {state.renewal_date}: removal window opens (midnight, {zone})",
+            ):
                 continue
             opened = await self._step(
                 "membership_open_removal_window",
                 CycleInput(membership_id, state.renewal_date),
                 WindowResult,
+                f"open the removal window of renewal {state.renewal_date}",
             )
             assert isinstance(opened, WindowResult)
             # Opened now, or already (a retry): either way the next read finds the window open.

@@ -91,6 +91,8 @@ async def _banner_program(
                 code=PROGRAM_CODE,
                 name="Atelier Plus",
                 description="La bannière des ateliers mécaniques indépendants.",
+                # The seed's program team works from Québec: its days are Montréal's.
+                time_zone="America/Montreal",
                 benefits=[
                     "Garantie main d'œuvre nationale de 12 mois sur les réparations",
                     "Formations techniques pour vos techniciens",

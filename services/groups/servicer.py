@@ -453,8 +453,9 @@ class GroupsServicer(groups_pb2_grpc.GroupsServiceServicer):
         )
 
 
-async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
+async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wiring:
     """Wires the servicer to identity (tokens are verified with its JWKS; employees read there)."""
+    clock = clock or context.clock
     settings = context.settings
     if not isinstance(settings, GroupsSettings):
         raise TypeError("groups needs GroupsSettings")

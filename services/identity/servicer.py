@@ -505,8 +505,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
 
-async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
+async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wiring:
     """Bootstraps the database (clients, first key, first admin) and wires the servicer."""
+    clock = clock or context.clock
     settings = context.settings
     if not isinstance(settings, IdentitySettings):
         raise TypeError("identity needs IdentitySettings")

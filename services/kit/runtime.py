@@ -24,6 +24,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.kit.auth import TokenVerifier
+from services.kit.clock import Clock, system_clock
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.grpcserver import RunningServer, serve_until_signalled, start_server
 from services.kit.logs import configure_logging
@@ -47,6 +48,9 @@ class ServiceContext:
     exit_stack: AsyncExitStack
     relay: OutboxRelay | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # The one clock the servicer reads (`services.kit.clock`): the wall clock in a process, a
+    # pinned one in tests on Temporal's time-skipping server.
+    clock: Clock = system_clock
 
 
 @dataclass
@@ -68,7 +72,9 @@ class ServiceSpec:
     outbox: Table | None = None
 
 
-async def open_context(spec: ServiceSpec, settings: ServiceSettings) -> ServiceContext:
+async def open_context(
+    spec: ServiceSpec, settings: ServiceSettings, *, clock: Clock = system_clock
+) -> ServiceContext:
     exit_stack = AsyncExitStack()
     engine = create_engine(
         settings.database_url, pool_size=settings.db_pool_size, service=spec.name
@@ -79,14 +85,15 @@ async def open_context(spec: ServiceSpec, settings: ServiceSettings) -> ServiceC
     relay = None
     if spec.outbox is not None:
         relay = OutboxRelay(sessions, spec.outbox, lambda: connect_temporal(settings))
-    return ServiceContext(settings, engine, sessions, exit_stack, relay)
+    return ServiceContext(settings, engine, sessions, exit_stack, relay, clock=clock)
 
 
 async def start_service(
-    spec: ServiceSpec, settings: ServiceSettings
+    spec: ServiceSpec, settings: ServiceSettings, *, clock: Clock = system_clock
 ) -> tuple[ServiceContext, RunningServer]:
-    """Starts the service in this event loop (also how tests run it, on port 0)."""
-    context = await open_context(spec, settings)
+    """Starts the service in this event loop (also how tests run it, on port 0, and with a clock
+    they set: processes always run on `system_clock`)."""
+    context = await open_context(spec, settings, clock=clock)
     wiring = await spec.build(context)
     if context.relay is not None:
         relay_task = asyncio.create_task(context.relay.run(), name=f"{spec.name}-outbox")

@@ -10,7 +10,9 @@ which support category a partner's message goes to is the caller's (the partners
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.support.v1 import support_pb2, support_pb2_grpc
 
 
@@ -25,14 +27,23 @@ async def open_support_ticket(
     idempotency_key: str,
     seconds: float,
     metadata: Sequence[tuple[str, str]] = (),
-) -> str:
-    """Sends the message as a partner message; returns the ticket id.
+    respond_by: datetime | None = None,
+    link: support_pb2.TicketLink | None = None,
+) -> support_pb2.Ticket:
+    """Sends the message as a partner message; returns the ticket (id and number).
 
     The category is support's partner category whose code is `category_code`; LookupError when
     support has none. gRPC errors pass through. `idempotency_key` is the message id: support
     answers a second opening of the same message (a retry after a lost answer, or the partner's
     request racing the worker) with the ticket of the first.
+
+    `respond_by` and `link` (service tokens only, support refuses them from a person): an order
+    escalation's support deadline, which becomes the ticket's SLA, and the order it is about.
     """
+    deadline = None
+    if respond_by is not None:
+        deadline = Timestamp()
+        deadline.FromDatetime(respond_by)
     categories = await support.ListCategories(
         support_pb2.ListCategoriesRequest(audience=support_pb2.CATEGORY_AUDIENCE_PARTNER),
         timeout=seconds,
@@ -49,8 +60,11 @@ async def open_support_ticket(
             reply_to_email=reply_to_email,
             organisation_id=store_id,
             idempotency_key=idempotency_key,
+            respond_by=deadline,
+            link=link,
         ),
         timeout=seconds,
         metadata=tuple(metadata),
     )
-    return str(response.ticket.id)
+    ticket: support_pb2.Ticket = response.ticket
+    return ticket

@@ -39,6 +39,7 @@ class IdentityDirectory:
             id=organisation_id,
             kind=kind.removeprefix("ORGANISATION_KIND_").lower(),
             name=organisation.name,
+            code=organisation.code,
         )
         self._cache[organisation_id] = (time.monotonic() + CACHE_SECONDS, info)
         return info

@@ -108,6 +108,9 @@ class Program(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     benefits: Mapped[list[str]] = mapped_column(JSONB)
+    # The IANA time zone the program lives by: its renewal windows open and close, and its
+    # anniversary letters leave, at midnight of this zone (a workshop may name its own).
+    time_zone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(TZ)
 
 
@@ -150,6 +153,18 @@ class WorkshopMembership(Base):
     status: Mapped[str] = mapped_column(String(16))
     # The next renewal date: the removal window opens there, the letter goes 30 days before.
     renewal_date: Mapped[date] = mapped_column(Date)
+    # The anniversary every renewal is computed from (the first renewal date, or the date the
+    # program team last set): 29 February renews on 28 February in common years and on the 29th
+    # again in leap years, never drifting.
+    anniversary: Mapped[date] = mapped_column(Date)
+    # Which yearly renewal `renewal_date` is (1 for the first): one anniversary letter per renewal,
+    # however often its date is corrected. Grows when the removal window opens.
+    renewal_number: Mapped[int] = mapped_column(Integer, default=1)
+    # The workshop's own IANA time zone, when it differs from its program's ("" = the program's).
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    # The workshop's code in identity (e.g. WS-CENTRE), copied at enrolment: what people quote,
+    # and the renewal workflow's search attribute.
+    workshop_code: Mapped[str] = mapped_column(String(64), default="")
     workshop_name: Mapped[str] = mapped_column(String(200))
     workshop_email: Mapped[str] = mapped_column(String(320))
     workshop_phone: Mapped[str] = mapped_column(String(32), default="")
@@ -214,16 +229,52 @@ class OptionChangeRequest(Base):
 
 
 class RenewalLetter(Base):
-    """One anniversary letter per membership and renewal date: a retried send finds it here."""
+    """One anniversary letter per membership and yearly renewal: a retried send, or a renewal
+    date corrected after the letter left, finds it here and mails nothing."""
 
     __tablename__ = "renewal_letters"
 
     membership_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("workshop_memberships.id", ondelete="CASCADE"), primary_key=True
     )
-    renewal_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    renewal_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The renewal date the letter announced.
+    renewal_date: Mapped[date] = mapped_column(Date)
     recipients: Mapped[list[str]] = mapped_column(JSONB)
     sent_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class RenewalLetterResend(Base):
+    """A letter sent again because the program team asked (who, when, why): the only way a
+    renewal gets a second letter, and its record."""
+
+    __tablename__ = "renewal_letter_resends"
+    __table_args__ = (
+        Index("ix_renewal_letter_resends_letter", "membership_id", "renewal_number", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    membership_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workshop_memberships.id", ondelete="CASCADE")
+    )
+    renewal_number: Mapped[int] = mapped_column(Integer)
+    renewal_date: Mapped[date] = mapped_column(Date)
+    recipients: Mapped[list[str]] = mapped_column(JSONB)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(TZ)
+
+
+class AssociationSettings(Base):
+    """What an association sets for itself in this service: the time zone its days are counted
+    in (fees paid "today", trainings and coverage requests "after today")."""
+
+    __tablename__ = "association_settings"
+
+    association_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(TZ)
 
 
 class RenewalSignal(Base):

@@ -7,6 +7,7 @@ import binascii
 
 from pydantic import Field, field_validator
 
+from services.kit.clock import is_time_zone
 from services.kit.settings import ServiceSettings
 
 
@@ -22,6 +23,9 @@ class MembershipSettings(ServiceSettings):
     # Who signs the anniversary letter and receives option-change requests by e-mail.
     program_team_name: str = "Services aux ateliers"
     program_team_email: str = "servicesateliers@guichet.example.com"
+    # A new program's time zone unless its creation names one, and an association's until its
+    # administrators set theirs (IANA name).
+    default_time_zone: str = "Europe/Paris"
 
     # Mails to trainees, organisers and workshops are sealed on their way through Temporal.
     mail_sealing_key: str
@@ -31,6 +35,13 @@ class MembershipSettings(ServiceSettings):
     # Seconds between looks for client-record changes another replica made (this process's own
     # writes wake the duplicate refresher at once).
     duplicates_poll_interval: float = Field(default=5.0, gt=0)
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        if not is_time_zone(value):
+            raise ValueError("is not an IANA time zone, e.g. Europe/Paris")
+        return value
 
     @field_validator("mail_sealing_key")
     @classmethod

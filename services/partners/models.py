@@ -314,6 +314,8 @@ class Escalation(Base):
     # "support" or "deadline".
     cancelled_by: Mapped[str | None] = mapped_column(String(16))
     refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the workflow closed the escalation's support ticket with the outcome.
+    ticket_closed_at: Mapped[datetime | None] = mapped_column(TZ)
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
 
@@ -394,6 +396,10 @@ class SupportMessage(Base):
     subject_id: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[str] = mapped_column(String(16))
     ticket_id: Mapped[str | None] = mapped_column(String(64))
+    # The ticket's number in support (#1042), as people quote it.
+    ticket_number: Mapped[int | None] = mapped_column(BigInteger)
+    # An escalation's support deadline: the ticket's SLA (every target due then).
+    respond_by: Mapped[datetime | None] = mapped_column(TZ)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ)
     opened_at: Mapped[datetime | None] = mapped_column(TZ)

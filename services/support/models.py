@@ -115,7 +115,10 @@ class Calendar(Base):
     weekly_hours: Mapped[list[str]] = mapped_column(JSONB)
     country: Mapped[str] = mapped_column(String(8), default="")
     subdivision: Mapped[str] = mapped_column(String(16), default="")
+    # The `holidays` categories observed ("public", "optional", "bank"…); [] = public only.
+    holiday_categories: Mapped[list[str]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
 class ClosedDay(Base):
@@ -274,6 +277,14 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(TZ)
     # The caller's key for this opening (SendPartnerMessage), if it gave one.
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    # A deadline the opening service set (an order escalation's): every SLA target of the
+    # ticket is due then, counted in plain time, whatever the plan says.
+    respond_by: Mapped[datetime | None] = mapped_column(TZ)
+    # What the ticket is about in another service (kind "order", its id and its code), set by
+    # the service that opened it; such a ticket may be closed by that service.
+    link_kind: Mapped[str] = mapped_column(String(32), default="")
+    link_id: Mapped[str] = mapped_column(String(64), default="")
+    link_label: Mapped[str] = mapped_column(String(100), default="")
     # The customer's language (BCP 47), recorded at opening: the customer's mails are in it.
     language: Mapped[str] = mapped_column(String(16), default="fr", server_default="fr")
 

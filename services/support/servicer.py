@@ -24,7 +24,7 @@ from services.kit.temporal import connect_temporal
 from services.support.domain.mails import CustomerAddress
 from services.support.domain.plans import OrganisationInfo, OrganisationLookup
 from services.support.models import outbox as outbox_table
-from services.support.rpc.base import Clock_, utcnow
+from services.support.rpc.base import Clock_
 from services.support.rpc.categories import CategoryMethods
 from services.support.rpc.plans import PlanMethods
 from services.support.rpc.sla import SlaMethods
@@ -94,8 +94,9 @@ def identity_address(link: IdentityLink) -> CustomerAddress:
     return address
 
 
-async def build(context: ServiceContext, *, clock: Clock_ = utcnow) -> Wiring:
+async def build(context: ServiceContext, *, clock: Clock_ | None = None) -> Wiring:
     """Connects identity (JWKS, organisation look-ups), starts the SLA signal relay, wires."""
+    clock = clock or context.clock
     settings = context.settings
     if not isinstance(settings, SupportSettings):
         raise TypeError("support needs SupportSettings")

@@ -30,6 +30,7 @@ from temporalio.worker import Worker
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
+from services.kit.clock import Clock, system_clock
 from services.kit.db import upgrade
 from services.kit.errors import RemoteProblem
 from services.kit.grpcclient import ServiceTokenSource
@@ -37,7 +38,7 @@ from services.kit.identity_client import connect_identity
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import ServiceContext, start_service
 from services.kit.settings import CommonSettings
-from services.kit.smtpsink import SmtpSink
+from services.kit.smtpsink import ReceivedMail, SmtpSink
 from services.kit.temporal import SEARCH_ATTRIBUTES
 from services.kit.testing import DatabaseServer, wait_until
 from services.membership.servicer import SPEC as MEMBERSHIP_SPEC
@@ -213,6 +214,21 @@ class World:
             check, what=None if what == "condition" else what, within=within, every=every
         )
 
+    async def mails(
+        self, address: str, *, count: int = 1, within: float = 30.0
+    ) -> list[ReceivedMail]:
+        """The mails `address` received once there are `count` of them: mail goes through a
+        DeliverMail workflow, so this waits, on a deadline that stretches with the load."""
+
+        def arrived() -> list[ReceivedMail] | None:
+            received = self.smtp.to(address)
+            return received if len(received) >= count else None
+
+        mails: list[ReceivedMail] = await wait_until(
+            arrived, what=f"{count} mail(s) to {address}", within=within
+        )
+        return mails
+
 
 async def register_search_attributes(client: Client) -> None:
     """The time-skipping test server starts without our search attributes; the dev server gets
@@ -235,10 +251,12 @@ async def running_world(
     *,
     with_worker: bool = True,
     identity_temporal: Client | None = None,
+    clock: Clock = system_clock,
     **membership_overrides: Any,
 ) -> AsyncIterator[World]:
     """Identity (on `identity_temporal`, default `temporal`), membership and a worker (on
-    `temporal`), sharing one fresh task queue and mail key."""
+    `temporal`), sharing one fresh task queue and mail key. Membership reads `clock` (a
+    `PinnedClock` that follows the time-skipping server, in renewal tests)."""
     target = temporal.service_client.config.target_host
     identity_target = (identity_temporal or temporal).service_client.config.target_host
     queue = f"membership-{uuid.uuid4()}"
@@ -285,7 +303,7 @@ async def running_world(
             signal_poll_interval=0.2,
             **membership_overrides,
         )
-        context, server = await start_service(MEMBERSHIP_SPEC, settings)
+        context, server = await start_service(MEMBERSHIP_SPEC, settings, clock=clock)
         stack.push_async_callback(context.exit_stack.aclose)
         stack.push_async_callback(server.stop)
         membership_addr = f"127.0.0.1:{server.port}"

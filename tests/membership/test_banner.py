@@ -451,8 +451,17 @@ async def test_renewal_rpcs_are_internal_and_idempotent(world: World) -> None:
         pb.GetRenewalStateRequest(membership_id=membership.id), metadata=service
     )
     assert not state.window_open and state.window_days == 30 and state.letter_lead_days == 30
-    # Three mails in all: a retried letter never mails twice.
-    await asyncio.sleep(0.5)
+    # Three mails in all: a retried letter never mails twice. What the service asked to mail
+    # is its outbox (the DeliverMail runs start from it): one row per recipient.
+    async with world.sessions.begin() as session:
+        queued = await session.scalar(
+            text(
+                "SELECT count(*) FROM outbox WHERE workflow = 'DeliverMail' "
+                "AND (argument::text LIKE :a OR argument::text LIKE :b OR argument::text LIKE :c)"
+            ),
+            {key: f"%{address}%" for key, address in zip("abc", recipients, strict=True)},
+        )
+    assert queued == 3
     assert all(len(world.smtp.to(address)) == 1 for address in recipients)
 
 

@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
+from services.kit.clock import Clock, system_clock
 from services.kit.db import upgrade
 from services.kit.identity_client import connect_identity
 from services.kit.mail import new_sealing_key
@@ -304,7 +305,12 @@ async def identity_service(
 
 @asynccontextmanager
 async def support_service(
-    pg: DatabaseServer, *, identity_port: int, temporal_address: str, queue: str
+    pg: DatabaseServer,
+    *,
+    identity_port: int,
+    temporal_address: str,
+    queue: str,
+    clock: Clock = system_clock,
 ) -> AsyncIterator[tuple[support_pb2_grpc.SupportServiceAsyncStub, int]]:
     url = await pg.new_database("support")
     await upgrade(SUPPORT_SPEC.migrations_dir, url)
@@ -323,7 +329,7 @@ async def support_service(
         mail_sealing_key=new_sealing_key(),
     )
     async with AsyncExitStack() as stack:
-        context, server = await start_service(SUPPORT_SPEC, settings)
+        context, server = await start_service(SUPPORT_SPEC, settings, clock=clock)
         stack.push_async_callback(context.exit_stack.aclose)
         stack.push_async_callback(server.stop)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")

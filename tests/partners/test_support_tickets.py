@@ -87,7 +87,7 @@ async def _open(
     message: pb.SupportMessage,
     metadata: Metadata = (),
 ) -> str:
-    return await open_support_ticket(
+    ticket = await open_support_ticket(
         support,
         category_code=SUPPORT_CATEGORY_CODES["other"],
         store_id=message.store_id,
@@ -98,6 +98,7 @@ async def _open(
         seconds=10.0,
         metadata=metadata,
     )
+    return str(ticket.id)
 
 
 async def _tickets_of(partners: Partners, store_id: str) -> list[str]:

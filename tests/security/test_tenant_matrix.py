@@ -264,8 +264,9 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("POST", "/v1/providers/{provider_id}/groups/{group_id}/access-summary"): Expect(
         PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_GROUP,
         body=lambda t, w: {"name": unique("Renommé ")}),
+    # A rename alone moves no access: 200 (a change of clients or employees answers 202).
     ("POST", "/v1/providers/{provider_id}/groups/{group_id}/changes"): Expect(
-        PROVIDER, ("business_account_manager",), 202, denied=404, operator=404, params=P_GROUP,
+        PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_GROUP,
         body=lambda t, w: {"name": unique("Renommé ")},
         query=lambda t, w: {"confirmation": "CONFIRMER"}),
     ("DELETE", "/v1/providers/{provider_id}/groups/{group_id}"): Expect(
@@ -275,7 +276,7 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/v1/providers/{provider_id}/employees"): Expect(
         PROVIDER, ("business_account_manager",), outsider=403, params=P_PROVIDER),
     ("POST", "/v1/providers/{provider_id}/employees/assignments"): Expect(
-        PROVIDER, ("business_account_manager",), denied=404, operator=404, params=P_PROVIDER,
+        PROVIDER, ("business_account_manager",), 202, denied=404, operator=404, params=P_PROVIDER,
         body=lambda t, w: {"group_id": t.ids["group"], "role": "read_only",
                            "employee_ids": [t.actors["read_only"].user_id]},
         query=lambda t, w: {"confirmation": "CONFIRMER"}),
@@ -292,6 +293,12 @@ TABLE: dict[tuple[str, str], Expect] = {
         body=lambda t, w: {"name": unique("Cal "), "time_zone": "Europe/Paris",
                            "weekly_hours": ["09:00-17:00"] * 5 + ["", ""]}),
     ("GET", "/v1/support/calendars"): Expect(None, (OPS, SA)),
+    ("PUT", "/v1/support/calendars/{calendar_id}"): Expect(
+        None, (OPS,), params={"calendar_id": "shared:calendar"},
+        body=lambda t, w: {"time_zone": "Europe/Paris",
+                           "weekly_hours": ["09:00-17:00"] * 5 + ["", ""]}),
+    ("GET", "/v1/support/holiday-categories"): Expect(None, (OPS, SA),
+        query=lambda t, w: {"country": "BR"}),
     ("POST", "/v1/support/plans"): Expect(None, (OPS,), 201,
         body=lambda t, w: {"code": unique("PL").upper(), "name": "Plan",
                            "calendar_id": w.shared["calendar"],
@@ -341,11 +348,14 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/v1/support/attachments/{attachment_id}"): Expect(
         ERP, ("customer_user", OPS, SA), params={"attachment_id": "id:attachment"}),
     ("GET", "/v1/support/reports/sla"): Expect(None, (SA, OPS),
-        query=lambda t, w: {"start": _days(-30), "end": _days(1)}),
+        query=lambda t, w: {"start": _instant(-30), "end": _instant(1)}),
     # --- banner program: the program team (operator staff) and the workshop ---
     ("GET", "/v1/banner-programs"): Expect(None, TEAM),
     ("POST", "/v1/banner-programs"): Expect(None, TEAM, 201,
         body=lambda t, w: {"code": unique("PRG").upper(), "name": "Programme"}),
+    ("PUT", "/v1/banner-programs/{program_id}/time-zone"): Expect(
+        None, TEAM, params={"program_id": "shared:program"},
+        body=lambda t, w: {"time_zone": "Europe/Paris"}),
     ("POST", "/v1/banner-programs/{program_id}/options"): Expect(
         None, TEAM, 201, params={"program_id": "shared:program"},
         body=lambda t, w: {"code": unique("OPT").upper(), "name": "Option", "benefit": "Plus"}),
@@ -368,6 +378,11 @@ TABLE: dict[tuple[str, str], Expect] = {
         WORKSHOP, TEAM, params=P_WORKSHOP, body=_contacts),
     ("PUT", "/v1/workshops/{workshop_id}/renewal-date"): Expect(
         WORKSHOP, TEAM, params=P_WORKSHOP, body=lambda t, w: {"renewal_date": _days(210)}),
+    ("PUT", "/v1/workshops/{workshop_id}/time-zone"): Expect(
+        WORKSHOP, TEAM, params=P_WORKSHOP, body=lambda t, w: {"time_zone": "Europe/Paris"}),
+    # The letter of a renewal 100 days away has not left: the team's answer is 409.
+    ("POST", "/v1/workshops/{workshop_id}/anniversary-letter/resend"): Expect(
+        WORKSHOP, TEAM, 409, params=P_WORKSHOP, body=lambda t, w: {"reason": "Perdue"}),
     ("GET", "/v1/workshops/{workshop_id}/option-change-requests"): Expect(
         WORKSHOP, ("workshop_owner", *TEAM), params=P_WORKSHOP),
     ("POST", "/v1/workshops/{workshop_id}/option-change-requests"): Expect(
@@ -407,6 +422,10 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("POST", "/v1/workshops/{workshop_id}/membership/end"): Expect(
         WORKSHOP, TEAM, params=P_WORKSHOP, body=lambda t, w: {"reason": "Fermeture"}),
     # --- association: its admins (and the ops admin); three public calls ---
+    ("GET", "/v1/associations/{association_id}/settings"): Expect(
+        ASSOC, ASSOC_ADMINS, params=P_ASSOC),
+    ("PUT", "/v1/associations/{association_id}/time-zone"): Expect(
+        ASSOC, ASSOC_ADMINS, params=P_ASSOC, body=lambda t, w: {"time_zone": "Europe/Paris"}),
     ("GET", "/v1/associations/{association_id}/members"): Expect(
         ASSOC, ASSOC_ADMINS, params=P_ASSOC),
     ("POST", "/v1/associations/{association_id}/members"): Expect(

@@ -25,7 +25,7 @@ N = 8
 Record = Callable[[str, Any], None]
 
 
-def _message(category_id: str, key: str, **extra: str) -> pb.SendPartnerMessageRequest:
+def _message(category_id: str, key: str, **extra: Any) -> pb.SendPartnerMessageRequest:
     return pb.SendPartnerMessageRequest(
         category_id=category_id,
         subject="Paiement manquant",

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import Browser, FilePayload, Page, expect
@@ -21,6 +22,7 @@ from services.devstack.stack import Stack
 from services.kit.testing import scaled
 from tests.web.conftest import sign_in, url
 from web.formatting import local_time
+from workflows.contracts.business_time import CalendarSpec, compile_calendar, next_closed_days
 
 PARIS = "Europe/Paris"
 
@@ -347,3 +349,52 @@ def test_a_customer_reads_sla_deadlines_in_the_browsers_own_time_zone(
         expect(row).to_contain_text(local_time(due[0]["next_due_at"], tokyo, "fr"))
     finally:
         context.close()
+
+
+def test_an_admin_chooses_a_calendars_holiday_categories_and_sees_the_days_it_will_skip(
+    portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
+) -> None:
+    token = _token(stack, "ops.admin", stack.secrets.admin_password)
+    name = f"Suporte São Paulo {uuid.uuid4().hex[:6]}"
+    weekdays = ["09:00-18:00"] * 5 + ["", ""]
+    created = httpx.post(
+        f"{stack.gateway_url}/v1/support/calendars",
+        json={
+            "name": name,
+            "time_zone": "America/Sao_Paulo",
+            "weekly_hours": weekdays,
+            "country": "BR",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=scaled(60),
+    )
+    created.raise_for_status()
+    calendar = created.json()
+
+    def expected(categories: list[str]) -> list[str]:
+        spec = CalendarSpec("America/Sao_Paulo", weekdays, "BR", categories=categories)
+        today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+        return [d.day.isoformat() for d in next_closed_days(compile_calendar(spec), today)]
+
+    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    portal.goto(url(portal, "/support/queue"))
+    portal.get_by_role("link", name="Calendriers").click()
+    portal.get_by_role("link", name=name).click()
+    days = portal.get_by_role("table", name="Prochains jours sautés (America/Sao_Paulo)")
+    expect(days.locator("tbody tr td:first-child")).to_have_text(expected([]))
+
+    # A wrong zone is named beside its field, and nothing changes.
+    portal.get_by_label("Fuseau horaire").fill("America/Sao_Paolo")
+    portal.get_by_label("Facultatifs (optional)").check()
+    portal.get_by_role("button", name="Enregistrer le calendrier").click()
+    expect(portal.locator("#f-time_zone-error")).to_be_visible()
+    expect(portal.get_by_label("Facultatifs (optional)")).to_be_checked()
+    expect(days.locator("tbody tr td:first-child")).to_have_text(expected([]))
+
+    portal.get_by_label("Fuseau horaire").fill("America/Sao_Paulo")
+    portal.get_by_role("button", name="Enregistrer le calendrier").click()
+    expect(portal.get_by_role("status")).to_contain_text("Calendrier enregistré")
+    expect(portal.get_by_label("Facultatifs (optional)")).to_be_checked()
+    expect(days.locator("tbody tr td:first-child")).to_have_text(expected(["optional", "public"]))
+    screenshot(portal, "support-admin-calendar")
+    assert calendar["holiday_categories"] == []

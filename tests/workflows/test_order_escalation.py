@@ -1,6 +1,10 @@
 """OrderEscalation end to end on Temporal's time-skipping server: the four paths (accepted,
-refused, no answer, support cancels), each with real identity and partners services, the real
-worker, and partners' outbox starting the workflow. Minutes of deadlines pass in seconds.
+refused, no answer, support cancels), each with real identity, support and partners services, the
+real worker, and partners' outbox starting the workflow. Minutes of deadlines pass in seconds.
+
+An escalation closes what it opened: the support ticket it opened carries the escalation's own
+deadline as its SLA, is linked both ways (the order's view names it, the ticket names the order),
+and is closed with the outcome whichever way the escalation ends.
 
 Each fresh history is also replayed against the current code; `GUICHET_RECORD_HISTORIES=1`
 saves them under tests/histories/ for the replay test.
@@ -8,24 +12,28 @@ saves them under tests/histories/ for the replay test.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from guichet.partners.v1 import partners_pb2 as pb
+from guichet.support.v1 import support_pb2
 from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from services.kit.clock import PinnedClock
 from services.kit.smtpsink import SmtpSink
-from services.kit.temporal import ORDER, SEARCH_ATTRIBUTES
+from services.kit.temporal import ORDER, ORDER_CODE, SEARCH_ATTRIBUTES
 from services.kit.testing import DatabaseServer
 from tests.identity.harness import Identity
 from tests.partners.harness import (
@@ -35,6 +43,7 @@ from tests.partners.harness import (
     fails,
     identity_service,
     partners_service,
+    support_service,
     worker,
 )
 from workflows.contracts.partners import STOCKOUT_REASON, escalation_workflow_id
@@ -78,17 +87,39 @@ async def escalating(
     )
     identity, identity_port = identity_stack
     queue = f"escalation-{uuid.uuid4()}"
+    target = env.client.service_client.config.target_host
+    # Support's clock follows the server's (skipped) time, as a wall clock follows a cluster's:
+    # the ticket's deadline is the workflow's, its opening time support's.
+    clock = PinnedClock((await env.get_current_time()).astimezone(UTC))
+
+    async def follow() -> None:
+        while True:
+            clock.pin((await env.get_current_time()).astimezone(UTC))
+            await asyncio.sleep(0.02)
+
+    following = asyncio.create_task(follow())
     async with (
+        support_service(
+            pg, identity_port=identity_port, temporal_address=target, queue=queue, clock=clock
+        ) as (support, support_port),
         partners_service(
             pg,
             identity=identity,
             identity_port=identity_port,
-            temporal_address=env.client.service_client.config.target_host,
+            temporal_address=target,
             queue=queue,
+            support=support,
+            support_port=support_port,
         ) as running,
         worker(env.client, running, smtp_sink, queue),
     ):
-        yield Escalating(env, running)
+        await running.set_up_support()
+        try:
+            yield Escalating(env, running)
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
 
 
 async def _report(
@@ -147,7 +178,59 @@ async def _result(
 
 
 def _kinds(detail: pb.OrderDetail) -> list[str]:
-    return [e.kind for e in detail.events]
+    """The order's events, the support ticket's aside (its opening races the deadline)."""
+    return [e.kind for e in detail.events if not e.kind.startswith("support_ticket.")]
+
+
+async def _ticket_opened(
+    escalating: Escalating, store: StoreFixture, order: pb.OrderDetail
+) -> pb.Escalation:
+    """Waits (time not skipping) until support opened the escalation's ticket, as it does at
+    once when it is up: the order's view then names it."""
+
+    async def opened() -> pb.Escalation | None:
+        detail = await escalating.partners.detail(store, order.order.id)
+        return detail.escalation if detail.escalation.ticket_id else None
+
+    escalation: pb.Escalation = await eventually(opened, within=30)
+    return escalation
+
+
+async def _closed_ticket(
+    escalating: Escalating, store: StoreFixture, order: pb.OrderDetail, outcome: str
+) -> support_pb2.GetTicketResponse:
+    """The escalation's ticket, as the partner's order view and support both show it: linked
+    both ways, due at the escalation's own deadline, closed with the outcome."""
+    partners = escalating.partners
+    assert partners.support is not None
+    detail = await partners.detail(store, order.order.id)
+    escalation = detail.escalation
+    assert escalation.ticket_id and escalation.ticket_number >= 1000
+    assert escalation.HasField("ticket_close_time")
+    events = [e.kind for e in detail.events]
+    assert events.count("support_ticket.opened") == 1
+    assert events[-1] == "support_ticket.closed"
+    ticket: support_pb2.GetTicketResponse = await partners.support.GetTicket(
+        support_pb2.GetTicketRequest(ticket_id=escalation.ticket_id), metadata=partners.admin
+    )
+    assert ticket.ticket.number == escalation.ticket_number
+    assert (ticket.ticket.link.kind, ticket.ticket.link.id, ticket.ticket.link.label) == (
+        "order",
+        order.order.id,
+        order.order.code,
+    )
+    # The SLA is the escalation's deadline (20 minutes), not the plan's first response (60).
+    deadline = escalation.support_deadline.ToDatetime()
+    assert ticket.ticket.respond_by.ToDatetime() == deadline
+    first = next(c for c in ticket.clocks if c.clock == support_pb2.SLA_CLOCK_FIRST_RESPONSE)
+    # Opened a moment after the escalation: just under its 20 minutes.
+    allowed = partners.settings.escalation_support_timeout_seconds // 60
+    assert allowed - 1 <= first.target_minutes <= allowed
+    assert ticket.ticket.status == support_pb2.TICKET_STATUS_FINISHED
+    closing = ticket.messages[-1]
+    assert closing.author_name == "Guichet" and outcome in closing.body
+    assert order.order.code in closing.body
+    return ticket
 
 
 async def test_accepted_alternative_replaces_the_item(escalating: Escalating) -> None:
@@ -191,6 +274,9 @@ async def test_accepted_alternative_replaces_the_item(escalating: Escalating) ->
     assert {p.name: p.active for p in products.products}["Pizza 1"] is False
     description = await handle.describe()
     assert description.typed_search_attributes.get(ORDER) == order.order.id
+    assert description.typed_search_attributes.get(ORDER_CODE) == order.order.code
+    # Never escalated: no ticket to open or close.
+    assert result.ticket == "" and not detail.escalation.ticket_id
     assert await _check_history(handle, "accepted") == ["partner_answered"]
 
 
@@ -205,6 +291,8 @@ async def test_refused_alternative_is_escalated_then_cancelled_and_refunded(
         ),
         metadata=store.token,
     )
+    opened = await _ticket_opened(escalating, store, order)
+    assert opened.status == pb.ESCALATION_STATUS_ESCALATED and opened.ticket_number >= 1000
     result = await _result(escalating.env, handle)
     assert (result.outcome, result.refunded) == ("cancelled_at_deadline", True)
     detail = await partners.detail(store, order.order.id)
@@ -227,12 +315,18 @@ async def test_refused_alternative_is_escalated_then_cancelled_and_refunded(
     [message] = messages.messages
     assert (message.subject_kind, message.subject_id) == ("escalation", order.order.id)
     assert message.order_code == order.order.code
-    await _check_history(handle, "refused")
+    assert result.ticket == "closed"
+    await _closed_ticket(escalating, store, order, "cancelled at the support deadline")
+    await _check_history(handle, "refused_ticket_closed")
 
 
 async def test_no_answer_escalates_and_the_deadline_cancels(escalating: Escalating) -> None:
     partners = escalating.partners
     store, order, handle = await _report(escalating, paid=False)
+    await escalating.env.sleep(
+        timedelta(seconds=partners.settings.escalation_answer_timeout_seconds)
+    )
+    await _ticket_opened(escalating, store, order)
     result = await _result(escalating.env, handle)
     assert (result.outcome, result.refunded) == ("cancelled_at_deadline", False)
     detail = await partners.detail(store, order.order.id)
@@ -258,7 +352,10 @@ async def test_no_answer_escalates_and_the_deadline_cancels(escalating: Escalati
         )
     )
     assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
-    await _check_history(handle, "no_answer")
+    assert result.ticket == "closed"
+    ticket = await _closed_ticket(escalating, store, order, "cancelled at the support deadline")
+    assert "Nothing had been paid" in ticket.messages[-1].body
+    await _check_history(handle, "no_answer_ticket_closed")
 
 
 async def test_support_cancels_before_its_deadline(escalating: Escalating) -> None:
@@ -293,4 +390,7 @@ async def test_support_cancels_before_its_deadline(escalating: Escalating) -> No
     detail = await partners.detail(store, order.order.id)
     assert _kinds(detail).count("order.refunded") == 1
     assert len([p for p in detail.payments if p.kind == pb.PAYMENT_KIND_REFUND]) == 1
-    assert "support_decided" in await _check_history(handle, "support_cancels")
+    assert result.ticket == "closed"
+    ticket = await _closed_ticket(escalating, store, order, "cancelled by support")
+    assert "The payment was refunded" in ticket.messages[-1].body
+    assert "support_decided" in await _check_history(handle, "support_cancels_ticket_closed")

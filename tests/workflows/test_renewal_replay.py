@@ -1,9 +1,13 @@
-"""Replays a saved Renewal history (a year with a renewal date changed by signal, the letter,
-the window opening, the membership ended by signal, the end) with today's
-workflow code: a change that would break running workflows fails here.
+"""Replays saved Renewal histories with today's workflow code: a change that would break running
+workflows fails here.
 
-The history was recorded by `test_renewal.py` (`SAVE_RENEWAL_HISTORY=1`); record it again only
-for a deliberate, versioned change of the workflow.
+- `renewal.json` (recorded by `test_renewal.py`, before time zones): a year with a renewal date
+  changed by signal, the letter, the window opening, the membership ended by signal, the end;
+- `renewal_time_zones.json` (recorded by `test_renewal_dates.py`): timers at midnight of the
+  workshop's zone with their summaries, the zone changed by signal, the workshop-code search
+  attribute behind its `workflow.patched` marker, the letter, the window opening.
+
+Record them again (`SAVE_RENEWAL_HISTORY=1`) only for a deliberate, versioned workflow change.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from temporalio.worker import Replayer
 
 from workflows.renewal import Renewal
 
-HISTORY = Path(__file__).resolve().parents[1] / "histories" / "renewal.json"
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+HISTORY = HISTORIES / "renewal.json"
 
 
 async def test_saved_history_replays_with_the_current_code() -> None:
@@ -39,5 +44,22 @@ async def test_saved_history_replays_with_the_current_code() -> None:
         "membership_open_removal_window",
     } <= activities
     history = WorkflowHistory.from_json("renewal/replayed", document)
+    result = await Replayer(workflows=[Renewal]).replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def test_the_time_zone_history_replays_with_the_current_code() -> None:
+    document = json.loads((HISTORIES / "renewal_time_zones.json").read_text())
+    markers = [
+        event["markerRecordedEventAttributes"]
+        for event in document["events"]
+        if event["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+    ]
+    assert markers, "the workshop-code patch marker"
+    timers = [
+        event for event in document["events"] if event["eventType"] == "EVENT_TYPE_TIMER_STARTED"
+    ]
+    assert all("summary" in event.get("userMetadata", {}) for event in timers)
+    history = WorkflowHistory.from_json("renewal/time-zones", document)
     result = await Replayer(workflows=[Renewal]).replay_workflow(history)
     assert result.replay_failure is None

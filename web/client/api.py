@@ -22,6 +22,8 @@ ContentChangeStatus = Literal["pending", "applied", "rejected"]
 
 CourierReportReason = Literal["late", "behaviour", "damaged_order", "other"]
 
+CourseRegistrationOutcome = Literal["cancelled", "completed", "absent"]
+
 CourseRegistrationStatus = Literal["registered", "cancelled", "completed", "absent"]
 
 DelegatedRole = Literal["program_account_manager", "editor", "read_only"]
@@ -145,6 +147,17 @@ class AccountEmailBody(TypedDict):
     email: str
 
 
+class AnniversaryLetter(TypedDict):
+    """This renewal's anniversary letter: once sent, never sent again unless the program team"""
+
+    sent: bool
+    due_on: str | None
+    renewal_date: str | None
+    sent_at: str | None
+    recipients: list[str]
+    resends: list[LetterResend]
+
+
 class AnswerBody(TypedDict):
     customer_accepted: bool
     replacement_product_id: NotRequired[str | None]
@@ -167,6 +180,20 @@ class Assignment(TypedDict):
     role: DelegatedRole
     group_id: str
     group_name: str
+
+
+class AssociationSettings(TypedDict):
+    """The time zone the association's days are counted in ("today" for fees, trainings and"""
+
+    association_id: str
+    time_zone: str
+    chosen: bool
+    updated_by: str | None
+    updated_at: str | None
+
+
+class AssociationTimeZoneBody(TypedDict):
+    time_zone: str
 
 
 class Attachment(TypedDict):
@@ -245,6 +272,9 @@ class Calendar(TypedDict):
     subdivision: str | None
     closed_days: list[str]
     created_at: str | None
+    holiday_categories: list[str]
+    upcoming_closed_days: list[UpcomingClosedDay]
+    updated_at: str | None
 
 
 class CalendarBody(TypedDict):
@@ -254,11 +284,28 @@ class CalendarBody(TypedDict):
     country: NotRequired[str | None]
     subdivision: NotRequired[str | None]
     closed_days: NotRequired[list[str]]
+    holiday_categories: NotRequired[list[str]]
 
 
 class CalendarPage(TypedDict):
     items: list[Calendar]
     next_page_token: str | None
+
+
+class CalendarUpdate(TypedDict):
+    calendar: Calendar
+    tickets_updated: int
+
+
+class CalendarUpdateBody(TypedDict):
+    """A calendar's rules, replaced whole (its name stays)."""
+
+    time_zone: str
+    weekly_hours: list[str]
+    country: NotRequired[str | None]
+    subdivision: NotRequired[str | None]
+    closed_days: NotRequired[list[str]]
+    holiday_categories: NotRequired[list[str]]
 
 
 class CancelResult(TypedDict):
@@ -568,7 +615,7 @@ class CourseRegistrationPage(TypedDict):
 
 
 class CourseRegistrationUpdate(TypedDict):
-    status: CourseRegistrationStatus
+    status: CourseRegistrationOutcome
 
 
 class Coverage(TypedDict):
@@ -690,6 +737,8 @@ class Escalation(TypedDict):
     replacement_product_id: str | None
     replacement_quantity: int | None
     ticket_id: str | None
+    ticket_number: int | None
+    ticket_closed_at: str | None
     cancelled_by: str | None
     refunded: bool
     created_at: str | None
@@ -792,6 +841,10 @@ class Health(TypedDict):
     status: str
 
 
+class HolidayCategories(TypedDict):
+    categories: list[str]
+
+
 class Jwks(TypedDict):
     """RFC 7517 key set; access tokens are EdDSA JWTs whose `kid` names one of these keys."""
 
@@ -800,6 +853,13 @@ class Jwks(TypedDict):
 
 class KindBody(TypedDict):
     kind: TicketKind
+
+
+class LetterResend(TypedDict):
+    renewal_date: str | None
+    sent_at: str | None
+    requested_by: str
+    reason: str
 
 
 class LoginBody(TypedDict):
@@ -843,6 +903,7 @@ class MembershipBody(TypedDict):
     wholesaler: Contact
     distributor: Contact
     option_ids: NotRequired[list[str]]
+    time_zone: NotRequired[str]
 
 
 class MembershipPage(TypedDict):
@@ -1192,6 +1253,7 @@ class Program(TypedDict):
     benefits: list[str]
     options: list[ProgramOption]
     created_at: str | None
+    time_zone: str
 
 
 class ProgramBody(TypedDict):
@@ -1199,6 +1261,7 @@ class ProgramBody(TypedDict):
     name: str
     description: NotRequired[str]
     benefits: NotRequired[list[str]]
+    time_zone: NotRequired[str]
 
 
 class ProgramOption(TypedDict):
@@ -1436,6 +1499,7 @@ class Store(TypedDict):
 class StoreSettingsBody(TypedDict):
     operations_email: str
     phone: NotRequired[str | None]
+    timezone: NotRequired[str | None]
 
 
 class SupportMessage(TypedDict):
@@ -1521,6 +1585,8 @@ class Ticket(TypedDict):
     next_due_at: str | None
     at_risk: bool
     breached: bool
+    respond_by: str | None
+    link: TicketLink | None
 
 
 class TicketBody(TypedDict):
@@ -1547,6 +1613,14 @@ class TicketHistory(TypedDict):
     consulting: list[ConsultingEntry]
 
 
+class TicketLink(TypedDict):
+    """What a ticket a service opened is about, e.g. the order of an out-of-stock escalation."""
+
+    kind: str
+    id: str
+    label: str
+
+
 class TicketMessage(TypedDict):
     id: str
     author_id: str
@@ -1559,6 +1633,10 @@ class TicketMessage(TypedDict):
 class TicketPage(TypedDict):
     items: list[Ticket]
     next_page_token: str | None
+
+
+class TimeZoneBody(TypedDict):
+    time_zone: str
 
 
 class TokenBody(TypedDict):
@@ -1627,6 +1705,12 @@ class TransitionBody(TypedDict):
     note: NotRequired[str]
 
 
+class UpcomingClosedDay(TypedDict):
+    day: str
+    name: str | None
+    holiday: bool
+
+
 class User(TypedDict):
     id: str
     username: str
@@ -1691,6 +1775,15 @@ class WorkshopMembership(TypedDict):
     removal_window: RemovalWindow
     ended_on: str | None
     created_at: str | None
+    time_zone: str | None
+    effective_time_zone: str
+    anniversary: str | None
+    workshop_code: str | None
+    letter: AnniversaryLetter | None
+
+
+class WorkshopTimeZoneBody(TypedDict):
+    time_zone: str
 
 
 class WorkshopView(TypedDict):
@@ -2225,6 +2318,24 @@ class GatewayApi:
             ),
         )
 
+    async def update_calendar(self, calendar_id: str, body: CalendarUpdateBody) -> CalendarUpdate:
+        """Replace a calendar's zone, hours, holidays and closed days (ops admin) (PUT /v1/support/calendars/{calendar_id})."""
+        return cast(
+            "CalendarUpdate",
+            await self._transport.call(
+                "PUT", f"/v1/support/calendars/{calendar_id}", json=body, read="json"
+            ),
+        )
+
+    async def list_holiday_categories(self, *, country: str | None = None) -> HolidayCategories:
+        """The holiday categories a country has in the holidays library (GET /v1/support/holiday-categories)."""
+        return cast(
+            "HolidayCategories",
+            await self._transport.call(
+                "GET", "/v1/support/holiday-categories", query={"country": country}, read="json"
+            ),
+        )
+
     async def create_plan(self, body: PlanBody) -> Plan:
         """Create a support plan with its SLA targets (ops admin) (POST /v1/support/plans)."""
         return cast(
@@ -2487,6 +2598,15 @@ class GatewayApi:
             await self._transport.call("POST", "/v1/banner-programs", json=body, read="json"),
         )
 
+    async def set_program_time_zone(self, program_id: str, body: TimeZoneBody) -> Program:
+        """Move a program to another time zone (program team) (PUT /v1/banner-programs/{program_id}/time-zone)."""
+        return cast(
+            "Program",
+            await self._transport.call(
+                "PUT", f"/v1/banner-programs/{program_id}/time-zone", json=body, read="json"
+            ),
+        )
+
     async def add_option(self, program_id: str, body: OptionBody) -> ProgramOption:
         """Add an option to a program (program team) (POST /v1/banner-programs/{program_id}/options)."""
         return cast(
@@ -2591,6 +2711,29 @@ class GatewayApi:
             "WorkshopMembership",
             await self._transport.call(
                 "POST", f"/v1/workshops/{workshop_id}/membership/end", json=body, read="json"
+            ),
+        )
+
+    async def set_workshop_time_zone(
+        self, workshop_id: str, body: WorkshopTimeZoneBody
+    ) -> WorkshopMembership:
+        """Set the workshop's own time zone, or follow its program's (program team) (PUT /v1/workshops/{workshop_id}/time-zone)."""
+        return cast(
+            "WorkshopMembership",
+            await self._transport.call(
+                "PUT", f"/v1/workshops/{workshop_id}/time-zone", json=body, read="json"
+            ),
+        )
+
+    async def resend_letter(self, workshop_id: str, body: ReasonBody) -> WorkshopMembership:
+        """Send this renewal's anniversary letter again (program team, with a reason) (POST /v1/workshops/{workshop_id}/anniversary-letter/resend)."""
+        return cast(
+            "WorkshopMembership",
+            await self._transport.call(
+                "POST",
+                f"/v1/workshops/{workshop_id}/anniversary-letter/resend",
+                json=body,
+                read="json",
             ),
         )
 
@@ -2758,6 +2901,26 @@ class GatewayApi:
                 f"/v1/workshops/{workshop_id}/warranty-claims/{claim_id}/transitions",
                 json=body,
                 read="json",
+            ),
+        )
+
+    async def get_association_settings(self, association_id: str) -> AssociationSettings:
+        """The association's settings: the time zone its days are counted in (GET /v1/associations/{association_id}/settings)."""
+        return cast(
+            "AssociationSettings",
+            await self._transport.call(
+                "GET", f"/v1/associations/{association_id}/settings", read="json"
+            ),
+        )
+
+    async def set_association_time_zone(
+        self, association_id: str, body: AssociationTimeZoneBody
+    ) -> AssociationSettings:
+        """Set the time zone the association's days are counted in (its admins) (PUT /v1/associations/{association_id}/time-zone)."""
+        return cast(
+            "AssociationSettings",
+            await self._transport.call(
+                "PUT", f"/v1/associations/{association_id}/time-zone", json=body, read="json"
             ),
         )
 
@@ -3068,7 +3231,7 @@ class GatewayApi:
         )
 
     async def update_settings(self, store_id: str, body: StoreSettingsBody) -> Store:
-        """Change the operations contact (where support answers) and phone (PUT /v1/partners/{store_id}/settings)."""
+        """Change the operations contact (where support answers), phone and time zone (PUT /v1/partners/{store_id}/settings)."""
         return cast(
             "Store",
             await self._transport.call(

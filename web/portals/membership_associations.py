@@ -6,7 +6,7 @@ then the emptied record deleted as a separate, deliberate step."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ _DONE = {
     "validated": "association.validated",
     "email": "association.email_corrected",
     "deleted": "association.deleted",
+    "time_zone": "association.time_zone_saved",
 }
 
 
@@ -102,8 +103,11 @@ async def _members_page(
     fee_form: FormState | None = None,
     fee_for: str = "",
     status_code: int = 200,
+    zone_form: FormState | None = None,
 ) -> Response:
-    year = datetime.now(UTC).year
+    settings = await visitor.api.get_association_settings(association_id)
+    # "This year" is the association's: on 1 January at 00:30 in Paris it is already next year.
+    year = datetime.now(ZoneInfo(settings["time_zone"])).year
     members = await visitor.api.list_association_members(
         association_id,
         fee_year=year,
@@ -117,8 +121,27 @@ async def _members_page(
         "form": form,
         "fee_form": fee_form or FormState(values={"year": str(year)}),
         "fee_for": fee_for,
+        "settings": settings,
+        "zone_form": zone_form or FormState(values={"time_zone": settings["time_zone"]}),
     }
     return await portal_page(visitor, association_id, "members", "members", context, status_code)
+
+
+@router.post("/associations/{association_id}/time-zone", response_class=HTMLResponse)
+async def set_time_zone(visitor: CurrentVisitor, association_id: str) -> Response:
+    """The association's administrators set the zone its days are counted in."""
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.set_association_time_zone(
+            association_id, {"time_zone": values.get("time_zone", "").strip()}
+        )
+    except ApiProblem as problem:
+        keep(problem)
+        form = refused(visitor.locale, values, problem)
+        return await _members_page(
+            visitor, association_id, FormState(), zone_form=form, status_code=400
+        )
+    return redirect(f"/associations/{association_id}?done=time_zone")
 
 
 @router.get("/associations/{association_id}", response_class=HTMLResponse)
@@ -194,7 +217,8 @@ async def _trainings_page(
     visitor: Visitor, association_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     trainings = await visitor.api.list_trainings(association_id, page_size=100)
-    context = {"trainings": trainings["items"], "form": form}
+    settings = await visitor.api.get_association_settings(association_id)
+    context = {"trainings": trainings["items"], "form": form, "zone": settings["time_zone"]}
     return await portal_page(
         visitor, association_id, "trainings", "trainings", context, status_code
     )
@@ -228,7 +252,9 @@ async def create_training(visitor: CurrentVisitor, association_id: str) -> Respo
         "public": values.get("public") == "on",
     }
     if values.get("start_time"):
-        body["start_time"] = _instant(values["start_time"])
+        # The form's wall clock is the association's (its settings), not the server's.
+        settings = await visitor.api.get_association_settings(association_id)
+        body["start_time"] = _instant(values["start_time"], settings["time_zone"])
     typed = TypedInputs()
     capacity = typed.number(values, "capacity", "form.expects_whole")
     if capacity is not None:
@@ -463,6 +489,9 @@ async def request_coverage(visitor: CurrentVisitor, association_id: str) -> Resp
 
 
 # Message ids this module builds at run time, declared for the extraction.
+
+
+# Message ids this module builds at run time, declared for the extraction.
 RUNTIME_MESSAGES = (
     N_("association.deleted"),
     N_("association.email_corrected"),
@@ -480,6 +509,7 @@ RUNTIME_MESSAGES = (
     N_("association.tab_public"),
     N_("association.tab_records"),
     N_("association.tab_trainings"),
+    N_("association.time_zone_saved"),
     N_("association.title"),
     N_("association.training_created"),
     N_("association.validated"),

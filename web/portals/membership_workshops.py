@@ -36,17 +36,26 @@ _DONE = {
     "cancelled": "workshop.registration_cancelled",
     "claim": "workshop.claim_submitted",
     "claim_updated": "workshop.claim_updated",
+    "time_zone": "workshop.time_zone_saved",
+    "resent": "workshop.letter_resent_done",
 }
+
+_TEAM_ROLES = frozenset({"ops_admin", "support_agent"})
 
 
 async def _view_page(
-    visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
+    visitor: Visitor,
+    workshop_id: str,
+    form: FormState,
+    status_code: int = 200,
+    team_form: FormState | None = None,
 ) -> Response:
     view, requests = await asyncio.gather(
         visitor.api.get_workshop(workshop_id),
         visitor.api.list_option_requests(workshop_id, page_size=50),
     )
     held = {option["id"] for option in view["membership"]["options"]}
+    me = await visitor.me()
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "view",
@@ -54,8 +63,45 @@ async def _view_page(
         "held": held,
         "requests": requests["items"],
         "form": form,
+        "team": any(m["role"] in _TEAM_ROLES for m in me["memberships"]),
+        "team_form": team_form
+        or FormState(values={"time_zone": view["membership"]["time_zone"] or ""}),
     }
     return await render(visitor, "membership/workshop.html", context, status_code=status_code)
+
+
+@router.post("/workshops/{workshop_id}/time-zone", response_class=HTMLResponse)
+async def set_time_zone(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    """The program team names the workshop's own zone (empty: the program's)."""
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.set_workshop_time_zone(
+            workshop_id, {"time_zone": values.get("time_zone", "").strip()}
+        )
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 404):
+            raise
+        team_form = refused(visitor.locale, values, problem)
+        return await _view_page(
+            visitor, workshop_id, FormState(), status_code=400, team_form=team_form
+        )
+    return redirect(f"/workshops/{workshop_id}?done=time_zone")
+
+
+@router.post("/workshops/{workshop_id}/anniversary-letter/resend", response_class=HTMLResponse)
+async def resend_letter(visitor: CurrentVisitor, workshop_id: str) -> Response:
+    """The program team sends this renewal's letter again, saying why (recorded)."""
+    values = await form_values(visitor.request)
+    try:
+        await visitor.api.resend_letter(workshop_id, {"reason": values.get("reason", "").strip()})
+    except ApiProblem as problem:
+        if problem.status >= 500 or problem.status in (401, 404):
+            raise
+        team_form = refused(visitor.locale, values, problem)
+        return await _view_page(
+            visitor, workshop_id, FormState(), status_code=400, team_form=team_form
+        )
+    return redirect(f"/workshops/{workshop_id}?done=resent")
 
 
 @router.get("/workshops/{workshop_id}", response_class=HTMLResponse)
@@ -271,6 +317,9 @@ async def transition_claim(visitor: CurrentVisitor, workshop_id: str, claim_id: 
 
 
 # Message ids this module builds at run time, declared for the extraction.
+
+
+# Message ids this module builds at run time, declared for the extraction.
 RUNTIME_MESSAGES = (
     N_("membership.claim_approved"),
     N_("membership.claim_needs_information"),
@@ -288,10 +337,12 @@ RUNTIME_MESSAGES = (
     N_("membership.status_rejected"),
     N_("workshop.claim_submitted"),
     N_("workshop.claim_updated"),
+    N_("workshop.letter_resent_done"),
     N_("workshop.registered"),
     N_("workshop.registration_cancelled"),
     N_("workshop.requested"),
     N_("workshop.status_active"),
     N_("workshop.status_ended"),
     N_("workshop.technician_added"),
+    N_("workshop.time_zone_saved"),
 )

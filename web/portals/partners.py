@@ -33,7 +33,11 @@ async def store_home(visitor: CurrentVisitor, store_id: str) -> Response:
     context = await store_context(visitor, store_id)
     store = context["store"]
     form = FormState(
-        values={"operations_email": store["operations_email"], "phone": store["phone"] or ""}
+        values={
+            "operations_email": store["operations_email"],
+            "phone": store["phone"] or "",
+            "timezone": store["timezone"],
+        }
     )
     return await render(visitor, "partners/home.html", {**context, "form": form})
 
@@ -48,6 +52,7 @@ async def save_settings(visitor: CurrentVisitor, store_id: str) -> Response:
             {
                 "operations_email": values.get("operations_email", ""),
                 "phone": values.get("phone") or None,
+                "timezone": values.get("timezone", "").strip() or None,
             },
         )
     except ApiProblem as problem:

@@ -36,13 +36,13 @@ _DETAILS: tuple[tuple[str, str], ...] = (
 )
 
 
-# A bank detail the gateway's schema refuses (its shape) is said as the service's check is.
-_SHAPES = {"iban": "partners.detail.iban", "bic": "partners.detail.bic"}
+# A format the gateway's pattern refuses, said by what the field is.
+_PATTERN_FIELDS = {"iban": "partners.detail.iban", "bic": "partners.detail.bic"}
 
 
 def _detail(visitor: Visitor, detail: str) -> str | None:
-    """The partners service's own English complaint in the page's language; None when it is
-    none of them (the code then says it, web/problems.py)."""
+    """The partners service's own English complaint said in the page's language; None when it
+    is not one of them (the generic text by code, already on the form, stays)."""
     for english, key in _DETAILS:
         if english in detail:
             return visitor.t(key)
@@ -60,16 +60,14 @@ def refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> Fo
     if problem.status >= 500 or problem.status == 401:
         raise problem
     form = FormState.refused(visitor.locale, values, problem, _FIELDS)
-    seen: set[str] = set()
     for error in field_errors(problem):
         name = error.field.removeprefix("body.")
         name = _FIELDS.get(name, name)
-        if name not in form.errors or name in seen:
-            continue
-        seen.add(name)  # the first complaint of a field is the one shown, as FormState's
+        if name not in form.errors or not values.get(name, "x").strip():
+            continue  # no input of its own, or left blank: "required" says it
         said = _detail(visitor, error.detail)
-        if said is None and error.code == "string_pattern_mismatch" and name in _SHAPES:
-            said = visitor.t(_SHAPES[name]) if values.get(name, "").strip() else None
+        if error.code == "string_pattern_mismatch" and name in _PATTERN_FIELDS:
+            said = visitor.t(_PATTERN_FIELDS[name])
         if said is not None:
             form.errors[name] = said
     return form

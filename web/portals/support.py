@@ -471,9 +471,10 @@ async def sla_report(visitor: CurrentVisitor, start: str = "", end: str = "") ->
 
 # The FAQ's administration lives beside, in its own module; it uses this one's helpers, so it is
 # imported once they exist.
-from web.portals import support_admin  # noqa: E402
+from web.portals import support_admin, support_calendars  # noqa: E402
 
 router.include_router(support_admin.router)
+router.include_router(support_calendars.router)
 
 
 # Message ids this module builds at run time, declared for the extraction.

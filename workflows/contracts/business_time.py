@@ -3,13 +3,14 @@ target of open time is reached, with pauses taken out.
 
 Shared by the support service (deadlines shown to agents, whether a clock was met when it stops)
 and the ticket SLA workflow (when to wake up), so both agree to the second. Pure and
-deterministic: no I/O, no clock; public holidays come from the `holidays` library (computed, not
-fetched), by country and subdivision, plus the calendar's own closed days.
+deterministic: no I/O, no clock; holidays come from the `holidays` library (computed, not
+fetched), by country and subdivision, in the categories the calendar observes (public holidays by
+default; e.g. Brazil's optional ones close Carnaval), plus the calendar's own closed days.
 
 A calendar is open on a local date during its weekly hours for that weekday, unless the date is a
-public holiday or an extra closed day. Hours are local wall-clock times in the calendar's time zone
-("24:00" closes at the next midnight), so a day on which daylight saving time changes is simply
-one hour shorter or longer.
+holiday of an observed category or an extra closed day. Hours are local wall-clock times in the
+calendar's time zone ("24:00" closes at the next midnight), so a day on which daylight saving time
+changes is simply one hour shorter or longer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 ZERO = timedelta(0)
+PUBLIC = "public"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 # A calendar that never opens would make a deadline unreachable: stop looking after ten years.
@@ -35,6 +37,9 @@ class CalendarSpec:
 
     `weekly` has seven entries, Monday first; each is "" (closed) or comma-separated local
     ranges "HH:MM-HH:MM". `closed_days` are ISO dates on which the calendar is closed.
+    `categories` are the `holidays` categories observed ("public", "optional", "bank"…; empty:
+    public holidays only, as before categories existed, so saved workflow inputs keep their
+    meaning).
     """
 
     time_zone: str
@@ -42,6 +47,7 @@ class CalendarSpec:
     country: str = ""
     subdivision: str = ""
     closed_days: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Calendar:
     country: str
     subdivision: str
     closed_days: frozenset[date]
+    categories: tuple[str, ...] = (PUBLIC,)
 
 
 def parse_day_hours(text: str) -> tuple[tuple[int, int], ...]:
@@ -99,6 +106,20 @@ def spec_problems(spec: CalendarSpec) -> list[tuple[str, str]]:
             problems.append(("subdivision", f"is not a subdivision of {spec.country}"))
     elif spec.subdivision:
         problems.append(("subdivision", "needs a country"))
+    if spec.categories:
+        if not spec.country:
+            problems.append(("holiday_categories", "needs a country"))
+        else:
+            offered = supported_categories(spec.country)
+            for index, category in enumerate(spec.categories):
+                if offered and category not in offered:
+                    problems.append(
+                        (
+                            f"holiday_categories[{index}]",
+                            f"is not a category of {spec.country}'s holidays "
+                            f"({', '.join(offered)})",
+                        )
+                    )
     for index, raw in enumerate(spec.closed_days):
         try:
             date.fromisoformat(raw)
@@ -115,6 +136,7 @@ def compile_calendar(spec: CalendarSpec) -> Calendar:
         spec.country,
         spec.subdivision,
         tuple(sorted(spec.closed_days)),
+        tuple(sorted(set(spec.categories))),
     )
 
 
@@ -125,8 +147,11 @@ def _compile(
     country: str,
     subdivision: str,
     closed_days: tuple[str, ...],
+    categories: tuple[str, ...] = (),
 ) -> Calendar:
-    spec = CalendarSpec(time_zone, list(weekly), country, subdivision, list(closed_days))
+    spec = CalendarSpec(
+        time_zone, list(weekly), country, subdivision, list(closed_days), list(categories)
+    )
     problems = spec_problems(spec)
     if problems:
         raise ValueError("; ".join(f"{name}: {why}" for name, why in problems))
@@ -136,34 +161,78 @@ def _compile(
         country=country,
         subdivision=subdivision,
         closed_days=frozenset(date.fromisoformat(raw) for raw in closed_days),
+        categories=categories or (PUBLIC,),
     )
 
 
+@lru_cache(maxsize=256)
+def supported_categories(country: str) -> tuple[str, ...]:
+    """The holiday categories the `holidays` library knows for a country (e.g. BR: optional,
+    public); empty for a country it does not know."""
+    if country not in holidays.list_supported_countries():
+        return ()
+    return tuple(sorted(holidays.country_holidays(country).supported_categories))
+
+
 @lru_cache(maxsize=4096)
-def _public_holidays(country: str, subdivision: str, year: int) -> frozenset[date]:
+def _public_holidays(
+    country: str, subdivision: str, year: int, categories: tuple[str, ...] = (PUBLIC,)
+) -> dict[date, str]:
+    """The holidays a calendar observes in a year (public ones by default), with their names."""
     if not country:
-        return frozenset()
-    found = holidays.country_holidays(country, subdiv=subdivision or None, years=year)
-    return frozenset(found.keys())
+        return {}
+    found = holidays.country_holidays(
+        country, subdiv=subdivision or None, years=year, categories=categories
+    )
+    return {day: str(name) for day, name in found.items()}
 
 
 def is_open_day(calendar: Calendar, day: date) -> bool:
     return (
         bool(calendar.weekly[day.weekday()])
         and day not in calendar.closed_days
-        and day not in _public_holidays(calendar.country, calendar.subdivision, day.year)
+        and day
+        not in _public_holidays(
+            calendar.country, calendar.subdivision, day.year, calendar.categories
+        )
     )
 
 
 def holiday_name(calendar: Calendar, day: date) -> str | None:
-    """The public holiday's name on that day, if any (for explanations, not arithmetic)."""
-    if not calendar.country:
-        return None
-    found = holidays.country_holidays(
-        calendar.country, subdiv=calendar.subdivision or None, years=day.year
-    )
-    name = found.get(day)
-    return None if name is None else str(name)
+    """The observed holiday's name on that day, if any (for explanations, not arithmetic)."""
+    return _public_holidays(
+        calendar.country, calendar.subdivision, day.year, calendar.categories
+    ).get(day)
+
+
+@dataclass(frozen=True)
+class ClosedDay:
+    """A day the calendar would open by its weekly hours but does not, and why."""
+
+    day: date
+    # The holiday's name, or "" for a closed day typed by hand.
+    name: str
+    holiday: bool
+
+
+def next_closed_days(
+    calendar: Calendar, start: date, *, limit: int = 10, within_days: int = 366
+) -> list[ClosedDay]:
+    """The next days from `start` (a local date) on which the weekly hours would open but the
+    calendar is closed: observed holidays and typed closed days, what the SLA clocks skip."""
+    found: list[ClosedDay] = []
+    for offset in range(within_days):
+        day = start + timedelta(days=offset)
+        if not calendar.weekly[day.weekday()]:
+            continue
+        name = holiday_name(calendar, day)
+        if name is not None:
+            found.append(ClosedDay(day, name, holiday=True))
+        elif day in calendar.closed_days:
+            found.append(ClosedDay(day, "", holiday=False))
+        if len(found) >= limit:
+            break
+    return found
 
 
 @lru_cache(maxsize=65536)

@@ -29,6 +29,8 @@ ResourceId = Annotated[uuid.UUID, Path(description="The resource's id.")]
 # membership's limits (services/membership/domain; tests/gateway/test_limits.py compares them).
 NAME = 200  # check_text's default
 PERSON_NAME = 100
+# IANA time zone names (Europe/Paris, America/Montreal); the services check them with zoneinfo.
+TIME_ZONE = 64
 TEXT = 4000
 EMAIL = 320
 # Client numbers fit in a JSON number every client reads exactly (2^53 - 1).
@@ -140,6 +142,23 @@ class OptionChangeStatus(_ProtoEnum):
 
 class CourseRegistrationStatus(_ProtoEnum):
     REGISTERED = "registered"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    ABSENT = "absent"
+
+    @classmethod
+    def _proto(cls) -> Any:
+        return pb.CourseRegistrationStatus
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "COURSE_REGISTRATION_STATUS_"
+
+
+class CourseRegistrationOutcome(_ProtoEnum):
+    """What a registration can be set to: it is registered when made, then ends one of these
+    ways (the service refuses any other)."""
+
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     ABSENT = "absent"

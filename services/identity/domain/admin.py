@@ -28,6 +28,7 @@ from services.identity.domain.credentials import send_reset, username_problems
 from services.identity.domain.registration import send_verification
 from services.identity.domain.roles import (
     BASE_ROLE_BY_KIND,
+    ROLE_FOR_ANOTHER_KIND,
     check_role_names,
     organisation_for_admin,
     role_refusal,
@@ -77,7 +78,7 @@ async def create_user(
         granted = [base]
     for index, role in enumerate(roles):
         if refusal := role_refusal(organisation, role):
-            v.check(False, f"roles[{index}]", refusal)
+            v.check(False, f"roles[{index}]", refusal, code=ROLE_FOR_ANOTHER_KIND)
     v.raise_if_any()
     await ensure_username_free(session, username)
     user = new_user(

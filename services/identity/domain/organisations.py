@@ -27,6 +27,7 @@ from services.identity.domain.common import (
 from services.identity.domain.roles import (
     ALL_ROLES,
     OPS_ADMIN,
+    ROLE_FOR_ANOTHER_KIND,
     check_role_names,
     is_operator_staff,
     is_ops_admin,
@@ -229,7 +230,7 @@ async def grant_role(
     v = Validator()
     user, organisation = await _membership_target(session, v, actor, user_id, organisation_id, role)
     if problem := role_refusal(organisation, role):
-        raise InvalidArgument([("role", problem)])
+        raise InvalidArgument([("role", problem, ROLE_FOR_ANOTHER_KIND)])
     if any(m.role == role for m in user.memberships):
         return user
     user.memberships.append(

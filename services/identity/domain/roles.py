@@ -61,6 +61,10 @@ def check_role_names(v: Validator, field: str, roles: Sequence[str]) -> None:
         )
 
 
+# The code of a role refused because the organisation's kind does not hold it.
+ROLE_FOR_ANOTHER_KIND = "role_for_another_kind"
+
+
 def role_refusal(organisation: Organisation, role: str) -> str | None:
     allowed = ROLES_BY_KIND[kind_of(organisation.kind)]
     if role in allowed:

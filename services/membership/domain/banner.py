@@ -9,15 +9,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
+from services.kit.clock import local_today
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Validator
 from services.kit.i18n import MAX_TRANSLATIONS, check_tag
 from services.kit.outbox import enqueue
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
-from services.kit.temporal import MEMBERSHIP
+from services.kit.temporal import MEMBERSHIP, WORKSHOP_CODE
 from services.membership.domain.common import (
     WORKSHOP_KIND,
     Directory,
@@ -28,6 +29,7 @@ from services.membership.domain.common import (
     check_long_text,
     check_phone,
     check_text,
+    check_time_zone,
     check_uuid,
     fetch_page,
     flush_or_raise,
@@ -43,6 +45,8 @@ from services.membership.models import (
     MembershipStatus,
     Program,
     ProgramOption,
+    RenewalLetter,
+    RenewalLetterResend,
     RenewalSignal,
     WorkshopMembership,
     outbox,
@@ -77,15 +81,23 @@ async def _options_of(
 async def create_program(
     *,
     session: AsyncSession,
+    settings: MembershipSettings,
     actor: Principal | None,
     now: datetime,
     code: str,
     name: str,
     description: str,
     benefits: Sequence[str],
+    time_zone: str = "",
 ) -> ProgramView:
+    """A program, in the time zone it lives by (the service's default unless named)."""
     require_operator(actor)
     v = Validator()
+    zone = (
+        check_time_zone(v, "time_zone", time_zone)
+        if time_zone.strip()
+        else settings.default_time_zone
+    )
     code = check_code(v, "code", code)
     name = check_text(v, "name", name)
     description = check_long_text(v, "description", description, limit=4000, required=False)
@@ -106,6 +118,7 @@ async def create_program(
         name=name,
         description=description,
         benefits=cleaned,
+        time_zone=zone,
         created_at=now,
     )
     session.add(program)
@@ -237,6 +250,51 @@ async def update_program_option(
     return option
 
 
+async def set_program_time_zone(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    program_id: str,
+    time_zone: str,
+) -> ProgramView:
+    """The program team moves a program to another time zone: the renewal workflow of every
+    active membership that follows it hears of it (signal outbox) and plans its letter and
+    window again at midnight of the new zone."""
+    require_operator(actor)
+    v = Validator()
+    parsed = check_uuid(v, "program_id", program_id)
+    zone = check_time_zone(v, "time_zone", time_zone)
+    v.raise_if_any()
+    assert parsed is not None
+    program = await session.get(Program, parsed, with_for_update=True)
+    if program is None:
+        raise NotFound("program not found")
+    if program.time_zone != zone:
+        program.time_zone = zone
+        followers = (
+            update(WorkshopMembership)
+            .where(
+                WorkshopMembership.program_id == program.id,
+                WorkshopMembership.status == MembershipStatus.ACTIVE.value,
+                WorkshopMembership.time_zone == "",
+            )
+            .values(version=WorkshopMembership.version + 1, updated_at=now)
+            .returning(WorkshopMembership.id, WorkshopMembership.version)
+        )
+        changed = (await session.execute(followers)).all()
+        if changed:
+            await session.execute(
+                insert(RenewalSignal),
+                [
+                    {"membership_id": mid, "version": version, "created_at": now}
+                    for mid, version in changed
+                ],
+            )
+    options = await _options_of(session, [program.id])
+    return ProgramView(program, options[program.id])
+
+
 # ================================================================================================
 # Workshop memberships
 # ================================================================================================
@@ -265,6 +323,23 @@ class MembershipView:
     # The options the membership holds, and every option the program offers.
     options: list[ProgramOption]
     program_options: list[ProgramOption]
+    # This renewal's anniversary letter (None before it leaves), and each time it was sent again.
+    letter: RenewalLetter | None = None
+    resends: tuple[RenewalLetterResend, ...] = ()
+
+    @property
+    def time_zone(self) -> str:
+        """The zone the membership's days are counted in: the workshop's, else the program's."""
+        return self.membership.time_zone or self.program.time_zone
+
+
+async def membership_time_zone(session: AsyncSession, membership: WorkshopMembership) -> str:
+    """The zone the membership's days are counted in: the workshop's, else its program's."""
+    if membership.time_zone:
+        return membership.time_zone
+    program = await session.get(Program, membership.program_id)
+    assert program is not None
+    return program.time_zone
 
 
 async def membership_view(session: AsyncSession, membership: WorkshopMembership) -> MembershipView:
@@ -278,7 +353,23 @@ async def membership_view(session: AsyncSession, membership: WorkshopMembership)
             )
         )
     )
-    return MembershipView(membership, program, [o for o in offered if o.id in held], offered)
+    letter = await session.get(RenewalLetter, (membership.id, membership.renewal_number))
+    resends = await session.scalars(
+        select(RenewalLetterResend)
+        .where(
+            RenewalLetterResend.membership_id == membership.id,
+            RenewalLetterResend.renewal_number == membership.renewal_number,
+        )
+        .order_by(RenewalLetterResend.at, RenewalLetterResend.id)
+    )
+    return MembershipView(
+        membership,
+        program,
+        [o for o in offered if o.id in held],
+        offered,
+        letter,
+        tuple(resends),
+    )
 
 
 def _check_contacts(
@@ -350,15 +441,18 @@ async def create_workshop_membership(
     wholesaler: ContactInput,
     distributor: ContactInput,
     option_ids: Sequence[str],
+    time_zone: str = "",
 ) -> MembershipView:
-    """Enrols a workshop; its renewal workflow starts through the outbox in this transaction."""
+    """Enrols a workshop; its renewal workflow starts through the outbox in this transaction.
+
+    The renewal date is a day of the workshop's time zone (`time_zone`, when it differs from
+    the program's) and must be after today there."""
     require_operator(actor)
     v = Validator()
     workshop_uuid = check_uuid(v, "workshop_id", workshop_id)
     program_uuid = check_uuid(v, "program_id", program_id)
     renewal = check_date(v, "renewal_date", renewal_date)
-    if renewal is not None:
-        v.check(renewal > now.date(), "renewal_date", "must be after today", code="in_the_past")
+    own_zone = check_time_zone(v, "time_zone", time_zone, required=False)
     v.check(len(option_ids) <= MAX_OPTIONS, "option_ids", f"at most {MAX_OPTIONS} options")
     options = [
         check_uuid(v, f"option_ids[{i}]", raw) for i, raw in enumerate(option_ids[:MAX_OPTIONS])
@@ -381,6 +475,15 @@ async def create_workshop_membership(
     program = await session.get(Program, program_uuid) if program_uuid else None
     if program_uuid is not None and program is None:
         v.check(False, "program_id", "no such program", code="unknown_program")
+    zone = own_zone or (program.time_zone if program is not None else settings.default_time_zone)
+    if renewal is not None:
+        today = local_today(now, zone)
+        v.check(
+            renewal > today,
+            "renewal_date",
+            f"must be after today ({today.isoformat()})",
+            code="in_the_past",
+        )
     offered = (await _options_of(session, [program.id]))[program.id] if program else []
     offered_ids = {o.id for o in offered}
     strays = [
@@ -408,6 +511,10 @@ async def create_workshop_membership(
         program_id=program.id,
         status=MembershipStatus.ACTIVE.value,
         renewal_date=renewal,
+        anniversary=renewal,
+        renewal_number=1,
+        time_zone=own_zone,
+        workshop_code=organisation.code if organisation is not None else "",
         window_open=False,
         version=1,
         created_at=now,
@@ -434,7 +541,10 @@ async def create_workshop_membership(
         workflow_id=renewal_workflow_id(membership.id),
         argument={"membership_id": str(membership.id)},
         task_queue=settings.temporal_task_queue,
-        search_attributes={MEMBERSHIP.name: str(membership.id)},
+        search_attributes={
+            MEMBERSHIP.name: str(membership.id),
+            **({WORKSHOP_CODE.name: membership.workshop_code} if membership.workshop_code else {}),
+        },
     )
     await session.flush()
     return await membership_view(session, membership)
@@ -519,16 +629,21 @@ async def change_renewal_date(
     workshop_id: str,
     renewal_date: str,
 ) -> MembershipView:
-    """A new renewal date; the renewal workflow hears of it by a signal sent through an outbox."""
+    """A new (corrected) renewal date, which becomes the anniversary later renewals are computed
+    from; the renewal workflow hears of it by a signal sent through an outbox. A letter already
+    sent for this renewal is not sent again (see `renewals.resend_anniversary_letter`)."""
     parsed = parse_uuid("workshop_id", workshop_id)
     operator_on_workshop(actor, parsed, "change its renewal date")
     v = Validator()
     renewal = check_date(v, "renewal_date", renewal_date)
-    if renewal is not None:
-        v.check(renewal > now.date(), "renewal_date", "must be after today", code="in_the_past")
     v.raise_if_any()
     assert renewal is not None
     membership = await membership_of(session, parsed, lock=True, active=True)
+    today = local_today(now, await membership_time_zone(session, membership))
+    if renewal <= today:
+        raise InvalidArgument(
+            [("renewal_date", f"must be after today ({today.isoformat()})", "in_the_past")]
+        )
     if (
         membership.window_open
         and membership.window_closes_on
@@ -541,6 +656,7 @@ async def change_renewal_date(
     if renewal == membership.renewal_date:
         return await membership_view(session, membership)
     membership.renewal_date = renewal
+    membership.anniversary = renewal
     membership.updated_at = now
     _signal_renewal(session, membership, now)
     return await membership_view(session, membership)
@@ -556,9 +672,32 @@ async def end_workshop_membership(
     v.raise_if_any()
     membership = await membership_of(session, parsed, lock=True, active=True)
     membership.status = MembershipStatus.ENDED.value
-    membership.ended_on = now.date()
+    membership.ended_on = local_today(now, await membership_time_zone(session, membership))
     membership.end_reason = reason
     membership.window_open = False
     membership.updated_at = now
     _signal_renewal(session, membership, now)
+    return await membership_view(session, membership)
+
+
+async def set_workshop_time_zone(
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    workshop_id: str,
+    time_zone: str,
+) -> MembershipView:
+    """The program team names the workshop's own time zone ("" = its program's); the renewal
+    workflow hears of it and plans its letter and window at midnight there."""
+    parsed = parse_uuid("workshop_id", workshop_id)
+    operator_on_workshop(actor, parsed, "change its time zone")
+    v = Validator()
+    zone = check_time_zone(v, "time_zone", time_zone, required=False)
+    v.raise_if_any()
+    membership = await membership_of(session, parsed, lock=True, active=True)
+    if membership.time_zone != zone:
+        membership.time_zone = zone
+        membership.updated_at = now
+        _signal_renewal(session, membership, now)
     return await membership_view(session, membership)

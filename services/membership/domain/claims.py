@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
+from services.kit.clock import local_today
 from services.kit.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -20,7 +21,7 @@ from services.kit.errors import (
     Validator,
 )
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
-from services.membership.domain.banner import membership_of
+from services.membership.domain.banner import membership_of, membership_time_zone
 from services.membership.domain.common import (
     actor_id,
     check_date,
@@ -83,6 +84,8 @@ async def submit_warranty_claim(
     parsed_workshop = parse_uuid("workshop_id", workshop_id)
     if workshop_party(actor, parsed_workshop) != WORKSHOP:
         raise PermissionDenied("claims are submitted by the workshop")
+    membership = await membership_of(session, parsed_workshop, active=True)
+    today = local_today(now, await membership_time_zone(session, membership))
     v = Validator()
     vin = vehicle_vin.strip().upper()
     v.require("vehicle_vin", vin)
@@ -92,7 +95,10 @@ async def submit_warranty_claim(
     repaired = check_date(v, "repair_date", repair_date)
     if repaired is not None:
         v.check(
-            repaired <= now.date(), "repair_date", "must not be in the future", code="in_the_future"
+            repaired <= today,
+            "repair_date",
+            f"must not be in the future (today is {today.isoformat()})",
+            code="in_the_future",
         )
     parsed_technician = check_uuid(v, "technician_id", technician_id, required=False)
     v.check(
@@ -110,7 +116,6 @@ async def submit_warranty_claim(
     text_ = check_long_text(v, "description", description, limit=4000, required=True)
     v.raise_if_any()
     assert repaired is not None
-    membership = await membership_of(session, parsed_workshop, active=True)
     if parsed_technician is not None:
         technician = await session.get(Technician, parsed_technician)
         if technician is None or technician.workshop_id != parsed_workshop:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.common import SearchAttributeKey
 
 from services.kit.auth import Principal
+from services.kit.clock import is_time_zone
 from services.kit.errors import (
     AlreadyExists,
     DomainError,
@@ -141,6 +142,25 @@ def check_date(v: Validator, field: str, raw: str, *, required: bool = True) -> 
     except ValueError:
         v.check(False, field, "must be a date, YYYY-MM-DD", code="date_parsing")
         return None
+
+
+def check_time_zone(v: Validator, field: str, raw: str, *, required: bool = True) -> str:
+    """An IANA time zone name ("Europe/Paris", "America/Montreal"), as `zoneinfo` knows it."""
+    value = raw.strip()
+    if not value:
+        if required:
+            v.require(field, raw)
+        return ""
+    if len(value) > 64:
+        v.add(field, "must be at most 64 characters", "string_too_long")
+    else:
+        v.check(
+            is_time_zone(value),
+            field,
+            "is not an IANA time zone, e.g. Europe/Paris",
+            code="time_zone",
+        )
+    return value
 
 
 def check_code(v: Validator, field: str, raw: str) -> str:
@@ -321,6 +341,8 @@ class OrganisationInfo:
     id: uuid.UUID
     kind: str
     name: str
+    # Identity's short public code (a workshop's WS-CENTRE, an association's département).
+    code: str = ""
 
 
 class Directory(Protocol):

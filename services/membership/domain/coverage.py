@@ -37,6 +37,7 @@ from services.membership.domain.records import (
     client_number_text,
     resolve_client_record,
 )
+from services.membership.domain.zones import association_today
 from services.membership.models import ClientRecord, CoverageRequest
 from services.membership.settings import MembershipSettings
 
@@ -76,8 +77,14 @@ async def request_coverage(
     parsed = check_uuid(v, "association_id", association_id)
     name = check_text(v, "event_name", event_name)
     day = check_date(v, "event_date", event_date)
-    if day is not None:
-        v.check(day > now.date(), "event_date", "must be after today", code="in_the_past")
+    if day is not None and parsed is not None:
+        today = await association_today(session, settings, parsed, now)
+        v.check(
+            day > today,
+            "event_date",
+            f"must be after today ({today.isoformat()})",
+            code="in_the_past",
+        )
     place = check_text(v, "location", location)
     v.check(
         0 < expected_attendance <= 1_000_000,

@@ -28,7 +28,9 @@ from services.membership.domain.common import (
     require_actor,
     require_association_admin,
 )
+from services.membership.domain.zones import association_today
 from services.membership.models import AssociationMember, FeePayment
+from services.membership.settings import MembershipSettings
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ async def _member_views(
 async def add_member(
     *,
     session: AsyncSession,
+    settings: MembershipSettings,
     actor: Principal | None,
     now: datetime,
     association_id: str,
@@ -71,7 +74,9 @@ async def add_member(
     first = check_text(v, "first_name", first_name, limit=100)
     last = check_text(v, "last_name", last_name, limit=100)
     address = check_email(v, "email", email, required=False)
-    joined = check_date(v, "joined_on", joined_on, required=False) or now.date()
+    joined = check_date(v, "joined_on", joined_on, required=False) or (
+        await association_today(session, settings, parsed, now)
+    )
     v.raise_if_any()
     member = AssociationMember(
         id=uuid.uuid4(),
@@ -98,6 +103,7 @@ async def add_member(
 async def list_members(
     *,
     session: AsyncSession,
+    settings: MembershipSettings,
     actor: Principal | None,
     now: datetime,
     association_id: str,
@@ -117,7 +123,7 @@ async def list_members(
     )
     page = _parse_page(v, "members", page_size, page_token, [str, str, uuid.UUID])
     v.raise_if_any()
-    year = fee_year or now.year
+    year = fee_year or (await association_today(session, settings, parsed, now)).year
     columns = [AssociationMember.last_name, AssociationMember.first_name, AssociationMember.id]
     query = (
         select(AssociationMember)
@@ -142,6 +148,7 @@ async def list_members(
 async def record_fee_payment(
     *,
     session: AsyncSession,
+    settings: MembershipSettings,
     actor: Principal | None,
     now: datetime,
     association_id: str,
@@ -159,8 +166,14 @@ async def record_fee_payment(
         "must be between 0 and 10000000",
         code="less_than_equal",
     )
-    paid = check_date(v, "paid_on", paid_on, required=False) or now.date()
-    v.check(paid <= now.date(), "paid_on", "must not be in the future", code="in_the_future")
+    today = await association_today(session, settings, association, now)
+    paid = check_date(v, "paid_on", paid_on, required=False) or today
+    v.check(
+        paid <= today,
+        "paid_on",
+        f"must not be in the future (today is {today.isoformat()})",
+        code="in_the_future",
+    )
     v.raise_if_any()
     member = await session.get(AssociationMember, parsed)
     if member is None or member.association_id != association:
@@ -192,6 +205,7 @@ class FeeStatus:
 async def is_fee_paid(
     *,
     session: AsyncSession,
+    settings: MembershipSettings,
     actor: Principal | None,
     now: datetime,
     organisation_id: str,
@@ -210,7 +224,7 @@ async def is_fee_paid(
     assert organisation is not None and user is not None
     if not actor.is_service:
         require_association_admin(actor, organisation)
-    year = year or now.year
+    year = year or (await association_today(session, settings, organisation, now)).year
     row = (
         await session.execute(
             select(AssociationMember.id, FeePayment.paid_on)

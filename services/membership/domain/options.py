@@ -103,6 +103,7 @@ async def request_option_change(
             channel == RequestChannel.EMAIL,
             "channel",
             "operators record requests received by e-mail (channel EMAIL)",
+            code="operator_channel",
         )
     note = check_long_text(v, "note", note, limit=2000, required=False)
     v.raise_if_any()

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
+from services.kit.clock import local_today
 from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied, Validator
 from services.kit.paging import (
     Page,
@@ -135,6 +136,7 @@ async def create_training_course(
     session: AsyncSession,
     actor: Principal | None,
     now: datetime,
+    time_zone: str = "UTC",
     code: str,
     title: str,
     description: str,
@@ -151,7 +153,12 @@ async def create_training_course(
     starts = check_date(v, "starts_on", starts_on)
     ends = check_date(v, "ends_on", ends_on, required=False) or starts
     if starts is not None:
-        v.check(starts > now.date(), "starts_on", "must be after today", code="in_the_past")
+        v.check(
+            starts > local_today(now, time_zone),
+            "starts_on",
+            "must be after today",
+            code="in_the_past",
+        )
     if starts is not None and ends is not None:
         v.check(ends >= starts, "ends_on", "must not be before starts_on", code="end_before_start")
     location = check_text(v, "location", location)
@@ -182,6 +189,7 @@ async def list_training_courses(
     session: AsyncSession,
     actor: Principal | None,
     now: datetime,
+    time_zone: str = "UTC",
     upcoming_only: bool,
     page_size: int,
     page_token: str,
@@ -196,7 +204,7 @@ async def list_training_courses(
     columns = [TrainingCourse.starts_on, TrainingCourse.id]
     query = select(TrainingCourse).where(*_after(page, columns)).order_by(*columns)
     if upcoming_only:
-        query = query.where(TrainingCourse.starts_on > now.date())
+        query = query.where(TrainingCourse.starts_on > local_today(now, time_zone))
     result = await fetch_page(
         session, query, page, "courses", lambda c: (c.starts_on.isoformat(), c.id)
     )
@@ -209,6 +217,7 @@ async def register_technician(
     session: AsyncSession,
     actor: Principal | None,
     now: datetime,
+    time_zone: str = "UTC",
     workshop_id: str,
     course_id: str,
     technician_id: str,
@@ -228,7 +237,7 @@ async def register_technician(
     course = await session.get(TrainingCourse, parsed_course, with_for_update=True)
     if course is None:
         raise NotFound("course not found")
-    if course.starts_on <= now.date():
+    if course.starts_on <= local_today(now, time_zone):
         raise FailedPrecondition("this course has already started", reason="course_started")
     taken = (await _seats(session, [course.id]))[course.id]
     if taken >= course.capacity:
@@ -259,6 +268,7 @@ async def update_course_registration(
     session: AsyncSession,
     actor: Principal | None,
     now: datetime,
+    time_zone: str = "UTC",
     workshop_id: str,
     registration_id: str,
     status: str,
@@ -286,7 +296,7 @@ async def update_course_registration(
     course = await session.get(TrainingCourse, registration.course_id)
     technician = await session.get(Technician, registration.technician_id)
     assert course is not None and technician is not None
-    started = course.starts_on <= now.date()
+    started = course.starts_on <= local_today(now, time_zone)
     if status == CourseRegistrationStatus.CANCELLED:
         if registration.status != CourseRegistrationStatus.REGISTERED:
             raise FailedPrecondition(

@@ -43,6 +43,7 @@ from services.membership.domain.records import (
     lock_keys,
     resolve_client_record,
 )
+from services.membership.domain.zones import association_today
 from services.membership.models import (
     ClientRecord,
     RegistrationStatus,
@@ -215,9 +216,12 @@ async def register_for_training(
     last = check_text(v, "trainee.last_name", trainee.last_name, limit=100)
     born = check_date(v, "trainee.birth_date", trainee.birth_date)
     if born is not None:
-        v.check(
-            born < now.date(), "trainee.birth_date", "must be in the past", code="in_the_future"
+        today = (
+            await association_today(session, settings, association, now)
+            if association is not None
+            else now.date()
         )
+        v.check(born < today, "trainee.birth_date", "must be in the past", code="in_the_future")
         v.check(born.year >= 1900, "trainee.birth_date", "must be after 1900", code="too_old")
     email = check_email(v, "trainee.email", trainee.email)
     phone = check_phone(v, "trainee.phone", trainee.phone)

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 
+from services.kit.clock import Clock
 from services.kit.identity_client import connect_identity
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 from services.kit.temporal import connect_temporal
@@ -26,7 +27,6 @@ from services.membership.duplicate_refresher import DuplicateRefresher
 from services.membership.models import outbox as outbox_table
 from services.membership.servicer.association import AssociationRpcs
 from services.membership.servicer.banner import BannerRpcs
-from services.membership.servicer.base import Clock, utcnow
 from services.membership.servicer.claims import ClaimRpcs
 from services.membership.servicer.records import RecordRpcs
 from services.membership.servicer.renewals import RenewalRpcs
@@ -49,8 +49,9 @@ class MembershipServicer(
     """Every RPC of `guichet.membership.v1.MembershipService`, one group per aggregate."""
 
 
-async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
+async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wiring:
     """Links to identity (tokens, organisations) and Temporal (signals), then the servicer."""
+    clock = clock or context.clock
     settings = context.settings
     if not isinstance(settings, MembershipSettings):
         raise TypeError("membership needs MembershipSettings")

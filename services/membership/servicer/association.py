@@ -34,6 +34,11 @@ from services.membership.domain.trainings import (
     register_for_training,
     validate_registration,
 )
+from services.membership.domain.zones import (
+    AssociationZone,
+    get_association_zone,
+    set_association_zone,
+)
 from services.membership.models import ClientRecord, RegistrationStatus
 from services.membership.servicer.base import (
     Context,
@@ -48,6 +53,16 @@ _REGISTRATION_STATUS = {
     RegistrationStatus.VALIDATED: pb.REGISTRATION_STATUS_VALIDATED,
     RegistrationStatus.CANCELLED: pb.REGISTRATION_STATUS_CANCELLED,
 }
+
+
+def association_settings_to_proto(zone: AssociationZone) -> pb.AssociationSettings:
+    return pb.AssociationSettings(
+        association_id=str(zone.association_id),
+        time_zone=zone.time_zone,
+        chosen=zone.chosen,
+        updated_by=zone.updated_by,
+        update_time=proto_time(zone.updated_at),
+    )
 
 
 def member_to_proto(view: MemberView) -> pb.Member:
@@ -148,6 +163,7 @@ class AssociationRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             view = await add_member(
                 session=session,
+                settings=self._settings,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,
@@ -166,6 +182,7 @@ class AssociationRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             page = await list_members(
                 session=session,
+                settings=self._settings,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,
@@ -184,6 +201,7 @@ class AssociationRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             view = await record_fee_payment(
                 session=session,
+                settings=self._settings,
                 actor=current_principal(),
                 now=self._clock(),
                 association_id=request.association_id,
@@ -194,12 +212,38 @@ class AssociationRpcs(ServicerBase):
             )
         return pb.RecordFeePaymentResponse(member=member_to_proto(view))
 
+    async def GetAssociationSettings(
+        self, request: pb.GetAssociationSettingsRequest, context: Context
+    ) -> pb.GetAssociationSettingsResponse:
+        async with self._sessions.begin() as session:
+            zone = await get_association_zone(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                association_id=request.association_id,
+            )
+        return pb.GetAssociationSettingsResponse(settings=association_settings_to_proto(zone))
+
+    async def SetAssociationTimeZone(
+        self, request: pb.SetAssociationTimeZoneRequest, context: Context
+    ) -> pb.SetAssociationTimeZoneResponse:
+        async with self._sessions.begin() as session:
+            zone = await set_association_zone(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                association_id=request.association_id,
+                time_zone=request.time_zone,
+            )
+        return pb.SetAssociationTimeZoneResponse(settings=association_settings_to_proto(zone))
+
     async def IsFeePaid(
         self, request: pb.IsFeePaidRequest, context: Context
     ) -> pb.IsFeePaidResponse:
         async with self._sessions.begin() as session:
             status = await is_fee_paid(
                 session=session,
+                settings=self._settings,
                 actor=current_principal(),
                 now=self._clock(),
                 organisation_id=request.organisation_id,

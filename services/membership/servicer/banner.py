@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from guichet.membership.v1 import membership_pb2 as pb
 
 from services.kit.auth import current_principal
@@ -19,6 +21,8 @@ from services.membership.domain.banner import (
     get_workshop,
     list_programs,
     list_workshop_memberships,
+    set_program_time_zone,
+    set_workshop_time_zone,
     update_program_option,
     update_workshop_contacts,
 )
@@ -28,6 +32,7 @@ from services.membership.domain.options import (
     list_option_change_requests,
     request_option_change,
 )
+from services.membership.domain.renewals import resend_anniversary_letter
 from services.membership.models import (
     MembershipStatus,
     OptionChange,
@@ -90,10 +95,34 @@ def program_to_proto(view: ProgramView) -> pb.Program:
         benefits=program.benefits,
         options=[option_to_proto(o) for o in view.options],
         create_time=proto_time(program.created_at),
+        time_zone=program.time_zone,
     )
 
 
-def membership_to_proto(view: MembershipView) -> pb.WorkshopMembership:
+def letter_to_proto(view: MembershipView, letter_lead_days: int) -> pb.AnniversaryLetter:
+    """This renewal's letter: sent (when, to whom, sent again by whom and why), or its day."""
+    m, letter = view.membership, view.letter
+    if letter is None:
+        due = m.renewal_date - timedelta(days=letter_lead_days)
+        return pb.AnniversaryLetter(due_on=proto_day(due), sent=False)
+    return pb.AnniversaryLetter(
+        renewal_date=proto_day(letter.renewal_date),
+        sent_time=proto_time(letter.sent_at),
+        recipients=list(letter.recipients),
+        sent=True,
+        resends=[
+            pb.LetterResend(
+                renewal_date=proto_day(r.renewal_date),
+                time=proto_time(r.at),
+                requested_by=r.requested_by,
+                reason=r.reason,
+            )
+            for r in view.resends
+        ],
+    )
+
+
+def membership_to_proto(view: MembershipView, letter_lead_days: int) -> pb.WorkshopMembership:
     m: WorkshopMembership = view.membership
     window = pb.RemovalWindow(open=m.window_open)
     if m.window_open:
@@ -122,6 +151,13 @@ def membership_to_proto(view: MembershipView) -> pb.WorkshopMembership:
         removal_window=window,
         ended_on=proto_day(m.ended_on),
         create_time=proto_time(m.created_at),
+        time_zone=m.time_zone,
+        effective_time_zone=view.time_zone,
+        anniversary=proto_day(m.anniversary),
+        workshop_code=m.workshop_code,
+        letter=letter_to_proto(view, letter_lead_days)
+        if m.status == MembershipStatus.ACTIVE
+        else None,
     )
 
 
@@ -162,6 +198,9 @@ def _contact(contact: pb.Contact) -> ContactInput:
 class BannerRpcs(ServicerBase):
     """Banner programs, workshop memberships and option-change requests."""
 
+    def _membership(self, view: MembershipView) -> pb.WorkshopMembership:
+        return membership_to_proto(view, self._settings.letter_lead_days)
+
     # --- banner programs ----------------------------------------------------------------------
 
     async def CreateProgram(
@@ -170,12 +209,14 @@ class BannerRpcs(ServicerBase):
         async with self._sessions.begin() as session:
             view = await create_program(
                 session=session,
+                settings=self._settings,
                 actor=current_principal(),
                 now=self._clock(),
                 code=request.code,
                 name=request.name,
                 description=request.description,
                 benefits=list(request.benefits),
+                time_zone=request.time_zone,
             )
         return pb.CreateProgramResponse(program=program_to_proto(view))
 
@@ -229,6 +270,20 @@ class BannerRpcs(ServicerBase):
             )
         return pb.UpdateProgramOptionResponse(option=option_to_proto(option))
 
+    async def SetProgramTimeZone(
+        self, request: pb.SetProgramTimeZoneRequest, context: Context
+    ) -> pb.SetProgramTimeZoneResponse:
+        async with self._sessions.begin() as session:
+            view = await set_program_time_zone(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                program_id=request.program_id,
+                time_zone=request.time_zone,
+            )
+        self._signalled()
+        return pb.SetProgramTimeZoneResponse(program=program_to_proto(view))
+
     # --- workshop memberships -------------------------------------------------------------------
 
     async def CreateWorkshopMembership(
@@ -248,9 +303,10 @@ class BannerRpcs(ServicerBase):
                 wholesaler=_contact(request.wholesaler),
                 distributor=_contact(request.distributor),
                 option_ids=list(request.option_ids),
+                time_zone=request.time_zone,
             )
         self._enqueued()
-        return pb.CreateWorkshopMembershipResponse(membership=membership_to_proto(view))
+        return pb.CreateWorkshopMembershipResponse(membership=self._membership(view))
 
     async def ListWorkshopMemberships(
         self, request: pb.ListWorkshopMembershipsRequest, context: Context
@@ -263,7 +319,7 @@ class BannerRpcs(ServicerBase):
                 page_token=request.page.page_token,
             )
         return pb.ListWorkshopMembershipsResponse(
-            memberships=[membership_to_proto(m) for m in page.items],
+            memberships=[self._membership(m) for m in page.items],
             page=proto_page(page.next_page_token),
         )
 
@@ -275,7 +331,7 @@ class BannerRpcs(ServicerBase):
                 session=session, actor=current_principal(), workshop_id=request.workshop_id
             )
         return pb.GetWorkshopResponse(
-            membership=membership_to_proto(view),
+            membership=self._membership(view),
             program=program_to_proto(ProgramView(view.program, view.program_options)),
         )
 
@@ -292,7 +348,7 @@ class BannerRpcs(ServicerBase):
                 wholesaler=_contact(request.wholesaler),
                 distributor=_contact(request.distributor),
             )
-        return pb.UpdateWorkshopContactsResponse(membership=membership_to_proto(view))
+        return pb.UpdateWorkshopContactsResponse(membership=self._membership(view))
 
     async def ChangeRenewalDate(
         self, request: pb.ChangeRenewalDateRequest, context: Context
@@ -306,7 +362,7 @@ class BannerRpcs(ServicerBase):
                 renewal_date=request.renewal_date,
             )
         self._signalled()
-        return pb.ChangeRenewalDateResponse(membership=membership_to_proto(view))
+        return pb.ChangeRenewalDateResponse(membership=self._membership(view))
 
     async def EndWorkshopMembership(
         self, request: pb.EndWorkshopMembershipRequest, context: Context
@@ -320,7 +376,36 @@ class BannerRpcs(ServicerBase):
                 reason=request.reason,
             )
         self._signalled()
-        return pb.EndWorkshopMembershipResponse(membership=membership_to_proto(view))
+        return pb.EndWorkshopMembershipResponse(membership=self._membership(view))
+
+    async def SetWorkshopTimeZone(
+        self, request: pb.SetWorkshopTimeZoneRequest, context: Context
+    ) -> pb.SetWorkshopTimeZoneResponse:
+        async with self._sessions.begin() as session:
+            view = await set_workshop_time_zone(
+                session=session,
+                actor=current_principal(),
+                now=self._clock(),
+                workshop_id=request.workshop_id,
+                time_zone=request.time_zone,
+            )
+        self._signalled()
+        return pb.SetWorkshopTimeZoneResponse(membership=self._membership(view))
+
+    async def ResendAnniversaryLetter(
+        self, request: pb.ResendAnniversaryLetterRequest, context: Context
+    ) -> pb.ResendAnniversaryLetterResponse:
+        async with self._sessions.begin() as session:
+            view = await resend_anniversary_letter(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                workshop_id=request.workshop_id,
+                reason=request.reason,
+            )
+        self._enqueued()
+        return pb.ResendAnniversaryLetterResponse(membership=self._membership(view))
 
     # --- option changes -------------------------------------------------------------------------
 
@@ -372,5 +457,5 @@ class BannerRpcs(ServicerBase):
                 note=request.note,
             )
         return pb.DecideOptionChangeResponse(
-            request=option_request_to_proto(view), membership=membership_to_proto(membership)
+            request=option_request_to_proto(view), membership=self._membership(membership)
         )

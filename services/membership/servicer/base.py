@@ -3,8 +3,7 @@ after a commit, and the small mappings between domain values and proto fields.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +11,7 @@ from guichet.common.v1 import common_pb2
 from guichet.membership.v1 import membership_pb2 as pb, membership_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.kit.clock import Clock, system_clock
 from services.kit.outbox import OutboxRelay
 from services.membership.domain.common import Directory
 from services.membership.duplicate_refresher import DuplicateRefresher
@@ -20,11 +20,6 @@ from services.membership.settings import MembershipSettings
 from services.membership.signals import RenewalSignalRelay
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type stubs)
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 MEMBERSHIP_STATUS = {
@@ -70,7 +65,7 @@ class ServicerBase(membership_pb2_grpc.MembershipServiceServicer):
         directory: Directory,
         relay: OutboxRelay | None,
         signals: RenewalSignalRelay | None,
-        clock: Clock = utcnow,
+        clock: Clock = system_clock,
         duplicates: DuplicateRefresher | None = None,
     ) -> None:
         self._sessions = sessions

@@ -15,7 +15,13 @@ from services.membership.domain.renewals import (
     send_anniversary_letter,
 )
 from services.membership.models import MembershipStatus
-from services.membership.servicer.base import MEMBERSHIP_STATUS, Context, ServicerBase, proto_day
+from services.membership.servicer.base import (
+    MEMBERSHIP_STATUS,
+    Context,
+    ServicerBase,
+    proto_day,
+    proto_time,
+)
 
 
 class RenewalRpcs(ServicerBase):
@@ -33,7 +39,7 @@ class RenewalRpcs(ServicerBase):
                 actor=current_principal(),
                 membership_id=request.membership_id,
             )
-        m = state.membership
+        m, schedule = state.membership, state.schedule
         return pb.GetRenewalStateResponse(
             membership_id=str(m.id),
             workshop_id=str(m.workshop_id),
@@ -45,6 +51,12 @@ class RenewalRpcs(ServicerBase):
             version=m.version,
             window_days=state.window_days,
             letter_lead_days=state.letter_lead_days,
+            time_zone=schedule.time_zone,
+            letter_time=proto_time(schedule.letter_at),
+            window_open_time=proto_time(schedule.window_opens_at),
+            window_close_time=proto_time(schedule.window_closes_at),
+            workshop_code=m.workshop_code,
+            letter_sent=state.letter_sent,
         )
 
     async def SendAnniversaryLetter(

@@ -119,6 +119,8 @@ class TechnicianRpcs(ServicerBase):
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
+                # Courses are the program team's days: the service's default zone.
+                time_zone=self._settings.default_time_zone,
                 code=request.code,
                 title=request.title,
                 description=request.description,
@@ -137,6 +139,8 @@ class TechnicianRpcs(ServicerBase):
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
+                # Courses are the program team's days: the service's default zone.
+                time_zone=self._settings.default_time_zone,
                 upcoming_only=request.upcoming_only,
                 page_size=request.page.page_size,
                 page_token=request.page.page_token,
@@ -153,6 +157,8 @@ class TechnicianRpcs(ServicerBase):
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
+                # Courses are the program team's days: the service's default zone.
+                time_zone=self._settings.default_time_zone,
                 workshop_id=request.workshop_id,
                 course_id=request.course_id,
                 technician_id=request.technician_id,
@@ -167,6 +173,8 @@ class TechnicianRpcs(ServicerBase):
                 session=session,
                 actor=current_principal(),
                 now=self._clock(),
+                # Courses are the program team's days: the service's default zone.
+                time_zone=self._settings.default_time_zone,
                 workshop_id=request.workshop_id,
                 registration_id=request.registration_id,
                 status=name_of(request.status, _COURSE_STATUS),

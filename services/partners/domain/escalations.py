@@ -29,7 +29,7 @@ from services.kit.paging import (
     page_token as encode_page_token,
     parse_page as _parse_page,
 )
-from services.kit.temporal import ORDER, TENANT
+from services.kit.temporal import ORDER, ORDER_CODE, TENANT
 from services.partners.domain.common import (
     MAX_QUANTITY,
     NOTE_MAX,
@@ -155,9 +155,14 @@ async def report_out_of_stock(
             "store_id": str(store.id),
             "answer_deadline": deadline.isoformat(),
             "support_timeout_seconds": settings.escalation_support_timeout_seconds,
+            "order_code": order.code,
         },
         task_queue=settings.temporal_task_queue,
-        search_attributes={ORDER.name: str(order.id), TENANT.name: str(store.id)},
+        search_attributes={
+            ORDER.name: str(order.id),
+            ORDER_CODE.name: order.code,
+            TENANT.name: str(store.id),
+        },
     )
     return await _order_view(session, order)
 
@@ -429,6 +434,7 @@ async def escalate_to_support(
         subject_kind="escalation",
         subject_id=str(order.id),
         retry_delay_seconds=0,
+        respond_by=support_deadline,
     )
     escalation.support_message_id = message.id
     escalation.support_deadline = support_deadline
@@ -528,21 +534,100 @@ class EscalationView:
     order_code: str
     product_name: str
     ticket_id: str
+    ticket_number: int = 0
 
 
 async def escalation_view(session: AsyncSession, escalation: Escalation) -> EscalationView:
     order = await session.get(Order, escalation.order_id)
     product = await session.get(Product, escalation.product_id)
-    ticket = ""
+    ticket, number = "", 0
     if escalation.support_message_id is not None:
         message = await session.get(SupportMessage, escalation.support_message_id)
-        ticket = (message.ticket_id or "") if message is not None else ""
+        if message is not None:
+            ticket, number = message.ticket_id or "", message.ticket_number or 0
     return EscalationView(
         escalation,
         order.code if order is not None else "",
         product.name if product is not None else "",
         ticket,
+        number,
     )
+
+
+_ENDED = (EscalationStatus.ITEM_REPLACED, EscalationStatus.CANCELLED)
+
+
+def outcome_note(order: Order, escalation: Escalation, product_name: str) -> str:
+    """How the escalation ended, in a sentence for the support ticket it opened."""
+    refund = (
+        " The payment was refunded."
+        if escalation.refunded
+        else (" Nothing had been paid." if order.paid_cents == 0 else "")
+    )
+    if escalation.status == EscalationStatus.ITEM_REPLACED:
+        return (
+            f"Order {order.code}: the customer accepted an alternative; {product_name} was "
+            "replaced. Nothing left to do."
+        )
+    by = escalation.cancelled_by or "platform"
+    if by == "support":
+        return f"Order {order.code} was cancelled by support ({contract.STOCKOUT_REASON}).{refund}"
+    if by == "deadline":
+        deadline = (
+            escalation.support_deadline.isoformat() if escalation.support_deadline else "its end"
+        )
+        return (
+            f"Order {order.code} was cancelled at the support deadline ({deadline}): "
+            f"{product_name} unavailable, no decision in time.{refund}"
+        )
+    return f"Order {order.code} was cancelled by the platform while escalated.{refund}"
+
+
+async def escalation_outcome(
+    *, session: AsyncSession, settings: PartnersSettings, actor: Principal | None, order_id: str
+) -> tuple[EscalationView, bool, str]:
+    """(The escalation, whether it ended, the closing note for its support ticket)."""
+    require_internal(actor, settings)
+    order = await _order_by_id(session, order_id)
+    escalation = await session.get(Escalation, order.id)
+    if escalation is None:
+        raise NotFound("no escalation on this order")
+    view = await escalation_view(session, escalation)
+    ended = escalation.status in _ENDED
+    return view, ended, outcome_note(order, escalation, view.product_name) if ended else ""
+
+
+async def record_escalation_ticket_closed(
+    *,
+    session: AsyncSession,
+    settings: PartnersSettings,
+    actor: Principal | None,
+    now: datetime,
+    order_id: str,
+    ticket_id: str,
+) -> Escalation:
+    """Support closed the escalation's ticket with its outcome: recorded once, on the order."""
+    actor = require_internal(actor, settings)
+    v = Validator()
+    v.require("ticket_id", ticket_id)
+    v.check(len(ticket_id) <= 64, "ticket_id", "must be at most 64 characters")
+    v.raise_if_any()
+    order = await _order_by_id(session, order_id)
+    escalation = await session.get(Escalation, order.id, with_for_update=True)
+    if escalation is None:
+        raise NotFound("no escalation on this order")
+    if escalation.ticket_closed_at is None:
+        escalation.ticket_closed_at = now
+        _event(
+            session,
+            order,
+            now=now,
+            kind="support_ticket.closed",
+            actor=actor_label(actor),
+            ticket_id=ticket_id.strip(),
+            outcome=escalation.cancelled_by or escalation.status,
+        )
+    return escalation
 
 
 async def list_escalations(
@@ -563,7 +648,13 @@ async def list_escalations(
     columns = [Escalation.created_at, Escalation.order_id]
     rows = (
         await session.execute(
-            select(Escalation, Order.code, Product.name, SupportMessage.ticket_id)
+            select(
+                Escalation,
+                Order.code,
+                Product.name,
+                SupportMessage.ticket_id,
+                SupportMessage.ticket_number,
+            )
             .join(Order, Order.id == Escalation.order_id)
             .join(Product, Product.id == Escalation.product_id)
             .outerjoin(SupportMessage, SupportMessage.id == Escalation.support_message_id)
@@ -572,7 +663,9 @@ async def list_escalations(
             .limit(page.size + 1)
         )
     ).all()
-    items, more = _cut([EscalationView(e, c, n, t or "") for e, c, n, t in rows], page)
+    items, more = _cut(
+        [EscalationView(e, c, n, t or "", number or 0) for e, c, n, t, number in rows], page
+    )
     token = ""
     if more:
         last = items[-1].escalation

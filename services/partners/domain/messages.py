@@ -10,6 +10,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +69,7 @@ async def _new_message(
     subject_kind: str = "",
     subject_id: str = "",
     retry_delay_seconds: int,
+    respond_by: datetime | None = None,
 ) -> SupportMessage:
     """Records the message (pending_ticket) and the workflow that opens its ticket in support.
 
@@ -85,6 +87,7 @@ async def _new_message(
         subject_kind=subject_kind,
         subject_id=subject_id,
         status=MessageStatus.PENDING_TICKET.value,
+        respond_by=respond_by,
         created_at=now,
     )
     session.add(message)
@@ -145,7 +148,8 @@ async def send_support_message(
     clean_subject = _text(v, "subject", subject, 200)
     clean_body = _text(v, "body", body, TEXT_MAX, lines=True)
     reply_to = _email(v, "reply_to_email", reply_to_email, required=False)
-    clean_period = _period(v, period, now)
+    # "Not in the future" on the store's calendar: its month may have begun before UTC's.
+    clean_period = _period(v, period, now.astimezone(ZoneInfo(store.timezone)))
     code = order_code.strip()
     if code and not _CODE.match(code):
         v.check(False, "order_code", "is not an order code", code="string_pattern_mismatch")
@@ -224,6 +228,7 @@ async def record_support_ticket(
     message_id: str,
     ticket_id: str,
     error: str,
+    ticket_number: int = 0,
 ) -> MessageView:
     """The ticket-opening workflow reports the ticket support opened (or its final refusal)."""
     require_internal(actor, settings)
@@ -239,7 +244,11 @@ async def record_support_ticket(
     assert parsed is not None
     if ticket_id.strip():
         message = await attach_ticket(
-            session=session, now=now, message_id=parsed, ticket_id=ticket_id.strip()
+            session=session,
+            now=now,
+            message_id=parsed,
+            ticket_id=ticket_id.strip(),
+            ticket_number=ticket_number or None,
         )
     else:
         message = await note_ticket_error(session=session, message_id=parsed, error=error)
@@ -248,7 +257,12 @@ async def record_support_ticket(
 
 
 async def attach_ticket(
-    *, session: AsyncSession, now: datetime, message_id: uuid.UUID, ticket_id: str
+    *,
+    session: AsyncSession,
+    now: datetime,
+    message_id: uuid.UUID,
+    ticket_id: str,
+    ticket_number: int | None = None,
 ) -> SupportMessage:
     """Records the support ticket of a message; the first ticket recorded stays (idempotent).
 
@@ -258,9 +272,12 @@ async def attach_ticket(
     if message is None:
         raise NotFound("message not found")
     if message.status == MessageStatus.TICKET_OPENED:
+        if message.ticket_number is None and message.ticket_id == ticket_id:
+            message.ticket_number = ticket_number
         return message
     message.status = MessageStatus.TICKET_OPENED.value
     message.ticket_id = ticket_id
+    message.ticket_number = ticket_number
     message.opened_at = now
     message.last_error = None
     if message.subject_kind == "escalation":
@@ -274,6 +291,7 @@ async def attach_ticket(
                 kind="support_ticket.opened",
                 actor="service:partners",
                 ticket_id=ticket_id,
+                ticket_number=ticket_number,
             )
     return message
 

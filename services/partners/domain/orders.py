@@ -62,6 +62,7 @@ from services.partners.models import (
     Product,
     RefundFunder,
     Store,
+    SupportMessage,
 )
 from services.partners.settings import PartnersSettings
 
@@ -104,6 +105,8 @@ class OrderView:
     escalation: Escalation | None = None
     courier_report: CourierReport | None = None
     product_names: dict[uuid.UUID, str] = field(default_factory=dict)
+    # The escalation's message to support: its ticket (id and number), linked both ways.
+    support_message: SupportMessage | None = None
 
 
 async def _order_view(session: AsyncSession, order: Order) -> OrderView:
@@ -128,11 +131,14 @@ async def _order_view(session: AsyncSession, order: Order) -> OrderView:
     escalation = await session.get(Escalation, order.id)
     report = await session.scalar(select(CourierReport).where(CourierReport.order_id == order.id))
     names: dict[uuid.UUID, str] = {}
+    message = None
     if escalation is not None:
         product = await session.get(Product, escalation.product_id)
         if product is not None:
             names[product.id] = product.name
-    return OrderView(order, items, payments, events, escalation, report, names)
+        if escalation.support_message_id is not None:
+            message = await session.get(SupportMessage, escalation.support_message_id)
+    return OrderView(order, items, payments, events, escalation, report, names, message)
 
 
 async def _order_of(
@@ -574,7 +580,12 @@ async def list_order_history(
     if status and status not in {s.value for s in HISTORY_STATUSES}:
         v.check(False, "status", "must be collected, delivered, cancelled or refunded")
     if period_start is not None and period_end is not None:
-        v.check(period_start < period_end, "period_end", "must be after period_start")
+        v.check(
+            period_start < period_end,
+            "period_end",
+            "must be after period_start",
+            code="end_before_start",
+        )
     bounds = [moment.isoformat() if moment else "" for moment in (period_start, period_end)]
     filters = "|".join([status, *bounds])
     page = _parse_page(v, _HISTORY, page_size, page_token, [_timestamp, uuid.UUID], filters)

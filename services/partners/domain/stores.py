@@ -111,14 +111,22 @@ async def update_store_settings(
     store_id: str,
     operations_email: str,
     phone: str,
+    timezone: str = "",
 ) -> Store:
+    """The store's contact details, and (when given) the IANA time zone its days are counted
+    in: the check-in day, support's "today" for it."""
     store = await _store_for(session, actor, store_id, manage=True, lock=True)
     v = Validator()
     email = _email(v, "operations_email", operations_email, required=True)
     clean_phone = _phone(v, "phone", phone)
+    zone = timezone.strip()
+    if zone:
+        _timezone(v, "timezone", zone)
     v.raise_if_any()
     assert email is not None
     store.operations_email = email
     store.phone = clean_phone
+    if zone:
+        store.timezone = zone
     store.updated_at = now
     return store

@@ -25,13 +25,13 @@ from guichet.partners.v1 import partners_pb2 as pb, partners_pb2_grpc
 from guichet.support.v1 import support_pb2_grpc
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from services.kit.clock import Clock
 from services.kit.grpcclient import create_channel
 from services.kit.identity_client import IdentityLink, connect_identity
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 from services.kit.temporal import connect_temporal
 from services.partners.models import outbox as outbox_table
 from services.partners.servicer.bank_details import BankDetailRpcs
-from services.partners.servicer.base import Clock, utcnow
 from services.partners.servicer.escalations import EscalationRpcs
 from services.partners.servicer.menu import MenuRpcs
 from services.partners.servicer.messages import MessageRpcs
@@ -55,8 +55,9 @@ class PartnersServicer(
     """The one gRPC servicer of `guichet.partners.v1.PartnersService`, composed of its groups."""
 
 
-async def build(context: ServiceContext, *, clock: Clock = utcnow) -> Wiring:
+async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wiring:
     """Connects identity (JWKS, organisation look-ups) and support, and wires the servicer."""
+    clock = clock or context.clock
     settings = context.settings
     if not isinstance(settings, PartnersSettings):
         raise TypeError("partners needs PartnersSettings")

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -16,6 +15,7 @@ from guichet.support.v1 import support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from services.kit.clock import Clock, system_clock
 from services.kit.outbox import OutboxRelay
 from services.kit.support_tickets import open_support_ticket
 from services.partners.domain import messages
@@ -26,11 +26,6 @@ from workflows.contracts.partners import SUPPORT_CATEGORY_CODES
 log = logging.getLogger(__name__)
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type stubs)
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
@@ -47,7 +42,7 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
         support: support_pb2_grpc.SupportServiceStub | None,
         relay: OutboxRelay | None,
         connect: Callable[[], Awaitable[Client]],
-        clock: Clock = utcnow,
+        clock: Clock = system_clock,
     ) -> None:
         self._sessions = sessions
         # Autocommit sessions for the hot read-only lists: one statement, no BEGIN/COMMIT.
@@ -88,6 +83,7 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
         """Opens the message's ticket in support with the partner's own token; on failure the
         message stays pending_ticket (with the reason) and the workflow retries later."""
         ticket_id = ""
+        ticket_number = 0
         error = ""
         async with self._sessions.begin() as session:
             message = await session.get(SupportMessage, message_id)
@@ -96,7 +92,7 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
             error = "support is not configured"
         else:
             try:
-                ticket_id = await open_support_ticket(
+                ticket = await open_support_ticket(
                     self._support,
                     category_code=SUPPORT_CATEGORY_CODES[message.category],
                     store_id=str(message.store_id),
@@ -106,12 +102,17 @@ class ServicerBase(partners_pb2_grpc.PartnersServiceServicer):
                     idempotency_key=str(message.id),
                     seconds=3.0,
                 )
+                ticket_id, ticket_number = ticket.id, ticket.number
             except (grpc.aio.AioRpcError, LookupError) as failure:
                 error = _describe(failure)
         async with self._sessions.begin() as session:
             if ticket_id:
                 return await messages.attach_ticket(
-                    session=session, now=self._clock(), message_id=message_id, ticket_id=ticket_id
+                    session=session,
+                    now=self._clock(),
+                    message_id=message_id,
+                    ticket_id=ticket_id,
+                    ticket_number=ticket_number,
                 )
             log.warning(
                 "support ticket not opened yet",

@@ -241,6 +241,7 @@ def escalation_to_proto(
     order_code: str = "",
     product_name: str = "",
     ticket_id: str = "",
+    ticket_number: int = 0,
 ) -> pb.Escalation:
     return pb.Escalation(
         order_id=str(escalation.order_id),
@@ -260,6 +261,8 @@ def escalation_to_proto(
         cancelled_by=escalation.cancelled_by or "",
         refunded=escalation.refunded,
         create_time=_ts(escalation.created_at),
+        ticket_number=ticket_number,
+        ticket_close_time=_ts(escalation.ticket_closed_at) if escalation.ticket_closed_at else None,
     )
 
 
@@ -269,6 +272,7 @@ def escalation_view_to_proto(view: escalations.EscalationView) -> pb.Escalation:
         order_code=view.order_code,
         product_name=view.product_name,
         ticket_id=view.ticket_id,
+        ticket_number=view.ticket_number,
     )
 
 
@@ -290,6 +294,8 @@ def order_detail_to_proto(view: orders.OrderView) -> pb.OrderDetail:
             view.escalation,
             order_code=order.code,
             product_name=view.product_names.get(view.escalation.product_id, ""),
+            ticket_id=(view.support_message.ticket_id or "") if view.support_message else "",
+            ticket_number=(view.support_message.ticket_number or 0) if view.support_message else 0,
         )
     return pb.OrderDetail(
         order=order_to_proto(order),
@@ -351,6 +357,8 @@ def message_to_proto(message: SupportMessage, store_name: str = "") -> pb.Suppor
         subject_id=message.subject_id,
         store_name=store_name,
         last_error=message.last_error or "",
+        respond_by=_ts(message.respond_by) if message.respond_by else None,
+        ticket_number=message.ticket_number or 0,
     )
 
 

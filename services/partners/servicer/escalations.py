@@ -163,3 +163,27 @@ class EscalationRpcs(ServicerBase):
             late = (now - escalation.answer_deadline).total_seconds()
             workflow_metrics().step_done("OrderEscalation", "escalated", late)
         return pb.EscalateToSupportResponse(escalation=escalation_view_to_proto(view))
+
+    async def GetEscalationOutcome(
+        self, request: pb.GetEscalationOutcomeRequest, context: Context
+    ) -> pb.GetEscalationOutcomeResponse:
+        async with self._sessions.begin() as session:
+            view, ended, note = await escalations.escalation_outcome(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                order_id=request.order_id,
+            )
+        return pb.GetEscalationOutcomeResponse(
+            escalation=escalation_view_to_proto(view), ended=ended, note=note
+        )
+
+    async def RecordEscalationTicketClosed(
+        self, request: pb.RecordEscalationTicketClosedRequest, context: Context
+    ) -> pb.RecordEscalationTicketClosedResponse:
+        escalation = await self._step(
+            escalations.record_escalation_ticket_closed,
+            request.order_id,
+            ticket_id=request.ticket_id,
+        )
+        return pb.RecordEscalationTicketClosedResponse(escalation=escalation)

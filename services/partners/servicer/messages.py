@@ -73,6 +73,7 @@ class MessageRpcs(ServicerBase):
                 message_id=request.message_id,
                 ticket_id=request.ticket_id,
                 error=request.error,
+                ticket_number=request.ticket_number,
             )
         return pb.RecordSupportTicketResponse(
             message=message_to_proto(view.message, view.store_name)

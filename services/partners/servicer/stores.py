@@ -74,6 +74,7 @@ class StoreRpcs(ServicerBase):
                 store_id=request.store_id,
                 operations_email=request.operations_email,
                 phone=request.phone,
+                timezone=request.timezone,
             )
         return pb.UpdateStoreSettingsResponse(store=store_to_proto(store))
 

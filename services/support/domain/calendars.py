@@ -1,12 +1,17 @@
-"""Business calendars: weekly hours, public holidays by country, closed days.
+"""Business calendars: a time zone, weekly hours, holidays by country and subdivision in the
+categories the calendar observes (public by default; Brazil's optional ones close Carnaval), and
+closed days typed by hand.
 
 A plan counts its SLA targets in minutes of its calendar; `calendar_spec` reads one back as the
-`CalendarSpec` the SLA clock rules and the workflow compute with.
+`CalendarSpec` the SLA clock rules and the workflow compute with. A calendar's view lists the next
+days it will skip, so an admin sees what the clocks will do. (Changing a calendar, and the
+tickets that follow it: `calendar_changes`.)
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +19,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
+from services.kit.clock import local_today
 from services.kit.errors import AlreadyExists, NotFound, Validator
 from services.kit.paging import Page, parse_page
 from services.support.domain.common import (
@@ -24,25 +30,67 @@ from services.support.domain.common import (
     require_agent,
 )
 from services.support.models import Calendar, ClosedDay
-from workflows.contracts.business_time import CalendarSpec, spec_problems
+from workflows.contracts.business_time import (
+    CalendarSpec,
+    ClosedDay as UpcomingClosedDay,
+    compile_calendar,
+    next_closed_days,
+    spec_problems,
+    supported_categories,
+)
+
+UPCOMING_LIMIT = 10
 
 
 @dataclass(frozen=True)
 class CalendarView:
     calendar: Calendar
     closed_days: list[str]
+    # The next days its clocks skip (observed holidays and closed days on open weekdays).
+    upcoming: list[UpcomingClosedDay]
 
 
-def _calendar_code(field: str) -> str:
-    """The code of a calendar rule: which regions exist is the holidays library's knowledge, how
-    the opening hours of a day fit together is beyond a pattern (422 both); the rest is the
-    schema's (400)."""
+def clean_spec(spec: CalendarSpec) -> CalendarSpec:
+    """The spec as it will be kept: trimmed, codes upper-case, categories lower-case, sorted."""
+    return CalendarSpec(
+        time_zone=spec.time_zone.strip(),
+        weekly=[text.strip() for text in spec.weekly],
+        country=spec.country.strip().upper(),
+        subdivision=spec.subdivision.strip().upper(),
+        closed_days=sorted({day.strip() for day in spec.closed_days}),
+        categories=sorted({category.strip().lower() for category in spec.categories}),
+    )
+
+
+def upcoming_closed_days(spec: CalendarSpec, now: datetime) -> list[UpcomingClosedDay]:
+    """From today in the calendar's zone, the next days its clocks skip."""
+    calendar = compile_calendar(spec)
+    return next_closed_days(calendar, local_today(now, spec.time_zone), limit=UPCOMING_LIMIT)
+
+
+async def view_of(session: AsyncSession, calendar: Calendar, now: datetime) -> CalendarView:
+    spec = await calendar_spec(session, calendar.id)
+    return CalendarView(calendar, spec.closed_days, upcoming_closed_days(spec, now))
+
+
+def list_holiday_categories(*, actor: Principal | None, country: str) -> Sequence[str]:
+    """The categories the holidays library knows for a country (empty for an unknown one)."""
+    require_agent(actor)
+    return supported_categories(country.strip().upper())
+
+
+def calendar_code(field: str) -> str:
+    """The code of a calendar rule: which regions and holiday categories exist is the holidays
+    library's knowledge, how the opening hours of a day fit together is beyond a pattern (422
+    all); the rest is the schema's (400)."""
     if field in ("country", "subdivision"):
         return "unknown_region"
     if field.startswith("weekly_hours"):
         return "opening_hours"
     if field == "time_zone":
         return "time_zone"
+    if field.startswith("holiday_categories["):
+        return "unknown_category"
     return "invalid"
 
 
@@ -64,15 +112,9 @@ async def create_calendar(
     require_admin(actor)
     v = Validator()
     check_text(v, "name", name, 100)
-    spec = CalendarSpec(
-        time_zone=spec.time_zone.strip(),
-        weekly=[text.strip() for text in spec.weekly],
-        country=spec.country.strip().upper(),
-        subdivision=spec.subdivision.strip().upper(),
-        closed_days=sorted({day.strip() for day in spec.closed_days}),
-    )
-    # Which countries and subdivisions exist is the holidays library's knowledge, not a schema.
-    v.extend((field, why, _calendar_code(field)) for field, why in spec_problems(spec))
+    spec = clean_spec(spec)
+    # Which countries, subdivisions and categories exist is the holidays library's knowledge.
+    v.extend((field, why, calendar_code(field)) for field, why in spec_problems(spec))
     v.raise_if_any()
     calendar = Calendar(
         id=uuid.uuid4(),
@@ -81,6 +123,7 @@ async def create_calendar(
         weekly_hours=spec.weekly,
         country=spec.country,
         subdivision=spec.subdivision,
+        holiday_categories=spec.categories,
         created_at=now,
     )
     session.add(calendar)
@@ -89,11 +132,16 @@ async def create_calendar(
     for day in spec.closed_days:
         session.add(ClosedDay(calendar_id=calendar.id, day=datetime.fromisoformat(day).date()))
     await session.flush()
-    return CalendarView(calendar, spec.closed_days)
+    return CalendarView(calendar, spec.closed_days, upcoming_closed_days(spec, now))
 
 
 async def list_calendars(
-    *, session: AsyncSession, actor: Principal | None, page_size: int, page_token: str
+    *,
+    session: AsyncSession,
+    actor: Principal | None,
+    now: datetime,
+    page_size: int,
+    page_token: str,
 ) -> Page[CalendarView]:
     require_agent(actor)
     v = Validator()
@@ -104,7 +152,7 @@ async def list_calendars(
         query = query.where(tuple_(Calendar.name, Calendar.id) > tuple_(*page.after))
     found = await fetch_page(session, query, page, "calendars", lambda c: (c.name, c.id))
     return Page(
-        items=[CalendarView(c, await _closed_days(session, c.id)) for c in found.items],
+        items=[await view_of(session, c, now) for c in found.items],
         next_page_token=found.next_page_token,
     )
 
@@ -119,4 +167,5 @@ async def calendar_spec(session: AsyncSession, calendar_id: uuid.UUID) -> Calend
         country=calendar.country,
         subdivision=calendar.subdivision,
         closed_days=await _closed_days(session, calendar_id),
+        categories=list(calendar.holiday_categories),
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
@@ -41,6 +42,17 @@ from services.support.settings import SupportSettings
 IDEMPOTENCY_KEY_MAX = 100
 
 _EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_LINK_KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
+MAX_RESPOND_BY = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class TicketLinkInput:
+    """What a ticket a service opens is about, in that service: e.g. ("order", id, "NAP-1001")."""
+
+    kind: str
+    id: str
+    label: str
 
 
 def named_address(text: str) -> str | None:
@@ -66,6 +78,8 @@ async def send_partner_message(
     organisation_id: str,
     view_id: str,
     idempotency_key: str = "",
+    respond_by: datetime | None = None,
+    link: TicketLinkInput | None = None,
 ) -> Ticket:
     """A partner's message becomes a ticket; answers go to the address it names, else to the
     operations contact of the partner's contract.
@@ -76,7 +90,11 @@ async def send_partner_message(
     With an `idempotency_key`, the organisation's ticket already opened with that key is returned
     as it is (no second ticket, SLA workflow or view consumed): the partners service sends its
     message id, so an opening retried after a lost answer, or raced by the partner's own request
-    and the worker, ends with one ticket."""
+    and the worker, ends with one ticket.
+
+    A service may also set `respond_by` (every SLA target of the ticket due then, in plain time:
+    an order escalation's support deadline) and `link` (what the ticket is about: the order).
+    People may not: a deadline is the platform's promise, not the asker's."""
     if actor is None:
         raise Unauthenticated("authentication required")
     v = Validator()
@@ -87,6 +105,15 @@ async def send_partner_message(
     check_text(v, "body", body, TEXT_MAX, lines=True)
     explicit = optional_email(v, "reply_to_email", reply_to_email)
     key = _idempotency_key(v, idempotency_key)
+    if respond_by is not None:
+        v.check(actor.is_service, "respond_by", "is set by the platform only")
+        v.check(respond_by.tzinfo is not None, "respond_by", "must be an instant")
+        v.check(respond_by <= now + MAX_RESPOND_BY, "respond_by", "must be within 30 days")
+    if link is not None:
+        v.check(actor.is_service, "link", "is set by the platform only")
+        v.check(bool(_LINK_KIND.match(link.kind)), "link.kind", "must be a lower-case word")
+        check_text(v, "link.id", link.id, 64)
+        check_text(v, "link.label", link.label, 100)
     v.raise_if_any()
     assert category is not None
     if actor.is_service:
@@ -128,6 +155,10 @@ async def send_partner_message(
         created_at=now,
         updated_at=now,
         idempotency_key=key,
+        respond_by=respond_by,
+        link_kind=link.kind if link else "",
+        link_id=link.id.strip() if link else "",
+        link_label=link.label.strip() if link else "",
     )
     ticket.search_text = search_text_of(ticket)
     try:

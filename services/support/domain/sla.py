@@ -9,6 +9,7 @@ same transaction. Opening a ticket records the workflow's start in the outbox (`
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import asdict
 from datetime import datetime
@@ -38,6 +39,7 @@ from services.support.models import (
     outbox,
 )
 from services.support.settings import SupportSettings
+from workflows.contracts.business_time import CalendarSpec
 from workflows.contracts.support import (
     POLICY_CHANGE,
     SLA_WORKFLOW,
@@ -54,10 +56,31 @@ from workflows.contracts.support import (
     sla_workflow_id,
 )
 
+# A ticket with a service's own deadline counts in plain time: open every minute of every day.
+ALWAYS_OPEN = CalendarSpec(time_zone="UTC", weekly=["00:00-24:00"] * 7)
+# The shortest target a service's deadline makes (a deadline already past still gets one).
+MIN_DEADLINE_SECONDS = 60
+
 
 async def policy_for(session: AsyncSession, ticket: Ticket) -> SlaPolicy:
+    """What the ticket is promised: its plan's targets for its priority, in the plan's calendar;
+    or, when the service that opened it set a deadline (`respond_by`, an order escalation's),
+    every target due at that deadline in plain time (the workflow gets it as its policy)."""
     plan = await session.get(Plan, ticket.plan_id)
     assert plan is not None
+    if ticket.respond_by is not None:
+        # Rounded up: the deadline is never announced before the service's own.
+        seconds = math.ceil((ticket.respond_by - ticket.created_at).total_seconds())
+        seconds = max(seconds, MIN_DEADLINE_SECONDS)
+        return SlaPolicy(
+            plan_id=str(plan.id),
+            priority=ticket.priority,
+            first_response_seconds=seconds,
+            next_response_seconds=seconds,
+            resolution_seconds=seconds,
+            warning_percent=plan.warning_percent,
+            calendar=ALWAYS_OPEN,
+        )
     target = await session.get(PlanTarget, (plan.id, ticket.priority))
     assert target is not None, "a plan covers every priority"
     return SlaPolicy(

@@ -10,12 +10,19 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.errors import FailedPrecondition, PermissionDenied, Validator
+from services.kit.errors import (
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Validator,
+)
 from services.support.domain.common import (
     TEXT_MAX,
     check_text,
     parse_kind,
     parse_priority,
+    parse_uuid,
     require_active,
     require_agent,
     ticket_for,
@@ -249,3 +256,66 @@ async def log_consulting_time(
     ticket.consulting_minutes += minutes
     ticket.updated_at = now
     return ticket, entry
+
+
+# The author of the closing note a service leaves.
+PLATFORM_AUTHOR = "Guichet"
+
+
+async def close_linked_ticket(
+    *,
+    session: AsyncSession,
+    settings: SupportSettings,
+    actor: Principal | None,
+    now: datetime,
+    ticket_id: str,
+    status: str,
+    note: str,
+) -> tuple[Ticket, bool]:
+    """A service closes a ticket it opened about something of its own (a ticket with a link:
+    an order escalation's), with a note saying how that ended; (ticket, closed now).
+
+    Services only, and only linked tickets: a service cannot close a person's ticket. A ticket
+    already closed (by an agent, or a retried call) is returned as it is."""
+    if actor is None:
+        raise Unauthenticated("authentication required")
+    if not actor.is_service:
+        raise PermissionDenied("this call is internal: services only")
+    v = Validator()
+    parsed = parse_uuid(v, "ticket_id", ticket_id)
+    v.check(
+        status in (Status.FINISHED.value, Status.CANCELLED.value),
+        "status",
+        "must be finished or cancelled",
+    )
+    check_text(v, "note", note, TEXT_MAX, lines=True)
+    v.raise_if_any()
+    ticket = await session.get(Ticket, parsed, with_for_update=True)
+    if ticket is None:
+        raise NotFound("ticket not found")
+    if not ticket.link_kind:
+        raise FailedPrecondition(
+            "only a ticket a service opened about something of its own can be closed by it",
+            reason="ticket_not_linked",
+        )
+    if ticket.status in (Status.FINISHED, Status.CANCELLED):
+        return ticket, False
+    session.add(
+        Message(
+            id=uuid.uuid4(),
+            ticket_id=ticket.id,
+            author_id=f"svc:{actor.subject}",
+            author_name=PLATFORM_AUTHOR,
+            side=Side.AGENT.value,
+            body=note.strip(),
+            created_at=now,
+        )
+    )
+    _transition(ticket, Status(status))
+    _close_if_final(ticket, now)
+    ticket.updated_at = now
+    await session.flush()
+    await ticket_event(
+        session, settings, ticket, kind=STATUS_CHANGE, now=now, actor_id=f"svc:{actor.subject}"
+    )
+    return ticket, True

@@ -3,13 +3,12 @@ after a commit, and tickets mapped with their category and organisation names.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from guichet.support.v1 import support_pb2 as pb, support_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.kit.clock import Clock, system_clock
 from services.kit.outbox import OutboxRelay
 from services.support.domain.mails import CustomerAddress
 from services.support.domain.plans import OrganisationLookup
@@ -20,11 +19,7 @@ from services.support.settings import SupportSettings
 from services.support.signals import SignalRelay
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type stubs)
-Clock_ = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+Clock_ = Clock
 
 
 class ServicerBase(support_pb2_grpc.SupportServiceServicer):
@@ -39,7 +34,7 @@ class ServicerBase(support_pb2_grpc.SupportServiceServicer):
         customer_address: CustomerAddress | None = None,
         relays: list[OutboxRelay],
         signals: SignalRelay | None,
-        clock: Clock_ = utcnow,
+        clock: Clock_ = system_clock,
     ) -> None:
         self._sessions = sessions
         self._settings = settings

@@ -5,7 +5,12 @@ from __future__ import annotations
 from guichet.support.v1 import support_pb2 as pb
 
 from services.kit.auth import current_principal
-from services.support.domain.calendars import create_calendar, list_calendars
+from services.support.domain.calendar_changes import update_calendar
+from services.support.domain.calendars import (
+    create_calendar,
+    list_calendars,
+    list_holiday_categories,
+)
 from services.support.domain.plans import (
     TargetInput,
     create_plan,
@@ -44,9 +49,38 @@ class PlanMethods(ServicerBase):
                     country=request.country,
                     subdivision=request.subdivision,
                     closed_days=list(request.closed_days),
+                    categories=list(request.holiday_categories),
                 ),
             )
         return pb.CreateCalendarResponse(calendar=calendar_to_proto(view))
+
+    async def UpdateCalendar(
+        self, request: pb.UpdateCalendarRequest, context: Context
+    ) -> pb.UpdateCalendarResponse:
+        async with self._sessions.begin() as session:
+            view, moved = await update_calendar(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                calendar_id=request.calendar_id,
+                spec=CalendarSpec(
+                    time_zone=request.time_zone,
+                    weekly=list(request.weekly_hours),
+                    country=request.country,
+                    subdivision=request.subdivision,
+                    closed_days=list(request.closed_days),
+                    categories=list(request.holiday_categories),
+                ),
+            )
+        self._committed()
+        return pb.UpdateCalendarResponse(calendar=calendar_to_proto(view), tickets_updated=moved)
+
+    async def ListHolidayCategories(
+        self, request: pb.ListHolidayCategoriesRequest, context: Context
+    ) -> pb.ListHolidayCategoriesResponse:
+        categories = list_holiday_categories(actor=current_principal(), country=request.country)
+        return pb.ListHolidayCategoriesResponse(categories=list(categories))
 
     async def ListCalendars(
         self, request: pb.ListCalendarsRequest, context: Context
@@ -55,6 +89,7 @@ class PlanMethods(ServicerBase):
             page = await list_calendars(
                 session=session,
                 actor=current_principal(),
+                now=self._clock(),
                 page_size=request.page.page_size,
                 page_token=request.page.page_token,
             )

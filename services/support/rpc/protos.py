@@ -113,6 +113,12 @@ def calendar_to_proto(view: CalendarView) -> pb.Calendar:
         subdivision=c.subdivision,
         closed_days=view.closed_days,
         create_time=ts(c.created_at),
+        holiday_categories=list(c.holiday_categories),
+        upcoming_closed_days=[
+            pb.UpcomingClosedDay(day=u.day.isoformat(), name=u.name, holiday=u.holiday)
+            for u in view.upcoming
+        ],
+        update_time=optional_ts(c.updated_at),
     )
 
 
@@ -206,6 +212,10 @@ def ticket_to_proto(t: Ticket, *, category: str = "", organisation: str = "") ->
         next_due_time=optional_ts(t.next_due_at),
         at_risk=t.at_risk,
         breached=t.breached,
+        respond_by=optional_ts(t.respond_by),
+        link=pb.TicketLink(kind=t.link_kind, id=t.link_id, label=t.link_label)
+        if t.link_kind
+        else None,
     )
 
 

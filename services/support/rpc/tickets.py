@@ -6,11 +6,12 @@ from guichet.support.v1 import support_pb2 as pb
 
 from services.kit.auth import current_principal
 from services.support.domain.attachments import add_attachment, get_attachment
-from services.support.domain.partner_messages import send_partner_message
+from services.support.domain.partner_messages import TicketLinkInput, send_partner_message
 from services.support.domain.ticket_changes import (
     change_priority,
     change_status,
     classify,
+    close_linked_ticket,
     log_consulting_time,
     reply,
 )
@@ -34,6 +35,7 @@ from services.support.rpc.protos import (
     message_to_proto,
     page_response,
     pause_to_proto,
+    time_in,
 )
 
 
@@ -83,6 +85,10 @@ class TicketMethods(ServicerBase):
                 organisation_id=request.organisation_id,
                 view_id=request.view_id,
                 idempotency_key=request.idempotency_key,
+                respond_by=time_in(request.respond_by, request.HasField("respond_by")),
+                link=TicketLinkInput(request.link.kind, request.link.id, request.link.label)
+                if request.HasField("link")
+                else None,
             )
             answer = await self._ticket(session, ticket)
         self._committed()
@@ -171,6 +177,23 @@ class TicketMethods(ServicerBase):
             answer = await self._ticket(session, ticket)
         self._committed()
         return pb.ChangeTicketStatusResponse(ticket=answer)
+
+    async def CloseLinkedTicket(
+        self, request: pb.CloseLinkedTicketRequest, context: Context
+    ) -> pb.CloseLinkedTicketResponse:
+        async with self._sessions.begin() as session:
+            ticket, closed = await close_linked_ticket(
+                session=session,
+                settings=self._settings,
+                actor=current_principal(),
+                now=self._clock(),
+                ticket_id=request.ticket_id,
+                status=enum_in(STATUS_IN, request.status),
+                note=request.note,
+            )
+            answer = await self._ticket(session, ticket)
+        self._committed()
+        return pb.CloseLinkedTicketResponse(ticket=answer, closed=closed)
 
     async def ChangeTicketPriority(
         self, request: pb.ChangeTicketPriorityRequest, context: Context

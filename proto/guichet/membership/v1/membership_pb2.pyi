@@ -307,10 +307,15 @@ class Program(_message.Message):
     BENEFITS_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     code: _builtins.str
     name: _builtins.str
     description: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone (e.g. America/Montreal): renewal windows open and close, and anniversary
+    letters leave, at midnight of this zone unless a workshop names its own.
+    """
     @_builtins.property
     def benefits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The benefits of the program itself, recapped in the anniversary letter."""
@@ -329,10 +334,11 @@ class Program(_message.Message):
         benefits: _abc.Iterable[_builtins.str] | None = ...,
         options: _abc.Iterable[Global___ProgramOption] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefits", b"benefits", "code", b"code", "create_time", b"create_time", "description", b"description", "id", b"id", "name", b"name", "options", b"options"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefits", b"benefits", "code", b"code", "create_time", b"create_time", "description", b"description", "id", b"id", "name", b"name", "options", b"options", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,9 +352,12 @@ class CreateProgramRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     BENEFITS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     name: _builtins.str
     description: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone; empty: the service's DEFAULT_TIME_ZONE."""
     @_builtins.property
     def benefits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -358,10 +367,11 @@ class CreateProgramRequest(_message.Message):
         name: _builtins.str = ...,
         description: _builtins.str = ...,
         benefits: _abc.Iterable[_builtins.str] | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefits", b"benefits", "code", b"code", "description", b"description", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benefits", b"benefits", "code", b"code", "description", b"description", "name", b"name", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -536,6 +546,48 @@ class UpdateProgramOptionResponse(_message.Message):
 Global___UpdateProgramOptionResponse: _TypeAlias = UpdateProgramOptionResponse  # noqa: Y015
 
 @_typing.final
+class SetProgramTimeZoneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    time_zone: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["program_id", b"program_id", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetProgramTimeZoneRequest: _TypeAlias = SetProgramTimeZoneRequest  # noqa: Y015
+
+@_typing.final
+class SetProgramTimeZoneResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def program(self) -> Global___Program: ...
+    def __init__(
+        self,
+        *,
+        program: Global___Program | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["program", b"program"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["program", b"program"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetProgramTimeZoneResponse: _TypeAlias = SetProgramTimeZoneResponse  # noqa: Y015
+
+@_typing.final
 class WorkshopInfo(_message.Message):
     """The workshop's information as the program team keeps it."""
 
@@ -644,6 +696,11 @@ class WorkshopMembership(_message.Message):
     REMOVAL_WINDOW_FIELD_NUMBER: _builtins.int
     ENDED_ON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TIME_ZONE_FIELD_NUMBER: _builtins.int
+    ANNIVERSARY_FIELD_NUMBER: _builtins.int
+    WORKSHOP_CODE_FIELD_NUMBER: _builtins.int
+    LETTER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workshop_id: _builtins.str
     """The identity organisation (kind workshop)."""
@@ -653,6 +710,15 @@ class WorkshopMembership(_message.Message):
     renewal_date: _builtins.str
     """The next renewal date."""
     ended_on: _builtins.str
+    time_zone: _builtins.str
+    """The workshop's own IANA time zone when it differs from the program's (else empty), and the
+    zone its dates are days of (this one, else the program's).
+    """
+    effective_time_zone: _builtins.str
+    anniversary: _builtins.str
+    """The anniversary renewals are computed from (29 February stays the 29th in leap years)."""
+    workshop_code: _builtins.str
+    """The workshop's code in identity (e.g. WS-CENTRE)."""
     @_builtins.property
     def workshop(self) -> Global___WorkshopInfo: ...
     @_builtins.property
@@ -667,6 +733,10 @@ class WorkshopMembership(_message.Message):
     def removal_window(self) -> Global___RemovalWindow: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def letter(self) -> Global___AnniversaryLetter:
+        """This renewal's anniversary letter (unset before it leaves) and when it was sent again."""
+
     def __init__(
         self,
         *,
@@ -683,14 +753,87 @@ class WorkshopMembership(_message.Message):
         removal_window: Global___RemovalWindow | None = ...,
         ended_on: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        time_zone: _builtins.str = ...,
+        effective_time_zone: _builtins.str = ...,
+        anniversary: _builtins.str = ...,
+        workshop_code: _builtins.str = ...,
+        letter: Global___AnniversaryLetter | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "distributor", b"distributor", "removal_window", b"removal_window", "wholesaler", b"wholesaler", "workshop", b"workshop"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "distributor", b"distributor", "letter", b"letter", "removal_window", b"removal_window", "wholesaler", b"wholesaler", "workshop", b"workshop"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "distributor", b"distributor", "ended_on", b"ended_on", "id", b"id", "options", b"options", "program_id", b"program_id", "program_name", b"program_name", "removal_window", b"removal_window", "renewal_date", b"renewal_date", "status", b"status", "wholesaler", b"wholesaler", "workshop", b"workshop", "workshop_id", b"workshop_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anniversary", b"anniversary", "create_time", b"create_time", "distributor", b"distributor", "effective_time_zone", b"effective_time_zone", "ended_on", b"ended_on", "id", b"id", "letter", b"letter", "options", b"options", "program_id", b"program_id", "program_name", b"program_name", "removal_window", b"removal_window", "renewal_date", b"renewal_date", "status", b"status", "time_zone", b"time_zone", "wholesaler", b"wholesaler", "workshop", b"workshop", "workshop_code", b"workshop_code", "workshop_id", b"workshop_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkshopMembership: _TypeAlias = WorkshopMembership  # noqa: Y015
+
+@_typing.final
+class AnniversaryLetter(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RENEWAL_DATE_FIELD_NUMBER: _builtins.int
+    SENT_TIME_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    RESENDS_FIELD_NUMBER: _builtins.int
+    DUE_ON_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    renewal_date: _builtins.str
+    """The renewal date it announced, and when it left."""
+    due_on: _builtins.str
+    """The day it leaves (in the membership's time zone), while it has not."""
+    sent: _builtins.bool
+    @_builtins.property
+    def sent_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def resends(self) -> _containers.RepeatedCompositeFieldContainer[Global___LetterResend]: ...
+    def __init__(
+        self,
+        *,
+        renewal_date: _builtins.str = ...,
+        sent_time: _timestamp_pb2.Timestamp | None = ...,
+        recipients: _abc.Iterable[_builtins.str] | None = ...,
+        resends: _abc.Iterable[Global___LetterResend] | None = ...,
+        due_on: _builtins.str = ...,
+        sent: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_time", b"sent_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_on", b"due_on", "recipients", b"recipients", "renewal_date", b"renewal_date", "resends", b"resends", "sent", b"sent", "sent_time", b"sent_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnniversaryLetter: _TypeAlias = AnniversaryLetter  # noqa: Y015
+
+@_typing.final
+class LetterResend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RENEWAL_DATE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    renewal_date: _builtins.str
+    requested_by: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        renewal_date: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        requested_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "renewal_date", b"renewal_date", "requested_by", b"requested_by", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LetterResend: _TypeAlias = LetterResend  # noqa: Y015
 
 @_typing.final
 class CreateWorkshopMembershipRequest(_message.Message):
@@ -703,10 +846,13 @@ class CreateWorkshopMembershipRequest(_message.Message):
     WHOLESALER_FIELD_NUMBER: _builtins.int
     DISTRIBUTOR_FIELD_NUMBER: _builtins.int
     OPTION_IDS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     workshop_id: _builtins.str
     program_id: _builtins.str
     renewal_date: _builtins.str
     """Must be after today."""
+    time_zone: _builtins.str
+    """The workshop's own IANA time zone when it differs from the program's; empty: the program's."""
     @_builtins.property
     def workshop(self) -> Global___WorkshopInfo: ...
     @_builtins.property
@@ -725,10 +871,11 @@ class CreateWorkshopMembershipRequest(_message.Message):
         wholesaler: Global___Contact | None = ...,
         distributor: Global___Contact | None = ...,
         option_ids: _abc.Iterable[_builtins.str] | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["distributor", b"distributor", "wholesaler", b"wholesaler", "workshop", b"workshop"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["distributor", b"distributor", "option_ids", b"option_ids", "program_id", b"program_id", "renewal_date", b"renewal_date", "wholesaler", b"wholesaler", "workshop", b"workshop", "workshop_id", b"workshop_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distributor", b"distributor", "option_ids", b"option_ids", "program_id", b"program_id", "renewal_date", b"renewal_date", "time_zone", b"time_zone", "wholesaler", b"wholesaler", "workshop", b"workshop", "workshop_id", b"workshop_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -977,6 +1124,92 @@ class EndWorkshopMembershipResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EndWorkshopMembershipResponse: _TypeAlias = EndWorkshopMembershipResponse  # noqa: Y015
+
+@_typing.final
+class SetWorkshopTimeZoneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSHOP_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    workshop_id: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone; empty: follow the program's."""
+    def __init__(
+        self,
+        *,
+        workshop_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["time_zone", b"time_zone", "workshop_id", b"workshop_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWorkshopTimeZoneRequest: _TypeAlias = SetWorkshopTimeZoneRequest  # noqa: Y015
+
+@_typing.final
+class SetWorkshopTimeZoneResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___WorkshopMembership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___WorkshopMembership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWorkshopTimeZoneResponse: _TypeAlias = SetWorkshopTimeZoneResponse  # noqa: Y015
+
+@_typing.final
+class ResendAnniversaryLetterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSHOP_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    workshop_id: _builtins.str
+    reason: _builtins.str
+    """Why it is sent again (kept with who asked and when)."""
+    def __init__(
+        self,
+        *,
+        workshop_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "workshop_id", b"workshop_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResendAnniversaryLetterRequest: _TypeAlias = ResendAnniversaryLetterRequest  # noqa: Y015
+
+@_typing.final
+class ResendAnniversaryLetterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___WorkshopMembership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___WorkshopMembership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResendAnniversaryLetterResponse: _TypeAlias = ResendAnniversaryLetterResponse  # noqa: Y015
 
 @_typing.final
 class OptionChangeRequest(_message.Message):
@@ -2256,6 +2489,121 @@ class IsFeePaidResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IsFeePaidResponse: _TypeAlias = IsFeePaidResponse  # noqa: Y015
+
+@_typing.final
+class AssociationSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSOCIATION_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    CHOSEN_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    association_id: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone the association's days are counted in ("today" for fees, trainings, coverage)."""
+    chosen: _builtins.bool
+    """False while the association runs on the service's default zone."""
+    updated_by: _builtins.str
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        association_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        chosen: _builtins.bool = ...,
+        updated_by: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["association_id", b"association_id", "chosen", b"chosen", "time_zone", b"time_zone", "update_time", b"update_time", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssociationSettings: _TypeAlias = AssociationSettings  # noqa: Y015
+
+@_typing.final
+class GetAssociationSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSOCIATION_ID_FIELD_NUMBER: _builtins.int
+    association_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        association_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["association_id", b"association_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssociationSettingsRequest: _TypeAlias = GetAssociationSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetAssociationSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___AssociationSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___AssociationSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAssociationSettingsResponse: _TypeAlias = GetAssociationSettingsResponse  # noqa: Y015
+
+@_typing.final
+class SetAssociationTimeZoneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSOCIATION_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    association_id: _builtins.str
+    time_zone: _builtins.str
+    def __init__(
+        self,
+        *,
+        association_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["association_id", b"association_id", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAssociationTimeZoneRequest: _TypeAlias = SetAssociationTimeZoneRequest  # noqa: Y015
+
+@_typing.final
+class SetAssociationTimeZoneResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___AssociationSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___AssociationSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAssociationTimeZoneResponse: _TypeAlias = SetAssociationTimeZoneResponse  # noqa: Y015
 
 @_typing.final
 class Training(_message.Message):
@@ -3738,6 +4086,12 @@ class GetRenewalStateResponse(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     WINDOW_DAYS_FIELD_NUMBER: _builtins.int
     LETTER_LEAD_DAYS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    LETTER_TIME_FIELD_NUMBER: _builtins.int
+    WINDOW_OPEN_TIME_FIELD_NUMBER: _builtins.int
+    WINDOW_CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    WORKSHOP_CODE_FIELD_NUMBER: _builtins.int
+    LETTER_SENT_FIELD_NUMBER: _builtins.int
     membership_id: _builtins.str
     workshop_id: _builtins.str
     status: Global___MembershipStatus.ValueType
@@ -3746,9 +4100,22 @@ class GetRenewalStateResponse(_message.Message):
     window_opened_on: _builtins.str
     window_closes_on: _builtins.str
     version: _builtins.int
-    """Grows with every change the workflow must hear of (renewal date, end)."""
+    """Grows with every change the workflow must hear of (renewal date, end, time zone)."""
     window_days: _builtins.int
     letter_lead_days: _builtins.int
+    time_zone: _builtins.str
+    """The membership's time zone, and the instants the workflow waits for: midnight there of the
+    letter's day, of the renewal date, and (while open) of the day the window closes.
+    """
+    workshop_code: _builtins.str
+    letter_sent: _builtins.bool
+    """This renewal's anniversary letter has left (a corrected date does not send another)."""
+    @_builtins.property
+    def letter_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def window_open_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def window_close_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -3762,10 +4129,16 @@ class GetRenewalStateResponse(_message.Message):
         version: _builtins.int = ...,
         window_days: _builtins.int = ...,
         letter_lead_days: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
+        letter_time: _timestamp_pb2.Timestamp | None = ...,
+        window_open_time: _timestamp_pb2.Timestamp | None = ...,
+        window_close_time: _timestamp_pb2.Timestamp | None = ...,
+        workshop_code: _builtins.str = ...,
+        letter_sent: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["letter_time", b"letter_time", "window_close_time", b"window_close_time", "window_open_time", b"window_open_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["letter_lead_days", b"letter_lead_days", "membership_id", b"membership_id", "renewal_date", b"renewal_date", "status", b"status", "version", b"version", "window_closes_on", b"window_closes_on", "window_days", b"window_days", "window_open", b"window_open", "window_opened_on", b"window_opened_on", "workshop_id", b"workshop_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["letter_lead_days", b"letter_lead_days", "letter_sent", b"letter_sent", "letter_time", b"letter_time", "membership_id", b"membership_id", "renewal_date", b"renewal_date", "status", b"status", "time_zone", b"time_zone", "version", b"version", "window_close_time", b"window_close_time", "window_closes_on", b"window_closes_on", "window_days", b"window_days", "window_open", b"window_open", "window_open_time", b"window_open_time", "window_opened_on", b"window_opened_on", "workshop_code", b"workshop_code", "workshop_id", b"workshop_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3779,7 +4152,9 @@ class SendAnniversaryLetterRequest(_message.Message):
     RENEWAL_DATE_FIELD_NUMBER: _builtins.int
     membership_id: _builtins.str
     renewal_date: _builtins.str
-    """The renewal date the letter announces: one letter per membership and renewal date."""
+    """The renewal date the letter announces (a step for another date is ignored). One letter per
+    yearly renewal, whatever corrections its date gets.
+    """
     def __init__(
         self,
         *,
@@ -3801,7 +4176,7 @@ class SendAnniversaryLetterResponse(_message.Message):
     SENT_FIELD_NUMBER: _builtins.int
     RECIPIENTS_FIELD_NUMBER: _builtins.int
     sent: _builtins.bool
-    """False when the letter for this renewal date had already been sent."""
+    """False when this renewal's letter had already been sent (or the date is no longer current)."""
     @_builtins.property
     def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(

@@ -63,6 +63,11 @@ class MembershipServiceStub:
                 request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionRequest.SerializeToString,
                 response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionResponse.FromString,
                 _registered_method=True)
+        self.SetProgramTimeZone = channel.unary_unary(
+                '/guichet.membership.v1.MembershipService/SetProgramTimeZone',
+                request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetProgramTimeZoneRequest.SerializeToString,
+                response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetProgramTimeZoneResponse.FromString,
+                _registered_method=True)
         self.CreateWorkshopMembership = channel.unary_unary(
                 '/guichet.membership.v1.MembershipService/CreateWorkshopMembership',
                 request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.CreateWorkshopMembershipRequest.SerializeToString,
@@ -92,6 +97,16 @@ class MembershipServiceStub:
                 '/guichet.membership.v1.MembershipService/EndWorkshopMembership',
                 request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.EndWorkshopMembershipRequest.SerializeToString,
                 response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.EndWorkshopMembershipResponse.FromString,
+                _registered_method=True)
+        self.SetWorkshopTimeZone = channel.unary_unary(
+                '/guichet.membership.v1.MembershipService/SetWorkshopTimeZone',
+                request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetWorkshopTimeZoneRequest.SerializeToString,
+                response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetWorkshopTimeZoneResponse.FromString,
+                _registered_method=True)
+        self.ResendAnniversaryLetter = channel.unary_unary(
+                '/guichet.membership.v1.MembershipService/ResendAnniversaryLetter',
+                request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.ResendAnniversaryLetterRequest.SerializeToString,
+                response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.ResendAnniversaryLetterResponse.FromString,
                 _registered_method=True)
         self.RequestOptionChange = channel.unary_unary(
                 '/guichet.membership.v1.MembershipService/RequestOptionChange',
@@ -182,6 +197,16 @@ class MembershipServiceStub:
                 '/guichet.membership.v1.MembershipService/IsFeePaid',
                 request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.IsFeePaidRequest.SerializeToString,
                 response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.IsFeePaidResponse.FromString,
+                _registered_method=True)
+        self.GetAssociationSettings = channel.unary_unary(
+                '/guichet.membership.v1.MembershipService/GetAssociationSettings',
+                request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.GetAssociationSettingsRequest.SerializeToString,
+                response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.GetAssociationSettingsResponse.FromString,
+                _registered_method=True)
+        self.SetAssociationTimeZone = channel.unary_unary(
+                '/guichet.membership.v1.MembershipService/SetAssociationTimeZone',
+                request_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetAssociationTimeZoneRequest.SerializeToString,
+                response_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetAssociationTimeZoneResponse.FromString,
                 _registered_method=True)
         self.CreateTraining = channel.unary_unary(
                 '/guichet.membership.v1.MembershipService/CreateTraining',
@@ -333,6 +358,14 @@ class MembershipServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetProgramTimeZone(self, request, context):
+        """Moves a program to another IANA time zone: the renewal workflows of the memberships that
+        follow it plan their letters and windows at midnight there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateWorkshopMembership(self, request, context):
         """--- workshop memberships -------------------------------------------------------------------
         Enrols a workshop in a program; starts its renewal workflow (`renewal/<membership_id>`).
@@ -371,6 +404,21 @@ class MembershipServiceServicer:
 
     def EndWorkshopMembership(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWorkshopTimeZone(self, request, context):
+        """Operators only: the workshop's own time zone ("" = its program's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendAnniversaryLetter(self, request, context):
+        """Operators only: sends this renewal's anniversary letter again (a reason is required; who,
+        when and why are recorded). FAILED_PRECONDITION `letter_not_sent` before the letter's day.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -490,6 +538,19 @@ class MembershipServiceServicer:
     def IsFeePaid(self, request, context):
         """Asked by identity when an admin validates an account (service token allowed).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssociationSettings(self, request, context):
+        """The time zone the association's days are counted in (its admins; ops admins).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAssociationTimeZone(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -666,6 +727,11 @@ def add_MembershipServiceServicer_to_server(servicer, server):
                     request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionRequest.FromString,
                     response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.UpdateProgramOptionResponse.SerializeToString,
             ),
+            'SetProgramTimeZone': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetProgramTimeZone,
+                    request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetProgramTimeZoneRequest.FromString,
+                    response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetProgramTimeZoneResponse.SerializeToString,
+            ),
             'CreateWorkshopMembership': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWorkshopMembership,
                     request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.CreateWorkshopMembershipRequest.FromString,
@@ -695,6 +761,16 @@ def add_MembershipServiceServicer_to_server(servicer, server):
                     servicer.EndWorkshopMembership,
                     request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.EndWorkshopMembershipRequest.FromString,
                     response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.EndWorkshopMembershipResponse.SerializeToString,
+            ),
+            'SetWorkshopTimeZone': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWorkshopTimeZone,
+                    request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetWorkshopTimeZoneRequest.FromString,
+                    response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetWorkshopTimeZoneResponse.SerializeToString,
+            ),
+            'ResendAnniversaryLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendAnniversaryLetter,
+                    request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.ResendAnniversaryLetterRequest.FromString,
+                    response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.ResendAnniversaryLetterResponse.SerializeToString,
             ),
             'RequestOptionChange': grpc.unary_unary_rpc_method_handler(
                     servicer.RequestOptionChange,
@@ -785,6 +861,16 @@ def add_MembershipServiceServicer_to_server(servicer, server):
                     servicer.IsFeePaid,
                     request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.IsFeePaidRequest.FromString,
                     response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.IsFeePaidResponse.SerializeToString,
+            ),
+            'GetAssociationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssociationSettings,
+                    request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.GetAssociationSettingsRequest.FromString,
+                    response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.GetAssociationSettingsResponse.SerializeToString,
+            ),
+            'SetAssociationTimeZone': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAssociationTimeZone,
+                    request_deserializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetAssociationTimeZoneRequest.FromString,
+                    response_serializer=guichet_dot_membership_dot_v1_dot_membership__pb2.SetAssociationTimeZoneResponse.SerializeToString,
             ),
             'CreateTraining': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTraining,
@@ -1025,6 +1111,33 @@ class MembershipService:
             _registered_method=True)
 
     @staticmethod
+    def SetProgramTimeZone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.membership.v1.MembershipService/SetProgramTimeZone',
+            guichet_dot_membership_dot_v1_dot_membership__pb2.SetProgramTimeZoneRequest.SerializeToString,
+            guichet_dot_membership_dot_v1_dot_membership__pb2.SetProgramTimeZoneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateWorkshopMembership(request,
             target,
             options=(),
@@ -1176,6 +1289,60 @@ class MembershipService:
             '/guichet.membership.v1.MembershipService/EndWorkshopMembership',
             guichet_dot_membership_dot_v1_dot_membership__pb2.EndWorkshopMembershipRequest.SerializeToString,
             guichet_dot_membership_dot_v1_dot_membership__pb2.EndWorkshopMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWorkshopTimeZone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.membership.v1.MembershipService/SetWorkshopTimeZone',
+            guichet_dot_membership_dot_v1_dot_membership__pb2.SetWorkshopTimeZoneRequest.SerializeToString,
+            guichet_dot_membership_dot_v1_dot_membership__pb2.SetWorkshopTimeZoneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendAnniversaryLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.membership.v1.MembershipService/ResendAnniversaryLetter',
+            guichet_dot_membership_dot_v1_dot_membership__pb2.ResendAnniversaryLetterRequest.SerializeToString,
+            guichet_dot_membership_dot_v1_dot_membership__pb2.ResendAnniversaryLetterResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1662,6 +1829,60 @@ class MembershipService:
             '/guichet.membership.v1.MembershipService/IsFeePaid',
             guichet_dot_membership_dot_v1_dot_membership__pb2.IsFeePaidRequest.SerializeToString,
             guichet_dot_membership_dot_v1_dot_membership__pb2.IsFeePaidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssociationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.membership.v1.MembershipService/GetAssociationSettings',
+            guichet_dot_membership_dot_v1_dot_membership__pb2.GetAssociationSettingsRequest.SerializeToString,
+            guichet_dot_membership_dot_v1_dot_membership__pb2.GetAssociationSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAssociationTimeZone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.membership.v1.MembershipService/SetAssociationTimeZone',
+            guichet_dot_membership_dot_v1_dot_membership__pb2.SetAssociationTimeZoneRequest.SerializeToString,
+            guichet_dot_membership_dot_v1_dot_membership__pb2.SetAssociationTimeZoneResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,10 @@ class MembershipServiceStub:
     AddProgramOption: _grpc.UnaryUnaryMultiCallable[_membership_pb2.AddProgramOptionRequest, _membership_pb2.AddProgramOptionResponse]
     UpdateProgramOption: _grpc.UnaryUnaryMultiCallable[_membership_pb2.UpdateProgramOptionRequest, _membership_pb2.UpdateProgramOptionResponse]
     """Replaces an option's name, benefit and their translations (its code stays)."""
+    SetProgramTimeZone: _grpc.UnaryUnaryMultiCallable[_membership_pb2.SetProgramTimeZoneRequest, _membership_pb2.SetProgramTimeZoneResponse]
+    """Moves a program to another IANA time zone: the renewal workflows of the memberships that
+    follow it plan their letters and windows at midnight there.
+    """
     CreateWorkshopMembership: _grpc.UnaryUnaryMultiCallable[_membership_pb2.CreateWorkshopMembershipRequest, _membership_pb2.CreateWorkshopMembershipResponse]
     """--- workshop memberships -------------------------------------------------------------------
     Enrols a workshop in a program; starts its renewal workflow (`renewal/<membership_id>`).
@@ -61,6 +65,12 @@ class MembershipServiceStub:
     ChangeRenewalDate: _grpc.UnaryUnaryMultiCallable[_membership_pb2.ChangeRenewalDateRequest, _membership_pb2.ChangeRenewalDateResponse]
     """Operators only; the renewal workflow learns of it by a signal."""
     EndWorkshopMembership: _grpc.UnaryUnaryMultiCallable[_membership_pb2.EndWorkshopMembershipRequest, _membership_pb2.EndWorkshopMembershipResponse]
+    SetWorkshopTimeZone: _grpc.UnaryUnaryMultiCallable[_membership_pb2.SetWorkshopTimeZoneRequest, _membership_pb2.SetWorkshopTimeZoneResponse]
+    """Operators only: the workshop's own time zone ("" = its program's)."""
+    ResendAnniversaryLetter: _grpc.UnaryUnaryMultiCallable[_membership_pb2.ResendAnniversaryLetterRequest, _membership_pb2.ResendAnniversaryLetterResponse]
+    """Operators only: sends this renewal's anniversary letter again (a reason is required; who,
+    when and why are recorded). FAILED_PRECONDITION `letter_not_sent` before the letter's day.
+    """
     RequestOptionChange: _grpc.UnaryUnaryMultiCallable[_membership_pb2.RequestOptionChangeRequest, _membership_pb2.RequestOptionChangeResponse]
     """--- option changes: recorded requests, never direct edits ----------------------------------
     Additions any time; removals only while the yearly window at the renewal date is open
@@ -91,6 +101,9 @@ class MembershipServiceStub:
     RecordFeePayment: _grpc.UnaryUnaryMultiCallable[_membership_pb2.RecordFeePaymentRequest, _membership_pb2.RecordFeePaymentResponse]
     IsFeePaid: _grpc.UnaryUnaryMultiCallable[_membership_pb2.IsFeePaidRequest, _membership_pb2.IsFeePaidResponse]
     """Asked by identity when an admin validates an account (service token allowed)."""
+    GetAssociationSettings: _grpc.UnaryUnaryMultiCallable[_membership_pb2.GetAssociationSettingsRequest, _membership_pb2.GetAssociationSettingsResponse]
+    """The time zone the association's days are counted in (its admins; ops admins)."""
+    SetAssociationTimeZone: _grpc.UnaryUnaryMultiCallable[_membership_pb2.SetAssociationTimeZoneRequest, _membership_pb2.SetAssociationTimeZoneResponse]
     CreateTraining: _grpc.UnaryUnaryMultiCallable[_membership_pb2.CreateTrainingRequest, _membership_pb2.CreateTrainingResponse]
     """--- association trainings -----------------------------------------------------------------"""
     ListTrainings: _grpc.UnaryUnaryMultiCallable[_membership_pb2.ListTrainingsRequest, _membership_pb2.ListTrainingsResponse]
@@ -154,6 +167,10 @@ class MembershipServiceAsyncStub(MembershipServiceStub):
     AddProgramOption: _aio.UnaryUnaryMultiCallable[_membership_pb2.AddProgramOptionRequest, _membership_pb2.AddProgramOptionResponse]  # type: ignore[assignment]
     UpdateProgramOption: _aio.UnaryUnaryMultiCallable[_membership_pb2.UpdateProgramOptionRequest, _membership_pb2.UpdateProgramOptionResponse]  # type: ignore[assignment]
     """Replaces an option's name, benefit and their translations (its code stays)."""
+    SetProgramTimeZone: _aio.UnaryUnaryMultiCallable[_membership_pb2.SetProgramTimeZoneRequest, _membership_pb2.SetProgramTimeZoneResponse]  # type: ignore[assignment]
+    """Moves a program to another IANA time zone: the renewal workflows of the memberships that
+    follow it plan their letters and windows at midnight there.
+    """
     CreateWorkshopMembership: _aio.UnaryUnaryMultiCallable[_membership_pb2.CreateWorkshopMembershipRequest, _membership_pb2.CreateWorkshopMembershipResponse]  # type: ignore[assignment]
     """--- workshop memberships -------------------------------------------------------------------
     Enrols a workshop in a program; starts its renewal workflow (`renewal/<membership_id>`).
@@ -167,6 +184,12 @@ class MembershipServiceAsyncStub(MembershipServiceStub):
     ChangeRenewalDate: _aio.UnaryUnaryMultiCallable[_membership_pb2.ChangeRenewalDateRequest, _membership_pb2.ChangeRenewalDateResponse]  # type: ignore[assignment]
     """Operators only; the renewal workflow learns of it by a signal."""
     EndWorkshopMembership: _aio.UnaryUnaryMultiCallable[_membership_pb2.EndWorkshopMembershipRequest, _membership_pb2.EndWorkshopMembershipResponse]  # type: ignore[assignment]
+    SetWorkshopTimeZone: _aio.UnaryUnaryMultiCallable[_membership_pb2.SetWorkshopTimeZoneRequest, _membership_pb2.SetWorkshopTimeZoneResponse]  # type: ignore[assignment]
+    """Operators only: the workshop's own time zone ("" = its program's)."""
+    ResendAnniversaryLetter: _aio.UnaryUnaryMultiCallable[_membership_pb2.ResendAnniversaryLetterRequest, _membership_pb2.ResendAnniversaryLetterResponse]  # type: ignore[assignment]
+    """Operators only: sends this renewal's anniversary letter again (a reason is required; who,
+    when and why are recorded). FAILED_PRECONDITION `letter_not_sent` before the letter's day.
+    """
     RequestOptionChange: _aio.UnaryUnaryMultiCallable[_membership_pb2.RequestOptionChangeRequest, _membership_pb2.RequestOptionChangeResponse]  # type: ignore[assignment]
     """--- option changes: recorded requests, never direct edits ----------------------------------
     Additions any time; removals only while the yearly window at the renewal date is open
@@ -197,6 +220,9 @@ class MembershipServiceAsyncStub(MembershipServiceStub):
     RecordFeePayment: _aio.UnaryUnaryMultiCallable[_membership_pb2.RecordFeePaymentRequest, _membership_pb2.RecordFeePaymentResponse]  # type: ignore[assignment]
     IsFeePaid: _aio.UnaryUnaryMultiCallable[_membership_pb2.IsFeePaidRequest, _membership_pb2.IsFeePaidResponse]  # type: ignore[assignment]
     """Asked by identity when an admin validates an account (service token allowed)."""
+    GetAssociationSettings: _aio.UnaryUnaryMultiCallable[_membership_pb2.GetAssociationSettingsRequest, _membership_pb2.GetAssociationSettingsResponse]  # type: ignore[assignment]
+    """The time zone the association's days are counted in (its admins; ops admins)."""
+    SetAssociationTimeZone: _aio.UnaryUnaryMultiCallable[_membership_pb2.SetAssociationTimeZoneRequest, _membership_pb2.SetAssociationTimeZoneResponse]  # type: ignore[assignment]
     CreateTraining: _aio.UnaryUnaryMultiCallable[_membership_pb2.CreateTrainingRequest, _membership_pb2.CreateTrainingResponse]  # type: ignore[assignment]
     """--- association trainings -----------------------------------------------------------------"""
     ListTrainings: _aio.UnaryUnaryMultiCallable[_membership_pb2.ListTrainingsRequest, _membership_pb2.ListTrainingsResponse]  # type: ignore[assignment]
@@ -283,6 +309,16 @@ class MembershipServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replaces an option's name, benefit and their translations (its code stays)."""
 
     @_abc_1.abstractmethod
+    def SetProgramTimeZone(
+        self,
+        request: _membership_pb2.SetProgramTimeZoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.SetProgramTimeZoneResponse, _abc.Awaitable[_membership_pb2.SetProgramTimeZoneResponse]]:
+        """Moves a program to another IANA time zone: the renewal workflows of the memberships that
+        follow it plan their letters and windows at midnight there.
+        """
+
+    @_abc_1.abstractmethod
     def CreateWorkshopMembership(
         self,
         request: _membership_pb2.CreateWorkshopMembershipRequest,
@@ -330,6 +366,24 @@ class MembershipServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _membership_pb2.EndWorkshopMembershipRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_membership_pb2.EndWorkshopMembershipResponse, _abc.Awaitable[_membership_pb2.EndWorkshopMembershipResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetWorkshopTimeZone(
+        self,
+        request: _membership_pb2.SetWorkshopTimeZoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.SetWorkshopTimeZoneResponse, _abc.Awaitable[_membership_pb2.SetWorkshopTimeZoneResponse]]:
+        """Operators only: the workshop's own time zone ("" = its program's)."""
+
+    @_abc_1.abstractmethod
+    def ResendAnniversaryLetter(
+        self,
+        request: _membership_pb2.ResendAnniversaryLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.ResendAnniversaryLetterResponse, _abc.Awaitable[_membership_pb2.ResendAnniversaryLetterResponse]]:
+        """Operators only: sends this renewal's anniversary letter again (a reason is required; who,
+        when and why are recorded). FAILED_PRECONDITION `letter_not_sent` before the letter's day.
+        """
 
     @_abc_1.abstractmethod
     def RequestOptionChange(
@@ -468,6 +522,21 @@ class MembershipServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_membership_pb2.IsFeePaidResponse, _abc.Awaitable[_membership_pb2.IsFeePaidResponse]]:
         """Asked by identity when an admin validates an account (service token allowed)."""
+
+    @_abc_1.abstractmethod
+    def GetAssociationSettings(
+        self,
+        request: _membership_pb2.GetAssociationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.GetAssociationSettingsResponse, _abc.Awaitable[_membership_pb2.GetAssociationSettingsResponse]]:
+        """The time zone the association's days are counted in (its admins; ops admins)."""
+
+    @_abc_1.abstractmethod
+    def SetAssociationTimeZone(
+        self,
+        request: _membership_pb2.SetAssociationTimeZoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_membership_pb2.SetAssociationTimeZoneResponse, _abc.Awaitable[_membership_pb2.SetAssociationTimeZoneResponse]]: ...
 
     @_abc_1.abstractmethod
     def CreateTraining(

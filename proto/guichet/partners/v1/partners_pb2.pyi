@@ -622,6 +622,8 @@ class Escalation(_message.Message):
     CANCELLED_BY_FIELD_NUMBER: _builtins.int
     REFUNDED_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TICKET_NUMBER_FIELD_NUMBER: _builtins.int
+    TICKET_CLOSE_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     store_id: _builtins.str
     order_code: _builtins.str
@@ -638,12 +640,16 @@ class Escalation(_message.Message):
     cancelled_by: _builtins.str
     """Who ended it: "support", "deadline" or "" while running."""
     refunded: _builtins.bool
+    ticket_number: _builtins.int
+    """The support ticket's number (#1042) once opened, and when it was closed with the outcome."""
     @_builtins.property
     def answer_deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def support_deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ticket_close_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -664,10 +670,12 @@ class Escalation(_message.Message):
         cancelled_by: _builtins.str = ...,
         refunded: _builtins.bool = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        ticket_number: _builtins.int = ...,
+        ticket_close_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "create_time", b"create_time", "support_deadline", b"support_deadline"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_deadline", b"answer_deadline", "create_time", b"create_time", "support_deadline", b"support_deadline", "ticket_close_time", b"ticket_close_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_deadline", b"answer_deadline", "cancelled_by", b"cancelled_by", "create_time", b"create_time", "item_id", b"item_id", "order_code", b"order_code", "order_id", b"order_id", "product_id", b"product_id", "product_name", b"product_name", "refunded", b"refunded", "replacement_product_id", b"replacement_product_id", "replacement_quantity", b"replacement_quantity", "status", b"status", "store_id", b"store_id", "support_deadline", b"support_deadline", "support_message_id", b"support_message_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answer_deadline", b"answer_deadline", "cancelled_by", b"cancelled_by", "create_time", b"create_time", "item_id", b"item_id", "order_code", b"order_code", "order_id", b"order_id", "product_id", b"product_id", "product_name", b"product_name", "refunded", b"refunded", "replacement_product_id", b"replacement_product_id", "replacement_quantity", b"replacement_quantity", "status", b"status", "store_id", b"store_id", "support_deadline", b"support_deadline", "support_message_id", b"support_message_id", "ticket_close_time", b"ticket_close_time", "ticket_id", b"ticket_id", "ticket_number", b"ticket_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -900,6 +908,8 @@ class SupportMessage(_message.Message):
     SUBJECT_ID_FIELD_NUMBER: _builtins.int
     STORE_NAME_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    RESPOND_BY_FIELD_NUMBER: _builtins.int
+    TICKET_NUMBER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     store_id: _builtins.str
     category: Global___SupportCategory.ValueType
@@ -919,8 +929,13 @@ class SupportMessage(_message.Message):
     store_name: _builtins.str
     last_error: _builtins.str
     """Why the ticket is not opened yet (support away, or refused), while pending."""
+    ticket_number: _builtins.int
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def respond_by(self) -> _timestamp_pb2.Timestamp:
+        """An escalation's support deadline: the ticket's SLA in support."""
+
     def __init__(
         self,
         *,
@@ -939,10 +954,12 @@ class SupportMessage(_message.Message):
         subject_id: _builtins.str = ...,
         store_name: _builtins.str = ...,
         last_error: _builtins.str = ...,
+        respond_by: _timestamp_pb2.Timestamp | None = ...,
+        ticket_number: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category", b"category", "create_time", b"create_time", "id", b"id", "last_error", b"last_error", "order_code", b"order_code", "period", b"period", "reply_to_email", b"reply_to_email", "status", b"status", "store_id", b"store_id", "store_name", b"store_name", "subject", b"subject", "subject_id", b"subject_id", "subject_kind", b"subject_kind", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category", b"category", "create_time", b"create_time", "id", b"id", "last_error", b"last_error", "order_code", b"order_code", "period", b"period", "reply_to_email", b"reply_to_email", "respond_by", b"respond_by", "status", b"status", "store_id", b"store_id", "store_name", b"store_name", "subject", b"subject", "subject_id", b"subject_id", "subject_kind", b"subject_kind", "ticket_id", b"ticket_id", "ticket_number", b"ticket_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1198,19 +1215,23 @@ class UpdateStoreSettingsRequest(_message.Message):
     STORE_ID_FIELD_NUMBER: _builtins.int
     OPERATIONS_EMAIL_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
     store_id: _builtins.str
     operations_email: _builtins.str
     phone: _builtins.str
+    timezone: _builtins.str
+    """The store's IANA time zone (its check-in day, its "today"); empty: unchanged."""
     def __init__(
         self,
         *,
         store_id: _builtins.str = ...,
         operations_email: _builtins.str = ...,
         phone: _builtins.str = ...,
+        timezone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["operations_email", b"operations_email", "phone", b"phone", "store_id", b"store_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operations_email", b"operations_email", "phone", b"phone", "store_id", b"store_id", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2328,6 +2349,95 @@ class CancelEscalatedOrderResponse(_message.Message):
 Global___CancelEscalatedOrderResponse: _TypeAlias = CancelEscalatedOrderResponse  # noqa: Y015
 
 @_typing.final
+class GetEscalationOutcomeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEscalationOutcomeRequest: _TypeAlias = GetEscalationOutcomeRequest  # noqa: Y015
+
+@_typing.final
+class GetEscalationOutcomeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESCALATION_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ended: _builtins.bool
+    """False while the escalation runs (nothing to close yet)."""
+    note: _builtins.str
+    """The outcome in a sentence, for the ticket's closing note."""
+    @_builtins.property
+    def escalation(self) -> Global___Escalation: ...
+    def __init__(
+        self,
+        *,
+        escalation: Global___Escalation | None = ...,
+        ended: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["escalation", b"escalation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended", b"ended", "escalation", b"escalation", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEscalationOutcomeResponse: _TypeAlias = GetEscalationOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class RecordEscalationTicketClosedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    ticket_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        ticket_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEscalationTicketClosedRequest: _TypeAlias = RecordEscalationTicketClosedRequest  # noqa: Y015
+
+@_typing.final
+class RecordEscalationTicketClosedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESCALATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def escalation(self) -> Global___Escalation: ...
+    def __init__(
+        self,
+        *,
+        escalation: Global___Escalation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["escalation", b"escalation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["escalation", b"escalation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEscalationTicketClosedResponse: _TypeAlias = RecordEscalationTicketClosedResponse  # noqa: Y015
+
+@_typing.final
 class DeactivateEscalatedProductRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -3168,20 +3278,23 @@ class RecordSupportTicketRequest(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     TICKET_ID_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    TICKET_NUMBER_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     ticket_id: _builtins.str
     """The ticket support opened; empty with `error` when support refused the message for good."""
     error: _builtins.str
+    ticket_number: _builtins.int
     def __init__(
         self,
         *,
         message_id: _builtins.str = ...,
         ticket_id: _builtins.str = ...,
         error: _builtins.str = ...,
+        ticket_number: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "message_id", b"message_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "message_id", b"message_id", "ticket_id", b"ticket_id", "ticket_number", b"ticket_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

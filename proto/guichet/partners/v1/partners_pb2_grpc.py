@@ -179,6 +179,16 @@ class PartnersServiceStub:
                 request_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.EscalateToSupportRequest.SerializeToString,
                 response_deserializer=guichet_dot_partners_dot_v1_dot_partners__pb2.EscalateToSupportResponse.FromString,
                 _registered_method=True)
+        self.GetEscalationOutcome = channel.unary_unary(
+                '/guichet.partners.v1.PartnersService/GetEscalationOutcome',
+                request_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.GetEscalationOutcomeRequest.SerializeToString,
+                response_deserializer=guichet_dot_partners_dot_v1_dot_partners__pb2.GetEscalationOutcomeResponse.FromString,
+                _registered_method=True)
+        self.RecordEscalationTicketClosed = channel.unary_unary(
+                '/guichet.partners.v1.PartnersService/RecordEscalationTicketClosed',
+                request_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.RecordEscalationTicketClosedRequest.SerializeToString,
+                response_deserializer=guichet_dot_partners_dot_v1_dot_partners__pb2.RecordEscalationTicketClosedResponse.FromString,
+                _registered_method=True)
         self.ReportCourier = channel.unary_unary(
                 '/guichet.partners.v1.PartnersService/ReportCourier',
                 request_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.ReportCourierRequest.SerializeToString,
@@ -485,6 +495,20 @@ class PartnersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEscalationOutcome(self, request, context):
+        """Internal: once the escalation ended, its outcome as the note that closes its support ticket,
+        and (after support closed it) the record of that closing on the order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEscalationTicketClosed(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReportCourier(self, request, context):
         """--- couriers -------------------------------------------------------------------------------
         On an order of the history that had a courier; once per order.
@@ -767,6 +791,16 @@ def add_PartnersServiceServicer_to_server(servicer, server):
                     servicer.EscalateToSupport,
                     request_deserializer=guichet_dot_partners_dot_v1_dot_partners__pb2.EscalateToSupportRequest.FromString,
                     response_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.EscalateToSupportResponse.SerializeToString,
+            ),
+            'GetEscalationOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEscalationOutcome,
+                    request_deserializer=guichet_dot_partners_dot_v1_dot_partners__pb2.GetEscalationOutcomeRequest.FromString,
+                    response_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.GetEscalationOutcomeResponse.SerializeToString,
+            ),
+            'RecordEscalationTicketClosed': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEscalationTicketClosed,
+                    request_deserializer=guichet_dot_partners_dot_v1_dot_partners__pb2.RecordEscalationTicketClosedRequest.FromString,
+                    response_serializer=guichet_dot_partners_dot_v1_dot_partners__pb2.RecordEscalationTicketClosedResponse.SerializeToString,
             ),
             'ReportCourier': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportCourier,
@@ -1613,6 +1647,60 @@ class PartnersService:
             '/guichet.partners.v1.PartnersService/EscalateToSupport',
             guichet_dot_partners_dot_v1_dot_partners__pb2.EscalateToSupportRequest.SerializeToString,
             guichet_dot_partners_dot_v1_dot_partners__pb2.EscalateToSupportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEscalationOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.partners.v1.PartnersService/GetEscalationOutcome',
+            guichet_dot_partners_dot_v1_dot_partners__pb2.GetEscalationOutcomeRequest.SerializeToString,
+            guichet_dot_partners_dot_v1_dot_partners__pb2.GetEscalationOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEscalationTicketClosed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.partners.v1.PartnersService/RecordEscalationTicketClosed',
+            guichet_dot_partners_dot_v1_dot_partners__pb2.RecordEscalationTicketClosedRequest.SerializeToString,
+            guichet_dot_partners_dot_v1_dot_partners__pb2.RecordEscalationTicketClosedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -99,6 +99,11 @@ class PartnersServiceStub:
     SettleOutOfStockAnswer: _grpc.UnaryUnaryMultiCallable[_partners_pb2.SettleOutOfStockAnswerRequest, _partners_pb2.SettleOutOfStockAnswerResponse]
     ReplaceEscalatedItem: _grpc.UnaryUnaryMultiCallable[_partners_pb2.ReplaceEscalatedItemRequest, _partners_pb2.ReplaceEscalatedItemResponse]
     EscalateToSupport: _grpc.UnaryUnaryMultiCallable[_partners_pb2.EscalateToSupportRequest, _partners_pb2.EscalateToSupportResponse]
+    GetEscalationOutcome: _grpc.UnaryUnaryMultiCallable[_partners_pb2.GetEscalationOutcomeRequest, _partners_pb2.GetEscalationOutcomeResponse]
+    """Internal: once the escalation ended, its outcome as the note that closes its support ticket,
+    and (after support closed it) the record of that closing on the order.
+    """
+    RecordEscalationTicketClosed: _grpc.UnaryUnaryMultiCallable[_partners_pb2.RecordEscalationTicketClosedRequest, _partners_pb2.RecordEscalationTicketClosedResponse]
     ReportCourier: _grpc.UnaryUnaryMultiCallable[_partners_pb2.ReportCourierRequest, _partners_pb2.ReportCourierResponse]
     """--- couriers -------------------------------------------------------------------------------
     On an order of the history that had a courier; once per order.
@@ -216,6 +221,11 @@ class PartnersServiceAsyncStub(PartnersServiceStub):
     SettleOutOfStockAnswer: _aio.UnaryUnaryMultiCallable[_partners_pb2.SettleOutOfStockAnswerRequest, _partners_pb2.SettleOutOfStockAnswerResponse]  # type: ignore[assignment]
     ReplaceEscalatedItem: _aio.UnaryUnaryMultiCallable[_partners_pb2.ReplaceEscalatedItemRequest, _partners_pb2.ReplaceEscalatedItemResponse]  # type: ignore[assignment]
     EscalateToSupport: _aio.UnaryUnaryMultiCallable[_partners_pb2.EscalateToSupportRequest, _partners_pb2.EscalateToSupportResponse]  # type: ignore[assignment]
+    GetEscalationOutcome: _aio.UnaryUnaryMultiCallable[_partners_pb2.GetEscalationOutcomeRequest, _partners_pb2.GetEscalationOutcomeResponse]  # type: ignore[assignment]
+    """Internal: once the escalation ended, its outcome as the note that closes its support ticket,
+    and (after support closed it) the record of that closing on the order.
+    """
+    RecordEscalationTicketClosed: _aio.UnaryUnaryMultiCallable[_partners_pb2.RecordEscalationTicketClosedRequest, _partners_pb2.RecordEscalationTicketClosedResponse]  # type: ignore[assignment]
     ReportCourier: _aio.UnaryUnaryMultiCallable[_partners_pb2.ReportCourierRequest, _partners_pb2.ReportCourierResponse]  # type: ignore[assignment]
     """--- couriers -------------------------------------------------------------------------------
     On an order of the history that had a courier; once per order.
@@ -492,6 +502,23 @@ class PartnersServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _partners_pb2.EscalateToSupportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_partners_pb2.EscalateToSupportResponse, _abc.Awaitable[_partners_pb2.EscalateToSupportResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetEscalationOutcome(
+        self,
+        request: _partners_pb2.GetEscalationOutcomeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partners_pb2.GetEscalationOutcomeResponse, _abc.Awaitable[_partners_pb2.GetEscalationOutcomeResponse]]:
+        """Internal: once the escalation ended, its outcome as the note that closes its support ticket,
+        and (after support closed it) the record of that closing on the order.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordEscalationTicketClosed(
+        self,
+        request: _partners_pb2.RecordEscalationTicketClosedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partners_pb2.RecordEscalationTicketClosedResponse, _abc.Awaitable[_partners_pb2.RecordEscalationTicketClosedResponse]]: ...
 
     @_abc_1.abstractmethod
     def ReportCourier(

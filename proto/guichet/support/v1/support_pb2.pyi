@@ -201,6 +201,9 @@ class Calendar(_message.Message):
     SUBDIVISION_FIELD_NUMBER: _builtins.int
     CLOSED_DAYS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    HOLIDAY_CATEGORIES_FIELD_NUMBER: _builtins.int
+    UPCOMING_CLOSED_DAYS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     time_zone: _builtins.str
@@ -218,6 +221,18 @@ class Calendar(_message.Message):
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def holiday_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The holidays library's categories observed (public, optional, bank…); empty: public only."""
+
+    @_builtins.property
+    def upcoming_closed_days(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpcomingClosedDay]:
+        """The next days (up to ten, within a year) on which the weekly hours would open but the
+        calendar is closed: what the SLA clocks skip.
+        """
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -229,14 +244,44 @@ class Calendar(_message.Message):
         subdivision: _builtins.str = ...,
         closed_days: _abc.Iterable[_builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        holiday_categories: _abc.Iterable[_builtins.str] | None = ...,
+        upcoming_closed_days: _abc.Iterable[Global___UpcomingClosedDay] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_days", b"closed_days", "country", b"country", "create_time", b"create_time", "id", b"id", "name", b"name", "subdivision", b"subdivision", "time_zone", b"time_zone", "weekly_hours", b"weekly_hours"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_days", b"closed_days", "country", b"country", "create_time", b"create_time", "holiday_categories", b"holiday_categories", "id", b"id", "name", b"name", "subdivision", b"subdivision", "time_zone", b"time_zone", "upcoming_closed_days", b"upcoming_closed_days", "update_time", b"update_time", "weekly_hours", b"weekly_hours"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Calendar: _TypeAlias = Calendar  # noqa: Y015
+
+@_typing.final
+class UpcomingClosedDay(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    HOLIDAY_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """YYYY-MM-DD, in the calendar's time zone."""
+    name: _builtins.str
+    """The holiday's name; empty for a closed day typed on the calendar."""
+    holiday: _builtins.bool
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        name: _builtins.str = ...,
+        holiday: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "holiday", b"holiday", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpcomingClosedDay: _TypeAlias = UpcomingClosedDay  # noqa: Y015
 
 @_typing.final
 class SlaTarget(_message.Message):
@@ -502,6 +547,8 @@ class Ticket(_message.Message):
     NEXT_DUE_TIME_FIELD_NUMBER: _builtins.int
     AT_RISK_FIELD_NUMBER: _builtins.int
     BREACHED_FIELD_NUMBER: _builtins.int
+    RESPOND_BY_FIELD_NUMBER: _builtins.int
+    LINK_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     number: _builtins.int
@@ -545,6 +592,16 @@ class Ticket(_message.Message):
     def next_due_time(self) -> _timestamp_pb2.Timestamp:
         """The nearest breach deadline of a running clock; unset while paused or when none runs."""
 
+    @_builtins.property
+    def respond_by(self) -> _timestamp_pb2.Timestamp:
+        """A deadline set by the service that opened the ticket (an order escalation's): every target
+        of the ticket is due then.
+        """
+
+    @_builtins.property
+    def link(self) -> Global___TicketLink:
+        """What the ticket is about in the service that opened it (unset for people's tickets)."""
+
     def __init__(
         self,
         *,
@@ -574,15 +631,46 @@ class Ticket(_message.Message):
         next_due_time: _timestamp_pb2.Timestamp | None = ...,
         at_risk: _builtins.bool = ...,
         breached: _builtins.bool = ...,
+        respond_by: _timestamp_pb2.Timestamp | None = ...,
+        link: Global___TicketLink | None = ...,
         language: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "first_response_time", b"first_response_time", "next_due_time", b"next_due_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "first_response_time", b"first_response_time", "link", b"link", "next_due_time", b"next_due_time", "respond_by", b"respond_by", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "breached", b"breached", "category_id", b"category_id", "category_name", b"category_name", "channel", b"channel", "close_time", b"close_time", "consulting_minutes", b"consulting_minutes", "create_time", b"create_time", "description", b"description", "example_record", b"example_record", "first_response_time", b"first_response_time", "id", b"id", "kind", b"kind", "language", b"language", "next_due_time", b"next_due_time", "number", b"number", "opened_by_id", b"opened_by_id", "opened_by_name", b"opened_by_name", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "plan_id", b"plan_id", "priority", b"priority", "reply_to_email", b"reply_to_email", "screen_code", b"screen_code", "status", b"status", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "breached", b"breached", "category_id", b"category_id", "category_name", b"category_name", "channel", b"channel", "close_time", b"close_time", "consulting_minutes", b"consulting_minutes", "create_time", b"create_time", "description", b"description", "example_record", b"example_record", "first_response_time", b"first_response_time", "id", b"id", "kind", b"kind", "language", b"language", "link", b"link", "next_due_time", b"next_due_time", "number", b"number", "opened_by_id", b"opened_by_id", "opened_by_name", b"opened_by_name", "organisation_id", b"organisation_id", "organisation_name", b"organisation_name", "plan_id", b"plan_id", "priority", b"priority", "reply_to_email", b"reply_to_email", "respond_by", b"respond_by", "screen_code", b"screen_code", "status", b"status", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ticket: _TypeAlias = Ticket  # noqa: Y015
+
+@_typing.final
+class TicketLink(_message.Message):
+    """What a ticket opened by a service is about, e.g. {kind: "order", id: <order id>, label:
+    "NAP-1001"}.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    id: _builtins.str
+    label: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "label", b"label"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketLink: _TypeAlias = TicketLink  # noqa: Y015
 
 @_typing.final
 class TicketMessage(_message.Message):
@@ -841,6 +929,7 @@ class CreateCalendarRequest(_message.Message):
     COUNTRY_FIELD_NUMBER: _builtins.int
     SUBDIVISION_FIELD_NUMBER: _builtins.int
     CLOSED_DAYS_FIELD_NUMBER: _builtins.int
+    HOLIDAY_CATEGORIES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     time_zone: _builtins.str
     country: _builtins.str
@@ -849,6 +938,8 @@ class CreateCalendarRequest(_message.Message):
     def weekly_hours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def closed_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def holiday_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -858,10 +949,11 @@ class CreateCalendarRequest(_message.Message):
         country: _builtins.str = ...,
         subdivision: _builtins.str = ...,
         closed_days: _abc.Iterable[_builtins.str] | None = ...,
+        holiday_categories: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_days", b"closed_days", "country", b"country", "name", b"name", "subdivision", b"subdivision", "time_zone", b"time_zone", "weekly_hours", b"weekly_hours"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_days", b"closed_days", "country", b"country", "holiday_categories", b"holiday_categories", "name", b"name", "subdivision", b"subdivision", "time_zone", b"time_zone", "weekly_hours", b"weekly_hours"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -886,6 +978,109 @@ class CreateCalendarResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateCalendarResponse: _TypeAlias = CreateCalendarResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCalendarRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    WEEKLY_HOURS_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    SUBDIVISION_FIELD_NUMBER: _builtins.int
+    CLOSED_DAYS_FIELD_NUMBER: _builtins.int
+    HOLIDAY_CATEGORIES_FIELD_NUMBER: _builtins.int
+    calendar_id: _builtins.str
+    time_zone: _builtins.str
+    country: _builtins.str
+    subdivision: _builtins.str
+    @_builtins.property
+    def weekly_hours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def closed_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def holiday_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        calendar_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        weekly_hours: _abc.Iterable[_builtins.str] | None = ...,
+        country: _builtins.str = ...,
+        subdivision: _builtins.str = ...,
+        closed_days: _abc.Iterable[_builtins.str] | None = ...,
+        holiday_categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar_id", b"calendar_id", "closed_days", b"closed_days", "country", b"country", "holiday_categories", b"holiday_categories", "subdivision", b"subdivision", "time_zone", b"time_zone", "weekly_hours", b"weekly_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCalendarRequest: _TypeAlias = UpdateCalendarRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCalendarResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    TICKETS_UPDATED_FIELD_NUMBER: _builtins.int
+    tickets_updated: _builtins.int
+    """Unfinished tickets whose deadlines were recomputed."""
+    @_builtins.property
+    def calendar(self) -> Global___Calendar: ...
+    def __init__(
+        self,
+        *,
+        calendar: Global___Calendar | None = ...,
+        tickets_updated: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "tickets_updated", b"tickets_updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCalendarResponse: _TypeAlias = UpdateCalendarResponse  # noqa: Y015
+
+@_typing.final
+class ListHolidayCategoriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    country: _builtins.str
+    def __init__(
+        self,
+        *,
+        country: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHolidayCategoriesRequest: _TypeAlias = ListHolidayCategoriesRequest  # noqa: Y015
+
+@_typing.final
+class ListHolidayCategoriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHolidayCategoriesResponse: _TypeAlias = ListHolidayCategoriesResponse  # noqa: Y015
 
 @_typing.final
 class ListCalendarsRequest(_message.Message):
@@ -1502,6 +1697,8 @@ class SendPartnerMessageRequest(_message.Message):
     ORGANISATION_ID_FIELD_NUMBER: _builtins.int
     VIEW_ID_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    RESPOND_BY_FIELD_NUMBER: _builtins.int
+    LINK_FIELD_NUMBER: _builtins.int
     category_id: _builtins.str
     subject: _builtins.str
     body: _builtins.str
@@ -1514,6 +1711,14 @@ class SendPartnerMessageRequest(_message.Message):
     a second call with the same key for the same organisation returns the ticket the first
     one opened instead of opening another. Empty: no key, every call opens a ticket.
     """
+    @_builtins.property
+    def respond_by(self) -> _timestamp_pb2.Timestamp:
+        """Service tokens only: a deadline for the ticket's SLA (every target due then, in plain time)
+        and what it is about (an order escalation's order).
+        """
+
+    @_builtins.property
+    def link(self) -> Global___TicketLink: ...
     def __init__(
         self,
         *,
@@ -1524,10 +1729,12 @@ class SendPartnerMessageRequest(_message.Message):
         organisation_id: _builtins.str = ...,
         view_id: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
+        respond_by: _timestamp_pb2.Timestamp | None = ...,
+        link: Global___TicketLink | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link", b"link", "respond_by", b"respond_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category_id", b"category_id", "idempotency_key", b"idempotency_key", "organisation_id", b"organisation_id", "reply_to_email", b"reply_to_email", "subject", b"subject", "view_id", b"view_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "category_id", b"category_id", "idempotency_key", b"idempotency_key", "link", b"link", "organisation_id", b"organisation_id", "reply_to_email", b"reply_to_email", "respond_by", b"respond_by", "subject", b"subject", "view_id", b"view_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1821,6 +2028,57 @@ class ChangeTicketStatusResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChangeTicketStatusResponse: _TypeAlias = ChangeTicketStatusResponse  # noqa: Y015
+
+@_typing.final
+class CloseLinkedTicketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    status: Global___TicketStatus.ValueType
+    """TICKET_STATUS_FINISHED or TICKET_STATUS_CANCELLED."""
+    note: _builtins.str
+    """The closing note (the outcome), kept as the ticket's last message."""
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        status: Global___TicketStatus.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "status", b"status", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseLinkedTicketRequest: _TypeAlias = CloseLinkedTicketRequest  # noqa: Y015
+
+@_typing.final
+class CloseLinkedTicketResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    closed: _builtins.bool
+    """False when it was already closed."""
+    @_builtins.property
+    def ticket(self) -> Global___Ticket: ...
+    def __init__(
+        self,
+        *,
+        ticket: Global___Ticket | None = ...,
+        closed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ticket", b"ticket"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseLinkedTicketResponse: _TypeAlias = CloseLinkedTicketResponse  # noqa: Y015
 
 @_typing.final
 class ChangeTicketPriorityRequest(_message.Message):

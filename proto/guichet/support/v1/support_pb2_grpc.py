@@ -52,6 +52,16 @@ class SupportServiceStub:
                 request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.ListCalendarsRequest.SerializeToString,
                 response_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.ListCalendarsResponse.FromString,
                 _registered_method=True)
+        self.UpdateCalendar = channel.unary_unary(
+                '/guichet.support.v1.SupportService/UpdateCalendar',
+                request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.UpdateCalendarRequest.SerializeToString,
+                response_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.UpdateCalendarResponse.FromString,
+                _registered_method=True)
+        self.ListHolidayCategories = channel.unary_unary(
+                '/guichet.support.v1.SupportService/ListHolidayCategories',
+                request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.ListHolidayCategoriesRequest.SerializeToString,
+                response_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.ListHolidayCategoriesResponse.FromString,
+                _registered_method=True)
         self.CreatePlan = channel.unary_unary(
                 '/guichet.support.v1.SupportService/CreatePlan',
                 request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.CreatePlanRequest.SerializeToString,
@@ -162,6 +172,11 @@ class SupportServiceStub:
                 request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.GetAttachmentRequest.SerializeToString,
                 response_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.GetAttachmentResponse.FromString,
                 _registered_method=True)
+        self.CloseLinkedTicket = channel.unary_unary(
+                '/guichet.support.v1.SupportService/CloseLinkedTicket',
+                request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.CloseLinkedTicketRequest.SerializeToString,
+                response_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.CloseLinkedTicketResponse.FromString,
+                _registered_method=True)
         self.RecordSlaEvent = channel.unary_unary(
                 '/guichet.support.v1.SupportService/RecordSlaEvent',
                 request_serializer=guichet_dot_support_dot_v1_dot_support__pb2.RecordSlaEventRequest.SerializeToString,
@@ -194,6 +209,21 @@ class SupportServiceServicer:
 
     def ListCalendars(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCalendar(self, request, context):
+        """Replaces a calendar's zone, hours, holidays (country, subdivision, categories) and closed
+        days; the unfinished tickets of its plans follow at once (deadlines recomputed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHolidayCategories(self, request, context):
+        """The holiday categories the holidays library knows for a country (e.g. BR: optional, public).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -345,6 +375,15 @@ class SupportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseLinkedTicket(self, request, context):
+        """Internal (service tokens only): closes a ticket a service opened about something of its own
+        (a ticket with a link), with a closing note saying the outcome. Idempotent: a closed ticket
+        is returned as it is (closed=false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordSlaEvent(self, request, context):
         """--- SLA (internal) and reports ------------------------------------------------------------------
         The SLA workflow records a warning or a breach; a breach is escalated (the team is mailed, the
@@ -374,6 +413,16 @@ def add_SupportServiceServicer_to_server(servicer, server):
                     servicer.ListCalendars,
                     request_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.ListCalendarsRequest.FromString,
                     response_serializer=guichet_dot_support_dot_v1_dot_support__pb2.ListCalendarsResponse.SerializeToString,
+            ),
+            'UpdateCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCalendar,
+                    request_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.UpdateCalendarRequest.FromString,
+                    response_serializer=guichet_dot_support_dot_v1_dot_support__pb2.UpdateCalendarResponse.SerializeToString,
+            ),
+            'ListHolidayCategories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHolidayCategories,
+                    request_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.ListHolidayCategoriesRequest.FromString,
+                    response_serializer=guichet_dot_support_dot_v1_dot_support__pb2.ListHolidayCategoriesResponse.SerializeToString,
             ),
             'CreatePlan': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePlan,
@@ -485,6 +534,11 @@ def add_SupportServiceServicer_to_server(servicer, server):
                     request_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.GetAttachmentRequest.FromString,
                     response_serializer=guichet_dot_support_dot_v1_dot_support__pb2.GetAttachmentResponse.SerializeToString,
             ),
+            'CloseLinkedTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseLinkedTicket,
+                    request_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.CloseLinkedTicketRequest.FromString,
+                    response_serializer=guichet_dot_support_dot_v1_dot_support__pb2.CloseLinkedTicketResponse.SerializeToString,
+            ),
             'RecordSlaEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordSlaEvent,
                     request_deserializer=guichet_dot_support_dot_v1_dot_support__pb2.RecordSlaEventRequest.FromString,
@@ -558,6 +612,60 @@ class SupportService:
             '/guichet.support.v1.SupportService/ListCalendars',
             guichet_dot_support_dot_v1_dot_support__pb2.ListCalendarsRequest.SerializeToString,
             guichet_dot_support_dot_v1_dot_support__pb2.ListCalendarsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.support.v1.SupportService/UpdateCalendar',
+            guichet_dot_support_dot_v1_dot_support__pb2.UpdateCalendarRequest.SerializeToString,
+            guichet_dot_support_dot_v1_dot_support__pb2.UpdateCalendarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHolidayCategories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.support.v1.SupportService/ListHolidayCategories',
+            guichet_dot_support_dot_v1_dot_support__pb2.ListHolidayCategoriesRequest.SerializeToString,
+            guichet_dot_support_dot_v1_dot_support__pb2.ListHolidayCategoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1152,6 +1260,33 @@ class SupportService:
             '/guichet.support.v1.SupportService/GetAttachment',
             guichet_dot_support_dot_v1_dot_support__pb2.GetAttachmentRequest.SerializeToString,
             guichet_dot_support_dot_v1_dot_support__pb2.GetAttachmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseLinkedTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.support.v1.SupportService/CloseLinkedTicket',
+            guichet_dot_support_dot_v1_dot_support__pb2.CloseLinkedTicketRequest.SerializeToString,
+            guichet_dot_support_dot_v1_dot_support__pb2.CloseLinkedTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,

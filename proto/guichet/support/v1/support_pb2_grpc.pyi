@@ -44,6 +44,12 @@ class SupportServiceStub:
     CreateCalendar: _grpc.UnaryUnaryMultiCallable[_support_pb2.CreateCalendarRequest, _support_pb2.CreateCalendarResponse]
     """--- calendars, plans, contracts (operators) ----------------------------------------------------"""
     ListCalendars: _grpc.UnaryUnaryMultiCallable[_support_pb2.ListCalendarsRequest, _support_pb2.ListCalendarsResponse]
+    UpdateCalendar: _grpc.UnaryUnaryMultiCallable[_support_pb2.UpdateCalendarRequest, _support_pb2.UpdateCalendarResponse]
+    """Replaces a calendar's zone, hours, holidays (country, subdivision, categories) and closed
+    days; the unfinished tickets of its plans follow at once (deadlines recomputed).
+    """
+    ListHolidayCategories: _grpc.UnaryUnaryMultiCallable[_support_pb2.ListHolidayCategoriesRequest, _support_pb2.ListHolidayCategoriesResponse]
+    """The holiday categories the holidays library knows for a country (e.g. BR: optional, public)."""
     CreatePlan: _grpc.UnaryUnaryMultiCallable[_support_pb2.CreatePlanRequest, _support_pb2.CreatePlanResponse]
     ListPlans: _grpc.UnaryUnaryMultiCallable[_support_pb2.ListPlansRequest, _support_pb2.ListPlansResponse]
     SetContract: _grpc.UnaryUnaryMultiCallable[_support_pb2.SetContractRequest, _support_pb2.SetContractResponse]
@@ -85,6 +91,11 @@ class SupportServiceStub:
     LogConsultingTime: _grpc.UnaryUnaryMultiCallable[_support_pb2.LogConsultingTimeRequest, _support_pb2.LogConsultingTimeResponse]
     AddAttachment: _grpc.UnaryUnaryMultiCallable[_support_pb2.AddAttachmentRequest, _support_pb2.AddAttachmentResponse]
     GetAttachment: _grpc.UnaryUnaryMultiCallable[_support_pb2.GetAttachmentRequest, _support_pb2.GetAttachmentResponse]
+    CloseLinkedTicket: _grpc.UnaryUnaryMultiCallable[_support_pb2.CloseLinkedTicketRequest, _support_pb2.CloseLinkedTicketResponse]
+    """Internal (service tokens only): closes a ticket a service opened about something of its own
+    (a ticket with a link), with a closing note saying the outcome. Idempotent: a closed ticket
+    is returned as it is (closed=false).
+    """
     RecordSlaEvent: _grpc.UnaryUnaryMultiCallable[_support_pb2.RecordSlaEventRequest, _support_pb2.RecordSlaEventResponse]
     """--- SLA (internal) and reports ------------------------------------------------------------------
     The SLA workflow records a warning or a breach; a breach is escalated (the team is mailed, the
@@ -111,6 +122,12 @@ class SupportServiceAsyncStub(SupportServiceStub):
     CreateCalendar: _aio.UnaryUnaryMultiCallable[_support_pb2.CreateCalendarRequest, _support_pb2.CreateCalendarResponse]  # type: ignore[assignment]
     """--- calendars, plans, contracts (operators) ----------------------------------------------------"""
     ListCalendars: _aio.UnaryUnaryMultiCallable[_support_pb2.ListCalendarsRequest, _support_pb2.ListCalendarsResponse]  # type: ignore[assignment]
+    UpdateCalendar: _aio.UnaryUnaryMultiCallable[_support_pb2.UpdateCalendarRequest, _support_pb2.UpdateCalendarResponse]  # type: ignore[assignment]
+    """Replaces a calendar's zone, hours, holidays (country, subdivision, categories) and closed
+    days; the unfinished tickets of its plans follow at once (deadlines recomputed).
+    """
+    ListHolidayCategories: _aio.UnaryUnaryMultiCallable[_support_pb2.ListHolidayCategoriesRequest, _support_pb2.ListHolidayCategoriesResponse]  # type: ignore[assignment]
+    """The holiday categories the holidays library knows for a country (e.g. BR: optional, public)."""
     CreatePlan: _aio.UnaryUnaryMultiCallable[_support_pb2.CreatePlanRequest, _support_pb2.CreatePlanResponse]  # type: ignore[assignment]
     ListPlans: _aio.UnaryUnaryMultiCallable[_support_pb2.ListPlansRequest, _support_pb2.ListPlansResponse]  # type: ignore[assignment]
     SetContract: _aio.UnaryUnaryMultiCallable[_support_pb2.SetContractRequest, _support_pb2.SetContractResponse]  # type: ignore[assignment]
@@ -152,6 +169,11 @@ class SupportServiceAsyncStub(SupportServiceStub):
     LogConsultingTime: _aio.UnaryUnaryMultiCallable[_support_pb2.LogConsultingTimeRequest, _support_pb2.LogConsultingTimeResponse]  # type: ignore[assignment]
     AddAttachment: _aio.UnaryUnaryMultiCallable[_support_pb2.AddAttachmentRequest, _support_pb2.AddAttachmentResponse]  # type: ignore[assignment]
     GetAttachment: _aio.UnaryUnaryMultiCallable[_support_pb2.GetAttachmentRequest, _support_pb2.GetAttachmentResponse]  # type: ignore[assignment]
+    CloseLinkedTicket: _aio.UnaryUnaryMultiCallable[_support_pb2.CloseLinkedTicketRequest, _support_pb2.CloseLinkedTicketResponse]  # type: ignore[assignment]
+    """Internal (service tokens only): closes a ticket a service opened about something of its own
+    (a ticket with a link), with a closing note saying the outcome. Idempotent: a closed ticket
+    is returned as it is (closed=false).
+    """
     RecordSlaEvent: _aio.UnaryUnaryMultiCallable[_support_pb2.RecordSlaEventRequest, _support_pb2.RecordSlaEventResponse]  # type: ignore[assignment]
     """--- SLA (internal) and reports ------------------------------------------------------------------
     The SLA workflow records a warning or a breach; a breach is escalated (the team is mailed, the
@@ -187,6 +209,24 @@ class SupportServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _support_pb2.ListCalendarsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_support_pb2.ListCalendarsResponse, _abc.Awaitable[_support_pb2.ListCalendarsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateCalendar(
+        self,
+        request: _support_pb2.UpdateCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_support_pb2.UpdateCalendarResponse, _abc.Awaitable[_support_pb2.UpdateCalendarResponse]]:
+        """Replaces a calendar's zone, hours, holidays (country, subdivision, categories) and closed
+        days; the unfinished tickets of its plans follow at once (deadlines recomputed).
+        """
+
+    @_abc_1.abstractmethod
+    def ListHolidayCategories(
+        self,
+        request: _support_pb2.ListHolidayCategoriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_support_pb2.ListHolidayCategoriesResponse, _abc.Awaitable[_support_pb2.ListHolidayCategoriesResponse]]:
+        """The holiday categories the holidays library knows for a country (e.g. BR: optional, public)."""
 
     @_abc_1.abstractmethod
     def CreatePlan(
@@ -360,6 +400,17 @@ class SupportServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _support_pb2.GetAttachmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_support_pb2.GetAttachmentResponse, _abc.Awaitable[_support_pb2.GetAttachmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CloseLinkedTicket(
+        self,
+        request: _support_pb2.CloseLinkedTicketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_support_pb2.CloseLinkedTicketResponse, _abc.Awaitable[_support_pb2.CloseLinkedTicketResponse]]:
+        """Internal (service tokens only): closes a ticket a service opened about something of its own
+        (a ticket with a link), with a closing note saying the outcome. Idempotent: a closed ticket
+        is returned as it is (closed=false).
+        """
 
     @_abc_1.abstractmethod
     def RecordSlaEvent(

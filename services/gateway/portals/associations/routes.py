@@ -18,6 +18,8 @@ from guichet.membership.v1 import membership_pb2 as pb
 from services.gateway.auth import CurrentCaller, public_metadata
 from services.gateway.openapi import errors
 from services.gateway.portals.associations.schemas import (
+    AssociationSettings,
+    AssociationTimeZoneBody,
     AuditEntry,
     AuditPage,
     ClientRecord,
@@ -77,6 +79,32 @@ braked = [Depends(auth_rate_limit)]
 # ================================================================================================
 # Associations: members and fees
 # ================================================================================================
+
+
+@ops.get(
+    "/v1/associations/{association_id}/settings",
+    rpc="GetAssociationSettings",
+    answer=one(AssociationSettings, "settings"),
+    summary="The association's settings: the time zone its days are counted in",
+    responses=errors(400, 401, 403, 404),
+)
+def get_association_settings(association_id: AssociationId) -> pb.GetAssociationSettingsRequest:
+    return pb.GetAssociationSettingsRequest(association_id=str(association_id))
+
+
+@ops.put(
+    "/v1/associations/{association_id}/time-zone",
+    rpc="SetAssociationTimeZone",
+    answer=one(AssociationSettings, "settings"),
+    summary="Set the time zone the association's days are counted in (its admins)",
+    responses=errors(400, 401, 403, 404),
+)
+def set_association_time_zone(
+    association_id: AssociationId, body: AssociationTimeZoneBody
+) -> pb.SetAssociationTimeZoneRequest:
+    return pb.SetAssociationTimeZoneRequest(
+        association_id=str(association_id), time_zone=body.time_zone
+    )
 
 
 @ops.get(

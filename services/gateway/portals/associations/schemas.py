@@ -30,6 +30,7 @@ from services.gateway.portals.membership import (
     NAME,
     PERSON_NAME,
     SIRET_PATTERN,
+    TIME_ZONE,
     DuplicateKind,
     RegistrationStatus,
     _date,
@@ -39,6 +40,35 @@ from services.gateway.portals.membership import (
 )
 
 # --- associations -------------------------------------------------------------------------------
+
+
+class AssociationSettings(BaseModel):
+    """The time zone the association's days are counted in ("today" for fees, trainings and
+    coverage requests)."""
+
+    association_id: uuid.UUID = Field(examples=["7e1c5a3b-2d4f-4e6a-8b9c-0d1e2f3a4b5c"])
+    time_zone: str = Field(examples=["Europe/Paris"])
+    chosen: bool = Field(
+        description="False while the service's default zone applies.", examples=[True]
+    )
+    updated_by: str | None = Field(examples=[None])
+    updated_at: dt.datetime | None = Field(examples=[None])
+
+    @classmethod
+    def from_proto(cls, s: pb.AssociationSettings) -> AssociationSettings:
+        return cls(
+            association_id=uuid.UUID(s.association_id),
+            time_zone=s.time_zone,
+            chosen=s.chosen,
+            updated_by=_none(s.updated_by),
+            updated_at=_time(s.update_time, s.HasField("update_time")),
+        )
+
+
+class AssociationTimeZoneBody(_Request):
+    time_zone: str = Field(
+        max_length=TIME_ZONE, description="IANA time zone.", examples=["Europe/Paris"]
+    )
 
 
 class MemberBody(_Request):

@@ -136,7 +136,17 @@ class Escalation(BaseModel):
     support_deadline: dt.datetime | None
     replacement_product_id: uuid.UUID | None
     replacement_quantity: int | None
-    ticket_id: str | None
+    ticket_id: str | None = Field(
+        description="The support ticket the escalation opened.",
+        examples=["f169a4b2-abdd-5975-9daa-f82864acd779"],
+    )
+    ticket_number: int | None = Field(
+        description="Its number, as people quote it (#1042).", examples=[1042]
+    )
+    ticket_closed_at: dt.datetime | None = Field(
+        description="When the escalation closed its ticket with the outcome.",
+        examples=["2026-03-14T19:51:00Z"],
+    )
     cancelled_by: str | None
     refunded: bool
     created_at: dt.datetime | None
@@ -158,6 +168,8 @@ class Escalation(BaseModel):
             replacement_product_id=uuid.UUID(replacement) if replacement else None,
             replacement_quantity=escalation.replacement_quantity or None,
             ticket_id=_none(escalation.ticket_id),
+            ticket_number=escalation.ticket_number or None,
+            ticket_closed_at=_time(escalation, "ticket_close_time"),
             cancelled_by=_none(escalation.cancelled_by),
             refunded=escalation.refunded,
             created_at=_time(escalation, "create_time"),

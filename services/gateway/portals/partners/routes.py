@@ -93,12 +93,15 @@ def get_store(store_id: StoreId) -> pb.GetStoreRequest:
     f"{PREFIX}/settings",
     rpc="UpdateStoreSettings",
     answer=one(Store, "store"),
-    summary="Change the operations contact (where support answers) and phone",
+    summary="Change the operations contact (where support answers), phone and time zone",
     responses=errors(400, 401, 404),
 )
 def update_settings(store_id: StoreId, body: StoreSettingsBody) -> pb.UpdateStoreSettingsRequest:
     return pb.UpdateStoreSettingsRequest(
-        store_id=str(store_id), operations_email=body.operations_email, phone=body.phone or ""
+        store_id=str(store_id),
+        operations_email=body.operations_email,
+        phone=body.phone or "",
+        timezone=body.timezone or "",
     )
 
 

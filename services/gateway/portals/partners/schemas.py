@@ -299,6 +299,12 @@ class StoreSettingsBody(_Request):
     phone: str | None = Field(
         default=None, max_length=40, pattern=PHONE_PATTERN, examples=["+33 4 91 00 00 00"]
     )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The store's IANA time zone (its check-in day); absent: unchanged.",
+        examples=["Europe/Paris"],
+    )
 
 
 # --- check-ins ---------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from services.gateway.portals.support.schemas import (
     Calendar,
     CalendarBody,
     CalendarPage,
+    CalendarUpdate,
+    CalendarUpdateBody,
     Category,
     CategoryAudience,
     CategoryBody,
@@ -35,6 +37,7 @@ from services.gateway.portals.support.schemas import (
     ContractBody,
     ContractPage,
     ContractWithPlan,
+    HolidayCategories,
     Plan,
     PlanBody,
     PlanPage,
@@ -111,7 +114,45 @@ def create_calendar(body: CalendarBody) -> pb.CreateCalendarRequest:
         country=body.country or "",
         subdivision=body.subdivision or "",
         closed_days=[d.isoformat() for d in body.closed_days],
+        holiday_categories=body.holiday_categories,
     )
+
+
+@ops.put(
+    f"{PREFIX}/calendars/{{calendar_id}}",
+    rpc="UpdateCalendar",
+    answer=one(CalendarUpdate),
+    summary="Replace a calendar's zone, hours, holidays and closed days (ops admin)",
+    responses=errors(400, 401, 403, 404),
+)
+def update_calendar(
+    calendar_id: Annotated[uuid.UUID, Path(description="The calendar.")],
+    body: CalendarUpdateBody,
+) -> pb.UpdateCalendarRequest:
+    """The unfinished tickets of the plans counting in this calendar follow at once: their
+    deadlines are recomputed (and their SLA workflows told)."""
+    return pb.UpdateCalendarRequest(
+        calendar_id=str(calendar_id),
+        time_zone=body.time_zone,
+        weekly_hours=body.weekly_hours,
+        country=body.country or "",
+        subdivision=body.subdivision or "",
+        closed_days=[d.isoformat() for d in body.closed_days],
+        holiday_categories=body.holiday_categories,
+    )
+
+
+@ops.get(
+    f"{PREFIX}/holiday-categories",
+    rpc="ListHolidayCategories",
+    answer=one(HolidayCategories),
+    summary="The holiday categories a country has in the holidays library",
+    responses=errors(400, 401, 403),
+)
+def list_holiday_categories(
+    country: Annotated[str, Query(max_length=8, description="ISO 3166 alpha-2, e.g. BR.")],
+) -> pb.ListHolidayCategoriesRequest:
+    return pb.ListHolidayCategoriesRequest(country=country)
 
 
 @ops.get(

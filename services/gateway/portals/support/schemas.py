@@ -181,6 +181,40 @@ class CalendarBody(_Request):
         description="Holidays and other closed days.",
         examples=[["2026-05-01", "2026-07-14", "2026-12-25"]],
     )
+    holiday_categories: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="The holidays library's categories observed for the country (public, "
+        "optional, bank…; GET /v1/support/holiday-categories lists a country's). Empty: public "
+        "holidays only. Brazil's Carnaval is in `optional`.",
+        examples=[["public", "optional"]],
+    )
+
+
+class CalendarUpdateBody(_Request):
+    """A calendar's rules, replaced whole (its name stays)."""
+
+    time_zone: str = Field(max_length=64, examples=["America/Sao_Paulo"])
+    weekly_hours: list[str] = Field(
+        max_length=7,
+        description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00".',
+        examples=[["09:00-18:00"] * 5 + ["", ""]],
+    )
+    country: str | None = Field(default=None, max_length=8, examples=["BR"])
+    subdivision: str | None = Field(default=None, max_length=16, examples=["SP"])
+    closed_days: list[dt.date] = Field(default_factory=list, max_length=366, examples=[[]])
+    holiday_categories: list[str] = Field(
+        default_factory=list, max_length=16, examples=[["public", "optional"]]
+    )
+
+
+class UpcomingClosedDay(BaseModel):
+    day: dt.date = Field(examples=["2027-02-08"])
+    name: str | None = Field(
+        description="The holiday's name; null for a closed day typed on the calendar.",
+        examples=["Carnival"],
+    )
+    holiday: bool = Field(examples=[True])
 
 
 class Calendar(BaseModel):
@@ -192,6 +226,12 @@ class Calendar(BaseModel):
     subdivision: str | None = Field(examples=[None])
     closed_days: list[dt.date]
     created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    holiday_categories: list[str] = Field(examples=[["public"]])
+    upcoming_closed_days: list[UpcomingClosedDay] = Field(
+        description="The next days (up to ten, within a year) the weekly hours would open but "
+        "the calendar is closed: what the SLA clocks will skip."
+    )
+    updated_at: dt.datetime | None = Field(examples=[None])
 
     @classmethod
     def from_proto(cls, c: pb.Calendar) -> Calendar:
@@ -204,7 +244,37 @@ class Calendar(BaseModel):
             subdivision=_none(c.subdivision),
             closed_days=[dt.date.fromisoformat(d) for d in c.closed_days],
             created_at=_time(c.create_time, c.HasField("create_time")),
+            holiday_categories=list(c.holiday_categories),
+            upcoming_closed_days=[
+                UpcomingClosedDay(
+                    day=dt.date.fromisoformat(u.day), name=_none(u.name), holiday=u.holiday
+                )
+                for u in c.upcoming_closed_days
+            ],
+            updated_at=_time(c.update_time, c.HasField("update_time")),
         )
+
+
+class CalendarUpdate(BaseModel):
+    calendar: Calendar
+    tickets_updated: int = Field(
+        description="Unfinished tickets whose deadlines were recomputed.", examples=[3]
+    )
+
+    @classmethod
+    def from_proto(cls, response: pb.UpdateCalendarResponse) -> CalendarUpdate:
+        return cls(
+            calendar=Calendar.from_proto(response.calendar),
+            tickets_updated=response.tickets_updated,
+        )
+
+
+class HolidayCategories(BaseModel):
+    categories: list[str] = Field(examples=[["optional", "public"]])
+
+    @classmethod
+    def from_proto(cls, response: pb.ListHolidayCategoriesResponse) -> HolidayCategories:
+        return cls(categories=list(response.categories))
 
 
 class CalendarPage(BaseModel):

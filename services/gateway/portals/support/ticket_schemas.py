@@ -95,6 +95,14 @@ class PartnerMessageBody(_Request):
     )
 
 
+class TicketLink(BaseModel):
+    """What a ticket a service opened is about, e.g. the order of an out-of-stock escalation."""
+
+    kind: str = Field(examples=["order"])
+    id: str = Field(examples=["5b0e4b8c-1d2e-4f3a-9b8c-7d6e5f4a3b2c"])
+    label: str = Field(examples=["NAP-1001"])
+
+
 class Ticket(BaseModel):
     id: uuid.UUID = Field(examples=["f169a4b2-abdd-5975-9daa-f82864acd779"])
     number: int = Field(examples=[1042])
@@ -131,6 +139,12 @@ class Ticket(BaseModel):
     next_due_at: dt.datetime | None = Field(examples=["2026-03-17T09:26:53Z"])
     at_risk: bool = Field(examples=[False])
     breached: bool = Field(examples=[False])
+    respond_by: dt.datetime | None = Field(
+        description="A deadline set by the service that opened the ticket (an order "
+        "escalation's): every SLA target is due then.",
+        examples=[None],
+    )
+    link: TicketLink | None = Field(examples=[None])
 
     @classmethod
     def from_proto(cls, t: pb.Ticket) -> Ticket:
@@ -162,6 +176,10 @@ class Ticket(BaseModel):
             next_due_at=_time(t.next_due_time, t.HasField("next_due_time")),
             at_risk=t.at_risk,
             breached=t.breached,
+            respond_by=_time(t.respond_by, t.HasField("respond_by")),
+            link=TicketLink(kind=t.link.kind, id=t.link.id, label=t.link.label)
+            if t.HasField("link")
+            else None,
         )
 
 

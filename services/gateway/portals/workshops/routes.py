@@ -52,8 +52,10 @@ from services.gateway.portals.workshops.schemas import (
     Technician,
     TechnicianBody,
     TechnicianPage,
+    TimeZoneBody,
     TransitionBody,
     WorkshopMembership,
+    WorkshopTimeZoneBody,
     WorkshopView,
 )
 from services.gateway.ratelimit import auth_rate_limit
@@ -98,8 +100,27 @@ def list_programs(page: Page) -> pb.ListProgramsRequest:
 )
 def create_program(body: ProgramBody) -> pb.CreateProgramRequest:
     return pb.CreateProgramRequest(
-        code=body.code, name=body.name, description=body.description, benefits=body.benefits
+        code=body.code,
+        name=body.name,
+        description=body.description,
+        benefits=body.benefits,
+        time_zone=body.time_zone,
     )
+
+
+@ops.put(
+    "/v1/banner-programs/{program_id}/time-zone",
+    rpc="SetProgramTimeZone",
+    answer=one(Program, "program"),
+    summary="Move a program to another time zone (program team)",
+    responses=errors(400, 401, 403, 404),
+)
+def set_program_time_zone(
+    program_id: ResourceId, body: TimeZoneBody
+) -> pb.SetProgramTimeZoneRequest:
+    """The renewal workflows of the memberships that follow the program plan their letters and
+    windows again, at midnight of the new zone."""
+    return pb.SetProgramTimeZoneRequest(program_id=str(program_id), time_zone=body.time_zone)
 
 
 @ops.post(
@@ -209,6 +230,7 @@ def create_membership(
         wholesaler=body.wholesaler.to_proto(),
         distributor=body.distributor.to_proto(),
         option_ids=[str(o) for o in body.option_ids],
+        time_zone=body.time_zone,
     )
 
 
@@ -272,6 +294,33 @@ def change_renewal_date(
 )
 def end_membership(workshop_id: WorkshopId, body: ReasonBody) -> pb.EndWorkshopMembershipRequest:
     return pb.EndWorkshopMembershipRequest(workshop_id=str(workshop_id), reason=body.reason)
+
+
+@ops.put(
+    "/v1/workshops/{workshop_id}/time-zone",
+    rpc="SetWorkshopTimeZone",
+    answer=one(WorkshopMembership, "membership"),
+    summary="Set the workshop's own time zone, or follow its program's (program team)",
+    responses=errors(400, 401, 403, 404, 409),
+)
+def set_workshop_time_zone(
+    workshop_id: WorkshopId, body: WorkshopTimeZoneBody
+) -> pb.SetWorkshopTimeZoneRequest:
+    return pb.SetWorkshopTimeZoneRequest(workshop_id=str(workshop_id), time_zone=body.time_zone)
+
+
+@ops.post(
+    "/v1/workshops/{workshop_id}/anniversary-letter/resend",
+    rpc="ResendAnniversaryLetter",
+    answer=one(WorkshopMembership, "membership"),
+    summary="Send this renewal's anniversary letter again (program team, with a reason)",
+    responses=errors(400, 401, 403, 404, 409),
+)
+def resend_letter(workshop_id: WorkshopId, body: ReasonBody) -> pb.ResendAnniversaryLetterRequest:
+    """A letter is sent once per renewal, whatever corrections its date gets; the program team
+    may send it again (announcing the date as it is now). Who, when and why are recorded.
+    Before the letter's day: 409 `letter_not_sent`."""
+    return pb.ResendAnniversaryLetterRequest(workshop_id=str(workshop_id), reason=body.reason)
 
 
 @ops.get(

@@ -33,8 +33,10 @@ from services.gateway.portals.membership import (
     NAME,
     PERSON_NAME,
     TEXT,
+    TIME_ZONE,
     VIN_PATTERN,
     ClaimStatus,
+    CourseRegistrationOutcome,
     CourseRegistrationStatus,
     MembershipStatus,
     OptionChange,
@@ -68,6 +70,29 @@ class ProgramBody(_Request):
         default_factory=list,
         max_length=30,
         examples=[["Garantie main d'œuvre nationale", "Formations techniques"]],
+    )
+    time_zone: str = Field(
+        default="",
+        max_length=TIME_ZONE,
+        description="IANA time zone the program lives by (renewal windows open and close, and "
+        "anniversary letters leave, at midnight there); empty: the service's default.",
+        examples=["America/Montreal"],
+    )
+
+
+class TimeZoneBody(_Request):
+    time_zone: str = Field(
+        max_length=TIME_ZONE,
+        description="IANA time zone, e.g. Europe/Paris.",
+        examples=["America/Montreal"],
+    )
+
+
+class WorkshopTimeZoneBody(_Request):
+    time_zone: str = Field(
+        max_length=TIME_ZONE,
+        description="The workshop's own IANA time zone; empty: its program's.",
+        examples=["America/Montreal"],
     )
 
 
@@ -145,6 +170,10 @@ class Program(BaseModel):
     benefits: list[str]
     options: list[ProgramOption]
     created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    time_zone: str = Field(
+        description="IANA time zone: windows and letters at midnight there.",
+        examples=["Europe/Paris"],
+    )
 
     @classmethod
     def from_proto(cls, program: pb.Program) -> Program:
@@ -156,6 +185,7 @@ class Program(BaseModel):
             benefits=list(program.benefits),
             options=[ProgramOption.from_proto(o) for o in program.options],
             created_at=_time(program.create_time, program.HasField("create_time")),
+            time_zone=program.time_zone,
         )
 
 
@@ -196,6 +226,45 @@ class RemovalWindow(BaseModel):
     next_opens_on: dt.date | None
 
 
+class LetterResend(BaseModel):
+    renewal_date: dt.date | None = Field(examples=["2027-03-21"])
+    sent_at: dt.datetime | None = Field(examples=["2027-02-20T10:02:11Z"])
+    requested_by: str = Field(examples=["4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"])
+    reason: str = Field(examples=["Date corrigée au 21 mars après l'envoi"])
+
+
+class AnniversaryLetter(BaseModel):
+    """This renewal's anniversary letter: once sent, never sent again unless the program team
+    asks (each time recorded here)."""
+
+    sent: bool = Field(examples=[True])
+    # Before it leaves: the day it leaves (in the membership's time zone).
+    due_on: dt.date | None = Field(examples=["2027-02-19"])
+    renewal_date: dt.date | None = Field(examples=["2027-03-20"])
+    sent_at: dt.datetime | None = Field(examples=["2027-02-18T23:00:00Z"])
+    recipients: list[str] = Field(examples=[["contact@garageducentre.example.fr"]])
+    resends: list[LetterResend]
+
+    @classmethod
+    def from_proto(cls, letter: pb.AnniversaryLetter) -> AnniversaryLetter:
+        return cls(
+            sent=letter.sent,
+            due_on=_date(letter.due_on),
+            renewal_date=_date(letter.renewal_date),
+            sent_at=_time(letter.sent_time, letter.HasField("sent_time")),
+            recipients=list(letter.recipients),
+            resends=[
+                LetterResend(
+                    renewal_date=_date(r.renewal_date),
+                    sent_at=_time(r.time, r.HasField("time")),
+                    requested_by=r.requested_by,
+                    reason=r.reason,
+                )
+                for r in letter.resends
+            ],
+        )
+
+
 class WorkshopMembership(BaseModel):
     id: uuid.UUID = Field(examples=["6180d471-8b9d-53f7-932e-fa38ea7f138f"])
     workshop_id: uuid.UUID = Field(examples=["218c5ce5-053c-5d6c-aeca-252f92e24379"])
@@ -210,6 +279,21 @@ class WorkshopMembership(BaseModel):
     removal_window: RemovalWindow
     ended_on: dt.date | None = Field(examples=[None])
     created_at: dt.datetime | None = Field(examples=["2026-03-14T09:26:53Z"])
+    time_zone: str | None = Field(
+        description="The workshop's own IANA time zone when it differs from its program's.",
+        examples=[None],
+    )
+    effective_time_zone: str = Field(
+        description="The zone its dates are days of (the workshop's, else the program's).",
+        examples=["Europe/Paris"],
+    )
+    anniversary: dt.date | None = Field(
+        description="The anniversary renewals are computed from (29 February stays the 29th "
+        "in leap years).",
+        examples=["2028-02-29"],
+    )
+    workshop_code: str | None = Field(examples=["WS-CENTRE"])
+    letter: AnniversaryLetter | None
 
     @classmethod
     def from_proto(cls, m: pb.WorkshopMembership) -> WorkshopMembership:
@@ -240,6 +324,11 @@ class WorkshopMembership(BaseModel):
             ),
             ended_on=_date(m.ended_on),
             created_at=_time(m.create_time, m.HasField("create_time")),
+            time_zone=_none(m.time_zone),
+            effective_time_zone=m.effective_time_zone,
+            anniversary=_date(m.anniversary),
+            workshop_code=_none(m.workshop_code),
+            letter=AnniversaryLetter.from_proto(m.letter) if m.HasField("letter") else None,
         )
 
 
@@ -269,6 +358,12 @@ class MembershipBody(_Request):
         max_length=MAX_OPTIONS,
         examples=[["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"]],
         description="Options of the program (422 `unknown_option` otherwise).",
+    )
+    time_zone: str = Field(
+        default="",
+        max_length=TIME_ZONE,
+        description="The workshop's own IANA time zone when it differs from the program's.",
+        examples=[""],
     )
 
 
@@ -452,7 +547,7 @@ class CourseRegistrationBody(_Request):
 
 
 class CourseRegistrationUpdate(_Request):
-    status: CourseRegistrationStatus = Field(examples=["completed"])
+    status: CourseRegistrationOutcome = Field(examples=["completed"])
 
 
 class CourseRegistration(BaseModel):

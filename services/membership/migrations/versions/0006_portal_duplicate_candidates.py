@@ -5,8 +5,8 @@ write); the service's refresher recomputes that association's report into `dupli
 and `duplicate_groups` and consumes the changes. Every association that has records starts with
 one change, so that its first report is computed once the service runs.
 
-Revision ID: 0005_portal_duplicate_candidates
-Revises: 0004_i18n_currency
+Revision ID: 0006_portal_duplicate_candidates
+Revises: 0005_dates_time_zones
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005_portal_duplicate_candidates"
-down_revision: str | None = "0004_i18n_currency"
+revision: str = "0006_portal_duplicate_candidates"
+down_revision: str | None = "0005_dates_time_zones"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
