@@ -24,7 +24,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n :
 # make test-under-load keeps this many cores busy with another program meanwhile.
 BUSY_CPUS ?= 2
 
-.PHONY: dev test test-under-load lint proto proto-check browser prometheus screenshots bench chaos install catalogs clean help
+.PHONY: dev test test-under-load lint proto proto-check browser prometheus screenshots bench audit chaos install catalogs clean help
 
 help:
 	@echo "make dev    - start PostgreSQL, Temporal, the services, the worker, the gateway and an SMTP sink"
@@ -32,6 +32,7 @@ help:
 	@echo "make test-under-load - make test while $(BUSY_CPUS) busy loops take the cores (before a submission)"
 	@echo "make chaos  - the reliability suite: faults, races, bad input, auth; writes docs/reliability.md"
 	@echo "make screenshots - every page of the web portal, from the browser tests, in .state/screenshots/"
+	@echo "make audit  - Lighthouse on each portal's main pages, phone and desktop (AUDIT_ARGS=--web-url …)"
 	@echo "make catalogs - compile the gettext catalogs (.po → .mo; make install does it)"
 	@echo "make lint | proto | bench | clean"
 
@@ -163,6 +164,14 @@ screenshots: install browser
 
 bench: install
 	$(RUN) python -m bench
+
+# Lighthouse (npm) with Debian's Chromium on the main pages of every portal, phone and desktop,
+# signed in; prints the scores, fails below a11y/best practices 100 and performance 95
+# (docs/web.md). Starts its own stack with the demo data, or AUDIT_ARGS="--web-url
+# http://localhost:3000" audits a running make dev.
+audit: install browser
+	CHROME_PATH=$${CHROME_PATH:-$$(command -v chromium || command -v chromium-browser)} \
+		$(RUN) python -m services.devstack.audit $(AUDIT_ARGS)
 
 # The reliability suite (docs/reliability.md): every slow fault test, plus the fast security,
 # race and fuzzing tests (marked `reliability` by tests/reliability_report.py), then the table of

@@ -35,8 +35,9 @@ from services.kit.auth import Principal
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.testing import database_server
 from services.membership.domain import duplicates as dup
+from services.membership.domain.candidates import keyed_records
 from services.membership.domain.common import ASSOCIATION_KIND, OrganisationInfo
-from services.membership.domain.merges import detect_duplicates, keyed_records
+from services.membership.domain.merges import detect_duplicates
 from services.membership.domain.records import MAX_IMPORT, ImportedRecord, import_client_records
 from services.membership.models import ClientRecord
 from services.membership.samples import SampleRecord, generate, score, truth_pairs

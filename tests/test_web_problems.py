@@ -183,6 +183,37 @@ def test_a_code_with_its_params_is_said_with_the_readers_numbers() -> None:
     assert field_message("fr", "", "string_too_long", {}) == "Ce texte est trop long."
 
 
+def test_a_required_text_left_blank_is_said_required_not_at_least_one_character() -> None:
+    """Was "Au moins 1 caractères." beside a blank required field (the gateway's min_length)."""
+    for code in ("string_too_short", None):
+        detail = "String should have at least 1 character"
+        assert field_message("fr", detail, code, {"min_length": 1}) == "Champ obligatoire."
+    said = field_message("en", "", "string_too_short", {"min_length": 3})
+    assert said == "At least 3 characters."
+    # A blank input refused by a "not blank" pattern is required too; a typed one is malformed.
+    problem = ApiProblem(
+        400,
+        {
+            "type": "https://guichet.dev/problems/invalid_argument",
+            "errors": [
+                {"field": "screen_code", "code": "string_pattern_mismatch", "detail": "x"},
+                {"field": "iban", "code": "string_pattern_mismatch", "detail": "x"},
+            ],
+        },
+    )
+    form = FormState.refused("fr", {"screen_code": " ", "iban": "FR76 1234"}, problem, {})
+    assert form.errors["screen_code"] == "Champ obligatoire."
+    assert form.errors["iban"] != "Champ obligatoire."
+
+
+def test_a_generic_code_is_said_by_its_detail_when_the_detail_is_known() -> None:
+    """Was "Cette valeur n'est pas acceptée" for an e-mail address (pydantic's value_error)."""
+    detail = "value is not a valid email address: It must have exactly one @-sign."
+    assert field_message("fr", detail, "value_error", {"reason": "x"}) == (
+        "Adresse e-mail invalide."
+    )
+
+
 def test_an_unknown_complaint_or_reason_never_reaches_the_page() -> None:
     """Neither the English detail nor the reason's code: a sentence of the status instead."""
     problem = ApiProblem(

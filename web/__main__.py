@@ -14,7 +14,12 @@ from web.settings import WebSettings
 
 
 def main() -> int:
-    settings = WebSettings()
+    # In Kubernetes the session secret arrives as a file (GUICHET_SECRETS_DIR/session_secret).
+    secrets_dir = os.environ.get("GUICHET_SECRETS_DIR")
+    if secrets_dir and os.path.isdir(secrets_dir):
+        settings = WebSettings(_secrets_dir=secrets_dir)
+    else:
+        settings = WebSettings()
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     logging.basicConfig(

@@ -7,6 +7,7 @@ the visitor's own access token, so the gateway's rules, limits and problems appl
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from http.cookiejar import DefaultCookiePolicy
@@ -15,11 +16,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 
+from web.assets import HashedStatic
 from web.client.transport import ApiProblem
 from web.i18n import load as load_catalogs, locale_of, negotiate, translate
+from web.nav import NavCache
 from web.pages import render
 from web.portals import ROUTERS
 from web.problems import summary_message
@@ -29,6 +33,7 @@ from web.session import (
     DEVICE_COOKIE_MAX_AGE,
     LANGUAGE_COOKIE,
     REFRESH_COOKIE,
+    SESSION_COOKIE,
     SignInRequired,
     Visitor,
     cookie_settings,
@@ -79,7 +84,10 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.settings = settings
     load_catalogs()  # a broken catalog fails here, at start
     app.state.templates = build_templates()
-    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")
+    app.state.nav_cache = NavCache()
+    assets = HashedStatic(Path(__file__).with_name("static"))
+    app.state.templates.env.globals["static"] = assets.url
+    app.mount("/static", assets, "static")
     for router in ROUTERS:
         app.include_router(router)
 
@@ -88,6 +96,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         """Refuses cross-site form posts, and writes renewed tokens and headers on the way out."""
+        started = time.perf_counter()
         if request.method in _UNSAFE and not _same_origin(request):
             locale = negotiate(
                 request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
@@ -116,7 +125,29 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="lax")
         for name, value in _HEADERS.items():
             response.headers.setdefault(name, value)
+        response.headers["Server-Timing"] = _server_timing(started, visitor)
         return response
+
+    # Outermost last: gzip wraps everything; the session (flash messages, web/flash.py) is
+    # signed with SESSION_SECRET and lives only until the next page has shown its message.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=600,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(GZipMiddleware, minimum_size=512, compresslevel=6)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """Browsers ask for it on every site: answered, so no page logs a 404."""
+        return FileResponse(
+            Path(__file__).with_name("static") / "favicon.ico",
+            media_type="image/vnd.microsoft.icon",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, _: Exception) -> Response:
@@ -171,6 +202,16 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _server_timing(started: float, visitor: Visitor | None) -> str:
+    """The page's own time and its gateway calls' (bench/pages.py reads it; so do DevTools)."""
+    total = (time.perf_counter() - started) * 1000
+    timing = f"app;dur={total:.1f}"
+    if visitor is not None and visitor.transport.calls:
+        spent = visitor.transport.seconds * 1000
+        timing += f', gateway;dur={spent:.1f};desc="{visitor.transport.calls} calls"'
+    return timing
 
 
 def _visitor_of(request: Request) -> Visitor:

@@ -3,9 +3,11 @@ kind, plus the agent and operator views for the operator's roles."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, field
 
-from web.client.api import User
+from web.client.api import Organisation, User
 from web.i18n import N_
 from web.session import Visitor
 
@@ -35,11 +37,39 @@ _ADMIN_ROLES = {
 }
 
 
+# How long the menu trusts an organisation's name and kind: they seldom change, and every page
+# draws the menu (one gateway call per organisation of the visitor's saved on most pages).
+NAV_TTL_SECONDS = 60.0
+
+
+@dataclass
+class NavCache:
+    """Name and kind of the organisations menus were drawn for, by id, for NAV_TTL_SECONDS.
+
+    Only ids from the visitor's own memberships (their /v1/me) are looked up through it, so it
+    never tells anyone about an organisation they do not belong to."""
+
+    entries: dict[str, tuple[float, Organisation]] = field(default_factory=dict)
+
+    async def get(self, visitor: Visitor, organisation_id: str) -> Organisation:
+        now = time.monotonic()
+        cached = self.entries.get(organisation_id)
+        if cached is not None and now - cached[0] < NAV_TTL_SECONDS:
+            return cached[1]
+        organisation = await visitor.organisation(organisation_id)
+        if len(self.entries) > 10_000:
+            self.entries.clear()
+        self.entries[organisation_id] = (now, organisation)
+        return organisation
+
+
 async def portal_links(visitor: Visitor, me: User) -> list[PortalLink]:
     links: list[PortalLink] = []
     roles = {m["role"] for m in me["memberships"]}
-    for organisation_id in dict.fromkeys(m["organisation_id"] for m in me["memberships"]):
-        organisation = await visitor.organisation(organisation_id)
+    cache: NavCache = visitor.request.app.state.nav_cache
+    ids = list(dict.fromkeys(m["organisation_id"] for m in me["memberships"]))
+    found = await asyncio.gather(*(cache.get(visitor, organisation_id) for organisation_id in ids))
+    for organisation_id, organisation in zip(ids, found, strict=True):
         held = {m["role"] for m in me["memberships"] if m["organisation_id"] == organisation_id}
         known = _BY_KIND.get(organisation["kind"])
         # Only a provider's business_account_manager sees and manages its client groups.

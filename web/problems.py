@@ -298,6 +298,9 @@ def field_message(
                 code = recognised
                 params = {k: v for k, v in match.groupdict().items() if v is not None}
                 break
+    if code == "string_too_short" and str(params.get("min_length")) == "1":
+        # "At least 1 character" is a required text left blank: said as people say it.
+        code, params = "missing", {}
     key = field_text_key(code) if code else "field.invalid"
     if not has_text(locale, key):
         key = "field.invalid"
@@ -320,6 +323,10 @@ def wait_in_words(locale: str, seconds: int) -> str:
     else:
         amount, unit = math.ceil(seconds / 3600), "duration-hour"
     return format_unit(amount, unit, length="long", locale=locale)
+
+
+def _recognised(detail: str) -> bool:
+    return any(pattern.search(detail) for pattern, _ in _RECOGNISED)
 
 
 def summary_message(locale: str, problem: ApiProblem) -> str:
@@ -346,9 +353,17 @@ class FormState:
     errors: dict[str, str] = field(default_factory=dict)
     summary: str | None = None
     done: str | None = None
+    # Each input's label, as the page's fields register it (web/templates/_forms.html), so that
+    # the summary names the field of every error.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def value(self, name: str, default: str = "") -> str:
         return self.values.get(name, default)
+
+    def labelled(self, name: str, label: str) -> str:
+        """Called by each field as it renders: remembers its label (and writes nothing)."""
+        self.labels[name] = label
+        return ""
 
     @classmethod
     def refused(

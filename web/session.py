@@ -23,6 +23,8 @@ REFRESH_COOKIE = "guichet_refresh"
 DEVICE_COOKIE = "guichet_device"
 DEVICE_COOKIE_MAX_AGE = 365 * 86400
 LANGUAGE_COOKIE = "guichet_lang"
+# Starlette's signed session (web/flash.py): only a confirmation waiting for the next page.
+SESSION_COOKIE = "guichet_session"
 # Set by web/static/tz.js from the browser: the zone a person reads times in.
 TIME_ZONE_COOKIE = "guichet_tz"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import logging
+import secrets
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,3 +26,18 @@ class WebSettings(BaseSettings):
     # Prometheus metrics (process figures) on their own port; 0: none.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
+    # Where people reach the portal, for the links it hands out (an invitation to register);
+    # unset: the address the request came to. Same variable as the services' mail links.
+    public_base_url: str | None = None
+    # Signs the session cookie that carries a confirmation to the next page (web/flash.py). The
+    # same value on every replica; unset, each process draws its own (one replica only).
+    session_secret: SecretStr | None = Field(default=None, min_length=32)
+
+    def session_secret_value(self) -> str:
+        if self.session_secret is None:
+            logging.getLogger(__name__).warning(
+                "SESSION_SECRET is not set: this process signs its session cookies with a key of "
+                "its own, so a confirmation may be lost between two replicas"
+            )
+            self.session_secret = SecretStr(secrets.token_urlsafe(32))
+        return self.session_secret.get_secret_value()

@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from web import formatting, labels
 from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, language_name, localized
+from web.pages import missing_label
 
 
 def language_links(url: str, query: list[tuple[str, str]], current: str) -> list[dict[str, str]]:
@@ -35,6 +36,7 @@ def build_templates() -> Jinja2Templates:
     templates.env.filters.update(
         {
             "local_time": formatting.local_time,
+            "missing_label": missing_label,
             "date": formatting.show_date,
             "money": formatting.money,
             "number": formatting.number,

@@ -59,6 +59,8 @@ class StackSecrets:
     client_secrets: dict[str, str] = field(default_factory=dict)
     # The bootstrap admin's TOTP (ops_admin needs a second factor); `make dev` prints it.
     admin_totp_secret: str = ""
+    # Signs the portal's session cookie (its flash messages); made for older state folders too.
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @classmethod
     def load_or_create(cls, path: Path) -> StackSecrets:
@@ -518,6 +520,7 @@ class Stack:
         if "gateway" in component.calls:
             env["GATEWAY_URL"] = self.gateway_url
             env["SECURE_COOKIES"] = "false"  # make dev serves plain HTTP on localhost
+            env["SESSION_SECRET"] = self.secrets.session_secret
         for other in COMPONENTS:
             if other.protocol == "grpc" and other.port_key:
                 env[f"{other.name.upper()}_ADDR"] = self.grpc_address(other.port_key)

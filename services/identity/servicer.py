@@ -76,6 +76,7 @@ PUBLIC_METHODS = frozenset(
         "Refresh",
         "Logout",
         "Register",
+        "GetRegistrationOrganisation",
         "VerifyEmail",
         "ResendVerification",
         "RequestPasswordReset",
@@ -321,6 +322,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._mail_sent()
         return identity_pb2.RegisterResponse(user=user_to_proto(user))
 
+    async def GetRegistrationOrganisation(
+        self, request: identity_pb2.GetRegistrationOrganisationRequest, context: Context
+    ) -> identity_pb2.GetRegistrationOrganisationResponse:
+        async with self._sessions.begin() as session:
+            organisation = await registration.registration_organisation(
+                session=session, organisation_id=request.organisation_id
+            )
+        return identity_pb2.GetRegistrationOrganisationResponse(
+            organisation=organisation_to_proto(organisation)
+        )
+
     async def VerifyEmail(
         self, request: identity_pb2.VerifyEmailRequest, context: Context
     ) -> identity_pb2.VerifyEmailResponse:
@@ -524,6 +536,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 organisation_id=request.organisation_id,
                 last_name=request.last_name,
                 first_name=request.first_name,
+                login=request.login,
                 page_size=request.page.page_size,
                 page_token=request.page.page_token,
             )
@@ -541,6 +554,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 organisation_id=request.organisation_id,
                 page_size=request.page.page_size,
                 page_token=request.page.page_token,
+                incomplete=request.incomplete,
             )
         return identity_pb2.ListAccountsToValidateResponse(
             users=[user_to_proto(u) for u in page.items], page=page_response(page.next_page_token)
@@ -553,11 +567,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         async with self._sessions.begin() as session:
             user = await validation_queue.validate_account(
                 session=session,
+                settings=self._settings,
                 actor=current_principal(),
                 now=self._clock(),
                 user_id=request.user_id,
                 fees=self._fees,
             )
+        self._mail_sent()
         return identity_pb2.ValidateAccountResponse(user=user_to_proto(user))
 
     async def SetUserEmail(

@@ -72,9 +72,10 @@ SPECS = (
         ROOT / "web",
         ROOT / "web" / "locale",
         "messages",
-        # t("key", …) in templates and code (visitor.t too), translate(locale, "key", …), and
+        # t("key", …) in templates and code (visitor.t too), translate(locale, "key", …),
+        # flash(request, "key", …) (a confirmation said on the next page, web/flash.py), and
         # N_("key") for keys a page builds at run time (t("role." ~ role)).
-        {"t": None, "translate": (2,), "N_": None},
+        {"t": None, "translate": (2,), "flash": (2,), "N_": None},
     ),
     Spec(
         "support-mail",

@@ -1,6 +1,7 @@
 """Membership's tables: banner programs and workshop memberships, technicians and courses,
 warranty claims; association members, fees, trainings, registrations, coverage requests, client
-records and their audit; the outbox and the renewal signals.
+records and their audit, their precomputed duplicate candidates; the outbox and the renewal
+signals.
 
 Organisations and users live in identity: `workshop_id`, `association_id` and `user_id` are
 identity ids, kept without foreign keys (each service owns its data). Timestamps are set by the
@@ -24,13 +25,14 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.kit.db import new_metadata
@@ -480,6 +482,46 @@ class ClientRecord(Base):
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("client_records.id"))
     merged_at: Mapped[datetime | None] = mapped_column(TZ)
     created_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class DuplicateChange(Base):
+    """A write that may change an association's duplicates (a record created, imported,
+    merged or deleted), recorded in the same transaction; the refresher consumes it
+    (services.membership.domain.candidates)."""
+
+    __tablename__ = "duplicate_changes"
+    __table_args__ = (Index("ix_duplicate_changes_association", "association_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    association_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    at: Mapped[datetime] = mapped_column(TZ)
+
+
+class DuplicateReport(Base):
+    """The last duplicate report of an association: its totals and when it was computed."""
+
+    __tablename__ = "duplicate_reports"
+
+    association_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(TZ)
+    records: Mapped[int] = mapped_column(Integer)
+    certain_groups: Mapped[int] = mapped_column(Integer)
+    certain_pairs: Mapped[int] = mapped_column(BigInteger)
+    probable_groups: Mapped[int] = mapped_column(Integer)
+    probable_pairs: Mapped[int] = mapped_column(BigInteger)
+    elapsed_ms: Mapped[int] = mapped_column(Integer)
+
+
+class DuplicateCandidateGroup(Base):
+    """One group of the last report: its kind (0 certain, 1 probable), key and records, in the
+    report's order (kind, key), so that the review pages through them without computing."""
+
+    __tablename__ = "duplicate_groups"
+
+    association_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200, collation="C"), primary_key=True)
+    record_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid))
 
 
 class Training(Base):

@@ -32,6 +32,9 @@ class MembershipSettings(ServiceSettings):
 
     # How often the renewal-signal relay looks for signals not yet delivered, in seconds.
     signal_poll_interval: float = Field(default=1.0, gt=0)
+    # Seconds between looks for client-record changes another replica made (this process's own
+    # writes wake the duplicate refresher at once).
+    duplicates_poll_interval: float = Field(default=5.0, gt=0)
 
     @field_validator("default_time_zone")
     @classmethod

@@ -50,6 +50,7 @@ PUBLIC = {
     "forgotPassword",
     "resetPassword",
     "register",
+    "registrationOrganisation",
     "verifyEmail",
     "resendVerification",
     "listPublicTrainings",

@@ -567,6 +567,18 @@ async def test_accounts_to_validate_lists_only_complete_pending_accounts(
         metadata=identity.admin,
     )
     assert [u.id for u in [*paged.users, *rest.users]] == [ready.id, ready_too.id]
+    # The incomplete ones, apart, each saying what it lacks (issue 25: the queue said nobody
+    # waited while three people did).
+    waiting = await identity.stub.ListAccountsToValidate(
+        identity_pb2.ListAccountsToValidateRequest(organisation_id=org, incomplete=True),
+        metadata=await identity.token(admin),
+    )
+    assert [list(u.missing) for u in waiting.users] == [
+        ["phone", "address_line", "postal_code", "city", "birth_date"],
+        ["email_verified"],
+        ["email"],
+    ]
+    assert all(u.pending and not u.profile_complete for u in waiting.users)
     stranger = await identity.account(await identity.organisation(ASSOCIATION), "association_admin")
     hidden = await fails(
         identity.stub.ListAccountsToValidate(
@@ -656,6 +668,28 @@ async def test_an_incomplete_account_cannot_be_validated_and_the_error_says_why(
         "e-mail not verified",
     ):
         assert name in problem.message
+    # Each missing item as a field the admin's page can name (issue 25), and the same list on
+    # the account itself.
+    assert fields(problem) == {
+        "profile.phone",
+        "profile.address_line",
+        "profile.postal_code",
+        "profile.city",
+        "profile.birth_date",
+        "email",
+    }
+    read = await identity.stub.GetUser(
+        identity_pb2.GetUserRequest(user_id=account.id), metadata=identity.admin
+    )
+    assert list(read.user.missing) == [
+        "phone",
+        "address_line",
+        "postal_code",
+        "city",
+        "birth_date",
+        "email_verified",
+    ]
+    assert not read.user.profile_complete
     plain = await identity.account(org, "member")
     denied = await fails(
         identity.stub.ValidateAccount(
@@ -823,3 +857,71 @@ async def test_audit_pages_newest_first(identity: Identity) -> None:
         )
     )
     assert hidden.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_admin_finds_an_account_by_username_or_e_mail_ignoring_case(
+    identity: Identity,
+) -> None:
+    org = await identity.organisation(WORKSHOP)
+    admin = await identity.account(org, "workshop_owner")
+    wanted = await identity.account(org, status=UserStatus.PENDING, username=unique("Vidal."))
+    await identity.account(org, status=UserStatus.PENDING)
+    other_org = await identity.organisation(WORKSHOP)
+    await identity.account(other_org, username=unique("Vidal."))
+    token = await identity.token(admin)
+    for login in (wanted.username.upper(), f"{wanted.username.lower()}@EXAMPLE.org"):
+        found = await identity.stub.SearchUsers(
+            identity_pb2.SearchUsersRequest(organisation_id=org, login=login), metadata=token
+        )
+        assert [u.id for u in found.users] == [wanted.id], login
+    nothing = await identity.stub.SearchUsers(
+        identity_pb2.SearchUsersRequest(organisation_id=org, login="vidal"), metadata=token
+    )
+    assert list(nothing.users) == []  # whole names only: no prefix of a username
+
+
+async def test_an_invitation_link_names_an_organisation_only_if_it_accepts_sign_up(
+    identity: Identity,
+) -> None:
+    """Public (no token): what the registration page shows instead of an id to type."""
+    workshop = await identity.organisation(WORKSHOP)
+    named = await identity.stub.GetRegistrationOrganisation(
+        identity_pb2.GetRegistrationOrganisationRequest(organisation_id=workshop)
+    )
+    assert named.organisation.id == workshop and named.organisation.name
+    provider = await identity.organisation(SERVICE_PROVIDER)
+    closed = await fails(
+        identity.stub.GetRegistrationOrganisation(
+            identity_pb2.GetRegistrationOrganisationRequest(organisation_id=provider)
+        )
+    )
+    assert (closed.code, closed.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "self_registration_closed",
+    )
+    unknown = await fails(
+        identity.stub.GetRegistrationOrganisation(
+            identity_pb2.GetRegistrationOrganisationRequest(organisation_id=str(uuid.uuid4()))
+        )
+    )
+    assert unknown.code == grpc.StatusCode.NOT_FOUND
+    malformed = await fails(
+        identity.stub.GetRegistrationOrganisation(
+            identity_pb2.GetRegistrationOrganisationRequest(organisation_id="not-an-id")
+        )
+    )
+    assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_validated_member_is_told_by_mail(identity: Identity) -> None:
+    org = await identity.organisation(WORKSHOP)
+    account = await identity.account(org, status=UserStatus.PENDING)
+    assert account.email is not None
+    address = account.email
+    before = identity.mails_to(address)
+    await identity.stub.ValidateAccount(
+        identity_pb2.ValidateAccountRequest(user_id=account.id), metadata=identity.admin
+    )
+    mails = await identity.smtp.wait_for(address, count=before + 1)
+    assert mails[-1].subject == "Votre compte est validé"
+    assert account.username in mails[-1].body

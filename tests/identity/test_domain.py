@@ -480,15 +480,30 @@ async def test_domain_authorisation_without_grpc(world: World) -> None:
     async with world.sessions.begin() as session:
         with pytest.raises(NotFound):
             await validation_queue.validate_account(
-                session=session, actor=stranger, now=T0, user_id=str(user.id), fees=NOT_ASKED
+                session=session,
+                settings=world.settings,
+                actor=stranger,
+                now=T0,
+                user_id=str(user.id),
+                fees=NOT_ASKED,
             )
         with pytest.raises(PermissionDenied):
             await validation_queue.validate_account(
-                session=session, actor=colleague, now=T0, user_id=str(user.id), fees=NOT_ASKED
+                session=session,
+                settings=world.settings,
+                actor=colleague,
+                now=T0,
+                user_id=str(user.id),
+                fees=NOT_ASKED,
             )
         with pytest.raises(PermissionDenied):
             await validation_queue.validate_account(
-                session=session, actor=service, now=T0, user_id=str(user.id), fees=NOT_ASKED
+                session=session,
+                settings=world.settings,
+                actor=service,
+                now=T0,
+                user_id=str(user.id),
+                fees=NOT_ASKED,
             )
         assert (
             await admin.get_user(session=session, actor=service, user_id=str(user.id))

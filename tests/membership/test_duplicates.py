@@ -23,6 +23,7 @@ from services.membership.domain.normalise import (
 from services.membership.models import ClientRecord
 from services.membership.samples import generate, score, truth_pairs
 from tests.membership.harness import World
+from tests.membership.test_duplicate_candidates import fresh_report
 
 # --- keys ---------------------------------------------------------------------------------------
 
@@ -168,6 +169,7 @@ async def test_the_service_lists_every_group_page_by_page(world: World) -> None:
         )
     rows = [(r.external_ref, *name_keys(r.company_name)) for r in records]
     expected = dup.find_duplicates(rows)
+    await fresh_report(world, association)  # computed in the background after the imports
     groups: list[pb.DuplicateGroup] = []
     token = ""
     while True:

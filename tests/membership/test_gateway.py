@@ -4,8 +4,10 @@ a civilian, and the problem documents they meet. No route may answer 5xx."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from services.gateway.app import create_app
 from services.gateway.idempotency import IdempotencyStore
 from services.gateway.settings import GatewaySettings
 from services.kit.identity_client import connect_identity
+from services.kit.testing import scaled
 from tests.identity.harness import unique
 from tests.membership.harness import GATEWAY_CLIENT, World, days_from_today
 
@@ -319,9 +322,15 @@ async def test_a_civilian_registers_without_an_account_and_the_admin_follows_up(
             },
         )
         assert dps.status_code == 201, dps.text
-    duplicates = (
-        await http.get(f"/v1/associations/{association.id}/duplicates", headers=admin)
-    ).json()
+    # The review reads a report the service refreshes in the background after the writes.
+    deadline = time.monotonic() + scaled(30)
+    while True:
+        duplicates = (
+            await http.get(f"/v1/associations/{association.id}/duplicates", headers=admin)
+        ).json()
+        if not duplicates["totals"]["stale"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     assert duplicates["totals"]["certain_pairs"] == 1
     [group] = [g for g in duplicates["items"] if g["kind"] == "certain"]
     source, target = group["records"][1], group["records"][0]

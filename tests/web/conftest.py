@@ -33,6 +33,7 @@ from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.signin import fresh_code_blocking
 from services.devstack.stack import Stack
 from services.kit.testing import scaled
+from tests.web.axe import AxeWatch, watching
 
 CHROMIUM = (
     os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -102,12 +103,57 @@ def browser_context_args() -> dict[str, Any]:
 
 
 @pytest.fixture
-def portal(stack: Stack, page: Page) -> Iterator[Page]:
-    """A page on the portal: relative URLs resolve against it, waits scale with the load."""
+def axe_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[AxeWatch]:
+    """axe-core on every document of the pages a test attaches (tests/web/axe.py)."""
+    yield from watching(monkeypatch)
+
+
+@pytest.fixture
+def portal(
+    stack: Stack, page: Page, axe_watch: AxeWatch, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A page on the portal: relative URLs resolve against it, waits scale with the load, and
+    axe-core checks every document it shows (tests/web/axe.py)."""
     page.set_default_timeout(scaled(15) * 1000)
     expect.set_options(timeout=scaled(15) * 1000)
     page._guichet_base = stack.web_url  # type: ignore[attr-defined]
+    axe_watch.attach(page)
     yield page
+    axe_watch.collect(page)
+    request.node.user_properties.append(("axe", (len(axe_watch.checked), axe_watch.seconds)))
+
+
+@pytest.fixture
+def second_portal(
+    stack: Stack, browser: Browser, axe_watch: AxeWatch, browser_context_args: dict[str, Any]
+) -> Iterator[Page]:
+    """Another person's browser beside `portal` (an admin while a member registers): its own
+    cookies, the same checks."""
+    context = browser.new_context(**browser_context_args)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(scaled(15) * 1000)
+        page._guichet_base = stack.web_url  # type: ignore[attr-defined]
+        axe_watch.attach(page)
+        yield page
+        axe_watch.collect(page)
+    finally:
+        context.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What axe-core cost: the documents checked and the time the tests waited for it."""
+    documents, seconds = 0, 0.0
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "axe" and getattr(report, "when", "") == "teardown":
+                    documents += value[0]
+                    seconds += value[1]
+    if documents:
+        terminalreporter.write_line(
+            f"axe-core: {documents} documents checked, {seconds:.1f} s spent waiting for it"
+        )
 
 
 def url(page: Page, path: str) -> str:

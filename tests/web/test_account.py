@@ -87,8 +87,8 @@ def test_registration_verification_and_profile_in_a_browser(
     expect(portal.get_by_role("status")).to_contain_text("Adresse e-mail confirmée")
 
     sign_in(portal, "lefebvre.anne", "Une-phrase-de-passe-solide-2026")
-    expect(portal.get_by_text("attend la validation d'un administrateur")).to_be_visible()
-    portal.goto(url(portal, "/profile"))
+    expect(portal.get_by_text("Il manque à votre profil : téléphone")).to_be_visible()
+    portal.get_by_role("link", name="Compléter mon profil").click()
     portal.get_by_label("Téléphone").fill("+33 1 23 45 67 89")
     portal.get_by_label("Adresse", exact=True).fill("12 rue Oberkampf")
     portal.get_by_label("Code postal").fill("75011")
@@ -97,6 +97,7 @@ def test_registration_verification_and_profile_in_a_browser(
     portal.get_by_role("button", name="Enregistrer").click()
     expect(portal.get_by_role("status").filter(has_text="Profil enregistré")).to_be_visible()
     expect(portal.get_by_label("Ville")).to_have_value("Paris")
+    expect(portal.get_by_text("attend la validation d'un administrateur")).to_be_visible()
 
 
 def test_password_reset_from_the_mailed_link(portal: Page, stack: Stack) -> None:

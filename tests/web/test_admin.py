@@ -74,8 +74,10 @@ def test_an_admin_creates_a_member_finds_them_completes_the_email_and_sends_a_re
     create.get_by_label("Nom", exact=True).fill(last_name)
     create.get_by_label("Rôle").select_option("member")
     create.get_by_role("button", name="Créer un compte").click()
-    expect(portal.get_by_role("status")).to_contain_text("Compte créé")
+    expect(portal.get_by_role("status")).to_contain_text(f"Compte {username} créé")
+    expect(portal.get_by_role("heading", name=f"Compte {username}")).to_be_visible()
 
+    portal.goto(url(portal, f"/organisations/{association}/accounts"))
     search = portal.get_by_role("search", name="Rechercher un membre")
     search.get_by_label("Nom", exact=True).fill(last_name.lower())
     search.get_by_role("button", name="Rechercher").click()

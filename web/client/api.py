@@ -700,6 +700,8 @@ class DuplicateTotals(TypedDict):
     probable_groups: int
     probable_pairs: int
     elapsed_ms: int
+    computed_at: NotRequired[str | None]
+    stale: NotRequired[bool]
 
 
 class Employee(TypedDict):
@@ -1797,6 +1799,19 @@ class User(TypedDict):
     organisation_id: str | None
     memberships: list[Membership]
     create_time: str | None
+    missing: list[
+        Literal[
+            "first_name",
+            "last_name",
+            "phone",
+            "address_line",
+            "postal_code",
+            "city",
+            "birth_date",
+            "email",
+            "email_verified",
+        ]
+    ]
 
 
 class UserPage(TypedDict):
@@ -1921,6 +1936,15 @@ class GatewayApi:
         """Register a new member (POST /v1/registrations)."""
         return cast(
             "User", await self._transport.call("POST", "/v1/registrations", json=body, read="json")
+        )
+
+    async def registration_organisation(self, organisation_id: str) -> Organisation:
+        """The organisation an invitation link names (public) (GET /v1/registrations/organisations/{organisation_id})."""
+        return cast(
+            "Organisation",
+            await self._transport.call(
+                "GET", f"/v1/registrations/organisations/{organisation_id}", read="json"
+            ),
         )
 
     async def verify_email(self, body: TokenBody) -> User:
@@ -2076,10 +2100,11 @@ class GatewayApi:
         *,
         last_name: str | None = None,
         first_name: str | None = None,
+        login: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> UserPage:
-        """Find members by last and first name (pending ones flagged) (GET /v1/organisations/{organisation_id}/accounts)."""
+        """Find members by name, username or e-mail address (pending ones flagged) (GET /v1/organisations/{organisation_id}/accounts)."""
         return cast(
             "UserPage",
             await self._transport.call(
@@ -2088,6 +2113,7 @@ class GatewayApi:
                 query={
                     "last_name": last_name,
                     "first_name": first_name,
+                    "login": login,
                     "page_size": page_size,
                     "page_token": page_token,
                 },
@@ -2105,15 +2131,20 @@ class GatewayApi:
         )
 
     async def accounts_to_validate(
-        self, organisation_id: str, *, page_size: int | None = None, page_token: str | None = None
+        self,
+        organisation_id: str,
+        *,
+        incomplete: bool | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
     ) -> UserPage:
-        """Accounts waiting for validation whose information is complete (GET /v1/organisations/{organisation_id}/accounts/to-validate)."""
+        """Accounts waiting for validation: complete ones, or those still missing something (GET /v1/organisations/{organisation_id}/accounts/to-validate)."""
         return cast(
             "UserPage",
             await self._transport.call(
                 "GET",
                 f"/v1/organisations/{organisation_id}/accounts/to-validate",
-                query={"page_size": page_size, "page_token": page_token},
+                query={"incomplete": incomplete, "page_size": page_size, "page_token": page_token},
                 read="json",
             ),
         )

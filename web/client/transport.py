@@ -3,6 +3,7 @@ per signed-in person, and RFC 9457 problems raised as `ApiProblem`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,9 @@ class Transport:
     # sign-in routes, and the one a sign-in answered with kept here for the portal to store.
     device_token: str | None = None
     received_device_token: str | None = None
+    # What this request's gateway calls cost: the portal's Server-Timing header says it.
+    calls: int = 0
+    seconds: float = 0.0
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = dict(self.headers)
@@ -91,6 +95,7 @@ class Transport:
     ) -> Any:
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         for attempt in (1, 2):
+            started = time.perf_counter()
             response = await self.http.request(
                 method,
                 path,
@@ -102,6 +107,8 @@ class Transport:
                     **self._device_header(path),
                 },
             )
+            self.calls += 1
+            self.seconds += time.perf_counter() - started
             if response.status_code == 401 and attempt == 1 and self.refresh is not None:
                 fresh = await self.refresh()
                 if fresh:

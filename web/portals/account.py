@@ -8,12 +8,15 @@ import contextlib
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from web.client.api import ProfileBody
+from web.client.api import Organisation, ProfileBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
+from web.i18n import N_
 from web.pages import form_values, redirect, render, safe_next
 from web.portals import security
 from web.problems import FormState
+from web.session import Visitor
 
 router = APIRouter()
 
@@ -74,10 +77,41 @@ async def sign_out(visitor: CurrentVisitor) -> Response:
     return redirect("/sign-in")
 
 
+async def _invitation(visitor: Visitor, organisation_id: str) -> Organisation | None:
+    """The organisation an invitation link names, if it accepts sign-up (None otherwise: the
+    page then says the link is not valid, and offers no form where an id would be typed)."""
+    if not organisation_id:
+        return None
+    try:
+        return await visitor.api.registration_organisation(organisation_id)
+    except ApiProblem as problem:
+        if problem.status in (400, 404, 409):
+            return None
+        raise
+
+
+async def _register_page(
+    visitor: Visitor, form: FormState, link: str, status_code: int = 200
+) -> Response:
+    organisation = await _invitation(visitor, form.value("organisation_id"))
+    return await render(
+        visitor,
+        "account/register.html",
+        {"form": form, "organisation": organisation, "link": link},
+        status_code=status_code,
+        signed_in_nav=False,
+    )
+
+
 @router.get("/register", response_class=HTMLResponse)
-async def register_page(visitor: CurrentVisitor, organisation: str = "") -> Response:
-    form = FormState(values={"organisation_id": organisation})
-    return await render(visitor, "account/register.html", {"form": form}, signed_in_nav=False)
+async def register_page(
+    visitor: CurrentVisitor, organisation: str = "", organisation_id: str = ""
+) -> Response:
+    """The invitation link's landing page: `?organisation=<id>` (or `organisation_id`) names the
+    organisation, shown by name; the person types no id."""
+    chosen = (organisation or organisation_id).strip()
+    form = FormState(values={"organisation_id": chosen})
+    return await _register_page(visitor, form, "invalid" if chosen else "none")
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -95,17 +129,19 @@ async def register_account(visitor: CurrentVisitor) -> Response:
             }
         )
     except ApiProblem as problem:
+        if problem.status >= 500:
+            raise
         form = FormState.refused(visitor.locale, values, problem, {})
         form.values.pop("password", None)
-        return await render(
-            visitor,
-            "account/register.html",
-            {"form": form},
-            status_code=400 if problem.status < 500 else 502,
-            signed_in_nav=False,
-        )
-    done = FormState(done=visitor.t("account.registered"))
-    return await render(visitor, "account/register.html", {"form": done}, signed_in_nav=False)
+        return await _register_page(visitor, form, "invalid", status_code=400)
+    flash(visitor.request, "account.registered", email=values.get("email", "").strip())
+    return redirect("/register/next")
+
+
+@router.get("/register/next", response_class=HTMLResponse)
+async def registered(visitor: CurrentVisitor) -> Response:
+    """After sign-up: what happens next, step by step (the confirmation came in the session)."""
+    return await render(visitor, "account/registered.html", {}, signed_in_nav=False)
 
 
 @router.get("/verify-email", response_class=HTMLResponse)
@@ -133,7 +169,12 @@ async def verify_email(visitor: CurrentVisitor) -> Response:
             signed_in_nav=False,
         )
     form = FormState(done=visitor.t("account.verified"))
-    return await render(visitor, "account/verify_email.html", {"form": form}, signed_in_nav=False)
+    return await render(
+        visitor,
+        "account/verify_email.html",
+        {"form": form, "verified": True},
+        signed_in_nav=False,
+    )
 
 
 @router.post("/verify-email/resend", response_class=HTMLResponse)
@@ -235,5 +276,12 @@ async def save_profile(visitor: CurrentVisitor) -> Response:
             raise
         form = FormState.refused(visitor.locale, values, problem, {"profile": "first_name"})
         return await render(visitor, "account/profile.html", {"form": form}, status_code=400)
-    form = FormState(values=values, done=visitor.t("account.profile_saved"))
-    return await render(visitor, "account/profile.html", {"form": form})
+    flash(visitor.request, "account.profile_saved")
+    return redirect("/profile")
+
+
+# Message ids this module builds at run time, declared for the extraction.
+RUNTIME_MESSAGES = (
+    N_("missing.email"),
+    N_("missing.email_verified"),
+)

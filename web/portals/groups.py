@@ -13,7 +13,6 @@ available clients as the person types in the search field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -21,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import Client, GroupChangesBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import N_
 from web.pages import redirect, render
 from web.portals.groups_work import (
@@ -74,12 +74,9 @@ def _apply_picks(lists: dict[str, list[str]], single: dict[str, str], shown: lis
 
 
 @router.get("/providers/{provider_id}/groups", response_class=HTMLResponse)
-async def groups_list(
-    visitor: CurrentVisitor, provider_id: str, done: str = "", name: str = ""
-) -> Response:
+async def groups_list(visitor: CurrentVisitor, provider_id: str) -> Response:
     groups = await visitor.api.list_groups(provider_id, page_size=500)
     provider = await visitor.organisation(provider_id)
-    message = visitor.t(f"groups.{done}", name=name) if done in ("created", "deleted") else None
     return await render(
         visitor,
         "groups/list.html",
@@ -87,7 +84,7 @@ async def groups_list(
             "provider_id": provider_id,
             "provider": provider,
             "groups": groups["items"],
-            "form": FormState(done=message),
+            "form": FormState(),
         },
     )
 
@@ -147,10 +144,8 @@ async def create_group(visitor: CurrentVisitor, provider_id: str) -> Response:
         for client_id in _pairs(lists.get("drop", [])):
             picker.chosen.pop(client_id, None)
     elif action == "create":
-        if not picker.chosen:
-            form.errors["client_ids"] = visitor.t("groups.select_one")
-            form.summary = visitor.t("problem.invalid_argument")
-            return await _create_page(visitor, provider_id, form, picker, status_code=400)
+        # No check of its own before the gateway's (no client chosen, say): the one answer
+        # names every problem of the form at once.
         try:
             group = await visitor.api.create_group(
                 provider_id,
@@ -160,11 +155,11 @@ async def create_group(visitor: CurrentVisitor, provider_id: str) -> Response:
             if problem.status >= 500 or problem.status in (401, 403):
                 raise
             form = _refused(visitor, single, problem)
+            if not picker.chosen and "client_ids" in form.errors:
+                form.errors["client_ids"] = visitor.t("groups.select_one")
             return await _create_page(visitor, provider_id, form, picker, status_code=400)
-        return redirect(
-            f"/providers/{provider_id}/groups/{group['id']}?done=created"
-            f"&name={_quote(group['name'])}"
-        )
+        flash(visitor.request, "groups.created", name=group["name"])
+        return redirect(f"/providers/{provider_id}/groups/{group['id']}")
     form.values["pick_all"] = ""
     return await _create_page(visitor, provider_id, form, picker)
 
@@ -178,10 +173,6 @@ def _refused(visitor: Visitor, values: dict[str, str], problem: ApiProblem) -> F
     return form
 
 
-def _quote(text: str) -> str:
-    return quote(text, safe="")
-
-
 # --- one group -----------------------------------------------------------------------------
 
 
@@ -191,14 +182,11 @@ async def group_page(
     provider_id: str,
     group_id: str,
     q: str = "",
-    done: str = "",
-    name: str = "",
 ) -> Response:
     group = await visitor.api.get_group(provider_id, group_id)
     clients = await visitor.api.list_group_clients(
         provider_id, group_id, q=q or None, page_size=_PAGE
     )
-    message = visitor.t(f"groups.{done}", name=name) if done in ("created", "updated") else None
     return await render(
         visitor,
         "groups/detail.html",
@@ -207,7 +195,7 @@ async def group_page(
             "group": group,
             "clients": clients["items"],
             "more": bool(clients.get("next_page_token")),
-            "form": FormState(values={"q": q}, done=message),
+            "form": FormState(values={"q": q}),
         },
     )
 
@@ -387,10 +375,8 @@ async def save_changes(visitor: CurrentVisitor, provider_id: str, group_id: str)
         return await _confirm_page(
             visitor, provider_id, group_id, form, picker, unassign, body, status_code=400
         )
-    return redirect(
-        f"/providers/{provider_id}/groups/{group_id}?done=updated"
-        f"&name={_quote(saved['group']['name'])}"
-    )
+    flash(visitor.request, "groups.updated", name=saved["group"]["name"])
+    return redirect(f"/providers/{provider_id}/groups/{group_id}")
 
 
 # --- delete --------------------------------------------------------------------------------
@@ -424,7 +410,8 @@ async def delete_group(visitor: CurrentVisitor, provider_id: str, group_id: str)
             {"provider_id": provider_id, "group": group, "form": form},
             status_code=400,
         )
-    return redirect(f"/providers/{provider_id}/groups?done=deleted&name={_quote(group['name'])}")
+    flash(visitor.request, "groups.deleted", name=group["name"])
+    return redirect(f"/providers/{provider_id}/groups")
 
 
 # Message ids this module builds at run time, declared for the extraction.

@@ -4,6 +4,7 @@ summary before saving) and the process requests table, whose running rows refres
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import AssignEmployeesBody, DelegatedRole, ProcessRequest
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import N_
 from web.pages import redirect, render
 from web.problems import FormState
@@ -43,8 +45,10 @@ async def posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]]
 @router.get("/providers/{provider_id}/relationships", response_class=HTMLResponse)
 async def relationships_page(visitor: CurrentVisitor, provider_id: str) -> Response:
     """Why a client is (not) available: its relationship's status, expiry and group."""
-    page = await visitor.api.list_relationships(provider_id, page_size=500)
-    groups = await visitor.api.list_groups(provider_id, page_size=500)
+    page, groups = await asyncio.gather(
+        visitor.api.list_relationships(provider_id, page_size=500),
+        visitor.api.list_groups(provider_id, page_size=500),
+    )
     return await render(
         visitor,
         "groups/relationships.html",
@@ -116,13 +120,7 @@ async def employees_next(visitor: CurrentVisitor, provider_id: str) -> Response:
     single, lists = await posted(visitor.request)
     chosen = await _chosen(visitor, provider_id, single, lists.get("employee_ids", []))
     form = FormState(values=single)
-    if not chosen:
-        form.errors["employee_ids"] = visitor.t("groups.pick_employee")
-    if not single.get("group_id"):
-        form.errors["group_id"] = visitor.t("groups.pick_group")
-    if form.errors:
-        form.summary = visitor.t("problem.invalid_argument")
-        return await _employees_page(visitor, provider_id, form, chosen, status_code=400)
+    # No check of its own before the gateway's: its one answer names every problem at once.
     body = _assignment(single, chosen)
     return await _assign_confirm(visitor, provider_id, form, body)
 
@@ -141,6 +139,11 @@ async def _assign_confirm(
         if problem.status >= 500 or problem.status in (401, 403):
             raise
         refused = FormState.refused(visitor.locale, form.values, problem, {})
+        # The page's own words for the two choices it asks for.
+        if "employee_ids" in refused.errors:
+            refused.errors["employee_ids"] = visitor.t("groups.pick_employee")
+        if "group_id" in refused.errors:
+            refused.errors["group_id"] = visitor.t("groups.pick_group")
         return await _employees_page(
             visitor, provider_id, refused, body["employee_ids"], status_code=400
         )
@@ -179,9 +182,10 @@ async def employees_assign(visitor: CurrentVisitor, provider_id: str) -> Respons
         form.values.pop("confirmation", None)
         return await _assign_confirm(visitor, provider_id, form, body, status_code=400)
     requests = answer["process_requests"]
-    target = f"/providers/{provider_id}/process-requests?done=assigned"
+    flash(visitor.request, "groups.assigned_done")
+    target = f"/providers/{provider_id}/process-requests"
     if requests:
-        target += f"&highlight={requests[0]['id']}"
+        target += f"?highlight={requests[0]['id']}"
     return redirect(target)
 
 
@@ -198,11 +202,8 @@ async def _requests(visitor: Visitor, provider_id: str) -> list[ProcessRequest]:
 
 
 @router.get("/providers/{provider_id}/process-requests", response_class=HTMLResponse)
-async def requests_page(
-    visitor: CurrentVisitor, provider_id: str, done: str = "", highlight: str = ""
-) -> Response:
+async def requests_page(visitor: CurrentVisitor, provider_id: str, highlight: str = "") -> Response:
     requests = await _requests(visitor, provider_id)
-    message = visitor.t("groups.assigned_done") if done == "assigned" else None
     return await render(
         visitor,
         "groups/requests.html",
@@ -211,7 +212,7 @@ async def requests_page(
             "requests": requests,
             "running": _running(requests),
             "highlight": highlight,
-            "form": FormState(done=message),
+            "form": FormState(),
         },
     )
 
@@ -251,12 +252,9 @@ async def _request_context(
 
 
 @router.get("/providers/{provider_id}/process-requests/{request_id}", response_class=HTMLResponse)
-async def request_page(
-    visitor: CurrentVisitor, provider_id: str, request_id: str, done: str = ""
-) -> Response:
+async def request_page(visitor: CurrentVisitor, provider_id: str, request_id: str) -> Response:
     context = await _request_context(visitor, provider_id, request_id)
-    message = visitor.t("groups.retried") if done == "retried" else None
-    context["form"] = FormState(done=message)
+    context["form"] = FormState()
     return await render(visitor, "groups/request.html", context)
 
 
@@ -281,7 +279,8 @@ async def request_retry(visitor: CurrentVisitor, provider_id: str, request_id: s
         context = await _request_context(visitor, provider_id, request_id)
         context["form"] = FormState.refused(visitor.locale, {}, problem, {})
         return await render(visitor, "groups/request.html", context, status_code=400)
-    return redirect(f"/providers/{provider_id}/process-requests/{retried['id']}?done=retried")
+    flash(visitor.request, "groups.retried")
+    return redirect(f"/providers/{provider_id}/process-requests/{retried['id']}")
 
 
 # Message ids this module builds at run time, declared for the extraction.

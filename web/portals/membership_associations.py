@@ -25,9 +25,11 @@ from web.client.api import (
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
+from web.forms import TypedInputs
 from web.i18n import N_
 from web.pages import form_values, redirect, render
-from web.portals.membership_common import cents, nested, refused, whole
+from web.portals.membership_common import nested, refused
 from web.problems import FormState
 from web.session import Visitor
 
@@ -42,11 +44,6 @@ _DONE = {
     "deleted": "association.deleted",
     "time_zone": "association.time_zone_saved",
 }
-
-
-def done_text(visitor: Visitor, done: str) -> str | None:
-    key = _DONE.get(done)
-    return visitor.t(key) if key else None
 
 
 def keep(problem: ApiProblem) -> None:
@@ -148,15 +145,11 @@ async def set_time_zone(visitor: CurrentVisitor, association_id: str) -> Respons
 
 
 @router.get("/associations/{association_id}", response_class=HTMLResponse)
-async def association_page(
-    visitor: CurrentVisitor, association_id: str, done: str = "", fee: str = ""
-) -> Response:
+async def association_page(visitor: CurrentVisitor, association_id: str, fee: str = "") -> Response:
     """An administrator's entry is the members list; a member's, the public trainings."""
     await visitor.me()
     try:
-        return await _members_page(
-            visitor, association_id, FormState(done=done_text(visitor, done)), fee
-        )
+        return await _members_page(visitor, association_id, FormState(), fee)
     except ApiProblem as problem:
         if problem.status != 403:
             raise
@@ -181,14 +174,17 @@ async def add_member(visitor: CurrentVisitor, association_id: str) -> Response:
         keep(problem)
         form = refused(visitor.locale, values, problem)
         return await _members_page(visitor, association_id, form, status_code=400)
-    return redirect(f"/associations/{association_id}?done=member")
+    flash(visitor.request, _DONE["member"])
+    return redirect(f"/associations/{association_id}")
 
 
 @router.post("/associations/{association_id}/members/{member_id}/fees", response_class=HTMLResponse)
 async def record_fee(visitor: CurrentVisitor, association_id: str, member_id: str) -> Response:
     values = await form_values(visitor.request)
     body: dict[str, Any] = {}
-    year, amount = whole(values, "year"), cents(values, "amount")
+    typed = TypedInputs()
+    year = typed.number(values, "year", "form.expects_year")
+    amount = typed.cents(values, "amount", "form.expects_amount")
     if year is not None:
         body["year"] = year
     if amount is not None:
@@ -199,7 +195,9 @@ async def record_fee(visitor: CurrentVisitor, association_id: str, member_id: st
         await visitor.api.record_fee(association_id, member_id, cast("FeeBody", body))
     except ApiProblem as problem:
         keep(problem)
-        fee_form = refused(visitor.locale, values, problem, {"amount_cents": "amount"})
+        fee_form = typed.explain(
+            refused(visitor.locale, values, problem, {"amount_cents": "amount"}), visitor.t
+        )
         return await _members_page(
             visitor,
             association_id,
@@ -208,7 +206,8 @@ async def record_fee(visitor: CurrentVisitor, association_id: str, member_id: st
             fee_for=member_id,
             status_code=400,
         )
-    return redirect(f"/associations/{association_id}?done=fee")
+    flash(visitor.request, _DONE["fee"])
+    return redirect(f"/associations/{association_id}")
 
 
 # Trainings ---------------------------------------------------------------------------------
@@ -226,9 +225,9 @@ async def _trainings_page(
 
 
 @router.get("/associations/{association_id}/trainings", response_class=HTMLResponse)
-async def trainings_page(visitor: CurrentVisitor, association_id: str, done: str = "") -> Response:
+async def trainings_page(visitor: CurrentVisitor, association_id: str) -> Response:
     await visitor.me()
-    form = FormState(values={"capacity": "10", "public": "on"}, done=done_text(visitor, done))
+    form = FormState(values={"capacity": "10", "public": "on"})
     return await _trainings_page(visitor, association_id, form)
 
 
@@ -256,16 +255,18 @@ async def create_training(visitor: CurrentVisitor, association_id: str) -> Respo
         # The form's wall clock is the association's (its settings), not the server's.
         settings = await visitor.api.get_association_settings(association_id)
         body["start_time"] = _instant(values["start_time"], settings["time_zone"])
-    capacity = whole(values, "capacity")
+    typed = TypedInputs()
+    capacity = typed.number(values, "capacity", "form.expects_whole")
     if capacity is not None:
         body["capacity"] = capacity
     try:
         training = await visitor.api.create_training(association_id, cast("TrainingBody", body))
     except ApiProblem as problem:
         keep(problem)
-        form = refused(visitor.locale, values, problem)
+        form = typed.explain(refused(visitor.locale, values, problem), visitor.t)
         return await _trainings_page(visitor, association_id, form, status_code=400)
-    return redirect(f"/associations/{association_id}/trainings/{training['id']}?done=training")
+    flash(visitor.request, _DONE["training"])
+    return redirect(f"/associations/{association_id}/trainings/{training['id']}")
 
 
 async def _training_of(visitor: Visitor, association_id: str, training_id: str) -> Training:
@@ -303,11 +304,9 @@ async def _trainees_page(
 
 
 @router.get("/associations/{association_id}/trainings/{training_id}", response_class=HTMLResponse)
-async def trainees_page(
-    visitor: CurrentVisitor, association_id: str, training_id: str, done: str = ""
-) -> Response:
+async def trainees_page(visitor: CurrentVisitor, association_id: str, training_id: str) -> Response:
     await visitor.me()
-    form = FormState(done=done_text(visitor, done))
+    form = FormState()
     return await _trainees_page(visitor, association_id, training_id, form)
 
 
@@ -325,7 +324,8 @@ async def validate_registration(
         keep(problem)
         form = refused(visitor.locale, {}, problem)
         return await _trainees_page(visitor, association_id, training_id, form, status_code=409)
-    return redirect(f"/associations/{association_id}/trainings/{training_id}?done=validated")
+    flash(visitor.request, _DONE["validated"])
+    return redirect(f"/associations/{association_id}/trainings/{training_id}")
 
 
 @router.post(
@@ -346,7 +346,8 @@ async def correct_email(
         return await _trainees_page(
             visitor, association_id, training_id, form, registration_id, status_code=400
         )
-    return redirect(f"/associations/{association_id}/trainings/{training_id}?done=email")
+    flash(visitor.request, _DONE["email"])
+    return redirect(f"/associations/{association_id}/trainings/{training_id}")
 
 
 # Public trainings (no account needed) -------------------------------------------------------
@@ -409,7 +410,8 @@ async def register_for_training(
     for optional in ("company_name", "siret"):
         if values.get(optional, "").strip():
             body[optional] = values[optional].strip()
-    number = whole(values, "client_number")
+    typed = TypedInputs()
+    number = typed.number(values, "client_number", "form.expects_client_number")
     if number is not None:
         body["client_number"] = number
     try:
@@ -419,7 +421,7 @@ async def register_for_training(
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 404:
             raise
-        form = refused(visitor.locale, values, problem)
+        form = typed.explain(refused(visitor.locale, values, problem), visitor.t)
         return await _register_page(
             visitor, association_id, training_id, form, status_code=problem.status
         )
@@ -461,7 +463,8 @@ async def request_coverage(visitor: CurrentVisitor, association_id: str) -> Resp
     organiser = nested(values, "organiser", _ORGANISER)
     for required in ("company_name", "contact_name", "email"):
         organiser.setdefault(required, "")
-    number = whole(values, "organiser.client_number")
+    typed = TypedInputs()
+    number = typed.number(values, "organiser.client_number", "form.expects_client_number")
     body: dict[str, Any] = {
         "event_name": values.get("event_name", "").strip(),
         "location": values.get("location", "").strip(),
@@ -471,7 +474,7 @@ async def request_coverage(visitor: CurrentVisitor, association_id: str) -> Resp
         body["organiser"]["client_number"] = number
     if values.get("event_date"):
         body["event_date"] = values["event_date"]
-    attendance = whole(values, "expected_attendance")
+    attendance = typed.number(values, "expected_attendance", "form.expects_whole")
     if attendance is not None:
         body["expected_attendance"] = attendance
     try:
@@ -479,7 +482,7 @@ async def request_coverage(visitor: CurrentVisitor, association_id: str) -> Resp
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 404:
             raise
-        form = refused(visitor.locale, values, problem)
+        form = typed.explain(refused(visitor.locale, values, problem), visitor.t)
         return await _dps_page(visitor, association_id, form, status_code=problem.status)
     done = visitor.t("association.dps_done", number=result["request"]["client"]["number"])
     return await _dps_page(visitor, association_id, FormState(done=done))

@@ -43,28 +43,6 @@ def nested(values: dict[str, str], prefix: str, names: tuple[str, ...]) -> dict[
     return {name: value for name, value in found.items() if value}
 
 
-def whole(values: dict[str, str], name: str) -> int | None:
-    """An integer input; None when blank, so that the gateway says it is required."""
-    text = values.get(name, "").strip().replace(" ", "")
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def cents(values: dict[str, str], name: str) -> int | None:
-    """An amount typed in euros ("135,50") as cents."""
-    text = values.get(name, "").strip().replace(" ", "").replace(",", ".")
-    if not text:
-        return None
-    try:
-        return round(float(text) * 100)
-    except ValueError:
-        return None
-
-
 # Message ids this module builds at run time, declared for the extraction.
 RUNTIME_MESSAGES = (
     N_("problem.already_decided"),

@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import DuplicateKind, MergePreview
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.pages import form_values, redirect
-from web.portals.membership_associations import done_text, keep, portal_page
+from web.portals.membership_associations import keep, portal_page
 from web.portals.membership_common import refused
 from web.problems import FormState
 from web.session import Visitor
@@ -28,7 +29,6 @@ async def records_page(
     association_id: str,
     name: str = "",
     page_token: str = "",
-    done: str = "",
 ) -> Response:
     await visitor.me()
     records = await visitor.api.list_records(
@@ -38,7 +38,7 @@ async def records_page(
         "records": records["items"],
         "next_page_token": records["next_page_token"],
         "name": name,
-        "form": FormState(done=done_text(visitor, done)),
+        "form": FormState(),
     }
     return await portal_page(visitor, association_id, "records", "records", context)
 
@@ -128,7 +128,8 @@ async def delete_record(visitor: CurrentVisitor, association_id: str, record_id:
         return await _record_page(
             visitor, association_id, record_id, FormState(), None, delete_form, status_code=409
         )
-    return redirect(f"/associations/{association_id}/records?done=deleted")
+    flash(visitor.request, "association.deleted")
+    return redirect(f"/associations/{association_id}/records")
 
 
 @router.get("/associations/{association_id}/duplicates", response_class=HTMLResponse)

@@ -4,6 +4,7 @@ technicians and their training courses, and its labour-warranty claims."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from fastapi import APIRouter
@@ -18,9 +19,11 @@ from web.client.api import (
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
+from web.forms import TypedInputs
 from web.i18n import N_
 from web.pages import form_values, redirect, render
-from web.portals.membership_common import cents, refused, whole
+from web.portals.membership_common import refused
 from web.problems import FormState
 from web.session import Visitor
 
@@ -40,11 +43,6 @@ _DONE = {
 _TEAM_ROLES = frozenset({"ops_admin", "support_agent"})
 
 
-def _done(visitor: Visitor, done: str) -> str | None:
-    key = _DONE.get(done)
-    return visitor.t(key) if key else None
-
-
 async def _view_page(
     visitor: Visitor,
     workshop_id: str,
@@ -52,8 +50,10 @@ async def _view_page(
     status_code: int = 200,
     team_form: FormState | None = None,
 ) -> Response:
-    view = await visitor.api.get_workshop(workshop_id)
-    requests = await visitor.api.list_option_requests(workshop_id, page_size=50)
+    view, requests = await asyncio.gather(
+        visitor.api.get_workshop(workshop_id),
+        visitor.api.list_option_requests(workshop_id, page_size=50),
+    )
     held = {option["id"] for option in view["membership"]["options"]}
     me = await visitor.me()
     context: dict[str, Any] = {
@@ -105,9 +105,9 @@ async def resend_letter(visitor: CurrentVisitor, workshop_id: str) -> Response:
 
 
 @router.get("/workshops/{workshop_id}", response_class=HTMLResponse)
-async def workshop_page(visitor: CurrentVisitor, workshop_id: str, done: str = "") -> Response:
+async def workshop_page(visitor: CurrentVisitor, workshop_id: str) -> Response:
     await visitor.me()
-    return await _view_page(visitor, workshop_id, FormState(done=_done(visitor, done)))
+    return await _view_page(visitor, workshop_id, FormState())
 
 
 @router.post("/workshops/{workshop_id}/option-requests", response_class=HTMLResponse)
@@ -129,16 +129,19 @@ async def request_option_change(visitor: CurrentVisitor, workshop_id: str) -> Re
             raise
         form = refused(visitor.locale, values, problem)
         return await _view_page(visitor, workshop_id, form, status_code=400)
-    return redirect(f"/workshops/{workshop_id}?done=requested")
+    flash(visitor.request, _DONE["requested"])
+    return redirect(f"/workshops/{workshop_id}")
 
 
 async def _technicians_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view = await visitor.api.get_workshop(workshop_id)
-    technicians = await visitor.api.list_technicians(workshop_id, page_size=100)
-    history = await visitor.api.list_course_registrations(workshop_id, page_size=100)
-    courses = await visitor.api.list_courses(upcoming=True, page_size=100)
+    view, technicians, history, courses = await asyncio.gather(
+        visitor.api.get_workshop(workshop_id),
+        visitor.api.list_technicians(workshop_id, page_size=100),
+        visitor.api.list_course_registrations(workshop_id, page_size=100),
+        visitor.api.list_courses(upcoming=True, page_size=100),
+    )
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "technicians",
@@ -152,9 +155,9 @@ async def _technicians_page(
 
 
 @router.get("/workshops/{workshop_id}/technicians", response_class=HTMLResponse)
-async def technicians_page(visitor: CurrentVisitor, workshop_id: str, done: str = "") -> Response:
+async def technicians_page(visitor: CurrentVisitor, workshop_id: str) -> Response:
     await visitor.me()
-    return await _technicians_page(visitor, workshop_id, FormState(done=_done(visitor, done)))
+    return await _technicians_page(visitor, workshop_id, FormState())
 
 
 @router.post("/workshops/{workshop_id}/technicians", response_class=HTMLResponse)
@@ -173,7 +176,8 @@ async def add_technician(visitor: CurrentVisitor, workshop_id: str) -> Response:
             raise
         form = refused(visitor.locale, values, problem)
         return await _technicians_page(visitor, workshop_id, form, status_code=400)
-    return redirect(f"/workshops/{workshop_id}/technicians?done=technician")
+    flash(visitor.request, _DONE["technician"])
+    return redirect(f"/workshops/{workshop_id}/technicians")
 
 
 @router.post("/workshops/{workshop_id}/training-registrations", response_class=HTMLResponse)
@@ -190,7 +194,8 @@ async def register_technician(visitor: CurrentVisitor, workshop_id: str) -> Resp
             raise
         form = refused(visitor.locale, values, problem)
         return await _technicians_page(visitor, workshop_id, form, status_code=400)
-    return redirect(f"/workshops/{workshop_id}/technicians?done=registered")
+    flash(visitor.request, _DONE["registered"])
+    return redirect(f"/workshops/{workshop_id}/technicians")
 
 
 @router.post(
@@ -209,15 +214,18 @@ async def cancel_registration(
             raise
         form = refused(visitor.locale, {}, problem)
         return await _technicians_page(visitor, workshop_id, form, status_code=400)
-    return redirect(f"/workshops/{workshop_id}/technicians?done=cancelled")
+    flash(visitor.request, _DONE["cancelled"])
+    return redirect(f"/workshops/{workshop_id}/technicians")
 
 
 async def _claims_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view = await visitor.api.get_workshop(workshop_id)
-    claims = await visitor.api.list_claims(workshop_id, page_size=100)
-    technicians = await visitor.api.list_technicians(workshop_id, page_size=100)
+    view, claims, technicians = await asyncio.gather(
+        visitor.api.get_workshop(workshop_id),
+        visitor.api.list_claims(workshop_id, page_size=100),
+        visitor.api.list_technicians(workshop_id, page_size=100),
+    )
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "claims",
@@ -230,9 +238,9 @@ async def _claims_page(
 
 
 @router.get("/workshops/{workshop_id}/claims", response_class=HTMLResponse)
-async def claims_page(visitor: CurrentVisitor, workshop_id: str, done: str = "") -> Response:
+async def claims_page(visitor: CurrentVisitor, workshop_id: str) -> Response:
     await visitor.me()
-    return await _claims_page(visitor, workshop_id, FormState(done=_done(visitor, done)))
+    return await _claims_page(visitor, workshop_id, FormState())
 
 
 @router.post("/workshops/{workshop_id}/claims", response_class=HTMLResponse)
@@ -247,7 +255,9 @@ async def submit_claim(visitor: CurrentVisitor, workshop_id: str) -> Response:
         body["repair_date"] = values["repair_date"]
     if values.get("technician_id"):
         body["technician_id"] = values["technician_id"]
-    minutes, amount = whole(values, "labour_minutes"), cents(values, "amount")
+    typed = TypedInputs()
+    minutes = typed.number(values, "labour_minutes", "form.expects_minutes")
+    amount = typed.cents(values, "amount", "form.expects_amount")
     if minutes is not None:
         body["labour_minutes"] = minutes
     if amount is not None:
@@ -258,8 +268,10 @@ async def submit_claim(visitor: CurrentVisitor, workshop_id: str) -> Response:
         if problem.status >= 500 or problem.status in (401, 403, 404):
             raise
         form = refused(visitor.locale, values, problem, {"amount_cents": "amount"})
+        typed.explain(form, visitor.t)
         return await _claims_page(visitor, workshop_id, form, status_code=400)
-    return redirect(f"/workshops/{workshop_id}/claims/{claim['id']}?done=claim")
+    flash(visitor.request, _DONE["claim"])
+    return redirect(f"/workshops/{workshop_id}/claims/{claim['id']}")
 
 
 async def _claim_page(
@@ -278,11 +290,9 @@ async def _claim_page(
 
 
 @router.get("/workshops/{workshop_id}/claims/{claim_id}", response_class=HTMLResponse)
-async def claim_page(
-    visitor: CurrentVisitor, workshop_id: str, claim_id: str, done: str = ""
-) -> Response:
+async def claim_page(visitor: CurrentVisitor, workshop_id: str, claim_id: str) -> Response:
     await visitor.me()
-    return await _claim_page(visitor, workshop_id, claim_id, FormState(done=_done(visitor, done)))
+    return await _claim_page(visitor, workshop_id, claim_id, FormState())
 
 
 _WORKSHOP_MOVES: dict[str, ClaimStatus] = {"withdrawn": "withdrawn", "under_review": "under_review"}
@@ -302,7 +312,8 @@ async def transition_claim(visitor: CurrentVisitor, workshop_id: str, claim_id: 
             raise
         form = refused(visitor.locale, values, problem)
         return await _claim_page(visitor, workshop_id, claim_id, form, status_code=400)
-    return redirect(f"/workshops/{workshop_id}/claims/{claim_id}?done=claim_updated")
+    flash(visitor.request, _DONE["claim_updated"])
+    return redirect(f"/workshops/{workshop_id}/claims/{claim_id}")
 
 
 # Message ids this module builds at run time, declared for the extraction.

@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import RoleName, User
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import N_
-from web.pages import form_values, redirect, render
+from web.pages import form_values, missing_label, redirect, render
 from web.problems import FormState, summary_message
 from web.session import Visitor
 
@@ -43,6 +44,17 @@ _ROLES_BY_KIND = {
 }
 
 
+# Kinds whose people sign up themselves through an invitation link (identity decides, and
+# refuses the others with `self_registration_closed`); the page offers the link only to these.
+_SELF_REGISTRATION_KINDS = {
+    "association",
+    "delivery_partner",
+    "workshop",
+    "erp_customer",
+    "client_business",
+}
+
+
 async def _accounts_page(
     visitor: Visitor,
     organisation_id: str,
@@ -51,32 +63,48 @@ async def _accounts_page(
     create: FormState | None = None,
     done: str | None = None,
     refused: str | None = None,
+    refusal: str | None = None,
     status_code: int = 200,
 ) -> Response:
     organisation = await visitor.organisation(organisation_id)
     pending = await visitor.api.accounts_to_validate(organisation_id, page_size=50)
+    incomplete = await visitor.api.accounts_to_validate(
+        organisation_id, incomplete=True, page_size=50
+    )
     search = search or FormState()
     results: list[User] | None = None
-    if search.values.get("last_name") or search.values.get("first_name"):
+    criteria = {k: search.values.get(k, "").strip() for k in ("last_name", "first_name", "login")}
+    if any(criteria.values()):
         found = await visitor.api.search_accounts(
             organisation_id,
-            last_name=search.values.get("last_name") or None,
-            first_name=search.values.get("first_name") or None,
+            last_name=criteria["last_name"] or None,
+            first_name=criteria["first_name"] or None,
+            login=criteria["login"] or None,
             page_size=50,
         )
         results = found["items"]
+    invitation = None
+    if organisation["kind"] in _SELF_REGISTRATION_KINDS:
+        settings = visitor.request.app.state.settings
+        base = (settings.public_base_url or str(visitor.request.base_url)).rstrip("/")
+        invitation = f"{base}/register?organisation={organisation_id}"
     return await render(
         visitor,
         "operator/accounts.html",
         {
             "organisation": organisation,
             "pending": pending["items"],
+            "pending_more": bool(pending.get("next_page_token")),
+            "incomplete": incomplete["items"],
+            "incomplete_more": bool(incomplete.get("next_page_token")),
             "search": search,
             "results": results,
             "create": create or FormState(),
             "roles": _ROLES_BY_KIND.get(organisation["kind"], ()),
             "done": done,
             "refused": refused,
+            "invitation": invitation,
+            "refusal": refusal,
         },
         status_code=status_code,
     )
@@ -84,9 +112,13 @@ async def _accounts_page(
 
 @router.get("/organisations/{organisation_id}/accounts", response_class=HTMLResponse)
 async def accounts(
-    visitor: CurrentVisitor, organisation_id: str, last_name: str = "", first_name: str = ""
+    visitor: CurrentVisitor,
+    organisation_id: str,
+    last_name: str = "",
+    first_name: str = "",
+    login: str = "",
 ) -> Response:
-    search = FormState(values={"last_name": last_name, "first_name": first_name})
+    search = FormState(values={"last_name": last_name, "first_name": first_name, "login": login})
     return await _accounts_page(visitor, organisation_id, search=search)
 
 
@@ -95,7 +127,7 @@ async def create_account(visitor: CurrentVisitor, organisation_id: str) -> Respo
     values = await form_values(visitor.request)
     role = values.get("role")
     try:
-        await visitor.api.create_account(
+        created = await visitor.api.create_account(
             organisation_id,
             {
                 "username": values.get("username", ""),
@@ -110,7 +142,13 @@ async def create_account(visitor: CurrentVisitor, organisation_id: str) -> Respo
             raise
         form = FormState.refused(visitor.locale, values, problem, {"roles": "role"})
         return await _accounts_page(visitor, organisation_id, create=form, status_code=400)
-    return await _accounts_page(visitor, organisation_id, done=visitor.t("admin.created"))
+    flash(visitor.request, "admin.created_named", username=created["username"])
+    return redirect(f"/accounts/{created['id']}")
+
+
+def missing_text(visitor: Visitor, account: User) -> str:
+    """What an account still lacks, as a list a person reads ("téléphone, date de naissance")."""
+    return ", ".join(missing_label(item, visitor.t) for item in account["missing"])
 
 
 @router.post("/accounts/{user_id}/validate", response_class=HTMLResponse)
@@ -120,14 +158,24 @@ async def validate(visitor: CurrentVisitor, user_id: str) -> Response:
     try:
         account = await visitor.api.validate_account(user_id)
     except ApiProblem as problem:
-        if problem.status in (401, 403, 404) or problem.status >= 500 or not organisation_id:
+        if problem.status in (401, 403, 404) or problem.status >= 500:
             raise
-        refused = FormState(summary=summary_message(visitor.locale, problem))
-        return await _accounts_page(visitor, organisation_id, search=refused, status_code=409)
-    done = visitor.t("admin.validated", username=account["username"])
-    if organisation_id:
-        return await _accounts_page(visitor, organisation_id, done=done)
-    return redirect(f"/accounts/{user_id}")
+        message = summary_message(visitor.locale, problem)
+        if problem.reason == "profile_incomplete":
+            # Say what is missing, and who must act: the member, in their profile.
+            account = await visitor.api.get_account(user_id)
+            message = visitor.t(
+                "admin.incomplete_refused",
+                username=account["username"],
+                items=missing_text(visitor, account),
+            )
+        if values.get("back") == "account" or not organisation_id:
+            return await _account_page(visitor, user_id, refusal=message, status_code=409)
+        return await _accounts_page(visitor, organisation_id, refusal=message, status_code=409)
+    flash(visitor.request, "admin.validated", username=account["username"])
+    if values.get("back") == "account" or not organisation_id:
+        return redirect(f"/accounts/{user_id}")
+    return redirect(f"/organisations/{organisation_id}/accounts")
 
 
 async def _account_page(
@@ -138,6 +186,7 @@ async def _account_page(
     role: FormState | None = None,
     done: str | None = None,
     refused: str | None = None,
+    refusal: str | None = None,
     status_code: int = 200,
 ) -> Response:
     account = await visitor.api.get_account(user_id)
@@ -162,6 +211,8 @@ async def _account_page(
             "role_form": role or FormState(),
             "done": done,
             "refused": refused,
+            "refusal": refusal,
+            "missing": missing_text(visitor, account),
         },
         status_code=status_code,
     )
@@ -210,13 +261,15 @@ async def set_email(visitor: CurrentVisitor, user_id: str) -> Response:
             raise
         form = FormState.refused(visitor.locale, values, problem, {})
         return await _account_page(visitor, user_id, email=form, status_code=400)
-    return await _account_page(visitor, user_id, done=visitor.t("admin.email_saved"))
+    flash(visitor.request, "admin.email_saved")
+    return redirect(f"/accounts/{user_id}")
 
 
 @router.post("/accounts/{user_id}/password-reset", response_class=HTMLResponse)
 async def send_reset(visitor: CurrentVisitor, user_id: str) -> Response:
     await visitor.api.send_password_reset(user_id)
-    return await _account_page(visitor, user_id, done=visitor.t("admin.reset_sent"))
+    flash(visitor.request, "admin.reset_sent")
+    return redirect(f"/accounts/{user_id}")
 
 
 @router.post("/accounts/{user_id}/roles", response_class=HTMLResponse)
@@ -236,7 +289,8 @@ async def grant_role(visitor: CurrentVisitor, user_id: str) -> Response:
             raise
         form = FormState.refused(visitor.locale, values, problem, {})
         return await _account_page(visitor, user_id, role=form, status_code=400)
-    return await _account_page(visitor, user_id, done=visitor.t("admin.role_granted"))
+    flash(visitor.request, "admin.role_granted")
+    return redirect(f"/accounts/{user_id}")
 
 
 @router.post(
@@ -246,7 +300,8 @@ async def revoke_role(
     visitor: CurrentVisitor, user_id: str, organisation_id: str, role: str
 ) -> Response:
     await visitor.api.revoke_role(user_id, organisation_id, role)
-    return await _account_page(visitor, user_id, done=visitor.t("admin.role_revoked"))
+    flash(visitor.request, "admin.role_revoked")
+    return redirect(f"/accounts/{user_id}")
 
 
 @router.get("/operator", response_class=HTMLResponse)
@@ -299,7 +354,11 @@ async def username_recovery(visitor: CurrentVisitor) -> Response:
 
 
 # Message ids this module builds at run time, declared for the extraction.
+
+
+# Message ids this module builds at run time, declared for the extraction.
 RUNTIME_MESSAGES = (
+    N_("admin.created_named"),
     N_("admin.status.active"),
     N_("admin.status.disabled"),
     N_("admin.status.pending"),

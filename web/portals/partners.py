@@ -5,6 +5,7 @@ plus the operator's partner views. The store id is the delivery_partner organisa
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from fastapi import APIRouter
@@ -13,6 +14,8 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import AnswerBody, CourierReportBody, HistoryStatus, OutOfStockBody
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
+from web.forms import TypedInputs
 from web.pages import form_values, redirect, render
 from web.portals import partners_menu, partners_operator
 from web.portals.partners_common import as_instant, refused, store_context
@@ -120,12 +123,13 @@ async def _order_page(
     form: FormState | None = None,
     status_code: int = 200,
 ) -> Response:
-    context = await store_context(visitor, store_id)
-    detail = await visitor.api.get_order(store_id, order_id)
-    products = await visitor.api.list_products(store_id, active_only=True, page_size=200)
-    done = visitor.request.query_params.get("done")
+    context, detail, products = await asyncio.gather(
+        store_context(visitor, store_id),
+        visitor.api.get_order(store_id, order_id),
+        visitor.api.list_products(store_id, active_only=True, page_size=200),
+    )
     if form is None:
-        form = FormState(done=visitor.t(f"partners.done_{done}") if done in _DONE else None)
+        form = FormState()
     return await render(
         visitor,
         "partners/order.html",
@@ -140,9 +144,6 @@ async def _order_page(
         },
         status_code=status_code,
     )
-
-
-_DONE = ("out_of_stock", "answer", "courier_report", "courier_contact")
 
 
 @router.get("/partners/{store_id}/orders/{order_id}", response_class=HTMLResponse)
@@ -162,7 +163,8 @@ async def out_of_stock(visitor: CurrentVisitor, store_id: str, order_id: str) ->
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=out_of_stock")
+    flash(visitor.request, "partners.done_out_of_stock")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")
 
 
 @router.post(
@@ -172,16 +174,19 @@ async def answer(visitor: CurrentVisitor, store_id: str, order_id: str) -> Respo
     values = await form_values(visitor.request)
     accepted = values.get("customer_accepted") == "true"
     body: AnswerBody = {"customer_accepted": accepted, "note": values.get("note") or None}
+    typed = TypedInputs()
     if accepted:
         body["replacement_product_id"] = values.get("replacement_product_id") or None
-        quantity = values.get("replacement_quantity", "").strip()
-        body["replacement_quantity"] = int(quantity) if quantity.isdigit() else None
+        body["replacement_quantity"] = typed.number(
+            values, "replacement_quantity", "form.expects_whole"
+        )
     try:
         await visitor.api.answer_out_of_stock(store_id, order_id, body)
     except ApiProblem as problem:
-        form = refused(visitor, values, problem)
+        form = typed.explain(refused(visitor, values, problem), visitor.t)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=answer")
+    flash(visitor.request, "partners.done_answer")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")
 
 
 @router.post("/partners/{store_id}/orders/{order_id}/courier-report", response_class=HTMLResponse)
@@ -196,7 +201,8 @@ async def courier_report(visitor: CurrentVisitor, store_id: str, order_id: str) 
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=courier_report")
+    flash(visitor.request, "partners.done_courier_report")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")
 
 
 @router.post("/partners/{store_id}/orders/{order_id}/courier-contact", response_class=HTMLResponse)
@@ -209,4 +215,5 @@ async def courier_contact(visitor: CurrentVisitor, store_id: str, order_id: str)
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         return await _order_page(visitor, store_id, order_id, form, 400)
-    return redirect(f"/partners/{store_id}/orders/{order_id}?done=courier_contact")
+    flash(visitor.request, "partners.done_courier_contact")
+    return redirect(f"/partners/{store_id}/orders/{order_id}")

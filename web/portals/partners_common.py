@@ -80,15 +80,6 @@ async def store_context(visitor: Visitor, store_id: str) -> dict[str, Any]:
     return {"store": store, "store_id": store_id, "zone": store["timezone"]}
 
 
-def parse_cents(raw: str) -> int | None:
-    """'9,50' or '9.50' (euros, as typed) → 950; None when it is not an amount."""
-    text = raw.strip().replace(" ", "").replace("€", "").replace(",", ".")
-    try:
-        return round(float(text) * 100) if text else None
-    except ValueError:
-        return None
-
-
 def as_instant(raw: str, zone: str) -> str | None:
     """A datetime-local input ('2026-12-05T11:00', the store's clock) → RFC 3339."""
     if not raw.strip():

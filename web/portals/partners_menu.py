@@ -4,6 +4,9 @@ the bank-detail change with its proof."""
 
 from __future__ import annotations
 
+from typing import cast
+from urllib.parse import quote
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
@@ -12,18 +15,29 @@ from web.client.api import (
     ContentChangeBody,
     DeactivateBody,
     MessageCategory,
+    PriceBody,
     PromotionConfigBody,
     PromotionKind,
     SupportMessageBody,
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
-from web.formatting import amount_input
+from web.flash import flash
+from web.formatting import amount_input, money
+from web.forms import TypedInputs
 from web.i18n import N_
 from web.pages import form_values, redirect, render
-from web.portals.partners_common import as_instant, parse_cents, pick, refused, store_context
+from web.portals.partners_common import (
+    as_instant,
+    pick,
+    refused,
+    store_context,
+)
 from web.problems import FormState
 from web.session import Visitor
+
+# Products per page of the menu: a phone scrolls through a page of them, not the whole menu.
+PRODUCTS_PAGE = 20
 
 router = APIRouter()
 
@@ -38,44 +52,68 @@ async def _products_page(
     visitor: Visitor,
     store_id: str,
     forms: dict[str, FormState] | None = None,
-    done: str | None = None,
+    page_token: str = "",
     status_code: int = 200,
 ) -> Response:
+    """One page of the menu (PRODUCTS_PAGE products, by name): a product's forms open under
+    it only when asked for, when refused, or when it was just changed."""
     context = await store_context(visitor, store_id)
-    page = await visitor.api.list_products(store_id, page_size=200)
+    page = await visitor.api.list_products(
+        store_id, page_size=PRODUCTS_PAGE, page_token=page_token or None
+    )
     return await render(
         visitor,
         "partners/products.html",
-        {**context, "products": page["items"], "forms": forms or {}, "done": done},
+        {
+            **context,
+            "products": page["items"],
+            "forms": forms or {},
+            "page_token": page_token,
+            "next_page_token": page.get("next_page_token"),
+        },
         status_code=status_code,
     )
 
 
+def _back_to(store_id: str, values: dict[str, str]) -> str:
+    """The page of the menu the person acted from. No `#p-…` fragment: the confirmation shown
+    in the product's card takes the focus (autofocus), which brings it into view; a fragment
+    would make the browser skip the autofocus."""
+    page = values.get("page_token", "")
+    query = f"?page_token={quote(page, safe='')}" if page else ""
+    return f"/partners/{store_id}/products{query}"
+
+
 @router.get("/partners/{store_id}/products", response_class=HTMLResponse)
-async def products(visitor: CurrentVisitor, store_id: str, saved: str = "") -> Response:
-    done = visitor.t("partners.product_saved", name=saved) if saved else None
-    return await _products_page(visitor, store_id, done=done)
+async def products(visitor: CurrentVisitor, store_id: str, page_token: str = "") -> Response:
+    return await _products_page(visitor, store_id, page_token=page_token)
 
 
 @router.post("/partners/{store_id}/products/{product_id}/price", response_class=HTMLResponse)
 async def set_price(visitor: CurrentVisitor, store_id: str, product_id: str) -> Response:
     values = await form_values(visitor.request)
-    cents = parse_cents(values.get("price", ""))
-    if cents is None:
-        form = FormState(
-            values=values,
-            errors={"price": visitor.t("partners.price_invalid")},
-            summary=visitor.t("problem.invalid_argument"),
-        )
-        return await _products_page(visitor, store_id, {product_id: form}, status_code=400)
+    page_token = values.get("page_token", "")
+    typed = TypedInputs()
+    cents = typed.cents(values, "price", "partners.price_invalid")
     try:
-        product = await visitor.api.set_price(store_id, product_id, {"price_cents": cents})
+        body = {"price_cents": cents} if cents is not None else {}  # blank: "missing"
+        product = await visitor.api.set_price(store_id, product_id, cast("PriceBody", body))
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
         if "price_cents" in form.errors:
             form.errors["price"] = form.errors.pop("price_cents")
-        return await _products_page(visitor, store_id, {product_id: form}, status_code=400)
-    return redirect(f"/partners/{store_id}/products?saved={product['name']}#p-{product_id}")
+        typed.explain(form, visitor.t)
+        return await _products_page(
+            visitor, store_id, {product_id: form}, page_token, status_code=400
+        )
+    flash(
+        visitor.request,
+        "partners.price_saved",
+        anchor=f"p-{product_id}",
+        name=product["name"],
+        price=money(product["price_cents"], product["currency"], visitor.locale),
+    )
+    return redirect(_back_to(store_id, values))
 
 
 @router.post("/partners/{store_id}/products/{product_id}/deactivate", response_class=HTMLResponse)
@@ -90,14 +128,29 @@ async def deactivate(visitor: CurrentVisitor, store_id: str, product_id: str) ->
         product = await visitor.api.deactivate_product(store_id, product_id, body)
     except ApiProblem as problem:
         form = refused(visitor, values, problem)
-        return await _products_page(visitor, store_id, {product_id: form}, status_code=400)
-    return redirect(f"/partners/{store_id}/products?saved={product['name']}#p-{product_id}")
+        return await _products_page(
+            visitor, store_id, {product_id: form}, values.get("page_token", ""), status_code=400
+        )
+    flash(
+        visitor.request,
+        "partners.product_deactivated",
+        anchor=f"p-{product_id}",
+        name=product["name"],
+    )
+    return redirect(_back_to(store_id, values))
 
 
 @router.post("/partners/{store_id}/products/{product_id}/activate", response_class=HTMLResponse)
 async def activate(visitor: CurrentVisitor, store_id: str, product_id: str) -> Response:
+    values = await form_values(visitor.request)
     product = await visitor.api.activate_product(store_id, product_id)
-    return redirect(f"/partners/{store_id}/products?saved={product['name']}#p-{product_id}")
+    flash(
+        visitor.request,
+        "partners.product_reactivated",
+        anchor=f"p-{product_id}",
+        name=product["name"],
+    )
+    return redirect(_back_to(store_id, values))
 
 
 async def _content_page(
@@ -122,19 +175,19 @@ async def _content_page(
 
 
 @router.get("/partners/{store_id}/content-changes", response_class=HTMLResponse)
-async def content_changes(visitor: CurrentVisitor, store_id: str, sent: str = "") -> Response:
-    form = FormState(done=visitor.t("partners.content_sent") if sent else None)
-    return await _content_page(visitor, store_id, form)
+async def content_changes(visitor: CurrentVisitor, store_id: str) -> Response:
+    return await _content_page(visitor, store_id, FormState())
 
 
 @router.post("/partners/{store_id}/content-changes", response_class=HTMLResponse)
 async def submit_content_change(visitor: CurrentVisitor, store_id: str) -> Response:
     values = await form_values(visitor.request)
+    typed = TypedInputs()
     body: ContentChangeBody = {
         "product_id": values.get("product_id") or None,
         "proposed_name": values.get("proposed_name") or None,
         "proposed_description": values.get("proposed_description") or None,
-        "proposed_price_cents": parse_cents(values.get("proposed_price", "")),
+        "proposed_price_cents": typed.cents(values, "proposed_price", "form.expects_amount"),
         "note": values.get("note") or None,
         "reply_to_email": values.get("reply_to_email") or None,
     }
@@ -144,8 +197,9 @@ async def submit_content_change(visitor: CurrentVisitor, store_id: str) -> Respo
         form = refused(visitor, values, problem)
         if "proposed_price_cents" in form.errors:
             form.errors["proposed_price"] = form.errors.pop("proposed_price_cents")
-        return await _content_page(visitor, store_id, form, 400)
-    return redirect(f"/partners/{store_id}/content-changes?sent=1")
+        return await _content_page(visitor, store_id, typed.explain(form, visitor.t), 400)
+    flash(visitor.request, "partners.content_sent")
+    return redirect(f"/partners/{store_id}/content-changes")
 
 
 async def _check_ins_page(
@@ -162,9 +216,8 @@ async def _check_ins_page(
 
 
 @router.get("/partners/{store_id}/check-ins", response_class=HTMLResponse)
-async def check_ins(visitor: CurrentVisitor, store_id: str, day: str = "") -> Response:
-    form = FormState(done=visitor.t("partners.checked_in", day=day) if day else None)
-    return await _check_ins_page(visitor, store_id, form)
+async def check_ins(visitor: CurrentVisitor, store_id: str) -> Response:
+    return await _check_ins_page(visitor, store_id, FormState())
 
 
 @router.post("/partners/{store_id}/check-ins", response_class=HTMLResponse)
@@ -173,7 +226,8 @@ async def check_in(visitor: CurrentVisitor, store_id: str) -> Response:
         done = await visitor.api.check_in(store_id)
     except ApiProblem as problem:
         return await _check_ins_page(visitor, store_id, refused(visitor, {}, problem), 409)
-    return redirect(f"/partners/{store_id}/check-ins?day={done['day']}")
+    flash(visitor.request, "partners.checked_in", day=done["day"])
+    return redirect(f"/partners/{store_id}/check-ins")
 
 
 _KINDS: tuple[PromotionKind, ...] = ("percent_off", "amount_off", "free_delivery")
@@ -214,7 +268,8 @@ async def create_promotion(visitor: CurrentVisitor, store_id: str) -> Response:
         )
     except ApiProblem as problem:
         return await _promotions_page(visitor, store_id, refused(visitor, values, problem), 400)
-    return redirect(f"/partners/{store_id}/promotions/{made['id']}?done=created")
+    flash(visitor.request, _PROMOTION_DONE["created"])
+    return redirect(f"/partners/{store_id}/promotions/{made['id']}")
 
 
 _PROMOTION_DONE = {
@@ -237,7 +292,6 @@ async def _promotion_page(
     promotion = await visitor.api.get_promotion(store_id, promotion_id)
     menu = await visitor.api.list_products(store_id, page_size=200)
     if form is None:
-        done = _PROMOTION_DONE.get(visitor.request.query_params.get("done", ""))
         form = FormState(
             values={
                 "percent_off": str(promotion["percent_off"] or ""),
@@ -248,7 +302,6 @@ async def _promotion_page(
                 if promotion["min_order_cents"]
                 else "",
             },
-            done=visitor.t(done) if done else None,
         )
     selected = set(visitor.request.query_params.getlist("product_ids")) or set(
         promotion["product_ids"]
@@ -289,13 +342,14 @@ async def configure_promotion(
         "ends_at": as_instant(values.get("ends_at", ""), zone) or "",
         "product_ids": [str(v) for v in form.getlist("product_ids") if isinstance(v, str)],
     }
-    percent = values.get("percent_off", "").strip()
-    if percent:
-        body["percent_off"] = int(percent) if percent.isdigit() else -1
-    amount = parse_cents(values.get("amount_off", ""))
+    typed = TypedInputs()
+    percent = typed.number(values, "percent_off", "form.expects_percent")
+    if percent is not None:
+        body["percent_off"] = percent
+    amount = typed.cents(values, "amount_off", "form.expects_amount")
     if amount is not None:
         body["amount_off_cents"] = amount
-    minimum = parse_cents(values.get("min_order", ""))
+    minimum = typed.cents(values, "min_order", "form.expects_amount")
     if minimum is not None:
         body["min_order_cents"] = minimum
     try:
@@ -308,8 +362,10 @@ async def configure_promotion(
         ):
             if api_name in refusal.errors:
                 refusal.errors[input_name] = refusal.errors.pop(api_name)
+        typed.explain(refusal, visitor.t)
         return await _promotion_page(visitor, store_id, promotion_id, refusal, None, 400)
-    return redirect(f"/partners/{store_id}/promotions/{promotion_id}?done=configured")
+    flash(visitor.request, _PROMOTION_DONE["configured"])
+    return redirect(f"/partners/{store_id}/promotions/{promotion_id}")
 
 
 @router.post("/partners/{store_id}/promotions/{promotion_id}/activate", response_class=HTMLResponse)
@@ -319,7 +375,8 @@ async def activate_promotion(visitor: CurrentVisitor, store_id: str, promotion_i
     except ApiProblem as problem:
         refusal = refused(visitor, {}, problem)
         return await _promotion_page(visitor, store_id, promotion_id, refusal, None, 409)
-    return redirect(f"/partners/{store_id}/promotions/{promotion_id}?done=activated")
+    flash(visitor.request, _PROMOTION_DONE["activated"])
+    return redirect(f"/partners/{store_id}/promotions/{promotion_id}")
 
 
 @router.post("/partners/{store_id}/promotions/{promotion_id}/problems", response_class=HTMLResponse)
@@ -337,7 +394,8 @@ async def promotion_problem(visitor: CurrentVisitor, store_id: str, promotion_id
     except ApiProblem as problem:
         refusal = refused(visitor, values, problem)
         return await _promotion_page(visitor, store_id, promotion_id, None, refusal, 400)
-    return redirect(f"/partners/{store_id}/promotions/{promotion_id}?done=problem")
+    flash(visitor.request, _PROMOTION_DONE["problem"])
+    return redirect(f"/partners/{store_id}/promotions/{promotion_id}")
 
 
 _CATEGORIES: tuple[MessageCategory, ...] = ("invoices_and_orders", "other")
@@ -362,9 +420,8 @@ async def _messages_page(
 
 
 @router.get("/partners/{store_id}/messages", response_class=HTMLResponse)
-async def messages(visitor: CurrentVisitor, store_id: str, sent: str = "") -> Response:
-    form = FormState(done=visitor.t("partners.message_sent") if sent else None)
-    return await _messages_page(visitor, store_id, form)
+async def messages(visitor: CurrentVisitor, store_id: str) -> Response:
+    return await _messages_page(visitor, store_id, FormState())
 
 
 @router.post("/partners/{store_id}/messages", response_class=HTMLResponse)
@@ -383,7 +440,8 @@ async def send_message(visitor: CurrentVisitor, store_id: str) -> Response:
         await visitor.api.send_message(store_id, body)
     except ApiProblem as problem:
         return await _messages_page(visitor, store_id, refused(visitor, values, problem), 400)
-    return redirect(f"/partners/{store_id}/messages?sent=1")
+    flash(visitor.request, "partners.message_sent")
+    return redirect(f"/partners/{store_id}/messages")
 
 
 _BANK_DONE = {"sent": "partners.bank_sent", "proof": "partners.proof_sent"}
@@ -399,8 +457,7 @@ async def _bank_page(
     context = await store_context(visitor, store_id)
     page = await visitor.api.list_bank_detail_changes(store_id, page_size=20)
     if form is None:
-        done = _BANK_DONE.get(visitor.request.query_params.get("done", ""))
-        form = FormState(done=visitor.t(done) if done else None)
+        form = FormState()
     return await render(
         visitor,
         "partners/bank.html",
@@ -433,7 +490,8 @@ async def submit_bank_change(visitor: CurrentVisitor, store_id: str) -> Response
         )
     except ApiProblem as problem:
         return await _bank_page(visitor, store_id, refused(visitor, values, problem), None, 400)
-    return redirect(f"/partners/{store_id}/bank-details?done=sent")
+    flash(visitor.request, _BANK_DONE["sent"])
+    return redirect(f"/partners/{store_id}/bank-details")
 
 
 @router.post("/partners/{store_id}/bank-details/{change_id}/proof", response_class=HTMLResponse)
@@ -461,7 +519,8 @@ async def upload_proof(visitor: CurrentVisitor, store_id: str, change_id: str) -
         if not refusal.errors:
             refusal.errors["proof"] = refusal.summary or ""
         return await _bank_page(visitor, store_id, None, refusal, 400)
-    return redirect(f"/partners/{store_id}/bank-details?done=proof")
+    flash(visitor.request, _BANK_DONE["proof"])
+    return redirect(f"/partners/{store_id}/bank-details")
 
 
 @router.get("/partners/{store_id}/bank-details/{change_id}/proof")
@@ -490,6 +549,9 @@ def proof_response(content: bytes, proof: object) -> Response:
 
 
 # Message ids this module builds at run time, declared for the extraction.
+
+
+# Message ids this module builds at run time, declared for the extraction.
 RUNTIME_MESSAGES = (
     N_("partners.bank_sent"),
     N_("partners.category.bank_details"),
@@ -501,7 +563,12 @@ RUNTIME_MESSAGES = (
     N_("partners.kind.amount_off"),
     N_("partners.kind.free_delivery"),
     N_("partners.kind.percent_off"),
+    N_("partners.price_invalid"),
+    N_("partners.price_saved"),
     N_("partners.problem_sent"),
+    N_("partners.product_deactivated"),
+    N_("partners.product_reactivated"),
+    N_("partners.products_page"),
     N_("partners.promotion_activated"),
     N_("partners.promotion_configured"),
     N_("partners.promotion_created"),

@@ -3,12 +3,15 @@ it), bank-detail changes to review with their proof, content changes, stores not
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from web.client.api import BankDetailChangeStatus, EscalationStatus, RefundFunder
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import N_
 from web.pages import form_values, redirect, render
 from web.portals.partners_common import pick, refused
@@ -62,19 +65,19 @@ async def operator_home() -> Response:
 
 
 @router.get("/operator/partners/escalations", response_class=HTMLResponse)
-async def escalations(
-    visitor: CurrentVisitor, status: str = "escalated", done: str = ""
-) -> Response:
-    form = FormState(done=done or None)
-    return await _escalations_page(visitor, status, form)
+async def escalations(visitor: CurrentVisitor, status: str = "escalated") -> Response:
+    return await _escalations_page(visitor, status, FormState())
 
 
 @router.get("/operator/partners/escalations/table", response_class=HTMLResponse)
-async def escalations_table(visitor: CurrentVisitor, status: str = "escalated") -> Response:
-    """The live table (htmx): an escalation appears once its workflow hands it to support."""
+async def escalations_table(
+    visitor: CurrentVisitor, status: str = "escalated", known: int | None = None
+) -> Response:
+    """The live table (htmx): an escalation appears once its workflow hands it to support;
+    `known` is how many the page showed, so that a change (only) is announced."""
     await visitor.me()
     context = await _escalations_context(visitor, status)
-    return await render(visitor, "partners/_op_escalations_table.html", context)
+    return await render(visitor, "partners/_op_escalations_table.html", {**context, "known": known})
 
 
 @router.post("/operator/partners/orders/{order_id}/cancel", response_class=HTMLResponse)
@@ -138,10 +141,7 @@ async def _bank_page(
 
 @router.get("/operator/partners/bank-detail-changes", response_class=HTMLResponse)
 async def bank_changes(visitor: CurrentVisitor, status: str = "proof_submitted") -> Response:
-    done = {"approved": "partners.op.approved", "rejected": "partners.op.rejected"}.get(
-        visitor.request.query_params.get("done", "")
-    )
-    return await _bank_page(visitor, status, FormState(done=visitor.t(done) if done else None))
+    return await _bank_page(visitor, status, FormState())
 
 
 @router.get("/operator/partners/bank-detail-changes/{change_id}/proof")
@@ -165,7 +165,8 @@ async def approve_bank(visitor: CurrentVisitor, change_id: str) -> Response:
         await visitor.api.approve_bank_detail_change(change_id)
     except ApiProblem as problem:
         return await _bank_page(visitor, "proof_submitted", refused(visitor, {}, problem), 409)
-    return redirect("/operator/partners/bank-detail-changes?status=approved&done=approved")
+    flash(visitor.request, "partners.op.approved")
+    return redirect("/operator/partners/bank-detail-changes?status=approved")
 
 
 @router.post(
@@ -179,7 +180,8 @@ async def reject_bank(visitor: CurrentVisitor, change_id: str) -> Response:
         form = refused(visitor, values, problem)
         form.errors = {f"{k}-{change_id}": v for k, v in form.errors.items()}
         return await _bank_page(visitor, "proof_submitted", form, 400)
-    return redirect("/operator/partners/bank-detail-changes?status=rejected&done=rejected")
+    flash(visitor.request, "partners.op.rejected")
+    return redirect("/operator/partners/bank-detail-changes?status=rejected")
 
 
 async def _content_page(
@@ -193,19 +195,28 @@ async def _content_page(
         store = await visitor.api.get_store(store_id)
         changes = list((await visitor.api.list_content_changes(store_id, page_size=100))["items"])
     form.values.setdefault("store_id", store_id)
+    # The operator picks the store by name: nobody types an id.
+    partners = await visitor.api.list_organisations(kind="delivery_partner", page_size=100)
+    stores = [("", visitor.t("partners.op.choose_store"))] + [
+        (o["id"], o["name"]) for o in sorted(partners["items"], key=lambda o: o["name"])
+    ]
     return await render(
         visitor,
         "partners/op_content.html",
-        {"changes": changes, "store": store, "store_id": store_id, "form": form},
+        {
+            "changes": changes,
+            "store": store,
+            "store_id": store_id,
+            "form": form,
+            "stores": stores,
+        },
         status_code=status_code,
     )
 
 
 @router.get("/operator/partners/content-changes", response_class=HTMLResponse)
-async def content_changes(visitor: CurrentVisitor, store_id: str = "", done: str = "") -> Response:
-    key = {"applied": "partners.op.content_applied", "rejected": "partners.op.content_rejected"}
-    form = FormState(done=visitor.t(key[done]) if done in key else None)
-    return await _content_page(visitor, store_id.strip(), form)
+async def content_changes(visitor: CurrentVisitor, store_id: str = "") -> Response:
+    return await _content_page(visitor, store_id.strip(), FormState())
 
 
 @router.post(
@@ -224,7 +235,8 @@ async def decide_content(visitor: CurrentVisitor, change_id: str, decision: str)
     except ApiProblem as problem:
         return await _content_page(visitor, store_id, refused(visitor, values, problem), 400)
     done = "applied" if decision == "approve" else "rejected"
-    return redirect(f"/operator/partners/content-changes?store_id={store_id}&done={done}")
+    flash(visitor.request, f"partners.op.content_{done}")
+    return redirect(f"/operator/partners/content-changes?store_id={quote(store_id, safe='')}")
 
 
 @router.get("/operator/partners/check-ins/missing", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from web.client.api import OptionTranslation, OptionUpdateBody, Program, ProgramOption
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
 from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES
 from web.pages import form_values, redirect, render
 from web.problems import FormState
@@ -76,14 +77,10 @@ async def programs_page(visitor: CurrentVisitor) -> Response:
 
 
 @router.get("/operator/programs/{program_id}/options/{option_id}", response_class=HTMLResponse)
-async def option_page(
-    visitor: CurrentVisitor, program_id: str, option_id: str, done: str = ""
-) -> Response:
+async def option_page(visitor: CurrentVisitor, program_id: str, option_id: str) -> Response:
     await visitor.me()
     editing = await _find(visitor, program_id, option_id)
     form = FormState(values=_values(editing[1]))
-    if done == "saved":
-        form.done = visitor.t("programs.saved")
     return await _page(visitor, form, editing)
 
 
@@ -111,7 +108,8 @@ async def save_option(visitor: CurrentVisitor, program_id: str, option_id: str) 
         form = FormState.refused(visitor.locale, values, problem, {})
         form.errors = {_renamed(name, fields): message for name, message in form.errors.items()}
         return await _page(visitor, form, editing, status_code=400)
-    return redirect(f"/operator/programs/{program_id}/options/{option_id}?done=saved")
+    flash(visitor.request, "programs.saved")
+    return redirect(f"/operator/programs/{program_id}/options/{option_id}")
 
 
 def _renamed(name: str, fields: dict[str, str]) -> str:

@@ -29,6 +29,8 @@ from web.client.api import (
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
+from web.forms import TypedInputs
 from web.i18n import N_, localized
 from web.pages import form_values, redirect, render
 from web.problems import FormState, summary_message
@@ -205,7 +207,8 @@ async def open_ticket(visitor: CurrentVisitor) -> Response:
             raise
         form = FormState.refused(visitor.locale, values, problem, {})
         return await _new_ticket_page(visitor, form, status_code=400)
-    return redirect(f"/support/tickets/{ticket['id']}?opened={ticket['number']}")
+    flash(visitor.request, "support.opened", number=ticket["number"])
+    return redirect(f"/support/tickets/{ticket['id']}")
 
 
 @router.get("/support/tickets", response_class=HTMLResponse)
@@ -308,27 +311,24 @@ _DONE = {
 
 
 @router.get("/support/tickets/{ticket_id}", response_class=HTMLResponse)
-async def ticket_page(
-    visitor: CurrentVisitor, ticket_id: str, opened: str = "", done: str = ""
-) -> Response:
-    forms: dict[str, FormState] = {}
-    if opened.isdigit():
-        forms["reply"] = FormState(done=visitor.t("support.opened", number=opened))
-    elif done in _DONE:
-        target = done if done in ("status", "priority", "kind", "consulting") else "reply"
-        if done == "attached":
-            target = "attachment"
-        forms[target] = FormState(done=visitor.t(_DONE[done]))
-    return await _ticket_page(visitor, ticket_id, forms)
+async def ticket_page(visitor: CurrentVisitor, ticket_id: str) -> Response:
+    return await _ticket_page(visitor, ticket_id, {})
 
 
 async def _refused(
-    visitor: Visitor, ticket_id: str, form: str, values: dict[str, str], problem: ApiProblem
+    visitor: Visitor,
+    ticket_id: str,
+    form: str,
+    values: dict[str, str],
+    problem: ApiProblem,
+    typed: TypedInputs | None = None,
 ) -> Response:
     """A refused form on the ticket page: the page again, that form keeping what was typed."""
     if problem.status >= 500 or problem.status in (401, 404):
         raise problem
     state = FormState.refused(visitor.locale, values, problem, {})
+    if typed is not None:
+        typed.explain(state, visitor.t)
     return await _ticket_page(visitor, ticket_id, {form: state}, status_code=400)
 
 
@@ -342,7 +342,8 @@ async def reply(visitor: CurrentVisitor, ticket_id: str) -> Response:
         await visitor.api.reply(ticket_id, body)
     except ApiProblem as problem:
         return await _refused(visitor, ticket_id, "reply", values, problem)
-    return redirect(f"/support/tickets/{ticket_id}?done=replied")
+    flash(visitor.request, _DONE["replied"])
+    return redirect(f"/support/tickets/{ticket_id}")
 
 
 @router.post("/support/tickets/{ticket_id}/status", response_class=HTMLResponse)
@@ -356,7 +357,8 @@ async def change_status(visitor: CurrentVisitor, ticket_id: str) -> Response:
     except ApiProblem as problem:
         return await _refused(visitor, ticket_id, "status", values, problem)
     done = "cancelled" if body["status"] == "cancelled" else "status"
-    return redirect(f"/support/tickets/{ticket_id}?done={done}")
+    flash(visitor.request, _DONE[done])
+    return redirect(f"/support/tickets/{ticket_id}")
 
 
 @router.post("/support/tickets/{ticket_id}/priority", response_class=HTMLResponse)
@@ -368,7 +370,8 @@ async def change_priority(visitor: CurrentVisitor, ticket_id: str) -> Response:
         )
     except ApiProblem as problem:
         return await _refused(visitor, ticket_id, "priority", values, problem)
-    return redirect(f"/support/tickets/{ticket_id}?done=priority")
+    flash(visitor.request, _DONE["priority"])
+    return redirect(f"/support/tickets/{ticket_id}")
 
 
 @router.post("/support/tickets/{ticket_id}/kind", response_class=HTMLResponse)
@@ -378,28 +381,23 @@ async def classify(visitor: CurrentVisitor, ticket_id: str) -> Response:
         await visitor.api.classify(ticket_id, {"kind": cast(TicketKind, values.get("kind", ""))})
     except ApiProblem as problem:
         return await _refused(visitor, ticket_id, "kind", values, problem)
-    return redirect(f"/support/tickets/{ticket_id}?done=kind")
+    flash(visitor.request, _DONE["kind"])
+    return redirect(f"/support/tickets/{ticket_id}")
 
 
 @router.post("/support/tickets/{ticket_id}/consulting-time", response_class=HTMLResponse)
 async def log_consulting_time(visitor: CurrentVisitor, ticket_id: str) -> Response:
     values = await form_values(visitor.request)
-    minutes = values.get("minutes", "").strip()
-    if not minutes.isdigit():
-        state = FormState(
-            values=values,
-            errors={"minutes": visitor.t("field.integer")},
-            summary=visitor.t("problem.invalid_argument"),
-        )
-        return await _ticket_page(visitor, ticket_id, {"consulting": state}, status_code=400)
-    body: ConsultingBody = {"minutes": int(minutes)}
+    typed = TypedInputs()
+    body: ConsultingBody = {"minutes": typed.number(values, "minutes", "form.expects_minutes")}
     if values.get("note", "").strip():
         body["note"] = values["note"].strip()
     try:
         await visitor.api.log_consulting_time(ticket_id, body)
     except ApiProblem as problem:
-        return await _refused(visitor, ticket_id, "consulting", values, problem)
-    return redirect(f"/support/tickets/{ticket_id}?done=consulting")
+        return await _refused(visitor, ticket_id, "consulting", values, problem, typed)
+    flash(visitor.request, _DONE["consulting"])
+    return redirect(f"/support/tickets/{ticket_id}")
 
 
 @router.post("/support/tickets/{ticket_id}/attachments", response_class=HTMLResponse)
@@ -434,7 +432,8 @@ async def attach(visitor: CurrentVisitor, ticket_id: str) -> Response:
             errors={"file": message}, summary=summary_message(visitor.locale, problem)
         )
         return await _ticket_page(visitor, ticket_id, {"attachment": state}, status_code=400)
-    return redirect(f"/support/tickets/{ticket_id}?done=attached")
+    flash(visitor.request, _DONE["attached"])
+    return redirect(f"/support/tickets/{ticket_id}")
 
 
 @router.get("/support/tickets/{ticket_id}/attachments/{attachment_id}")

@@ -3,7 +3,7 @@ which customers read before any ticket form (the deflection the SLA report measu
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -19,6 +19,8 @@ from web.client.api import (
 )
 from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
+from web.flash import flash
+from web.forms import TypedInputs
 from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES, N_
 from web.pages import form_values, redirect
 from web.portals.support import _render
@@ -184,17 +186,10 @@ async def _categories_admin_page(
     )
 
 
-def _position(values: dict[str, str]) -> int | None:
-    raw = values.get("position", "").strip() or "0"
-    return int(raw) if raw.isdigit() else None
-
-
-def _bad_position(visitor: Visitor, values: dict[str, str]) -> FormState:
-    return FormState(
-        values=values,
-        errors={"position": visitor.t("field.integer")},
-        summary=visitor.t("problem.invalid_argument"),
-    )
+def _position(typed: TypedInputs, values: dict[str, str]) -> Any:
+    """The category's rank (0 when left blank), or the text as typed for the gateway to refuse."""
+    position = typed.number(values, "position", "form.expects_whole")
+    return 0 if position is None else position
 
 
 @router.get("/support/admin/categories", response_class=HTMLResponse)
@@ -208,11 +203,8 @@ async def categories_admin(visitor: CurrentVisitor) -> Response:
 async def create_category(visitor: CurrentVisitor) -> Response:
     await visitor.me()
     entries, values = _entries_from(await form_values(visitor.request))
-    position = _position(values)
-    if position is None:
-        return await _categories_admin_page(
-            visitor, _bad_position(visitor, values), status_code=400
-        )
+    typed = TypedInputs()
+    position = _position(typed, values)
     body: CategoryBody = {
         "code": values.get("code", "").strip(),
         "name": values.get("name", "").strip(),
@@ -226,9 +218,12 @@ async def create_category(visitor: CurrentVisitor) -> Response:
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status == 401:
             raise
-        form = _refused(visitor, values, problem, body["translations"], entries)
+        form = typed.explain(
+            _refused(visitor, values, problem, body["translations"], entries), visitor.t
+        )
         return await _categories_admin_page(visitor, form, status_code=400)
-    return redirect(f"/support/admin/categories/{created['id']}?done=created")
+    flash(visitor.request, "support.category_created")
+    return redirect(f"/support/admin/categories/{created['id']}")
 
 
 async def _category(visitor: Visitor, category_id: str) -> Category:
@@ -240,12 +235,10 @@ async def _category(visitor: Visitor, category_id: str) -> Category:
 
 
 @router.get("/support/admin/categories/{category_id}", response_class=HTMLResponse)
-async def category_admin(visitor: CurrentVisitor, category_id: str, done: str = "") -> Response:
+async def category_admin(visitor: CurrentVisitor, category_id: str) -> Response:
     await visitor.me()
     category = await _category(visitor, category_id)
     form = FormState(values=_category_values(category))
-    if done in ("created", "saved"):
-        form.done = visitor.t(f"support.category_{done}")
     return await _categories_admin_page(visitor, form, category)
 
 
@@ -255,11 +248,8 @@ async def update_category(visitor: CurrentVisitor, category_id: str) -> Response
     category = await _category(visitor, category_id)
     entries, values = _entries_from(await form_values(visitor.request))
     values["code"], values["audience"] = category["code"], category["audience"]
-    position = _position(values)
-    if position is None:
-        return await _categories_admin_page(
-            visitor, _bad_position(visitor, values), category, status_code=400
-        )
+    typed = TypedInputs()
+    position = _position(typed, values)
     body: CategoryUpdateBody = {
         "name": values.get("name", "").strip(),
         "position": position,
@@ -271,9 +261,12 @@ async def update_category(visitor: CurrentVisitor, category_id: str) -> Response
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 404):
             raise
-        form = _refused(visitor, values, problem, body["translations"], entries)
+        form = typed.explain(
+            _refused(visitor, values, problem, body["translations"], entries), visitor.t
+        )
         return await _categories_admin_page(visitor, form, category, status_code=400)
-    return redirect(f"/support/admin/categories/{category_id}?done=saved")
+    flash(visitor.request, "support.category_saved")
+    return redirect(f"/support/admin/categories/{category_id}")
 
 
 # Message ids this module builds at run time, declared for the extraction.

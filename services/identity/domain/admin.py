@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity.domain.accounts import ensure_username_free, fold, new_user, username_taken
@@ -123,8 +123,10 @@ async def search_users(
     first_name: str,
     page_size: int,
     page_token: str,
+    login: str = "",
 ) -> Page[User]:
-    """Prefix search on last and first name, accents and case ignored, sorted by name."""
+    """Prefix search on last and first name, accents and case ignored, sorted by name; or the
+    account of a username or an e-mail address (`login`, whole, case ignored)."""
     v = Validator()
     org_id = parse_uuid(v, "organisation_id", organisation_id)
     v.raise_if_any()
@@ -132,11 +134,12 @@ async def search_users(
     # Who may search comes first: another tenant's organisation is a 404 whatever the query.
     await organisation_for_admin(session, actor, org_id)
     last, first = fold(last_name), fold(first_name)
-    if not last and not first:
+    login = login.strip().lower()
+    if not last and not first and not login:
         v.check(
             False,
             "last_name",
-            "give a last name or a first name to search for",
+            "give a name, a username or an e-mail address to search for",
             code="name_to_search",
         )
     v.check(
@@ -151,9 +154,15 @@ async def search_users(
         "must be at most 100 characters",
         code="string_too_long",
     )
+    v.check(len(login) <= 320, "login", "must be at most 320 characters", code="string_too_long")
     page = _parse_page(v, "user-search", page_size, page_token, [str, str, uuid.UUID])
     v.raise_if_any()
     query = select(User).where(User.organisation_id == org_id)
+    if login:
+        # Both sides lowered: the indexes on lower(username) and lower(email) answer it.
+        query = query.where(
+            or_(func.lower(User.username) == login, func.lower(User.email) == login)
+        )
     if last:
         query = query.where(User.search_last_name.startswith(last, autoescape=True))
     if first:

@@ -68,6 +68,9 @@ async def send_verification(
             f"Pour confirmer votre adresse e-mail, ouvrez ce lien "
             f"(valable {duration_text(settings.verify_link_ttl_seconds)}) :\n{link}\n\n"
             f"Votre identifiant : {user.username}\n\n"
+            "Ensuite, connectez-vous et complétez votre profil "
+            f"({settings.public_base_url}/profile) : un administrateur de votre organisation "
+            "validera alors votre compte.\n\n"
             "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message.\n"
         ),
     )
@@ -79,6 +82,24 @@ async def send_verification(
         user_id=user.id,
         email=user.email,
     )
+
+
+async def registration_organisation(*, session: AsyncSession, organisation_id: str) -> Organisation:
+    """The organisation an invitation link names, if it accepts sign-up: what the registration
+    page shows by name, so that a person never has to type an organisation's id."""
+    v = Validator()
+    org_id = parse_uuid(v, "organisation_id", organisation_id)
+    v.raise_if_any()
+    assert org_id is not None
+    organisation = await session.get(Organisation, org_id)
+    if organisation is None:
+        raise NotFound("organisation not found")
+    if kind_of(organisation.kind) not in SELF_REGISTRATION_KINDS:
+        raise FailedPrecondition(
+            f"an organisation of kind {organisation.kind} does not accept self-registration",
+            reason="self_registration_closed",
+        )
+    return organisation
 
 
 async def register(
@@ -110,14 +131,7 @@ async def register(
     assert org_id is not None
     # Hash before touching the database: no connection is held while argon2 runs.
     password_hash = await passwords.hash(password)
-    organisation = await session.get(Organisation, org_id)
-    if organisation is None:
-        raise NotFound("organisation not found")
-    if kind_of(organisation.kind) not in SELF_REGISTRATION_KINDS:
-        raise FailedPrecondition(
-            f"an organisation of kind {organisation.kind} does not accept self-registration",
-            reason="self_registration_closed",
-        )
+    organisation = await registration_organisation(session=session, organisation_id=str(org_id))
     await ensure_username_free(session, username)
     user = new_user(
         organisation=organisation,

@@ -1,5 +1,6 @@
-"""Duplicate client records: the association's report (certain and probable groups), one
-record's candidates (the merge screen), and audited merges that move every event to the target."""
+"""Duplicate client records: the association's report (certain and probable groups, read from
+the stored report that `candidates` keeps up to date), one record's candidates (the merge
+screen), and audited merges that move every event to the target."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.errors import FailedPrecondition, NotFound, Validator
 from services.kit.paging import Page, page_token as _page_token, parse_page as _parse_page
-from services.membership.domain import duplicates as dup
+from services.membership.domain import candidates, duplicates as dup
+from services.membership.domain.candidates import keyed_records
 from services.membership.domain.common import check_uuid, parse_uuid, require_association_admin
 from services.membership.domain.normalise import MAX_EXTRA_WORDS, contained_keys
 from services.membership.domain.records import (
@@ -29,6 +31,8 @@ from services.membership.models import (
     ClientRecord,
     ClientRecordAudit,
     CoverageRequest,
+    DuplicateCandidateGroup,
+    DuplicateReport,
     TrainingRegistration,
 )
 
@@ -48,23 +52,10 @@ class DuplicateTotals:
     probable_groups: int
     probable_pairs: int
     elapsed_ms: int
-
-
-async def keyed_records(
-    session: AsyncSession, association_id: uuid.UUID
-) -> list[tuple[uuid.UUID, str, str]]:
-    """(id, name_key, token_key) of the association's live records, straight from the driver:
-    100,000 rows in a fraction of a second."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    rows: list[tuple[uuid.UUID, str, str]] = await driver.fetch(
-        "SELECT id, name_key, token_key FROM client_records "
-        "WHERE association_id = $1 AND merged_into_id IS NULL",
-        association_id,
-    )
-    return rows  # asyncpg records index like the tuples they stand for
+    # When the stored report was computed (None before its first computation), and whether
+    # records changed since (the refresher is at it).
+    computed_at: datetime | None = None
+    stale: bool = False
 
 
 async def detect_duplicates(
@@ -86,48 +77,72 @@ async def list_duplicates(
     page_size: int,
     page_token: str,
 ) -> tuple[Page[DuplicateGroupView], DuplicateTotals]:
-    """Certain groups, then probable groups, each by key; the totals cover every group. The
-    report is computed afresh on each call (about a second at 100,000 records)."""
+    """Certain groups, then probable groups, each by key, from the stored report
+    (`candidates`): records merged or deleted since it was computed are left out, and a group
+    left with one record is not shown. The totals are the report's."""
     parsed = parse_uuid("association_id", association_id)
     require_association_admin(actor, parsed)
     v = Validator()
     page = _parse_page(v, "duplicates", page_size, page_token, [int, str])
     v.raise_if_any()
-    report, elapsed = await detect_duplicates(session, parsed)
+    # Changes first, then the report: no change waiting at that moment means the report read
+    # after it includes every write so far (read the other way round, a refresh committing in
+    # between would pass an old report off as current).
+    stale = await candidates.is_stale(session, parsed)
+    stored = await session.get(DuplicateReport, parsed)
     totals = DuplicateTotals(
-        records=report.records,
-        certain_groups=len(report.certain),
-        certain_pairs=report.certain_pairs,
-        probable_groups=len(report.probable),
-        probable_pairs=report.probable_pairs,
-        elapsed_ms=elapsed,
+        records=stored.records if stored else 0,
+        certain_groups=stored.certain_groups if stored else 0,
+        certain_pairs=stored.certain_pairs if stored else 0,
+        probable_groups=stored.probable_groups if stored else 0,
+        probable_pairs=stored.probable_pairs if stored else 0,
+        elapsed_ms=stored.elapsed_ms if stored else 0,
+        computed_at=stored.computed_at if stored else None,
+        stale=stale or stored is None,
     )
-    groups: list[tuple[int, str, list[uuid.UUID]]] = []
-    if kind in ("", "certain"):
-        groups += [(0, g.key, g.ids) for g in report.certain]
-    if kind in ("", "probable"):
-        groups += [(1, g.key, g.ids) for g in report.probable]
+    query = select(DuplicateCandidateGroup).where(DuplicateCandidateGroup.association_id == parsed)
+    if kind in ("certain", "probable"):
+        chosen = candidates.CERTAIN if kind == "certain" else candidates.PROBABLE
+        query = query.where(DuplicateCandidateGroup.kind == chosen)
     if page.after is not None:
-        after = (page.after[0], page.after[1])
-        groups = [g for g in groups if (g[0], g[1]) > after]
+        query = query.where(
+            tuple_(DuplicateCandidateGroup.kind, DuplicateCandidateGroup.key)
+            > tuple_(literal(int(page.after[0])), literal(str(page.after[1])))
+        )
+    rows = list(
+        await session.scalars(
+            query.order_by(DuplicateCandidateGroup.kind, DuplicateCandidateGroup.key).limit(
+                page.size + 1
+            )
+        )
+    )
     token = ""
-    if len(groups) > page.size:
-        groups = groups[: page.size]
-        token = _page_token("duplicates", (groups[-1][0], groups[-1][1]))
-    ids = [record_id for _, _, group_ids in groups for record_id in group_ids]
-    records = {
-        r.id: r for r in await session.scalars(select(ClientRecord).where(ClientRecord.id.in_(ids)))
+    if len(rows) > page.size:
+        rows = rows[: page.size]
+        token = _page_token("duplicates", (rows[-1].kind, rows[-1].key))
+    ids = {record_id for row in rows for record_id in row.record_ids}
+    live = {
+        r.id: r
+        for r in await session.scalars(
+            select(ClientRecord).where(
+                ClientRecord.id.in_(ids), ClientRecord.merged_into_id.is_(None)
+            )
+        )
     }
-    views = {view.record.id: view for view in await record_views(session, list(records.values()))}
+    views = {view.record.id: view for view in await record_views(session, list(live.values()))}
     result = [
         DuplicateGroupView(
-            "certain" if order == 0 else "probable",
-            key,
-            sorted((views[i] for i in group_ids), key=lambda view: view.record.number),
+            "certain" if row.kind == candidates.CERTAIN else "probable",
+            row.key,
+            sorted((views[i] for i in row.record_ids if i in views), key=_by_number),
         )
-        for order, key, group_ids in groups
+        for row in rows
     ]
-    return Page(result, token), totals
+    return Page([group for group in result if len(group.records) > 1], token), totals
+
+
+def _by_number(view: RecordView) -> int:
+    return view.record.number
 
 
 async def find_duplicates_of(
@@ -342,6 +357,7 @@ async def merge_client_records(
     ).rowcount
     source.merged_into_id = target.id
     source.merged_at = now
+    candidates.note_change(session, source.association_id, now)
     # The target keeps its own details; what it lacks is taken from the source.
     target.siret = target.siret or source.siret
     target.email = target.email or source.email

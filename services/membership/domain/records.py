@@ -22,6 +22,7 @@ from services.kit.errors import (
     Validator,
 )
 from services.kit.paging import Page, keyset_after as _after, parse_page as _parse_page
+from services.membership.domain.candidates import note_change
 from services.membership.domain.common import (
     ASSOCIATION_KIND,
     Directory,
@@ -165,6 +166,7 @@ async def resolve_client_record(
         created_at=now,
     )
     session.add(record)
+    note_change(session, association_id, now)
     await session.flush()
     await session.refresh(record, ["number"])
     return record, True
@@ -348,6 +350,7 @@ async def delete_client_record(
         merged_into=record.merged_into_id,
     )
     await session.execute(delete(ClientRecord).where(ClientRecord.id == record.id))
+    note_change(session, record.association_id, now)
     await session.flush()
     return entry
 
@@ -463,4 +466,6 @@ async def import_client_records(
         *columns.values(),
     )
     inserted = int(status.rsplit(" ", 1)[-1])
+    if inserted and parsed is not None:
+        note_change(session, parsed, now)
     return inserted, len(records) - inserted

@@ -23,6 +23,7 @@ from services.kit.identity_client import connect_identity
 from services.kit.runtime import ServiceContext, ServiceSpec, Wiring
 from services.kit.temporal import connect_temporal
 from services.membership.directory import IdentityDirectory
+from services.membership.duplicate_refresher import DuplicateRefresher
 from services.membership.models import outbox as outbox_table
 from services.membership.servicer.association import AssociationRpcs
 from services.membership.servicer.banner import BannerRpcs
@@ -70,6 +71,17 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
             await task
 
     context.exit_stack.push_async_callback(stop_signals)
+    duplicates = DuplicateRefresher(
+        context.sessions, poll_interval=settings.duplicates_poll_interval, clock=clock
+    )
+    refreshing = asyncio.create_task(duplicates.run(), name="membership-duplicate-reports")
+
+    async def stop_refreshing() -> None:
+        refreshing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refreshing
+
+    context.exit_stack.push_async_callback(stop_refreshing)
     servicer = MembershipServicer(
         sessions=context.sessions,
         settings=settings,
@@ -77,6 +89,7 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
         relay=context.relay,
         signals=signals,
         clock=clock,
+        duplicates=duplicates,
     )
 
     def register(server: grpc.aio.Server) -> None:

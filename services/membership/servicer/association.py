@@ -341,6 +341,7 @@ class AssociationRpcs(ServicerBase):
                 ),
             )
         self._enqueued()
+        self._records_changed()
         return pb.RegisterForTrainingResponse(
             registration=registration_to_proto(result.view),
             cancelled_registration_id=str(result.cancelled_registration_id or ""),
@@ -421,6 +422,7 @@ class AssociationRpcs(ServicerBase):
                 ),
             )
         self._enqueued()
+        self._records_changed()
         return pb.RequestCoverageResponse(
             request=coverage_to_proto(view), new_client_record=created
         )

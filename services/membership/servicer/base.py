@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.kit.clock import Clock, system_clock
 from services.kit.outbox import OutboxRelay
 from services.membership.domain.common import Directory
+from services.membership.duplicate_refresher import DuplicateRefresher
 from services.membership.models import MembershipStatus
 from services.membership.settings import MembershipSettings
 from services.membership.signals import RenewalSignalRelay
@@ -65,6 +66,7 @@ class ServicerBase(membership_pb2_grpc.MembershipServiceServicer):
         relay: OutboxRelay | None,
         signals: RenewalSignalRelay | None,
         clock: Clock = system_clock,
+        duplicates: DuplicateRefresher | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
@@ -72,11 +74,17 @@ class ServicerBase(membership_pb2_grpc.MembershipServiceServicer):
         self._relay = relay
         self._signals = signals
         self._clock = clock
+        self._duplicates = duplicates
 
     def _enqueued(self) -> None:
         """After a commit that may have recorded mail or a workflow start."""
         if self._relay is not None:
             self._relay.wake()
+
+    def _records_changed(self) -> None:
+        """After a commit that may have changed client records: the duplicate report follows."""
+        if self._duplicates is not None:
+            self._duplicates.wake()
 
     def _signalled(self) -> None:
         if self._signals is not None:

@@ -120,6 +120,8 @@ class RecordRpcs(ServicerBase):
                 probable_groups=totals.probable_groups,
                 probable_pairs=totals.probable_pairs,
                 elapsed_ms=totals.elapsed_ms,
+                computed_at=proto_time(totals.computed_at),
+                stale=totals.stale,
             ),
             page=proto_page(page.next_page_token),
         )
@@ -172,6 +174,7 @@ class RecordRpcs(ServicerBase):
                 source_id=request.source_id,
                 target_id=request.target_id,
             )
+        self._records_changed()
         return pb.MergeClientRecordsResponse(
             source=record_to_proto(result.source),
             target=record_to_proto(result.target),
@@ -192,6 +195,7 @@ class RecordRpcs(ServicerBase):
                 record_id=request.record_id,
                 confirmation=request.confirmation,
             )
+        self._records_changed()
         return pb.DeleteClientRecordResponse(audit=audit_to_proto(entry))
 
     async def ListClientRecordAudit(
@@ -230,4 +234,5 @@ class RecordRpcs(ServicerBase):
                     for r in request.records
                 ],
             )
+        self._records_changed()
         return pb.ImportClientRecordsResponse(inserted=inserted, skipped=skipped)

@@ -78,4 +78,8 @@ app.kubernetes.io/name: {{ .name }}
       - key: service-clients
         path: service_clients
       {{- end }}
+      {{- if eq .name "web" }}
+      - key: web-session-secret
+        path: session_secret
+      {{- end }}
 {{- end -}}

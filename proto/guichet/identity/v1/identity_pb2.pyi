@@ -186,6 +186,7 @@ class User(_message.Message):
     ORGANISATION_ID_FIELD_NUMBER: _builtins.int
     MEMBERSHIPS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     username: _builtins.str
     """As typed at registration; unique and matched case-insensitively."""
@@ -202,6 +203,13 @@ class User(_message.Message):
     def memberships(self) -> _containers.RepeatedCompositeFieldContainer[Global___Membership]: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What keeps the account's information from being complete, in the profile's order: profile
+        field names (first_name … birth_date), then `email` (none on file) or `email_verified` (not
+        confirmed yet). Empty when complete (profile_complete).
+        """
+
     def __init__(
         self,
         *,
@@ -216,10 +224,11 @@ class User(_message.Message):
         organisation_id: _builtins.str = ...,
         memberships: _abc.Iterable[Global___Membership] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        missing: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "email_verified", b"email_verified", "id", b"id", "memberships", b"memberships", "organisation_id", b"organisation_id", "pending", b"pending", "profile", b"profile", "profile_complete", b"profile_complete", "status", b"status", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "email_verified", b"email_verified", "id", b"id", "memberships", b"memberships", "missing", b"missing", "organisation_id", b"organisation_id", "pending", b"pending", "profile", b"profile", "profile_complete", b"profile_complete", "status", b"status", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -833,6 +842,45 @@ class RegisterResponse(_message.Message):
 Global___RegisterResponse: _TypeAlias = RegisterResponse  # noqa: Y015
 
 @_typing.final
+class GetRegistrationOrganisationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    organisation_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organisation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organisation_id", b"organisation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRegistrationOrganisationRequest: _TypeAlias = GetRegistrationOrganisationRequest  # noqa: Y015
+
+@_typing.final
+class GetRegistrationOrganisationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANISATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def organisation(self) -> Global___Organisation: ...
+    def __init__(
+        self,
+        *,
+        organisation: Global___Organisation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["organisation", b"organisation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organisation", b"organisation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRegistrationOrganisationResponse: _TypeAlias = GetRegistrationOrganisationResponse  # noqa: Y015
+
+@_typing.final
 class VerifyEmailRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1426,9 +1474,12 @@ class SearchUsersRequest(_message.Message):
     LAST_NAME_FIELD_NUMBER: _builtins.int
     FIRST_NAME_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    LOGIN_FIELD_NUMBER: _builtins.int
     organisation_id: _builtins.str
     last_name: _builtins.str
     first_name: _builtins.str
+    login: _builtins.str
+    """A username or an e-mail address, matched whole and ignoring case (instead of the names)."""
     @_builtins.property
     def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
@@ -1438,10 +1489,11 @@ class SearchUsersRequest(_message.Message):
         last_name: _builtins.str = ...,
         first_name: _builtins.str = ...,
         page: _common_pb2.PageRequest | None = ...,
+        login: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_name", b"first_name", "last_name", b"last_name", "organisation_id", b"organisation_id", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_name", b"first_name", "last_name", b"last_name", "login", b"login", "organisation_id", b"organisation_id", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1477,7 +1529,12 @@ class ListAccountsToValidateRequest(_message.Message):
 
     ORGANISATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    INCOMPLETE_FIELD_NUMBER: _builtins.int
     organisation_id: _builtins.str
+    incomplete: _builtins.bool
+    """True: the pending accounts still missing something (each User says what, in `missing`),
+    instead of the complete ones an admin can validate.
+    """
     @_builtins.property
     def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
@@ -1485,10 +1542,11 @@ class ListAccountsToValidateRequest(_message.Message):
         *,
         organisation_id: _builtins.str = ...,
         page: _common_pb2.PageRequest | None = ...,
+        incomplete: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organisation_id", b"organisation_id", "page", b"page"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incomplete", b"incomplete", "organisation_id", b"organisation_id", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

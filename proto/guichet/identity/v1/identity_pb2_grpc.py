@@ -94,6 +94,11 @@ class IdentityServiceStub:
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegisterRequest.SerializeToString,
                 response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegisterResponse.FromString,
                 _registered_method=True)
+        self.GetRegistrationOrganisation = channel.unary_unary(
+                '/guichet.identity.v1.IdentityService/GetRegistrationOrganisation',
+                request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetRegistrationOrganisationRequest.SerializeToString,
+                response_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetRegistrationOrganisationResponse.FromString,
+                _registered_method=True)
         self.VerifyEmail = channel.unary_unary(
                 '/guichet.identity.v1.IdentityService/VerifyEmail',
                 request_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.VerifyEmailRequest.SerializeToString,
@@ -344,6 +349,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRegistrationOrganisation(self, request, context):
+        """Public: the organisation an invitation link names, when it accepts sign-up (its name is what
+        the registration page shows; the person never types an id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def VerifyEmail(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -441,7 +454,8 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAccountsToValidate(self, request, context):
-        """The "accounts to validate" queue: pending accounts whose information is complete.
+        """The "accounts to validate" queue: pending accounts whose information is complete (or, with
+        `incomplete`, those still missing something).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -605,6 +619,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.Register,
                     request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegisterRequest.FromString,
                     response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.RegisterResponse.SerializeToString,
+            ),
+            'GetRegistrationOrganisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegistrationOrganisation,
+                    request_deserializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetRegistrationOrganisationRequest.FromString,
+                    response_serializer=guichet_dot_identity_dot_v1_dot_identity__pb2.GetRegistrationOrganisationResponse.SerializeToString,
             ),
             'VerifyEmail': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyEmail,
@@ -1064,6 +1083,33 @@ class IdentityService:
             '/guichet.identity.v1.IdentityService/Register',
             guichet_dot_identity_dot_v1_dot_identity__pb2.RegisterRequest.SerializeToString,
             guichet_dot_identity_dot_v1_dot_identity__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegistrationOrganisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guichet.identity.v1.IdentityService/GetRegistrationOrganisation',
+            guichet_dot_identity_dot_v1_dot_identity__pb2.GetRegistrationOrganisationRequest.SerializeToString,
+            guichet_dot_identity_dot_v1_dot_identity__pb2.GetRegistrationOrganisationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,10 @@ class IdentityServiceStub:
     """Starts signing with a fresh key; earlier keys stay published until their tokens expire."""
     Register: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RegisterRequest, _identity_pb2.RegisterResponse]
     """--- registration and self service ----------------------------------------------------------"""
+    GetRegistrationOrganisation: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetRegistrationOrganisationRequest, _identity_pb2.GetRegistrationOrganisationResponse]
+    """Public: the organisation an invitation link names, when it accepts sign-up (its name is what
+    the registration page shows; the person never types an id).
+    """
     VerifyEmail: _grpc.UnaryUnaryMultiCallable[_identity_pb2.VerifyEmailRequest, _identity_pb2.VerifyEmailResponse]
     ResendVerification: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResendVerificationRequest, _identity_pb2.ResendVerificationResponse]
     GetMe: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMeRequest, _identity_pb2.GetMeResponse]
@@ -95,7 +99,9 @@ class IdentityServiceStub:
     SearchUsers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SearchUsersRequest, _identity_pb2.SearchUsersResponse]
     """Finds members by last and first name (prefix, accents and case ignored); pending ones flagged."""
     ListAccountsToValidate: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAccountsToValidateRequest, _identity_pb2.ListAccountsToValidateResponse]
-    """The "accounts to validate" queue: pending accounts whose information is complete."""
+    """The "accounts to validate" queue: pending accounts whose information is complete (or, with
+    `incomplete`, those still missing something).
+    """
     ValidateAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ValidateAccountRequest, _identity_pb2.ValidateAccountResponse]
     SetUserEmail: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetUserEmailRequest, _identity_pb2.SetUserEmailResponse]
     """Completes a missing e-mail address."""
@@ -169,6 +175,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Starts signing with a fresh key; earlier keys stay published until their tokens expire."""
     Register: _aio.UnaryUnaryMultiCallable[_identity_pb2.RegisterRequest, _identity_pb2.RegisterResponse]  # type: ignore[assignment]
     """--- registration and self service ----------------------------------------------------------"""
+    GetRegistrationOrganisation: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetRegistrationOrganisationRequest, _identity_pb2.GetRegistrationOrganisationResponse]  # type: ignore[assignment]
+    """Public: the organisation an invitation link names, when it accepts sign-up (its name is what
+    the registration page shows; the person never types an id).
+    """
     VerifyEmail: _aio.UnaryUnaryMultiCallable[_identity_pb2.VerifyEmailRequest, _identity_pb2.VerifyEmailResponse]  # type: ignore[assignment]
     ResendVerification: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResendVerificationRequest, _identity_pb2.ResendVerificationResponse]  # type: ignore[assignment]
     GetMe: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMeRequest, _identity_pb2.GetMeResponse]  # type: ignore[assignment]
@@ -192,7 +202,9 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     SearchUsers: _aio.UnaryUnaryMultiCallable[_identity_pb2.SearchUsersRequest, _identity_pb2.SearchUsersResponse]  # type: ignore[assignment]
     """Finds members by last and first name (prefix, accents and case ignored); pending ones flagged."""
     ListAccountsToValidate: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAccountsToValidateRequest, _identity_pb2.ListAccountsToValidateResponse]  # type: ignore[assignment]
-    """The "accounts to validate" queue: pending accounts whose information is complete."""
+    """The "accounts to validate" queue: pending accounts whose information is complete (or, with
+    `incomplete`, those still missing something).
+    """
     ValidateAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.ValidateAccountRequest, _identity_pb2.ValidateAccountResponse]  # type: ignore[assignment]
     SetUserEmail: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetUserEmailRequest, _identity_pb2.SetUserEmailResponse]  # type: ignore[assignment]
     """Completes a missing e-mail address."""
@@ -331,6 +343,16 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- registration and self service ----------------------------------------------------------"""
 
     @_abc_1.abstractmethod
+    def GetRegistrationOrganisation(
+        self,
+        request: _identity_pb2.GetRegistrationOrganisationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetRegistrationOrganisationResponse, _abc.Awaitable[_identity_pb2.GetRegistrationOrganisationResponse]]:
+        """Public: the organisation an invitation link names, when it accepts sign-up (its name is what
+        the registration page shows; the person never types an id).
+        """
+
+    @_abc_1.abstractmethod
     def VerifyEmail(
         self,
         request: _identity_pb2.VerifyEmailRequest,
@@ -448,7 +470,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.ListAccountsToValidateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ListAccountsToValidateResponse, _abc.Awaitable[_identity_pb2.ListAccountsToValidateResponse]]:
-        """The "accounts to validate" queue: pending accounts whose information is complete."""
+        """The "accounts to validate" queue: pending accounts whose information is complete (or, with
+        `incomplete`, those still missing something).
+        """
 
     @_abc_1.abstractmethod
     def ValidateAccount(

@@ -3528,13 +3528,23 @@ class DuplicateTotals(_message.Message):
     PROBABLE_GROUPS_FIELD_NUMBER: _builtins.int
     PROBABLE_PAIRS_FIELD_NUMBER: _builtins.int
     ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    STALE_FIELD_NUMBER: _builtins.int
     records: _builtins.int
     certain_groups: _builtins.int
     certain_pairs: _builtins.int
     probable_groups: _builtins.int
     probable_pairs: _builtins.int
     elapsed_ms: _builtins.int
-    """Time spent finding them, in milliseconds."""
+    """Time the last computation took, in milliseconds (reports are computed in the background
+    after changes, not for each request).
+    """
+    stale: _builtins.bool
+    """Records changed since (or no report yet): an updated report follows within seconds."""
+    @_builtins.property
+    def computed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the report was computed; unset before the association's first report."""
+
     def __init__(
         self,
         *,
@@ -3544,10 +3554,12 @@ class DuplicateTotals(_message.Message):
         probable_groups: _builtins.int = ...,
         probable_pairs: _builtins.int = ...,
         elapsed_ms: _builtins.int = ...,
+        computed_at: _timestamp_pb2.Timestamp | None = ...,
+        stale: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certain_groups", b"certain_groups", "certain_pairs", b"certain_pairs", "elapsed_ms", b"elapsed_ms", "probable_groups", b"probable_groups", "probable_pairs", b"probable_pairs", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certain_groups", b"certain_groups", "certain_pairs", b"certain_pairs", "computed_at", b"computed_at", "elapsed_ms", b"elapsed_ms", "probable_groups", b"probable_groups", "probable_pairs", b"probable_pairs", "records", b"records", "stale", b"stale"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ Every authenticated route forwards the caller's token; the membership service de
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -468,6 +469,10 @@ async def list_duplicates(
             probable_groups=t.probable_groups,
             probable_pairs=t.probable_pairs,
             elapsed_ms=t.elapsed_ms,
+            computed_at=t.computed_at.ToDatetime(tzinfo=dt.UTC)
+            if t.HasField("computed_at")
+            else None,
+            stale=t.stale,
         ),
         next_page_token=next_token(response.page),
     )

@@ -416,7 +416,14 @@ class DuplicateTotals(BaseModel):
     certain_pairs: int
     probable_groups: int
     probable_pairs: int
-    elapsed_ms: int
+    elapsed_ms: int = Field(description="What the last computation took (in the background).")
+    computed_at: dt.datetime | None = Field(
+        default=None, description="When the report was computed; null before the first one."
+    )
+    stale: bool = Field(
+        default=False,
+        description="Records changed since (or no report yet): an update follows within seconds.",
+    )
 
 
 class DuplicatePage(BaseModel):

@@ -115,7 +115,7 @@ def list_organisation_members(
     rpc="SearchUsers",
     answer=page_of(UserPage, User, "users"),
     tags=["accounts"],
-    summary="Find members by last and first name (pending ones flagged)",
+    summary="Find members by name, username or e-mail address (pending ones flagged)",
     responses=errors(400, 401, 403, 404),
 )
 def search_accounts(
@@ -127,11 +127,16 @@ def search_accounts(
     first_name: Annotated[
         str | None, Query(max_length=NAME_MAX, description="Prefix; accents and case ignored.")
     ] = None,
+    login: Annotated[
+        str | None,
+        Query(max_length=320, description="A username or an e-mail address, whole; case ignored."),
+    ] = None,
 ) -> pb.SearchUsersRequest:
     return pb.SearchUsersRequest(
         organisation_id=str(organisation_id),
         last_name=last_name or "",
         first_name=first_name or "",
+        login=login or "",
         page=page,
     )
 
@@ -141,13 +146,24 @@ def search_accounts(
     rpc="ListAccountsToValidate",
     answer=page_of(UserPage, User, "users"),
     tags=["accounts"],
-    summary="Accounts waiting for validation whose information is complete",
+    summary="Accounts waiting for validation: complete ones, or those still missing something",
+    description=(
+        "By default the pending accounts whose information is complete (an admin can validate "
+        "them). With `incomplete=true`, the pending accounts still missing something: each "
+        "account's `missing` says what."
+    ),
     responses=errors(400, 401, 403, 404),
 )
 def accounts_to_validate(
-    organisation_id: OrganisationId, page: Page
+    organisation_id: OrganisationId,
+    page: Page,
+    incomplete: Annotated[
+        bool, Query(description="The pending accounts still missing something instead.")
+    ] = False,
 ) -> pb.ListAccountsToValidateRequest:
-    return pb.ListAccountsToValidateRequest(organisation_id=str(organisation_id), page=page)
+    return pb.ListAccountsToValidateRequest(
+        organisation_id=str(organisation_id), page=page, incomplete=incomplete
+    )
 
 
 @ops.post(

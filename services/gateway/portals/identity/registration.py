@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response, status
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from guichet.identity.v1 import identity_pb2 as pb
 
 from services.gateway.auth import Identity, public_metadata
 from services.gateway.openapi import errors
 from services.gateway.portals.identity.schemas import (
+    Organisation,
     SelfRegistrationBody,
     TokenBody,
     User,
@@ -41,6 +45,27 @@ async def register(body: SelfRegistrationBody, request: Request, link: Identity)
         metadata=public_metadata(request),
     )
     return User.from_proto(response.user)
+
+
+@router.get(
+    "/v1/registrations/organisations/{organisation_id}",
+    summary="The organisation an invitation link names (public)",
+    dependencies=braked,
+    responses=errors(400, 404, 409, 429),
+)
+async def registration_organisation(
+    organisation_id: Annotated[uuid.UUID, Path(description="From the invitation link.")],
+    request: Request,
+    link: Identity,
+) -> Organisation:
+    """What a registration page shows of an invitation link's organisation (its name), so that
+    a person never types an id; 404 if there is none, 409 `self_registration_closed` if it does
+    not accept sign-up."""
+    response = await link.stub.GetRegistrationOrganisation(
+        pb.GetRegistrationOrganisationRequest(organisation_id=str(organisation_id)),
+        metadata=public_metadata(request),
+    )
+    return Organisation.from_proto(response.organisation)
 
 
 @router.post(

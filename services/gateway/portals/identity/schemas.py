@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from guichet.identity.v1 import identity_pb2
@@ -262,6 +262,20 @@ class Membership(BaseModel):
     role: str = Field(examples=["member"])
 
 
+# What an account may still lack before an admin can validate it (User.missing).
+MissingItem = Literal[
+    "first_name",
+    "last_name",
+    "phone",
+    "address_line",
+    "postal_code",
+    "city",
+    "birth_date",
+    "email",
+    "email_verified",
+]
+
+
 class User(BaseModel):
     id: str = Field(examples=[EXAMPLE_USER_ID])
     username: str = Field(examples=["Dupont.Jean"], description="As typed at registration.")
@@ -274,6 +288,14 @@ class User(BaseModel):
     organisation_id: str | None = Field(examples=[EXAMPLE_ORG_ID])
     memberships: list[Membership]
     create_time: dt.datetime | None = Field(examples=[_EXAMPLE_TIME])
+    missing: list[MissingItem] = Field(
+        examples=[["phone", "birth_date", "email_verified"]],
+        description=(
+            "What keeps the account's information from being complete, in the profile's order: "
+            "profile fields, then `email` (none on file) or `email_verified` (not confirmed). "
+            "Empty when `profile_complete`."
+        ),
+    )
 
     @classmethod
     def from_proto(cls, user: identity_pb2.User) -> User:
@@ -291,6 +313,7 @@ class User(BaseModel):
                 Membership(organisation_id=m.organisation_id, role=m.role) for m in user.memberships
             ],
             create_time=_time(user.create_time, user.HasField("create_time")),
+            missing=[cast("MissingItem", item) for item in user.missing],
         )
 
 
