@@ -32,6 +32,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import pyotp
 
 from services.devstack.demo import DEMO, DEMO_PASSWORD
 
@@ -81,11 +82,21 @@ def server_ms(response: httpx.Response, elapsed: float) -> float:
     return elapsed * 1000
 
 
-async def signed_in_client(web_url: str, username: str, password: str) -> httpx.AsyncClient:
+async def signed_in_client(
+    web_url: str, username: str, password: str, totp_secret: str | None = None
+) -> httpx.AsyncClient:
+    """A portal session; an account with an authenticator app (the ops admin) answers the
+    second step with its current code."""
     client = httpx.AsyncClient(base_url=web_url, timeout=60, follow_redirects=True)
     answer = await client.post(
         "/sign-in", data={"username": username, "password": password, "next": "/"}
     )
+    if totp_secret and 'name="ticket"' in answer.text:
+        hidden = dict(re.findall(r'name="(ticket|methods)" value="([^"]*)"', answer.text))
+        answer = await client.post(
+            "/sign-in/second-factor",
+            data={**hidden, "next": "/", "code": pyotp.TOTP(totp_secret).now()},
+        )
     if answer.status_code != 200 or "/sign-in" in str(answer.url):
         await client.aclose()
         raise SystemExit(f"{username} could not sign in ({answer.status_code})")
@@ -167,14 +178,17 @@ def report(timings: Timings) -> int:
     return 1 if slow or timings.failures else 0
 
 
-async def run(web_url: str, admin_password: str, args: argparse.Namespace) -> int:
+async def run(
+    web_url: str, admin_password: str, args: argparse.Namespace, admin_totp_secret: str = ""
+) -> int:
     users = [(u.username, DEMO_PASSWORD) for org in DEMO for u in org.users]
     users.append(("ops.admin", admin_password))
     if args.users:
         users = [u for u in users if u[0] in args.users.split(",")]
     timings = Timings()
     for username, password in users:
-        client = await signed_in_client(web_url, username, password)
+        secret = admin_totp_secret if username == "ops.admin" else None
+        client = await signed_in_client(web_url, username, password, secret)
         try:
             pages = await crawl(client, per_shape=args.per_pattern, limit=args.limit)
             print(f"{username}: {len(pages)} pages", flush=True)
@@ -206,7 +220,9 @@ async def run_own_stack(args: argparse.Namespace) -> int:
                     c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key
                 },
             )
-            return await run(stack.web_url, stack.secrets.admin_password, args)
+            return await run(
+                stack.web_url, stack.secrets.admin_password, args, stack.secrets.admin_totp_secret
+            )
         finally:
             await stack.stop()
 
@@ -222,11 +238,10 @@ def main() -> int:
     args = parser.parse_args()
     if not args.web_url:
         return asyncio.run(run_own_stack(args))
-    password = args.admin_password
-    if password is None:
-        secrets = ROOT / ".state" / "secrets.json"
-        password = json.loads(secrets.read_text())["admin_password"] if secrets.exists() else ""
-    return asyncio.run(run(args.web_url, password, args))
+    secrets = ROOT / ".state" / "secrets.json"
+    saved = json.loads(secrets.read_text()) if secrets.exists() else {}
+    password = args.admin_password or saved.get("admin_password", "")
+    return asyncio.run(run(args.web_url, password, args, saved.get("admin_totp_secret", "")))
 
 
 if __name__ == "__main__":

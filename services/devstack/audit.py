@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pyotp
 
 from services.devstack.demo import DEMO_PASSWORD
 
@@ -74,12 +76,21 @@ PLACES = {
 }
 
 
-async def cookies_of(web_url: str, username: str, password: str) -> str:
-    """Signs in through the portal's form: the Cookie header of that session."""
+async def cookies_of(
+    web_url: str, username: str, password: str, totp_secret: str | None = None
+) -> str:
+    """Signs in through the portal's form (and its second step with the current TOTP code when
+    the account has one, as the ops admin does): the Cookie header of that session."""
     async with httpx.AsyncClient(base_url=web_url, timeout=60) as client:
         answer = await client.post(
             "/sign-in", data={"username": username, "password": password, "next": "/"}
         )
+        if answer.status_code == 200 and totp_secret and 'name="ticket"' in answer.text:
+            hidden = dict(re.findall(r'name="(ticket|methods)" value="([^"]*)"', answer.text))
+            answer = await client.post(
+                "/sign-in/second-factor",
+                data={**hidden, "next": "/", "code": pyotp.TOTP(totp_secret).now()},
+            )
         if answer.status_code != 303:
             raise SystemExit(f"{username} could not sign in ({answer.status_code})")
         return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
@@ -151,7 +162,13 @@ def lighthouse(url: str, cookie: str | None, form_factor: str, chrome: str) -> d
     return scores
 
 
-async def run(web_url: str, gateway_url: str, admin_password: str, only: str | None) -> int:
+async def run(
+    web_url: str,
+    gateway_url: str,
+    admin_password: str,
+    only: str | None,
+    admin_totp_secret: str | None = None,
+) -> int:
     chrome = os.environ.get("CHROME_PATH") or shutil.which("chromium") or ""
     if not chrome:
         raise SystemExit("no Chromium: apt-get install chromium, or set CHROME_PATH")
@@ -167,7 +184,8 @@ async def run(web_url: str, gateway_url: str, admin_password: str, only: str | N
         if target.user:
             if target.user not in sessions:
                 password = admin_password if target.user == "ops.admin" else DEMO_PASSWORD
-                sessions[target.user] = await cookies_of(web_url, target.user, password)
+                secret = admin_totp_secret if target.user == "ops.admin" else None
+                sessions[target.user] = await cookies_of(web_url, target.user, password, secret)
             cookie = sessions[target.user]
         path = target.path.format(**found)
         for form_factor in ("mobile", "desktop"):
@@ -214,7 +232,13 @@ async def run_own_stack(only: str | None) -> int:
                     c.name: stack.grpc_address(c.port_key) for c in COMPONENTS if c.port_key
                 },
             )
-            return await run(stack.web_url, stack.gateway_url, stack.secrets.admin_password, only)
+            return await run(
+                stack.web_url,
+                stack.gateway_url,
+                stack.secrets.admin_password,
+                only,
+                stack.secrets.admin_totp_secret,
+            )
         finally:
             await stack.stop()
 
@@ -227,11 +251,18 @@ def main() -> None:
     parser.add_argument("--only", help="only the portals whose name contains this")
     args = parser.parse_args()
     if args.web_url:
-        password = args.admin_password
-        if password is None:
-            secrets = ROOT / ".state" / "secrets.json"
-            password = json.loads(secrets.read_text())["admin_password"] if secrets.exists() else ""
-        rc = asyncio.run(run(args.web_url.rstrip("/"), args.gateway_url, password, args.only))
+        secrets = ROOT / ".state" / "secrets.json"
+        saved = json.loads(secrets.read_text()) if secrets.exists() else {}
+        password = args.admin_password or saved.get("admin_password", "")
+        rc = asyncio.run(
+            run(
+                args.web_url.rstrip("/"),
+                args.gateway_url,
+                password,
+                args.only,
+                saved.get("admin_totp_secret") or None,
+            )
+        )
     else:
         rc = asyncio.run(run_own_stack(args.only))
     sys.stdout.flush()

@@ -67,7 +67,7 @@ class AssociationSettings(BaseModel):
 
 class AssociationTimeZoneBody(_Request):
     time_zone: str = Field(
-        max_length=TIME_ZONE, description="IANA time zone.", examples=["Europe/Paris"]
+        min_length=1, max_length=TIME_ZONE, description="IANA time zone.", examples=["Europe/Paris"]
     )
 
 

@@ -194,7 +194,7 @@ class CalendarBody(_Request):
 class CalendarUpdateBody(_Request):
     """A calendar's rules, replaced whole (its name stays)."""
 
-    time_zone: str = Field(max_length=64, examples=["America/Sao_Paulo"])
+    time_zone: str = Field(min_length=1, max_length=64, examples=["America/Sao_Paulo"])
     weekly_hours: list[str] = Field(
         max_length=7,
         description='Seven entries, Monday first: "" (closed) or "09:00-12:00,13:00-18:00".',

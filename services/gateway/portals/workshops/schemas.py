@@ -82,6 +82,7 @@ class ProgramBody(_Request):
 
 class TimeZoneBody(_Request):
     time_zone: str = Field(
+        min_length=1,
         max_length=TIME_ZONE,
         description="IANA time zone, e.g. Europe/Paris.",
         examples=["America/Montreal"],
@@ -91,6 +92,8 @@ class TimeZoneBody(_Request):
 class WorkshopTimeZoneBody(_Request):
     time_zone: str = Field(
         max_length=TIME_ZONE,
+        # Empty, or a name of the IANA database's shape (the service checks it exists).
+        pattern=r"^\s*([A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*)?\s*$",
         description="The workshop's own IANA time zone; empty: its program's.",
         examples=["America/Montreal"],
     )
