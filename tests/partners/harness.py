@@ -387,7 +387,6 @@ async def partners_service(
             "partners_pb2_grpc.PartnersServiceAsyncStub",
             partners_pb2_grpc.PartnersServiceStub(channel),
         )
-        admin_account = Account("", ADMIN_USERNAME, ADMIN_PASSWORD, None, "")
         yield Partners(
             stub=stub,
             support=support,
@@ -399,7 +398,7 @@ async def partners_service(
             identity_port=identity_port,
             support_port=support_port,
             clock=clock,
-            admin=await identity.token(admin_account),
+            admin=identity.admin,  # signed in with its TOTP
             platform=await service_token(identity.stub, "platform"),
             worker=await service_token(identity.stub, "worker"),
         )

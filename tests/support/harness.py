@@ -334,7 +334,6 @@ async def support_service(
             "support_pb2_grpc.SupportServiceAsyncStub",
             support_pb2_grpc.SupportServiceStub(channel),
         )
-        admin_account = Account("", ADMIN_USERNAME, ADMIN_PASSWORD, None, "")
         yield (
             Support(
                 stub=stub,
@@ -344,7 +343,7 @@ async def support_service(
                 context=context,
                 port=server.port,
                 clock=clock,
-                admin=await identity.token(admin_account),
+                admin=identity.admin,  # signed in with its TOTP
             ),
             worker,
         )
