@@ -26,13 +26,13 @@ from services.identity.domain import (
     passkeys,
     registration,
     second_factor,
+    service_tokens,
     signing_keys,
     startup,
     throttles,
     tokens,
     validation_queue,
 )
-from services.identity.domain.common import uuid_or_raise
 from services.identity.domain.devices import Keyring
 from services.identity.fees import MembershipFees
 from services.identity.mapping import (
@@ -41,13 +41,13 @@ from services.identity.mapping import (
     login_response,
     organisation_to_proto,
     page_response,
-    passkey_to_proto,
     signed_in,
     token_pair,
     user_to_proto,
 )
 from services.identity.models import outbox as outbox_table
 from services.identity.passwords import Passwords
+from services.identity.second_factor_rpcs import SecondFactorRpcs
 from services.identity.settings import IdentitySettings
 from services.kit.auth import TokenVerifier, current_principal
 from services.kit.errors import PermissionDenied, ResourceExhausted, Validator
@@ -96,7 +96,7 @@ def _counted(refusal: tokens.Refusal) -> tokens.Refusal:
     return refusal
 
 
-class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
+class IdentityServicer(SecondFactorRpcs, identity_pb2_grpc.IdentityServiceServicer):
     def __init__(
         self,
         *,
@@ -278,7 +278,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: identity_pb2.IssueServiceTokenRequest, context: Context
     ) -> identity_pb2.IssueServiceTokenResponse:
         async with self._sessions.begin() as session:
-            token, expires_in = await tokens.issue_service_token(
+            token, expires_in = await service_tokens.issue_service_token(
                 session=session,
                 settings=self._settings,
                 now=self._clock(),
@@ -635,136 +635,6 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             events=[audit_to_proto(e) for e in page.items], page=page_response(page.next_page_token)
         )
 
-    # --- second factors ---------------------------------------------------------------------------
-
-    async def GetSecondFactors(
-        self, request: identity_pb2.GetSecondFactorsRequest, context: Context
-    ) -> identity_pb2.GetSecondFactorsResponse:
-        async with self._sessions.begin() as session:
-            found = await second_factor.status(session=session, actor=current_principal())
-        return identity_pb2.GetSecondFactorsResponse(
-            totp=found.totp,
-            passkeys=[passkey_to_proto(p) for p in found.passkeys],
-            recovery_codes_left=found.recovery_codes_left,
-            required=found.required,
-            withheld_roles=sorted(found.withheld),
-        )
-
-    async def BeginTotpEnrolment(
-        self, request: identity_pb2.BeginTotpEnrolmentRequest, context: Context
-    ) -> identity_pb2.BeginTotpEnrolmentResponse:
-        async with self._sessions.begin() as session:
-            enrolment = await second_factor.begin_totp(
-                session=session,
-                settings=self._settings,
-                actor=current_principal(),
-                now=self._clock(),
-            )
-        return identity_pb2.BeginTotpEnrolmentResponse(
-            secret=enrolment.secret, otpauth_uri=enrolment.uri
-        )
-
-    async def ConfirmTotpEnrolment(
-        self, request: identity_pb2.ConfirmTotpEnrolmentRequest, context: Context
-    ) -> identity_pb2.ConfirmTotpEnrolmentResponse:
-        async with self._sessions.begin() as session:
-            codes = await second_factor.confirm_totp(
-                session=session,
-                settings=self._settings,
-                actor=current_principal(),
-                now=self._clock(),
-                code=request.code,
-            )
-        return identity_pb2.ConfirmTotpEnrolmentResponse(recovery_codes=codes)
-
-    async def RemoveTotp(
-        self, request: identity_pb2.RemoveTotpRequest, context: Context
-    ) -> identity_pb2.RemoveTotpResponse:
-        async with self._sessions.begin() as session:
-            await second_factor.remove_totp(
-                session=session, actor=current_principal(), now=self._clock()
-            )
-        return identity_pb2.RemoveTotpResponse()
-
-    async def RegenerateRecoveryCodes(
-        self, request: identity_pb2.RegenerateRecoveryCodesRequest, context: Context
-    ) -> identity_pb2.RegenerateRecoveryCodesResponse:
-        async with self._sessions.begin() as session:
-            codes = await second_factor.regenerate_recovery_codes(
-                session=session, actor=current_principal(), now=self._clock()
-            )
-        return identity_pb2.RegenerateRecoveryCodesResponse(recovery_codes=codes)
-
-    async def BeginPasskeyRegistration(
-        self, request: identity_pb2.BeginPasskeyRegistrationRequest, context: Context
-    ) -> identity_pb2.BeginPasskeyRegistrationResponse:
-        async with self._sessions.begin() as session:
-            options = await passkeys.registration_options(
-                session=session,
-                settings=self._settings,
-                actor=current_principal(),
-                now=self._clock(),
-            )
-        return identity_pb2.BeginPasskeyRegistrationResponse(options_json=options)
-
-    async def FinishPasskeyRegistration(
-        self, request: identity_pb2.FinishPasskeyRegistrationRequest, context: Context
-    ) -> identity_pb2.FinishPasskeyRegistrationResponse:
-        async with self._sessions.begin() as session:
-            registered = await passkeys.register(
-                session=session,
-                settings=self._settings,
-                actor=current_principal(),
-                now=self._clock(),
-                credential_json=request.credential,
-                name=request.name,
-            )
-        return identity_pb2.FinishPasskeyRegistrationResponse(
-            passkey=passkey_to_proto(registered.passkey),
-            recovery_codes=registered.recovery_codes,
-        )
-
-    async def RemovePasskey(
-        self, request: identity_pb2.RemovePasskeyRequest, context: Context
-    ) -> identity_pb2.RemovePasskeyResponse:
-        passkey_id = uuid_or_raise("passkey_id", request.passkey_id)
-        async with self._sessions.begin() as session:
-            await passkeys.remove(
-                session=session, actor=current_principal(), now=self._clock(), passkey_id=passkey_id
-            )
-        return identity_pb2.RemovePasskeyResponse()
-
-    async def ResetSecondFactors(
-        self, request: identity_pb2.ResetSecondFactorsRequest, context: Context
-    ) -> identity_pb2.ResetSecondFactorsResponse:
-        user_id = uuid_or_raise("user_id", request.user_id)
-        async with self._sessions.begin() as session:
-            await second_factor.admin_reset(
-                session=session,
-                settings=self._settings,
-                actor=current_principal(),
-                now=self._clock(),
-                user_id=user_id,
-            )
-        self._mail_sent()
-        return identity_pb2.ResetSecondFactorsResponse()
-
-    async def SetSecondFactorPolicy(
-        self, request: identity_pb2.SetSecondFactorPolicyRequest, context: Context
-    ) -> identity_pb2.SetSecondFactorPolicyResponse:
-        organisation_id = uuid_or_raise("organisation_id", request.organisation_id)
-        async with self._sessions.begin() as session:
-            organisation = await second_factor.set_policy(
-                session=session,
-                actor=current_principal(),
-                now=self._clock(),
-                organisation_id=organisation_id,
-                required=request.required,
-            )
-        return identity_pb2.SetSecondFactorPolicyResponse(
-            organisation=organisation_to_proto(organisation)
-        )
-
     async def purge_forever(self) -> None:
         """Deletes expired throttle rows and challenges every THROTTLE_PURGE_SECONDS (every
         replica does; deleting what another already deleted costs nothing)."""
@@ -796,7 +666,9 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
     # identity starts whether or not membership is up (membership itself needs identity's JWKS).
     async def own_token() -> tuple[str, int]:
         async with context.sessions.begin() as session:
-            return await tokens.own_service_token(session=session, settings=settings, now=clock())
+            return await service_tokens.own_service_token(
+                session=session, settings=settings, now=clock()
+            )
 
     fees = MembershipFees(
         settings.membership_addr,

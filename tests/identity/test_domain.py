@@ -23,6 +23,7 @@ from services.identity.domain import (
     organisations,
     registration,
     roles,
+    service_tokens,
     signing_keys,
     startup,
     tokens,
@@ -402,12 +403,12 @@ async def test_bootstrap_is_idempotent_and_syncs_service_clients(world: World) -
             select(func.count()).select_from(Organisation).where(Organisation.code == "ops")
         )
         assert operators == 1
-        token, _ = await tokens.issue_service_token(
+        token, _ = await service_tokens.issue_service_token(
             session=session, settings=settings, now=T0, client_id="beta", client_secret="c" * 24
         )
         assert token
         with pytest.raises(Unauthenticated):
-            await tokens.issue_service_token(
+            await service_tokens.issue_service_token(
                 session=session,
                 settings=settings,
                 now=T0,

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.identity.domain import startup, throttles, tokens
+from services.identity.domain import login_reads, startup, throttles, tokens
 from services.identity.domain.devices import Keyring, issue_device_token
 from services.identity.models import (
     AuditEvent,
@@ -390,7 +390,7 @@ async def test_a_sign_in_is_one_read_and_one_write(world: World) -> None:
                 client_ip=HOME,
                 device_token=device,
             )
-        assert isinstance(state, tokens.LoginState) and state.trusted
+        assert isinstance(state, login_reads.LoginState) and state.trusted
         checked = await tokens.check_password(
             passwords=world.passwords, state=state, password=PASSWORD
         )

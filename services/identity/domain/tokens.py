@@ -21,7 +21,6 @@ Refusals that must keep a record (a failed sign-in, a reused refresh token) are 
 from __future__ import annotations
 
 import functools
-import hmac
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -33,19 +32,12 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Insert,
-    Select,
     String,
-    Uuid,
     any_,
     bindparam,
-    cast,
     delete,
-    exists,
-    func,
     insert,
-    literal_column,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -60,18 +52,21 @@ from services.identity.domain.common import (
     sha256_hex,
 )
 from services.identity.domain.devices import Device, Keyring, issue_device_token, read_device_token
+from services.identity.domain.login_reads import (
+    BY_ID,
+    BY_USERNAME,
+    Account,
+    LoginState,
+    SigningKeyRow,
+    account_of,
+    read_login_state,
+    signing_of,
+)
 from services.identity.models import (
     AuditEvent,
     Base,
     LoginFailures,
-    Membership,
-    Organisation,
-    Passkey,
-    RecoveryCode,
     RefreshToken,
-    ServiceClient,
-    SigningKey,
-    TotpCredential,
     User,
     UserStatus,
 )
@@ -83,6 +78,13 @@ from services.kit.errors import (
     Unauthenticated,
     Validator,
 )
+
+# The tables a sign-in writes, as Core tables (statements built once; login_reads reads them).
+_tables = Base.metadata.tables
+_users = _tables[User.__tablename__]
+_failures = _tables[LoginFailures.__tablename__]
+_refresh = _tables[RefreshToken.__tablename__]
+_audit = _tables[AuditEvent.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -120,174 +122,6 @@ INVALID_REFRESH = "invalid refresh token"
 SECOND_FACTOR_INVALID = "this second factor was not accepted"
 
 
-# --- what a sign-in reads ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Account:
-    """The columns a sign-in decides on (read as plain rows: no ORM object is needed)."""
-
-    id: uuid.UUID
-    username: str
-    password_hash: str | None
-    status: str
-    email: str | None
-    first_name: str | None
-    organisation_requires: bool
-    memberships: list[tuple[str, str]]
-    has_totp: bool
-    has_passkey: bool
-    has_recovery: bool
-
-    @property
-    def roles(self) -> list[str]:
-        return [role for _, role in self.memberships]
-
-    @property
-    def has_second_factor(self) -> bool:
-        return self.has_totp or self.has_passkey
-
-
-@dataclass(frozen=True)
-class SigningKeyRow:
-    kid: str
-    pem: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class LoginState:
-    """What `start_login` read, for `finish_login`."""
-
-    user_key: str
-    address_key: str | None
-    device: Device | None  # only when it names this account
-    account: Account | None
-    client_ip: str
-    # Which counters hold failures (a success forgives them; none, most of the time).
-    to_forgive: tuple[str, ...] = ()
-    signing: SigningKeyRow | None = None
-
-    @property
-    def trusted(self) -> bool:
-        return self.device is not None
-
-
-_tables = Base.metadata.tables
-_users = _tables[User.__tablename__]
-_organisations = _tables[Organisation.__tablename__]
-_memberships = _tables[Membership.__tablename__]
-_failures = _tables[LoginFailures.__tablename__]
-_keys = _tables[SigningKey.__tablename__]
-_totp = _tables[TotpCredential.__tablename__]
-_passkeys = _tables[Passkey.__tablename__]
-_recovery = _tables[RecoveryCode.__tablename__]
-_refresh = _tables[RefreshToken.__tablename__]
-_audit = _tables[AuditEvent.__tablename__]
-
-# Statements a sign-in runs many times a second are built once, from tables (no ORM entity to
-# compile), with bound parameters: building and compiling them cost more CPU than running them.
-BY_USERNAME = "username"
-BY_ID = "id"
-
-
-@functools.cache
-def _read_statement(by: str, counters: int) -> Select[Any]:
-    """The account (by lower(username) or by id; none is a row of NULLs), its roles, factors and
-    organisation's policy, the newest signing key, and `counters` failure counters (`:k0`…)."""
-    memberships = (
-        select(
-            func.array_agg(
-                func.concat(cast(_memberships.c.organisation_id, String), " ", _memberships.c.role)
-            )
-        )
-        .where(_memberships.c.user_id == _users.c.id)
-        .scalar_subquery()
-    )
-    newest = (
-        select(_keys.c.kid, _keys.c.private_key_pem, _keys.c.created_at)
-        .order_by(_keys.c.created_at.desc())
-        .limit(1)
-        .lateral("newest")
-    )
-    which = (
-        func.lower(_users.c.username) == bindparam("who", type_=String)
-        if by == BY_USERNAME
-        else _users.c.id == bindparam("who", type_=Uuid)
-    )
-    anchor = select(literal_column("1").label("one")).subquery("anchor")
-    joined = anchor.outerjoin(_users, which).outerjoin(
-        _organisations, _organisations.c.id == _users.c.organisation_id
-    )
-    counter_columns: list[Any] = []
-    for index in range(counters):
-        alias = _failures.alias(f"f{index}")
-        joined = joined.outerjoin(alias, alias.c.key == bindparam(f"k{index}", type_=String))
-        counter_columns += [
-            alias.c.locked_until.label(f"lock{index}"),
-            alias.c.failures.label(f"failures{index}"),
-        ]
-    joined = joined.outerjoin(newest, true())
-    return select(
-        _users.c.id.label("user_id"),
-        _users.c.username,
-        _users.c.password_hash,
-        _users.c.status,
-        _users.c.email,
-        _users.c.first_name,
-        _organisations.c.second_factor_required,
-        memberships.label("memberships"),
-        exists()
-        .where(_totp.c.user_id == _users.c.id, _totp.c.confirmed_at.is_not(None))
-        .label("has_totp"),
-        exists().where(_passkeys.c.user_id == _users.c.id).label("has_passkey"),
-        exists()
-        .where(_recovery.c.user_id == _users.c.id, _recovery.c.used_at.is_(None))
-        .label("has_recovery"),
-        *counter_columns,
-        newest.c.kid,
-        newest.c.private_key_pem,
-        newest.c.created_at.label("key_created_at"),
-    ).select_from(joined)
-
-
-def _account_of(row: Any) -> Account | None:
-    if row.user_id is None:
-        return None
-    return Account(
-        id=row.user_id,
-        username=row.username,
-        password_hash=row.password_hash,
-        status=row.status,
-        email=row.email,
-        first_name=row.first_name,
-        organisation_requires=bool(row.second_factor_required),
-        memberships=second_factor.memberships_of(row.memberships),
-        has_totp=bool(row.has_totp),
-        has_passkey=bool(row.has_passkey),
-        has_recovery=bool(row.has_recovery),
-    )
-
-
-def _signing_of(row: Any) -> SigningKeyRow | None:
-    if row.kid is None:
-        return None
-    return SigningKeyRow(kid=row.kid, pem=row.private_key_pem, created_at=row.key_created_at)
-
-
-async def _read(
-    session: AsyncSession, by: str, who: object, counters: Sequence[str]
-) -> tuple[Any, list[tuple[datetime | None, int | None]]]:
-    """One statement: the account `who` (a lower-case username or an id), with what a sign-in
-    decides on, the newest signing key, and each counter's (lock, failures). Absent counters are
-    passed as "" so that the statement keeps one shape (one cached plan)."""
-    params: dict[str, object] = {"who": who}
-    params.update({f"k{index}": key for index, key in enumerate(counters)})
-    row = (await session.execute(_read_statement(by, len(counters)), params)).one()
-    found = [(getattr(row, f"lock{i}"), getattr(row, f"failures{i}")) for i in range(len(counters))]
-    return row, found
-
-
 def _check_login_fields(username: str, password: str, client_ip: str) -> None:
     v = Validator()
     v.require("username", username)
@@ -317,9 +151,9 @@ async def start_login(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     address = throttles.address_key(client_ip)
     counters = [user_key, claimed.throttle_key if claimed else "", address or ""]
-    row, found = await _read(session, BY_USERNAME, username.strip().lower(), counters)
+    row, found = await read_login_state(session, BY_USERNAME, username.strip().lower(), counters)
     (user_lock, user_failures), (device_lock, device_failures), (address_lock, _) = found
-    account = _account_of(row)
+    account = account_of(row)
     device = claimed if claimed and account and claimed.user_id == account.id else None
     if device is not None:
         wait, scope = throttles.wait_seconds(device_lock, now), "device"
@@ -339,7 +173,7 @@ async def start_login(
         account=account,
         client_ip=client_ip,
         to_forgive=to_forgive,
-        signing=_signing_of(row),
+        signing=signing_of(row),
     )
 
 
@@ -730,8 +564,8 @@ async def complete_second_factor(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == proven.user_id else None
     counter = device.throttle_key if device else throttles.FACTOR + str(proven.user_id)
-    row, ((lock, failures),) = await _read(session, BY_ID, proven.user_id, [counter])
-    account = _account_of(row)
+    row, ((lock, failures),) = await read_login_state(session, BY_ID, proven.user_id, [counter])
+    account = account_of(row)
     if account is None:
         return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
     wait = throttles.wait_seconds(lock, now)
@@ -779,7 +613,7 @@ async def complete_second_factor(
         device=device,
         client_ip=client_ip,
         forgive=forgive,
-        signing=_signing_of(row),
+        signing=signing_of(row),
     )
 
 
@@ -805,8 +639,8 @@ async def passkey_login(
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == passkey.user_id else None
-    row, _ = await _read(session, BY_ID, passkey.user_id, [])
-    account = _account_of(row)
+    row, _ = await read_login_state(session, BY_ID, passkey.user_id, [])
+    account = account_of(row)
     if account is None:
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     if account.status == UserStatus.DISABLED:
@@ -821,7 +655,7 @@ async def passkey_login(
         device=device,
         client_ip=client_ip,
         forgive=(),
-        signing=_signing_of(row),
+        signing=signing_of(row),
     )
 
 
@@ -881,8 +715,8 @@ async def refresh(
         return Refusal(Unauthenticated(INVALID_REFRESH, reason="refresh_token_revoked"))
     if token.expires_at <= now:
         return Refusal(Unauthenticated("refresh token expired", reason="refresh_token_expired"))
-    row, _ = await _read(session, BY_ID, token.user_id, [])
-    account = _account_of(row)
+    row, _ = await read_login_state(session, BY_ID, token.user_id, [])
+    account = account_of(row)
     if account is None or account.status == UserStatus.DISABLED:
         await revoke_refresh_tokens(
             session, now, RefreshToken.family_id == token.family_id, "disabled"
@@ -891,7 +725,7 @@ async def refresh(
     token.revoked_at = now
     token.revoke_reason = "rotated"
     amr = token.amr.split()
-    key = await _signing_key(session, settings, now, _signing_of(row))
+    key = await _signing_key(session, settings, now, signing_of(row))
     access = signing_keys.sign_with(
         key.kid,
         key.pem,
@@ -933,56 +767,3 @@ async def logout(*, session: AsyncSession, now: datetime, refresh_token: str) ->
         return
     await revoke_refresh_tokens(session, now, RefreshToken.family_id == token.family_id, "logout")
     audit(session=session, now=now, event="logout", actor=None, user_id=token.user_id)
-
-
-# --- service tokens ------------------------------------------------------------------------------
-
-_NO_SECRET = "0" * 64
-
-
-async def issue_service_token(
-    *,
-    session: AsyncSession,
-    settings: IdentitySettings,
-    now: datetime,
-    client_id: str,
-    client_secret: str,
-) -> tuple[str, int]:
-    """Client credentials for internal callers; the secret is compared in constant time."""
-    v = Validator()
-    v.require("client_id", client_id)
-    v.check(len(client_id) <= 64, "client_id", "must be at most 64 characters")
-    v.require("client_secret", client_secret)
-    v.check(len(client_secret) <= 1024, "client_secret", "is too long")
-    v.raise_if_any()
-    client = await session.get(ServiceClient, client_id)
-    expected = client.secret_sha256 if client is not None else _NO_SECRET
-    matches = hmac.compare_digest(sha256_hex(client_secret), expected)
-    if client is None or not matches:
-        raise Unauthenticated("invalid client credentials", reason="invalid_client")
-    ttl = settings.service_token_ttl_seconds
-    claims = _service_claims(client_id)
-    return await signing_keys.sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
-
-
-def _service_claims(client_id: str) -> dict[str, Any]:
-    return {
-        "sub": f"svc:{client_id}",
-        "typ": "service",
-        "st": "active",
-        "name": client_id,
-        "orgs": {},
-    }
-
-
-# The client id of identity's own calls to other services (the membership fee check).
-IDENTITY_CLIENT_ID = "identity"
-
-
-async def own_service_token(
-    *, session: AsyncSession, settings: IdentitySettings, now: datetime
-) -> tuple[str, int]:
-    """Identity's own service token, signed here: the issuer needs no credentials of its own."""
-    ttl = settings.service_token_ttl_seconds
-    claims = _service_claims(IDENTITY_CLIENT_ID)
-    return await signing_keys.sign(session, settings=settings, now=now, claims=claims, ttl=ttl), ttl
