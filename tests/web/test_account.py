@@ -39,7 +39,7 @@ def test_a_wrong_password_is_refused_in_french_and_keeps_the_username(portal: Pa
     portal.goto(url(portal, "/sign-in"))
     portal.get_by_label("Pseudo").fill("DUPONT.jean")
     portal.get_by_label("Mot de passe", exact=True).fill("not the password")
-    portal.get_by_role("button", name="Se connecter").click()
+    portal.get_by_role("button", name="Se connecter", exact=True).click()
     expect(portal.get_by_role("alert")).to_contain_text("Identifiant ou mot de passe incorrect")
     expect(portal.get_by_label("Pseudo")).to_have_value("DUPONT.jean")
     expect(portal.get_by_label("Mot de passe", exact=True)).to_have_value("")

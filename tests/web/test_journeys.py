@@ -69,7 +69,7 @@ def test_registration_from_the_invitation_link_to_access(
     member.get_by_role("link", name="Se connecter").click()
     member.get_by_label("Pseudo").fill(username)
     member.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
-    member.get_by_role("button", name="Se connecter").click()
+    member.get_by_role("button", name="Se connecter", exact=True).click()
     expect(member).to_have_url(url(member, "/profile"))
     status = member.get_by_role("status").filter(has_text="Il manque")
     expect(status).to_contain_text(

@@ -35,7 +35,7 @@ def _store_id(stack: Stack, username: str) -> str:
 
 def _sign_out(portal: Page) -> None:
     portal.get_by_role("button", name="Se déconnecter").click()
-    expect(portal.get_by_role("button", name="Se connecter")).to_be_visible()
+    expect(portal.get_by_role("button", name="Se connecter", exact=True)).to_be_visible()
 
 
 def _local(moment: datetime) -> str:

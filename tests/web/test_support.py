@@ -86,7 +86,7 @@ def _deflections(stack: Stack, category_name: str) -> int:
 
 def _sign_out(portal: Page) -> None:
     portal.get_by_role("button", name="Se déconnecter").click()
-    expect(portal.get_by_role("button", name="Se connecter")).to_be_visible()
+    expect(portal.get_by_role("button", name="Se connecter", exact=True)).to_be_visible()
 
 
 def test_an_answer_found_in_the_faq_is_counted_as_a_deflection(
@@ -395,7 +395,12 @@ def test_an_admin_chooses_a_calendars_holiday_categories_and_sees_the_days_it_wi
         today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
         return [d.day.isoformat() for d in next_closed_days(compile_calendar(spec), today)]
 
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/support/queue"))
     portal.get_by_role("link", name="Calendriers").click()
     portal.get_by_role("link", name=name).click()

@@ -61,7 +61,7 @@ def test_a_brazilian_customer_is_served_in_portuguese_from_the_faq_to_the_answer
         expect(customer.locator("html")).to_have_attribute("lang", "pt-BR")
         customer.get_by_label("Login", exact=True).fill(CUSTOMER)
         customer.get_by_label("Senha", exact=True).fill(DEMO_PASSWORD)
-        customer.get_by_role("button", name="Entrar").click()
+        customer.get_by_role("button", name="Entrar", exact=True).click()
         expect(customer.get_by_role("heading", name="Olá, Ana")).to_be_visible()
         nav = customer.get_by_role("navigation", name="Idioma")
         expect(nav.get_by_text("Português")).to_have_attribute("aria-current", "true")
@@ -117,7 +117,12 @@ def test_a_brazilian_customer_is_served_in_portuguese_from_the_faq_to_the_answer
 
     # The support team answers from its own (French) pages.
     agent = portal
-    sign_in(agent, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        agent,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     agent.goto(url(agent, "/support/queue"))
     agent.get_by_role("row").filter(has_text=title).get_by_role("link", name=title).click()
     # The agent sees which language to answer in.
@@ -143,7 +148,7 @@ def test_a_brazilian_customer_is_served_in_portuguese_from_the_faq_to_the_answer
         customer.goto(url(customer, "/sign-in"))
         customer.get_by_label("Login", exact=True).fill(CUSTOMER)
         customer.get_by_label("Senha", exact=True).fill(DEMO_PASSWORD)
-        customer.get_by_role("button", name="Entrar").click()
+        customer.get_by_role("button", name="Entrar", exact=True).click()
         customer.goto(ticket_url.split("?")[0])
         expect(customer.locator("#ticket-status")).to_have_text("Aguardando o cliente")
         expect(

@@ -16,7 +16,12 @@ from tests.web.conftest import sign_in, url
 def test_the_program_team_translates_an_option_that_a_workshop_then_reads_in_portuguese(
     portal: Page, stack: Stack, screenshot: Callable[[Page, str], None]
 ) -> None:
-    sign_in(portal, "ops.admin", stack.secrets.admin_password)
+    sign_in(
+        portal,
+        "ops.admin",
+        stack.secrets.admin_password,
+        totp_secret=stack.secrets.admin_totp_secret,
+    )
     portal.goto(url(portal, "/operator"))
     portal.get_by_role("link", name="Programmes de bannière").click()
     portal.get_by_role("link", name="Diagnostic avancé").click()
