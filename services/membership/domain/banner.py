@@ -29,6 +29,7 @@ from services.kit.temporal import MEMBERSHIP, WORKSHOP_CODE
 from services.membership.domain.common import (
     WORKSHOP_KIND,
     Directory,
+    OrganisationInfo,
     already_taken,
     check_code,
     check_date,
@@ -444,6 +445,18 @@ def _signal_renewal(session: AsyncSession, membership: WorkshopMembership, now: 
     )
 
 
+def _require_workshop(organisation: OrganisationInfo | None) -> None:
+    """A path id that names no workshop: 404 (issue #24), with the field and its code, before
+    the body is judged (its defaults come from the workshop)."""
+    if organisation is None or organisation.kind != WORKSHOP_KIND:
+        why, code = (
+            ("names no organisation", "unknown_organisation")
+            if organisation is None
+            else (f"is a {organisation.kind}, not a workshop", "not_a_workshop")
+        )
+        raise NotFound("workshop not found", violations=[("workshop_id", why, code)])
+
+
 async def create_workshop_membership(
     *,
     session: AsyncSession,
@@ -477,6 +490,7 @@ async def create_workshop_membership(
     organisation = None
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
+        _require_workshop(organisation)
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
         v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
     )
@@ -513,14 +527,6 @@ async def create_workshop_membership(
         )
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
-    if organisation is None or organisation.kind != WORKSHOP_KIND:
-        # A path id that names no workshop: 404 (issue #24), with the field and its code.
-        why, code = (
-            ("names no organisation", "unknown_organisation")
-            if organisation is None
-            else (f"is a {organisation.kind}, not a workshop", "not_a_workshop")
-        )
-        raise NotFound("workshop not found", violations=[("workshop_id", why, code)])
     membership = WorkshopMembership(
         id=uuid.uuid4(),
         workshop_id=workshop_uuid,
@@ -628,10 +634,13 @@ async def update_workshop_contacts(
     """Operators only: the workshop sees its details but changes them through the team."""
     parsed = parse_uuid("workshop_id", workshop_id)
     operator_on_workshop(actor, parsed, "change its contact details")
-    v = Validator()
-    checked = _check_contacts(v, workshop, wholesaler, distributor)
-    v.raise_if_any()
+    # The membership first: 404 for a workshop without one, and its name when none is sent.
     membership = await membership_of(session, parsed, lock=True, active=True)
+    v = Validator()
+    checked = _check_contacts(
+        v, workshop, wholesaler, distributor, default_name=membership.workshop_name
+    )
+    v.raise_if_any()
     _apply_contacts(membership, *checked)
     membership.updated_at = now
     return await membership_view(session, membership)

@@ -84,7 +84,8 @@ def calendar_code(field: str) -> str:
     """The code of a calendar rule: which regions and holiday categories exist is the holidays
     library's knowledge, how the opening hours of a day fit together is beyond a pattern (422
     all); the rest is the schema's (400)."""
-    if field in ("country", "subdivision"):
+    if field in ("country", "subdivision", "holiday_categories"):
+        # An unknown region, or a subdivision or holiday categories without their country.
         return "unknown_region"
     if field.startswith("weekly_hours"):
         return "opening_hours"

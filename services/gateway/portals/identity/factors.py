@@ -7,6 +7,7 @@ Adding, removing or replacing a factor needs a session that used one, once the a
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
@@ -31,11 +32,10 @@ from services.gateway.rpc import operation_id
 
 router = APIRouter(tags=["second factors"], generate_unique_id_function=operation_id)
 
-PasskeyId = Annotated[str, Path(max_length=64, examples=["8c1d6a52-3f1e-4e0b-9a7c-2d4f6b8e0a1c"])]
-UserId = Annotated[str, Path(max_length=64, examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])]
-OrganisationId = Annotated[
-    str, Path(max_length=64, examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"])
-]
+# Ids are UUIDs in the path (`:uuid`, so that /v1/me/passkeys/options is not a passkey's path).
+PasskeyId = Annotated[uuid.UUID, Path(examples=["8c1d6a52-3f1e-4e0b-9a7c-2d4f6b8e0a1c"])]
+UserId = Annotated[uuid.UUID, Path(examples=["6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"])]
+OrganisationId = Annotated[uuid.UUID, Path(examples=["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"])]
 
 
 @router.get(
@@ -142,7 +142,7 @@ async def register_passkey(
 
 
 @router.delete(
-    "/v1/me/passkeys/{passkey_id}",
+    "/v1/me/passkeys/{passkey_id:uuid}",
     summary="Remove a passkey",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
@@ -150,7 +150,7 @@ async def register_passkey(
 )
 async def remove_passkey(passkey_id: PasskeyId, caller: CurrentCaller, link: Identity) -> Response:
     await link.stub.RemovePasskey(
-        pb.RemovePasskeyRequest(passkey_id=passkey_id), metadata=caller.metadata
+        pb.RemovePasskeyRequest(passkey_id=str(passkey_id)), metadata=caller.metadata
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -167,7 +167,7 @@ async def reset_second_factors(user_id: UserId, caller: CurrentCaller, link: Ide
     (`second_factor.reset`) and mailed to the user. An admin of the user's organisation or
     ops_admin, signed in with a second factor; never one's own (403)."""
     await link.stub.ResetSecondFactors(
-        pb.ResetSecondFactorsRequest(user_id=user_id), metadata=caller.metadata
+        pb.ResetSecondFactorsRequest(user_id=str(user_id)), metadata=caller.metadata
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -186,7 +186,9 @@ async def set_second_factor_policy(
     """The organisation's admins and support agents then need a second factor: sessions without
     one lose those roles at their next refresh. ops_admin always needs one."""
     response = await link.stub.SetSecondFactorPolicy(
-        pb.SetSecondFactorPolicyRequest(organisation_id=organisation_id, required=body.required),
+        pb.SetSecondFactorPolicyRequest(
+            organisation_id=str(organisation_id), required=body.required
+        ),
         metadata=caller.metadata,
     )
     return Organisation.from_proto(response.organisation)

@@ -202,7 +202,7 @@ class CalendarUpdateBody(_Request):
     )
     country: str | None = Field(default=None, max_length=8, examples=["BR"])
     subdivision: str | None = Field(default=None, max_length=16, examples=["SP"])
-    closed_days: list[dt.date] = Field(default_factory=list, max_length=366, examples=[[]])
+    closed_days: list[Date] = Field(default_factory=list, max_length=366, examples=[[]])
     holiday_categories: list[str] = Field(
         default_factory=list, max_length=16, examples=[["public", "optional"]]
     )
