@@ -81,7 +81,7 @@ class SecondFactorBody(_Request):
                 },
                 {
                     "required": ["passkey"],
-                    "properties": {"passkey": {"type": "object", "minProperties": 1}},
+                    "properties": {"passkey": {"type": "object"}},
                 },
             ]
         }
@@ -104,6 +104,11 @@ class SecondFactorBody(_Request):
         default=None,
         description="The PublicKeyCredential answering POST /v1/auth/passkey/options (JSON).",
         examples=[None],
+        # A credential carries the authenticator's `response` object.
+        json_schema_extra={
+            "required": ["response"],
+            "properties": {"response": {"type": "object"}},
+        },
     )
 
 
