@@ -412,6 +412,7 @@ PUBLIC = {
     "/v1/auth/jwks",
     "/.well-known/jwks.json",
     "/v1/registrations",
+    "/v1/registrations/organisations/{organisation_id}",  # an invitation link's organisation
     "/v1/registrations/verify-email",
     "/v1/registrations/resend-verification",
     "/v1/password/forgot",

@@ -88,10 +88,17 @@ class Stack:
     association_admin_token: str
 
     async def link_token(self, address: str, *, count: int = 1, path: str = "") -> str:
-        """The token in the `count`-th mail to `address`: what the person would click."""
-        mails = await self.smtp.wait_for(address, count=count)
-        body = mails[count - 1].body
-        assert path in body, body
+        """The token in the `count`-th mail to `address` holding a link to `path`: what the
+        person would click. Mails without that link (the notice that an account was validated)
+        are passed over, whichever order the workflows sent them in."""
+        received = 1
+        while True:
+            mails = await self.smtp.wait_for(address, count=received)
+            linked = [mail for mail in mails if path in mail.body]
+            if len(linked) >= count:
+                break
+            received = len(mails) + 1
+        body = linked[count - 1].body
         match = _LINK_TOKEN.search(body)
         assert match is not None, body
         return match.group(1)
@@ -353,7 +360,7 @@ async def test_forgotten_password_journey(stack: Stack) -> None:
     assert unknown.status_code == known.status_code == 202
     assert unknown.content == known.content == b""
 
-    token = await stack.link_token(body["email"], count=2, path="/reset-password")
+    token = await stack.link_token(body["email"], path="/reset-password")
     weak = await http.post("/v1/password/reset", json={"token": token, "new_password": "short"})
     assert [e["field"] for e in assert_problem(weak, 400)["errors"]] == ["new_password"]
     new_password = "a different long passphrase"

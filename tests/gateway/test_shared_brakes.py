@@ -24,6 +24,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from services.gateway.models import MIGRATIONS_DIR as GATEWAY_MIGRATIONS
 from services.identity.models import Membership, Organisation, User, UserStatus
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
@@ -50,10 +51,13 @@ class Replicas:
         return self.a if n % 2 == 0 else self.b
 
 
-async def _gateway(identity_addr: str) -> tuple[asyncio.subprocess.Process, httpx.AsyncClient]:
+async def _gateway(
+    identity_addr: str, database_url: str
+) -> tuple[asyncio.subprocess.Process, httpx.AsyncClient]:
     port = free_port()
     env = {
         **os.environ,
+        "DATABASE_URL": database_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
         "IDENTITY_ADDR": identity_addr,
@@ -134,7 +138,12 @@ async def replicas(
         return username
 
     address = f"127.0.0.1:{server.port}"
-    first, second = await asyncio.gather(_gateway(address), _gateway(address))
+    # The replicas share one gateway database (their Idempotency-Key store), as in production.
+    gateway_url = await pg.new_database("gateway")
+    await upgrade(GATEWAY_MIGRATIONS, gateway_url)
+    first, second = await asyncio.gather(
+        _gateway(address, gateway_url), _gateway(address, gateway_url)
+    )
     try:
         yield Replicas(first[1], second[1], settings, add_user)
     finally:
