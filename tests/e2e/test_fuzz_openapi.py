@@ -28,6 +28,12 @@ from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.testing import scaled
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+# What a role's fuzzing must not do to the stack that later tests share: the bootstrap ops admin
+# removing its own authenticator app would leave its role withheld for everyone after it
+# (tests/identity/test_second_factor.py covers that route).
+_SPARED: dict[str, tuple[str, ...]] = {
+    ADMIN_USERNAME: ("--exclude-name", "DELETE /v1/me/second-factors/totp"),
+}
 SEED = "20261122"
 QUICK_ROLES = (ADMIN_USERNAME, "dupont.jean")
 
@@ -93,6 +99,7 @@ async def test_every_operation_passes_every_check(
         str(int(scaled(10))),
         "--no-shrink",
         "--continue-on-failure",
+        *_SPARED.get(role, ()),
         "--report",
         "ndjson",
         "--report-ndjson-path",
