@@ -540,6 +540,7 @@ SERVICE_FIELD_TEXTS = (
     N_("field.opening_hours"),
     N_("field.order_or_period"),
     N_("field.own_organisation"),
+    N_("field.one_second_factor"),
     N_("field.operator_channel"),
     N_("field.role_for_another_kind"),
     N_("field.page_token"),

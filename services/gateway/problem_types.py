@@ -227,6 +227,7 @@ SERVICE_FIELD_CODES: frozenset[str] = frozenset(
         "nothing_to_change",
         "order_or_period",
         "own_organisation",
+        "one_second_factor",
         "operator_channel",
         "role_for_another_kind",
         "page_token",

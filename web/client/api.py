@@ -1460,7 +1460,7 @@ class RoleBody(TypedDict):
 
 
 class SecondFactorBody(TypedDict):
-    """Exactly one of `code`, `recovery_code`, `passkey` (the schema says so with `oneOf`)."""
+    """Exactly one of `code`, `recovery_code`, `passkey` (422 `one_second_factor` otherwise)."""
 
     ticket: str
     code: NotRequired[str | None]

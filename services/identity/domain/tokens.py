@@ -550,6 +550,7 @@ async def complete_second_factor(
         len(given) == 1,
         given[1] if len(given) > 1 else "code",
         "give exactly one of code, recovery_code, passkey_credential",
+        code="one_second_factor",
     )
     v.check(len(code) <= 16, "code", "is too long")
     v.check(len(recovery_code) <= 32, "recovery_code", "is too long")

@@ -397,9 +397,12 @@ def _check_contacts(
     distributor: ContactInput,
     *,
     default_name: str = "",
+    name_required: bool = True,
 ) -> tuple[WorkshopInput, ContactInput, ContactInput]:
+    """`name_required` False: the workshop is unknown (its 404 follows the form's own mistakes),
+    so a name it would have given is not the form's mistake."""
     checked_workshop = WorkshopInput(
-        name=check_text(v, "workshop.name", workshop.name or default_name),
+        name=check_text(v, "workshop.name", workshop.name or default_name, required=name_required),
         email=check_email(v, "workshop.email", workshop.email),
         phone=check_phone(v, "workshop.phone", workshop.phone),
         address_line=check_text(v, "workshop.address_line", workshop.address_line, required=False),
@@ -446,8 +449,7 @@ def _signal_renewal(session: AsyncSession, membership: WorkshopMembership, now: 
 
 
 def _require_workshop(organisation: OrganisationInfo | None) -> None:
-    """A path id that names no workshop: 404 (issue #24), with the field and its code, before
-    the body is judged (its defaults come from the workshop)."""
+    """A path id that names no workshop: 404 (issue #24), with the field and its code."""
     if organisation is None or organisation.kind != WORKSHOP_KIND:
         why, code = (
             ("names no organisation", "unknown_organisation")
@@ -490,9 +492,13 @@ async def create_workshop_membership(
     organisation = None
     if workshop_uuid is not None:
         organisation = await directory.organisation(workshop_uuid)
-        _require_workshop(organisation)
     checked_workshop, checked_wholesaler, checked_distributor = _check_contacts(
-        v, workshop, wholesaler, distributor, default_name=organisation.name if organisation else ""
+        v,
+        workshop,
+        wholesaler,
+        distributor,
+        default_name=organisation.name if organisation else "",
+        name_required=organisation is not None,
     )
     program = await session.get(Program, program_uuid) if program_uuid else None
     if program_uuid is not None and program is None:
@@ -527,6 +533,7 @@ async def create_workshop_membership(
         )
     v.raise_if_any()
     assert workshop_uuid is not None and program is not None and renewal is not None
+    _require_workshop(organisation)
     membership = WorkshopMembership(
         id=uuid.uuid4(),
         workshop_id=workshop_uuid,

@@ -12,7 +12,7 @@ import json
 from typing import Any, Literal
 
 from guichet.identity.v1 import identity_pb2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.gateway.fields import StrictBool, text
 from services.gateway.portals.identity.schemas import TOKEN_MAX, _Request
@@ -66,26 +66,7 @@ class SecondFactorChallenge(BaseModel):
 
 
 class SecondFactorBody(_Request):
-    """Exactly one of `code`, `recovery_code`, `passkey` (the schema says so with `oneOf`)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {
-                    "required": ["code"],
-                    "properties": {"code": {"type": "string", "pattern": "\\S"}},
-                },
-                {
-                    "required": ["recovery_code"],
-                    "properties": {"recovery_code": {"type": "string", "pattern": "\\S"}},
-                },
-                {
-                    "required": ["passkey"],
-                    "properties": {"passkey": {"type": "object"}},
-                },
-            ]
-        }
-    )
+    """Exactly one of `code`, `recovery_code`, `passkey` (422 `one_second_factor` otherwise)."""
 
     ticket: str = text(TOKEN_MAX, "t1.3f2a….N_ps…", description="From the password step.")
     code: str | None = Field(
