@@ -99,8 +99,10 @@ def tag() -> str:
 
 
 def search(portal: Page, text: str) -> None:
-    """Type in the client search and wait for htmx's refreshed list (no click may race it)."""
-    with portal.expect_response(lambda answer: answer.url.endswith("/available")):
+    """Type in the client search and wait for htmx's refreshed list (no click may race it).
+    htmx is loaded by the page itself: typing before it is ready would send nothing."""
+    portal.wait_for_function("() => window.htmx !== undefined")
+    with portal.expect_response(lambda answer: "/available" in answer.url):
         portal.get_by_label("Rechercher un client").fill(text)
 
 
