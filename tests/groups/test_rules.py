@@ -377,6 +377,56 @@ async def test_closed_accounts_fail_and_a_retry_redoes_only_them(world: World) -
     assert problem.code == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_a_role_change_rewrites_existing_grants_beside_new_ones(world: World) -> None:
+    """A batch whose grants partly exist already (the plain insert fails on the key) is written
+    again as an upsert: existing grants take the new role, missing ones are added, nothing fails.
+    A client moving in from another group of the provider takes its grants along."""
+    provider = await world.provider()
+    clients = await world.clients(provider, 4, accounts=5)
+    group, other = (
+        await world.group(provider, clients[:2]),
+        await world.group(provider, clients[2:3]),
+    )
+    editor = provider.employees["editor"]
+    for target in (group, other):
+        saved = await world.assign(provider, target, editor)
+        assert (await world.finished(provider, saved.process_requests[0].id)).status == COMPLETED
+    assert await world.grant_count(editor.id) == 15
+    # One save: a client moves in from the other group, another is added, the role changes.
+    left = await world.groups.UpdateGroup(
+        pb.UpdateGroupRequest(
+            provider_id=provider.id,
+            group_id=other,
+            remove_client_ids=clients[2:3],
+            confirmation=CONFIRM,
+        ),
+        metadata=provider.manager_auth,
+    )
+    saved = await world.groups.UpdateGroup(
+        pb.UpdateGroupRequest(
+            provider_id=provider.id,
+            group_id=group,
+            add_client_ids=clients[2:],
+            assign=[pb.EmployeeRole(employee_id=editor.id, role=MANAGER)],
+            confirmation=CONFIRM,
+        ),
+        metadata=provider.manager_auth,
+    )
+    assert {r.operation for r in saved.process_requests} == {
+        pb.OPERATION_ADD_CLIENTS,
+        pb.OPERATION_ASSIGN_EMPLOYEES,
+    }
+    for request in [*left.process_requests, *saved.process_requests]:
+        finished = await world.finished(provider, request.id)
+        assert finished.status == COMPLETED and finished.failed == 0, finished
+        assert finished.done == finished.total
+    grants = await world.grants(employee=editor.id)
+    assert len(grants) == 20
+    assert set(grants.values()) == {"program_account_manager"}
+    assert await world.grants(group=other) == {}
+    assert len(await world.grants(group=group)) == 20
+
+
 async def test_new_program_accounts_of_a_grouped_client_are_delegated(world: World) -> None:
     provider = await world.provider()
     [client] = await world.clients(provider, 1, accounts=2)
