@@ -18,7 +18,12 @@ portals' read latency objective, docs/slo.md),
 or falls in the kept share of trace ids (`GUICHET_TRACE_KEEP_RATIO`, default 1: all). The share
 is decided on the trace id alone, as OpenTelemetry's `TraceIdRatioBased` decides it, so every
 process keeps the same ordinary traces whole; an error or a slow request is kept where it
-happened. Export is batched (`BatchSpanProcessor`: 2 s, up to 1,024 spans a batch). Head
+happened, up to a budget (`GUICHET_TRACE_EXTRA_PER_SECOND`, default 5 traces a second and a
+burst of 20, per process: a collector's rate-limiting policy). Without it a saturated machine,
+where every request is slow, or an outage, where every request fails, would export every trace
+and feed the trace pipeline the CPU the requests need (docs/performance.md, "Traces"); with it
+the first errors and slow requests of each second are kept, and the metrics count them all.
+Export is batched (`BatchSpanProcessor`: 2 s, up to 1,024 spans a batch). Head
 sampling by OpenTelemetry's own variables (`OTEL_TRACES_SAMPLER`) still applies before it.
 """
 
@@ -28,7 +33,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -81,7 +86,9 @@ class KeepErrorsAndSlow(SpanProcessor):
     request's server span, an activity's run), then passes them all to `then` if one of them is
     an error, the root was slower than `slow_seconds`, or the trace id falls within `ratio`;
     otherwise drops them. Traces whose root does not end here within `max_age` seconds (spans
-    ending after their request) are decided as they are evicted, on the same rules."""
+    ending after their request) are decided as they are evicted, on the same rules. Traces kept
+    only for an error or slowness spend a token of a bucket refilled at `extra_per_second` (up
+    to `extra_burst`); an empty bucket drops them."""
 
     def __init__(
         self,
@@ -91,8 +98,16 @@ class KeepErrorsAndSlow(SpanProcessor):
         slow_seconds: float = 1.0,
         max_traces: int = 4096,
         max_age: float = 30.0,
+        extra_per_second: float = 5.0,
+        extra_burst: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._then = then
+        self._extra_rate = max(extra_per_second, 0.0)
+        self._extra_burst = max(extra_burst, 1.0)
+        self._extra_tokens = self._extra_burst
+        self._extra_at = clock()
+        self._clock = clock
         self._bound = round(min(max(ratio, 0.0), 1.0) * TRACE_ID_LIMIT)
         self._slow_ns = int(slow_seconds * 1e9)
         self._max_traces = max_traces
@@ -104,6 +119,23 @@ class KeepErrorsAndSlow(SpanProcessor):
     def kept_by_ratio(self, trace_id: int) -> bool:
         return (trace_id & TRACE_ID_LIMIT) < self._bound
 
+    def _keep(self, trace_id: int, failed: bool, slow: bool) -> bool:
+        """Whether a decided trace leaves: by its share, else for its error or slowness while
+        the budget lasts. Called under the lock."""
+        if self.kept_by_ratio(trace_id):
+            return True
+        if not (failed or slow):
+            return False
+        now = self._clock()
+        self._extra_tokens = min(
+            self._extra_burst, self._extra_tokens + (now - self._extra_at) * self._extra_rate
+        )
+        self._extra_at = now
+        if self._extra_tokens < 1.0:
+            return False
+        self._extra_tokens -= 1.0
+        return True
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self._then.on_start(span, parent_context)
 
@@ -114,15 +146,15 @@ class KeepErrorsAndSlow(SpanProcessor):
         trace_id = context.trace_id
         error = span.status.status_code == StatusCode.ERROR
         root = span.parent is None or span.parent.is_remote
-        decided: list[tuple[int, list[ReadableSpan], bool, bool]] = []
-        now = time.monotonic()
+        decided: list[tuple[list[ReadableSpan], bool]] = []
+        now = self._clock()
         with self._lock:
             first, spans, failed = self._held.pop(trace_id, (now, [], False))
             spans.append(span)
             failed = failed or error
             if root:
                 slow = (span.end_time or 0) - (span.start_time or 0) >= self._slow_ns
-                decided.append((trace_id, spans, failed, slow))
+                decided.append((spans, self._keep(trace_id, failed, slow)))
             else:
                 self._held[trace_id] = (first, spans, failed)
             while self._held and (
@@ -130,9 +162,9 @@ class KeepErrorsAndSlow(SpanProcessor):
                 or now - next(iter(self._held.values()))[0] > self._max_age
             ):
                 old_id, (_, old_spans, old_failed) = self._held.popitem(last=False)
-                decided.append((old_id, old_spans, old_failed, False))
-        for held_id, held_spans, failed, slow in decided:
-            if failed or slow or self.kept_by_ratio(held_id):
+                decided.append((old_spans, self._keep(old_id, old_failed, False)))
+        for held_spans, kept in decided:
+            if kept:
                 for held in held_spans:
                     self._then.on_end(held)
 
@@ -192,6 +224,7 @@ def setup_telemetry(
                 batches,
                 ratio=_float_env("GUICHET_TRACE_KEEP_RATIO", 1.0),
                 slow_seconds=_float_env("GUICHET_TRACE_SLOW_SECONDS", 1.0),
+                extra_per_second=_float_env("GUICHET_TRACE_EXTRA_PER_SECOND", 5.0),
             )
         )
     if extra_exporter is not None:

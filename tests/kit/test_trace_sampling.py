@@ -83,3 +83,46 @@ def test_spans_whose_root_never_ends_here_are_decided_at_shutdown() -> None:
     assert exported.get_finished_spans() == ()  # held: its root has not ended
     keep.force_flush()
     assert [s.name for s in exported.get_finished_spans()] == ["child"]
+
+
+def test_errors_and_slow_requests_beyond_the_kept_share_spend_a_budget() -> None:
+    """A saturated machine makes every request slow, an outage makes every request fail: past
+    the budget, such traces are dropped instead of feeding the trace pipeline everything."""
+    now = [0.0]
+    exported = InMemorySpanExporter()
+    keep = KeepErrorsAndSlow(
+        SimpleSpanProcessor(exported),
+        ratio=0.0,
+        slow_seconds=0.5,
+        extra_per_second=2.0,
+        extra_burst=3.0,
+        clock=lambda: now[0],
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(keep)
+
+    def kept_traces() -> int:
+        return len({s.context.trace_id for s in exported.get_finished_spans()})
+
+    for _ in range(10):
+        request(provider, millis=800)
+    assert kept_traces() == 3  # the burst, then nothing
+    now[0] += 1.0  # refilled at 2 a second
+    for _ in range(5):
+        request(provider, millis=20, error=True)
+    assert kept_traces() == 5
+    for _ in range(5):
+        request(provider, millis=20)  # ordinary and fast: never spends nor gets a token
+    assert kept_traces() == 5
+
+
+def test_the_kept_share_does_not_spend_the_budget() -> None:
+    exported = InMemorySpanExporter()
+    keep = KeepErrorsAndSlow(
+        SimpleSpanProcessor(exported), ratio=1.0, extra_per_second=0.0, extra_burst=1.0
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(keep)
+    for _ in range(5):
+        request(provider, millis=800, error=True)
+    assert len({s.context.trace_id for s in exported.get_finished_spans()}) == 5
