@@ -25,6 +25,7 @@ from web.client.transport import ApiProblem
 from web.i18n import load as load_catalogs, locale_of, negotiate, translate
 from web.nav import NavCache
 from web.pages import render
+from web.paging import PageLinkRefused
 from web.portals import ROUTERS
 from web.problems import summary_message
 from web.session import (
@@ -169,6 +170,19 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         if exc.status >= 500:
             log.warning("gateway answered %s on %s: %s", exc.status, request.url.path, exc)
         return await _error_page(visitor, message, status)
+
+    @app.exception_handler(PageLinkRefused)
+    async def page_link_refused(request: Request, exc: Exception) -> Response:
+        """A list's page link the gateway refused (forged, or from another list): said in
+        words, with the way back to the list's first page."""
+        assert isinstance(exc, PageLinkRefused)
+        visitor = _visitor_of(request)
+        return await render(
+            visitor,
+            "error.html",
+            {"message": visitor.t("field.page_token"), "first_page": exc.first_page},
+            status_code=400,
+        )
 
     @app.exception_handler(httpx.HTTPError)
     async def gateway_unreachable(request: Request, exc: Exception) -> Response:

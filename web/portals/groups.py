@@ -13,6 +13,7 @@ available clients as the person types in the search field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -23,6 +24,7 @@ from web.deps import CurrentVisitor
 from web.flash import flash
 from web.i18n import N_
 from web.pages import redirect, render
+from web.paging import paged
 from web.portals.groups_work import (
     posted as _posted,
     router as work_router,
@@ -74,8 +76,10 @@ def _apply_picks(lists: dict[str, list[str]], single: dict[str, str], shown: lis
 
 
 @router.get("/providers/{provider_id}/groups", response_class=HTMLResponse)
-async def groups_list(visitor: CurrentVisitor, provider_id: str) -> Response:
-    groups = await visitor.api.list_groups(provider_id, page_size=500)
+async def groups_list(visitor: CurrentVisitor, provider_id: str, page_token: str = "") -> Response:
+    groups, pager = await paged(
+        visitor.request.url, partial(visitor.api.list_groups, provider_id), page_token
+    )
     provider = await visitor.organisation(provider_id)
     return await render(
         visitor,
@@ -84,6 +88,7 @@ async def groups_list(visitor: CurrentVisitor, provider_id: str) -> Response:
             "provider_id": provider_id,
             "provider": provider,
             "groups": groups["items"],
+            "pager": pager,
             "form": FormState(),
         },
     )
@@ -182,10 +187,13 @@ async def group_page(
     provider_id: str,
     group_id: str,
     q: str = "",
+    page_token: str = "",
 ) -> Response:
     group = await visitor.api.get_group(provider_id, group_id)
-    clients = await visitor.api.list_group_clients(
-        provider_id, group_id, q=q or None, page_size=_PAGE
+    clients, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_group_clients, provider_id, group_id, q=q or None),
+        page_token,
     )
     return await render(
         visitor,
@@ -194,7 +202,7 @@ async def group_page(
             "provider_id": provider_id,
             "group": group,
             "clients": clients["items"],
-            "more": bool(clients.get("next_page_token")),
+            "pager": pager,
             "form": FormState(values={"q": q}),
         },
     )

@@ -5,6 +5,7 @@ summary before saving) and the process requests table, whose running rows refres
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from web.deps import CurrentVisitor
 from web.flash import flash
 from web.i18n import N_
 from web.pages import redirect, render
+from web.paging import every_item, paged
 from web.problems import FormState
 from web.session import Visitor
 
@@ -43,11 +45,16 @@ async def posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]]
 
 
 @router.get("/providers/{provider_id}/relationships", response_class=HTMLResponse)
-async def relationships_page(visitor: CurrentVisitor, provider_id: str) -> Response:
-    """Why a client is (not) available: its relationship's status, expiry and group."""
-    page, groups = await asyncio.gather(
-        visitor.api.list_relationships(provider_id, page_size=500),
-        visitor.api.list_groups(provider_id, page_size=500),
+async def relationships_page(
+    visitor: CurrentVisitor, provider_id: str, page_token: str = ""
+) -> Response:
+    """Why a client is (not) available: its relationship's status, expiry and group. The
+    groups are read whole: they name the group of any relationship of the page."""
+    (page, pager), groups = await asyncio.gather(
+        paged(
+            visitor.request.url, partial(visitor.api.list_relationships, provider_id), page_token
+        ),
+        every_item(partial(visitor.api.list_groups, provider_id)),
     )
     return await render(
         visitor,
@@ -55,8 +62,8 @@ async def relationships_page(visitor: CurrentVisitor, provider_id: str) -> Respo
         {
             "provider_id": provider_id,
             "relationships": page["items"],
-            "more": bool(page.get("next_page_token")),
-            "group_names": {g["id"]: g["name"] for g in groups["items"]},
+            "pager": pager,
+            "group_names": {g["id"]: g["name"] for g in groups},
         },
     )
 
@@ -72,15 +79,26 @@ async def _employees_page(
     *,
     status_code: int = 200,
 ) -> Response:
-    employees = await visitor.api.list_employees(provider_id, page_size=500)
-    groups = await visitor.api.list_groups(provider_id, page_size=500)
+    """One page of the employees to pick from; every group to choose (a choice is whole). The
+    page's token travels in the form, so a refusal shows the page the person picked from."""
+    (employees, pager), groups = await asyncio.gather(
+        paged(
+            visitor.request.url,
+            partial(visitor.api.list_employees, provider_id),
+            form.value("page_token"),
+            path=f"/providers/{provider_id}/employees",
+        ),
+        every_item(partial(visitor.api.list_groups, provider_id)),
+    )
     return await render(
         visitor,
         "groups/employees.html",
         {
             "provider_id": provider_id,
             "employees": employees["items"],
-            "groups": groups["items"],
+            "pager": pager,
+            "page_token": form.value("page_token"),
+            "groups": groups,
             "roles": [(r, visitor.t(f"role.{r}")) for r in ROLES],
             "chosen": chosen,
             "form": form,
@@ -90,8 +108,10 @@ async def _employees_page(
 
 
 @router.get("/providers/{provider_id}/employees", response_class=HTMLResponse)
-async def employees_page(visitor: CurrentVisitor, provider_id: str, group_id: str = "") -> Response:
-    form = FormState(values={"group_id": group_id, "role": "read_only"})
+async def employees_page(
+    visitor: CurrentVisitor, provider_id: str, group_id: str = "", page_token: str = ""
+) -> Response:
+    form = FormState(values={"group_id": group_id, "role": "read_only", "page_token": page_token})
     return await _employees_page(visitor, provider_id, form, [])
 
 
@@ -107,10 +127,10 @@ def _assignment(single: dict[str, str], chosen: list[str]) -> AssignEmployeesBod
 async def _chosen(
     visitor: Visitor, provider_id: str, single: dict[str, str], ids: list[str]
 ) -> list[str]:
-    """ "Tous" selects every employee listed, server-side, so that it needs no script."""
+    """ "Tous" selects every employee, of every page, server-side, so that it needs no script."""
     if single.get("all_employees"):
-        employees = await visitor.api.list_employees(provider_id, page_size=500)
-        return [e["id"] for e in employees["items"]]
+        employees = await every_item(partial(visitor.api.list_employees, provider_id))
+        return [e["id"] for e in employees]
     return ids
 
 
@@ -196,64 +216,76 @@ def _running(requests: list[ProcessRequest]) -> bool:
     return any(r["status"] in _RUNNING for r in requests)
 
 
-async def _requests(visitor: Visitor, provider_id: str) -> list[ProcessRequest]:
-    page = await visitor.api.list_process_requests(provider_id, page_size=50)
-    return page["items"]
+async def _requests(visitor: Visitor, provider_id: str, page_token: str) -> dict[str, object]:
+    """One page of the requests, newest first. The polled fragment asks for the same page as
+    the page it refreshes (its query is the page's), and its links lead to the page itself."""
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_process_requests, provider_id),
+        page_token,
+        path=f"/providers/{provider_id}/process-requests",
+    )
+    requests: list[ProcessRequest] = page["items"]
+    query = visitor.request.url.query
+    return {
+        "provider_id": provider_id,
+        "requests": requests,
+        "running": _running(requests),
+        "pager": pager,
+        "table_url": f"/providers/{provider_id}/process-requests/table"
+        + (f"?{query}" if query else ""),
+    }
 
 
 @router.get("/providers/{provider_id}/process-requests", response_class=HTMLResponse)
-async def requests_page(visitor: CurrentVisitor, provider_id: str, highlight: str = "") -> Response:
-    requests = await _requests(visitor, provider_id)
+async def requests_page(
+    visitor: CurrentVisitor, provider_id: str, highlight: str = "", page_token: str = ""
+) -> Response:
+    context = await _requests(visitor, provider_id, page_token)
     return await render(
         visitor,
         "groups/requests.html",
-        {
-            "provider_id": provider_id,
-            "requests": requests,
-            "running": _running(requests),
-            "highlight": highlight,
-            "form": FormState(),
-        },
+        {**context, "highlight": highlight, "form": FormState()},
     )
 
 
 @router.get("/providers/{provider_id}/process-requests/table", response_class=HTMLResponse)
 async def requests_table(
-    visitor: CurrentVisitor, provider_id: str, highlight: str = ""
+    visitor: CurrentVisitor, provider_id: str, highlight: str = "", page_token: str = ""
 ) -> Response:
     """The polled fragment: once nothing runs it comes back without its trigger, so it stops."""
-    requests = await _requests(visitor, provider_id)
-    return await render(
-        visitor,
-        "groups/_requests.html",
-        {
-            "provider_id": provider_id,
-            "requests": requests,
-            "running": _running(requests),
-            "highlight": highlight,
-        },
-    )
+    context = await _requests(visitor, provider_id, page_token)
+    return await render(visitor, "groups/_requests.html", {**context, "highlight": highlight})
 
 
 async def _request_context(
-    visitor: Visitor, provider_id: str, request_id: str
+    visitor: Visitor, provider_id: str, request_id: str, page_token: str
 ) -> dict[str, object]:
+    """The request and one page of its failures (the polled part keeps the page's query)."""
+    here = f"/providers/{provider_id}/process-requests/{request_id}"
     request = await visitor.api.get_process_request(provider_id, request_id)
-    failures = await visitor.api.list_process_request_failures(
-        provider_id, request_id, page_size=100
+    failures, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_process_request_failures, provider_id, request_id),
+        page_token,
+        path=here,
     )
+    query = visitor.request.url.query
     return {
         "provider_id": provider_id,
         "pr": request,
         "running": request["status"] in _RUNNING,
         "failures": failures["items"],
-        "failures_more": bool(failures.get("next_page_token")),
+        "pager": pager,
+        "progress_url": f"{here}/progress" + (f"?{query}" if query else ""),
     }
 
 
 @router.get("/providers/{provider_id}/process-requests/{request_id}", response_class=HTMLResponse)
-async def request_page(visitor: CurrentVisitor, provider_id: str, request_id: str) -> Response:
-    context = await _request_context(visitor, provider_id, request_id)
+async def request_page(
+    visitor: CurrentVisitor, provider_id: str, request_id: str, page_token: str = ""
+) -> Response:
+    context = await _request_context(visitor, provider_id, request_id, page_token)
     context["form"] = FormState()
     return await render(visitor, "groups/request.html", context)
 
@@ -262,8 +294,10 @@ async def request_page(visitor: CurrentVisitor, provider_id: str, request_id: st
     "/providers/{provider_id}/process-requests/{request_id}/progress",
     response_class=HTMLResponse,
 )
-async def request_progress(visitor: CurrentVisitor, provider_id: str, request_id: str) -> Response:
-    context = await _request_context(visitor, provider_id, request_id)
+async def request_progress(
+    visitor: CurrentVisitor, provider_id: str, request_id: str, page_token: str = ""
+) -> Response:
+    context = await _request_context(visitor, provider_id, request_id, page_token)
     return await render(visitor, "groups/_request_live.html", context)
 
 
@@ -276,7 +310,7 @@ async def request_retry(visitor: CurrentVisitor, provider_id: str, request_id: s
     except ApiProblem as problem:
         if problem.status >= 500 or problem.status in (401, 403, 404):
             raise
-        context = await _request_context(visitor, provider_id, request_id)
+        context = await _request_context(visitor, provider_id, request_id, "")
         context["form"] = FormState.refused(visitor.locale, {}, problem, {})
         return await render(visitor, "groups/request.html", context, status_code=400)
     flash(visitor.request, "groups.retried")

@@ -7,6 +7,7 @@ then the emptied record deleted as a separate, deliberate step."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from web.flash import flash
 from web.forms import TypedInputs
 from web.i18n import N_
 from web.pages import form_values, redirect, render
+from web.paging import asked, paged
 from web.portals.membership_common import nested, refused
 from web.problems import FormState
 from web.session import Visitor
@@ -108,14 +110,20 @@ async def _members_page(
     settings = await visitor.api.get_association_settings(association_id)
     # "This year" is the association's: on 1 January at 00:30 in Paris it is already next year.
     year = datetime.now(ZoneInfo(settings["time_zone"])).year
-    members = await visitor.api.list_association_members(
-        association_id,
-        fee_year=year,
-        fee="paid" if fee == "paid" else "unpaid" if fee == "unpaid" else None,
-        page_size=100,
+    members, pager = await paged(
+        visitor.request.url,
+        partial(
+            visitor.api.list_association_members,
+            association_id,
+            fee_year=year,
+            fee="paid" if fee == "paid" else "unpaid" if fee == "unpaid" else None,
+        ),
+        asked(visitor.request),
+        path=f"/associations/{association_id}",
     )
     context = {
         "members": members["items"],
+        "pager": pager,
         "year": year,
         "fee": fee,
         "form": form,
@@ -153,8 +161,12 @@ async def association_page(visitor: CurrentVisitor, association_id: str, fee: st
     except ApiProblem as problem:
         if problem.status != 403:
             raise
-    trainings = await visitor.api.list_public_trainings(association_id, page_size=50)
-    context = {"trainings": trainings["items"], "member_view": True}
+    trainings, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_public_trainings, association_id),
+        asked(visitor.request),
+    )
+    context = {"trainings": trainings["items"], "pager": pager, "member_view": True}
     return await portal_page(visitor, association_id, "public_trainings", "public", context)
 
 
@@ -216,9 +228,19 @@ async def record_fee(visitor: CurrentVisitor, association_id: str, member_id: st
 async def _trainings_page(
     visitor: Visitor, association_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    trainings = await visitor.api.list_trainings(association_id, page_size=100)
+    trainings, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_trainings, association_id),
+        asked(visitor.request),
+        path=f"/associations/{association_id}/trainings",
+    )
     settings = await visitor.api.get_association_settings(association_id)
-    context = {"trainings": trainings["items"], "form": form, "zone": settings["time_zone"]}
+    context = {
+        "trainings": trainings["items"],
+        "pager": pager,
+        "form": form,
+        "zone": settings["time_zone"],
+    }
     return await portal_page(
         visitor, association_id, "trainings", "trainings", context, status_code
     )
@@ -291,12 +313,16 @@ async def _trainees_page(
     status_code: int = 200,
 ) -> Response:
     training = await _training_of(visitor, association_id, training_id)
-    trainees = await visitor.api.list_trainees(
-        association_id, training_id, include_cancelled=True, page_size=200
+    trainees, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_trainees, association_id, training_id, include_cancelled=True),
+        asked(visitor.request),
+        path=f"/associations/{association_id}/trainings/{training_id}",
     )
     context = {
         "training": training,
         "trainees": trainees["items"],
+        "pager": pager,
         "form": form,
         "email_for": email_for,
     }
@@ -355,8 +381,12 @@ async def correct_email(
 
 @router.get("/associations/{association_id}/public-trainings", response_class=HTMLResponse)
 async def public_trainings_page(visitor: CurrentVisitor, association_id: str) -> Response:
-    trainings = await visitor.api.list_public_trainings(association_id, page_size=100)
-    context = {"trainings": trainings["items"], "member_view": False}
+    trainings, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_public_trainings, association_id),
+        asked(visitor.request),
+    )
+    context = {"trainings": trainings["items"], "pager": pager, "member_view": False}
     return await portal_page(visitor, association_id, "public_trainings", "public", context)
 
 
@@ -442,13 +472,20 @@ async def _dps_page(
     visitor: Visitor, association_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     requests: list[Any] | None = None
+    pager = None
     if visitor.signed_in:
         try:
-            requests = (await visitor.api.list_coverage(association_id, page_size=50))["items"]
+            page, pager = await paged(
+                visitor.request.url,
+                partial(visitor.api.list_coverage, association_id),
+                asked(visitor.request),
+                path=f"/associations/{association_id}/dps-requests",
+            )
+            requests = page["items"]
         except ApiProblem as problem:
             if problem.status not in (403, 404):
                 raise
-    context = {"form": form, "requests": requests}
+    context = {"form": form, "requests": requests, "pager": pager}
     return await portal_page(visitor, association_id, "dps", "dps", context, status_code)
 
 

@@ -4,6 +4,8 @@ deleted as a separate, deliberate, irreversible step, and the duplicates review 
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
@@ -12,10 +14,14 @@ from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.flash import flash
 from web.pages import form_values, redirect
+from web.paging import paged
 from web.portals.membership_associations import keep, portal_page
 from web.portals.membership_common import refused
 from web.problems import FormState
 from web.session import Visitor
+
+# Groups of duplicates per page: each group is a card of several records.
+DUPLICATES_PAGE = 25
 
 router = APIRouter()
 
@@ -31,12 +37,14 @@ async def records_page(
     page_token: str = "",
 ) -> Response:
     await visitor.me()
-    records = await visitor.api.list_records(
-        association_id, name=name or None, page_size=50, page_token=page_token or None
+    records, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_records, association_id, name=name or None),
+        page_token,
     )
     context = {
         "records": records["items"],
-        "next_page_token": records["next_page_token"],
+        "pager": pager,
         "name": name,
         "form": FormState(),
     }
@@ -140,21 +148,30 @@ async def duplicates_page(
     chosen: DuplicateKind | None = (
         "certain" if kind == "certain" else "probable" if kind == "probable" else None
     )
-    page = await visitor.api.list_duplicates(
-        association_id, kind=chosen, page_size=25, page_token=page_token or None
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_duplicates, association_id, kind=chosen),
+        page_token,
+        size=DUPLICATES_PAGE,
     )
     context = {
         "groups": page["items"],
         "totals": page["totals"],
-        "next_page_token": page["next_page_token"],
+        "pager": pager,
         "kind": chosen or "",
     }
     return await portal_page(visitor, association_id, "duplicates", "duplicates", context)
 
 
 @router.get("/associations/{association_id}/audit", response_class=HTMLResponse)
-async def audit_page(visitor: CurrentVisitor, association_id: str) -> Response:
+async def audit_page(
+    visitor: CurrentVisitor, association_id: str, page_token: str = ""
+) -> Response:
     await visitor.me()
-    audit = await visitor.api.list_client_record_audit(association_id, page_size=100)
-    context = {"entries": audit["items"]}
+    audit, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_client_record_audit, association_id),
+        page_token,
+    )
+    context = {"entries": audit["items"], "pager": pager}
     return await portal_page(visitor, association_id, "audit", "audit", context)

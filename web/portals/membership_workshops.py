@@ -5,6 +5,7 @@ technicians and their training courses, and its labour-warranty claims."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, cast
 
 from fastapi import APIRouter
@@ -23,6 +24,7 @@ from web.flash import flash
 from web.forms import TypedInputs
 from web.i18n import N_
 from web.pages import form_values, redirect, render
+from web.paging import asked, every_item, paged, whole_list
 from web.portals.membership_common import refused
 from web.problems import FormState
 from web.session import Visitor
@@ -50,9 +52,14 @@ async def _view_page(
     status_code: int = 200,
     team_form: FormState | None = None,
 ) -> Response:
-    view, requests = await asyncio.gather(
+    view, (requests, requests_pager) = await asyncio.gather(
         visitor.api.get_workshop(workshop_id),
-        visitor.api.list_option_requests(workshop_id, page_size=50),
+        paged(
+            visitor.request.url,
+            partial(visitor.api.list_option_requests, workshop_id),
+            asked(visitor.request, "page_token"),
+            path=f"/workshops/{workshop_id}",
+        ),
     )
     held = {option["id"] for option in view["membership"]["options"]}
     me = await visitor.me()
@@ -62,6 +69,7 @@ async def _view_page(
         "view": view,
         "held": held,
         "requests": requests["items"],
+        "requests_pager": requests_pager,
         "form": form,
         "team": any(m["role"] in _TEAM_ROLES for m in me["memberships"]),
         "team_form": team_form
@@ -136,19 +144,38 @@ async def request_option_change(visitor: CurrentVisitor, workshop_id: str) -> Re
 async def _technicians_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view, technicians, history, courses = await asyncio.gather(
+    """The technicians and the registrations page apart (a query parameter each); the form's
+    choices (every technician, every upcoming course) are whole."""
+    here = f"/workshops/{workshop_id}/technicians"
+    team = partial(visitor.api.list_technicians, workshop_id)
+    token = asked(visitor.request, "page_token")
+    (
+        view,
+        (technicians, technicians_pager),
+        (history, history_pager),
+        courses,
+    ) = await asyncio.gather(
         visitor.api.get_workshop(workshop_id),
-        visitor.api.list_technicians(workshop_id, page_size=100),
-        visitor.api.list_course_registrations(workshop_id, page_size=100),
-        visitor.api.list_courses(upcoming=True, page_size=100),
+        paged(visitor.request.url, team, token, path=here),
+        paged(
+            visitor.request.url,
+            partial(visitor.api.list_course_registrations, workshop_id),
+            asked(visitor.request, "history_page"),
+            param="history_page",
+            path=here,
+        ),
+        every_item(partial(visitor.api.list_courses, upcoming=True)),
     )
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "technicians",
         "view": view,
         "technicians": technicians["items"],
+        "technicians_pager": technicians_pager,
+        "every_technician": await whole_list(technicians, token, team),
         "history": history["items"],
-        "courses": courses["items"],
+        "history_pager": history_pager,
+        "courses": courses,
         "form": form,
     }
     return await render(visitor, "membership/technicians.html", context, status_code=status_code)
@@ -221,17 +248,24 @@ async def cancel_registration(
 async def _claims_page(
     visitor: Visitor, workshop_id: str, form: FormState, status_code: int = 200
 ) -> Response:
-    view, claims, technicians = await asyncio.gather(
+    """One page of the claims; every technician in the claim form's choice."""
+    view, (claims, claims_pager), technicians = await asyncio.gather(
         visitor.api.get_workshop(workshop_id),
-        visitor.api.list_claims(workshop_id, page_size=100),
-        visitor.api.list_technicians(workshop_id, page_size=100),
+        paged(
+            visitor.request.url,
+            partial(visitor.api.list_claims, workshop_id),
+            asked(visitor.request, "page_token"),
+            path=f"/workshops/{workshop_id}/claims",
+        ),
+        every_item(partial(visitor.api.list_technicians, workshop_id)),
     )
     context: dict[str, Any] = {
         "workshop_id": workshop_id,
         "tab": "claims",
         "view": view,
         "claims": claims["items"],
-        "technicians": technicians["items"],
+        "claims_pager": claims_pager,
+        "technicians": technicians,
         "form": form,
     }
     return await render(visitor, "membership/claims.html", context, status_code=status_code)

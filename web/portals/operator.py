@@ -6,6 +6,7 @@ their identity."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import cast
 
 from fastapi import APIRouter
@@ -17,6 +18,7 @@ from web.deps import CurrentVisitor
 from web.flash import flash
 from web.i18n import N_
 from web.pages import form_values, missing_label, redirect, render
+from web.paging import asked, paged
 from web.problems import FormState, summary_message
 from web.session import Visitor
 
@@ -67,20 +69,41 @@ async def _accounts_page(
     status_code: int = 200,
 ) -> Response:
     organisation = await visitor.organisation(organisation_id)
-    pending = await visitor.api.accounts_to_validate(organisation_id, page_size=50)
-    incomplete = await visitor.api.accounts_to_validate(
-        organisation_id, incomplete=True, page_size=50
+    # Three lists page apart (each its own query parameter); a page rendered after a form's
+    # post shows their first pages, and its links lead to the accounts page itself.
+    here = f"/organisations/{organisation_id}/accounts"
+    url = visitor.request.url
+    pending, pending_pager = await paged(
+        url,
+        partial(visitor.api.accounts_to_validate, organisation_id),
+        asked(visitor.request, "pending_page"),
+        param="pending_page",
+        path=here,
+    )
+    incomplete, incomplete_pager = await paged(
+        url,
+        partial(visitor.api.accounts_to_validate, organisation_id, incomplete=True),
+        asked(visitor.request, "incomplete_page"),
+        param="incomplete_page",
+        path=here,
     )
     search = search or FormState()
     results: list[User] | None = None
+    results_pager = None
     criteria = {k: search.values.get(k, "").strip() for k in ("last_name", "first_name", "login")}
     if any(criteria.values()):
-        found = await visitor.api.search_accounts(
-            organisation_id,
-            last_name=criteria["last_name"] or None,
-            first_name=criteria["first_name"] or None,
-            login=criteria["login"] or None,
-            page_size=50,
+        found, results_pager = await paged(
+            url,
+            partial(
+                visitor.api.search_accounts,
+                organisation_id,
+                last_name=criteria["last_name"] or None,
+                first_name=criteria["first_name"] or None,
+                login=criteria["login"] or None,
+            ),
+            asked(visitor.request, "results_page"),
+            param="results_page",
+            path=here,
         )
         results = found["items"]
     invitation = None
@@ -94,11 +117,12 @@ async def _accounts_page(
         {
             "organisation": organisation,
             "pending": pending["items"],
-            "pending_more": bool(pending.get("next_page_token")),
+            "pending_pager": pending_pager,
             "incomplete": incomplete["items"],
-            "incomplete_more": bool(incomplete.get("next_page_token")),
+            "incomplete_pager": incomplete_pager,
             "search": search,
             "results": results,
+            "results_pager": results_pager,
             "create": create or FormState(),
             "roles": _ROLES_BY_KIND.get(organisation["kind"], ()),
             "done": done,
@@ -190,7 +214,12 @@ async def _account_page(
     status_code: int = 200,
 ) -> Response:
     account = await visitor.api.get_account(user_id)
-    audit = await visitor.api.list_account_audit(user_id, page_size=50)
+    audit, audit_pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_account_audit, user_id),
+        asked(visitor.request),
+        path=f"/accounts/{user_id}",
+    )
     organisations = [
         await visitor.organisation(organisation_id)
         for organisation_id in dict.fromkeys(
@@ -205,6 +234,7 @@ async def _account_page(
         {
             "account": account,
             "audit": audit["items"],
+            "audit_pager": audit_pager,
             "organisations": organisations,
             "roles": roles,
             "email_form": email or FormState(values={"email": account["email"] or ""}),
@@ -305,16 +335,21 @@ async def revoke_role(
 
 
 @router.get("/operator", response_class=HTMLResponse)
-async def operator_home(visitor: CurrentVisitor, kind: str = "") -> Response:
-    page = await visitor.api.list_organisations(
-        kind=kind or None,  # type: ignore[arg-type]  # checked by the gateway: 400 if unknown
-        page_size=100,
+async def operator_home(visitor: CurrentVisitor, kind: str = "", page_token: str = "") -> Response:
+    page, pager = await paged(
+        visitor.request.url,
+        partial(
+            visitor.api.list_organisations,
+            kind=kind or None,  # type: ignore[arg-type]  # the gateway checks it: 400 if unknown
+        ),
+        page_token,
     )
     return await render(
         visitor,
         "operator/home.html",
         {
             "organisations": page["items"],
+            "pager": pager,
             "kind": kind,
             "kinds": list(_ROLES_BY_KIND),
             "recovery": FormState(),
@@ -339,12 +374,15 @@ async def username_recovery(visitor: CurrentVisitor) -> Response:
             raise
         form = FormState.refused(visitor.locale, values, problem, {})
         status = 400
-    page = await visitor.api.list_organisations(page_size=100)
+    page, pager = await paged(
+        visitor.request.url, visitor.api.list_organisations, "", path="/operator"
+    )
     return await render(
         visitor,
         "operator/home.html",
         {
             "organisations": page["items"],
+            "pager": pager,
             "kind": "",
             "kinds": list(_ROLES_BY_KIND),
             "recovery": form,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from functools import partial
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
@@ -17,6 +18,7 @@ from web.deps import CurrentVisitor
 from web.flash import flash
 from web.forms import TypedInputs
 from web.pages import form_values, redirect, render
+from web.paging import every_item, paged
 from web.portals import partners_menu, partners_operator
 from web.portals.partners_common import as_instant, refused, store_context
 from web.problems import FormState
@@ -66,11 +68,13 @@ async def save_settings(visitor: CurrentVisitor, store_id: str) -> Response:
 
 @router.get("/partners/{store_id}/orders", response_class=HTMLResponse)
 async def orders_in_progress(
-    visitor: CurrentVisitor, store_id: str, page_token: str | None = None
+    visitor: CurrentVisitor, store_id: str, page_token: str = ""
 ) -> Response:
     context = await store_context(visitor, store_id)
-    page = await visitor.api.orders_in_progress(store_id, page_size=50, page_token=page_token)
-    return await render(visitor, "partners/orders.html", {**context, "page": page})
+    page, pager = await paged(
+        visitor.request.url, partial(visitor.api.orders_in_progress, store_id), page_token
+    )
+    return await render(visitor, "partners/orders.html", {**context, "page": page, "pager": pager})
 
 
 @router.get("/partners/{store_id}/history", response_class=HTMLResponse)
@@ -80,20 +84,20 @@ async def order_history(
     status: str = "",
     from_day: str = "",
     to_day: str = "",
-    page_token: str | None = None,
+    page_token: str = "",
 ) -> Response:
     """RAPPORTS > HISTORIQUE: filters by status and by day (the store's own days)."""
     context = await store_context(visitor, store_id)
     chosen: HistoryStatus | None = next((s for s in _HISTORY_STATUSES if s == status), None)
     zone = context["zone"]
-    page = await visitor.api.order_history(
+    history = partial(
+        visitor.api.order_history,
         store_id,
         status=chosen,
         from_=as_instant(f"{from_day}T00:00", zone) if _is_day(from_day) else None,
         to=as_instant(f"{to_day}T23:59:59", zone) if _is_day(to_day) else None,
-        page_size=50,
-        page_token=page_token,
     )
+    page, pager = await paged(visitor.request.url, history, page_token)
     filters = {"status": chosen or "", "from_day": from_day, "to_day": to_day}
     return await render(
         visitor,
@@ -101,6 +105,7 @@ async def order_history(
         {
             **context,
             "page": page,
+            "pager": pager,
             "filters": filters,
             "form": FormState(values=filters),
             "statuses": [(s, visitor.t(f"status.{s}")) for s in _HISTORY_STATUSES],
@@ -126,7 +131,7 @@ async def _order_page(
     context, detail, products = await asyncio.gather(
         store_context(visitor, store_id),
         visitor.api.get_order(store_id, order_id),
-        visitor.api.list_products(store_id, active_only=True, page_size=200),
+        every_item(partial(visitor.api.list_products, store_id, active_only=True)),
     )
     if form is None:
         form = FormState()
@@ -140,7 +145,7 @@ async def _order_page(
             "item_options": [
                 (i["id"], i["name"]) for i in detail["items"] if i["status"] == "active"
             ],
-            "product_options": [("", "—")] + [(p["id"], p["name"]) for p in products["items"]],
+            "product_options": [("", "—")] + [(p["id"], p["name"]) for p in products],
         },
         status_code=status_code,
     )

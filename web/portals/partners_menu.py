@@ -4,6 +4,7 @@ the bank-detail change with its proof."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import cast
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from web.formatting import amount_input, money
 from web.forms import TypedInputs
 from web.i18n import N_
 from web.pages import form_values, redirect, render
+from web.paging import asked, every_item, paged
 from web.portals.partners_common import (
     as_instant,
     pick,
@@ -38,6 +40,9 @@ from web.session import Visitor
 
 # Products per page of the menu: a phone scrolls through a page of them, not the whole menu.
 PRODUCTS_PAGE = 20
+# A month of daily check-ins per page; bank-detail changes are cards, a few per page.
+CHECK_INS_PAGE = 31
+BANK_CHANGES_PAGE = 20
 
 router = APIRouter()
 
@@ -58,8 +63,12 @@ async def _products_page(
     """One page of the menu (PRODUCTS_PAGE products, by name): a product's forms open under
     it only when asked for, when refused, or when it was just changed."""
     context = await store_context(visitor, store_id)
-    page = await visitor.api.list_products(
-        store_id, page_size=PRODUCTS_PAGE, page_token=page_token or None
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_products, store_id),
+        page_token,
+        path=f"/partners/{store_id}/products",
+        size=PRODUCTS_PAGE,
     )
     return await render(
         visitor,
@@ -69,7 +78,7 @@ async def _products_page(
             "products": page["items"],
             "forms": forms or {},
             "page_token": page_token,
-            "next_page_token": page.get("next_page_token"),
+            "pager": pager,
         },
         status_code=status_code,
     )
@@ -157,17 +166,24 @@ async def _content_page(
     visitor: Visitor, store_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     context = await store_context(visitor, store_id)
-    changes = await visitor.api.list_content_changes(store_id, page_size=50)
-    page = await visitor.api.list_products(store_id, page_size=200)
-    names = {p["id"]: p["name"] for p in page["items"]}
+    changes, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_content_changes, store_id),
+        asked(visitor.request),
+        path=f"/partners/{store_id}/content-changes",
+    )
+    # Every product: they name the changes and fill the form's choice.
+    menu = await every_item(partial(visitor.api.list_products, store_id))
+    names = {p["id"]: p["name"] for p in menu}
     return await render(
         visitor,
         "partners/content_changes.html",
         {
             **context,
             "changes": changes["items"],
+            "pager": pager,
             "names": names,
-            "options": _product_options(visitor, list(page["items"])),  # type: ignore[arg-type]
+            "options": _product_options(visitor, menu),
             "form": form,
         },
         status_code=status_code,
@@ -206,11 +222,17 @@ async def _check_ins_page(
     visitor: Visitor, store_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     context = await store_context(visitor, store_id)
-    page = await visitor.api.list_check_ins(store_id, page_size=31)
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_check_ins, store_id),
+        asked(visitor.request),
+        path=f"/partners/{store_id}/check-ins",
+        size=CHECK_INS_PAGE,
+    )
     return await render(
         visitor,
         "partners/check_ins.html",
-        {**context, "check_ins": page["items"], "form": form},
+        {**context, "check_ins": page["items"], "pager": pager, "form": form},
         status_code=status_code,
     )
 
@@ -237,15 +259,29 @@ async def _promotions_page(
     visitor: Visitor, store_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     context = await store_context(visitor, store_id)
-    active = await visitor.api.list_promotions(store_id, status="active", page_size=50)
-    every = await visitor.api.list_promotions(store_id, page_size=50)
+    here = f"/partners/{store_id}/promotions"
+    active, active_pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_promotions, store_id, status="active"),
+        asked(visitor.request, "active_page"),
+        param="active_page",
+        path=here,
+    )
+    every, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_promotions, store_id),
+        asked(visitor.request),
+        path=here,
+    )
     return await render(
         visitor,
         "partners/promotions.html",
         {
             **context,
             "active": active["items"],
+            "active_pager": active_pager,
             "promotions": every["items"],
+            "pager": pager,
             "kinds": [(k, visitor.t(f"partners.kind.{k}")) for k in _KINDS],
             "form": form,
         },
@@ -290,7 +326,7 @@ async def _promotion_page(
 ) -> Response:
     context = await store_context(visitor, store_id)
     promotion = await visitor.api.get_promotion(store_id, promotion_id)
-    menu = await visitor.api.list_products(store_id, page_size=200)
+    menu = await every_item(partial(visitor.api.list_products, store_id))
     if form is None:
         form = FormState(
             values={
@@ -312,8 +348,8 @@ async def _promotion_page(
         {
             **context,
             "promotion": promotion,
-            "menu": menu["items"],
-            "names": {p["id"]: p["name"] for p in menu["items"]},
+            "menu": menu,
+            "names": {p["id"]: p["name"] for p in menu},
             "selected": selected,
             "form": form,
             "problem_form": problem_form or FormState(),
@@ -405,13 +441,19 @@ async def _messages_page(
     visitor: Visitor, store_id: str, form: FormState, status_code: int = 200
 ) -> Response:
     context = await store_context(visitor, store_id)
-    page = await visitor.api.list_messages(store_id, page_size=50)
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_messages, store_id),
+        asked(visitor.request),
+        path=f"/partners/{store_id}/messages",
+    )
     return await render(
         visitor,
         "partners/messages.html",
         {
             **context,
             "messages": page["items"],
+            "pager": pager,
             "categories": [(c, visitor.t(f"partners.category.{c}")) for c in _CATEGORIES],
             "form": form,
         },
@@ -455,7 +497,13 @@ async def _bank_page(
     status_code: int = 200,
 ) -> Response:
     context = await store_context(visitor, store_id)
-    page = await visitor.api.list_bank_detail_changes(store_id, page_size=20)
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_bank_detail_changes, store_id),
+        asked(visitor.request),
+        path=f"/partners/{store_id}/bank-details",
+        size=BANK_CHANGES_PAGE,
+    )
     if form is None:
         form = FormState()
     return await render(
@@ -464,6 +512,7 @@ async def _bank_page(
         {
             **context,
             "changes": page["items"],
+            "pager": pager,
             "form": form,
             "proof_form": proof_form or FormState(),
         },
@@ -525,8 +574,8 @@ async def upload_proof(visitor: CurrentVisitor, store_id: str, change_id: str) -
 
 @router.get("/partners/{store_id}/bank-details/{change_id}/proof")
 async def download_proof(visitor: CurrentVisitor, store_id: str, change_id: str) -> Response:
-    changes = await visitor.api.list_bank_detail_changes(store_id, page_size=20)
-    found = next((c for c in changes["items"] if c["id"] == change_id), None)
+    changes = await every_item(partial(visitor.api.list_bank_detail_changes, store_id))
+    found = next((c for c in changes if c["id"] == change_id), None)
     content = await visitor.api.download_proof(store_id, change_id)
     proof = found["proof"] if found else None
     return proof_response(content, proof)

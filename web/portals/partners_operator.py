@@ -3,6 +3,7 @@ it), bank-detail changes to review with their proof, content changes, stores not
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -14,6 +15,7 @@ from web.deps import CurrentVisitor
 from web.flash import flash
 from web.i18n import N_
 from web.pages import form_values, redirect, render
+from web.paging import asked, every_item, paged
 from web.portals.partners_common import pick, refused
 from web.portals.partners_menu import proof_response
 from web.problems import FormState
@@ -32,9 +34,23 @@ _FUNDERS: tuple[RefundFunder, ...] = ("platform", "partner")
 
 
 async def _escalations_context(visitor: Visitor, status: str) -> dict[str, object]:
+    """One page of the escalations in a status; the live table polls the same page (its
+    address carries the page's token) and its links lead to the page, not to the table."""
     chosen = pick(_ESCALATION_STATUSES, status, "escalated")
-    page = await visitor.api.list_escalations(status=chosen, page_size=100)
-    return {"escalations": page["items"], "status": chosen, "statuses": _ESCALATION_STATUSES}
+    token = asked(visitor.request)
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_escalations, status=chosen),
+        token,
+        path="/operator/partners/escalations",
+    )
+    return {
+        "escalations": page["items"],
+        "pager": pager,
+        "page_token": token,
+        "status": chosen,
+        "statuses": _ESCALATION_STATUSES,
+    }
 
 
 async def _escalations_page(
@@ -130,11 +146,22 @@ async def _bank_page(
 ) -> Response:
     await visitor.me()
     chosen = pick(_BANK_STATUSES, status, "proof_submitted")
-    page = await visitor.api.review_bank_detail_changes(status=chosen, page_size=100)
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.review_bank_detail_changes, status=chosen),
+        asked(visitor.request),
+        path="/operator/partners/bank-detail-changes",
+    )
     return await render(
         visitor,
         "partners/op_bank.html",
-        {"changes": page["items"], "status": chosen, "statuses": _BANK_STATUSES, "form": form},
+        {
+            "changes": page["items"],
+            "pager": pager,
+            "status": chosen,
+            "statuses": _BANK_STATUSES,
+            "form": form,
+        },
         status_code=status_code,
     )
 
@@ -150,8 +177,8 @@ async def operator_proof(visitor: CurrentVisitor, change_id: str) -> Response:
     proof = None
     statuses: tuple[BankDetailChangeStatus, ...] = ("proof_submitted", "approved", "rejected")
     for status in statuses:
-        page = await visitor.api.review_bank_detail_changes(status=status, page_size=100)
-        proof = next((c["proof"] for c in page["items"] if c["id"] == change_id), None)
+        changes = await every_item(partial(visitor.api.review_bank_detail_changes, status=status))
+        proof = next((c["proof"] for c in changes if c["id"] == change_id), None)
         if proof:
             break
     return proof_response(content, proof)
@@ -191,20 +218,28 @@ async def _content_page(
     await visitor.me()
     changes: list[object] = []
     store = None
+    pager = None
     if store_id:
         store = await visitor.api.get_store(store_id)
-        changes = list((await visitor.api.list_content_changes(store_id, page_size=100))["items"])
+        page, pager = await paged(
+            visitor.request.url,
+            partial(visitor.api.list_content_changes, store_id),
+            asked(visitor.request),
+            path="/operator/partners/content-changes",
+        )
+        changes = list(page["items"])
     form.values.setdefault("store_id", store_id)
-    # The operator picks the store by name: nobody types an id.
-    partners = await visitor.api.list_organisations(kind="delivery_partner", page_size=100)
+    # The operator picks the store by name, among every store: nobody types an id.
+    partners = await every_item(partial(visitor.api.list_organisations, kind="delivery_partner"))
     stores = [("", visitor.t("partners.op.choose_store"))] + [
-        (o["id"], o["name"]) for o in sorted(partners["items"], key=lambda o: o["name"])
+        (o["id"], o["name"]) for o in sorted(partners, key=lambda o: o["name"])
     ]
     return await render(
         visitor,
         "partners/op_content.html",
         {
             "changes": changes,
+            "pager": pager,
             "store": store,
             "store_id": store_id,
             "form": form,
@@ -242,11 +277,15 @@ async def decide_content(visitor: CurrentVisitor, change_id: str, decision: str)
 @router.get("/operator/partners/check-ins/missing", response_class=HTMLResponse)
 async def missing_check_ins(visitor: CurrentVisitor, day: str = "") -> Response:
     await visitor.me()
-    page = await visitor.api.stores_not_checked_in(day=day or None, page_size=100)
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.stores_not_checked_in, day=day or None),
+        asked(visitor.request),
+    )
     return await render(
         visitor,
         "partners/op_missing.html",
-        {"missing": page["items"], "form": FormState(values={"day": day})},
+        {"missing": page["items"], "pager": pager, "form": FormState(values={"day": day})},
     )
 
 

@@ -12,6 +12,7 @@ from web.deps import CurrentVisitor
 from web.flash import flash
 from web.i18n import HTML_LANG, LANGUAGE_NAMES, LOCALES
 from web.pages import form_values, redirect, render
+from web.paging import every_item
 from web.problems import FormState
 from web.session import Visitor
 
@@ -41,7 +42,7 @@ def _translations(values: dict[str, str]) -> list[OptionTranslation]:
 
 
 async def _find(visitor: Visitor, program_id: str, option_id: str) -> tuple[Program, ProgramOption]:
-    for program in (await visitor.api.list_programs(page_size=500))["items"]:
+    for program in await every_item(visitor.api.list_programs):
         if program["id"] == program_id:
             for option in program["options"]:
                 if option["id"] == option_id:
@@ -55,7 +56,8 @@ async def _page(
     editing: tuple[Program, ProgramOption] | None = None,
     status_code: int = 200,
 ) -> Response:
-    programs = (await visitor.api.list_programs(page_size=500))["items"]
+    # The programs are the catalogue an operator edits: every one, on one page.
+    programs = await every_item(visitor.api.list_programs)
     return await render(
         visitor,
         "operator/programs.html",

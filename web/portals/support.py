@@ -7,6 +7,7 @@ kind, logs consulting time, and reads the SLA report."""
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from web.flash import flash
 from web.forms import TypedInputs
 from web.i18n import N_, localized
 from web.pages import form_values, redirect, render
+from web.paging import every_item, paged
 from web.problems import FormState, summary_message
 from web.session import Visitor
 
@@ -49,7 +51,6 @@ PRIORITIES: tuple[TicketPriority, ...] = ("low", "normal", "high", "urgent")
 KINDS: tuple[TicketKind, ...] = ("support", "consulting")
 _TICKET_FIELDS = ("category_id", "title", "description", "screen_code", "example_record")
 DEFAULT_ZONE = "Europe/Paris"
-PAGE_SIZE = 50
 
 
 _LABELLED: dict[str, tuple[str, ...]] = {
@@ -82,14 +83,14 @@ async def _zones(visitor: Visitor) -> dict[str, str]:
     gateway has no zone to give, so pages use the browser's own zone (web/static/tz.js), and
     Paris until the browser has said it."""
     try:
-        calendars = await visitor.api.list_calendars(page_size=500)
-        plans = await visitor.api.list_plans(page_size=500)
+        calendars = await every_item(visitor.api.list_calendars)
+        plans = await every_item(visitor.api.list_plans)
     except ApiProblem as problem:
         if problem.status in (401, 403):
             return {}
         raise
-    by_calendar = {c["id"]: c["time_zone"] for c in calendars["items"]}
-    return {p["id"]: by_calendar.get(p["calendar_id"], DEFAULT_ZONE) for p in plans["items"]}
+    by_calendar = {c["id"]: c["time_zone"] for c in calendars}
+    return {p["id"]: by_calendar.get(p["calendar_id"], DEFAULT_ZONE) for p in plans}
 
 
 async def _in_reader_language(visitor: Visitor, tickets: list[Ticket]) -> list[Ticket]:
@@ -218,8 +219,10 @@ async def my_tickets(
     """A company's tickets in any status, with search (operators see everyone's)."""
     me = await visitor.me()
     statuses = [status] if status in STATUSES else None
-    page = await visitor.api.list_tickets(
-        q=q or None, status=statuses, page_size=PAGE_SIZE, page_token=page_token or None
+    page, pager = await paged(
+        visitor.request.url,
+        partial(visitor.api.list_tickets, q=q or None, status=statuses),
+        page_token,
     )
     zones = await _zones(visitor)
     return await _render(
@@ -227,7 +230,7 @@ async def my_tickets(
         "support/tickets.html",
         {
             "tickets": await _in_reader_language(visitor, page["items"]),
-            "next_page_token": page["next_page_token"],
+            "pager": pager,
             "zones": zones,
             "default_zone": visitor.time_zone or DEFAULT_ZONE,
             "agent": _is_agent(dict(me)),
@@ -243,14 +246,14 @@ async def my_tickets(
 @router.get("/support/queue", response_class=HTMLResponse)
 async def queue(visitor: CurrentVisitor, page_token: str = "") -> Response:
     await visitor.me()
-    page = await visitor.api.list_queue(page_size=PAGE_SIZE, page_token=page_token or None)
+    page, pager = await paged(visitor.request.url, visitor.api.list_queue, page_token)
     zones = await _zones(visitor)
     return await _render(
         visitor,
         "support/queue.html",
         {
             "tickets": await _in_reader_language(visitor, page["items"]),
-            "next_page_token": page["next_page_token"],
+            "pager": pager,
             "zones": zones,
             "default_zone": visitor.time_zone or DEFAULT_ZONE,
         },

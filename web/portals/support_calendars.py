@@ -13,6 +13,7 @@ from web.client.transport import ApiProblem
 from web.deps import CurrentVisitor
 from web.i18n import N_
 from web.pages import form_values, redirect
+from web.paging import every_item
 from web.portals.support import _render
 from web.problems import FormState
 from web.session import Visitor
@@ -54,7 +55,8 @@ def _category_label(visitor: Visitor, category: str) -> str:
 
 
 async def _calendar(visitor: Visitor, calendar_id: str) -> Calendar:
-    for calendar in (await visitor.api.list_calendars(page_size=500))["items"]:
+    calendars: list[Calendar] = await every_item(visitor.api.list_calendars)
+    for calendar in calendars:
         if calendar["id"] == calendar_id:
             return calendar
     raise ApiProblem(404, {"type": "about:blank#not_found", "status": 404})
@@ -66,7 +68,8 @@ async def _page(
     calendar: Calendar | None = None,
     status_code: int = 200,
 ) -> Response:
-    listed = await visitor.api.list_calendars(page_size=500)
+    # The team's handful of calendars, each editable: every one, on one page.
+    listed = await every_item(visitor.api.list_calendars)
     offered: list[str] = []
     if calendar is not None and calendar["country"]:
         offered = (await visitor.api.list_holiday_categories(country=calendar["country"]))[
@@ -76,7 +79,7 @@ async def _page(
         visitor,
         "support/calendars_admin.html",
         {
-            "calendars": listed["items"],
+            "calendars": listed,
             "calendar": calendar,
             "form": form,
             "weekdays": [(name, visitor.t(f"support.weekday.{name}")) for name in WEEKDAYS],
