@@ -99,11 +99,14 @@ class Part:
     last_rss: int = 0
     cpu_at_start: float = 0.0
     cpu: float = 0.0
+    # The bench's own process is the parent of the whole stack: itself only, or it would count
+    # every other line again.
+    with_children: bool = True
     _cpu_of: dict[int, float] = field(default_factory=dict)
 
     def _tree(self) -> list[psutil.Process]:
         root = psutil.Process(self.pid)
-        return [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)] if self.with_children else [root]
 
     def sample(self) -> None:
         rss = 0
@@ -123,7 +126,9 @@ class Processes:
     """Samples every part's resident memory (peak) and CPU time while a bench runs."""
 
     def __init__(self, parts: dict[str, int | None]) -> None:
-        self.parts = [Part(name, pid) for name, pid in parts.items() if pid]
+        self.parts = [
+            Part(name, pid, with_children=pid != os.getpid()) for name, pid in parts.items() if pid
+        ]
         self.began = time.monotonic()
         for part in self.parts:
             part.sample()

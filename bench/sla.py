@@ -308,27 +308,32 @@ def temporal_report(server: _stack.Samples, worker: _stack.Samples, tickets: int
             f"  {operation:<42} {count / tickets:5.2f}/ticket {spent:8.1f} s"
             f" ({1000 * spent / max(count, 1):.1f} ms each)"
         )
+    # The SDK's metrics as the worker's /metrics names them (Prometheus units: seconds, _total).
     for name, label in (
         ("workflow task schedule-to-start", "temporal_workflow_task_schedule_to_start_latency"),
         ("workflow task execution", "temporal_workflow_task_execution_latency"),
         ("workflow task replay", "temporal_workflow_task_replay_latency"),
         ("local activity execution", "temporal_local_activity_execution_latency"),
+        ("activity schedule-to-start", "temporal_activity_schedule_to_start_latency"),
     ):
-        p50 = _stack.quantile(worker, label, 0.5)
-        p99 = _stack.quantile(worker, label, 0.99)
-        count = _stack.total(worker, f"{label}_count")
+        metric = f"{label}_seconds"
+        p50 = 1000 * _stack.quantile(worker, metric, 0.5)
+        p99 = 1000 * _stack.quantile(worker, metric, 0.99)
+        count = _stack.total(worker, f"{metric}_count")
         lines.append(f"worker {name:<31} p50 {p50:7.0f} ms  p99 {p99:7.0f} ms  ({count:.0f})")
     respond = {"operation": "RespondWorkflowTaskCompleted"}
-    p50 = _stack.quantile(worker, "temporal_request_latency", 0.5, **respond)
-    p99 = _stack.quantile(worker, "temporal_request_latency", 0.99, **respond)
+    p50 = 1000 * _stack.quantile(worker, "temporal_request_latency_seconds", 0.5, **respond)
+    p99 = 1000 * _stack.quantile(worker, "temporal_request_latency_seconds", 0.99, **respond)
     lines.append(f"worker RespondWorkflowTaskCompleted   p50 {p50:7.0f} ms  p99 {p99:7.0f} ms")
-    hits = _stack.total(worker, "temporal_sticky_cache_hit")
-    evicted = _stack.total(worker, "temporal_sticky_cache_total_forced_eviction")
+    hits = _stack.total(worker, "temporal_sticky_cache_hit_total")
+    evicted = _stack.total(worker, "temporal_sticky_cache_total_forced_eviction_total")
     lines.append(f"worker sticky cache           {hits:.0f} hits, {evicted:.0f} forced evictions")
-    failures = _stack.by_label(worker, "temporal_request_failure", "operation")
+    failures = _stack.by_label(worker, "temporal_request_failure_total", "operation")
     failures |= {
         f"{op} (poll)": n
-        for op, n in _stack.by_label(worker, "temporal_long_request_failure", "operation").items()
+        for op, n in _stack.by_label(
+            worker, "temporal_long_request_failure_total", "operation"
+        ).items()
     }
     failed = ", ".join(f"{op} {n:.0f}" for op, n in sorted(failures.items()) if n) or "none"
     lines.append(f"worker calls to Temporal that failed: {failed}")
