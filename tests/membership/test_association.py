@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from services.membership.domain.normalise import luhn_complete
+from services.membership.domain.records import ANALYZE_AFTER_IMPORT
 from services.membership.models import TrainingRegistration
 from tests.identity.harness import WORKSHOP, unique
 from tests.membership.harness import (
@@ -640,3 +641,25 @@ async def test_bulk_import_is_for_operators_and_idempotent(world: World) -> None
     assert sorted(r.company_name for r in page.records) == sorted(
         ["Société 4 SARL", *(f"Société {i} SARL" for i in range(40, 50))]
     )
+
+
+async def test_a_large_import_leaves_the_planner_statistics_fresh(world: World) -> None:
+    """Planned on a table believed empty, a look-up of one record's duplicates read every
+    record; a bulk import of 1,000 or more refreshes the statistics before it returns (the
+    table is small enough here for ANALYZE to count every row)."""
+    association = await world.association()
+    large = [
+        pb.ImportedClientRecord(external_ref=f"large-{i}", company_name=f"Imprimerie {i}")
+        for i in range(ANALYZE_AFTER_IMPORT)
+    ]
+    imported = await world.stub.ImportClientRecords(
+        pb.ImportClientRecordsRequest(association_id=association.id, records=large),
+        metadata=world.ops,
+    )
+    assert imported.inserted == ANALYZE_AFTER_IMPORT
+    async with world.sessions() as session:
+        believed = await session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE relname = 'client_records'")
+        )
+        counted = await session.scalar(text("SELECT count(*) FROM client_records"))
+    assert believed == counted

@@ -47,6 +47,8 @@ from services.membership.models import (
 )
 
 MAX_IMPORT = 10_000
+# An import this large refreshes the table's planner statistics (`import_client_records`).
+ANALYZE_AFTER_IMPORT = 1_000
 DELETE_CONFIRMATIONS = frozenset({"SUPPRIMER", "DELETE"})
 _SIMPLE_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -468,4 +470,10 @@ async def import_client_records(
     inserted = int(status.rsplit(" ", 1)[-1])
     if inserted and parsed is not None:
         note_change(session, parsed, now)
+    if inserted >= ANALYZE_AFTER_IMPORT:
+        # Fresh statistics for the next query, not whenever autovacuum gets to the table: planned
+        # on a table it still believed empty, the merge screen's look-up of one record's
+        # duplicates read all 100,000 records of the demo (121 ms) instead of two indexes (0.4 ms).
+        # ANALYZE counts the rows this transaction inserted, and blocks no reader nor writer.
+        await driver.execute("ANALYZE client_records")
     return inserted, len(records) - inserted
