@@ -353,9 +353,11 @@ def test_every_paged_page_opens_with_its_lists(stack: Stack, small_pages: None) 
         group = every(f"/v1/providers/{provider}/groups")[0]["id"]
     with _api(stack, "assoc.admin") as every:
         training = every(f"/v1/associations/{association}/trainings")[0]["id"]
+        public = every(f"/v1/associations/{association}/public-trainings")
     with _api(stack, "napoli.manager") as every:
         promotion = every(f"/v1/partners/{store}/promotions")[0]["id"]
-        order = every(f"/v1/partners/{store}/orders/in-progress")[0]["id"]
+        in_progress = every(f"/v1/partners/{store}/orders/in-progress")
+        order = in_progress[0]["id"]
     with _api(stack, "bois.user") as every:
         customer = every("/v1/support/tickets")[0]["opened_by_id"]
     pages: dict[str, list[tuple[str, bool]]] = {  # (page, whether it must show paging links)
@@ -371,14 +373,15 @@ def test_every_paged_page_opens_with_its_lists(stack: Stack, small_pages: None) 
         "assoc.admin": [
             (f"/associations/{association}", False),
             (f"/associations/{association}/trainings/{training}", False),
-            (f"/associations/{association}/public-trainings", True),
+            (f"/associations/{association}/public-trainings", len(public) > 1),
             (f"/associations/{association}/dps-requests", False),
             (f"/associations/{association}/records", True),
             (f"/associations/{association}/duplicates", False),
             (f"/associations/{association}/audit", False),
         ],
         "napoli.manager": [
-            (f"/partners/{store}/orders", True),
+            # Other tests on the shared stack deliver or cancel orders: links when 2 or more remain.
+            (f"/partners/{store}/orders", len(in_progress) > 1),
             (f"/partners/{store}/orders/{order}", False),
             (f"/partners/{store}/content-changes", False),
             (f"/partners/{store}/check-ins", False),
