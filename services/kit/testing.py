@@ -17,8 +17,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar, overload
+
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.testing import WorkflowEnvironment
 
 from services.kit.db import ensure_database
 from services.kit.localpg import LocalPostgres
@@ -95,6 +99,19 @@ def time_scale() -> float:
 def scaled(seconds: float) -> float:
     """A duration sized for a quiet machine, stretched for the load now (`time_scale`)."""
     return seconds * time_scale()
+
+
+async def skip_time(env: WorkflowEnvironment, duration: timedelta | float) -> None:
+    """`env.sleep` on Temporal's time-skipping server, with a deadline that stretches with the
+    load: the SDK's own call has none, and its transport gives up after 10 s, which a skip
+    across many timers overran on a loaded machine (and a retry would skip twice)."""
+    request = SleepRequest()
+    request.duration.FromTimedelta(
+        duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
+    )
+    await env.client.test_service.unlock_time_skipping_with_sleep(
+        request, timeout=timedelta(seconds=scaled(120))
+    )
 
 
 def _describe(check: Callable[..., object]) -> str:

@@ -34,7 +34,7 @@ from temporalio.worker import Replayer
 from services.kit.clock import PinnedClock
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import ORDER, ORDER_CODE, SEARCH_ATTRIBUTES
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, skip_time
 from tests.identity.harness import Identity
 from tests.partners.harness import (
     Partners,
@@ -323,8 +323,8 @@ async def test_refused_alternative_is_escalated_then_cancelled_and_refunded(
 async def test_no_answer_escalates_and_the_deadline_cancels(escalating: Escalating) -> None:
     partners = escalating.partners
     store, order, handle = await _report(escalating, paid=False)
-    await escalating.env.sleep(
-        timedelta(seconds=partners.settings.escalation_answer_timeout_seconds)
+    await skip_time(
+        escalating.env, timedelta(seconds=partners.settings.escalation_answer_timeout_seconds)
     )
     await _ticket_opened(escalating, store, order)
     result = await _result(escalating.env, handle)
@@ -361,8 +361,8 @@ async def test_no_answer_escalates_and_the_deadline_cancels(escalating: Escalati
 async def test_support_cancels_before_its_deadline(escalating: Escalating) -> None:
     partners = escalating.partners
     store, order, handle = await _report(escalating, paid=True)
-    await escalating.env.sleep(
-        timedelta(seconds=partners.settings.escalation_answer_timeout_seconds)
+    await skip_time(
+        escalating.env, timedelta(seconds=partners.settings.escalation_answer_timeout_seconds)
     )
 
     async def escalated() -> bool:

@@ -39,7 +39,7 @@ from temporalio.worker import Replayer
 from services.kit.clock import PinnedClock
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import WORKSHOP_CODE
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, skip_time
 from services.membership.models import RenewalLetter
 from tests.identity.harness import WORKSHOP
 from tests.membership.harness import (
@@ -73,7 +73,7 @@ class Scene:
         """Skips the server's time to `moment`; membership's clock follows."""
         gap = moment - await self.now()
         assert gap > timedelta(0), f"{moment} is in the past"
-        await self.env.sleep(gap)
+        await skip_time(self.env, gap)
         self.clock.pin(await self.now())
 
     async def program(self, time_zone: str) -> pb.Program:

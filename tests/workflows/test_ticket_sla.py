@@ -32,7 +32,7 @@ from temporalio.testing import WorkflowEnvironment
 from services.kit.db import upgrade
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import SEARCH_ATTRIBUTES, TICKET, TICKET_NUMBER
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, skip_time
 from services.support.models import SlaEvent
 from services.support.servicer import SPEC
 from tests.identity.harness import Identity, unique
@@ -77,7 +77,7 @@ class Scenario:
         """Skips the server's time to `moment` and pins the service's clock there."""
         gap = moment - await self.now()
         assert gap > timedelta(0), f"{moment} is in the past"
-        await self.env.sleep(gap)
+        await skip_time(self.env, gap)
         # The server lands a few milliseconds late; the scenario's instants are exact.
         self.support.clock.pinned = moment
 
@@ -92,7 +92,7 @@ class Scenario:
 
     async def settle(self) -> None:
         """Lets the relays deliver and the workflow act on what was just done."""
-        await self.env.sleep(timedelta(milliseconds=10))
+        await skip_time(self.env, timedelta(milliseconds=10))
 
 
 @pytest.fixture
