@@ -103,8 +103,8 @@ def scaled(seconds: float) -> float:
 
 async def skip_time(env: WorkflowEnvironment, duration: timedelta | float) -> None:
     """`env.sleep` on Temporal's time-skipping server, with a deadline that stretches with the
-    load: the SDK's own call has none, and its transport gives up after 10 s, which a skip
-    across many timers overran on a loaded machine (and a retry would skip twice)."""
+    load: the SDK's own call sets none, and its transport gave up ("Timeout expired") on a skip
+    across many timers on a loaded machine (a retry would skip twice)."""
     request = SleepRequest()
     request.duration.FromTimedelta(
         duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
