@@ -355,6 +355,11 @@ async def main(options: argparse.Namespace) -> int:
                 "--metrics-port",
                 str(metrics_port),
                 *dev_server_search_attribute_args(),
+                *(
+                    arg
+                    for name, value in options.server_config
+                    for arg in ("--dynamic-config-value", f"{name}={value}")
+                ),
             ],
         )
         server_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -565,6 +570,14 @@ if __name__ == "__main__":
         action="append",
         default=[],
         help="NAME=VALUE for every process of the stack (e.g. MAX_CACHED_WORKFLOWS=12000)",
+    )
+    parser.add_argument(
+        "--server-config",
+        type=_pair,
+        action="append",
+        default=[],
+        help="NAME=VALUE of the Temporal dev server's dynamic config, e.g."
+        " system.enableActivityEagerExecution=true (a value in JSON)",
     )
     parser.add_argument("--explain", action="store_true", help="print the latest warning's history")
     options = parser.parse_args()
