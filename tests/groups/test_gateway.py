@@ -198,7 +198,12 @@ async def test_fifty_requests_race_for_one_client(world: World, http: httpx.Asyn
     assert {a.json()["type"].rsplit("/", 1)[1] for a in answers if a.status_code == 409} == {
         "client_already_grouped"
     }
-    relationships = await http.get(f"/v1/providers/{provider.id}/relationships", headers=headers)
+    # 51 relationships: one page of them all (the default page could leave the contested one
+    # on the next, as a clean-clone run found).
+    relationships = await http.get(
+        f"/v1/providers/{provider.id}/relationships", params={"page_size": 100}, headers=headers
+    )
+    assert not relationships.json()["next_page_token"]
     grouped = [r for r in relationships.json()["items"] if r["client"]["id"] == contested]
     assert grouped[0]["group_id"] in groups
 
