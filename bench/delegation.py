@@ -40,7 +40,7 @@ from services.devstack.demo import DEMO_PASSWORD, load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.binaries import temporal_cli
 from services.kit.ports import free_port
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_args
 from services.kit.testing import database_server
 
 ACCOUNTS_PER_CLIENT = 10
@@ -212,7 +212,7 @@ async def main(options: argparse.Namespace) -> int:
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli(),
-            dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+            dev_server_extra_args=["--log-level", "error", *dev_server_args()],
         )
         address = temporal.client.service_client.config.target_host
         ports = {name: free_port() for name in DEFAULT_PORTS}

@@ -47,7 +47,7 @@ from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.binaries import temporal_cli
 from services.kit.paging import page_token as encode_page_token
 from services.kit.ports import free_port
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_args
 from services.kit.testing import database_server
 
 P99_BUDGET_MS = 50.0
@@ -116,7 +116,7 @@ async def main(count: int, requests: int) -> None:
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli(),
-            dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+            dev_server_extra_args=["--log-level", "error", *dev_server_args()],
         )
         stack = Stack(
             Path(state),

@@ -55,7 +55,7 @@ from services.devstack.demo import DEMO_PASSWORD, load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.binaries import temporal_cli
 from services.kit.ports import free_port
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_args
 from services.kit.testing import database_server
 
 NEEDED = ("identity", "support", "worker")
@@ -76,6 +76,14 @@ def auto_target_minutes(tickets: int, rate: float) -> int:
     opening = tickets / rate
     share = 1 - EXPECTED_WARNING_PERCENT / 100
     return max(1, math.ceil(opening / share * 1.1 / 60))
+
+
+def cached_runs(tickets: int) -> int:
+    """The worker's cache, sized as docs/support.md says: every live SLA run, a fifth more for the
+    short mail runs beside them, never under the default (5,000). A smaller cache evicts runs
+    that a timer then wakes: each is replayed from its whole history, work the server and the
+    worker do on top of the warning itself."""
+    return max(5_000, math.ceil(tickets * 1.2))
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -354,12 +362,13 @@ async def main(options: argparse.Namespace) -> int:
                 "error",
                 "--metrics-port",
                 str(metrics_port),
-                *dev_server_search_attribute_args(),
+                *dev_server_args(),
                 *(
                     arg
                     for name, value in options.server_config
                     for arg in ("--dynamic-config-value", f"{name}={value}")
                 ),
+                *options.server_arg,
             ],
         )
         server_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -372,8 +381,14 @@ async def main(options: argparse.Namespace) -> int:
             database_admin_url=pg.admin_url,
             temporal_address=address,
             echo=False,
-            extra_env={"LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "20", **dict(options.env)},
+            extra_env={
+                "LOG_LEVEL": "WARNING",
+                "DB_POOL_SIZE": "20",
+                "MAX_CACHED_WORKFLOWS": str(cached_runs(tickets)),
+                **dict(options.env),
+            },
         )
+        print(f"worker cache                  {stack.extra_env['MAX_CACHED_WORKFLOWS']} runs")
         watcher: asyncio.Task[None] | None = None
         try:
             await stack.start_infrastructure()
@@ -578,6 +593,13 @@ if __name__ == "__main__":
         default=[],
         help="NAME=VALUE of the Temporal dev server's dynamic config, e.g."
         " system.enableActivityEagerExecution=true (a value in JSON)",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="one more argument for `temporal server start-dev`, e.g. --server-arg=--sqlite-pragma"
+        " --server-arg=journal_mode=wal",
     )
     parser.add_argument("--explain", action="store_true", help="print the latest warning's history")
     options = parser.parse_args()

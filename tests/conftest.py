@@ -21,7 +21,7 @@ from services.kit.binaries import temporal_cli, temporal_test_server
 from services.kit.db import upgrade
 from services.kit.smtpsink import ReceivedMail, SmtpSink
 from services.kit.telemetry import temporal_interceptors
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_args
 from services.kit.testing import DatabaseServer, database_server, scaled, time_scale
 
 # The table of make chaos (docs/reliability.md), and the whole stack of tests/e2e and tests/web:
@@ -176,7 +176,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         interceptors=temporal_interceptors(),
-        dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+        dev_server_extra_args=["--log-level", "error", *dev_server_args()],
     )
     yield env
     await env.shutdown()

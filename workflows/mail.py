@@ -3,8 +3,15 @@
 Id `mail/<mail_id>`. The body arrives sealed (see `services.kit.mail`) and is opened only inside
 the activity, so a reset link never appears in clear in the workflow history. An operator finds
 a run by `GuichetMailKind` and the business key the mail is about (`GuichetTicketNumber`,
-`GuichetMembership`, `GuichetUsername`…), set by the relay from the outbox row; the pending
-activity's summary says what it sends and to how many.
+`GuichetMembership`, `GuichetUsername`…), set by the relay from the outbox row; the send's
+summary says what it sends and to how many.
+
+The send is a local activity (`send: "local"`, what `enqueue_mail` records): one workflow task
+per mail, where an activity task costs Temporal a second workflow task, an activity dispatch and
+four more writes of the run (docs/performance.md, "SLA timers"). A mail is one SMTP exchange of
+a few milliseconds, the case local activities are for; long SMTP outages still back off on the
+server's timers. Runs started before (`send: "activity"`, the input's default) keep their
+activity task, so that their histories replay.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ class DeliverMailInput:
     sealed_body: str
     # What the mail is (`password_reset`, `ticket_reply`…): also the run's `GuichetMailKind`.
     kind: str = "mail"
+    # How the run sends it: "local" (a local activity) since enqueue_mail records it; runs whose
+    # input predates the field sent through an activity task and must replay as they ran.
+    send: str = "activity"
 
 
 @dataclass
@@ -51,21 +61,39 @@ class MailActivities:
         return len(mail.to)
 
 
-@workflow.defn(name=MAIL_WORKFLOW)
+# Retried until the relay takes it: an SMTP relay away for hours delays mail, never drops it.
+_SEND_RETRIES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=0,
+)
+_SEND_TIMEOUT = timedelta(seconds=30)
+LOCAL_SEND = "local"
+
+
+# Not sandboxed: the run only passes its input to the send (no clock, no I/O, no randomness),
+# and one run per mail would pay the sandbox's per-run module reload (as TicketSla would).
+@workflow.defn(name=MAIL_WORKFLOW, sandboxed=False)
 class DeliverMail:
     @workflow.run
     async def run(self, mail: DeliverMailInput) -> DeliverMailResult:
         recipients = f"{len(mail.to)} recipient{'s' if len(mail.to) != 1 else ''}"
-        sent = await workflow.execute_activity_method(
-            MailActivities.send_mail,
-            mail,
-            summary=f"send the {mail.kind.replace('_', ' ')} mail to {recipients} over SMTP",
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(minutes=5),
-                maximum_attempts=0,
-            ),
-        )
+        summary = f"send the {mail.kind.replace('_', ' ')} mail to {recipients} over SMTP"
+        if mail.send == LOCAL_SEND:
+            sent = await workflow.execute_local_activity_method(
+                MailActivities.send_mail,
+                mail,
+                summary=summary,
+                start_to_close_timeout=_SEND_TIMEOUT,
+                retry_policy=_SEND_RETRIES,
+            )
+        else:
+            sent = await workflow.execute_activity_method(
+                MailActivities.send_mail,
+                mail,
+                summary=summary,
+                start_to_close_timeout=_SEND_TIMEOUT,
+                retry_policy=_SEND_RETRIES,
+            )
         return DeliverMailResult(mail_id=mail.mail_id, recipients=sent)

@@ -37,7 +37,7 @@ from services.kit.localpg import LocalPostgres
 from services.kit.mail import new_sealing_key
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import (
-    dev_server_search_attribute_args,
+    dev_server_args,
     ensure_retention,
     ensure_search_attributes,
 )
@@ -286,7 +286,7 @@ class Stack:
             str(self.state_dir / "temporal.db"),
             "--log-level",
             "warn",
-            *dev_server_search_attribute_args(),
+            *dev_server_args(),
             stdout=log_file,
             stderr=log_file,
             start_new_session=True,

@@ -112,6 +112,8 @@ async def enqueue_mail(
             "subject": subject,
             "sealed_body": seal(body, sealing_key),
             "kind": kind,
+            # DeliverMail sends it in a local activity (workflows/mail.py).
+            "send": "local",
         },
         task_queue=task_queue,
         search_attributes={

@@ -144,6 +144,29 @@ def dev_server_search_attribute_args() -> list[str]:
     return args
 
 
+# The dev server's dynamic config where its defaults cost Guichet's load dearly (bench/sla.py,
+# docs/performance.md "SLA timers"); a cluster sets the same in its own dynamic config
+# (docs/runbook.md, "Temporal's dynamic config").
+DEV_SERVER_DYNAMIC_CONFIG = {
+    # The dev server re-reads the search attributes from its database at every use, so that one
+    # added while it runs is usable at once: two reads per workflow start, behind its one SQLite
+    # connection (14 of the 42 persistence calls per ticket). Ours are registered at launch.
+    "system.forceSearchAttributesCacheRefreshOnRead": "false",
+    # Runs kept in the history service's cache: every live SLA run of a 10,000-ticket day, so
+    # that a timer or signal never reloads a run's state from the database first.
+    "history.hostLevelCacheMaxSize": "50000",
+}
+
+
+def dev_server_args() -> list[str]:
+    """Every `temporal server start-dev` flag Guichet needs: its search attributes and the
+    dynamic config above."""
+    args = dev_server_search_attribute_args()
+    for name, value in DEV_SERVER_DYNAMIC_CONFIG.items():
+        args += ["--dynamic-config-value", f"{name}={value}"]
+    return args
+
+
 def typed_pair(name: str, value: Any) -> SearchAttributePair[Any]:
     """A search attribute of the registry by name, its value converted to its type (an outbox
     row keeps them as JSON); a name outside the registry is a Keyword."""

@@ -30,3 +30,14 @@ def activity_summaries(history: WorkflowHistory) -> list[str]:
 
 def timer_summaries(history: WorkflowHistory) -> list[str]:
     return summaries(history, EventType.EVENT_TYPE_TIMER_STARTED)
+
+
+def local_activity_summaries(history: WorkflowHistory) -> list[str]:
+    """The summaries of the local activities' markers, in history order."""
+    return [
+        _text(event.user_metadata.summary.data)
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        and event.HasField("user_metadata")
+    ]

@@ -5,19 +5,25 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import MetaData, select
-from temporalio.client import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecution, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from services.kit.db import create_engine, create_session_factory
-from services.kit.mail import enqueue_mail, new_sealing_key
+from services.kit.mail import enqueue_mail, new_sealing_key, seal
 from services.kit.outbox import OutboxRelay, outbox_table
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import MAIL_KIND, USERNAME
 from services.kit.testing import DatabaseServer, wait_until
-from tests.workflows.readable import activity_summaries
-from workflows.mail import DeliverMail
+from tests.workflows.readable import activity_summaries, local_activity_summaries
+from workflows.mail import DeliverMail, DeliverMailInput
 from workflows.settings import WorkerSettings
 from workflows.worker import build_worker
+
+
+def _workflow_tasks(history: WorkflowHistory) -> int:
+    return sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in history.events)
 
 
 async def test_mail_recorded_in_outbox_is_delivered_once(
@@ -64,9 +70,14 @@ async def test_mail_recorded_in_outbox_is_delivered_once(
         history = await handle.fetch_history()
         assert b"token=abc" not in history.to_json().encode()
         # What it sends, to how many, reads in the history; the subject and the body do not.
-        assert activity_summaries(history) == [
+        # The send is a local activity: one workflow task, no activity task.
+        assert local_activity_summaries(history) == [
             "send the verify email mail to 1 recipient over SMTP"
         ]
+        assert activity_summaries(history) == []
+        assert _workflow_tasks(history) == 1
+        replayed = await Replayer(workflows=[DeliverMail]).replay_workflow(history)
+        assert replayed.replay_failure is None
     # The operator asked "did my verification mail go out?" finds the run by kind and username.
     query = f"GuichetMailKind = 'verify_email' AND GuichetUsername = 'user-{mail_id}'"
 
@@ -83,3 +94,37 @@ async def test_mail_recorded_in_outbox_is_delivered_once(
         started = (await session.execute(select(outbox.c.started_at))).scalar_one()
         assert started is not None
     await engine.dispose()
+
+
+async def test_a_run_started_before_local_sends_keeps_its_activity_task_and_replays(
+    smtp_sink: SmtpSink, temporal_env: WorkflowEnvironment
+) -> None:
+    """An outbox row written before `send` existed starts a run whose input lacks it: that run
+    sends through an activity task, as it did when recorded, and its history replays."""
+    key = new_sealing_key()
+    queue = f"test-{uuid.uuid4()}"
+    settings = WorkerSettings(
+        smtp_port=smtp_sink.port, mail_sealing_key=key, temporal_task_queue=queue
+    )
+    recipient = f"{uuid.uuid4().hex[:8]}@example.org"
+    mail_id = str(uuid.uuid4())
+    older = DeliverMailInput(
+        mail_id=mail_id,
+        to=[recipient],
+        subject="Ancien format",
+        sealed_body=seal("Bonjour", key),
+        kind="verify_email",
+    )
+    async with build_worker(temporal_env.client, settings, task_queue=queue):
+        handle = await temporal_env.client.start_workflow(
+            DeliverMail.run, older, id=f"mail/{mail_id}", task_queue=queue
+        )
+        assert (await handle.result()).recipients == 1
+    history = await handle.fetch_history()
+    assert activity_summaries(history) == ["send the verify email mail to 1 recipient over SMTP"]
+    assert local_activity_summaries(history) == []
+    assert _workflow_tasks(history) == 2
+    replayed = await Replayer(workflows=[DeliverMail]).replay_workflow(history)
+    assert replayed.replay_failure is None
+    [mail] = await smtp_sink.wait_for(recipient)
+    assert mail.subject == "Ancien format"

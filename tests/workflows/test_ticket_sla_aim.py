@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workflows.ticket_sla import aim
+from workflows.ticket_sla import _LATE_TASK_SHAPED, aim
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -46,3 +46,12 @@ def test_a_timer_is_never_aimed_early() -> None:
             delay, reaimed = aim(now, T0, due)
             # One timer lands after the instant; a short one is followed by a re-aimed timer.
             assert reaimed or now + delay > due
+
+
+def test_todays_runs_call_a_task_late_from_a_quarter_of_a_second() -> None:
+    """A start that waited behind a burst re-aims; runs recorded before keep their one second."""
+    due = T0 + timedelta(minutes=18)
+    quarter = T0 + timedelta(milliseconds=250)
+    assert aim(quarter, T0, due, _LATE_TASK_SHAPED)[1] is False
+    assert aim(quarter + MS, T0, due, _LATE_TASK_SHAPED)[1] is True
+    assert aim(quarter + MS, T0, due)[1] is False

@@ -2,10 +2,12 @@
 today's workflow code: a change that would break running workflows fails here.
 
 `ticket_sla.json` is a run from before the `sla-one-timer` patch (its upsert of the search
-attributes, the timers of that time); `ticket_sla_one_timer.json` is today's shape: the patch
-marker, one timer per threshold, each with a summary naming it, and reports whose summaries and
-results say what was recorded. Both were recorded by `test_ticket_sla.py` (`SAVE_SLA_HISTORY=1`
-writes the second); record again only for a deliberate, versioned change of the workflow.
+attributes, the timers of that time); `ticket_sla_one_timer.json` is a run of that patch (its
+marker, and the marker's `TemporalChangeVersion` upsert); `ticket_sla_shaped.json` is today's
+shape, chosen by the start's input (`shape`): one timer per threshold, each with a summary naming
+it, reports whose summaries and results say what was recorded, and no marker nor upsert at all.
+All were recorded by `test_ticket_sla.py` (`SAVE_SLA_HISTORY=1` writes the last); record again
+only for a deliberate, versioned change of the workflow.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def _summary(event: dict[str, Any]) -> str:
     return str(json.loads(base64.b64decode(data))) if data else ""
 
 
-@pytest.mark.parametrize("name", ["ticket_sla.json", "ticket_sla_one_timer.json"])
+@pytest.mark.parametrize(
+    "name", ["ticket_sla.json", "ticket_sla_one_timer.json", "ticket_sla_shaped.json"]
+)
 async def test_saved_history_replays_with_the_current_code(name: str) -> None:
     document = json.loads((HISTORIES / name).read_text())
     kinds = {event["eventType"] for event in document["events"]}
@@ -55,7 +59,7 @@ async def test_saved_history_replays_with_the_current_code(name: str) -> None:
 
 def test_todays_shape_is_one_named_timer_per_threshold() -> None:
     """The run reads by name in the UI, and costs Temporal one timer per threshold."""
-    events = json.loads((HISTORIES / "ticket_sla_one_timer.json").read_text())["events"]
+    events = json.loads((HISTORIES / "ticket_sla_shaped.json").read_text())["events"]
     timers = [_summary(e) for e in events if e["eventType"] == "EVENT_TYPE_TIMER_STARTED"]
     fired = [e for e in events if e["eventType"] == "EVENT_TYPE_TIMER_FIRED"]
     reports = [
@@ -82,16 +86,16 @@ def test_todays_shape_is_one_named_timer_per_threshold() -> None:
         for e in reports
     ]
     assert results == ["first_response warning recorded", "first_response breach recorded"]
-    # The ticket's search attributes came with the start: the run never upserts its own.
-    upserted = [
-        name
+    # The ticket's search attributes came with the start, and the shape with its input: the run
+    # never upserts a search attribute, not even a patch's `TemporalChangeVersion`.
+    kinds = {e["eventType"] for e in events}
+    assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds
+    markers = {
+        e["markerRecordedEventAttributes"]["markerName"]
         for e in events
-        if e["eventType"] == "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
-        for name in e["upsertWorkflowSearchAttributesEventAttributes"]["searchAttributes"][
-            "indexedFields"
-        ]
-    ]
-    assert upserted == ["TemporalChangeVersion"]
+        if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+    }
+    assert markers == {"core_local_activity"}
     started = events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"]
     assert {"GuichetTicket", "GuichetTicketNumber", "GuichetTenant"} <= set(
         started["indexedFields"]

@@ -120,6 +120,15 @@ class TicketSlaInput:
     # Carried over by continue-as-new.
     state: SlaState | None = None
     pending: list[TicketEvent] = field(default_factory=list)
+    # How the run behaves, chosen by whoever starts it and carried over by continue-as-new:
+    # 0 for runs started before the field existed (their `workflow.patched` markers say what they
+    # did), `SLA_SHAPE_ONE_TIMER` for today's starts (see workflows/ticket_sla.py).
+    shape: int = 0
+
+
+# One timer per threshold, the search attributes set by the start, and no patch marker: the
+# marker's `TemporalChangeVersion` upsert cost a visibility write per run (docs/performance.md).
+SLA_SHAPE_ONE_TIMER = 1
 
 
 @dataclass

@@ -42,6 +42,7 @@ from services.support.settings import SupportSettings
 from workflows.contracts.business_time import CalendarSpec
 from workflows.contracts.support import (
     POLICY_CHANGE,
+    SLA_SHAPE_ONE_TIMER,
     SLA_WORKFLOW,
     ClockState,
     PauseState,
@@ -294,6 +295,7 @@ async def start_sla(
                 organisation_id=str(ticket.organisation_id),
                 opened_at=ticket.created_at.isoformat(),
                 policy=policy,
+                shape=SLA_SHAPE_ONE_TIMER,
             )
         ),
         task_queue=settings.temporal_task_queue,
