@@ -175,9 +175,18 @@ CAUSES: tuple[Alert, ...] = (
     ),
     Alert(
         name="ActivityFailuresHigh",
-        expr="sum by (activity_type) (rate(temporal_activity_execution_failed_total[15m]))\n"
-        "/\n"
-        "sum by (activity_type) (rate(temporal_activity_execution_latency_seconds_count[15m]))\n"
+        # Activities and local activities alike: mails (`send_mail`) and SLA reports
+        # (`record_sla_event`) run as local activities, counted apart by the SDK.
+        expr="(\n"
+        "  sum by (activity_type) (rate(temporal_activity_execution_failed_total[15m]))\n"
+        "  /\n"
+        "  sum by (activity_type) (rate(temporal_activity_execution_latency_seconds_count[15m]))\n"
+        "  or\n"
+        "  sum by (activity_type) (rate(temporal_local_activity_execution_failed_total[15m]))\n"
+        "  /\n"
+        "  sum by (activity_type)\n"
+        "    (rate(temporal_local_activity_execution_latency_seconds_count[15m]))\n"
+        ")\n"
         "> 0.1",
         for_="15m",
         severity="ticket",

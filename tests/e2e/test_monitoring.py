@@ -23,6 +23,7 @@ NOT_SCRAPED = {
     "up",
     "temporal_workflow_task_execution_failed_total",
     "temporal_activity_execution_failed_total",
+    "temporal_local_activity_execution_failed_total",
 }
 SUFFIXES = {
     "counter": ("_total",),
