@@ -87,7 +87,10 @@ def _stats(values: list[float]) -> dict[str, float]:
     """p50, p95 and max of durations in seconds, in ms."""
     return {
         "p50_ms": statistics.median(values) * 1000,
-        "p95_ms": statistics.quantiles(values, n=20)[-1] * 1000 if len(values) > 1 else 0.0,
+        # inclusive: a p95 within the samples (the default extrapolates past the max of 20)
+        "p95_ms": statistics.quantiles(values, n=20, method="inclusive")[-1] * 1000
+        if len(values) > 1
+        else 0.0,
         "max_ms": max(values) * 1000,
         "scrapes": len(values),
     }
@@ -197,12 +200,17 @@ async def phase(
     }
     ui = stack.trace_ui_process
     ui_cpu = cpu_seconds(ui.pid) if ui is not None else None
+    prometheus = stack.prometheus_process
+    prometheus_cpu = cpu_seconds(prometheus.pid) if prometheus is not None else None
     started = time.time()
     load = asyncio.create_task(run_load(spec))
     scrapes = await scrape_while(stack, load) if scrape else None
     result = await load
-    if scrape and stack.prometheus_url is not None:  # after the load's warm-up, as above
+    if scrape and prometheus is not None and prometheus_cpu is not None:
+        # after the load's warm-up, as above; and what Prometheus itself took meanwhile
         result["prometheus"] = await prometheus_scrapes(stack, started + 1.0, time.time())
+        used = cpu_seconds(prometheus.pid) - prometheus_cpu
+        result["prometheus_cpu_per_second"] = used / (time.time() - started)
     if ui is not None and ui_cpu is not None:
         await asyncio.sleep(3)  # the last batches, exported after the load
         result["trace_ui_cpu_per_second"] = (cpu_seconds(ui.pid) - ui_cpu) / (seconds + 3)
@@ -214,7 +222,7 @@ async def phase(
 
 
 async def main(options: argparse.Namespace) -> None:
-    if not TRACE_UI.exists():
+    if not options.scrapes_only and not TRACE_UI.exists():
         sys.exit("the trace UI is missing: `make dev` (or `make .tools/trace-ui/.installed`)")
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
         temporal = await WorkflowEnvironment.start_local(
@@ -295,6 +303,10 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
         await _terminate(stack.prometheus_process, grace=15)
         stack.prometheus_process = None
     print(json.dumps({"untraced": results["untraced"]}), flush=True)
+    if options.scrapes_only:
+        print(json.dumps(results, indent=2))
+        _print_scrapes(results)
+        return
     # make dev's pipeline first, on a fresh trace UI: after the every-trace phase the trace UI
     # would still be ingesting that phase's backlog (a core for a minute or more) and charge it
     # to the next one. Each traced phase starts once the trace UI is idle.
@@ -313,7 +325,11 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
 
 def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
     print(json.dumps(results, indent=2))
-    untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
+    _print_scrapes(results)
+    _print_traces(results, options)
+
+
+def _print_scrapes(results: dict[str, Any]) -> None:
     print("\nWhat a scrape costs each process, idle (CPU per scrape, series, bytes):")
     for name, cost in results["scrape cost"].items():
         print(
@@ -333,6 +349,9 @@ def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
                 for name, s in results[load][key].items()
             )
             print(f"  {load:<16} {line}")
+        if key == "prometheus":
+            used = results["untraced"]["prometheus_cpu_per_second"]
+            print(f"  Prometheus itself (scrapes and rules) at 64 connections: {used:.2f} CPU")
         scrapes = results["untraced"][key].values()
         typical = max(s["p50_ms"] for s in scrapes)
         tail = max(s["p95_ms"] for s in scrapes)
@@ -342,7 +361,11 @@ def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
             f"{SCRAPE_LIMIT * 1000:.0f} ms); worst single scrape "
             f"{max(s['max_ms'] for s in scrapes):.1f} ms"
         )
-    print(f"  trace UI at rest: {results['trace UI idle']['cpu_per_second']:.2f} CPU")
+
+
+def _print_traces(results: dict[str, Any], options: argparse.Namespace) -> None:
+    untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
+    print(f"\n  trace UI at rest: {results['trace UI idle']['cpu_per_second']:.2f} CPU")
     print("\nRequests/s on the history page at 64 connections:")
     for name, result in results.items():
         if name in ("scrape cost", "idle", "untraced, c=16", "trace UI idle"):
@@ -365,6 +388,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="per phase")
     parser.add_argument("--keep-ratio", type=float, default=DEV_TRACE_KEEP_RATIO)
+    parser.add_argument(
+        "--scrapes-only", action="store_true", help="the scrape phases only (no trace UI needed)"
+    )
     return parser.parse_args(argv)
 
 
