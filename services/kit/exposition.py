@@ -166,7 +166,9 @@ class Exposition:
             lines = prefixes.get(labelvalues)
             if lines is None:
                 lines = prefixes[labelvalues] = self._prefixes(metric, labelvalues, child)
-            if lines == ():  # a child this path cannot read (a gauge with set_function)
+            if len(lines) == 1 and "_child_samples" in vars(child):
+                lines = ()  # a gauge given a function (`set_function`), maybe since last time
+            if lines == ():
                 pairs = list(zip(metric._labelnames, labelvalues, strict=True))
                 for sample in child._child_samples():  # its name is the suffix
                     full = sample._replace(name=metric._name + sample.name)
@@ -179,8 +181,6 @@ class Exposition:
         metric: MetricWrapperBase, labelvalues: tuple[str, ...], child: Any
     ) -> tuple[str, ...]:
         """`name{labels} ` of each line of the child, in the order `_child_samples` gives."""
-        if type(metric) is Gauge and "_child_samples" in vars(child):
-            return ()
         pairs = list(zip(metric._labelnames, labelvalues, strict=True))
         name = metric._name
         if type(metric) is Counter:
@@ -270,7 +270,12 @@ class _Handler(BaseHTTPRequestHandler):
     exposition: Exposition
 
     def do_GET(self) -> None:  # http.server's name
-        body = self.exposition.render()
+        try:
+            body = self.exposition.render()
+        except Exception:  # a collector failed: say so, as prometheus_client's server would
+            log.exception("metrics not rendered")
+            self.send_error(500)
+            return
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)
         if "gzip" in self.headers.get("Accept-Encoding", ""):

@@ -86,6 +86,7 @@ def _every_kind(registry: CollectorRegistry) -> Iterator[None]:
     yield
     registry.set_target_info({"service": "identity"})
     latency.clear()
+    in_flight.labels("identity").set_function(lambda: 7.0)  # after it was written once
     yield
 
 
@@ -133,6 +134,7 @@ def test_a_scrape_leaves_nothing_for_the_garbage_collector() -> None:
         latency.labels(f"Method{index}").observe(0.1)
     exposition = Exposition(registry)
     exposition.render()  # the line prefixes are written once, here
+    gc.collect()  # counting from zero: what came before does not tip the first threshold
     collections = []
 
     def count(phase: str, info: dict[str, int]) -> None:
@@ -151,6 +153,32 @@ def test_a_scrape_leaves_nothing_for_the_garbage_collector() -> None:
         gc.callbacks.remove(count)
     assert theirs >= 10  # the measure sees what the library's text costs
     assert ours == 0
+
+
+class _Broken(Collector):
+    def collect(self) -> Iterable[Metric]:
+        raise RuntimeError("the collector failed")
+
+
+def test_a_collector_that_fails_makes_a_500_not_a_dead_server() -> None:
+    registry = CollectorRegistry()
+    broken = _Broken()
+    registry.register(broken)
+    server = start_metrics_server(0, "127.0.0.1", registry)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.request("GET", "/metrics")
+        failed = connection.getresponse()
+        failed.read()
+        assert failed.status == 500
+        registry.unregister(broken)
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.request("GET", "/metrics")
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_server_keeps_the_connection_and_gzips_when_asked() -> None:
