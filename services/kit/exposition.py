@@ -13,11 +13,14 @@ gzips at level 9, and answers HTTP/1.0 from a thread started for each scrape.
 Here, the same text (`prometheus_client.generate_latest`, byte for byte: tests/kit/
 test_exposition.py) with the lines' fixed parts written once: for prometheus_client's Counter,
 Gauge and Histogram, the name and labels of each child's lines are kept the first time it is
-seen and only the values are read at each scrape (from the child's own value holders); other
-collectors' samples (the SDK's, the pools', the business gauges, the process's) go through
-`collect()` with their label text cached. Served over HTTP/1.1 with keep-alive (Prometheus keeps
-its connection, so a scrape is one read and one write on a thread that already exists), gzip at
-level 1 when asked.
+seen and only the values are read at each scrape (from the child's own value holders); the
+Temporal SDK's forwarded metrics write themselves the same way (`TextCollector`); other
+collectors' samples (the pools', the business gauges, the process's) go through `collect()` with
+their label text cached. Served over HTTP/1.1 with keep-alive (Prometheus keeps its connection,
+so a scrape is one read and one write on a thread that already exists), gzip at level 1 when
+asked. Always the text format 0.0.4, which Prometheus accepts when it would rather have
+OpenMetrics: what OpenMetrics adds (exemplars, `_created`) no rule or dashboard reads. The
+library's `?name[]=` filter is not offered (nothing asks for it).
 
 The fast path reads prometheus_client's internals (`_metrics`, `_value`, `_buckets`, `_sum`),
 stable across its releases; the byte-for-byte test against the library's own output fails if a
