@@ -6,16 +6,23 @@ imports orders into Pizzeria Napoli's history, and drives the history page throu
 with `bench/edge.py`'s load generator (another process, raw keep-alive sockets). Phases, back to
 back on the same stack and data, so that a shared machine's load hits them alike:
 
+0. idle: what a scrape costs each process, in CPU (many scrapes back to back, the process's
+   CPU from /proc), series and bytes;
 1. untraced: requests/s at concurrency 64, and meanwhile every process's `/metrics` scraped
-   every 0.25 s (p50 and max per process), at concurrency 16 and 64;
+   every 0.25 s by this process (p50, p95 and max per process), at concurrency 16 and 64; and
+   by a real Prometheus (the one `make dev` starts, every second), whose own record of each
+   scrape's time (`scrape_duration_seconds`, what an operator reads) is printed beside;
 2. traced, every trace exported (`GUICHET_TRACE_KEEP_RATIO=1`) to the trace UI of `make dev`
    (Arize Phoenix): requests/s, and the CPU the trace UI took;
 3. traced as `make dev` traces (`--keep-ratio`, errors and slow requests always kept);
 4. untraced again.
 
-Done when: a scrape under 50 ms at 64 connections; the traced stack (phase 3) keeps at least
-80% of the untraced one's requests/s (the mean of phases 1 and 4).
-Run: `python -m bench.observability` (needs `.tools/trace-ui`, installed by `make dev`).
+Done when: a scrape under 50 ms at 64 connections (p95, as Prometheus records it); the traced
+stack (phase 3) keeps at least 80% of the untraced one's requests/s (the mean of phases 1 and
+4).
+Run: `python -m bench.observability` (needs `.tools/trace-ui`, installed by `make dev`, and
+Debian's `prometheus`, installed by `make prometheus`; without it the Prometheus figures are
+left out).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -58,6 +66,8 @@ from services.kit.temporal import dev_server_search_attribute_args
 from services.kit.testing import database_server
 
 ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS = os.environ.get("GUICHET_PROMETHEUS") or shutil.which("prometheus")
+PROMETHEUS_INTERVAL = "1s"
 TRACE_UI = ROOT / ".tools" / "trace-ui" / "bin" / "phoenix"
 COMPONENTS = (IDENTITY, GROUPS, SUPPORT, MEMBERSHIP, PARTNERS, WORKER, GATEWAY)
 SCRAPE_LIMIT, KEPT_RATIO = 0.050, 0.80
@@ -69,11 +79,70 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pid(stack: Stack, name: str) -> int:
+    return next(r.process.pid for r in stack.running if r.component.name == name)
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    """p50, p95 and max of durations in seconds, in ms."""
+    return {
+        "p50_ms": statistics.median(values) * 1000,
+        # inclusive: a p95 within the samples (the default extrapolates past the max of 20)
+        "p95_ms": statistics.quantiles(values, n=20, method="inclusive")[-1] * 1000
+        if len(values) > 1
+        else 0.0,
+        "max_ms": max(values) * 1000,
+        "scrapes": len(values),
+    }
+
+
+async def scrape_cost(stack: Stack, scrapes: int = 100) -> dict[str, dict[str, float]]:
+    """What a scrape costs each process, idle: its CPU over `scrapes` scrapes back to back (as
+    Prometheus asks: gzip, one kept-alive connection), less what it used idle for as long."""
+    costs = {}
+    async with httpx.AsyncClient(timeout=30, headers={"accept-encoding": "gzip"}) as client:
+        for component in COMPONENTS:
+            pid = _pid(stack, component.name)
+            url = f"http://127.0.0.1:{stack.metrics_port(component)}/metrics"
+            text = (await client.get(url, headers={"accept-encoding": "identity"})).text
+            before = cpu_seconds(pid)
+            await asyncio.sleep(2.0)
+            idle = (cpu_seconds(pid) - before) / 2.0
+            started, before = time.perf_counter(), cpu_seconds(pid)
+            for _ in range(scrapes):
+                (await client.get(url)).raise_for_status()
+            elapsed = time.perf_counter() - started
+            used = cpu_seconds(pid) - before - idle * elapsed
+            costs[component.name] = {
+                "cpu_ms_per_scrape": max(used, 0.0) / scrapes * 1000,
+                "wall_ms_per_scrape": elapsed / scrapes * 1000,
+                "series": sum(1 for line in text.splitlines() if line and line[0] != "#"),
+                "bytes": len(text.encode()),
+            }
+    return costs
+
+
+async def prometheus_scrapes(stack: Stack, since: float, until: float) -> dict[str, Any]:
+    """Each process's scrapes between `since` and `until` (Unix times) as Prometheus recorded
+    them (`scrape_duration_seconds`): p50, p95 and max, in ms."""
+    window = f"{max(int(until - since), 1)}s"
+    query = f'scrape_duration_seconds{{job=~"guichet-.*"}}[{window}]'
+    async with httpx.AsyncClient(base_url=stack.prometheus_url or "", timeout=30) as client:
+        response = await client.get("/api/v1/query", params={"query": query, "time": until})
+        response.raise_for_status()
+    results = {}
+    for series in response.json()["data"]["result"]:
+        values = [float(value) for _, value in series["values"]]
+        results[series["metric"]["component"]] = _stats(values)
+    return {name: results[name] for name in (c.name for c in COMPONENTS) if name in results}
+
+
 async def scrape_while(stack: Stack, load: asyncio.Task[Any]) -> dict[str, dict[str, float]]:
-    """Scrapes every process's /metrics every 0.25 s until `load` ends: p50 and max, in ms."""
+    """Scrapes every process's /metrics every 0.25 s until `load` ends: p50, p95 and max, in
+    ms. As Prometheus does: gzip, a connection kept from one scrape to the next."""
     ports = {c.name: stack.metrics_port(c) for c in COMPONENTS}
     times: dict[str, list[float]] = {name: [] for name in ports}
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers={"accept-encoding": "gzip"}) as client:
         await asyncio.sleep(1.0)  # the load's warm-up
         while not load.done():
             for name, port in ports.items():
@@ -82,16 +151,7 @@ async def scrape_while(stack: Stack, load: asyncio.Task[Any]) -> dict[str, dict[
                 response.raise_for_status()
                 times[name].append(time.perf_counter() - started)
             await asyncio.sleep(0.25)
-    return {
-        name: {
-            "p50_ms": statistics.median(values) * 1000,
-            "p95_ms": statistics.quantiles(values, n=20)[-1] * 1000 if len(values) > 1 else 0.0,
-            "max_ms": max(values) * 1000,
-            "scrapes": len(values),
-        }
-        for name, values in times.items()
-        if values
-    }
+    return {name: _stats(values) for name, values in times.items() if values}
 
 
 async def restart_all(stack: Stack) -> None:
@@ -140,9 +200,17 @@ async def phase(
     }
     ui = stack.trace_ui_process
     ui_cpu = cpu_seconds(ui.pid) if ui is not None else None
+    prometheus = stack.prometheus_process
+    prometheus_cpu = cpu_seconds(prometheus.pid) if prometheus is not None else None
+    started = time.time()
     load = asyncio.create_task(run_load(spec))
     scrapes = await scrape_while(stack, load) if scrape else None
     result = await load
+    if scrape and prometheus is not None and prometheus_cpu is not None:
+        # after the load's warm-up, as above; and what Prometheus itself took meanwhile
+        result["prometheus"] = await prometheus_scrapes(stack, started + 1.0, time.time())
+        used = cpu_seconds(prometheus.pid) - prometheus_cpu
+        result["prometheus_cpu_per_second"] = used / (time.time() - started)
     if ui is not None and ui_cpu is not None:
         await asyncio.sleep(3)  # the last batches, exported after the load
         result["trace_ui_cpu_per_second"] = (cpu_seconds(ui.pid) - ui_cpu) / (seconds + 3)
@@ -154,7 +222,7 @@ async def phase(
 
 
 async def main(options: argparse.Namespace) -> None:
-    if not TRACE_UI.exists():
+    if not options.scrapes_only and not TRACE_UI.exists():
         sys.exit("the trace UI is missing: `make dev` (or `make .tools/trace-ui/.installed`)")
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
         temporal = await WorkflowEnvironment.start_local(
@@ -220,12 +288,25 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
     }
     seconds = options.seconds
     results: dict[str, Any] = {}
+    results["scrape cost"] = await scrape_cost(stack)
+    if PROMETHEUS is not None:  # make dev's Prometheus, scraping every process every second
+        await stack.start_prometheus(PROMETHEUS, interval=PROMETHEUS_INTERVAL)
     # The same scrapes with no load: what the machine alone makes a scrape cost (shared cores).
+    started = time.time()
     idle = asyncio.create_task(asyncio.sleep(seconds / 2))
     results["idle"] = {"scrapes": await scrape_while(stack, idle), "rps": 0.0, "failed": 0}
+    if stack.prometheus_url is not None:
+        results["idle"]["prometheus"] = await prometheus_scrapes(stack, started, time.time())
     results["untraced, c=16"] = await phase(stack, target, 16, seconds, scrape=True)
     results["untraced"] = await phase(stack, target, 64, seconds, scrape=True)
+    if stack.prometheus_process is not None:  # the traced phases compare requests/s without it
+        await _terminate(stack.prometheus_process, grace=15)
+        stack.prometheus_process = None
     print(json.dumps({"untraced": results["untraced"]}), flush=True)
+    if options.scrapes_only:
+        print(json.dumps(results, indent=2))
+        _print_scrapes(results)
+        return
     # make dev's pipeline first, on a fresh trace UI: after the every-trace phase the trace UI
     # would still be ingesting that phase's backlog (a core for a minute or more) and charge it
     # to the next one. Each traced phase starts once the trace UI is idle.
@@ -244,27 +325,50 @@ async def _run(stack: Stack, options: argparse.Namespace) -> None:
 
 def _print(results: dict[str, Any], options: argparse.Namespace) -> None:
     print(json.dumps(results, indent=2))
-    untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
-    print("\nScrape time under load (ms, p50 / p95 / max), every process:")
-    for load in ("idle", "untraced, c=16", "untraced"):
-        line = ", ".join(
-            f"{name} {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/{s['max_ms']:.1f}"
-            for name, s in results[load]["scrapes"].items()
+    _print_scrapes(results)
+    _print_traces(results, options)
+
+
+def _print_scrapes(results: dict[str, Any]) -> None:
+    print("\nWhat a scrape costs each process, idle (CPU per scrape, series, bytes):")
+    for name, cost in results["scrape cost"].items():
+        print(
+            f"  {name:<10} {cost['cpu_ms_per_scrape']:6.2f} ms CPU, {cost['series']:4d} series,"
+            f" {cost['bytes']:7d} bytes ({cost['wall_ms_per_scrape']:.1f} ms a scrape)"
         )
-        print(f"  {load:<16} {line}")
-    scrapes = results["untraced"]["scrapes"].values()
-    typical = max(s["p50_ms"] for s in scrapes)
-    worst = max(s["max_ms"] for s in scrapes)
-    print(
-        f"  slowest process's median scrape at 64 connections: {typical:.1f} ms "
-        f"({'within' if typical <= SCRAPE_LIMIT * 1000 else 'ABOVE'} {SCRAPE_LIMIT * 1000:.0f} ms);"
-        f" worst single scrape {worst:.1f} ms, p95 up to"
-        f" {max(s['p95_ms'] for s in scrapes):.1f} ms"
-    )
-    print(f"  trace UI at rest: {results['trace UI idle']['cpu_per_second']:.2f} CPU")
+    sources = [("scrapes", "this process, every 0.25 s")]
+    if "prometheus" in results["untraced"]:
+        sources.append(
+            ("prometheus", f"Prometheus's scrape_duration_seconds, every {PROMETHEUS_INTERVAL}")
+        )
+    for key, source in sources:
+        print(f"\nScrape time (ms, p50 / p95 / max), every process, as seen by {source}:")
+        for load in ("idle", "untraced, c=16", "untraced"):
+            line = ", ".join(
+                f"{name} {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/{s['max_ms']:.1f}"
+                for name, s in results[load][key].items()
+            )
+            print(f"  {load:<16} {line}")
+        if key == "prometheus":
+            used = results["untraced"]["prometheus_cpu_per_second"]
+            print(f"  Prometheus itself (scrapes and rules) at 64 connections: {used:.2f} CPU")
+        scrapes = results["untraced"][key].values()
+        typical = max(s["p50_ms"] for s in scrapes)
+        tail = max(s["p95_ms"] for s in scrapes)
+        print(
+            f"  at 64 connections, slowest process: median {typical:.1f} ms, p95 {tail:.1f} ms "
+            f"({'within' if tail <= SCRAPE_LIMIT * 1000 else 'ABOVE'} "
+            f"{SCRAPE_LIMIT * 1000:.0f} ms); worst single scrape "
+            f"{max(s['max_ms'] for s in scrapes):.1f} ms"
+        )
+
+
+def _print_traces(results: dict[str, Any], options: argparse.Namespace) -> None:
+    untraced = (results["untraced"]["rps"] + results["untraced again"]["rps"]) / 2
+    print(f"\n  trace UI at rest: {results['trace UI idle']['cpu_per_second']:.2f} CPU")
     print("\nRequests/s on the history page at 64 connections:")
     for name, result in results.items():
-        if name in ("idle", "untraced, c=16", "trace UI idle"):
+        if name in ("scrape cost", "idle", "untraced, c=16", "trace UI idle"):
             continue
         ui = result.get("trace_ui_cpu_per_second")
         extra = f", trace UI {ui:.2f} CPU" if ui is not None else ""
@@ -284,6 +388,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="per phase")
     parser.add_argument("--keep-ratio", type=float, default=DEV_TRACE_KEEP_RATIO)
+    parser.add_argument(
+        "--scrapes-only", action="store_true", help="the scrape phases only (no trace UI needed)"
+    )
     return parser.parse_args(argv)
 
 
