@@ -321,34 +321,41 @@ class TemporalSdkMetrics(TextCollector):
             families: dict[str, Metric] = {}
             for (name, labels), value in self._values.items():
                 kind, documentation = self._families[name]
-                names = [k for k, _ in labels]
-                values = [v for _, v in labels]
+                series = self._family(kind, name, documentation, labels, value)
                 family = families.get(name)
-                if kind == int(BUFFERED_METRIC_KIND_COUNTER):
-                    if family is None:
-                        family = families[name] = CounterMetricFamily(
-                            name, documentation, labels=names
-                        )
-                    family.add_metric(values, value)  # type: ignore[attr-defined]
-                elif kind == int(BUFFERED_METRIC_KIND_GAUGE):
-                    if family is None:
-                        family = families[name] = GaugeMetricFamily(
-                            name, documentation, labels=names
-                        )
-                    family.add_metric(values, value)  # type: ignore[attr-defined]
+                if family is None:
+                    families[name] = series
                 else:
-                    if family is None:
-                        family = families[name] = HistogramMetricFamily(
-                            name, documentation, labels=names
-                        )
-                    counts, total, count = value
-                    cumulative, buckets = 0, []
-                    for bound, hits in zip(SDK_LATENCY_BUCKETS, counts, strict=True):
-                        cumulative += hits
-                        buckets.append((repr(bound), cumulative))
-                    buckets.append(("+Inf", count))
-                    family.add_metric(values, buckets, total)  # type: ignore[attr-defined]
+                    # One family per name; each series keeps its own label names (the SDK's
+                    # `GetSystemInfo` has no namespace, a task's `RespondWorkflowTaskCompleted`
+                    # has one): a family's fixed names would shift the others' values.
+                    family.samples.extend(series.samples)
             return list(families.values())
+
+    @staticmethod
+    def _family(
+        kind: int, name: str, documentation: str, labels: tuple[tuple[str, str], ...], value: Any
+    ) -> Metric:
+        """A family holding the one series `labels` of metric `name`."""
+        names = [k for k, _ in labels]
+        values = [v for _, v in labels]
+        if kind == int(BUFFERED_METRIC_KIND_COUNTER):
+            counter = CounterMetricFamily(name, documentation, labels=names)
+            counter.add_metric(values, value)
+            return counter
+        if kind == int(BUFFERED_METRIC_KIND_GAUGE):
+            gauge = GaugeMetricFamily(name, documentation, labels=names)
+            gauge.add_metric(values, value)
+            return gauge
+        histogram = HistogramMetricFamily(name, documentation, labels=names)
+        counts, total, count = value
+        cumulative, buckets = 0, []
+        for bound, hits in zip(SDK_LATENCY_BUCKETS, counts, strict=True):
+            cumulative += hits
+            buckets.append((repr(bound), cumulative))
+        buckets.append(("+Inf", count))
+        histogram.add_metric(values, buckets, total)
+        return histogram
 
 
 async def ensure_retention(client: Client, days: int = DEV_RETENTION_DAYS) -> bool:

@@ -124,6 +124,28 @@ def test_the_temporal_sdk_metrics_are_written_as_their_families_would_be() -> No
     assert again == generate_latest(registry) and again != first
 
 
+def test_each_sdk_series_keeps_its_own_label_names() -> None:
+    """The SDK's request counter has no namespace on `GetSystemInfo` and one on a task's calls:
+    each series is written with its own labels, never another's names over its values."""
+    sdk = TemporalSdkMetrics()
+    meter = sdk.runtime().metric_meter
+    requests = meter.create_counter("request", "Requests to the server.")
+    requests.add(1, {"operation": "GetSystemInfo"})
+    requests.add(3, {"namespace": "default", "operation": "RespondWorkflowTaskCompleted"})
+    registry = CollectorRegistry()
+    registry.register(sdk)
+    text = Exposition(registry).render()
+    assert text == generate_latest(registry)
+    sdk_label = b'service_name="temporal-core-sdk"'
+    assert b'temporal_request_total{operation="GetSystemInfo",' + sdk_label + b"} 1.0" in text
+    assert (
+        b'temporal_request_total{namespace="default",operation="RespondWorkflowTaskCompleted",'
+        + sdk_label
+        + b"} 3.0"
+    ) in text
+    assert b'operation="default"' not in text
+
+
 def test_a_scrape_leaves_nothing_for_the_garbage_collector() -> None:
     """prometheus_client's text of 500 series builds a Sample and a dict per line: a young
     collection at every scrape, and now and then a full one that stops the process for tens
