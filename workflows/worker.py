@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from services.kit.gcfreeze import freeze_startup_objects
 from services.kit.grpcclient import ServiceTokenSource, create_channel
 from services.kit.identity_client import connect_identity
 from services.kit.logs import configure_logging
@@ -173,6 +174,7 @@ async def _run(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    freeze_startup_objects()
     async with worker:
         log.info("worker polling", extra={"task_queue": settings.temporal_task_queue})
         await stop.wait()

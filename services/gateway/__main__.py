@@ -25,6 +25,7 @@ from services.gateway.app import create_app
 from services.gateway.models import MIGRATIONS_DIR
 from services.gateway.settings import GatewaySettings
 from services.kit.db import upgrade
+from services.kit.gcfreeze import freeze_startup_objects
 from services.kit.logs import configure_logging
 from services.kit.metrics import serve_metrics
 from services.kit.settings import load_settings
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         sockets = None
         if settings.workers > 1:
             sockets = [reuse_port_socket(settings.http_host, settings.http_port)]
+        freeze_startup_objects()  # the app is built; its lifespan adds little
         asyncio.run(server.serve(sockets=sockets))
         if not server.started:
             rc = 3

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.kit.auth import TokenVerifier
 from services.kit.clock import Clock, system_clock
 from services.kit.db import create_engine, create_session_factory, upgrade
+from services.kit.gcfreeze import freeze_startup_objects
 from services.kit.grpcserver import RunningServer, serve_until_signalled, start_server
 from services.kit.logs import configure_logging
 from services.kit.metrics import outbox_gauges, serve_metrics, watch_pool
@@ -130,6 +131,7 @@ async def _serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
             REGISTRY.register(backlog)
             context.exit_stack.callback(REGISTRY.unregister, backlog)
         log.info("metrics served", extra={"metrics_port": port})
+    freeze_startup_objects()
     try:
         await serve_until_signalled(running)
     finally:
