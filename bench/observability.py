@@ -62,7 +62,7 @@ from services.devstack.demo import DEMO_PASSWORD, load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, DEV_TRACE_KEEP_RATIO, Stack, _terminate
 from services.kit.binaries import temporal_cli
 from services.kit.ports import free_port
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_args
 from services.kit.testing import database_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,7 +227,7 @@ async def main(options: argparse.Namespace) -> None:
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli(),
-            dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+            dev_server_extra_args=["--log-level", "error", *dev_server_args()],
         )
         ports = {name: free_port() for name in DEFAULT_PORTS}
         ports |= {f"{c.name}_metrics": free_port() for c in COMPONENTS}
