@@ -292,6 +292,12 @@ def _workflow_common(board: dashboard.Dashboard, workflow: str, activities: str)
                 f'{{activity_type=~"{activities}"}}[5m]))',
                 "failed {{activity_type}}",
             ),
+            # Mails and SLA reports run as local activities, which the SDK counts apart.
+            (
+                "sum by (activity_type) (rate(temporal_local_activity_execution_failed_total"
+                f'{{activity_type=~"{activities}"}}[5m]))',
+                "failed {{activity_type}} (local)",
+            ),
             (
                 "histogram_quantile(0.99, sum by (le, activity_type) (rate("
                 "temporal_activity_schedule_to_start_latency_seconds_bucket"
