@@ -62,6 +62,7 @@ from services.identity.domain.login_reads import (
     read_login_state,
     signing_of,
 )
+from services.identity.driver import Rows, SessionRows
 from services.identity.models import (
     AuditEvent,
     Base,
@@ -136,7 +137,7 @@ def _check_login_fields(username: str, password: str, client_ip: str) -> None:
 
 async def start_login(
     *,
-    session: AsyncSession,
+    rows: Rows,
     settings: IdentitySettings,
     keyring: Keyring,
     now: datetime,
@@ -151,7 +152,7 @@ async def start_login(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     address = throttles.address_key(client_ip)
     counters = [user_key, claimed.throttle_key if claimed else "", address or ""]
-    row, found = await read_login_state(session, BY_USERNAME, username.strip().lower(), counters)
+    row, found = await read_login_state(rows, BY_USERNAME, username.strip().lower(), counters)
     (user_lock, user_failures), (device_lock, device_failures), (address_lock, _) = found
     account = account_of(row)
     device = claimed if claimed and account and claimed.user_id == account.id else None
@@ -196,13 +197,53 @@ async def check_password(*, passwords: Passwords, state: LoginState, password: s
     return Checked(ok=True, rehash=rehash)
 
 
-def needs_transaction(
+def signs_in_directly(
     *, settings: IdentitySettings, now: datetime, state: LoginState, checked: Checked
 ) -> bool:
-    """Whether `finish_login` writes more than one statement: a failure (counters, audit, maybe
-    a mail) or a signing key to rotate. Otherwise its one statement is atomic by itself and the
-    caller may run it without BEGIN and COMMIT (two round trips of a login's four)."""
-    return not checked.ok or not _current(settings, now, state.signing)
+    """Whether the checked password completes the sign-in with tokens and one statement, and
+    nothing else: the right password of an account that is not disabled and has no second
+    factor, and the signing key read with it still current. Then `sign_in_directly` records it
+    in that one statement, atomic by itself, on the caller's connection and without BEGIN and
+    COMMIT (two round trips of a login's four). Anything else goes through `finish_login` in a
+    session: a failure writes counters, an audit row and maybe a mail in one transaction."""
+    account = state.account
+    return (
+        checked.ok
+        and account is not None
+        and account.status != UserStatus.DISABLED
+        and not account.has_second_factor
+        and state.signing is not None
+        and _current(settings, now, state.signing)
+    )
+
+
+async def sign_in_directly(
+    *,
+    rows: Rows,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    state: LoginState,
+    checked: Checked,
+) -> IssuedTokens:
+    """Records a sign-in `signs_in_directly` accepted, in one statement."""
+    account, key = state.account, state.signing
+    if not signs_in_directly(settings=settings, now=now, state=state, checked=checked):
+        raise ValueError("this sign-in needs finish_login")
+    assert account is not None and key is not None  # what signs_in_directly checked
+    return await _sign_in(
+        rows,
+        settings=settings,
+        keyring=keyring,
+        now=now,
+        account=account,
+        amr=(second_factor.PASSWORD_AMR,),
+        device=state.device,
+        client_ip=state.client_ip,
+        forgive=state.to_forgive,
+        key=key,
+        rehash=checked.rehash,
+    )
 
 
 async def finish_login(
@@ -248,7 +289,7 @@ async def finish_login(
             expires_in=settings.second_factor_ticket_ttl_seconds,
         )
     return await _sign_in(
-        session,
+        SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -257,7 +298,7 @@ async def finish_login(
         device=state.device,
         client_ip=state.client_ip,
         forgive=state.to_forgive,
-        signing=state.signing,
+        key=await _signing_key(session, settings, now, state.signing),
         rehash=checked.rehash,
     )
 
@@ -276,7 +317,7 @@ async def login(
 ) -> IssuedTokens | SecondFactorRequired | Refusal:
     """Both steps in one session (the servicer uses two: see the module's docstring)."""
     state = await start_login(
-        session=session,
+        rows=SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -458,7 +499,7 @@ def _sign_in_statement(forgive: bool, rehash: bool) -> Insert:
 
 
 async def _sign_in(
-    session: AsyncSession,
+    rows: Rows,
     *,
     settings: IdentitySettings,
     keyring: Keyring,
@@ -468,14 +509,13 @@ async def _sign_in(
     device: Device | None,
     client_ip: str,
     forgive: Sequence[str],
-    signing: SigningKeyRow | None,
+    key: SigningKeyRow,
     rehash: str | None = None,
     family_id: uuid.UUID | None = None,
 ) -> IssuedTokens:
     """Issues the pair and a device cookie, recording it in one statement: the refresh token,
     the audit row and — only when there is something to do — forgiven counters and a re-hash."""
     family = family_id or uuid.uuid4()
-    key = await _signing_key(session, settings, now, signing)
     access = signing_keys.sign_with(
         key.kid,
         key.pem,
@@ -504,7 +544,7 @@ async def _sign_in(
         params["forgive"] = list(forgive)
     if rehash is not None:
         params["password_hash"] = rehash
-    await session.execute(_sign_in_statement(bool(forgive), rehash is not None), params)
+    await rows.run(_sign_in_statement(bool(forgive), rehash is not None), params)
     return IssuedTokens(
         access_token=access,
         refresh_token=refresh,
@@ -565,7 +605,9 @@ async def complete_second_factor(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == proven.user_id else None
     counter = device.throttle_key if device else throttles.FACTOR + str(proven.user_id)
-    row, ((lock, failures),) = await read_login_state(session, BY_ID, proven.user_id, [counter])
+    row, ((lock, failures),) = await read_login_state(
+        SessionRows(session), BY_ID, proven.user_id, [counter]
+    )
     account = account_of(row)
     if account is None:
         return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
@@ -605,7 +647,7 @@ async def complete_second_factor(
     if device is None:
         forgive.append(throttles.USER + account.username.lower())
     return await _sign_in(
-        session,
+        SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -614,7 +656,7 @@ async def complete_second_factor(
         device=device,
         client_ip=client_ip,
         forgive=forgive,
-        signing=signing_of(row),
+        key=await _signing_key(session, settings, now, signing_of(row)),
     )
 
 
@@ -640,14 +682,14 @@ async def passkey_login(
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == passkey.user_id else None
-    row, _ = await read_login_state(session, BY_ID, passkey.user_id, [])
+    row, _ = await read_login_state(SessionRows(session), BY_ID, passkey.user_id, [])
     account = account_of(row)
     if account is None:
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     if account.status == UserStatus.DISABLED:
         return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
     return await _sign_in(
-        session,
+        SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -656,7 +698,7 @@ async def passkey_login(
         device=device,
         client_ip=client_ip,
         forgive=(),
-        signing=signing_of(row),
+        key=await _signing_key(session, settings, now, signing_of(row)),
     )
 
 
@@ -716,7 +758,7 @@ async def refresh(
         return Refusal(Unauthenticated(INVALID_REFRESH, reason="refresh_token_revoked"))
     if token.expires_at <= now:
         return Refusal(Unauthenticated("refresh token expired", reason="refresh_token_expired"))
-    row, _ = await read_login_state(session, BY_ID, token.user_id, [])
+    row, _ = await read_login_state(SessionRows(session), BY_ID, token.user_id, [])
     account = account_of(row)
     if account is None or account.status == UserStatus.DISABLED:
         await revoke_refresh_tokens(
