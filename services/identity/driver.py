@@ -15,7 +15,7 @@ checkout). What is skipped is only the per-statement machinery: the statement ru
 `fetchrow`/`execute` on the pooled asyncpg connection, whose statement cache prepares it once,
 outside any transaction (each of these statements is atomic by itself). A connection whose
 statement failed because the server went, or was cancelled mid-statement, is invalidated, as
-SQLAlchemy would; the error itself (an asyncpg connection error) still answers UNAVAILABLE
+SQLAlchemy would, and a connection the server closed answers UNAVAILABLE as through SQLAlchemy
 (`services.kit.grpcserver.is_unavailable`). When the request's span is recorded, each
 statement gets its client span, as the engine's instrumentation gives the others.
 
@@ -157,13 +157,22 @@ class Driver:
     @asynccontextmanager
     async def rows(self) -> AsyncIterator[DriverRows]:
         pooled = await self._engine.raw_connection()
+        connection: Any = pooled.driver_connection
         try:
-            yield DriverRows(pooled.driver_connection, self._dialect, self._database)
-        except BaseException as error:
-            # Cancelled mid-statement (the connection's state is unknown) or the server gone:
-            # this connection never goes back to the pool.
-            if not isinstance(error, Exception) or is_unavailable(error):
-                pooled.invalidate(error if isinstance(error, Exception) else None)
+            yield DriverRows(connection, self._dialect, self._database)
+        except Exception as error:
+            if is_unavailable(error):
+                pooled.invalidate(error)
+                raise
+            if connection.is_closed():
+                # asyncpg says only "connection is closed" (InterfaceError) when it learnt of
+                # the server's end before the statement: unavailable, as SQLAlchemy says it.
+                pooled.invalidate(error)
+                raise ConnectionError("the database closed the connection") from error
+            raise
+        except BaseException:
+            # Cancelled mid-statement: the connection's state is unknown, it is not reused.
+            pooled.invalidate()
             raise
         finally:
             pooled.close()

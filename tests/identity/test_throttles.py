@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.identity.domain import login_reads, startup, throttles, tokens
@@ -42,8 +42,9 @@ from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from services.kit.grpcserver import is_unavailable
 from services.kit.mail import new_sealing_key, unseal
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from tests.identity.harness import PASSWORD, unique
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
@@ -525,3 +526,57 @@ async def test_the_sign_in_read_is_planned_once(world: World) -> None:
     assert plans is not None
     # PostgreSQL tries five custom plans before it compares them with the generic one.
     assert plans["generic_plans"] >= 6 and plans["custom_plans"] <= 5
+
+
+async def test_a_statement_cancelled_midway_never_returns_its_connection(world: World) -> None:
+    """A sign-in cancelled while its statement runs (the caller gave up) leaves the connection
+    in an unknown state: it is closed, not handed to the next sign-in."""
+    driver = Driver(world.engine)
+    held: list[Any] = []
+
+    async def sleeping() -> None:
+        async with driver.rows() as rows:
+            held.append(rows.connection)
+            await rows.one(select(func.pg_sleep(30)), {})
+
+    task = asyncio.create_task(sleeping())
+
+    async def sleeping_in_postgres() -> bool:
+        async with world.sessions() as session:
+            found = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'"
+                )
+            )
+        return bool(found)
+
+    await wait_until(sleeping_in_postgres, what="the statement running in PostgreSQL")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert held[0].is_closed()
+    async with driver.rows() as rows:
+        assert rows.connection is not held[0]
+        assert await rows.connection.fetchval("SELECT 1") == 1
+
+
+async def test_a_connection_the_server_ended_answers_unavailable_and_is_dropped(
+    world: World,
+) -> None:
+    """The server ending a connection while a sign-in holds it (a restart, a terminated
+    backend) is an error the service answers UNAVAILABLE with (not INTERNAL), and the next
+    sign-in gets a working connection."""
+    driver = Driver(world.engine)
+    with pytest.raises(Exception) as raised:
+        async with driver.rows() as rows:
+            victim = rows.connection
+            backend = await victim.fetchval("SELECT pg_backend_pid()")
+            async with world.sessions() as session:
+                await session.execute(select(func.pg_terminate_backend(backend)))
+            await rows.one(select(literal_column("1").label("one")), {})
+    assert is_unavailable(raised.value)
+    assert victim.is_closed()
+    async with driver.rows() as rows:
+        assert rows.connection is not victim
+        assert (await rows.one(select(literal_column("1").label("one")), {}))["one"] == 1
