@@ -4,10 +4,12 @@ rotation, logout, service tokens.
 A password sign-in is two steps around argon2id, so that no database connection waits on the
 hash: `start_login` reads everything the decision needs in **one** statement (the account, its
 roles and second factors, its organisation's policy, the failure counters that apply, the newest
-signing key) and refuses a locked attempt before any hashing; `finish_login` verifies the
-password and records the outcome — on success **one** statement (refresh token, audit row, and
-only when there is something to forgive, the counters), on failure the counters, the audit and,
-the first time a username locks, a mail to its owner.
+signing key) and refuses a locked attempt before any hashing; after `check_password`, a plain
+success (`signs_in_directly`) is recorded by `sign_in_directly` in **one** statement (refresh
+token, audit row, and only when there is something to forgive, the counters), and anything else
+by `finish_login` in a session: on failure the counters, the audit and, the first time a
+username locks, a mail to its owner. The two statements go through `Rows`: on asyncpg itself on
+the password path (`services/identity/driver.py`), in the caller's session elsewhere.
 
 Which counters apply (`domain/throttles.py`): a device whose cookie says it signed in to this
 account answers only to its own counter, so failures from elsewhere never lock it; any other
