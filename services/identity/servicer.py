@@ -112,8 +112,8 @@ class IdentityServicer(SecondFactorRpcs, identity_pb2_grpc.IdentityServiceServic
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
-        # Sessions without a transaction (autocommit): one statement read before argon2 runs,
-        # with no BEGIN/COMMIT around it and no connection held while the hash is computed.
+        # Sessions without a transaction (autocommit), for requests of one statement (the
+        # shared brake's upsert): no BEGIN/COMMIT around it.
         self._reads = reads or sessions
         # A password sign-in's two statements, on asyncpg itself (its CPU: issue 29).
         self._driver = driver

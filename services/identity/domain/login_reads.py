@@ -129,7 +129,7 @@ def _read_statement(by: str, counters: int) -> Select[Any]:
         .order_by(_keys.c.created_at.desc())
         # LIMIT 1 written in the SQL, not bound: with `LIMIT $n` PostgreSQL's generic plan
         # expects 10 % of the keys, costs 17 times the custom one, and so plans the statement
-        # again at every execution (0.4 ms of its CPU per sign-in; docs/performance.md).
+        # again at every execution (0.4-0.5 ms of its CPU per sign-in; docs/performance.md).
         .limit(literal_column("1", Integer))
         .lateral("newest")
     )
