@@ -34,6 +34,7 @@ from services.identity.domain import (
     validation_queue,
 )
 from services.identity.domain.devices import Keyring
+from services.identity.driver import Driver
 from services.identity.fees import MembershipFees
 from services.identity.mapping import (
     audit_to_proto,
@@ -106,13 +107,16 @@ class IdentityServicer(SecondFactorRpcs, identity_pb2_grpc.IdentityServiceServic
         relay: OutboxRelay | None,
         fees: validation_queue.FeeLedger,
         keyring: Keyring,
+        driver: Driver,
         reads: async_sessionmaker[AsyncSession] | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
-        # Sessions without a transaction (autocommit): one statement read before argon2 runs,
-        # with no BEGIN/COMMIT around it and no connection held while the hash is computed.
+        # Sessions without a transaction (autocommit), for requests of one statement (the
+        # shared brake's upsert): no BEGIN/COMMIT around it.
         self._reads = reads or sessions
+        # A password sign-in's two statements, on asyncpg itself (its CPU: issue 29).
+        self._driver = driver
         self._settings = settings
         self._passwords = passwords
         self._relay = relay
@@ -138,9 +142,11 @@ class IdentityServicer(SecondFactorRpcs, identity_pb2_grpc.IdentityServiceServic
         self, request: identity_pb2.LoginRequest, context: Context
     ) -> identity_pb2.LoginResponse:
         now = self._clock()
-        async with self._reads() as session:
+        # The read before the hash and a success's write after it run on asyncpg itself
+        # (services/identity/driver.py): each is one statement, atomic by itself.
+        async with self._driver.rows() as rows:
             state = await tokens.start_login(
-                session=session,
+                rows=rows,
                 settings=self._settings,
                 keyring=self._keyring,
                 now=now,
@@ -154,23 +160,27 @@ class IdentityServicer(SecondFactorRpcs, identity_pb2_grpc.IdentityServiceServic
         checked = await tokens.check_password(
             passwords=self._passwords, state=state, password=request.password
         )
-        # A success is one statement: no BEGIN/COMMIT around it (tokens.needs_transaction).
-        sessions = (
-            self._sessions
-            if tokens.needs_transaction(
-                settings=self._settings, now=now, state=state, checked=checked
-            )
-            else self._reads
-        )
-        async with sessions.begin() as session:
-            result = await tokens.finish_login(
-                session=session,
-                settings=self._settings,
-                keyring=self._keyring,
-                now=now,
-                state=state,
-                checked=checked,
-            )
+        result: tokens.IssuedTokens | tokens.SecondFactorRequired | tokens.Refusal
+        if tokens.signs_in_directly(settings=self._settings, now=now, state=state, checked=checked):
+            async with self._driver.rows() as rows:
+                result = await tokens.sign_in_directly(
+                    rows=rows,
+                    settings=self._settings,
+                    keyring=self._keyring,
+                    now=now,
+                    state=state,
+                    checked=checked,
+                )
+        else:
+            async with self._sessions.begin() as session:
+                result = await tokens.finish_login(
+                    session=session,
+                    settings=self._settings,
+                    keyring=self._keyring,
+                    now=now,
+                    state=state,
+                    checked=checked,
+                )
         if isinstance(result, tokens.Refusal):
             self._mail_sent()  # a lockout may have mailed the account's owner
         return login_response(result)
@@ -683,6 +693,7 @@ async def build(context: ServiceContext, *, clock: Clock | None = None) -> Wirin
         relay=context.relay,
         fees=fees,
         keyring=keyring,
+        driver=Driver(context.engine),
         reads=async_sessionmaker(
             context.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,

@@ -9,6 +9,8 @@ address): unlike the package's gRPC identity, nothing here raises the thresholds
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,17 +18,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.identity.domain import login_reads, startup, throttles, tokens
+from services.identity.domain.common import sha256_hex
 from services.identity.domain.devices import Keyring, issue_device_token
+from services.identity.driver import Driver
 from services.identity.models import (
     AuditEvent,
     LoginFailures,
     Membership,
     Organisation,
     RateLimit,
+    RefreshToken,
     User,
     UserStatus,
     WebauthnChallenge,
@@ -37,8 +42,9 @@ from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.db import create_engine, create_session_factory, upgrade
 from services.kit.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from services.kit.grpcserver import is_unavailable
 from services.kit.mail import new_sealing_key, unseal
-from services.kit.testing import DatabaseServer
+from services.kit.testing import DatabaseServer, wait_until
 from tests.identity.harness import PASSWORD, unique
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
@@ -365,23 +371,24 @@ async def test_expired_rows_are_purged(world: World) -> None:
 
 
 async def test_a_sign_in_is_one_read_and_one_write(world: World) -> None:
-    """The throttle and device checks add no round trip: the servicer's two sessions see one
-    statement each, and the write needs no transaction around it."""
+    """The throttle and device checks add no round trip: the read before the hash and the write
+    after it are one statement each, on asyncpg itself (services/identity/driver.py) with no
+    BEGIN or COMMIT, and the write records what a success must: the refresh token, the audit
+    row and the forgiven counter."""
     owner = await world.account("member")
     device = (await world.login(owner.username)).device_token
+    await world.login(owner.username, WRONG, device=device)  # a failure the success forgives
+    driver = Driver(world.engine)
     statements: list[str] = []
 
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement.split(None, 1)[0])
+    def seen(query: Any) -> None:
+        statements.append(query.query.split(None, 1)[0])
 
-    reads = async_sessionmaker(
-        world.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
-    event.listen(world.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        async with reads() as session:
+    async with driver.rows() as rows:
+        rows.connection.add_query_logger(seen)
+        try:
             state = await tokens.start_login(
-                session=session,
+                rows=rows,
                 settings=world.settings,
                 keyring=world.keyring,
                 now=T0,
@@ -390,23 +397,186 @@ async def test_a_sign_in_is_one_read_and_one_write(world: World) -> None:
                 client_ip=HOME,
                 device_token=device,
             )
-        assert isinstance(state, login_reads.LoginState) and state.trusted
-        checked = await tokens.check_password(
-            passwords=world.passwords, state=state, password=PASSWORD
-        )
-        assert not tokens.needs_transaction(
-            settings=world.settings, now=T0, state=state, checked=checked
-        )
-        async with reads.begin() as session:
-            result = await tokens.finish_login(
-                session=session,
+        finally:
+            rows.connection.remove_query_logger(seen)
+    assert isinstance(state, login_reads.LoginState) and state.trusted and state.to_forgive
+    checked = await tokens.check_password(passwords=world.passwords, state=state, password=PASSWORD)
+    assert tokens.signs_in_directly(settings=world.settings, now=T0, state=state, checked=checked)
+    async with driver.rows() as rows:
+        rows.connection.add_query_logger(seen)
+        try:
+            result = await tokens.sign_in_directly(
+                rows=rows,
                 settings=world.settings,
                 keyring=world.keyring,
                 now=T0,
                 state=state,
                 checked=checked,
             )
-    finally:
-        event.remove(world.engine.sync_engine, "before_cursor_execute", seen)
+        finally:
+            rows.connection.remove_query_logger(seen)
     assert isinstance(result, tokens.IssuedTokens)
+    await asyncio.sleep(0)  # asyncpg calls its query loggers soon after each statement
     assert statements == ["SELECT", "WITH"]
+    async with world.sessions.begin() as session:
+        issued = await session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(result.refresh_token))
+        )
+        assert issued is not None and issued.user_id == owner.id and issued.amr == "pwd"
+        audited = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.user_id == owner.id, AuditEvent.event == "login.succeeded")
+                .order_by(AuditEvent.time.desc())
+            )
+        ).first()
+        assert audited is not None
+        assert audited.detail == {"client_ip": HOME, "amr": "pwd", "device": "known"}
+        assert await session.get(LoginFailures, state.to_forgive[0]) is None
+
+
+async def test_only_a_plain_success_skips_the_session(world: World) -> None:
+    """A wrong password, a disabled account, an account with a second factor and a signing key
+    past its rotation all go through `finish_login` (a transaction, or no tokens at all); the
+    direct write refuses them."""
+    owner = await world.account("member")
+
+    async def decided(
+        *,
+        password: str = PASSWORD,
+        status: str = UserStatus.ACTIVE,
+        totp: bool = False,
+        now: datetime = T0,
+    ) -> tuple[bool, tokens.Checked, login_reads.LoginState, datetime]:
+        async with world.sessions.begin() as session:
+            user = await session.get(User, owner.id)
+            assert user is not None
+            user.status = status
+        async with Driver(world.engine).rows() as rows:
+            state = await tokens.start_login(
+                rows=rows,
+                settings=world.settings,
+                keyring=world.keyring,
+                now=now,
+                username=owner.username,
+                password=password,
+                client_ip=HOME,
+            )
+        assert isinstance(state, login_reads.LoginState) and state.account is not None
+        if totp:
+            state = dataclasses.replace(
+                state, account=dataclasses.replace(state.account, has_totp=True)
+            )
+        checked = await tokens.check_password(
+            passwords=world.passwords, state=state, password=password
+        )
+        direct = tokens.signs_in_directly(
+            settings=world.settings, now=now, state=state, checked=checked
+        )
+        return direct, checked, state, now
+
+    assert (await decided())[0]
+    assert (await decided(status=UserStatus.PENDING))[0]
+    stale = T0 + timedelta(seconds=world.settings.signing_key_rotation_seconds + 1)
+    for refused in (
+        await decided(password=WRONG),
+        await decided(status=UserStatus.DISABLED),
+        await decided(totp=True),
+        await decided(now=stale),
+    ):
+        direct, checked, state, now = refused
+        assert not direct
+        async with Driver(world.engine).rows() as rows:
+            with pytest.raises(ValueError, match="finish_login"):
+                await tokens.sign_in_directly(
+                    rows=rows,
+                    settings=world.settings,
+                    keyring=world.keyring,
+                    now=now,
+                    state=state,
+                    checked=checked,
+                )
+    async with world.sessions.begin() as session:
+        user = await session.get(User, owner.id)
+        assert user is not None
+        user.status = UserStatus.ACTIVE
+
+
+async def test_the_sign_in_read_is_planned_once(world: World) -> None:
+    """PostgreSQL plans the read once and reuses that plan (a generic plan), instead of planning
+    it again at every sign-in: with `LIMIT $n` its generic plan looked 17 times dearer and was
+    never chosen, and planning cost more CPU than running it."""
+    owner = await world.account("member")
+    async with Driver(world.engine).rows() as rows:
+        for _ in range(12):
+            state = await tokens.start_login(
+                rows=rows,
+                settings=world.settings,
+                keyring=world.keyring,
+                now=T0,
+                username=owner.username,
+                password=PASSWORD,
+                client_ip=HOME,
+            )
+            assert isinstance(state, login_reads.LoginState) and state.account is not None
+        plans = await rows.connection.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE 'SELECT users.id AS user_id,%login_failures AS f2%'"
+        )
+    assert plans is not None
+    # PostgreSQL tries five custom plans before it compares them with the generic one.
+    assert plans["generic_plans"] >= 6 and plans["custom_plans"] <= 5
+
+
+async def test_a_statement_cancelled_midway_never_returns_its_connection(world: World) -> None:
+    """A sign-in cancelled while its statement runs (the caller gave up) leaves the connection
+    in an unknown state: it is closed, not handed to the next sign-in."""
+    driver = Driver(world.engine)
+    held: list[Any] = []
+
+    async def sleeping() -> None:
+        async with driver.rows() as rows:
+            held.append(rows.connection)
+            await rows.one(select(func.pg_sleep(30)), {})
+
+    task = asyncio.create_task(sleeping())
+
+    async def sleeping_in_postgres() -> bool:
+        async with world.sessions() as session:
+            found = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'"
+                )
+            )
+        return bool(found)
+
+    await wait_until(sleeping_in_postgres, what="the statement running in PostgreSQL")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert held[0].is_closed()
+    async with driver.rows() as rows:
+        assert rows.connection is not held[0]
+        assert await rows.connection.fetchval("SELECT 1") == 1
+
+
+async def test_a_connection_the_server_ended_answers_unavailable_and_is_dropped(
+    world: World,
+) -> None:
+    """The server ending a connection while a sign-in holds it (a restart, a terminated
+    backend) is an error the service answers UNAVAILABLE with (not INTERNAL), and the next
+    sign-in gets a working connection."""
+    driver = Driver(world.engine)
+    with pytest.raises(Exception) as raised:
+        async with driver.rows() as rows:
+            victim = rows.connection
+            backend = await victim.fetchval("SELECT pg_backend_pid()")
+            async with world.sessions() as session:
+                await session.execute(select(func.pg_terminate_backend(backend)))
+            await rows.one(select(literal_column("1").label("one")), {})
+    assert is_unavailable(raised.value)
+    assert victim.is_closed()
+    async with driver.rows() as rows:
+        assert rows.connection is not victim
+        assert (await rows.one(select(literal_column("1").label("one")), {}))["one"] == 1

@@ -4,10 +4,12 @@ rotation, logout, service tokens.
 A password sign-in is two steps around argon2id, so that no database connection waits on the
 hash: `start_login` reads everything the decision needs in **one** statement (the account, its
 roles and second factors, its organisation's policy, the failure counters that apply, the newest
-signing key) and refuses a locked attempt before any hashing; `finish_login` verifies the
-password and records the outcome — on success **one** statement (refresh token, audit row, and
-only when there is something to forgive, the counters), on failure the counters, the audit and,
-the first time a username locks, a mail to its owner.
+signing key) and refuses a locked attempt before any hashing; after `check_password`, a plain
+success (`signs_in_directly`) is recorded by `sign_in_directly` in **one** statement (refresh
+token, audit row, and only when there is something to forgive, the counters), and anything else
+by `finish_login` in a session: on failure the counters, the audit and, the first time a
+username locks, a mail to its owner. The two statements go through `Rows`: on asyncpg itself on
+the password path (`services/identity/driver.py`), in the caller's session elsewhere.
 
 Which counters apply (`domain/throttles.py`): a device whose cookie says it signed in to this
 account answers only to its own counter, so failures from elsewhere never lock it; any other
@@ -62,6 +64,7 @@ from services.identity.domain.login_reads import (
     read_login_state,
     signing_of,
 )
+from services.identity.driver import Rows, SessionRows
 from services.identity.models import (
     AuditEvent,
     Base,
@@ -136,7 +139,7 @@ def _check_login_fields(username: str, password: str, client_ip: str) -> None:
 
 async def start_login(
     *,
-    session: AsyncSession,
+    rows: Rows,
     settings: IdentitySettings,
     keyring: Keyring,
     now: datetime,
@@ -151,7 +154,7 @@ async def start_login(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     address = throttles.address_key(client_ip)
     counters = [user_key, claimed.throttle_key if claimed else "", address or ""]
-    row, found = await read_login_state(session, BY_USERNAME, username.strip().lower(), counters)
+    row, found = await read_login_state(rows, BY_USERNAME, username.strip().lower(), counters)
     (user_lock, user_failures), (device_lock, device_failures), (address_lock, _) = found
     account = account_of(row)
     device = claimed if claimed and account and claimed.user_id == account.id else None
@@ -196,13 +199,53 @@ async def check_password(*, passwords: Passwords, state: LoginState, password: s
     return Checked(ok=True, rehash=rehash)
 
 
-def needs_transaction(
+def signs_in_directly(
     *, settings: IdentitySettings, now: datetime, state: LoginState, checked: Checked
 ) -> bool:
-    """Whether `finish_login` writes more than one statement: a failure (counters, audit, maybe
-    a mail) or a signing key to rotate. Otherwise its one statement is atomic by itself and the
-    caller may run it without BEGIN and COMMIT (two round trips of a login's four)."""
-    return not checked.ok or not _current(settings, now, state.signing)
+    """Whether the checked password completes the sign-in with tokens and one statement, and
+    nothing else: the right password of an account that is not disabled and has no second
+    factor, and the signing key read with it still current. Then `sign_in_directly` records it
+    in that one statement, atomic by itself, on the caller's connection and without BEGIN and
+    COMMIT (two round trips of a login's four). Anything else goes through `finish_login` in a
+    session: a failure writes counters, an audit row and maybe a mail in one transaction."""
+    account = state.account
+    return (
+        checked.ok
+        and account is not None
+        and account.status != UserStatus.DISABLED
+        and not account.has_second_factor
+        and state.signing is not None
+        and _current(settings, now, state.signing)
+    )
+
+
+async def sign_in_directly(
+    *,
+    rows: Rows,
+    settings: IdentitySettings,
+    keyring: Keyring,
+    now: datetime,
+    state: LoginState,
+    checked: Checked,
+) -> IssuedTokens:
+    """Records a sign-in `signs_in_directly` accepted, in one statement."""
+    account, key = state.account, state.signing
+    if not signs_in_directly(settings=settings, now=now, state=state, checked=checked):
+        raise ValueError("this sign-in needs finish_login")
+    assert account is not None and key is not None  # what signs_in_directly checked
+    return await _sign_in(
+        rows,
+        settings=settings,
+        keyring=keyring,
+        now=now,
+        account=account,
+        amr=(second_factor.PASSWORD_AMR,),
+        device=state.device,
+        client_ip=state.client_ip,
+        forgive=state.to_forgive,
+        key=key,
+        rehash=checked.rehash,
+    )
 
 
 async def finish_login(
@@ -248,7 +291,7 @@ async def finish_login(
             expires_in=settings.second_factor_ticket_ttl_seconds,
         )
     return await _sign_in(
-        session,
+        SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -257,7 +300,7 @@ async def finish_login(
         device=state.device,
         client_ip=state.client_ip,
         forgive=state.to_forgive,
-        signing=state.signing,
+        key=await _signing_key(session, settings, now, state.signing),
         rehash=checked.rehash,
     )
 
@@ -276,7 +319,7 @@ async def login(
 ) -> IssuedTokens | SecondFactorRequired | Refusal:
     """Both steps in one session (the servicer uses two: see the module's docstring)."""
     state = await start_login(
-        session=session,
+        rows=SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -458,7 +501,7 @@ def _sign_in_statement(forgive: bool, rehash: bool) -> Insert:
 
 
 async def _sign_in(
-    session: AsyncSession,
+    rows: Rows,
     *,
     settings: IdentitySettings,
     keyring: Keyring,
@@ -468,14 +511,13 @@ async def _sign_in(
     device: Device | None,
     client_ip: str,
     forgive: Sequence[str],
-    signing: SigningKeyRow | None,
+    key: SigningKeyRow,
     rehash: str | None = None,
     family_id: uuid.UUID | None = None,
 ) -> IssuedTokens:
     """Issues the pair and a device cookie, recording it in one statement: the refresh token,
     the audit row and — only when there is something to do — forgiven counters and a re-hash."""
     family = family_id or uuid.uuid4()
-    key = await _signing_key(session, settings, now, signing)
     access = signing_keys.sign_with(
         key.kid,
         key.pem,
@@ -504,7 +546,7 @@ async def _sign_in(
         params["forgive"] = list(forgive)
     if rehash is not None:
         params["password_hash"] = rehash
-    await session.execute(_sign_in_statement(bool(forgive), rehash is not None), params)
+    await rows.run(_sign_in_statement(bool(forgive), rehash is not None), params)
     return IssuedTokens(
         access_token=access,
         refresh_token=refresh,
@@ -565,7 +607,9 @@ async def complete_second_factor(
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == proven.user_id else None
     counter = device.throttle_key if device else throttles.FACTOR + str(proven.user_id)
-    row, ((lock, failures),) = await read_login_state(session, BY_ID, proven.user_id, [counter])
+    row, ((lock, failures),) = await read_login_state(
+        SessionRows(session), BY_ID, proven.user_id, [counter]
+    )
     account = account_of(row)
     if account is None:
         return Refusal(Unauthenticated(INVALID_CREDENTIALS, reason="invalid_credentials"))
@@ -605,7 +649,7 @@ async def complete_second_factor(
     if device is None:
         forgive.append(throttles.USER + account.username.lower())
     return await _sign_in(
-        session,
+        SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -614,7 +658,7 @@ async def complete_second_factor(
         device=device,
         client_ip=client_ip,
         forgive=forgive,
-        signing=signing_of(row),
+        key=await _signing_key(session, settings, now, signing_of(row)),
     )
 
 
@@ -640,14 +684,14 @@ async def passkey_login(
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     claimed = read_device_token(keyring, device_token, settings=settings, now=now)
     device = claimed if claimed and claimed.user_id == passkey.user_id else None
-    row, _ = await read_login_state(session, BY_ID, passkey.user_id, [])
+    row, _ = await read_login_state(SessionRows(session), BY_ID, passkey.user_id, [])
     account = account_of(row)
     if account is None:
         return Refusal(Unauthenticated(passkeys.PASSKEY_REFUSED, reason="passkey_invalid"))
     if account.status == UserStatus.DISABLED:
         return Refusal(PermissionDenied("this account is disabled", reason="account_disabled"))
     return await _sign_in(
-        session,
+        SessionRows(session),
         settings=settings,
         keyring=keyring,
         now=now,
@@ -656,7 +700,7 @@ async def passkey_login(
         device=device,
         client_ip=client_ip,
         forgive=(),
-        signing=signing_of(row),
+        key=await _signing_key(session, settings, now, signing_of(row)),
     )
 
 
@@ -716,7 +760,7 @@ async def refresh(
         return Refusal(Unauthenticated(INVALID_REFRESH, reason="refresh_token_revoked"))
     if token.expires_at <= now:
         return Refusal(Unauthenticated("refresh token expired", reason="refresh_token_expired"))
-    row, _ = await read_login_state(session, BY_ID, token.user_id, [])
+    row, _ = await read_login_state(SessionRows(session), BY_ID, token.user_id, [])
     account = account_of(row)
     if account is None or account.status == UserStatus.DISABLED:
         await revoke_refresh_tokens(
