@@ -49,7 +49,7 @@ from services.devstack.demo import DEMO_PASSWORD, load_demo_data
 from services.devstack.stack import ADMIN_USERNAME, Stack
 from services.kit.binaries import temporal_cli
 from services.kit.ports import free_port
-from services.kit.temporal import dev_server_search_attribute_args
+from services.kit.temporal import dev_server_args
 from services.kit.testing import database_server
 
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1 (what identity uses).
@@ -226,7 +226,7 @@ async def main(seconds: float, concurrency: int) -> None:
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
         temporal = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli(),
-            dev_server_extra_args=["--log-level", "error", *dev_server_search_attribute_args()],
+            dev_server_extra_args=["--log-level", "error", *dev_server_args()],
         )
         stack = Stack(
             Path(state),
