@@ -22,12 +22,12 @@ from prometheus_client import REGISTRY
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
-from services.kit.gcfreeze import freeze_startup_objects
 from services.kit.grpcclient import ServiceTokenSource, create_channel
 from services.kit.identity_client import connect_identity
 from services.kit.logs import configure_logging
 from services.kit.mail import SmtpSender
 from services.kit.metrics import serve_metrics
+from services.kit.serving import ready_to_serve
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 from services.kit.temporal import (
@@ -174,7 +174,7 @@ async def _run(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    freeze_startup_objects()
+    ready_to_serve(gil_switch_interval_ms=settings.gil_switch_interval_ms)
     async with worker:
         log.info("worker polling", extra={"task_queue": settings.temporal_task_queue})
         await stop.wait()

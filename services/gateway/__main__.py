@@ -25,9 +25,9 @@ from services.gateway.app import create_app
 from services.gateway.models import MIGRATIONS_DIR
 from services.gateway.settings import GatewaySettings
 from services.kit.db import upgrade
-from services.kit.gcfreeze import freeze_startup_objects
 from services.kit.logs import configure_logging
 from services.kit.metrics import serve_metrics
+from services.kit.serving import ready_to_serve
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 from services.kit.workers import reuse_port_socket, supervise, worker_index
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         sockets = None
         if settings.workers > 1:
             sockets = [reuse_port_socket(settings.http_host, settings.http_port)]
-        freeze_startup_objects()  # the app is built; its lifespan adds little
+        # The app is built (its lifespan adds little).
+        ready_to_serve(gil_switch_interval_ms=settings.gil_switch_interval_ms)
         asyncio.run(server.serve(sockets=sockets))
         if not server.started:
             rc = 3

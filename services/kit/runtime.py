@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.kit.auth import TokenVerifier
 from services.kit.clock import Clock, system_clock
 from services.kit.db import create_engine, create_session_factory, upgrade
-from services.kit.gcfreeze import freeze_startup_objects
 from services.kit.grpcserver import RunningServer, serve_until_signalled, start_server
 from services.kit.logs import configure_logging
 from services.kit.metrics import outbox_gauges, serve_metrics, watch_pool
 from services.kit.outbox import OutboxRelay
+from services.kit.serving import ready_to_serve
 from services.kit.settings import ServiceSettings, load_settings
 from services.kit.telemetry import instrument_engine, setup_telemetry, shutdown_telemetry
 from services.kit.temporal import connect_temporal
@@ -131,7 +131,7 @@ async def _serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
             REGISTRY.register(backlog)
             context.exit_stack.callback(REGISTRY.unregister, backlog)
         log.info("metrics served", extra={"metrics_port": port})
-    freeze_startup_objects()
+    ready_to_serve(gil_switch_interval_ms=settings.gil_switch_interval_ms)
     try:
         await serve_until_signalled(running)
     finally:

@@ -48,6 +48,9 @@ class CommonSettings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, le=64, validation_alias=AliasChoices("guichet_workers", "workers")
     )
+    # How long a busy event loop may keep the GIL while another thread (the /metrics server, the
+    # trace exporter) waits for it, in milliseconds (Python's default is 5; see kit/serving.py).
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
 
 
 class ServiceSettings(CommonSettings):

@@ -1,11 +1,13 @@
-"""Startup objects are frozen: the collector no longer walks them, and still collects the rest."""
+"""Once ready to serve: startup objects frozen (the collector no longer walks them, and still
+collects the rest), and the GIL handed over sooner."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
-from services.kit.gcfreeze import freeze_startup_objects
+from services.kit.serving import freeze_startup_objects, ready_to_serve
 
 
 class _Node:
@@ -26,3 +28,14 @@ def test_what_exists_is_frozen_and_what_comes_after_is_still_collected() -> None
         assert gone() is None  # a cycle made after the freeze is collected as before
     finally:
         gc.unfreeze()
+
+
+def test_a_process_ready_to_serve_hands_the_gil_over_within_its_setting() -> None:
+    before = sys.getswitchinterval()
+    try:
+        ready_to_serve(gil_switch_interval_ms=1.0)
+        assert sys.getswitchinterval() == 0.001
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(before)
