@@ -49,11 +49,10 @@ from services.identity.domain import passkeys, second_factor, signing_keys, thro
 from services.identity.domain.common import (
     audit,
     check_token_field,
-    duration_text,
-    queue_mail,
     sha256_hex,
 )
 from services.identity.domain.devices import Device, Keyring, issue_device_token, read_device_token
+from services.identity.domain.lockout_mail import mail_lockout
 from services.identity.domain.login_reads import (
     BY_ID,
     BY_USERNAME,
@@ -381,43 +380,7 @@ async def _count_failure(
             until=locked_now.locked_until.isoformat() if locked_now.locked_until else None,
         )
         if account.email:
-            await _mail_lockout(session, settings, account, locked_now, now)
-
-
-async def _mail_lockout(
-    session: AsyncSession,
-    settings: IdentitySettings,
-    account: Account,
-    counted: throttles.Counted,
-    now: datetime,
-) -> None:
-    wait = throttles.wait_seconds(counted.locked_until, now)
-    what = (
-        "avec le bon mot de passe mais un mauvais second facteur"
-        if counted.key.startswith(throttles.FACTOR)
-        else "avec un mauvais mot de passe"
-    )
-    advice = (
-        "Votre mot de passe est sans doute connu de quelqu'un d'autre : changez-le dès maintenant"
-        if counted.key.startswith(throttles.FACTOR)
-        else "Si ce n'était pas vous, rien n'est à faire ; si vous doutez de votre mot de passe, "
-        "changez-le"
-    )
-    await queue_mail(
-        session,
-        settings,
-        to=account.email or "",
-        subject="Guichet : tentatives de connexion à votre compte",
-        body=(
-            f"Bonjour {account.first_name or account.username},\n\n"
-            f"Quelqu'un a essayé {counted.failures} fois de se connecter à votre compte "
-            f"« {account.username} » {what}, depuis un appareil qui ne s'y était jamais "
-            f"connecté. Les connexions depuis de nouveaux appareils attendent "
-            f"{duration_text(wait)}, et plus longtemps si les essais continuent. Les appareils "
-            "depuis lesquels vous vous êtes déjà connecté ne sont pas bloqués.\n\n"
-            f"{advice} : {settings.public_base_url}/forgot-password\n"
-        ),
-    )
+            await mail_lockout(session, settings, account, locked_now, now)
 
 
 # --- issuing tokens ------------------------------------------------------------------------------
