@@ -11,8 +11,8 @@ The bench plan keeps the default warning threshold, 80 % of the target. The run 
 the first breach (a breach mails the team and raises the priority: another load, not the timer
 lateness measured here), so the last ticket's warning must fall before the first ticket's breach:
 opening N tickets at `--rate` per second takes D = N / rate, and the target must exceed D / 20 %
-= 5 D. By default the target is that, plus 10 % (`--target-minutes` to choose it): 10,000
-tickets at 40/s open in 250 s under a 23-minute target, at 80/s in 125 s under 12 minutes.
+= 5 D. By default the target is that, plus 25 % (`--target-minutes` to choose it): 10,000
+tickets at 40/s open in 250 s under a 27-minute target, at 80/s in 125 s under 14 minutes.
 
 `--loaded` keeps two cores busy with other programs meanwhile (as `make test-under-load` does;
 `--busy N` for another count). Beside the lateness it prints, from the same run: the Temporal dev
@@ -71,19 +71,20 @@ RSS_LIMIT = 1 << 30
 
 
 def auto_target_minutes(tickets: int, rate: float) -> int:
-    """The shortest target whose breaches all fall after the last warning (with 10 % to spare):
-    the last ticket opens `tickets / rate` seconds after the first, and warns at 80 %."""
+    """The shortest target whose breaches all fall after the last warning, with a quarter to
+    spare: the last ticket opens `tickets / rate` seconds after the first (longer when the stack
+    cannot keep the rate: a tenth was not enough on a busy machine), and warns at 80 %."""
     opening = tickets / rate
     share = 1 - EXPECTED_WARNING_PERCENT / 100
-    return max(1, math.ceil(opening / share * 1.1 / 60))
+    return max(1, math.ceil(opening / share * 1.25 / 60))
 
 
 def cached_runs(tickets: int) -> int:
-    """The worker's cache, sized as docs/support.md says: every live SLA run, a fifth more for the
-    short mail runs beside them, never under the default (5,000). A smaller cache evicts runs
-    that a timer then wakes: each is replayed from its whole history, work the server and the
-    worker do on top of the warning itself."""
-    return max(5_000, math.ceil(tickets * 1.2))
+    """The worker's cache, sized as docs/support.md says: every live SLA run, a twentieth more for
+    the mail runs beside them (each leaves the cache when it completes, in its one task), never
+    under the default (5,000). A smaller cache evicts runs that a timer then wakes: each is
+    replayed from its whole history, work the server and the worker do on top of the warning."""
+    return max(5_000, math.ceil(tickets * 1.05))
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -251,11 +252,15 @@ class Outcome:
     breaches: int
     warnings_after_due: int
     warned_after_breach: int
+    # (seconds after the first warning was due, lateness): when in the run the late ones were.
+    timeline: list[tuple[float, float]]
 
 
 async def outcome(database: asyncpg.Connection) -> Outcome:
     rows = await database.fetch(
-        "SELECT extract(epoch FROM at - due_at) AS late FROM sla_events WHERE kind = 'warning'"
+        "SELECT extract(epoch FROM at - due_at) AS late,"
+        " extract(epoch FROM due_at - min(due_at) OVER ()) AS since"
+        " FROM sla_events WHERE kind = 'warning'"
     )
     breaches = await database.fetchval("SELECT count(*) FROM sla_events WHERE kind = 'breach'")
     # A warning recorded once its clock's target had passed came too late to warn anyone.
@@ -269,7 +274,26 @@ async def outcome(database: asyncpg.Connection) -> Outcome:
         " ON (b.ticket_id, b.clock, b.cycle) = (w.ticket_id, w.clock, w.cycle)"
         " WHERE w.kind = 'warning' AND b.kind = 'breach' AND w.at >= b.at"
     )
-    return Outcome([float(row["late"]) for row in rows], breaches, after_due, after_breach)
+    return Outcome(
+        [float(row["late"]) for row in rows],
+        breaches,
+        after_due,
+        after_breach,
+        [(float(row["since"]), float(row["late"])) for row in rows],
+    )
+
+
+def timeline_report(timeline: list[tuple[float, float]], window: float = 30.0) -> list[str]:
+    """Lateness by when the warnings were due, in windows: a stall shows as one bad window,
+    a saturated stack as a slope."""
+    windows: dict[int, list[float]] = {}
+    for since, late in timeline:
+        windows.setdefault(int(since // window), []).append(late)
+    return [
+        f"  due +{index * window:4.0f} s  {len(late):5d} warnings  p50 {percentile(late, 0.5):6.3f}"
+        f"  p99 {percentile(late, 0.99):6.3f}  max {max(late):6.3f} s"
+        for index, late in sorted(windows.items())
+    ]
 
 
 async def history_sample(temporal: WorkflowEnvironment, count: int) -> tuple[float, float, int]:
@@ -336,6 +360,11 @@ def temporal_report(server: _stack.Samples, worker: _stack.Samples, tickets: int
     hits = _stack.total(worker, "temporal_sticky_cache_hit_total")
     evicted = _stack.total(worker, "temporal_sticky_cache_total_forced_eviction_total")
     lines.append(f"worker sticky cache           {hits:.0f} hits, {evicted:.0f} forced evictions")
+    collections = _stack.by_label(worker, "python_gc_collections_total", "generation")
+    lines.append(
+        "worker garbage collections    "
+        + ", ".join(f"generation {g}: {n:.0f}" for g, n in sorted(collections.items()))
+    )
     failures = _stack.by_label(worker, "temporal_request_failure_total", "operation")
     failures |= {
         f"{op} (poll)": n
@@ -517,6 +546,9 @@ async def main(options: argparse.Namespace) -> int:
     print(f"warning lateness p99          {p99:.3f} s")
     print(f"warning lateness max          {max(lateness):.3f} s")
     print(f"warning lateness mean         {statistics.fmean(lateness):.3f} s")
+    print("warning lateness by when due (30 s windows):")
+    for line in timeline_report(result.timeline):
+        print(line)
     print(
         f"history per run (50 sampled)  {events:.1f} events, {tasks:.1f} workflow tasks,"
         f" {reaimed} re-aimed a timer"

@@ -6,7 +6,8 @@ carries a deadline and the worker's service token (RecordSlaEvent refuses anythi
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -14,7 +15,7 @@ from guichet.support.v1 import support_pb2, support_pb2_grpc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts.support import SlaRecord
+from workflows.contracts.support import REPORT_WAIT_LIMIT, SlaRecord
 
 _KIND = {"warning": support_pb2.SLA_EVENT_KIND_WARNING, "breach": support_pb2.SLA_EVENT_KIND_BREACH}
 _CLOCK = {
@@ -35,9 +36,19 @@ class SupportActivities:
     @activity.defn(name="record_sla_event")
     async def record_sla_event(self, record: SlaRecord) -> str:
         """Reports a warning or breach; says what happened, as the run's history shows it
-        ("first_response warning recorded"). Runs recorded before it said so hold `true`."""
+        ("first_response warning recorded"). Runs recorded before it said so hold `true`.
+
+        With `record.wait` the run woke ahead of the instant: the report waits for it on this
+        worker's clock, so it reaches support on time, never early. An instant further off than
+        `REPORT_WAIT_LIMIT` means the clocks disagree (a test server that skips time, a clock set
+        wrong): the report goes at once, as it did before runs woke ahead."""
+        instant = datetime.fromisoformat(record.due_at)
+        if record.wait:
+            ahead = (instant - datetime.now(UTC)).total_seconds()
+            if 0 < ahead <= REPORT_WAIT_LIMIT.total_seconds():
+                await asyncio.sleep(ahead)
         due = Timestamp()
-        due.FromDatetime(datetime.fromisoformat(record.due_at))
+        due.FromDatetime(instant)
         try:
             response = await self._stub.RecordSlaEvent(
                 support_pb2.RecordSlaEventRequest(

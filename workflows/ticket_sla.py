@@ -23,6 +23,12 @@ recorded. A run costs Temporal as little as it can: the search attributes come w
 late (docs/performance.md). Today's starts say so in their input (`shape`), not with a
 `workflow.patched` marker, whose `TemporalChangeVersion` upsert is one more visibility write per
 run; runs started before keep the markers they recorded.
+
+Today's runs (`SLA_SHAPE_LEAD`) set each timer to wake two seconds ahead of its threshold, and
+the report waits for the instant on the worker's clock: the timer fires on time, but the task it
+schedules waits for the server and the worker first (a few hundred milliseconds behind a burst),
+which is what a warning used to be late by. A late task re-aims once the burst has passed (five
+minutes on, then ten…), so that a burst's re-aims do not fall among its own warnings.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
         EVENT_SIGNAL,
         FIRST_RESPONSE,
         NEXT_RESPONSE,
+        SLA_REPORT_LEAD,
+        SLA_SHAPE_LEAD,
         SLA_SHAPE_ONE_TIMER,
         SLA_WORKFLOW,
         SlaPolicy,
@@ -81,6 +89,14 @@ _LATE_TASK = timedelta(seconds=1)
 # minute before the instant, the threshold is reported on time once the burst has passed; a
 # prompt task still sets one timer (docs/performance.md, "SLA timers").
 _LATE_TASK_SHAPED = timedelta(milliseconds=250)
+# Runs of `SLA_SHAPE_LEAD` re-aim once the burst that made their task late has passed: five
+# minutes on (then ten, twenty… while their tasks stay late), or a minute before the instant if
+# that comes first. Re-aimed a minute before the instant, a burst's re-aiming tasks all fell among
+# the burst's own warnings and doubled the tasks of that minute (bench/sla.py); five minutes
+# after the burst the server is quiet, and a prompt task sets the last timer.
+_REAIM_AFTER = timedelta(minutes=5)
+
+_NONE = timedelta(0)
 
 _CLOCK_NAMES = {
     FIRST_RESPONSE: "first-response",
@@ -103,15 +119,22 @@ def _at(moment: datetime) -> str:
 
 
 def aim(
-    now: datetime, woken_for: datetime, due: datetime, late_after: timedelta = _LATE_TASK
+    now: datetime,
+    woken_for: datetime,
+    due: datetime,
+    late_after: timedelta = _LATE_TASK,
+    reaim_within: timedelta | None = None,
 ) -> tuple[timedelta, bool]:
     """The timer for a threshold due at `due`, set by a task started at `now` for something due
-    at `woken_for`: its length, and whether it is aimed a minute short to be re-aimed (the task
-    was more than `late_after` late, and the threshold far enough for a second timer to be worth
-    it)."""
+    at `woken_for`: its length, and whether it is aimed short to be re-aimed (the task was more
+    than `late_after` late, and the threshold far enough for a second timer to be worth it): a
+    minute short, or sooner, within `reaim_within`."""
     delay = due - now + _EPSILON
     if now - woken_for > late_after and delay > 2 * _REAIM_BEFORE:
-        return delay - _REAIM_BEFORE, True
+        short = delay - _REAIM_BEFORE
+        if reaim_within is not None:
+            short = min(short, reaim_within)
+        return short, True
     return delay, False
 
 
@@ -157,6 +180,10 @@ class TicketSla:
         self._pending = list(request.pending) + self._pending
         one_timer = request.shape >= SLA_SHAPE_ONE_TIMER or workflow.patched(_ONE_TIMER_PATCH)
         late_after = _LATE_TASK_SHAPED if request.shape >= SLA_SHAPE_ONE_TIMER else _LATE_TASK
+        # Runs of `SLA_SHAPE_LEAD` wake ahead of each threshold and report it on the instant.
+        lead = SLA_REPORT_LEAD if request.shape >= SLA_SHAPE_LEAD else _NONE
+        # Runs of that shape re-aim after a burst, later each time their task is late again.
+        reaim_within = _REAIM_AFTER if request.shape >= SLA_SHAPE_LEAD else None
         info = workflow.info()
         indexed = info.typed_search_attributes.get(TICKET) == request.ticket_id
         if request.state is None and not (one_timer and indexed):
@@ -171,9 +198,9 @@ class TicketSla:
                 break
             now = workflow.now()
             for threshold in thresholds(state):
-                if threshold.due > now:
+                if threshold.due > now + lead:
                     break
-                await self._report(request.ticket_id, threshold, state.policy)
+                await self._report(request.ticket_id, threshold, state.policy, wait=lead > _NONE)
                 clock = next(
                     c
                     for c in state.clocks
@@ -199,18 +226,24 @@ class TicketSla:
                     )
                 )
             now = workflow.now()
-            upcoming = [t for t in thresholds(state) if t.due > now]
+            upcoming = [t for t in thresholds(state) if t.due > now + lead]
             if upcoming:
                 target = upcoming[0]
                 summary = f"{describe(target, state.policy)}, due {_at(target.due)}"
+                if lead > _NONE:
+                    summary = f"{summary}, woken {lead.total_seconds():g} s ahead"
                 if one_timer:
-                    delay, reaim = aim(now, woken_for, target.due, late_after)
+                    delay, reaim = aim(now, woken_for, target.due - lead, late_after, reaim_within)
+                    if reaim and reaim_within is not None:
+                        reaim_within *= 2
                 else:
                     delay = target.due - now + _EPSILON
                     reaim = delay > 2 * _REAIM_BEFORE and workflow.patched(_REAIM_PATCH)
                     if reaim:
                         delay -= _REAIM_BEFORE
-                if reaim:
+                if reaim and reaim_within is not None:
+                    summary = f"{summary}: to be re-aimed once the server is prompt again"
+                elif reaim:
                     summary = f"{summary}: aimed 1 min short, to be re-aimed"
                 woken_for = now + delay
                 try:
@@ -231,12 +264,15 @@ class TicketSla:
             pauses=len(state.pauses),
         )
 
-    async def _report(self, ticket_id: str, threshold: Threshold, policy: SlaPolicy) -> None:
+    async def _report(
+        self, ticket_id: str, threshold: Threshold, policy: SlaPolicy, *, wait: bool = False
+    ) -> None:
         """Reports one threshold; a refusal no retry can change is logged, not fatal.
 
         A local activity: one short call to support, run inside the workflow task that the timer
         woke, so a warning costs one workflow task instead of three tasks and an activity. Its
-        summary names the threshold, so the history reads "first-response warning, 80 %"."""
+        summary names the threshold, so the history reads "first-response warning, 80 %".
+        With `wait` (the run woke ahead, `SLA_SHAPE_LEAD`) it first waits for the instant."""
         try:
             await workflow.execute_local_activity(
                 "record_sla_event",
@@ -246,6 +282,7 @@ class TicketSla:
                     clock=threshold.clock,
                     cycle=threshold.cycle,
                     due_at=threshold.due.isoformat(),
+                    wait=wait,
                 ),
                 summary=f"record the {describe(threshold, policy)}, due {_at(threshold.due)}",
                 start_to_close_timeout=timedelta(seconds=15),

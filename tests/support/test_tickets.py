@@ -4,6 +4,7 @@ messages, deflection, the queue and the reports — on the real database over re
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -16,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import TENANT, TICKET, TICKET_NUMBER
-from services.support.models import SlaSignal, outbox
+from services.support.models import SlaPause, SlaSignal, outbox
 from tests.identity.harness import DELIVERY_PARTNER, ERP_CUSTOMER, fails, fields, unique
 from tests.support.harness import Support, eventually
 from workflows.contracts.support import sla_workflow_id
@@ -665,6 +666,52 @@ async def test_only_the_worker_records_sla_events(support: Support) -> None:
             )
         )
         assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_threshold_reported_after_its_clock_paused_is_not_recorded(
+    support: Support,
+) -> None:
+    """Today's runs wake two seconds ahead of a threshold and report it on the instant: a pause
+    (waiting on the customer) that came in between stopped the clock before it was due, so
+    nothing is recorded; a threshold that fell due before the pause still is."""
+    category = await support.category()
+    _, _, customer = await support.customer()
+    ticket = await support.open(customer, category.id)
+    _, agent = await support.agent()
+    await support.stub.ReplyToTicket(
+        pb.ReplyToTicketRequest(
+            ticket_id=ticket.id,
+            body="Pouvez-vous préciser ?",
+            set_status=pb.TICKET_STATUS_WAITING_ON_CUSTOMER,
+        ),
+        metadata=agent,
+    )
+    async with support.sessions.begin() as session:
+        paused_at = await session.scalar(
+            select(SlaPause.started_at).where(SlaPause.ticket_id == uuid.UUID(ticket.id))
+        )
+    assert paused_at is not None
+    worker = await support.service("worker")
+
+    async def report(kind: pb.SlaEventKind.ValueType, due: datetime) -> bool:
+        response = await support.stub.RecordSlaEvent(
+            pb.RecordSlaEventRequest(
+                ticket_id=ticket.id,
+                kind=kind,
+                clock=pb.SLA_CLOCK_RESOLUTION,
+                cycle=1,
+                due_time=stamp(due),
+            ),
+            metadata=worker,
+        )
+        return bool(response.recorded)
+
+    assert not await report(pb.SLA_EVENT_KIND_WARNING, paused_at + timedelta(seconds=1))
+    assert not await report(pb.SLA_EVENT_KIND_BREACH, paused_at + timedelta(seconds=1))
+    history = await support.history(ticket.id)
+    assert not history.ticket.at_risk and not history.ticket.breached
+    assert await report(pb.SLA_EVENT_KIND_WARNING, paused_at - timedelta(seconds=1))
+    assert (await support.history(ticket.id)).ticket.at_risk
 
 
 async def test_a_portuguese_customer_is_mailed_in_portuguese_with_the_translated_category(

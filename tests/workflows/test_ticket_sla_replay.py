@@ -3,17 +3,20 @@ today's workflow code: a change that would break running workflows fails here.
 
 `ticket_sla.json` is a run from before the `sla-one-timer` patch (its upsert of the search
 attributes, the timers of that time); `ticket_sla_one_timer.json` is a run of that patch (its
-marker, and the marker's `TemporalChangeVersion` upsert); `ticket_sla_shaped.json` is today's
-shape, chosen by the start's input (`shape`): one timer per threshold, each with a summary naming
-it, reports whose summaries and results say what was recorded, and no marker nor upsert at all.
-All were recorded by `test_ticket_sla.py` (`SAVE_SLA_HISTORY=1` writes the last); record again
-only for a deliberate, versioned change of the workflow.
+marker, and the marker's `TemporalChangeVersion` upsert); `ticket_sla_shaped.json` is the first
+shape chosen by the start's input (`shape`): one timer per threshold, each with a summary naming
+it, reports whose summaries and results say what was recorded, and no marker nor upsert at all;
+`ticket_sla_lead.json` is today's: as the shaped run, each timer set to wake the run two seconds
+ahead of its threshold, whose report then waits for the instant. All were recorded by
+`test_ticket_sla.py` (`SAVE_SLA_HISTORY=1` writes the last); record again only for a
+deliberate, versioned change of the workflow.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,13 @@ def _summary(event: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["ticket_sla.json", "ticket_sla_one_timer.json", "ticket_sla_shaped.json"]
+    "name",
+    [
+        "ticket_sla.json",
+        "ticket_sla_one_timer.json",
+        "ticket_sla_shaped.json",
+        "ticket_sla_lead.json",
+    ],
 )
 async def test_saved_history_replays_with_the_current_code(name: str) -> None:
     document = json.loads((HISTORIES / name).read_text())
@@ -57,9 +66,14 @@ async def test_saved_history_replays_with_the_current_code(name: str) -> None:
     assert result.replay_failure is None
 
 
-def test_todays_shape_is_one_named_timer_per_threshold() -> None:
-    """The run reads by name in the UI, and costs Temporal one timer per threshold."""
-    events = json.loads((HISTORIES / "ticket_sla_shaped.json").read_text())["events"]
+def _time(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00"))
+
+
+def test_todays_shape_is_one_named_timer_per_threshold_woken_ahead() -> None:
+    """The run reads by name in the UI, costs Temporal one timer per threshold, and each timer
+    wakes the run two seconds ahead of its threshold (the report waits for the instant)."""
+    events = json.loads((HISTORIES / "ticket_sla_lead.json").read_text())["events"]
     timers = [_summary(e) for e in events if e["eventType"] == "EVENT_TYPE_TIMER_STARTED"]
     fired = [e for e in events if e["eventType"] == "EVENT_TYPE_TIMER_FIRED"]
     reports = [
@@ -71,12 +85,17 @@ def test_todays_shape_is_one_named_timer_per_threshold() -> None:
     assert timers[0].startswith("first-response warning, 80 %, due ")
     assert timers[1].startswith("first-response breach, 100 %, due ")
     assert timers[2].startswith("resolution warning, 80 %, due ")
+    assert all(t.endswith(", woken 2 s ahead") for t in timers)
     # The warning and the breach each woke once: no second timer to re-aim either.
     assert len(fired) == 2
     assert [_summary(e) for e in reports] == [
-        timers[0].replace("first-response", "record the first-response", 1),
-        timers[1].replace("first-response", "record the first-response", 1),
+        "record the " + t.removesuffix(", woken 2 s ahead") for t in timers[:2]
     ]
+    # Each woke the run two seconds (and a few milliseconds of the server's) before its instant.
+    for timer, woke in zip(timers, fired, strict=False):
+        due = datetime.strptime(timer.split(", due ")[1][:19], "%Y-%m-%d %H:%M:%S")
+        ahead = due.replace(tzinfo=UTC) - _time(woke)
+        assert timedelta(seconds=1.5) < ahead <= timedelta(seconds=2), (timer, ahead)
     results = [
         json.loads(
             base64.b64decode(

@@ -122,13 +122,20 @@ class TicketSlaInput:
     pending: list[TicketEvent] = field(default_factory=list)
     # How the run behaves, chosen by whoever starts it and carried over by continue-as-new:
     # 0 for runs started before the field existed (their `workflow.patched` markers say what they
-    # did), `SLA_SHAPE_ONE_TIMER` for today's starts (see workflows/ticket_sla.py).
+    # did), `SLA_SHAPE_LEAD` for today's starts (see workflows/ticket_sla.py).
     shape: int = 0
 
 
 # One timer per threshold, the search attributes set by the start, and no patch marker: the
 # marker's `TemporalChangeVersion` upsert cost a visibility write per run (docs/performance.md).
 SLA_SHAPE_ONE_TIMER = 1
+# As above, and each timer wakes the run `SLA_REPORT_LEAD` before its threshold: the report (a
+# local activity) waits for the instant on the worker's clock, then calls support. A timer fires
+# on time, but the task it schedules then waits for the server and the worker (a few hundred
+# milliseconds behind a burst); the lead absorbs that wait, so a warning is recorded within
+# milliseconds of its instant rather than within a task's latency of it.
+SLA_SHAPE_LEAD = 2
+SLA_REPORT_LEAD = timedelta(seconds=2)
 
 
 @dataclass
@@ -159,6 +166,12 @@ class SlaRecord:
     clock: str
     cycle: int
     due_at: str
+    # Wait for `due_at` (the worker's clock) before reporting: the run woke ahead of it
+    # (`SLA_SHAPE_LEAD`); an instant further off than `REPORT_WAIT_LIMIT` is reported at once.
+    wait: bool = False
+
+
+REPORT_WAIT_LIMIT = timedelta(seconds=10)
 
 
 # --- the rules (pure) ---------------------------------------------------------------------------

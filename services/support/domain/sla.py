@@ -42,7 +42,7 @@ from services.support.settings import SupportSettings
 from workflows.contracts.business_time import CalendarSpec
 from workflows.contracts.support import (
     POLICY_CHANGE,
-    SLA_SHAPE_ONE_TIMER,
+    SLA_SHAPE_LEAD,
     SLA_WORKFLOW,
     ClockState,
     PauseState,
@@ -295,7 +295,7 @@ async def start_sla(
                 organisation_id=str(ticket.organisation_id),
                 opened_at=ticket.created_at.isoformat(),
                 policy=policy,
-                shape=SLA_SHAPE_ONE_TIMER,
+                shape=SLA_SHAPE_LEAD,
             )
         ),
         task_queue=settings.temporal_task_queue,
@@ -347,6 +347,19 @@ async def record_sla_event(
         raise NotFound("no such clock on this ticket")
     if row.stopped_at is not None and row.stopped_at <= due_at:
         return False, None
+    if (
+        row.stopped_at is None
+        and (row.warning_at if kind == EventKind.WARNING else row.due_at) is None
+    ):
+        # Waiting on the customer: a run wakes ahead of its instant (`SLA_SHAPE_LEAD`), so a pause
+        # may come between its waking and its report. A clock paused by the instant is not due.
+        paused_at = await session.scalar(
+            select(SlaPause.started_at).where(
+                SlaPause.ticket_id == ticket.id, SlaPause.ended_at.is_(None)
+            )
+        )
+        if paused_at is not None and paused_at <= due_at:
+            return False, None
     if (kind == EventKind.WARNING and row.warned) or (kind == EventKind.BREACH and row.breached):
         existing = await session.scalar(
             select(SlaEvent).where(
