@@ -25,14 +25,10 @@ class WorkerSettings(CommonSettings):
     # and local activities at once. 80 warnings a second hold about 160 of each.
     workflow_task_slots: int = Field(default=500, ge=1)
     local_activity_slots: int = Field(default=500, ge=1)
-    # Workflow-task long polls follow the backlog between the minimum and this many. Each poll
-    # that gets a task makes the server record the task's start: against a saturated server (the
-    # dev server's one SQLite writer) dozens at once only queue, time out and are retried.
+    # Workflow-task long polls follow the backlog between 1 and this many. Each poll that gets a
+    # task makes the server record the task's start: against a saturated server (the dev
+    # server's one SQLite writer) dozens at once only queue, time out and are retried.
     workflow_task_pollers_max: int = Field(default=100, ge=2)
-    # Long polls kept open however quiet the queue (an idle long poll costs nothing). From one,
-    # the first burst after a quiet spell (the warnings of a morning's tickets) waited seconds
-    # while the pollers grew back (bench/sla.py).
-    workflow_task_pollers_min: int = Field(default=10, ge=2)
     # How long a task for a cached run waits for this worker before the server gives it to any
     # worker with the whole history (a timeout is a new task and a replay: more work under load).
     sticky_schedule_to_start_seconds: float = Field(default=10.0, gt=0)

@@ -27,8 +27,7 @@ run; runs started before keep the markers they recorded.
 Today's runs (`SLA_SHAPE_LEAD`) set each timer to wake two seconds ahead of its threshold, and
 the report waits for the instant on the worker's clock: the timer fires on time, but the task it
 schedules waits for the server and the worker first (a few hundred milliseconds behind a burst),
-which is what a warning used to be late by. A late task re-aims once the burst has passed (five
-minutes on, then ten…), so that a burst's re-aims do not fall among its own warnings.
+which is what a warning used to be late by.
 """
 
 from __future__ import annotations
@@ -89,12 +88,6 @@ _LATE_TASK = timedelta(seconds=1)
 # minute before the instant, the threshold is reported on time once the burst has passed; a
 # prompt task still sets one timer (docs/performance.md, "SLA timers").
 _LATE_TASK_SHAPED = timedelta(milliseconds=250)
-# Runs of `SLA_SHAPE_LEAD` re-aim once the burst that made their task late has passed: five
-# minutes on (then ten, twenty… while their tasks stay late), or a minute before the instant if
-# that comes first. Re-aimed a minute before the instant, a burst's re-aiming tasks all fell among
-# the burst's own warnings and doubled the tasks of that minute (bench/sla.py); five minutes
-# after the burst the server is quiet, and a prompt task sets the last timer.
-_REAIM_AFTER = timedelta(minutes=5)
 
 _NONE = timedelta(0)
 
@@ -119,22 +112,15 @@ def _at(moment: datetime) -> str:
 
 
 def aim(
-    now: datetime,
-    woken_for: datetime,
-    due: datetime,
-    late_after: timedelta = _LATE_TASK,
-    reaim_within: timedelta | None = None,
+    now: datetime, woken_for: datetime, due: datetime, late_after: timedelta = _LATE_TASK
 ) -> tuple[timedelta, bool]:
     """The timer for a threshold due at `due`, set by a task started at `now` for something due
-    at `woken_for`: its length, and whether it is aimed short to be re-aimed (the task was more
-    than `late_after` late, and the threshold far enough for a second timer to be worth it): a
-    minute short, or sooner, within `reaim_within`."""
+    at `woken_for`: its length, and whether it is aimed a minute short to be re-aimed (the task
+    was more than `late_after` late, and the threshold far enough for a second timer to be worth
+    it)."""
     delay = due - now + _EPSILON
     if now - woken_for > late_after and delay > 2 * _REAIM_BEFORE:
-        short = delay - _REAIM_BEFORE
-        if reaim_within is not None:
-            short = min(short, reaim_within)
-        return short, True
+        return delay - _REAIM_BEFORE, True
     return delay, False
 
 
@@ -182,8 +168,6 @@ class TicketSla:
         late_after = _LATE_TASK_SHAPED if request.shape >= SLA_SHAPE_ONE_TIMER else _LATE_TASK
         # Runs of `SLA_SHAPE_LEAD` wake ahead of each threshold and report it on the instant.
         lead = SLA_REPORT_LEAD if request.shape >= SLA_SHAPE_LEAD else _NONE
-        # Runs of that shape re-aim after a burst, later each time their task is late again.
-        reaim_within = _REAIM_AFTER if request.shape >= SLA_SHAPE_LEAD else None
         info = workflow.info()
         indexed = info.typed_search_attributes.get(TICKET) == request.ticket_id
         if request.state is None and not (one_timer and indexed):
@@ -233,17 +217,13 @@ class TicketSla:
                 if lead > _NONE:
                     summary = f"{summary}, woken {lead.total_seconds():g} s ahead"
                 if one_timer:
-                    delay, reaim = aim(now, woken_for, target.due - lead, late_after, reaim_within)
-                    if reaim and reaim_within is not None:
-                        reaim_within *= 2
+                    delay, reaim = aim(now, woken_for, target.due - lead, late_after)
                 else:
                     delay = target.due - now + _EPSILON
                     reaim = delay > 2 * _REAIM_BEFORE and workflow.patched(_REAIM_PATCH)
                     if reaim:
                         delay -= _REAIM_BEFORE
-                if reaim and reaim_within is not None:
-                    summary = f"{summary}: to be re-aimed once the server is prompt again"
-                elif reaim:
+                if reaim:
                     summary = f"{summary}: aimed 1 min short, to be re-aimed"
                 woken_for = now + delay
                 try:

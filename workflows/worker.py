@@ -132,12 +132,10 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_schedule_to_start_seconds
         ),
-        # Pollers follow the backlog (WORKFLOW_TASK_POLLERS_MIN to _MAX): a burst of timers (10,000
+        # Pollers follow the backlog (1 to WORKFLOW_TASK_POLLERS_MAX): a burst of timers (10,000
         # SLA workflows) is drained at once instead of queueing behind five long polls.
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(
-            minimum=settings.workflow_task_pollers_min,
-            maximum=max(settings.workflow_task_pollers_max, settings.workflow_task_pollers_min),
-            initial=settings.workflow_task_pollers_min,
+            maximum=settings.workflow_task_pollers_max
         ),
         activities=[
             mail.send_mail,

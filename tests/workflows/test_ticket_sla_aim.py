@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workflows.ticket_sla import _LATE_TASK_SHAPED, _REAIM_AFTER, aim
+from workflows.ticket_sla import _LATE_TASK_SHAPED, aim
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -55,18 +55,3 @@ def test_todays_runs_call_a_task_late_from_a_quarter_of_a_second() -> None:
     assert aim(quarter, T0, due, _LATE_TASK_SHAPED)[1] is False
     assert aim(quarter + MS, T0, due, _LATE_TASK_SHAPED)[1] is True
     assert aim(quarter + MS, T0, due)[1] is False
-
-
-def test_todays_runs_re_aim_once_the_burst_has_passed() -> None:
-    """Runs of `SLA_SHAPE_LEAD`: a late task re-aims a far threshold within five minutes (the
-    burst that made it late has passed by then), not in the minute before the instant, where a
-    burst's re-aims would fall among its own warnings; a nearer threshold keeps its minute."""
-    due = T0 + timedelta(minutes=21, seconds=36)
-    now = T0 + timedelta(seconds=5)
-    assert aim(now, T0, due, _LATE_TASK_SHAPED, _REAIM_AFTER) == (_REAIM_AFTER, True)
-    near = now + timedelta(minutes=3)
-    delay, reaimed = aim(now, T0, near, _LATE_TASK_SHAPED, _REAIM_AFTER)
-    assert reaimed and delay == near - now + MS - timedelta(minutes=1)
-    # A prompt task sets one timer, whatever the window.
-    prompt = T0 + timedelta(milliseconds=100)
-    assert aim(prompt, T0, due, _LATE_TASK_SHAPED, _REAIM_AFTER) == (due - prompt + MS, False)
