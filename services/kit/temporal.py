@@ -153,18 +153,20 @@ DEV_SERVER_DYNAMIC_CONFIG = {
     # connection (14 of the 42 persistence calls per ticket). Ours are registered at launch.
     "system.forceSearchAttributesCacheRefreshOnRead": "false",
     # Runs kept in the history service's cache: every live SLA run of a 10,000-ticket day, so
-    # that a timer or signal never reloads a run's state from the database first. The dev server
-    # has one shard and a cache per shard (the host-level cache is off), of 512 runs by default:
-    # with 10,000 live runs nearly every timer reloaded its run (`GetWorkflowExecution`, the
-    # largest wait behind the one SQLite connection in bench/sla.py).
+    # that a timer or signal need not reload a run's state from the database first. The dev
+    # server has one shard and a cache per shard (the host-level cache is off, so the
+    # `history.hostLevelCacheMaxSize` set here before did nothing), of 512 runs by default.
+    # bench/sla.py still counts about four `GetWorkflowExecution` per ticket: a run whose update
+    # failed ("context canceled", behind the one SQLite connection) leaves the cache too.
     "history.cacheMaxSize": "50000",
     # The shard's cache of history events (512 KiB by default): a run's first task and every
     # task of a run the worker no longer holds read them.
     "history.eventsCacheMaxSizeBytes": str(64 * 1024 * 1024),
     # How often the timer and transfer queues re-read the database for tasks they were not told
-    # of (5 minutes and 1 minute by default). A write the server reports as failed ("context
-    # canceled", its one SQLite connection busy) may still have stored its timer, and that timer
-    # then fired only at the next re-read: the 300-second tail of bench/sla.py's warnings.
+    # of (5 minutes and 1 minute by default). bench/sla.py's warnings had a tail of 270 to 340 s
+    # late, as long as that re-read (this morning's max 304 s; 47 of 10,000 in one run), beside
+    # thousands of updates the server logged as failed ("context canceled"); with one second the
+    # tail went (max 12.7 s).
     "history.timerProcessorMaxPollInterval": '"1s"',
     "history.transferProcessorMaxPollInterval": '"1s"',
 }

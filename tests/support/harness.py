@@ -231,6 +231,24 @@ class Support:
 
 
 @asynccontextmanager
+async def support_on(
+    pg: DatabaseServer, client: Client, smtp: SmtpSink, database: str
+) -> AsyncIterator[Support]:
+    """Identity and support (on a fresh database named `database`) with their worker, all on
+    `client`'s Temporal: the real dev server for the tests that need real time."""
+    url = await pg.new_database(database)
+    await upgrade(SPEC.migrations_dir, url)
+    target = client.service_client.config.target_host
+    async with (
+        identity_service(pg, smtp, target) as (identity, port),
+        support_service(
+            identity=identity, identity_port=port, database_url=url, client=client, smtp=smtp
+        ) as (support, _worker),
+    ):
+        yield support
+
+
+@asynccontextmanager
 async def identity_service(
     pg: DatabaseServer, smtp: SmtpSink, temporal_address: str
 ) -> AsyncIterator[tuple[Identity, int]]:

@@ -34,13 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from services.kit import tracing
-from services.kit.db import create_engine, create_session_factory, upgrade
+from services.kit.db import create_engine, create_session_factory
 from services.kit.mail import enqueue_mail, new_sealing_key
 from services.kit.outbox import OutboxRelay, outbox_table
 from services.kit.smtpsink import SmtpSink
 from services.kit.telemetry import setup_telemetry
 from services.kit.testing import DatabaseServer, wait_until
-from services.support.servicer import SPEC as SUPPORT_SPEC
 from tests.groups.harness import COMPLETED, running_world as groups_world
 from tests.membership.harness import days_from_today, running_world as membership_world
 from tests.partners import harness as partners_harness
@@ -271,19 +270,9 @@ async def test_ticket_sla_span_tree(
 ) -> None:
     """A plan of one business minute warned at 1 %: the warning (a local activity reporting to
     support) comes within a second or two of the opening, on the real dev server."""
-    url = await pg.new_database("support_spans")
-    await upgrade(SUPPORT_SPEC.migrations_dir, url)
-    target = temporal_env.client.service_client.config.target_host
-    async with (
-        support_harness.identity_service(pg, smtp_sink, target) as (identity, port),
-        support_harness.support_service(
-            identity=identity,
-            identity_port=port,
-            database_url=url,
-            client=temporal_env.client,
-            smtp=smtp_sink,
-        ) as (support, _worker),
-    ):
+    async with support_harness.support_on(
+        pg, temporal_env.client, smtp_sink, "support_spans"
+    ) as support:
         trace_statements(support.context.engine)
         calendar = await support.calendar(weekly_hours=["00:00-24:00"] * 7, country="")
         plan = await support.plan(calendar.id, minutes=(1, 1, 1), warning_percent=1)

@@ -16,11 +16,9 @@ from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from services.kit.db import upgrade
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer, wait_until
 from services.support.models import SlaEvent
-from services.support.servicer import SPEC as SUPPORT_SPEC
 from tests.support import harness as support_harness
 from workflows.contracts.support import SLA_REPORT_LEAD, sla_workflow_id
 from workflows.ticket_sla import TicketSla
@@ -33,19 +31,9 @@ async def test_a_warning_is_recorded_on_its_instant_never_before(
     opening. The run's timer fires two seconds ahead; support records the warning at the
     instant, not before it (without the report's wait it would be two seconds early), and well
     within a second of it."""
-    url = await pg.new_database("support_on_time")
-    await upgrade(SUPPORT_SPEC.migrations_dir, url)
-    target = temporal_env.client.service_client.config.target_host
-    async with (
-        support_harness.identity_service(pg, smtp_sink, target) as (identity, port),
-        support_harness.support_service(
-            identity=identity,
-            identity_port=port,
-            database_url=url,
-            client=temporal_env.client,
-            smtp=smtp_sink,
-        ) as (support, _worker),
-    ):
+    async with support_harness.support_on(
+        pg, temporal_env.client, smtp_sink, "support_on_time"
+    ) as support:
         calendar = await support.calendar(weekly_hours=["00:00-24:00"] * 7, country="")
         plan = await support.plan(calendar.id, minutes=(1, 1, 60), warning_percent=5)
         category = await support.category()
