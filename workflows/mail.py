@@ -80,17 +80,20 @@ class DeliverMail:
     async def run(self, mail: DeliverMailInput) -> DeliverMailResult:
         recipients = f"{len(mail.to)} recipient{'s' if len(mail.to) != 1 else ''}"
         summary = f"send the {mail.kind.replace('_', ' ')} mail to {recipients} over SMTP"
-        # Today's runs send in a local activity; runs started before `send` keep their task.
-        execute = (
-            workflow.execute_local_activity_method
-            if mail.send == LOCAL_SEND
-            else workflow.execute_activity_method
-        )
-        sent = await execute(
-            MailActivities.send_mail,
-            mail,
-            summary=summary,
-            start_to_close_timeout=_SEND_TIMEOUT,
-            retry_policy=_SEND_RETRIES,
-        )
+        if mail.send == LOCAL_SEND:
+            sent = await workflow.execute_local_activity_method(
+                MailActivities.send_mail,
+                mail,
+                summary=summary,
+                start_to_close_timeout=_SEND_TIMEOUT,
+                retry_policy=_SEND_RETRIES,
+            )
+        else:
+            sent = await workflow.execute_activity_method(
+                MailActivities.send_mail,
+                mail,
+                summary=summary,
+                start_to_close_timeout=_SEND_TIMEOUT,
+                retry_policy=_SEND_RETRIES,
+            )
         return DeliverMailResult(mail_id=mail.mail_id, recipients=sent)
