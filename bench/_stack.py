@@ -241,5 +241,18 @@ def quantile(samples: Samples, name: str, share: float, **match: str) -> float:
     return bounds[-1]
 
 
+def slowest_bucket(samples: Samples, name: str, **match: str) -> float:
+    """The smallest bucket bound under which every observation of a histogram's series fell
+    (the series chosen by its labels): the longest one, to the bucket's resolution; 0 without
+    any."""
+    buckets = sorted(
+        (math.inf if dict(labels)["le"] == "+Inf" else float(dict(labels)["le"]), value)
+        for (metric, labels), value in samples.items()
+        if metric == f"{name}_bucket" and all(dict(labels).get(k) == v for k, v in match.items())
+    )
+    every = buckets[-1][1] if buckets else 0.0
+    return next((bound for bound, count in buckets if count >= every), 0.0) if every else 0.0
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"

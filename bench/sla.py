@@ -365,6 +365,17 @@ def temporal_report(server: _stack.Samples, worker: _stack.Samples, tickets: int
         "worker garbage collections    "
         + ", ".join(f"generation {g}: {n:.0f}" for g, n in sorted(collections.items()))
     )
+    pauses = []
+    for generation in "012":
+        count = _stack.total(worker, "guichet_python_gc_pause_seconds_count", generation=generation)
+        spent = _stack.total(worker, "guichet_python_gc_pause_seconds_sum", generation=generation)
+        longest = _stack.slowest_bucket(
+            worker, "guichet_python_gc_pause_seconds", generation=generation
+        )
+        pauses.append(
+            f"generation {generation}: {spent:.1f} s in {count:.0f} (longest under {longest:g} s)"
+        )
+    lines.append("worker GC pauses              " + ", ".join(pauses))
     failures = _stack.by_label(worker, "temporal_request_failure_total", "operation")
     failures |= {
         f"{op} (poll)": n

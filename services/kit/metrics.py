@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import functools
+import gc
 import logging
 import threading
 import time
@@ -227,6 +228,7 @@ def serve_metrics(port: int, host: str = "0.0.0.0") -> int:  # noqa: S104 - scra
     grpc_client_metrics()
     workflow_metrics()
     _pool_metrics()
+    watch_gc_pauses()
     server = start_metrics_server(port, host)
     return int(server.server_port)
 
@@ -523,6 +525,35 @@ class WorkflowMetrics:
 @functools.cache
 def workflow_metrics() -> WorkflowMetrics:
     return WorkflowMetrics()
+
+
+GC_PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@functools.cache
+def watch_gc_pauses() -> Histogram:
+    """How long each garbage collection stopped the process, by generation. prometheus_client
+    counts collections, not their length; a full collection walks every object the process holds
+    (the worker's ten thousand cached SLA runs), and everything in the process (its event loop,
+    a workflow task, a scrape) waits for it. Measured by a `gc.callbacks` hook: two clock reads
+    per collection."""
+    pause = Histogram(
+        "guichet_python_gc_pause_seconds",
+        "Time each garbage collection stopped the process, by generation.",
+        ["generation"],
+        buckets=GC_PAUSE_BUCKETS,
+    )
+    by_generation = [pause.labels(str(generation)) for generation in range(3)]
+    started = [0.0]
+
+    def hook(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(hook)
+    return pause
 
 
 @functools.cache
