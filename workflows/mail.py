@@ -62,13 +62,14 @@ class MailActivities:
 
 
 # Retried until the relay takes it: an SMTP relay away for hours delays mail, never drops it.
-_SEND_RETRIES = RetryPolicy(
+# TicketSla sends a ticket's receipt with the same.
+SEND_RETRIES = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
     maximum_attempts=0,
 )
-_SEND_TIMEOUT = timedelta(seconds=30)
+SEND_TIMEOUT = timedelta(seconds=30)
 LOCAL_SEND = "local"
 
 
@@ -85,15 +86,15 @@ class DeliverMail:
                 MailActivities.send_mail,
                 mail,
                 summary=summary,
-                start_to_close_timeout=_SEND_TIMEOUT,
-                retry_policy=_SEND_RETRIES,
+                start_to_close_timeout=SEND_TIMEOUT,
+                retry_policy=SEND_RETRIES,
             )
         else:
             sent = await workflow.execute_activity_method(
                 MailActivities.send_mail,
                 mail,
                 summary=summary,
-                start_to_close_timeout=_SEND_TIMEOUT,
-                retry_policy=_SEND_RETRIES,
+                start_to_close_timeout=SEND_TIMEOUT,
+                retry_policy=SEND_RETRIES,
             )
         return DeliverMailResult(mail_id=mail.mail_id, recipients=sent)

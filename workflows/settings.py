@@ -21,10 +21,10 @@ class WorkerSettings(CommonSettings):
     # is replayed from its history when it wakes. bench/sla.py holds 10,000 live SLA workflows.
     max_cached_workflows: int = Field(default=5_000, ge=0)
     # Workflow tasks the worker runs at once (each holds a slot while its local activities run:
-    # an SLA report holds one for the two seconds its run woke ahead, and its call to support),
-    # and local activities at once. 80 warnings a second hold about 160 of each.
-    workflow_task_slots: int = Field(default=500, ge=1)
-    local_activity_slots: int = Field(default=500, ge=1)
+    # an SLA report holds one for the five seconds its run woke ahead, and its call to support),
+    # and local activities at once. 80 warnings a second hold about 400 of each.
+    workflow_task_slots: int = Field(default=1000, ge=1)
+    local_activity_slots: int = Field(default=1000, ge=1)
     # Workflow-task long polls follow the backlog between 1 and this many. Each poll that gets a
     # task makes the server record the task's start: against a saturated server (the dev
     # server's one SQLite writer) dozens at once only queue, time out and are retried.

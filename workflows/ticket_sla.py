@@ -24,14 +24,20 @@ late (docs/performance.md). Today's starts say so in their input (`shape`), not 
 `workflow.patched` marker, whose `TemporalChangeVersion` upsert is one more visibility write per
 run; runs started before keep the markers they recorded.
 
-Today's runs (`SLA_SHAPE_LEAD`) set each timer to wake two seconds ahead of its threshold, and
-the report waits for the instant on the worker's clock: the timer fires on time, but the task it
-schedules waits for the server and the worker first (a few hundred milliseconds behind a burst),
-which is what a warning used to be late by.
+Runs since `SLA_SHAPE_LEAD` set each timer to wake ahead of its threshold (two seconds, five for
+today's `SLA_SHAPE_RECEIPT`), and the report waits for the instant on the worker's clock: the
+timer fires on time, but the task it schedules waits for the server and the worker first (up to
+seconds behind a burst or a full garbage collection), which is what a warning used to be late by.
+
+Today's runs also mail the customer's receipt (`receipt`, a local activity of the first task,
+beside the first timer): one workflow per ticket where a `DeliverMail` run per receipt doubled
+an opening's starts. The receipt runs beside the clocks, never before them: its retries (an SMTP
+relay away) do not hold a timer back, and the run ends only once it is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -45,11 +51,11 @@ with workflow.unsafe.imports_passed_through():
         EVENT_SIGNAL,
         FIRST_RESPONSE,
         NEXT_RESPONSE,
-        SLA_REPORT_LEAD,
-        SLA_SHAPE_LEAD,
         SLA_SHAPE_ONE_TIMER,
+        SLA_SHAPE_RECEIPT,
         SLA_WORKFLOW,
         SlaPolicy,
+        SlaReceipt,
         SlaRecord,
         SlaState,
         Threshold,
@@ -58,8 +64,10 @@ with workflow.unsafe.imports_passed_through():
         TicketSlaResult,
         apply_event,
         opening_state,
+        report_lead,
         thresholds,
     )
+    from workflows.mail import SEND_RETRIES, SEND_TIMEOUT
 
 # Continue-as-new well before Temporal's limits: the state is small, the history need not be.
 MAX_HISTORY_EVENTS = 2000
@@ -88,6 +96,12 @@ _LATE_TASK = timedelta(seconds=1)
 # minute before the instant, the threshold is reported on time once the burst has passed; a
 # prompt task still sets one timer (docs/performance.md, "SLA timers").
 _LATE_TASK_SHAPED = timedelta(milliseconds=250)
+# Runs that wake ahead of their thresholds (`SLA_SHAPE_RECEIPT`) call a task late only from a
+# second short of their lead: a timer set by a task that completes that much late still wakes the
+# run ahead of its instant, so one timer still suffices. Their first task also mails the receipt
+# (a local activity), which holds the task's completion, and so its first timer, by the SMTP
+# exchange: that alone must not cost every ticket a second timer.
+_LEAD_MARGIN = timedelta(seconds=1)
 
 _NONE = timedelta(0)
 
@@ -166,8 +180,13 @@ class TicketSla:
         self._pending = list(request.pending) + self._pending
         one_timer = request.shape >= SLA_SHAPE_ONE_TIMER or workflow.patched(_ONE_TIMER_PATCH)
         late_after = _LATE_TASK_SHAPED if request.shape >= SLA_SHAPE_ONE_TIMER else _LATE_TASK
-        # Runs of `SLA_SHAPE_LEAD` wake ahead of each threshold and report it on the instant.
-        lead = SLA_REPORT_LEAD if request.shape >= SLA_SHAPE_LEAD else _NONE
+        # Runs since `SLA_SHAPE_LEAD` wake ahead of each threshold and report it on the instant.
+        lead = report_lead(request.shape)
+        if request.shape >= SLA_SHAPE_RECEIPT:
+            late_after = lead - _LEAD_MARGIN
+        receipt = None
+        if request.receipt is not None:
+            receipt = asyncio.create_task(self._send_receipt(request.receipt))
         info = workflow.info()
         indexed = info.typed_search_attributes.get(TICKET) == request.ticket_id
         if request.state is None and not (one_timer and indexed):
@@ -207,6 +226,9 @@ class TicketSla:
                         state=state,
                         pending=self._pending,
                         shape=request.shape,
+                        # Still being retried: the next run sends it (its attempts so far are
+                        # lost with this run; the Message-ID is the same).
+                        receipt=request.receipt if receipt and not receipt.done() else None,
                     )
                 )
             now = workflow.now()
@@ -236,6 +258,8 @@ class TicketSla:
             else:
                 await workflow.wait_condition(self._ready)
                 woken_for = workflow.now()
+        if receipt is not None:
+            await receipt
         return TicketSlaResult(
             ticket_id=request.ticket_id,
             status=state.status,
@@ -243,6 +267,24 @@ class TicketSla:
             breaches=sum(c.breached for c in state.clocks),
             pauses=len(state.pauses),
         )
+
+    async def _send_receipt(self, receipt: SlaReceipt) -> None:
+        """Mails the customer's receipt through the worker's `send_mail` (as `DeliverMail` does),
+        retried until the SMTP relay takes it: a local activity, in the first task, whose
+        commands (the first timer) go with it. A local activity running longer than the task's
+        deadline lets the task complete with its commands and keeps running, so the timer does
+        not wait for a relay that is away."""
+        recipients = f"{len(receipt.to)} recipient{'s' if len(receipt.to) != 1 else ''}"
+        try:
+            await workflow.execute_local_activity(
+                "send_mail",
+                receipt,
+                summary=f"send the customer's receipt to {recipients} over SMTP",
+                start_to_close_timeout=SEND_TIMEOUT,
+                retry_policy=SEND_RETRIES,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("receipt %s not sent: %s", receipt.mail_id, error.cause)
 
     async def _report(
         self, ticket_id: str, threshold: Threshold, policy: SlaPolicy, *, wait: bool = False
@@ -252,7 +294,7 @@ class TicketSla:
         A local activity: one short call to support, run inside the workflow task that the timer
         woke, so a warning costs one workflow task instead of three tasks and an activity. Its
         summary names the threshold, so the history reads "first-response warning, 80 %".
-        With `wait` (the run woke ahead, `SLA_SHAPE_LEAD`) it first waits for the instant."""
+        With `wait` (the run woke ahead, since `SLA_SHAPE_LEAD`) it first waits for the instant."""
         try:
             await workflow.execute_local_activity(
                 "record_sla_event",

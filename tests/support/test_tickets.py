@@ -20,7 +20,7 @@ from services.kit.temporal import TENANT, TICKET, TICKET_NUMBER
 from services.support.models import SlaPause, SlaSignal, outbox
 from tests.identity.harness import DELIVERY_PARTNER, ERP_CUSTOMER, fails, fields, unique
 from tests.support.harness import Support, eventually
-from workflows.contracts.support import sla_workflow_id
+from workflows.contracts.support import SLA_SHAPE_RECEIPT, sla_workflow_id
 from workflows.ticket_sla import TicketSla
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -449,6 +449,29 @@ async def test_the_customer_is_mailed_each_agent_reply(
             )
         return found is not None
 
+    async def sla_start(ticket_id: str) -> tuple[dict[str, object], dict[str, object]]:
+        async with support.sessions() as session:
+            row = (
+                await session.execute(
+                    select(outbox.c.argument, outbox.c.search_attributes).where(
+                        outbox.c.workflow_id == sla_workflow_id(ticket_id)
+                    )
+                )
+            ).one()
+        return row.argument, row.search_attributes
+
+    # The receipt went with the start of the ticket's SLA run, which sent it: no mail run of its
+    # own, the body sealed, and the run found as the receipt's ("did it go out?").
+    argument, attributes = await sla_start(ticket.id)
+    assert argument["shape"] == SLA_SHAPE_RECEIPT
+    sent = argument["receipt"]
+    assert isinstance(sent, dict)
+    assert (sent["mail_id"], sent["to"]) == (f"ticket-{ticket.id}-opened", [account.email])
+    assert sent["subject"] == receipt.subject
+    assert "Facturation" not in sent["sealed_body"]
+    assert attributes["GuichetMailKind"] == "ticket_opened"
+    assert not await mailed(f"ticket-{ticket.id}-opened")
+
     asked = await support.stub.ReplyToTicket(
         pb.ReplyToTicketRequest(
             ticket_id=ticket.id,
@@ -478,6 +501,9 @@ async def test_the_customer_is_mailed_each_agent_reply(
 
     unverified = await support.identity.account(org, "customer_user", email_verified=False)
     quiet = await support.open(await support.login(unverified), category.id)
+    argument, attributes = await sla_start(quiet.id)
+    assert argument["receipt"] is None
+    assert "GuichetMailKind" not in attributes
     assert not await mailed(f"ticket-{quiet.id}-opened")
     reply = await support.stub.ReplyToTicket(
         pb.ReplyToTicketRequest(ticket_id=quiet.id, body="Nous regardons."), metadata=agent

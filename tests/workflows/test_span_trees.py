@@ -269,7 +269,8 @@ async def test_ticket_sla_span_tree(
     smtp_sink: SmtpSink,
 ) -> None:
     """A plan of one business minute warned at 1 %: the warning (a local activity reporting to
-    support) comes within a second or two of the opening, on the real dev server."""
+    support) comes within a second or two of the opening, on the real dev server, beside the
+    receipt's send."""
     async with support_harness.support_on(
         pg, temporal_env.client, smtp_sink, "support_spans"
     ) as support:
@@ -285,6 +286,8 @@ async def test_ticket_sla_span_tree(
             start = tree.start("TicketSla", workflow_id)
             for call in tree.calls(start, "record_sla_event", RECORD):
                 assert_traced_call(call, tracing.TICKET, ticket.id)
+            # The customer's receipt, sent by the same run (a local activity of its first task).
+            assert tree.activity(start, "send_mail")
 
         await tree_when(exporter, check, within=30)
         _, agent = await support.agent()

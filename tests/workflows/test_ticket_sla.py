@@ -222,10 +222,11 @@ async def test_warning_breach_and_escalation_across_a_weekend_and_a_closed_day(
     assert clock_of(final, pb.SLA_CLOCK_RESOLUTION).met
     if os.environ.get("SAVE_SLA_HISTORY"):
         history_json = (await handle.fetch_history()).to_json()
-        # The shape of today's runs (`SLA_SHAPE_LEAD`: no patch marker, timers ahead of their
-        # thresholds); ticket_sla.json, ticket_sla_one_timer.json and ticket_sla_shaped.json keep
-        # the older ones.
-        (HISTORIES / "ticket_sla_lead.json").write_text(
+        # The shape of today's runs (`SLA_SHAPE_RECEIPT`: no patch marker, timers five seconds
+        # ahead of their thresholds, the receipt sent by the first task); ticket_sla.json,
+        # ticket_sla_one_timer.json, ticket_sla_shaped.json and ticket_sla_lead.json keep the
+        # older ones.
+        (HISTORIES / "ticket_sla_receipt.json").write_text(
             json.dumps(json.loads(history_json), indent=1)
         )
 

@@ -6,8 +6,10 @@ attributes, the timers of that time); `ticket_sla_one_timer.json` is a run of th
 marker, and the marker's `TemporalChangeVersion` upsert); `ticket_sla_shaped.json` is the first
 shape chosen by the start's input (`shape`): one timer per threshold, each with a summary naming
 it, reports whose summaries and results say what was recorded, and no marker nor upsert at all;
-`ticket_sla_lead.json` is today's: as the shaped run, each timer set to wake the run two seconds
-ahead of its threshold, whose report then waits for the instant. All were recorded by
+`ticket_sla_lead.json` is as the shaped run, each timer set to wake the run two seconds ahead of
+its threshold, whose report then waits for the instant; `ticket_sla_receipt.json` is today's:
+five seconds ahead, and the customer's receipt mailed by the run's first task (a local activity
+beside the first timer) instead of a `DeliverMail` run of its own. All were recorded by
 `test_ticket_sla.py` (`SAVE_SLA_HISTORY=1` writes the last); record again only for a
 deliberate, versioned change of the workflow.
 """
@@ -43,6 +45,7 @@ def _summary(event: dict[str, Any]) -> str:
         "ticket_sla_one_timer.json",
         "ticket_sla_shaped.json",
         "ticket_sla_lead.json",
+        "ticket_sla_receipt.json",
     ],
 )
 async def test_saved_history_replays_with_the_current_code(name: str) -> None:
@@ -71,51 +74,68 @@ def _time(event: dict[str, Any]) -> datetime:
 
 
 def test_todays_shape_is_one_named_timer_per_threshold_woken_ahead() -> None:
-    """The run reads by name in the UI, costs Temporal one timer per threshold, and each timer
-    wakes the run two seconds ahead of its threshold (the report waits for the instant)."""
-    events = json.loads((HISTORIES / "ticket_sla_lead.json").read_text())["events"]
+    """The run reads by name in the UI, costs Temporal one timer per threshold, each timer wakes
+    the run five seconds ahead of its threshold (the report waits for the instant), and its first
+    task mails the receipt beside its first timer."""
+    events = json.loads((HISTORIES / "ticket_sla_receipt.json").read_text())["events"]
     timers = [_summary(e) for e in events if e["eventType"] == "EVENT_TYPE_TIMER_STARTED"]
     fired = [e for e in events if e["eventType"] == "EVENT_TYPE_TIMER_FIRED"]
-    reports = [
+    markers = [
         e
         for e in events
         if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
         and e["markerRecordedEventAttributes"]["markerName"] == "core_local_activity"
     ]
+    [receipt, *reports] = markers
+    assert _summary(receipt) == "send the customer's receipt to 1 recipient over SMTP"
+    # The receipt and the first timer were commands of the same (first) workflow task.
+    first_task_end = next(
+        i for i, e in enumerate(events) if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"
+    )
+    first_timer = next(
+        i for i, e in enumerate(events) if e["eventType"] == "EVENT_TYPE_TIMER_STARTED"
+    )
+    second_task = next(
+        i
+        for i, e in enumerate(events)
+        if i > first_task_end and e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED"
+    )
+    assert first_task_end < events.index(receipt) < second_task
+    assert first_task_end < first_timer < second_task
     assert timers[0].startswith("first-response warning, 80 %, due ")
     assert timers[1].startswith("first-response breach, 100 %, due ")
     assert timers[2].startswith("resolution warning, 80 %, due ")
-    assert all(t.endswith(", woken 2 s ahead") for t in timers)
+    assert all(t.endswith(", woken 5 s ahead") for t in timers)
     # The warning and the breach each woke once: no second timer to re-aim either.
     assert len(fired) == 2
     assert [_summary(e) for e in reports] == [
-        "record the " + t.removesuffix(", woken 2 s ahead") for t in timers[:2]
+        "record the " + t.removesuffix(", woken 5 s ahead") for t in timers[:2]
     ]
-    # Each woke the run two seconds (and a few milliseconds of the server's) before its instant.
+    # Each woke the run five seconds (and a few milliseconds of the server's) before its instant.
     for timer, woke in zip(timers, fired, strict=False):
         due = datetime.strptime(timer.split(", due ")[1][:19], "%Y-%m-%d %H:%M:%S")
         ahead = due.replace(tzinfo=UTC) - _time(woke)
-        assert timedelta(seconds=1.5) < ahead <= timedelta(seconds=2), (timer, ahead)
+        assert timedelta(seconds=4.5) < ahead <= timedelta(seconds=5), (timer, ahead)
     results = [
         json.loads(
             base64.b64decode(
                 e["markerRecordedEventAttributes"]["details"]["result"]["payloads"][0]["data"]
             )
         )
-        for e in reports
+        for e in markers
     ]
-    assert results == ["first_response warning recorded", "first_response breach recorded"]
+    assert results == [1, "first_response warning recorded", "first_response breach recorded"]
     # The ticket's search attributes came with the start, and the shape with its input: the run
     # never upserts a search attribute, not even a patch's `TemporalChangeVersion`.
     kinds = {e["eventType"] for e in events}
     assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds
-    markers = {
+    names = {
         e["markerRecordedEventAttributes"]["markerName"]
         for e in events
         if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
     }
-    assert markers == {"core_local_activity"}
+    assert names == {"core_local_activity"}
     started = events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"]
-    assert {"GuichetTicket", "GuichetTicketNumber", "GuichetTenant"} <= set(
+    assert {"GuichetTicket", "GuichetTicketNumber", "GuichetTenant", "GuichetMailKind"} <= set(
         started["indexedFields"]
     )

@@ -112,6 +112,19 @@ class TicketEvent:
 
 
 @dataclass
+class SlaReceipt:
+    """The customer's receipt for an extranet ticket, mailed by the ticket's SLA run
+    (`SLA_SHAPE_RECEIPT`): the fields of `DeliverMail`'s input, so that the worker's `send_mail`
+    activity sends it. The body is sealed (services/kit/mail.py), as in any mail run."""
+
+    mail_id: str
+    to: list[str]
+    subject: str
+    sealed_body: str
+    kind: str = "ticket_opened"
+
+
+@dataclass
 class TicketSlaInput:
     ticket_id: str
     organisation_id: str
@@ -122,8 +135,12 @@ class TicketSlaInput:
     pending: list[TicketEvent] = field(default_factory=list)
     # How the run behaves, chosen by whoever starts it and carried over by continue-as-new:
     # 0 for runs started before the field existed (their `workflow.patched` markers say what they
-    # did), `SLA_SHAPE_LEAD` for today's starts (see workflows/ticket_sla.py).
+    # did), `SLA_SHAPE_RECEIPT` for today's starts (see workflows/ticket_sla.py).
     shape: int = 0
+    # The customer's receipt, sent by the run's first task (`SLA_SHAPE_RECEIPT`); None when the
+    # opener has no verified address, for tickets support opens itself, and once sent (a
+    # continue-as-new carries it over only while it is still being retried).
+    receipt: SlaReceipt | None = None
 
 
 # One timer per threshold, the search attributes set by the start, and no patch marker: the
@@ -136,6 +153,22 @@ SLA_SHAPE_ONE_TIMER = 1
 # milliseconds of its instant rather than within a task's latency of it.
 SLA_SHAPE_LEAD = 2
 SLA_REPORT_LEAD = timedelta(seconds=2)
+# As above, with a five-second lead, and the customer's receipt (`receipt`) sent by the run's
+# first task beside its first timer instead of by a `DeliverMail` run of its own: one workflow
+# per ticket, where there were two (half the starts, the visibility writes and the first tasks
+# of an opening). Five seconds, because the task after a timer waited up to four behind the
+# server and a worker's full garbage collection (docs/performance.md, session 6).
+SLA_SHAPE_RECEIPT = 3
+SLA_RECEIPT_LEAD = timedelta(seconds=5)
+
+
+def report_lead(shape: int) -> timedelta:
+    """How far ahead of each threshold a run of this shape wakes (zero before `SLA_SHAPE_LEAD`)."""
+    if shape >= SLA_SHAPE_RECEIPT:
+        return SLA_RECEIPT_LEAD
+    if shape >= SLA_SHAPE_LEAD:
+        return SLA_REPORT_LEAD
+    return timedelta(0)
 
 
 @dataclass

@@ -8,7 +8,8 @@ opened; partner messages come through the worker and are in French (the partners
 
 The texts are a gettext catalog (`services/support/locale/<locale>/LC_MESSAGES/mail.po`),
 checked by `python -m services.kit.catalogs check` like the portal's. Mails are recorded in the
-caller's transaction (outbox → DeliverMail, body sealed) and never sent twice.
+caller's transaction (outbox → DeliverMail, body sealed) and never sent twice; the receipt of a
+new ticket goes with the start of its SLA run, which sends it (`opened_receipt`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.i18n import Texts
-from services.kit.mail import enqueue_mail
+from services.kit.mail import enqueue_mail, seal
 from services.kit.temporal import TICKET, TICKET_NUMBER
 from services.support.models import Channel, Message, Ticket, outbox
 from services.support.settings import SupportSettings
+from workflows.contracts.support import SlaReceipt
 
 TEXTS = Texts(Path(__file__).resolve().parents[1] / "locale", "mail")
 
@@ -78,37 +80,37 @@ async def _send(
     )
 
 
-async def mail_opened(
-    session: AsyncSession,
+async def opened_receipt(
     settings: SupportSettings,
     ticket: Ticket,
     category_name: str,
     customer_address: CustomerAddress | None,
-) -> None:
+) -> SlaReceipt | None:
     """The customer's receipt for an extranet ticket: its number, what it is about and where to
-    follow it; nobody is mailed when the opener has no verified address."""
+    follow it; None when the opener has no verified address. The ticket's SLA run mails it (its
+    first task, `SLA_SHAPE_RECEIPT`), so it is recorded with the run's start, in the caller's
+    transaction, its body sealed as any mail's."""
     address = await customer_address(ticket.opened_by_id) if customer_address else None
     if not address:
-        return
+        return None
     language = ticket.language
-    await _send(
-        session,
-        settings,
+    return SlaReceipt(
         mail_id=f"ticket-{ticket.id}-opened",
-        kind="ticket_opened",
-        ticket=ticket,
-        to=address,
+        to=[address],
         subject=mail_text(
             language, "mail.opened.subject", number=ticket.number, title=ticket.title
         ),
-        body=mail_text(
-            language,
-            "mail.opened.body",
-            name=ticket.opened_by_name,
-            number=ticket.number,
-            title=ticket.title,
-            category=category_name,
-            priority=mail_text(language, f"mail.priority.{ticket.priority}"),
+        sealed_body=seal(
+            mail_text(
+                language,
+                "mail.opened.body",
+                name=ticket.opened_by_name,
+                number=ticket.number,
+                title=ticket.title,
+                category=category_name,
+                priority=mail_text(language, f"mail.priority.{ticket.priority}"),
+            ),
+            settings.mail_sealing_key,
         ),
     )
 

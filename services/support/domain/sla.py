@@ -21,7 +21,7 @@ from services.kit.auth import Principal
 from services.kit.errors import NotFound, PermissionDenied, Unauthenticated, Validator
 from services.kit.mail import enqueue_mail
 from services.kit.outbox import enqueue
-from services.kit.temporal import TENANT, TICKET, TICKET_NUMBER
+from services.kit.temporal import MAIL_KIND, TENANT, TICKET, TICKET_NUMBER
 from services.support.domain.calendars import calendar_spec
 from services.support.domain.common import PRIORITY_ORDER, aware, uuid_or_raise
 from services.support.models import (
@@ -42,11 +42,12 @@ from services.support.settings import SupportSettings
 from workflows.contracts.business_time import CalendarSpec
 from workflows.contracts.support import (
     POLICY_CHANGE,
-    SLA_SHAPE_LEAD,
+    SLA_SHAPE_RECEIPT,
     SLA_WORKFLOW,
     ClockState,
     PauseState,
     SlaPolicy,
+    SlaReceipt,
     SlaState,
     TicketEvent,
     TicketSlaInput,
@@ -274,9 +275,15 @@ async def ticket_event(
 
 
 async def start_sla(
-    session: AsyncSession, settings: SupportSettings, ticket: Ticket, *, now: datetime
+    session: AsyncSession,
+    settings: SupportSettings,
+    ticket: Ticket,
+    *,
+    now: datetime,
+    receipt: SlaReceipt | None = None,
 ) -> None:
-    """The ticket's clocks start, and its workflow is recorded for the outbox relay to start."""
+    """The ticket's clocks start, and its workflow is recorded for the outbox relay to start;
+    the run mails `receipt` to the customer (an extranet ticket's)."""
     # The number (an identity column) is assigned by the insert: loaded here, awaited, for the
     # start's search attributes (an attribute load outside an await cannot reach the database).
     await session.flush()
@@ -295,7 +302,8 @@ async def start_sla(
                 organisation_id=str(ticket.organisation_id),
                 opened_at=ticket.created_at.isoformat(),
                 policy=policy,
-                shape=SLA_SHAPE_LEAD,
+                shape=SLA_SHAPE_RECEIPT,
+                receipt=receipt,
             )
         ),
         task_queue=settings.temporal_task_queue,
@@ -305,6 +313,8 @@ async def start_sla(
             TICKET.name: str(ticket.id),
             TICKET_NUMBER.name: ticket.number,
             TENANT.name: str(ticket.organisation_id),
+            # The run sends the receipt: "did the receipt go out?" finds it as a mail's run.
+            **({MAIL_KIND.name: receipt.kind} if receipt is not None else {}),
         },
     )
 
@@ -351,8 +361,9 @@ async def record_sla_event(
         row.stopped_at is None
         and (row.warning_at if kind == EventKind.WARNING else row.due_at) is None
     ):
-        # Waiting on the customer: a run wakes ahead of its instant (`SLA_SHAPE_LEAD`), so a pause
-        # may come between its waking and its report. A clock paused by the instant is not due.
+        # Waiting on the customer: a run wakes ahead of its instant (since `SLA_SHAPE_LEAD`), so a
+        # pause may come between its waking and its report. A clock paused by the instant is not
+        # due.
         paused_at = await session.scalar(
             select(SlaPause.started_at).where(
                 SlaPause.ticket_id == ticket.id, SlaPause.ended_at.is_(None)

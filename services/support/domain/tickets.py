@@ -42,7 +42,7 @@ from services.support.domain.common import (
     require_user,
     ticket_for,
 )
-from services.support.domain.mails import CustomerAddress, mail_opened
+from services.support.domain.mails import CustomerAddress, opened_receipt
 from services.support.domain.sla import clock_rows, pause_rows, start_sla
 from services.support.models import (
     Attachment,
@@ -199,15 +199,15 @@ async def open_ticket(
     session.add(ticket)
     await session.flush()
     await consume_view(session, actor, form.view_id, category.id, ticket)
-    await start_sla(session, settings, ticket, now=now)
+    # The number (an identity column) is assigned by the insert; the receipt quotes it.
     await session.refresh(ticket, ["number"])
-    await mail_opened(
-        session,
+    receipt = await opened_receipt(
         settings,
         ticket,
         pick(category.translations, ticket.language, "name", category.name),
         customer_address,
     )
+    await start_sla(session, settings, ticket, now=now, receipt=receipt)
     return ticket
 
 
