@@ -29,6 +29,13 @@ class WorkerSettings(CommonSettings):
     # task makes the server record the task's start: against a saturated server (the dev
     # server's one SQLite writer) dozens at once only queue, time out and are retried.
     workflow_task_pollers_max: int = Field(default=100, ge=2)
+    # The garbage collector's thresholds (`gc.set_threshold`; Python's are 700, 10, 10). A full
+    # collection walks every object of every cached run and stops the whole worker while it does:
+    # 0.6 s on average and up to 2 s with 10,000 SLA runs cached, 24 of them in bench/sla.py's
+    # run, and a warning due during one was recorded that late. Fewer young collections promote
+    # fewer objects that were about to die, so the old generation fills, and is walked, less
+    # often; it still is, so no cycle of garbage lives for ever.
+    gc_thresholds: tuple[int, int, int] = (50_000, 20, 100)
     # How long a task for a cached run waits for this worker before the server gives it to any
     # worker with the whole history (a timeout is a new task and a replay: more work under load).
     sticky_schedule_to_start_seconds: float = Field(default=10.0, gt=0)

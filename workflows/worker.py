@@ -7,6 +7,7 @@ workflow classes and activity objects to `build_worker`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -175,6 +176,7 @@ async def _run(settings: WorkerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     ready_to_serve(gil_switch_interval_ms=settings.gil_switch_interval_ms)
+    gc.set_threshold(*settings.gc_thresholds)
     async with worker:
         log.info("worker polling", extra={"task_queue": settings.temporal_task_queue})
         await stop.wait()
