@@ -171,6 +171,17 @@ DEV_SERVER_DYNAMIC_CONFIG = {
     # tail went (max 12.7 s).
     "history.timerProcessorMaxPollInterval": '"1s"',
     "history.transferProcessorMaxPollInterval": '"1s"',
+    # How many of the history service's queue tasks run at once (512 each by default). Every
+    # task reads and writes through the dev server's one SQLite connection, and the server gives
+    # up on a task after fixed times (1 s to load a run, 3 s to hand a workflow task to
+    # matching). On a busy machine 512 tasks queued on one connection waited past those limits;
+    # each failure dropped the run from the cache, so the retry reloaded it: bench/sla.py
+    # --loaded counted 22 loads of each run (`GetWorkflowExecution`) and 10,000 failed
+    # hand-overs, and started 3,000 workflows in 517 s. With a few tasks at a time each waits
+    # little, none fails: 1.3 loads per run, all started in 283 s (docs/performance.md).
+    "history.transferProcessorSchedulerWorkerCount": "8",
+    "history.timerProcessorSchedulerWorkerCount": "8",
+    "history.visibilityProcessorSchedulerWorkerCount": "4",
 }
 
 
