@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -42,25 +43,42 @@ def machine() -> str:
 
 @contextlib.contextmanager
 def busy_programs(count: int) -> Iterator[list[int]]:
-    """`count` programs that each keep a core busy, as `make test-under-load` starts them
-    (stress-ng when installed, else Python busy loops); stopped however the block ends."""
+    """`count` busy workers that each keep a core busy, started as another program is: in a
+    session of their own (stress-ng's `--cpu count` when installed, else one Python program
+    that forks `count - 1` times), stopped however the block ends.
+
+    Their own session matters on a kernel with autogroup scheduling (Debian's default): the CPU
+    is shared between sessions first, then between the threads of each. Started in this bench's
+    session, the busy loops shared a group with the Temporal dev server (the bench starts it)
+    and with no other part of the stack, so the load fell on Temporal three times harder than on
+    any service (docs/performance.md, session 7)."""
     if count <= 0:
         yield []
         return
     if stress := shutil.which("stress-ng"):
-        processes = [subprocess.Popen([stress, "--cpu", str(count), "--quiet"])]
+        command = [stress, "--cpu", str(count), "--quiet"]
     else:
-        processes = [
-            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
-        ]
+        command = [sys.executable, "-c", _busy_loop_source(count)]
+    process = subprocess.Popen(command, start_new_session=True)
     try:
-        yield [p.pid for p in processes]
+        yield [process.pid]
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+
+def _busy_loop_source(count: int) -> str:
+    """A Python program of `count` processes, each spinning for ever."""
+    return (
+        "import os\n"
+        f"for _ in range({count} - 1):\n"
+        "    if os.fork() == 0:\n"
+        "        break\n"
+        "while True:\n"
+        "    pass\n"
+    )
 
 
 # --- processes -----------------------------------------------------------------------------------
