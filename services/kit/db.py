@@ -74,12 +74,15 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def ensure_database(admin_url: str, name: str) -> str:
-    """Creates database `name` on the server of `admin_url` unless it exists; returns its URL."""
+async def ensure_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """Creates database `name` on the server of `admin_url` unless it exists; returns its URL.
+
+    With `template`, the new database is a copy of that one (which nobody may be connected to)."""
     import asyncpg
 
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"unsafe database name: {name!r}")
+    for checked in (name, template or "x"):
+        if not checked.replace("_", "").isalnum():
+            raise ValueError(f"unsafe database name: {checked!r}")
     admin = make_url(admin_url)
     connection = await asyncpg.connect(
         host=admin.host,
@@ -91,7 +94,8 @@ async def ensure_database(admin_url: str, name: str) -> str:
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            await connection.execute(f'CREATE DATABASE "{name}"')
+            copied = f' TEMPLATE "{template}"' if template else ""
+            await connection.execute(f'CREATE DATABASE "{name}"{copied}')
     finally:
         await connection.close()
     return admin.set(database=name).render_as_string(hide_password=False)

@@ -15,7 +15,6 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import upgrade
 from services.kit.identity_client import connect_identity
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import start_service
@@ -40,8 +39,9 @@ async def _login_with_wrong_password(client: httpx.AsyncClient) -> None:
 async def test_login_is_one_trace_from_gateway_to_database(pg: DatabaseServer) -> None:
     exporter = InMemorySpanExporter()
     setup_telemetry("guichet-test", extra_exporter=exporter)
-    url = await pg.new_database("trace")
-    await upgrade(Path(services.identity.__file__).parent / "migrations", url)
+    url = await pg.migrated_database(
+        Path(services.identity.__file__).parent / "migrations", "trace"
+    )
     secret = uuid.uuid4().hex * 2
     identity_settings = IdentitySettings(
         database_url=url,

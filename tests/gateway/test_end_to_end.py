@@ -29,7 +29,6 @@ from services.identity import keys as identity_keys
 from services.identity.models import SigningKey, User
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import upgrade
 from services.kit.identity_client import IdentityLink, connect_identity
 from services.kit.mail import new_sealing_key
 from services.kit.ports import free_port
@@ -174,10 +173,8 @@ async def stack(
     temporal_env: WorkflowEnvironment,
     idempotency: IdempotencyStore,
 ) -> AsyncIterator[Stack]:
-    url = await pg.new_database("identity")
-    await upgrade(SPEC.migrations_dir, url)
-    membership_url = await pg.new_database("membership")
-    await upgrade(MEMBERSHIP_SPEC.migrations_dir, membership_url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "identity")
+    membership_url = await pg.migrated_database(MEMBERSHIP_SPEC.migrations_dir, "membership")
     # Identity starts first and must know where membership will listen: one port chosen up front.
     membership_port = free_port()
     sealing_key = new_sealing_key()

@@ -98,8 +98,7 @@ def add_things_route(app: FastAPI, things: Things) -> None:
 
 @pytest.fixture(scope="module")
 async def gateway_db(pg: DatabaseServer) -> str:
-    url = await pg.new_database("gateway")
-    await upgrade(MIGRATIONS_DIR, url)
+    url = await pg.migrated_database(MIGRATIONS_DIR, "gateway")
     return url
 
 

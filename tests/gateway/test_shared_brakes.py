@@ -29,7 +29,6 @@ from services.identity.models import Membership, Organisation, User, UserStatus
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import upgrade
 from services.kit.mail import new_sealing_key
 from services.kit.ports import free_port
 from services.kit.runtime import start_service
@@ -90,8 +89,7 @@ async def _gateway(
 async def replicas(
     pg: DatabaseServer, temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[Replicas]:
-    url = await pg.new_database("identity")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "identity")
     settings = IdentitySettings(
         service_name="identity",
         database_url=url,
@@ -139,8 +137,7 @@ async def replicas(
 
     address = f"127.0.0.1:{server.port}"
     # The replicas share one gateway database (their Idempotency-Key store), as in production.
-    gateway_url = await pg.new_database("gateway")
-    await upgrade(GATEWAY_MIGRATIONS, gateway_url)
+    gateway_url = await pg.migrated_database(GATEWAY_MIGRATIONS, "gateway")
     first, second = await asyncio.gather(
         _gateway(address, gateway_url), _gateway(address, gateway_url)
     )

@@ -35,7 +35,6 @@ from services.groups.settings import GroupsSettings
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import upgrade
 from services.kit.errors import RemoteProblem
 from services.kit.grpcclient import ServiceTokenSource
 from services.kit.identity_client import connect_identity
@@ -290,10 +289,8 @@ async def running_world(
 ) -> AsyncIterator[World]:
     target = temporal.service_client.config.target_host
     queue = f"groups-{uuid.uuid4()}"
-    identity_url = await pg.new_database("identity")
-    groups_url = await pg.new_database("groups")
-    await upgrade(Path(IDENTITY_SPEC.migrations_dir), identity_url)
-    await upgrade(Path(GROUPS_SPEC.migrations_dir), groups_url)
+    identity_url = await pg.migrated_database(Path(IDENTITY_SPEC.migrations_dir), "identity")
+    groups_url = await pg.migrated_database(Path(GROUPS_SPEC.migrations_dir), "groups")
     key = new_sealing_key()
     identity_settings = IdentitySettings(
         service_name="identity",

@@ -21,7 +21,6 @@ from services.devstack.signin import sign_in
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import upgrade
 from services.kit.mail import new_sealing_key
 from services.kit.ports import free_port
 from services.kit.runtime import start_service
@@ -47,15 +46,13 @@ MIGRATIONS = Path(SPEC.migrations_dir)
 
 @pytest.fixture(scope="package")
 async def identity_url(pg: DatabaseServer) -> str:
-    url = await pg.new_database("identity")
-    await upgrade(MIGRATIONS, url)
+    url = await pg.migrated_database(MIGRATIONS, "identity")
     return url
 
 
 @pytest.fixture(scope="package")
 async def membership_url(pg: DatabaseServer) -> str:
-    url = await pg.new_database("membership")
-    await upgrade(Path(MEMBERSHIP_SPEC.migrations_dir), url)
+    url = await pg.migrated_database(Path(MEMBERSHIP_SPEC.migrations_dir), "membership")
     return url
 
 

@@ -44,7 +44,7 @@ from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.auth import Principal
-from services.kit.db import create_engine, create_session_factory, upgrade
+from services.kit.db import create_engine, create_session_factory
 from services.kit.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -133,8 +133,7 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(pg: DatabaseServer) -> AsyncIterator[World]:
-    url = await pg.new_database("identity_domain")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "identity_domain")
     engine = create_engine(url)
     sessions = create_session_factory(engine)
     settings = IdentitySettings(

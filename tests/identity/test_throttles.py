@@ -40,7 +40,7 @@ from services.identity.models import (
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import create_engine, create_session_factory, upgrade
+from services.kit.db import create_engine, create_session_factory
 from services.kit.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.kit.grpcserver import is_unavailable
 from services.kit.mail import new_sealing_key, unseal
@@ -118,8 +118,7 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(pg: DatabaseServer) -> AsyncIterator[World]:
-    url = await pg.new_database("identity_throttles")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "identity_throttles")
     engine = create_engine(url)
     sessions = create_session_factory(engine)
     settings = IdentitySettings(database_url=url, mail_sealing_key=new_sealing_key())

@@ -32,7 +32,6 @@ from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.clock import Clock, system_clock
-from services.kit.db import upgrade
 from services.kit.errors import RemoteProblem
 from services.kit.grpcclient import ServiceTokenSource
 from services.kit.identity_client import connect_identity
@@ -262,10 +261,8 @@ async def running_world(
     target = temporal.service_client.config.target_host
     identity_target = (identity_temporal or temporal).service_client.config.target_host
     queue = f"membership-{uuid.uuid4()}"
-    identity_url = await pg.new_database("identity")
-    membership_url = await pg.new_database("membership")
-    await upgrade(Path(IDENTITY_SPEC.migrations_dir), identity_url)
-    await upgrade(Path(MEMBERSHIP_SPEC.migrations_dir), membership_url)
+    identity_url = await pg.migrated_database(Path(IDENTITY_SPEC.migrations_dir), "identity")
+    membership_url = await pg.migrated_database(Path(MEMBERSHIP_SPEC.migrations_dir), "membership")
     key = new_sealing_key()
     clients = (WORKER_CLIENT, GATEWAY_CLIENT, MEMBERSHIP_CLIENT, IDENTITY_CLIENT)
     identity_settings = IdentitySettings(

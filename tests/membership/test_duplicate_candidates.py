@@ -16,7 +16,7 @@ from guichet.membership.v1 import membership_pb2 as pb
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.kit.db import create_engine, create_session_factory, upgrade
+from services.kit.db import create_engine, create_session_factory
 from services.kit.testing import DatabaseServer, scaled
 from services.membership.domain import candidates
 from services.membership.domain.normalise import name_keys
@@ -89,8 +89,7 @@ async def test_a_merged_record_leaves_the_review_at_once(world: World) -> None:
 @pytest.fixture
 async def sessions(pg: DatabaseServer) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A membership database of its own and no service: no refresher runs behind the test."""
-    url = await pg.new_database("membership")
-    await upgrade(Path(SPEC.migrations_dir), url)
+    url = await pg.migrated_database(Path(SPEC.migrations_dir), "membership")
     engine = create_engine(url, pool_size=4)
     try:
         yield create_session_factory(engine)

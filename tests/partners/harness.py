@@ -29,7 +29,6 @@ from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
 from services.kit.clock import Clock, system_clock
-from services.kit.db import upgrade
 from services.kit.identity_client import connect_identity
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import ServiceContext, start_service
@@ -261,8 +260,7 @@ async def identity_service(
     pg: DatabaseServer, smtp: SmtpSink, temporal_address: str
 ) -> AsyncIterator[tuple[Identity, int]]:
     """Identity on port 0, with cheap password hashing (not what these tests are about)."""
-    url = await pg.new_database("identity")
-    await upgrade(IDENTITY_SPEC.migrations_dir, url)
+    url = await pg.migrated_database(IDENTITY_SPEC.migrations_dir, "identity")
     settings = IdentitySettings(
         service_name="identity",
         database_url=url,
@@ -314,8 +312,7 @@ async def support_service(
     queue: str,
     clock: Clock = system_clock,
 ) -> AsyncIterator[tuple[support_pb2_grpc.SupportServiceAsyncStub, int]]:
-    url = await pg.new_database("support")
-    await upgrade(SUPPORT_SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SUPPORT_SPEC.migrations_dir, "support")
     settings = SupportSettings(
         service_name="support",
         database_url=url,
@@ -358,8 +355,7 @@ async def partners_service(
 ) -> AsyncIterator[Partners]:
     """Partners on port 0 with its own database and its outbox relay on `temporal_address`."""
     clock = clock or TestClock()
-    url = await pg.new_database("partners")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "partners")
     values: dict[str, Any] = {
         "service_name": "partners",
         "database_url": url,

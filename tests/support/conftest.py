@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from services.kit.db import upgrade
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer
 from services.support.servicer import SPEC
@@ -27,8 +26,7 @@ async def identity_stack(
 
 @pytest.fixture(scope="package")
 async def support_url(pg: DatabaseServer) -> str:
-    url = await pg.new_database("support")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "support")
     return url
 
 

@@ -27,7 +27,6 @@ from services.devstack.signin import sign_in
 from services.identity.passwords import Passwords
 from services.identity.servicer import SPEC as IDENTITY_SPEC
 from services.identity.settings import IdentitySettings
-from services.kit.db import upgrade
 from services.kit.identity_client import connect_identity
 from services.kit.mail import new_sealing_key
 from services.kit.runtime import ServiceContext, start_service
@@ -236,8 +235,7 @@ async def support_on(
 ) -> AsyncIterator[Support]:
     """Identity and support (on a fresh database named `database`) with their worker, all on
     `client`'s Temporal: the real dev server for the tests that need real time."""
-    url = await pg.new_database(database)
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, database)
     target = client.service_client.config.target_host
     async with (
         identity_service(pg, smtp, target) as (identity, port),
@@ -252,8 +250,7 @@ async def support_on(
 async def identity_service(
     pg: DatabaseServer, smtp: SmtpSink, temporal_address: str
 ) -> AsyncIterator[tuple[Identity, int]]:
-    url = await pg.new_database("identity")
-    await upgrade(IDENTITY_SPEC.migrations_dir, url)
+    url = await pg.migrated_database(IDENTITY_SPEC.migrations_dir, "identity")
     settings = IdentitySettings(
         service_name="identity",
         database_url=url,

@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
-from services.kit.db import upgrade
 from services.kit.metrics import register
 from services.kit.smtpsink import SmtpSink
 from services.kit.testing import DatabaseServer
@@ -36,8 +35,7 @@ async def fresh_support(
     smtp_sink: SmtpSink,
     temporal_env: WorkflowEnvironment,
 ) -> AsyncIterator[Support]:
-    url = await pg.new_database("support_gauges")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "support_gauges")
     identity, port = identity_stack
     async with support_service(
         identity=identity,

@@ -29,7 +29,6 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from services.kit.db import upgrade
 from services.kit.smtpsink import SmtpSink
 from services.kit.temporal import SEARCH_ATTRIBUTES, TICKET, TICKET_NUMBER
 from services.kit.testing import DatabaseServer, skip_time
@@ -58,8 +57,7 @@ async def identity_stack(
 
 @pytest.fixture(scope="module")
 async def support_url(pg: DatabaseServer) -> str:
-    url = await pg.new_database("support_sla")
-    await upgrade(SPEC.migrations_dir, url)
+    url = await pg.migrated_database(SPEC.migrations_dir, "support_sla")
     return url
 
 
