@@ -16,8 +16,10 @@ tickets at 40/s open in 250 s under a 27-minute target. Above 40/s the opening i
 at 40/s (27 minutes at 80/s): a 2-core machine's stack does not open faster, and a target that
 assumed it would (14 minutes) made the first tickets' breaches due among the last warnings.
 
-`--loaded` keeps two cores busy with other programs meanwhile (as `make test-under-load` does;
-`--busy N` for another count). Beside the lateness it prints, from the same run: the Temporal dev
+`--loaded` keeps two cores busy with another program meanwhile, started in a session of its
+own as another program is (`_stack.busy_programs`; `--busy N` for another count). Opening
+slows under load (22.7/s at 40 offered), so give it a longer `--target-minutes` (48 for 10,000
+tickets). Beside the lateness it prints, from the same run: the Temporal dev
 server's persistence calls per ticket and their time (its own metrics), the worker's task
 latencies and sticky-cache hits (the SDK's metrics), the history events of a sample of runs,
 and each process's CPU and peak memory.
