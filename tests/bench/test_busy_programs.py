@@ -40,11 +40,14 @@ def test_busy_programs_spin_in_a_session_of_their_own_and_stop_with_the_block() 
         assert session == leader != os.getsid(0)
         assert _wait_for(lambda: len(_session_members(session)) == 2), "two busy workers"
         workers = _session_members(session)
-        for worker in workers:
-            worker.cpu_percent(None)
-        time.sleep(0.5)
+        before = [sum(worker.cpu_times()[:2]) for worker in workers]
         # Spinning, not sleeping: each uses CPU (however busy the machine, some).
-        assert all(worker.cpu_percent(None) > 0 for worker in workers)
+        assert _wait_for(
+            lambda: all(
+                sum(worker.cpu_times()[:2]) > spent
+                for worker, spent in zip(workers, before, strict=True)
+            )
+        ), "each worker spins"
     assert _wait_for(lambda: not _session_members(session)), "stopped with the block"
 
 
