@@ -24,7 +24,10 @@ target leaves for it (a quarter of a raw verification).
 The load generator speaks HTTP/1.1 over asyncio streams (one pre-encoded request per login): it
 shares the cores with the stack, so it should cost as little as the login it measures allows.
 Keycloak's sizing guide plans 15 password logins/s per vCPU; the floor set for Guichet is 25.
-Run: `make bench` (or `python -m bench.login --seconds 20 --concurrency 8`).
+Run: `make bench` (or `python -m bench.login --seconds 20 --concurrency 8`). With
+`--cheap-hashes`, identity hashes with argon2id at its smallest: what a login costs beside the
+hash, alone; against a normal run, the difference is what sharing the cores with 19 MiB hashes
+costs the servers (their caches emptied at each wake-up, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -179,6 +182,19 @@ def cpu_seconds_by_part(
     generator). Other programs on a shared machine are not counted. With `since`, the
     difference from that earlier reading."""
     processes = _processes()
+    totals: dict[str, float] = {}
+    for pid, part in _parts(stack, postgres_port, processes).items():
+        if pid in processes:
+            totals[part] = totals.get(part, 0.0) + processes[pid][3]
+    if since is None:
+        return totals
+    return {part: cpu - since.get(part, 0.0) for part, cpu in totals.items()}
+
+
+def _parts(
+    stack: Stack, postgres_port: int, processes: dict[int, tuple[int, str, str, float]]
+) -> dict[int, str]:
+    """pid → the part of this run it belongs to (see `cpu_seconds_by_part`)."""
     parts = {running.process.pid: running.component.name for running in stack.running}
     parts[os.getpid()] = "load generator (this process)"
     port = f"-p {postgres_port}"
@@ -188,13 +204,33 @@ def cpu_seconds_by_part(
     for pid in _descendants(os.getpid(), processes):
         if processes[pid][1].startswith("temporal"):
             parts.update(dict.fromkeys(_descendants(pid, processes), "temporal"))
-    totals: dict[str, float] = {}
-    for pid, part in parts.items():
-        if pid in processes:
-            totals[part] = totals.get(part, 0.0) + processes[pid][3]
+    return parts
+
+
+def wakeups_by_part(
+    stack: Stack, postgres_port: int, since: dict[str, int] | None = None
+) -> dict[str, int]:
+    """How many times the threads of each part went to sleep (and so were woken again), from
+    each thread's voluntary context switches. On a machine whose cores all hash, each wake-up
+    takes a core from a hash, and both then run on caches the other emptied."""
+    processes = _processes()
+    totals: dict[str, int] = {}
+    for pid, part in _parts(stack, postgres_port, processes).items():
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:  # gone meanwhile
+            continue
+        for task in tasks:
+            try:
+                status = (task / "status").read_text().splitlines()
+            except OSError:
+                continue
+            for line in status:
+                if line.startswith("voluntary_ctxt_switches"):
+                    totals[part] = totals.get(part, 0) + int(line.split()[1])
     if since is None:
         return totals
-    return {part: cpu - since.get(part, 0.0) for part, cpu in totals.items()}
+    return {part: count - since.get(part, 0) for part, count in totals.items()}
 
 
 def thread_cpu_seconds(pid: int) -> tuple[float, float]:
@@ -220,7 +256,12 @@ def verdict(ratio: float) -> str:
     return f"{'met' if ratio >= TARGET_RATIO else 'NOT met'} (target >= {TARGET_RATIO})"
 
 
-async def main(seconds: float, concurrency: int) -> None:
+# `--cheap-hashes`: argon2id at its smallest (8 KiB, one pass), so that a login's CPU is what
+# runs beside the hash, without the hash and without its contention for the caches.
+CHEAP_HASHES = {"ARGON2_MEMORY_COST_KIB": "8", "ARGON2_TIME_COST": "1"}
+
+
+async def main(seconds: float, concurrency: int, *, cheap_hashes: bool = False) -> None:
     cores = os.cpu_count() or 1
     load_at_start = os.getloadavg()[0]
     with database_server() as pg, tempfile.TemporaryDirectory() as state:
@@ -236,7 +277,11 @@ async def main(seconds: float, concurrency: int) -> None:
             echo=False,
             # Logins count failures only; the per-address brake (of the routes that mail, and of
             # every auth route before issue #26) would only stop this one client address.
-            extra_env={"AUTH_RATE_LIMIT_PER_MINUTE": "0", "LOG_LEVEL": "WARNING"},
+            extra_env={
+                "AUTH_RATE_LIMIT_PER_MINUTE": "0",
+                "LOG_LEVEL": "WARNING",
+                **(CHEAP_HASHES if cheap_hashes else {}),
+            },
         )
         try:
             # Only what a login runs in: the other services would idle beside it and bill
@@ -266,9 +311,11 @@ async def main(seconds: float, concurrency: int) -> None:
                 if running.component.name == IDENTITY.name
             )
             before = cpu_seconds_by_part(stack, port)
+            wakeups_before = wakeups_by_part(stack, port)
             threads_before = thread_cpu_seconds(identity_pid)
             ok, failed, elapsed = await drive_logins(stack.gateway_url, seconds, concurrency)
             spent = cpu_seconds_by_part(stack, port, since=before)
+            wakeups = wakeups_by_part(stack, port, since=wakeups_before)
             threads_after = thread_cpu_seconds(identity_pid)
             ceiling_after = await asyncio.to_thread(raw_verify_rate, 5.0)
         finally:
@@ -284,6 +331,11 @@ async def main(seconds: float, concurrency: int) -> None:
     wall_ratio = per_core / ceiling
     cpu_ratio = per_server_cpu / ceiling_per_cpu
     print(f"cores                          {cores} (load average {load_at_start:.1f} at start)")
+    if cheap_hashes:
+        print(
+            "CHEAP HASHES (argon2id at 8 KiB, one pass): the CPU per login below is what runs"
+            " beside the hash;\n  the ratios do not measure the target"
+        )
     print(f"logins through the gateway     {ok} ok, {failed} failed in {elapsed:.1f} s")
     print(f"logins/s                       {rate:.1f}")
     print(f"logins/s per core              {per_core:.1f}")
@@ -308,6 +360,9 @@ async def main(seconds: float, concurrency: int) -> None:
         f"  {'servers (' + ', '.join(SERVER_PARTS) + ')':<30}{1000 * server_cpu / max(ok, 1):7.2f}"
     )
     print(f"  {'all':<30}{1000 * sum(spent.values()) / max(ok, 1):7.2f}")
+    print("thread wake-ups per login, by process:")
+    for part in SERVER_PARTS:
+        print(f"  {part:<30}{wakeups.get(part, 0) / max(ok, 1):7.2f}")
     loop_cpu = threads_after[0] - threads_before[0]
     pool_cpu = threads_after[1] - threads_before[1]
     print("identity by thread (ms per login):")
@@ -324,6 +379,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--cheap-hashes",
+        action="store_true",
+        help="identity hashes with argon2id at 8 KiB and one pass: measures what a login costs"
+        " beside the hash, alone; compared with a normal run, the difference is what sharing the"
+        " cores with the hashes costs",
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.seconds, options.concurrency))
+    asyncio.run(main(options.seconds, options.concurrency, cheap_hashes=options.cheap_hashes))
     os._exit(0)

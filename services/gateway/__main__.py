@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,13 @@ log = logging.getLogger("services.gateway")
 class DrainingServer(uvicorn.Server):
     """uvicorn re-raises a caught SIGTERM after draining, which would kill the process before
     traces are flushed; this server drains and returns instead."""
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # Which loop serves is said from inside it: `asyncio.run(server.serve())` once ran
+        # asyncio's own loop here while uvicorn's `loop="auto"` read as uvloop.
+        loop = type(asyncio.get_running_loop())
+        log.info("gateway serving", extra={"event_loop": f"{loop.__module__}.{loop.__name__}"})
+        await super().serve(sockets)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -118,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
             sockets = [reuse_port_socket(settings.http_host, settings.http_port)]
         # The app is built (its lifespan adds little).
         ready_to_serve(gil_switch_interval_ms=settings.gil_switch_interval_ms)
-        asyncio.run(server.serve(sockets=sockets))
+        # Server.run, not asyncio.run(server.serve()): it is what runs the loop uvicorn picked
+        # (uvloop when installed, `loop="auto"`); asyncio.run always runs asyncio's own.
+        server.run(sockets=sockets)
         if not server.started:
             rc = 3
     except KeyboardInterrupt:

@@ -84,6 +84,10 @@ async def test_serves_then_drains_in_flight_requests_on_sigterm(
         access = [e for e in entries if e.get("request_id") == "drain-test-0001"]
         assert access and access[0]["http_status"] == 202
         assert all(e["service"] == "gateway" for e in entries)
+        # uvloop serves (a runtime dependency, picked by uvicorn's loop="auto"), not asyncio's
+        # own loop: about a tenth of the gateway's CPU per request (docs/performance.md).
+        serving = [e for e in entries if e.get("message") == "gateway serving"]
+        assert [e["event_loop"] for e in serving] == ["uvloop.Loop"]
     finally:
         if process.returncode is None:
             process.kill()
