@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -138,3 +139,16 @@ def test_every_component_starts_with_grpc_io_on_the_polling_thread(
     for pid in running:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"{GRPC_EXPERIMENTS_VARIABLE}={started_with}".encode() in environ
+
+
+def test_every_process_serves_on_uvloop(stack: Stack) -> None:
+    """The gRPC services (`services.kit.runtime`) and the gateway (uvicorn's `loop="auto"`)
+    say which loop serves them once it runs: uvloop's, not asyncio's own."""
+    for component in COMPONENTS:
+        if component.name in ("worker", "web"):
+            continue
+        message = "gateway serving" if component.name == "gateway" else "serving"
+        log = (stack.state_dir / "logs" / f"{component.name}.log").read_text()
+        entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        loops = [entry["event_loop"] for entry in entries if entry.get("message") == message]
+        assert loops and set(loops) == {"uvloop.Loop"}, (component.name, loops)
