@@ -44,17 +44,23 @@ PACKAGE_GROUPS = {
 }
 
 
-# Modules that run after the rest of their group, on the servers it shares: the API fuzzer
-# (two roles over every operation, issue 24) creates what valid requests create on the
-# end-to-end stack, which the browser tests must not meet, and it needs nothing they leave.
-LAST_IN_GROUP = ("tests/e2e/test_fuzz_openapi.py",)
+# The API fuzzer (two roles over every operation, issue 24) creates what valid requests create,
+# which the browser tests must not meet, and it needs nothing they leave. Under xdist it is a
+# group of its own, scheduled right after the e2e group (which holds every browser test), so
+# that it runs on another worker's stack: the e2e group and the fuzzer together were half of the
+# suite's work on one worker, the critical path of the run. A serial run (one session, one
+# stack) runs it after everything else on the stack (LAST_IN_GROUP).
+FUZZ_MODULE = "tests/e2e/test_fuzz_openapi.py"
+FUZZ_GROUP = "fuzz"
+LAST_IN_GROUP = (FUZZ_MODULE,)
 
 
 # Seconds each heavy group took in a quiet `make test` (setup included; docs/testing.md). The
 # scheduler starts the longest first, so that no long group is left to run alone at the end;
 # other groups count SECONDS_PER_TEST each test. Stale figures cost balance, never correctness.
 GROUP_SECONDS = {
-    "e2e": 450.0,  # 250 and the fuzz's 240 less its stack's start (estimated, 2026-12-07)
+    "e2e": 470.0,  # the browser tests and the end-to-end ones, with their stack's start
+    FUZZ_GROUP: 200.0,  # two roles, and a stack of their own
     "stack-security": 97.0,
     "identity": 47.0,
     "partners": 43.0,
@@ -75,6 +81,8 @@ def xdist_group_of(nodeid: str) -> str:
     """The unit of work a test belongs to: its package where the package shares servers, else its
     module. Computed from the node id alone, so the controller can schedule without collecting."""
     path = nodeid.split("::", 1)[0]
+    if path == FUZZ_MODULE:
+        return FUZZ_GROUP
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in PACKAGE_GROUPS:
         return PACKAGE_GROUPS[parts[1]]
@@ -104,6 +112,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 ordered = sorted(
                     self.workqueue.items(), key=lambda item: -group_seconds(item[0], len(item[1]))
                 )
+                # The fuzzer right after the browser tests' group, whatever the figures say: a
+                # worker that took it (one worker, or -n 1) has run every browser test first.
+                groups = [group for group, _ in ordered]
+                if FUZZ_GROUP in groups and "e2e" in groups:
+                    fuzz = ordered.pop(groups.index(FUZZ_GROUP))
+                    ordered.insert([group for group, _ in ordered].index("e2e") + 1, fuzz)
                 self.workqueue.clear()
                 self.workqueue.update(ordered)
                 self.longest_first = True
