@@ -158,7 +158,7 @@ class LoadAwareSmtpSink(SmtpSink):
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[DatabaseServer]:
-    with database_server() as server:
+    with database_server(durable=False) as server:
         yield server
 
 
