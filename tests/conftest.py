@@ -44,14 +44,24 @@ PACKAGE_GROUPS = {
 }
 
 
+# The browser tests and the end-to-end ones with the API fuzzer were one group, half of the
+# suite's work on one worker: the run's critical path. They are three: "e2e" (tests/e2e and
+# these browser modules), "web-b" (the other browser modules) and the fuzzer. Each worker that
+# runs one of them starts the whole stack once (tests/stack_fixture.py): two stacks instead of
+# one, to spread the browser tests over two workers.
+WEB_B_MODULES = frozenset(
+    f"tests/web/{name}.py"
+    for name in ("test_support", "test_support_pt_br", "test_membership", "test_partners")
+)
+WEB_B_GROUP = "web-b"
+
 # The API fuzzer (two roles over every operation, issue 24) creates what valid requests create,
-# which the browser tests must not meet, and it needs nothing they leave. Under xdist it is a
-# group of its own, scheduled right after the e2e group (which holds every browser test), so
-# that it runs on another worker's stack: the e2e group and the fuzzer together were half of the
-# suite's work on one worker, the critical path of the run. A serial run (one session, one
-# stack) runs it after everything else on the stack (LAST_IN_GROUP).
+# which the browser tests must not meet, and it needs nothing they leave: it is scheduled after
+# both browser groups, so a worker that takes it has run its browser tests already (or none). A
+# serial run (one session, one stack) runs it after everything else (LAST_IN_GROUP).
 FUZZ_MODULE = "tests/e2e/test_fuzz_openapi.py"
 FUZZ_GROUP = "fuzz"
+BROWSER_GROUPS = ("e2e", WEB_B_GROUP)
 LAST_IN_GROUP = (FUZZ_MODULE,)
 
 
@@ -59,8 +69,9 @@ LAST_IN_GROUP = (FUZZ_MODULE,)
 # scheduler starts the longest first, so that no long group is left to run alone at the end;
 # other groups count SECONDS_PER_TEST each test. Stale figures cost balance, never correctness.
 GROUP_SECONDS = {
-    "e2e": 470.0,  # the browser tests and the end-to-end ones, with their stack's start
-    FUZZ_GROUP: 200.0,  # two roles, and a stack of their own
+    "e2e": 260.0,  # tests/e2e and half the browser tests, with their stack's start
+    WEB_B_GROUP: 250.0,  # the other half, with another stack's start
+    FUZZ_GROUP: 200.0,  # two roles, after web-b on its stack as a rule
     "stack-security": 97.0,
     "identity": 47.0,
     "partners": 43.0,
@@ -83,6 +94,8 @@ def xdist_group_of(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
     if path == FUZZ_MODULE:
         return FUZZ_GROUP
+    if path in WEB_B_MODULES:
+        return WEB_B_GROUP
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in PACKAGE_GROUPS:
         return PACKAGE_GROUPS[parts[1]]
@@ -112,12 +125,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 ordered = sorted(
                     self.workqueue.items(), key=lambda item: -group_seconds(item[0], len(item[1]))
                 )
-                # The fuzzer right after the browser tests' group, whatever the figures say: a
-                # worker that took it (one worker, or -n 1) has run every browser test first.
+                # The fuzzer after the browser tests' groups, whatever the figures say: a worker
+                # that takes it has been given its browser tests already, and runs them first.
                 groups = [group for group, _ in ordered]
-                if FUZZ_GROUP in groups and "e2e" in groups:
+                if FUZZ_GROUP in groups:
                     fuzz = ordered.pop(groups.index(FUZZ_GROUP))
-                    ordered.insert([group for group, _ in ordered].index("e2e") + 1, fuzz)
+                    groups.remove(FUZZ_GROUP)
+                    browsers = [groups.index(g) for g in BROWSER_GROUPS if g in groups]
+                    ordered.insert(max(browsers, default=-1) + 1, fuzz)
                 self.workqueue.clear()
                 self.workqueue.update(ordered)
                 self.longest_first = True
