@@ -70,8 +70,9 @@ node_modules/.installed: package.json package-lock.json
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing Debian's nodejs and npm for the node tools"; \
 			export DEBIAN_FRONTEND=noninteractive; \
-			apt-get install -y -q nodejs npm >/dev/null 2>&1 \
-				|| { apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null; }; \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm >/dev/null 2>&1 \
+				|| { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null \
+					&& apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm >/dev/null; }; \
 		else echo "npm is missing and apt-get needs root: install Node.js 20+"; exit 1; fi; \
 	fi
 	npm ci --no-audit --no-fund --loglevel=error
@@ -92,7 +93,9 @@ install: $(VENV)/.synced $(CHART_TOOLS)/.installed $(OPENAPI_CLIENT)/.installed 
 dev: install prometheus $(TRACE_UI)/.installed
 	GUICHET_TRACE_UI=$(CURDIR)/$(TRACE_UI)/bin/phoenix $(RUN) python -m services.devstack
 
-lint: install
+# Lint and the generated-code checks need only what they run: under make -j (make test) they
+# start while the other tools install.
+lint: $(VENV)/.synced
 	$(RUN) ruff check --no-cache .
 	$(RUN) ruff format --no-cache --check .
 	$(RUN) mypy services workflows web tests bench
@@ -106,7 +109,7 @@ proto: install
 
 # The OpenAPI linter (redocly.yaml) reads the committed document, which the line before it
 # proved to be the live one.
-proto-check: install
+proto-check: $(VENV)/.synced node_modules/.installed $(MO_FILES)
 	$(RUN) python -m services.kit.protogen --check
 	$(RUN) buf lint proto
 	$(RUN) python -m services.gateway.openapi --check tests/gateway/openapi.json
@@ -136,9 +139,11 @@ prometheus:
 browser:
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ]; then 		exit 0; 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then 		echo "installing Debian's chromium for the browser tests (tests/web)"; 		export DEBIAN_FRONTEND=noninteractive; 		apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null 2>&1 			|| { apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null; } 			|| echo "could not install chromium: the browser tests will be skipped"; 	else 		echo "no chromium, and apt-get needs root: the browser tests will be skipped"; 	fi
 
-# Lint, generated-code checks and the browser install run side by side, then the suite.
-test: install
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint proto-check browser prometheus
+# The installs, lint, generated-code checks and the browser install run side by side (uv's
+# bytecode compilation and mypy use the cores while npm and the tools' environments mostly wait
+# on the disk), then the suite.
+test:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target install lint proto-check browser prometheus
 	$(RUN) pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
 
 # make test while another program keeps $(BUSY_CPUS) cores busy (stress-ng when installed, else

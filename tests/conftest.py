@@ -44,17 +44,34 @@ PACKAGE_GROUPS = {
 }
 
 
-# Modules that run after the rest of their group, on the servers it shares: the API fuzzer
-# (two roles over every operation, issue 24) creates what valid requests create on the
-# end-to-end stack, which the browser tests must not meet, and it needs nothing they leave.
-LAST_IN_GROUP = ("tests/e2e/test_fuzz_openapi.py",)
+# The browser tests and the end-to-end ones with the API fuzzer were one group, half of the
+# suite's work on one worker: the run's critical path. They are three: "e2e" (tests/e2e and
+# these browser modules), "web-b" (the other browser modules) and the fuzzer. Each worker that
+# runs one of them starts the whole stack once (tests/stack_fixture.py): two stacks instead of
+# one, to spread the browser tests over two workers.
+WEB_B_MODULES = frozenset(
+    f"tests/web/{name}.py"
+    for name in ("test_support", "test_support_pt_br", "test_membership", "test_partners")
+)
+WEB_B_GROUP = "web-b"
+
+# The API fuzzer (two roles over every operation, issue 24) creates what valid requests create,
+# which the browser tests must not meet, and it needs nothing they leave: it is scheduled after
+# both browser groups, so a worker that takes it has run its browser tests already (or none). A
+# serial run (one session, one stack) runs it after everything else (LAST_IN_GROUP).
+FUZZ_MODULE = "tests/e2e/test_fuzz_openapi.py"
+FUZZ_GROUP = "fuzz"
+BROWSER_GROUPS = ("e2e", WEB_B_GROUP)
+LAST_IN_GROUP = (FUZZ_MODULE,)
 
 
 # Seconds each heavy group took in a quiet `make test` (setup included; docs/testing.md). The
 # scheduler starts the longest first, so that no long group is left to run alone at the end;
 # other groups count SECONDS_PER_TEST each test. Stale figures cost balance, never correctness.
 GROUP_SECONDS = {
-    "e2e": 450.0,  # 250 and the fuzz's 240 less its stack's start (estimated, 2026-12-07)
+    "e2e": 260.0,  # tests/e2e and half the browser tests, with their stack's start
+    WEB_B_GROUP: 250.0,  # the other half, with another stack's start
+    FUZZ_GROUP: 200.0,  # two roles, after web-b on its stack as a rule
     "stack-security": 97.0,
     "identity": 47.0,
     "partners": 43.0,
@@ -75,6 +92,10 @@ def xdist_group_of(nodeid: str) -> str:
     """The unit of work a test belongs to: its package where the package shares servers, else its
     module. Computed from the node id alone, so the controller can schedule without collecting."""
     path = nodeid.split("::", 1)[0]
+    if path == FUZZ_MODULE:
+        return FUZZ_GROUP
+    if path in WEB_B_MODULES:
+        return WEB_B_GROUP
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in PACKAGE_GROUPS:
         return PACKAGE_GROUPS[parts[1]]
@@ -104,6 +125,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 ordered = sorted(
                     self.workqueue.items(), key=lambda item: -group_seconds(item[0], len(item[1]))
                 )
+                # The fuzzer after the browser tests' groups, whatever the figures say: a worker
+                # that takes it has been given its browser tests already, and runs them first.
+                groups = [group for group, _ in ordered]
+                if FUZZ_GROUP in groups:
+                    fuzz = ordered.pop(groups.index(FUZZ_GROUP))
+                    groups.remove(FUZZ_GROUP)
+                    browsers = [groups.index(g) for g in BROWSER_GROUPS if g in groups]
+                    ordered.insert(max(browsers, default=-1) + 1, fuzz)
                 self.workqueue.clear()
                 self.workqueue.update(ordered)
                 self.longest_first = True
@@ -144,7 +173,7 @@ class LoadAwareSmtpSink(SmtpSink):
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[DatabaseServer]:
-    with database_server() as server:
+    with database_server(durable=False) as server:
         yield server
 
 

@@ -6,6 +6,12 @@ identity (`BOOTSTRAP_ADMIN_TOTP_SECRET`). Identity accepts each 30-second step o
 (replay), and the step after the current one too (clock drift): `fresh_code` hands out steps this
 process has not used yet, so two sign-ins within one step both pass, and a third waits for the
 next step instead of failing. Tools should still sign in once and keep the tokens.
+
+Identity keeps the last step used in its own database (per account), so the steps are counted
+per `scope`: a test world that starts an identity on a fresh database passes that database's URL,
+and its sign-ins never wait for steps another world's identity took (every harness world signs
+in as the bootstrap admin with the same secret: the third world within a 30-second step waited up
+to 30 s for the next). The default scope is the one identity a process talks to (a stack's).
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ from guichet.identity.v1 import identity_pb2, identity_pb2_grpc
 STEP_SECONDS = 30
 # Deadline of each call to identity.
 CALL_SECONDS = 10
-_used_steps: dict[str, int] = {}
+_used_steps: dict[tuple[str, str], int] = {}
 
 
-def _take_code(secret: str, account: str) -> str | float:
+def _take_code(secret: str, account: str, scope: str = "") -> str | float:
     """A code of the current step or the next one not used yet, else the seconds to wait."""
     totp = pyotp.TOTP(secret)
-    key = account.lower()
+    key = (scope, account.lower())
     now = time.time()
     step = totp.timecode(datetime.fromtimestamp(now, UTC))
     for candidate in (step, step + 1):
@@ -37,10 +43,11 @@ def _take_code(secret: str, account: str) -> str | float:
     return STEP_SECONDS - now % STEP_SECONDS + 0.05
 
 
-async def fresh_code(secret: str, account: str) -> str:
-    """A TOTP code of a step not yet used by this process for `account` (waits when needed)."""
+async def fresh_code(secret: str, account: str, *, scope: str = "") -> str:
+    """A TOTP code of a step not yet used by this process for `account` on the identity that
+    `scope` names (waits when needed)."""
     for _ in range(3):  # at most one step to wait for; a few in case the clock jumps
-        taken = _take_code(secret, account)
+        taken = _take_code(secret, account, scope)
         if isinstance(taken, str):
             return taken
         await asyncio.sleep(taken)
@@ -61,8 +68,10 @@ async def sign_in(
     *,
     totp_secret: str | None,
     client_ip: str = "",
+    scope: str = "",
 ) -> identity_pb2.TokenPair:
-    """Password, then (when identity asks) a fresh TOTP code: the pair of a complete sign-in."""
+    """Password, then (when identity asks) a fresh TOTP code: the pair of a complete sign-in.
+    `scope` names the identity behind `stub` when a process talks to several (`fresh_code`)."""
     response: identity_pb2.LoginResponse = await stub.Login(
         identity_pb2.LoginRequest(username=username, password=password, client_ip=client_ip),
         timeout=CALL_SECONDS,
@@ -72,7 +81,7 @@ async def sign_in(
     if totp_secret is None:
         raise RuntimeError(f"{username} needs a second factor and no TOTP secret was given")
     for attempt in range(3):
-        code = await fresh_code(totp_secret, username)
+        code = await fresh_code(totp_secret, username, scope=scope)
         try:
             done: identity_pb2.CompleteSecondFactorResponse = await stub.CompleteSecondFactor(
                 identity_pb2.CompleteSecondFactorRequest(

@@ -77,7 +77,10 @@ def _docker_reachable() -> bool:
 
 
 @contextmanager
-def database_server() -> Iterator[DatabaseServer]:
+def database_server(*, durable: bool = True) -> Iterator[DatabaseServer]:
+    """A PostgreSQL server: `DATABASE_URL`'s, a container's, or a local one in a temporary folder.
+    `durable=False` (the tests') runs the local one without fsync and stops it without a
+    checkpoint, its folder deleted next; the benchmarks keep a durable one."""
     if url := os.environ.get("DATABASE_URL"):
         yield DatabaseServer(url)
         return
@@ -88,12 +91,12 @@ def database_server() -> Iterator[DatabaseServer]:
             yield DatabaseServer(container.get_connection_url())
         return
     with tempfile.TemporaryDirectory(prefix="guichet-pg-") as folder:
-        server = LocalPostgres(Path(folder) / "data", free_port())
+        server = LocalPostgres(Path(folder) / "data", free_port(), durable=durable)
         server.start()
         try:
             yield DatabaseServer(server.url())
         finally:
-            server.stop(quiet=True)
+            server.stop(quiet=True, mode="fast" if durable else "immediate")
 
 
 # --- waiting on a busy machine -----------------------------------------------------------------

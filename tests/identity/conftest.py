@@ -128,7 +128,13 @@ async def identity(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(channel),
         )
-        admin = await sign_in(stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET)
+        admin = await sign_in(
+            stub,
+            ADMIN_USERNAME,
+            ADMIN_PASSWORD,
+            totp_secret=ADMIN_TOTP_SECRET,
+            scope=identity_url,
+        )
         service = await stub.IssueServiceToken(
             identity_pb2.IssueServiceTokenRequest(
                 client_id=SERVICE_CLIENT_ID, client_secret=SERVICE_CLIENT_SECRET

@@ -316,7 +316,11 @@ async def running_world(
             identity_pb2_grpc.IdentityServiceStub(identity_channel),
         )
         admin = await sign_in(
-            identity_stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET
+            identity_stub,
+            ADMIN_USERNAME,
+            ADMIN_PASSWORD,
+            totp_secret=ADMIN_TOTP_SECRET,
+            scope=identity_url,
         )
         link = connect_identity(
             CommonSettings(

@@ -288,7 +288,9 @@ async def identity_service(
             "identity_pb2_grpc.IdentityServiceAsyncStub",
             identity_pb2_grpc.IdentityServiceStub(channel),
         )
-        admin = await sign_in(stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET)
+        admin = await sign_in(
+            stub, ADMIN_USERNAME, ADMIN_PASSWORD, totp_secret=ADMIN_TOTP_SECRET, scope=url
+        )
         yield (
             Identity(
                 settings=settings,
