@@ -25,8 +25,6 @@ RUN groupadd --system --gid 10001 guichet \
  && useradd --system --uid 10001 --gid guichet --no-create-home --shell /usr/sbin/nologin guichet
 COPY --from=build --chown=root:root /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-# gRPC's socket I/O on the thread grpc.aio polls with, not EventEngine's (services/kit/grpc_io.py).
-ENV GRPC_EXPERIMENTS=-event_engine_client,-event_engine_listener
 WORKDIR /app
 USER 10001:10001
 ENTRYPOINT ["python", "-m"]

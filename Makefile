@@ -8,8 +8,6 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
-# gRPC's socket I/O as the image does it (services/kit/grpc_io.py): tests and benches run it too.
-export GRPC_EXPERIMENTS ?= -event_engine_client,-event_engine_listener
 # Chart checks' tools pin old common libraries: they get an environment of their own.
 CHART_TOOLS := $(TOOLS)/chart
 CHART_TOOL_VERSIONS := checkov==3.3.30 kubernetes-validate==1.37.0

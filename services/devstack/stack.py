@@ -33,7 +33,6 @@ from services.devstack.components import COMPONENTS, Component
 from services.devstack.signin import sign_in
 from services.kit.binaries import temporal_cli
 from services.kit.db import ensure_database
-from services.kit.grpc_io import grpc_io_environment
 from services.kit.localpg import LocalPostgres
 from services.kit.mail import new_sealing_key
 from services.kit.smtpsink import SmtpSink
@@ -499,7 +498,6 @@ class Stack:
             "SMTP_PORT": str(self.smtp.port),
             # Links in mails lead to the web portal (a client of the gateway), not to the API.
             "PUBLIC_BASE_URL": self.web_url,
-            **grpc_io_environment(os.environ),
         }
         if self.instance:
             env["TEMPORAL_TASK_QUEUE"] = f"guichet-{self.instance}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import grpc
 import httpx
@@ -15,7 +13,6 @@ from services.devstack.components import COMPONENTS, Component
 from services.devstack.demo import DEMO_PASSWORD
 from services.devstack.signin import fresh_code
 from services.devstack.stack import ADMIN_USERNAME, Stack, start_waves
-from services.kit.grpc_io import GRPC_EXPERIMENTS, GRPC_EXPERIMENTS_VARIABLE
 
 
 async def test_gateway_is_healthy_and_ready(stack: Stack) -> None:
@@ -122,23 +119,6 @@ def test_callers_that_call_each_other_have_no_start_order() -> None:
     b = Component("b", "b", None, protocol="none", calls=("a",))
     with pytest.raises(ValueError, match="cycle"):
         start_waves([a, b])
-
-
-def test_every_component_starts_with_grpc_io_on_the_polling_thread(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Even when `make` did not export it (`python -m services.devstack` run directly); an
-    operator's own value is kept."""
-    started_with = os.environ.get(GRPC_EXPERIMENTS_VARIABLE, GRPC_EXPERIMENTS)
-    monkeypatch.delenv(GRPC_EXPERIMENTS_VARIABLE, raising=False)
-    for component in COMPONENTS:
-        assert stack.env_for(component)[GRPC_EXPERIMENTS_VARIABLE] == GRPC_EXPERIMENTS
-    monkeypatch.setenv(GRPC_EXPERIMENTS_VARIABLE, "")
-    assert stack.env_for(COMPONENTS[0])[GRPC_EXPERIMENTS_VARIABLE] == ""
-    running = {part.process.pid for part in stack.running}
-    for pid in running:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        assert f"{GRPC_EXPERIMENTS_VARIABLE}={started_with}".encode() in environ
 
 
 def test_every_process_serves_on_uvloop(stack: Stack) -> None:
