@@ -28,7 +28,7 @@ from services.gateway.settings import GatewaySettings
 from services.kit.db import upgrade
 from services.kit.logs import configure_logging
 from services.kit.metrics import serve_metrics
-from services.kit.serving import ready_to_serve
+from services.kit.serving import ready_to_serve, running_loop_name
 from services.kit.settings import load_settings
 from services.kit.telemetry import setup_telemetry, shutdown_telemetry
 from services.kit.workers import reuse_port_socket, supervise, worker_index
@@ -43,8 +43,7 @@ class DrainingServer(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # Which loop serves is said from inside it: `asyncio.run(server.serve())` once ran
         # asyncio's own loop here while uvicorn's `loop="auto"` read as uvloop.
-        loop = type(asyncio.get_running_loop())
-        log.info("gateway serving", extra={"event_loop": f"{loop.__module__}.{loop.__name__}"})
+        log.info("gateway serving", extra={"event_loop": running_loop_name()})
         await super().serve(sockets)
 
     @contextmanager

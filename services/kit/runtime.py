@@ -30,7 +30,7 @@ from services.kit.grpcserver import RunningServer, serve_until_signalled, start_
 from services.kit.logs import configure_logging
 from services.kit.metrics import outbox_gauges, serve_metrics, watch_pool
 from services.kit.outbox import OutboxRelay
-from services.kit.serving import ready_to_serve
+from services.kit.serving import ready_to_serve, running_loop_name
 from services.kit.settings import ServiceSettings, load_settings
 from services.kit.telemetry import instrument_engine, setup_telemetry, shutdown_telemetry
 from services.kit.temporal import connect_temporal
@@ -143,11 +143,7 @@ async def _serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
             REGISTRY.register(backlog)
             context.exit_stack.callback(REGISTRY.unregister, backlog)
         log.info("metrics served", extra={"metrics_port": port})
-    loop = type(asyncio.get_running_loop())
-    log.info(
-        "serving",
-        extra={"grpc_port": running.port, "event_loop": f"{loop.__module__}.{loop.__name__}"},
-    )
+    log.info("serving", extra={"grpc_port": running.port, "event_loop": running_loop_name()})
     ready_to_serve(gil_switch_interval_ms=settings.gil_switch_interval_ms)
     try:
         await serve_until_signalled(running)

@@ -16,6 +16,7 @@ session 4").
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 
@@ -31,3 +32,10 @@ def ready_to_serve(*, gil_switch_interval_ms: float) -> None:
     """The process is built: freeze what it built, and let other threads have the GIL sooner."""
     sys.setswitchinterval(gil_switch_interval_ms / 1000)
     freeze_startup_objects()
+
+
+def running_loop_name() -> str:
+    """The running event loop's class, as the serving log line names it ("uvloop.Loop"): which
+    loop serves is said from inside it, where nothing can have picked another."""
+    loop = type(asyncio.get_running_loop())
+    return f"{loop.__module__}.{loop.__name__}"
