@@ -78,8 +78,12 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
             credentials=client_call_details.credentials,
             wait_for_ready=client_call_details.wait_for_ready,
         )
-        # The call is awaited here, so that its end is timed and its code counted; the response
-        # (or the AioRpcError, unchanged) is what the caller's `await stub.Method(…)` gets.
+        # The call's end is awaited here, so that it is timed and its code counted, and the call
+        # itself is returned: the caller's `await stub.Method(…)` gets its response or its
+        # AioRpcError, unchanged. Returning the call (not raising its error) matters to the
+        # OpenTelemetry interceptor outside this one: it ends its client span in a done callback
+        # of the call it gets back, and when this one raised, the client span of every failed
+        # call was never ended, so never exported (tests/gateway/test_problems.py).
         method = client_call_details.method
         method = method.decode() if isinstance(method, bytes) else str(method)
         metrics = grpc_client_metrics()
@@ -89,7 +93,8 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
         in_flight.inc()
         try:
             call = await continuation(details, request)
-            return await call
+            code = (await call.code()).name
+            return call
         except grpc.aio.AioRpcError as error:
             code = error.code().name
             raise

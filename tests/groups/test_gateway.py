@@ -179,7 +179,19 @@ async def test_fifty_requests_race_for_one_client(world: World, http: httpx.Asyn
     provider = await world.provider()
     seeds = await world.clients(provider, 50, accounts=1)
     [contested] = await world.clients(provider, 1, accounts=2)
-    groups = await asyncio.gather(*(world.group(provider, [seed]) for seed in seeds))
+    # The 50 groups are the set-up, not the race: made a few at a time. Fired at once, these
+    # calls (no deadline, to the groups server in this process) wait in gRPC core until the
+    # server's loop accepts them, and that loop is busy with the calls it took and with the
+    # worker's 51 new expiry workflows; gRPC cancels a call left unaccepted for 30 s
+    # (`grpc.server_max_unrequested_time_in_server`): one CreateGroup failed CANCELLED at load
+    # 10-15. With that limit at 1 s, a burst of 50 fails CANCELLED under two busy loops.
+    gate = asyncio.Semaphore(5)
+
+    async def seeded(seed: str) -> str:
+        async with gate:
+            return await world.group(provider, [seed])
+
+    groups = await asyncio.gather(*(seeded(seed) for seed in seeds))
     headers = auth(provider.manager_auth)
 
     async def add(group: str) -> httpx.Response:
